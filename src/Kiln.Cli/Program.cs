@@ -1,0 +1,7 @@
+using System.CommandLine;
+using Kiln.Cli.Commands;
+
+var root = new RootCommand("Kiln: train, register, serve and monitor machine-learning models on .NET.");
+root.Options.Add(Cli.Verbose);
+// One line per area; each area's commands live in Commands/<Area>Commands.cs.
+return await root.Parse(args).InvokeAsync();

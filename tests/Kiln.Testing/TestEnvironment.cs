@@ -1,0 +1,112 @@
+using System.Diagnostics;
+
+namespace Kiln.Testing;
+
+/// <summary>Where the repository is, and how to reach the services that test.sh starts.</summary>
+public static class TestEnvironment
+{
+    /// <summary>The repository root (the folder holding Kiln.slnx).</summary>
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    /// <summary>True when test.sh runs the tests: then every service must be there.</summary>
+    public static bool ServicesRequired => Environment.GetEnvironmentVariable("KILN_REQUIRE_SERVICES") == "1";
+
+    /// <summary>The PostgreSQL connection string test.sh exports; null when absent and not required.</summary>
+    public static string? Postgres => Service("KILN_TEST_POSTGRES");
+
+    /// <summary>The Redis endpoint test.sh exports; null when absent and not required.</summary>
+    public static string? Redis => Service("KILN_TEST_REDIS");
+
+    private static string? Service(string variable)
+    {
+        var value = Environment.GetEnvironmentVariable(variable);
+        if (string.IsNullOrEmpty(value) && ServicesRequired)
+        {
+            throw new InvalidOperationException($"{variable} is not set although test.sh should have started the service");
+        }
+        return string.IsNullOrEmpty(value) ? null : value;
+    }
+
+    private static string FindRepoRoot()
+    {
+        var fromEnv = Environment.GetEnvironmentVariable("KILN_REPO_ROOT");
+        if (!string.IsNullOrEmpty(fromEnv)) return fromEnv;
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Kiln.slnx"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException("cannot find the repository root (Kiln.slnx)");
+    }
+
+    /// <summary>A free TCP port on loopback.</summary>
+    public static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>A temporary directory removed on dispose.</summary>
+public sealed class TempDir : IDisposable
+{
+    public TempDir(string prefix = "kiln-test")
+    {
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{prefix}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(Path);
+    }
+
+    public string Path { get; }
+
+    public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
+
+/// <summary>Runs an external program (python3, node, the kiln binary) and captures its output.</summary>
+public static class Proc
+{
+    public sealed record Result(int ExitCode, string StdOut, string StdErr)
+    {
+        public override string ToString() => $"exit {ExitCode}\nstdout:\n{StdOut}\nstderr:\n{StdErr}";
+    }
+
+    public static async Task<Result> RunAsync(string file, IEnumerable<string> args, string? workingDirectory = null,
+        string? stdin = null, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
+    {
+        var psi = new ProcessStartInfo(file)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = stdin is not null,
+            WorkingDirectory = workingDirectory ?? TestEnvironment.RepoRoot,
+            UseShellExecute = false,
+        };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
+        var outTask = p.StandardOutput.ReadToEndAsync();
+        var errTask = p.StandardError.ReadToEndAsync();
+        if (stdin is not null)
+        {
+            await p.StandardInput.WriteAsync(stdin);
+            p.StandardInput.Close();
+        }
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(5));
+        try
+        {
+            await p.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish in time");
+        }
+        return new Result(p.ExitCode, await outTask, await errTask);
+    }
+
+    /// <summary>Runs a Python script (the numeric oracles: scipy, scikit-learn, pandas).</summary>
+    public static Task<Result> PythonAsync(string script, string? workingDirectory = null) =>
+        RunAsync("python3", ["-c", script], workingDirectory);
+}
