@@ -110,3 +110,41 @@ public static class Proc
     public static Task<Result> PythonAsync(string script, string? workingDirectory = null) =>
         RunAsync("python3", ["-c", script], workingDirectory);
 }
+
+/// <summary>The real kiln CLI binary, as built by the solution build (tests run it as a user would).</summary>
+public static class KilnCli
+{
+    /// <summary>Path to kiln.dll of the same configuration as the running tests.</summary>
+    public static string Dll { get; } = Find();
+
+    private static string Find()
+    {
+        var config = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
+        var path = Path.Combine(TestEnvironment.RepoRoot, "src", "Kiln.Cli", "bin", config, "net10.0", "kiln.dll");
+        return File.Exists(path) ? path : throw new FileNotFoundException($"build the CLI first: {path} is missing");
+    }
+
+    /// <summary>Runs `kiln ARGS` and waits for it.</summary>
+    public static Task<Proc.Result> RunAsync(IEnumerable<string> args, string? workingDirectory = null,
+        IDictionary<string, string>? env = null, TimeSpan? timeout = null) =>
+        Proc.RunAsync("dotnet", new[] { Dll }.Concat(args), workingDirectory, env: env, timeout: timeout);
+
+    /// <summary>Starts `kiln ARGS` in the background (servers); the caller kills it.</summary>
+    public static Process Start(IEnumerable<string> args, string? workingDirectory = null, IDictionary<string, string>? env = null)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = workingDirectory ?? TestEnvironment.RepoRoot,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
+        var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start kiln");
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+}
