@@ -98,7 +98,8 @@ public static class Trainer
         ml.Model.Save(model, trainView.Schema, writer.PathOf(ModelFile));
         var createdAt = DateTimeOffset.UtcNow;
         writer.WriteJson(ModelPackage.SignatureFile, Signature(spec, table, labels));
-        writer.WriteJson(ModelPackage.ProfileFile, new PackageProfile { Inputs = inputProfile, Outputs = outputProfile });
+        // The profile is large (samples of every column): written compact; `kiln package show` summarizes it.
+        writer.WriteJson(ModelPackage.ProfileFile, new PackageProfile { Inputs = inputProfile, Outputs = outputProfile }, indented: false);
         writer.WriteJson(ModelPackage.MetadataFile, new PackageMetadata
         {
             Name = spec.Name,
@@ -150,6 +151,10 @@ public static class Trainer
         if (spec.Task == ModelTask.Multiclass)
             Append(ml.Transforms.Conversion.MapValueToKey(LabelColumn, LabelColumn, keyOrdinality: Microsoft.ML.Transforms.ValueToKeyMappingEstimator.KeyOrdinality.ByValue));
         Append(Estimator(ml, spec));
+        // A random forest's score is a vote share, not a probability: Platt scaling on the training
+        // rows turns it into one (FastTree and LightGBM calibrate by themselves).
+        if (spec.Task == ModelTask.Binary && spec.Trainer.Kind == "fast_forest")
+            Append(ml.BinaryClassification.Calibrators.Platt(LabelColumn));
         if (spec.Task == ModelTask.Multiclass) Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
         return chain!;
     }
