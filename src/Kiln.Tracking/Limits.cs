@@ -113,5 +113,5 @@ public static partial class Limits
             throw TrackingException.Invalid($"max_results must be between 1 and {limit}; got {maxResults}");
     }
 
-    internal static string Shorten(string s) => s.Length <= 40 ? s : s[..40] + "…";
+    public static string Shorten(string s) => s.Length <= 40 ? s : s[..40] + "…";
 }

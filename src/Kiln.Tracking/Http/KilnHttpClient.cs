@@ -33,10 +33,11 @@ public sealed class KilnHttpClient : ITrackingStore, IModelRegistry, IArtifactSt
 
     private static string Q(string? s) => Uri.EscapeDataString(s ?? "");
 
-    private async Task<TRes> SendAsync<TRes>(HttpMethod method, string path, HttpContent? content, JsonTypeInfo<TRes> info, CancellationToken ct)
+    private async Task<TRes> SendAsync<TRes>(HttpMethod method, string path, HttpContent? content, JsonTypeInfo<TRes> info, CancellationToken ct,
+        string? user = null)
     {
         using var request = new HttpRequestMessage(method, Url(path)) { Content = content };
-        request.Headers.Add(UserHeader, User);
+        request.Headers.Add(UserHeader, string.IsNullOrEmpty(user) ? User : user);
         HttpResponseMessage response;
         try
         {
@@ -59,11 +60,11 @@ public sealed class KilnHttpClient : ITrackingStore, IModelRegistry, IArtifactSt
     }
 
     private Task<TRes> PostAsync<TReq, TRes>(string path, TReq body, JsonTypeInfo<TReq> reqInfo, JsonTypeInfo<TRes> resInfo, CancellationToken ct,
-        HttpMethod? method = null)
+        HttpMethod? method = null, string? user = null)
     {
         var content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body, reqInfo));
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        return SendAsync(method ?? HttpMethod.Post, path, content, resInfo, ct);
+        return SendAsync(method ?? HttpMethod.Post, path, content, resInfo, ct, user);
     }
 
     private Task<TRes> GetAsync<TRes>(string path, JsonTypeInfo<TRes> info, CancellationToken ct) =>
@@ -318,10 +319,10 @@ public sealed class KilnHttpClient : ITrackingStore, IModelRegistry, IArtifactSt
 
     public Task SetAliasAsync(string name, string alias, int version, string? userId = null, CancellationToken ct = default) =>
         PostAsync("api/2.0/mlflow/registered-models/alias", new RegistryRequest { Name = name, Alias = alias, Version = V(version) },
-            Json.RegistryRequest, Json.EmptyResponse, ct);
+            Json.RegistryRequest, Json.EmptyResponse, ct, user: userId);
 
     public Task DeleteAliasAsync(string name, string alias, string? userId = null, CancellationToken ct = default) =>
-        SendAsync(HttpMethod.Delete, $"api/2.0/mlflow/registered-models/alias?name={Q(name)}&alias={Q(alias)}", null, Json.EmptyResponse, ct);
+        SendAsync(HttpMethod.Delete, $"api/2.0/mlflow/registered-models/alias?name={Q(name)}&alias={Q(alias)}", null, Json.EmptyResponse, ct, userId);
 
     public async Task<ModelVersion> GetModelVersionByAliasAsync(string name, string alias, CancellationToken ct = default) =>
         (await GetAsync($"api/2.0/mlflow/registered-models/alias?name={Q(name)}&alias={Q(alias)}", Json.ModelVersionResponse, ct).ConfigureAwait(false))
@@ -335,7 +336,7 @@ public sealed class KilnHttpClient : ITrackingStore, IModelRegistry, IArtifactSt
     }
 
     public async Task<AliasEvent> RollbackAliasAsync(string name, string alias, string? userId = null, CancellationToken ct = default) =>
-        (await SendAsync(HttpMethod.Post, $"api/v1/models/{Q(name)}/aliases/{Q(alias)}/rollback", null, Json.AliasEventDto, ct).ConfigureAwait(false))
+        (await SendAsync(HttpMethod.Post, $"api/v1/models/{Q(name)}/aliases/{Q(alias)}/rollback", null, Json.AliasEventDto, ct, userId).ConfigureAwait(false))
         .FromDto();
 
     /// <summary>The version an alias points at, in one small request (serving polls this for hot swap).</summary>
