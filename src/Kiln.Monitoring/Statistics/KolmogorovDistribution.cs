@@ -66,27 +66,57 @@ public static class KolmogorovDistribution
             return Math.Exp(logp);
         }
         if (n == 1) return 1 - x;
-        // Terms are positive (no cancellation); computed in log space. They concentrate at small j, so the sum
-        // stops once they are negligible and falling.
+        // The terms are positive (no cancellation) and, as a function of j, rise to a single peak (near
+        // j = n(1/2 - x) for large n) and fall. Find the peak by ternary search, then sum outward from it until the
+        // terms are negligible: O(sqrt(n)) terms instead of n.
         var nd = (double)n;
+        var last = (long)Math.Floor(nd * (1 - x));
+        if ((nd - last - nd * x) / nd <= 0) last--; // that term is (1 - x - j/n)^(n-j) = 0
+        if (last < 0) return 0;
         var logFactN = SpecialFunctions.LogGamma(nd + 1);
         var logX = Math.Log(x);
-        var nx = nd * x;
-        var last = (long)Math.Floor(nd * (1 - x));
-        var sum = 0.0;
-        var previous = double.PositiveInfinity;
-        for (long j = 0; j <= last; j++)
+        long lo = 0, hi = last;
+        while (hi - lo > 2)
         {
-            var rest = (nd - j - nx) / nd; // 1 - x - j/n
-            if (rest <= 0) break; // the last term vanishes: (1 - x - j/n)^(n-j) = 0
-            var logTerm = logFactN - SpecialFunctions.LogGamma(j + 1.0) - SpecialFunctions.LogGamma(nd - j + 1)
-                + logX + (j - 1) * Math.Log(x + j / nd) + (nd - j) * Math.Log(rest);
-            var term = Math.Exp(logTerm);
+            var m1 = lo + (hi - lo) / 3;
+            var m2 = hi - (hi - lo) / 3;
+            if (SmirnovLogTerm(n, x, m1, logFactN, logX) < SmirnovLogTerm(n, x, m2, logFactN, logX)) lo = m1 + 1;
+            else hi = m2 - 1;
+        }
+        var peak = lo;
+        var best = SmirnovLogTerm(n, x, lo, logFactN, logX);
+        for (var j = lo + 1; j <= hi; j++)
+        {
+            var t = SmirnovLogTerm(n, x, j, logFactN, logX);
+            if (t > best) (best, peak) = (t, j);
+        }
+        var sum = Math.Exp(best);
+        var previous = sum;
+        for (var j = peak - 1; j >= 0; j--)
+        {
+            var term = Math.Exp(SmirnovLogTerm(n, x, j, logFactN, logX));
             sum += term;
-            if (term < previous && term <= sum * 1e-18 && j > 2) break;
+            if (term < previous && term <= sum * 1e-20) break;
+            previous = term;
+        }
+        previous = Math.Exp(best);
+        for (var j = peak + 1; j <= last; j++)
+        {
+            var term = Math.Exp(SmirnovLogTerm(n, x, j, logFactN, logX));
+            sum += term;
+            if (term < previous && term <= sum * 1e-20) break;
             previous = term;
         }
         return Clip(sum);
+    }
+
+    // log of C(n, j) · x · (x + j/n)^(j-1) · (1 - x - j/n)^(n-j).
+    private static double SmirnovLogTerm(long n, double x, long j, double logFactN, double logX)
+    {
+        var nd = (double)n;
+        var rest = (nd - j - nd * x) / nd;
+        return logFactN - SpecialFunctions.LogGamma(j + 1.0) - SpecialFunctions.LogGamma(nd - j + 1)
+            + logX + (j - 1) * Math.Log(x + j / nd) + (nd - j) * Math.Log(rest);
     }
 
     private static double Clip(double p) => double.IsNaN(p) ? p : Math.Clamp(p, 0.0, 1.0);
