@@ -24,7 +24,7 @@ public static class FiniteSample
         {
             if (double.IsFinite(v)) result[k++] = v;
         }
-        Array.Sort(result);
+        RadixSort.Sort(result);
         return result;
     }
 

@@ -94,3 +94,31 @@ public sealed class EdgeCaseTests
         Assert.Equal(0, Binning.BinOf(edges, -0.1));
     }
 }
+
+public sealed class RadixSortTests
+{
+    [Theory]
+    [InlineData(10, 1)]
+    [InlineData(5000, 2)]
+    [InlineData(100_000, 3)]
+    public void Radix_sort_orders_like_array_sort(int n, int seed)
+    {
+        var rng = new Random(seed);
+        var values = new double[n];
+        for (var i = 0; i < n; i++)
+        {
+            values[i] = (i % 7) switch
+            {
+                0 => rng.Next(-3, 4),                      // ties and zeros
+                1 => -rng.NextDouble() * 1e300,            // huge negatives
+                2 => rng.NextDouble() * 1e-300,            // tiny positives (subnormal-ish range)
+                3 => double.MaxValue * (rng.Next(2) == 0 ? 1 : -1),
+                _ => (rng.NextDouble() - 0.5) * 1000,
+            };
+        }
+        var expected = (double[])values.Clone();
+        Array.Sort(expected);
+        RadixSort.Sort(values);
+        for (var i = 0; i < n; i++) Assert.True(expected[i] == values[i], $"index {i}: {expected[i]:R} vs {values[i]:R}");
+    }
+}
