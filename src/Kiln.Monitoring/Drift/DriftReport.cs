@@ -63,6 +63,27 @@ public sealed class DriftReport
 
     /// <summary>Dataset-level warnings (see <see cref="DriftWarnings"/>).</summary>
     public List<string> Warnings { get; init; } = [];
+
+    /// <summary>Lists a current column the reference lacks (not tested), for callers that did not read it.</summary>
+    public void AddColumnNotInReference(string name, ColumnKind kind = ColumnKind.Categorical) => Features.Add(new FeatureDrift
+    {
+        Name = name,
+        Kind = kind,
+        Quality = new FeatureQuality(),
+        Warnings = { DriftWarnings.NotInReference },
+    });
+
+    /// <summary>
+    /// How severe a feature's drift is, for sorting: drifted features first, then by how far past (or short of) its
+    /// threshold the score is; untested features last.
+    /// </summary>
+    public static double Severity(FeatureDrift f)
+    {
+        if (f.Score is not { } score || f.Threshold is not { } threshold || f.Test is null) return double.NegativeInfinity;
+        var pValue = f.PValue is not null;
+        var ratio = pValue ? threshold / Math.Max(score, 1e-300) : score / Math.Max(threshold, 1e-300);
+        return (f.Drifted == true ? 1e6 : 0) + Math.Min(ratio, 1e5);
+    }
 }
 
 /// <summary>The drift of one feature: the test, its score, the verdict, data quality and warnings.</summary>
