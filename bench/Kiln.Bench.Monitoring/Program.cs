@@ -26,11 +26,9 @@ var categorical = features / 5; // one feature in five holds labels
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}");
 
 var rng = new Random(42);
-// Labels are the codes "0".."9": Kiln.Core's Parquet reader cannot yet read back string columns Parquet.Net writes
-// (it sees ReadOnlyMemory<char>), so the current file stores the codes as numbers and the reader turns them into text.
-string[] labels = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+string[] labels = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"];
 
-DataTable MakeTable(int n, double shift, bool codesAsNumbers = false)
+DataTable MakeTable(int n, double shift)
 {
     var t = new DataTable(n);
     for (var f = 0; f < features; f++)
@@ -38,14 +36,8 @@ DataTable MakeTable(int n, double shift, bool codesAsNumbers = false)
         if (f < categorical)
         {
             var v = new string?[n];
-            var codes = new double[n];
-            for (var r = 0; r < n; r++)
-            {
-                var code = Math.Min(labels.Length - 1, (int)(rng.NextDouble() * rng.NextDouble() * labels.Length + shift));
-                v[r] = labels[code];
-                codes[r] = code;
-            }
-            t.Add(codesAsNumbers ? new NumericColumn($"c{f}", codes) : new TextColumn($"c{f}", v));
+            for (var r = 0; r < n; r++) v[r] = labels[Math.Min(labels.Length - 1, (int)(rng.NextDouble() * rng.NextDouble() * labels.Length + shift))];
+            t.Add(new TextColumn($"c{f}", v));
         }
         else
         {
@@ -105,7 +97,7 @@ Directory.CreateDirectory(dir);
 try
 {
     var file = Path.Combine(dir, "current.parquet");
-    await ParquetTable.WriteAsync(MakeTable(rows, 0.05, codesAsNumbers: true), file);
+    await ParquetTable.WriteAsync(MakeTable(rows, 0.05), file);
     var requests = new List<ColumnRequest>();
     foreach (var c in reference.Columns) requests.Add(new ColumnRequest(c.Name, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
     var best = double.MaxValue;

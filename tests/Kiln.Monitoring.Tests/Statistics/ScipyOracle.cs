@@ -7,6 +7,9 @@ namespace Kiln.Monitoring.Tests.Statistics;
 /// <summary>Runs a Python script against scipy with the test's data in a temp JSON file; the script prints JSON.</summary>
 internal static class ScipyOracle
 {
+    // Debian's python3 carries python3-scipy (test.sh installs it); a pyenv or venv python3 earlier on PATH may not.
+    private static readonly string Python = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+
     public static async Task<JsonElement> RunAsync(object data, string script)
     {
         using var dir = new TempDir("kiln-scipy");
@@ -15,7 +18,7 @@ internal static class ScipyOracle
         var prelude = "import json, sys, warnings\nimport numpy as np\nfrom scipy import stats, special\n" +
                       "from scipy.spatial import distance\nwarnings.simplefilter('ignore')\n" +
                       $"data = json.load(open({JsonSerializer.Serialize(path)}))\n";
-        var result = await Proc.PythonAsync(prelude + script);
+        var result = await Proc.RunAsync(Python, ["-c", prelude + script]);
         Assert.True(result.ExitCode == 0, result.ToString());
         using var doc = JsonDocument.Parse(result.StdOut);
         return doc.RootElement.Clone();
