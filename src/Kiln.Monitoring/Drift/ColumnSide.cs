@@ -53,6 +53,9 @@ internal sealed class ColumnSide
 
     public static ColumnSide FromProfile(ColumnProfile p, ColumnProfile? reference)
     {
+        // A profile read from a hand-edited or truncated file may lack its summary: treat it as holding no values.
+        if (p.Kind == ColumnKind.Categorical && p.Categorical is null) return new ColumnSide { Kind = p.Kind, Missing = p.Missing };
+        if (p.Kind == ColumnKind.Numeric && p.Numeric is null) return new ColumnSide { Kind = p.Kind, Missing = p.Missing };
         if (p.Kind == ColumnKind.Categorical)
         {
             var c = p.Categorical!;
@@ -71,7 +74,7 @@ internal sealed class ColumnSide
         double[]? bins = null;
         long outOfRange = 0;
         var refEdges = reference?.Numeric?.Histogram.Edges ?? h.Edges;
-        if (h.Edges.Length >= 2 && h.Edges.AsSpan().SequenceEqual(refEdges))
+        if (h.Edges.Length >= 2 && h.Counts.Length == h.Edges.Length - 1 && h.Edges.AsSpan().SequenceEqual(refEdges))
         {
             bins = new double[h.Counts.Length + 2];
             bins[0] = h.Below;

@@ -326,6 +326,17 @@ public sealed class DriftCalculatorTests
     }
 
     [Fact]
+    public void A_reference_column_without_its_summary_is_an_empty_reference_not_a_crash()
+    {
+        var reference = new DatasetProfile { Rows = 10 };
+        reference.Columns.Add(new ColumnProfile { Name = "x", Kind = ColumnKind.Numeric, Missing = 10 });
+        reference.Columns.Add(new ColumnProfile { Name = "c", Kind = ColumnKind.Categorical });
+        var report = DriftCalculator.Compare(reference, new DataTable(2).Add(new NumericColumn("x", [1, 2])).Add(new TextColumn("c", ["a", "b"])));
+        Assert.All(report.Features, f => Assert.Contains(DriftWarnings.EmptyReference, f.Warnings));
+        Assert.Contains(DriftWarnings.NoFeatureTested, report.Warnings);
+    }
+
+    [Fact]
     public void Report_json_is_snake_case_and_round_trips()
     {
         var rng = new Random(8);
