@@ -16,8 +16,9 @@ internal static class DriftCommands
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "The model package directory (its reference profile is the baseline).", Required = true };
-        var current = new Option<string>("--current") { Description = "The current data: a CSV or Parquet file, a directory or a glob.", Required = true };
+        // Required in effect, but checked in the handler so that a missing one exits 2 like every other drift error.
+        var model = new Option<string?>("--model") { Description = "The model package directory (its reference profile is the baseline). Required." };
+        var current = new Option<string?>("--current") { Description = "The current data: a CSV or Parquet file, a directory or a glob. Required." };
         var html = new Option<string?>("--out") { Description = "Write a self-contained HTML report here." };
         var json = new Option<string?>("--json") { Description = "Write the full report as JSON here." };
         var share = new Option<double?>("--drift-share") { Description = "Share of drifted features at which the dataset drifts (default 0.5)." };
@@ -36,7 +37,9 @@ internal static class DriftCommands
         {
             try
             {
-                return await RunAsync(parse.GetValue(model)!, parse.GetValue(current)!, parse.GetValue(html), parse.GetValue(json),
+                var modelDir = parse.GetValue(model) ?? throw new KilnException("--model is required (a model package directory)");
+                var data = parse.GetValue(current) ?? throw new KilnException("--current is required (a CSV or Parquet file, directory or glob)");
+                return await RunAsync(modelDir, data, parse.GetValue(html), parse.GetValue(json),
                     Options(parse.GetValue(share), parse.GetValue(test), parse.GetValue(threshold), parse.GetValue(columns) ?? []), ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)

@@ -108,6 +108,10 @@ public sealed class DriftCommandTests : IDisposable
         Assert.Equal(2, badTest.ExitCode);
         Assert.Contains("--test: unknown test 'magic'", badTest.StdErr);
 
+        var noCurrent = await KilnCli.RunAsync(["drift", "--model", model]);
+        Assert.Equal(2, noCurrent.ExitCode);
+        Assert.Contains("--current is required", noCurrent.StdErr);
+
         var noData = await KilnCli.RunAsync(["drift", "--model", model, "--current", _dir.File("absent.parquet")]);
         Assert.Equal(2, noData.ExitCode);
         Assert.Contains("absent.parquet", noData.StdErr);
