@@ -10,4 +10,5 @@ root.Subcommands.Add(PackageCommands.Create());
 root.Subcommands.Add(ServerCommands.Create());
 root.Subcommands.Add(TrackingCommands.CreateRuns());
 root.Subcommands.Add(TrackingCommands.CreateModels());
+root.Subcommands.Add(DriftCommands.Create());
 return await root.Parse(args).InvokeAsync();
