@@ -68,12 +68,45 @@ public class CliTests
     }
 
     [Fact]
+    public async Task Train_logs_the_run_and_registers_versions_that_resolve_and_roll_back()
+    {
+        using var dir = new TempDir();
+        var tracking = dir.File("store");
+        var spec = Path.Combine(Quickstart, "spec.yaml");
+        for (var i = 0; i < 2; i++)
+        {
+            var r = await KilnCli.RunAsync(["train", spec, "--out", dir.File($"pkg{i}"), "--tracking-uri", tracking, "--register", "fraud"], dir.Path);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            Assert.Contains($"Registered models:/fraud/{i + 1}", r.StdErr, StringComparison.Ordinal);
+        }
+        var runs = await KilnCli.RunAsync(["runs", "list", "--tracking-uri", tracking, "--experiment", "fraud"], dir.Path);
+        Assert.True(runs.ExitCode == 0, runs.ToString());
+        var versions = await KilnCli.RunAsync(["models", "versions", "fraud", "--tracking-uri", tracking], dir.Path);
+        Assert.True(versions.ExitCode == 0, versions.ToString());
+        Assert.Contains("runs:/", versions.StdOut + versions.StdErr, StringComparison.Ordinal);
+
+        Assert.Equal(0, (await KilnCli.RunAsync(["models", "alias", "set", "fraud", "production", "1", "--tracking-uri", tracking], dir.Path)).ExitCode);
+        Assert.Equal(0, (await KilnCli.RunAsync(["models", "alias", "set", "fraud", "production", "2", "--tracking-uri", tracking], dir.Path)).ExitCode);
+        var rollback = await KilnCli.RunAsync(["models", "rollback", "fraud", "production", "--tracking-uri", tracking], dir.Path);
+        Assert.True(rollback.ExitCode == 0, rollback.ToString());
+        var history = await KilnCli.RunAsync(["models", "history", "fraud", "--tracking-uri", tracking], dir.Path);
+        Assert.True(history.ExitCode == 0, history.ToString());
+        Assert.Equal(3, history.StdOut.Split('\n').Count(l => l.Contains("production", StringComparison.Ordinal)));
+
+        var noStore = await KilnCli.RunAsync(["train", spec, "--out", dir.File("x"), "--register", "fraud"], dir.Path);
+        Assert.Equal(1, noStore.ExitCode);
+        Assert.Contains("--register needs --tracking-uri", noStore.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Quickstart_trains_and_scores_the_example()
     {
         using var dir = new TempDir();
         var r = await KilnCli.RunAsync(["quickstart", "--dir", Quickstart], dir.Path);
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.True(File.Exists(Path.Combine(dir.Path, ".kiln", "packages", "fraud", "kiln.json")));
+        Assert.True(File.Exists(Path.Combine(dir.Path, ".kiln", "kiln.db")));
+        Assert.Contains("models:/fraud@production", r.StdErr, StringComparison.Ordinal);
         Assert.Contains("probability", r.StdErr, StringComparison.Ordinal);
     }
 }
