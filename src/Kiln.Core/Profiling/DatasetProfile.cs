@@ -42,24 +42,28 @@ public sealed class DatasetProfile
         foreach (var profile in Columns)
         {
             var column = table.Find(profile.Name);
-            if (column is null) continue;
-            switch (column)
-            {
-                case NumericColumn n when profile.Kind == ColumnKind.Numeric:
-                    foreach (var v in n.Values.AsSpan(0, table.RowCount)) profile.Add(v);
-                    break;
-                case TextColumn t when profile.Kind == ColumnKind.Categorical:
-                    foreach (var v in t.Values.AsSpan(0, table.RowCount)) profile.Add(v);
-                    break;
-                case NumericColumn n:
-                    foreach (var v in n.Values.AsSpan(0, table.RowCount)) profile.Add(double.IsNaN(v) ? null : v.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
-                    break;
-                case TextColumn t:
-                    foreach (var v in t.Values.AsSpan(0, table.RowCount)) profile.Add(NumericColumn.ParseOrNaN(v));
-                    break;
-            }
+            if (column is not null) AddColumn(profile, column, table.RowCount);
         }
         Rows += table.RowCount;
+    }
+
+    private static void AddColumn(ColumnProfile profile, Column column, int rows)
+    {
+        switch (column)
+        {
+            case NumericColumn n when profile.Kind == ColumnKind.Numeric:
+                foreach (var v in n.Values.AsSpan(0, rows)) profile.Add(v);
+                break;
+            case TextColumn t when profile.Kind == ColumnKind.Categorical:
+                foreach (var v in t.Values.AsSpan(0, rows)) profile.Add(v);
+                break;
+            case NumericColumn n:
+                foreach (var v in n.Values.AsSpan(0, rows)) profile.Add(double.IsNaN(v) ? null : v.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+                break;
+            case TextColumn t:
+                foreach (var v in t.Values.AsSpan(0, rows)) profile.Add(NumericColumn.ParseOrNaN(v));
+                break;
+        }
     }
 
     /// <summary>Finishes derived statistics (quantiles) after the last row.</summary>
@@ -74,20 +78,25 @@ public sealed class DatasetProfile
     /// </summary>
     public static DatasetProfile Build(DataTable table, int bins = 20, int sampleSize = ColumnProfile.DefaultSampleSize, ulong seed = 42)
     {
-        var profile = new DatasetProfile();
-        var i = 0UL;
-        foreach (var column in table.Columns)
+        // Columns are independent, so they are profiled in parallel; each column's result depends
+        // only on its values and its seed, never on the thread that computed it.
+        var columns = new ColumnProfile[table.Columns.Count];
+        Parallel.For(0, columns.Length, i =>
         {
-            var columnSeed = seed + i++ * 0x632BE59BD9B4E019UL;
-            profile.Columns.Add(column switch
+            var column = table.Columns[i];
+            var columnSeed = seed + (ulong)i * 0x632BE59BD9B4E019UL;
+            var profile = column switch
             {
                 NumericColumn n => ColumnProfile.NewNumeric(n.Name, Histogram.QuantileEdges(SortedFinite(n.Values.AsSpan(0, table.RowCount)), bins), sampleSize, columnSeed),
                 _ => ColumnProfile.NewCategorical(column.Name),
-            });
-        }
-        profile.Add(table);
-        profile.Complete();
-        return profile;
+            };
+            AddColumn(profile, column, table.RowCount);
+            profile.Numeric?.ComputeQuantiles();
+            columns[i] = profile;
+        });
+        var result = new DatasetProfile { Rows = table.RowCount };
+        result.Columns.AddRange(columns);
+        return result;
     }
 
     private static double[] SortedFinite(ReadOnlySpan<double> values)
