@@ -38,6 +38,44 @@ public sealed class ParallelBuildTests
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(31)]
+    [InlineData(33)]
+    [InlineData(100)]
+    [InlineData(5_000)]
+    [InlineData(200_000)]
+    public void Histogram_edges_are_those_of_a_full_sort_for_any_order_and_many_ties(int rows)
+    {
+        // Build finds the edge positions by selection, not by sorting: the edges must still be
+        // Histogram.QuantileEdges of the fully sorted finite values.
+        var rng = new Random(rows);
+        var shapes = new Dictionary<string, Func<int, double>>
+        {
+            ["uniform"] = _ => rng.NextDouble(),
+            ["few_ties"] = _ => rng.Next(0, 101),
+            ["two_values"] = _ => rng.Next(0, 2),
+            ["constant"] = _ => 3.25,
+            ["ascending"] = i => i,
+            ["descending"] = i => -i,
+            ["organ_pipe"] = i => Math.Min(i, rows - i),
+            ["missing_and_infinite"] = i => (i % 7) switch { 0 => double.NaN, 1 => double.PositiveInfinity, _ => rng.Next(0, 50) },
+        };
+        var table = new DataTable(rows);
+        foreach (var (name, f) in shapes) table.Add(new NumericColumn(name, [.. Enumerable.Range(0, rows).Select(f)]));
+
+        foreach (var bins in new[] { 1, 3, 20, 50 })
+        {
+            var profile = DatasetProfile.Build(table, bins);
+            foreach (var column in table.Columns)
+            {
+                var sorted = ((NumericColumn)column).Values.Where(double.IsFinite).Order().ToArray();
+                Assert.Equal(Histogram.QuantileEdges(sorted, bins), profile.Find(column.Name)!.Numeric!.Histogram.Edges);
+            }
+        }
+    }
+
     private static DataTable Table(int rows, int seed)
     {
         var rng = new Random(seed);
