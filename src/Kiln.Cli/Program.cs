@@ -7,4 +7,8 @@ root.Options.Add(Cli.Verbose);
 root.Subcommands.Add(QuickstartCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(PackageCommands.Create());
+root.Subcommands.Add(ServerCommands.Create());
+root.Subcommands.Add(TrackingCommands.CreateRuns());
+root.Subcommands.Add(TrackingCommands.CreateModels());
+root.Subcommands.Add(DriftCommands.Create());
 return await root.Parse(args).InvokeAsync();

@@ -73,7 +73,6 @@ public static class ParquetTable
         string path, long rowBase, CancellationToken ct)
     {
         var type = field.ClrType;
-        // Parquet.Net reports a text column of a schema read from a file as ReadOnlyMemory<char>; it reads into strings.
         if (type == typeof(string) || type == typeof(ReadOnlyMemory<char>))
         {
             var s = new string?[rows];
