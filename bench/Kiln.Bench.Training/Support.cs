@@ -7,6 +7,9 @@ namespace Kiln.Bench.Training;
 /// <summary>Small helpers shared by the benchmark sections.</summary>
 internal static class Bench
 {
+    /// <summary>Rows of the warm-up runs that let the JIT compile the hot paths before timing.</summary>
+    public const int WarmupRows = 50_000;
+
     public static double Median(IReadOnlyList<double> values)
     {
         var s = values.Order().ToArray();
@@ -31,7 +34,7 @@ internal sealed class Options
 
     public int Rows { get; private set; } = 1_000_000;
 
-    public int ProfileRuns { get; private set; } = 5;
+    public int ProfileRuns { get; private set; } = 3;
 
     public int LoadRuns { get; private set; } = 3;
 
