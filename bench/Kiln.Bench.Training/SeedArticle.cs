@@ -118,6 +118,7 @@ internal static class SeedArticle
         table.Add(($"Seed article: holdout accuracy ({test.RowCount:N0} rows)", $"{kilnAccuracy:P2}", $"{skAccuracy:P2}",
             $"within 1 point of sklearn: {gapPoints:+0.00;-0.00} points " + (meets ? "(met)" : "(MISSED)")));
         table.Add(("Seed article: holdout AUC", $"{result.Metrics["auc"]:F4}", $"{sk["auc"]!.GetValue<double>():F4}", "-"));
+        table.Add(("Seed article: holdout log-loss (nats)", $"{result.Metrics["log_loss"]:F4}", $"{sk["log_loss"]!.GetValue<double>():F4}", "-"));
 
         return new JsonObject
         {
@@ -155,6 +156,7 @@ internal static class SeedArticle
                 ["fit_median_cpu_seconds"] = Median(skFitCpu),
                 ["accuracy"] = skAccuracy,
                 ["auc"] = sk["auc"]!.GetValue<double>(),
+                ["log_loss"] = sk["log_loss"]!.GetValue<double>(),
                 ["leaves_mean"] = sk["leaves_mean"]!.GetValue<double>(),
                 ["leaves_max"] = sk["leaves_max"]!.GetValue<int>(),
                 ["depth_max"] = sk["depth_max"]!.GetValue<int>(),

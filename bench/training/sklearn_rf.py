@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -52,6 +52,7 @@ print(json.dumps({
     "predict_seconds": predict_seconds,
     "accuracy": float(accuracy_score(y_test, predicted)),
     "auc": float(roc_auc_score(y_test, probability)),
+    "log_loss": float(log_loss(y_test, probability)),
     "positive_rate_test": float(np.mean(y_test)),
     "leaves_mean": float(np.mean(leaves)),
     "leaves_max": int(np.max(leaves)),
