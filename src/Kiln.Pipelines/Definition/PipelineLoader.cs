@@ -77,11 +77,10 @@ public static class PipelineLoader
             }
         }
         if (name is null) errors.Add($"{file}:{root.Start.Line}: the pipeline has no 'name'");
-        if (errors.Count > 0) throw new PipelineValidationException(errors);
 
         var def = new PipelineDefinition
         {
-            Name = name!,
+            Name = name ?? "pipeline",
             Description = description,
             Parameters = parameters,
             Tasks = tasks,
@@ -91,7 +90,12 @@ public static class PipelineLoader
             SourceText = yaml,
             SourcePath = file,
         };
-        PipelineValidator.Validate(def, kinds);
+        // Report the structural problems of the tasks that could be read along with the syntax ones.
+        foreach (var e in PipelineValidator.Check(def, kinds))
+        {
+            if (!errors.Contains(e) && !(name is null && e.Contains("has no 'name'", StringComparison.Ordinal))) errors.Add(e);
+        }
+        if (errors.Count > 0) throw new PipelineValidationException(errors);
         return def;
     }
 

@@ -8,6 +8,13 @@ public static class PipelineValidator
     /// <summary>Throws <see cref="PipelineValidationException"/> listing every problem found.</summary>
     public static void Validate(PipelineDefinition p, TaskKindRegistry kinds)
     {
+        var errors = Check(p, kinds);
+        if (errors.Count > 0) throw new PipelineValidationException(errors);
+    }
+
+    /// <summary>Every problem of a pipeline, one line each.</summary>
+    public static List<string> Check(PipelineDefinition p, TaskKindRegistry kinds)
+    {
         var errors = new List<string>();
         if (string.IsNullOrWhiteSpace(p.Name)) errors.Add($"{p.Where(0)}the pipeline has no 'name'");
         if (p.Tasks.Count == 0) errors.Add($"{p.Where(0)}the pipeline has no tasks");
@@ -79,7 +86,7 @@ public static class PipelineValidator
             }
         }
 
-        if (errors.Count > 0) throw new PipelineValidationException(errors);
+        return errors;
     }
 
     internal static bool IsName(string s) =>
