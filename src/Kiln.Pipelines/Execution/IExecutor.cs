@@ -24,6 +24,9 @@ public sealed class RunExecution
     /// <summary>The lease owner, recorded with every attempt.</summary>
     public required string Owner { get; init; }
 
+    /// <summary>Who held the run before this execution (a dead process when recovering), for messages.</summary>
+    public string? PreviousOwner { get; init; }
+
     public TimeProvider Time { get; init; } = TimeProvider.System;
     public string WorkingDirectory { get; init; } = Environment.CurrentDirectory;
     public IServiceProvider? Services { get; init; }

@@ -116,7 +116,7 @@ public sealed class LocalExecutor : IExecutor
                             AttemptState = "interrupted",
                             TaskState = TaskState.Pending,
                             At = Now,
-                            Error = $"interrupted: the process running it ({_x.Run.Owner ?? "unknown"}) stopped; resumed by {_x.Owner}",
+                            Error = $"interrupted: the process running it ({_x.PreviousOwner ?? "unknown"}) stopped; resumed by {_x.Owner}",
                         }, CancellationToken.None).ConfigureAwait(false);
                         _state[i] = TaskState.Pending;
                         break;

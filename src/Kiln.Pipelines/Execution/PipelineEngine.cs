@@ -152,6 +152,7 @@ public sealed partial class PipelineEngine : IAsyncDisposable
     /// <exception cref="KilnException">another live process holds the run.</exception>
     public async Task<RunState> ExecuteAsync(string runId, PipelineDefinition definition, CancellationToken cancellationToken = default, string? deadOwner = null)
     {
+        var previousOwner = (await _store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false))?.Owner;
         var now = _time.GetUtcNow();
         if (!await _store.TryAcquireLeaseAsync(runId, Owner, now, now + _options.LeaseDuration, deadOwner, cancellationToken).ConfigureAwait(false))
         {
@@ -177,6 +178,7 @@ public sealed partial class PipelineEngine : IAsyncDisposable
                 Store = _store,
                 Kinds = _kinds,
                 Owner = Owner,
+                PreviousOwner = previousOwner,
                 Time = _time,
                 WorkingDirectory = _options.WorkingDirectory,
                 Services = _options.Services,
