@@ -43,20 +43,26 @@ public abstract class SqlPipelineStore : IPipelineStore
             ("started_at", Time(run.StartedAt)), ("finished_at", Time(run.FinishedAt)), ("error", run.Error), ("owner", run.Owner),
             ("lease", run.LeaseExpires?.ToUnixTimeMilliseconds()), ("cancel", run.CancelRequested ? 1L : 0L), ("scheduled_for", Time(run.ScheduledFor))).ConfigureAwait(false);
 
-        using var cmd = c.Connection.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = $"INSERT INTO pipeline_tasks ({TaskColumns}) VALUES (@run_id, @task, @kind, @state, @deps, 0, NULL, NULL, NULL, NULL, NULL, 0)";
-        Add(cmd, "run_id", run.RunId);
-        var pTask = Add(cmd, "task", "");
-        var pKind = Add(cmd, "kind", "");
-        var pState = Add(cmd, "state", "");
-        var pDeps = Add(cmd, "deps", "");
-        foreach (var t in tasks)
+        // Multi-row inserts in chunks: one round trip per 200 tasks (PostgreSQL) and few statements (SQLite).
+        const int Chunk = 200;
+        for (var offset = 0; offset < tasks.Count; offset += Chunk)
         {
-            pTask.Value = t.Task;
-            pKind.Value = t.Kind;
-            pState.Value = t.State.Name();
-            pDeps.Value = string.Join(',', t.DependsOn);
+            var n = Math.Min(Chunk, tasks.Count - offset);
+            using var cmd = c.Connection.CreateCommand();
+            cmd.Transaction = tx;
+            var sql = new System.Text.StringBuilder($"INSERT INTO pipeline_tasks ({TaskColumns}) VALUES ");
+            Add(cmd, "run_id", run.RunId);
+            for (var i = 0; i < n; i++)
+            {
+                var t = tasks[offset + i];
+                if (i > 0) sql.Append(", ");
+                sql.Append(CultureInfo.InvariantCulture, $"(@run_id, @t{i}, @k{i}, @s{i}, @d{i}, 0, NULL, NULL, NULL, NULL, NULL, 0)");
+                Add(cmd, $"t{i}", t.Task);
+                Add(cmd, $"k{i}", t.Kind);
+                Add(cmd, $"s{i}", t.State.Name());
+                Add(cmd, $"d{i}", string.Join(',', t.DependsOn));
+            }
+            cmd.CommandText = sql.ToString();
             await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
