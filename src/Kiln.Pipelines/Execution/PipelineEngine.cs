@@ -44,6 +44,7 @@ public sealed partial class PipelineEngine : IAsyncDisposable
     private readonly ConcurrentDictionary<string, (Task<RunState> Task, CancellationTokenSource Cts)> _background = new();
     private readonly ConcurrentDictionary<string, CancellationTokenSource> _local = new();
     private readonly CancellationTokenSource _shutdown = new();
+    private int _disposed;
 
     public PipelineEngine(IPipelineStore store, TaskKindRegistry kinds, PipelineEngineOptions? options = null,
         IExecutor? executor = null, TimeProvider? time = null, ILogger<PipelineEngine>? logger = null)
@@ -400,6 +401,7 @@ public sealed partial class PipelineEngine : IAsyncDisposable
     /// <summary>Cancels the runs this engine executes in the background and waits for them.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await _shutdown.CancelAsync().ConfigureAwait(false);
         foreach (var (_, (task, _)) in _background)
         {
