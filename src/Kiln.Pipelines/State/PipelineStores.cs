@@ -35,7 +35,12 @@ public static class PipelineStores
         if (uri.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) || uri.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
             return new PostgresPipelineStore(FromUri(new Uri(uri)));
         if (uri.Contains("Host=", StringComparison.OrdinalIgnoreCase)) return new PostgresPipelineStore(uri);
-        if (uri.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase)) return new SqlitePipelineStore(uri["sqlite:".Length..].TrimStart('/'));
+        if (uri.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase))
+        {
+            // As MLflow reads them: sqlite:///relative.db and sqlite:////absolute/path.db.
+            var rest = uri["sqlite:".Length..];
+            return new SqlitePipelineStore(rest.StartsWith("///", StringComparison.Ordinal) ? rest[3..] : rest);
+        }
         if (uri.StartsWith("file://", StringComparison.OrdinalIgnoreCase)) uri = new Uri(uri).LocalPath;
         if (Directory.Exists(uri) || !Path.HasExtension(uri)) return new SqlitePipelineStore(Path.Combine(uri, "kiln.db"));
         return new SqlitePipelineStore(uri);
