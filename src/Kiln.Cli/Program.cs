@@ -11,4 +11,5 @@ root.Subcommands.Add(ServerCommands.Create());
 root.Subcommands.Add(TrackingCommands.CreateRuns());
 root.Subcommands.Add(TrackingCommands.CreateModels());
 root.Subcommands.Add(DriftCommands.Create());
+root.Subcommands.Add(PipelineCommands.Create());
 return await root.Parse(args).InvokeAsync();

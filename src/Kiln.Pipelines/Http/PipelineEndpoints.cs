@@ -1,0 +1,171 @@
+using System.Text.Json;
+using Kiln.Core;
+using Kiln.Pipelines.Definition;
+using Kiln.Pipelines.Execution;
+using Kiln.Pipelines.State;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+
+namespace Kiln.Pipelines.Http;
+
+/// <summary>The pipeline API under <c>/api/v1/pipelines</c>: start, list, show, logs, cancel, resume, events.</summary>
+public static class PipelineEndpoints
+{
+    public static IEndpointRouteBuilder MapKilnPipelineEndpoints(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/pipelines").WithTags("pipelines");
+        group.MapGet("/", ListPipelines);
+        group.MapPost("/runs", StartRun);
+        group.MapGet("/runs", ListRuns);
+        group.MapGet("/runs/{runId}", ShowRun);
+        group.MapGet("/runs/{runId}/logs", Logs);
+        group.MapPost("/runs/{runId}/cancel", Cancel);
+        group.MapPost("/runs/{runId}/resume", Resume);
+        group.MapPost("/events/{eventName}", TriggerEvent);
+        return endpoints;
+    }
+
+    private static JsonHttpResult<PipelineListDto> ListPipelines(PipelineEngine engine, CancellationToken cancellationToken) =>
+        TypedResults.Json(new PipelineListDto([.. engine.Catalog.All.Select(PipelineDto.From)]), PipelineJson.Default.PipelineListDto);
+
+    private static async Task<Results<JsonHttpResult<RunDto>, ProblemHttpResult>> StartRun(HttpRequest request, PipelineEngine engine, CancellationToken cancellationToken)
+    {
+        StartRunRequest? body;
+        try
+        {
+            body = await JsonSerializer.DeserializeAsync(request.Body, PipelineJson.Default.StartRunRequest, cancellationToken).ConfigureAwait(false);
+        }
+        catch (JsonException e)
+        {
+            return Problem(StatusCodes.Status400BadRequest, "invalid JSON body", $"the body is not a valid start request: {e.Message}");
+        }
+        if (body is null || (body.Pipeline is null) == (body.Definition is null))
+            return Problem(StatusCodes.Status400BadRequest, "invalid start request", "give exactly one of 'pipeline' (a known pipeline's name) or 'definition' (pipeline YAML)");
+        PipelineDefinition def;
+        if (body.Pipeline is not null)
+        {
+            var known = engine.Catalog.Find(body.Pipeline);
+            if (known is null) return Problem(StatusCodes.Status404NotFound, "unknown pipeline", $"pipeline: no pipeline named '{body.Pipeline}' is loaded");
+            def = known;
+        }
+        else
+        {
+            try
+            {
+                def = PipelineLoader.Load(body.Definition!, engine.Kinds, "definition");
+            }
+            catch (KilnException e)
+            {
+                return Problem(StatusCodes.Status422UnprocessableEntity, "invalid pipeline", e.Message);
+            }
+        }
+        try
+        {
+            var run = await engine.StartAsync(def, body.Params, "api", null, cancellationToken).ConfigureAwait(false);
+            return TypedResults.Json(RunDto.From(run), PipelineJson.Default.RunDto, statusCode: StatusCodes.Status202Accepted);
+        }
+        catch (PipelineValidationException e)
+        {
+            return Problem(StatusCodes.Status422UnprocessableEntity, "invalid parameters", e.Message);
+        }
+    }
+
+    private static async Task<Results<JsonHttpResult<RunListDto>, ProblemHttpResult>> ListRuns(PipelineEngine engine, string? pipeline, string? state, int? limit, CancellationToken cancellationToken)
+    {
+        RunState? s = null;
+        if (state is not null)
+        {
+            try
+            {
+                s = StateNames.ParseRun(state);
+            }
+            catch (InvalidDataException)
+            {
+                return Problem(StatusCodes.Status400BadRequest, "invalid query", $"state: '{state}' is not one of pending, running, succeeded, failed, cancelled");
+            }
+        }
+        if (limit is < 1 or > 1000) return Problem(StatusCodes.Status400BadRequest, "invalid query", "limit: must be between 1 and 1000");
+        var runs = await engine.Store.ListRunsAsync(pipeline, s, limit ?? 50, cancellationToken).ConfigureAwait(false);
+        return TypedResults.Json(new RunListDto([.. runs.Select(RunDto.From)]), PipelineJson.Default.RunListDto);
+    }
+
+    private static async Task<Results<JsonHttpResult<RunDetailDto>, ProblemHttpResult>> ShowRun(string runId, PipelineEngine engine, CancellationToken cancellationToken)
+    {
+        var run = await engine.Store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
+        if (run is null) return NotFound(runId);
+        var tasks = await engine.Store.GetTasksAsync(runId, cancellationToken).ConfigureAwait(false);
+        var attempts = await engine.Store.GetAttemptsAsync(runId, null, cancellationToken).ConfigureAwait(false);
+        return TypedResults.Json(new RunDetailDto(RunDto.From(run), [.. tasks.Select(TaskDto.From)], [.. attempts.Select(AttemptDto.From)]), PipelineJson.Default.RunDetailDto);
+    }
+
+    private static async Task<Results<JsonHttpResult<LogListDto>, ProblemHttpResult>> Logs(string runId, string? task, long? after, PipelineEngine engine, CancellationToken cancellationToken)
+    {
+        var run = await engine.Store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
+        if (run is null) return NotFound(runId);
+        var logs = await engine.Store.GetLogsAsync(runId, task, after ?? 0, 10_000, cancellationToken).ConfigureAwait(false);
+        var next = logs.Count == 0 ? after ?? 0 : logs[^1].Id;
+        return TypedResults.Json(new LogListDto([.. logs.Select(l => new LogDto(l.Id, l.Task, l.Attempt, l.At, l.Stream, l.Line))], next), PipelineJson.Default.LogListDto);
+    }
+
+    private static async Task<Results<JsonHttpResult<RunDto>, ProblemHttpResult>> Cancel(string runId, PipelineEngine engine, CancellationToken cancellationToken)
+    {
+        var run = await engine.Store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
+        if (run is null) return NotFound(runId);
+        if (run.State.IsTerminal())
+            return Problem(StatusCodes.Status409Conflict, "run already finished", $"run {runId} already finished ({run.State.Name()})");
+        await engine.CancelAsync(runId, cancellationToken).ConfigureAwait(false);
+        var after = await engine.Store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
+        return TypedResults.Json(RunDto.From(after!), PipelineJson.Default.RunDto, statusCode: StatusCodes.Status202Accepted);
+    }
+
+    private static async Task<Results<JsonHttpResult<RunDto>, ProblemHttpResult>> Resume(string runId, PipelineEngine engine, CancellationToken cancellationToken)
+    {
+        var run = await engine.Store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
+        if (run is null) return NotFound(runId);
+        if (run.State == RunState.Succeeded)
+            return Problem(StatusCodes.Status409Conflict, "run already succeeded", $"run {runId} already succeeded; there is nothing to resume");
+        try
+        {
+            await engine.ResumeInBackgroundAsync(runId, cancellationToken).ConfigureAwait(false);
+        }
+        catch (KilnException e)
+        {
+            return Problem(StatusCodes.Status409Conflict, "cannot resume", e.Message);
+        }
+        var after = await engine.Store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
+        return TypedResults.Json(RunDto.From(after!), PipelineJson.Default.RunDto, statusCode: StatusCodes.Status202Accepted);
+    }
+
+    private static async Task<Results<JsonHttpResult<EventResultDto>, ProblemHttpResult>> TriggerEvent(string eventName, HttpRequest request, PipelineEngine engine, CancellationToken cancellationToken)
+    {
+        EventRequest? body = null;
+        if (request.ContentLength is > 0 || request.Headers.TransferEncoding.Count > 0)
+        {
+            try
+            {
+                body = await JsonSerializer.DeserializeAsync(request.Body, PipelineJson.Default.EventRequest, cancellationToken).ConfigureAwait(false);
+            }
+            catch (JsonException e)
+            {
+                return Problem(StatusCodes.Status400BadRequest, "invalid JSON body", $"the body is not a valid event: {e.Message}");
+            }
+        }
+        try
+        {
+            var runs = await engine.TriggerByEventAsync(eventName, body?.Payload, cancellationToken).ConfigureAwait(false);
+            return TypedResults.Json(new EventResultDto(eventName, [.. runs.Select(RunDto.From)]), PipelineJson.Default.EventResultDto, statusCode: StatusCodes.Status202Accepted);
+        }
+        catch (PipelineValidationException e)
+        {
+            return Problem(StatusCodes.Status422UnprocessableEntity, "invalid parameters", e.Message);
+        }
+    }
+
+    private static ProblemHttpResult NotFound(string runId) =>
+        Problem(StatusCodes.Status404NotFound, "run not found", $"run_id: no pipeline run '{runId}'");
+
+    private static ProblemHttpResult Problem(int status, string title, string detail) =>
+        TypedResults.Problem(detail: detail, statusCode: status, title: title);
+}

@@ -1,0 +1,62 @@
+namespace Kiln.Pipelines.State;
+
+/// <summary>
+/// Durable state of pipeline runs: runs, task states, attempts, outputs, logs, leases, the result
+/// cache and scheduler cursors. One implementation per database; every one passes the same contract tests.
+/// </summary>
+public interface IPipelineStore : IAsyncDisposable
+{
+    /// <summary>Creates the tables if they do not exist.</summary>
+    Task InitializeAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Stores a new run with all its tasks pending, in one transaction.</summary>
+    Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken = default);
+
+    Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken = default);
+
+    /// <summary>Runs newest first, optionally of one pipeline and/or in one state.</summary>
+    Task<IReadOnlyList<RunRecord>> ListRunsAsync(string? pipeline = null, RunState? state = null, int limit = 50, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<AttemptRecord>> GetAttemptsAsync(string runId, string? task = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Log lines in the order written, after the id <paramref name="afterId"/>.</summary>
+    Task<IReadOnlyList<LogRecord>> GetLogsAsync(string runId, string? task = null, long afterId = 0, int limit = 10_000, CancellationToken cancellationToken = default);
+
+    Task SetRunStateAsync(string runId, RunState state, DateTimeOffset at, string? error = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Sets a task's state without an attempt (skipped, upstream_failed, cancelled, back to pending).</summary>
+    Task SetTaskStateAsync(string runId, string task, TaskState state, DateTimeOffset at, string? error = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Records the start of an attempt and moves the task to running, in one transaction.</summary>
+    Task StartAttemptAsync(string runId, string task, int attempt, DateTimeOffset at, string? owner, CancellationToken cancellationToken = default);
+
+    /// <summary>Records the end of an attempt and the task's resulting state and outputs, in one transaction.</summary>
+    Task EndAttemptAsync(AttemptEnd end, CancellationToken cancellationToken = default);
+
+    Task AppendLogsAsync(IReadOnlyList<LogLine> lines, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Takes the run's lease for <paramref name="owner"/> if it is free, expired, already ours, or held by
+    /// <paramref name="deadOwner"/> (a process known to be gone). Returns false when another live owner holds it.
+    /// </summary>
+    Task<bool> TryAcquireLeaseAsync(string runId, string owner, DateTimeOffset now, DateTimeOffset expires, string? deadOwner = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Extends our lease; reports whether we still hold it and whether a cancel was requested.</summary>
+    Task<LeaseStatus> RenewLeaseAsync(string runId, string owner, DateTimeOffset expires, CancellationToken cancellationToken = default);
+
+    Task ReleaseLeaseAsync(string runId, string owner, CancellationToken cancellationToken = default);
+
+    /// <summary>Asks whoever executes the run to cancel it (seen at its next heartbeat); false clears the request (resume).</summary>
+    Task<bool> RequestCancelAsync(string runId, bool cancel = true, CancellationToken cancellationToken = default);
+
+    Task<CacheEntry?> GetCacheAsync(string key, CancellationToken cancellationToken = default);
+
+    Task PutCacheAsync(CacheEntry entry, CancellationToken cancellationToken = default);
+
+    /// <summary>The last time the scheduler handled a schedule (null before the first time).</summary>
+    Task<DateTimeOffset?> GetScheduleCursorAsync(string key, CancellationToken cancellationToken = default);
+
+    Task SetScheduleCursorAsync(string key, DateTimeOffset at, CancellationToken cancellationToken = default);
+}

@@ -1,0 +1,334 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Text.Json;
+
+namespace Kiln.Pipelines.State;
+
+/// <summary>The SQL shared by the SQLite and PostgreSQL stores (both accept this dialect); each subclass supplies DDL and connections.</summary>
+public abstract class SqlPipelineStore : IPipelineStore
+{
+    private const string RunColumns = "run_id, pipeline, state, trigger_kind, params_json, definition, source_path, created_at, started_at, finished_at, error, owner, lease_expires_ms, cancel_requested, scheduled_for";
+    private const string TaskColumns = "run_id, task, kind, state, depends_on, attempts, started_at, finished_at, outputs_json, error, cache_key, cached";
+
+    /// <summary>A connection for one operation; disposing it returns it (and any lock) to the store.</summary>
+    protected abstract ValueTask<ConnectionLease> ConnectAsync(CancellationToken cancellationToken);
+
+    /// <summary>The statements creating the tables, one per element.</summary>
+    protected abstract IReadOnlyList<string> Schema { get; }
+
+    /// <summary>A borrowed connection.</summary>
+    protected sealed class ConnectionLease(DbConnection connection, Action release) : IDisposable
+    {
+        public DbConnection Connection { get; } = connection;
+
+        public void Dispose() => release();
+    }
+
+    public virtual async Task InitializeAsync(CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var sql in Schema) await ExecAsync(c.Connection, null, sql, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var tx = await c.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await ExecAsync(c.Connection, tx,
+            $"INSERT INTO pipeline_runs ({RunColumns}) VALUES (@run_id, @pipeline, @state, @trigger, @params, @definition, @source_path, @created_at, @started_at, @finished_at, @error, @owner, @lease, @cancel, @scheduled_for)",
+            cancellationToken,
+            ("run_id", run.RunId), ("pipeline", run.Pipeline), ("state", run.State.Name()), ("trigger", run.Trigger),
+            ("params", JsonSerializer.Serialize(run.Parameters, PipelineJson.Default.IReadOnlyDictionaryStringString)),
+            ("definition", run.DefinitionText), ("source_path", run.SourcePath), ("created_at", Time(run.CreatedAt)),
+            ("started_at", Time(run.StartedAt)), ("finished_at", Time(run.FinishedAt)), ("error", run.Error), ("owner", run.Owner),
+            ("lease", run.LeaseExpires?.ToUnixTimeMilliseconds()), ("cancel", run.CancelRequested ? 1L : 0L), ("scheduled_for", Time(run.ScheduledFor))).ConfigureAwait(false);
+
+        // Multi-row inserts in chunks: one round trip per 200 tasks (PostgreSQL) and few statements (SQLite).
+        const int Chunk = 200;
+        for (var offset = 0; offset < tasks.Count; offset += Chunk)
+        {
+            var n = Math.Min(Chunk, tasks.Count - offset);
+            using var cmd = c.Connection.CreateCommand();
+            cmd.Transaction = tx;
+            var sql = new System.Text.StringBuilder($"INSERT INTO pipeline_tasks ({TaskColumns}) VALUES ");
+            Add(cmd, "run_id", run.RunId);
+            for (var i = 0; i < n; i++)
+            {
+                var t = tasks[offset + i];
+                if (i > 0) sql.Append(", ");
+                sql.Append(CultureInfo.InvariantCulture, $"(@run_id, @t{i}, @k{i}, @s{i}, @d{i}, 0, NULL, NULL, NULL, NULL, NULL, 0)");
+                Add(cmd, $"t{i}", t.Task);
+                Add(cmd, $"k{i}", t.Kind);
+                Add(cmd, $"s{i}", t.State.Name());
+                Add(cmd, $"d{i}", string.Join(',', t.DependsOn));
+            }
+            cmd.CommandText = sql.ToString();
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken = default)
+    {
+        var list = await QueryAsync($"SELECT {RunColumns} FROM pipeline_runs WHERE run_id = @id", ReadRun, cancellationToken, ("id", runId)).ConfigureAwait(false);
+        return list.Count == 0 ? null : list[0];
+    }
+
+    public Task<IReadOnlyList<RunRecord>> ListRunsAsync(string? pipeline = null, RunState? state = null, int limit = 50, CancellationToken cancellationToken = default)
+    {
+        var where = new List<string>();
+        if (pipeline is not null) where.Add("pipeline = @pipeline");
+        if (state is not null) where.Add("state = @state");
+        var sql = $"SELECT {RunColumns} FROM pipeline_runs {(where.Count > 0 ? "WHERE " + string.Join(" AND ", where) : "")} ORDER BY created_at DESC, run_id DESC LIMIT @limit";
+        return QueryAsync(sql, ReadRun, cancellationToken, ("pipeline", pipeline), ("state", state?.Name()), ("limit", (long)limit));
+    }
+
+    public Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken = default) =>
+        QueryAsync($"SELECT {TaskColumns} FROM pipeline_tasks WHERE run_id = @id ORDER BY started_at IS NULL, started_at, task", ReadTask, cancellationToken, ("id", runId));
+
+    public Task<IReadOnlyList<AttemptRecord>> GetAttemptsAsync(string runId, string? task = null, CancellationToken cancellationToken = default) =>
+        QueryAsync(
+            $"SELECT run_id, task, attempt, state, started_at, finished_at, error, owner FROM pipeline_attempts WHERE run_id = @id {(task is null ? "" : "AND task = @task")} ORDER BY started_at, task, attempt",
+            r => new AttemptRecord(r.GetString(0), r.GetString(1), (int)r.GetInt64(2), r.GetString(3), ParseTime(r.GetString(4)),
+                r.IsDBNull(5) ? null : ParseTime(r.GetString(5)), r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetString(7)),
+            cancellationToken, ("id", runId), ("task", task));
+
+    public Task<IReadOnlyList<LogRecord>> GetLogsAsync(string runId, string? task = null, long afterId = 0, int limit = 10_000, CancellationToken cancellationToken = default) =>
+        QueryAsync(
+            $"SELECT id, run_id, task, attempt, at, stream, line FROM pipeline_logs WHERE run_id = @id AND id > @after {(task is null ? "" : "AND task = @task")} ORDER BY id LIMIT @limit",
+            r => new LogRecord(r.GetInt64(0), r.GetString(1), r.GetString(2), (int)r.GetInt64(3), ParseTime(r.GetString(4)), r.GetString(5), r.GetString(6)),
+            cancellationToken, ("id", runId), ("after", afterId), ("task", task), ("limit", (long)limit));
+
+    public async Task SetRunStateAsync(string runId, RunState state, DateTimeOffset at, string? error = null, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        var sql = state switch
+        {
+            RunState.Running => "UPDATE pipeline_runs SET state = @state, started_at = COALESCE(started_at, @at), finished_at = NULL, error = NULL WHERE run_id = @id",
+            _ when state.IsTerminal() => "UPDATE pipeline_runs SET state = @state, finished_at = @at, error = @error WHERE run_id = @id",
+            _ => "UPDATE pipeline_runs SET state = @state WHERE run_id = @id",
+        };
+        await ExecAsync(c.Connection, null, sql, cancellationToken, ("state", state.Name()), ("at", Time(at)), ("error", error), ("id", runId)).ConfigureAwait(false);
+    }
+
+    public async Task SetTaskStateAsync(string runId, string task, TaskState state, DateTimeOffset at, string? error = null, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        var sql = state.IsTerminal()
+            ? "UPDATE pipeline_tasks SET state = @state, finished_at = @at, error = @error WHERE run_id = @id AND task = @task"
+            : "UPDATE pipeline_tasks SET state = @state, finished_at = NULL, error = @error WHERE run_id = @id AND task = @task";
+        await ExecAsync(c.Connection, null, sql, cancellationToken, ("state", state.Name()), ("at", Time(at)), ("error", error), ("id", runId), ("task", task)).ConfigureAwait(false);
+    }
+
+    public async Task StartAttemptAsync(string runId, string task, int attempt, DateTimeOffset at, string? owner, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var tx = await c.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await ExecAsync(c.Connection, tx,
+            "INSERT INTO pipeline_attempts (run_id, task, attempt, state, started_at, finished_at, error, owner) VALUES (@id, @task, @attempt, 'running', @at, NULL, NULL, @owner)",
+            cancellationToken, ("id", runId), ("task", task), ("attempt", (long)attempt), ("at", Time(at)), ("owner", owner)).ConfigureAwait(false);
+        await ExecAsync(c.Connection, tx,
+            "UPDATE pipeline_tasks SET state = 'running', attempts = @attempt, started_at = COALESCE(started_at, @at), finished_at = NULL, error = NULL WHERE run_id = @id AND task = @task",
+            cancellationToken, ("attempt", (long)attempt), ("at", Time(at)), ("id", runId), ("task", task)).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task EndAttemptAsync(AttemptEnd end, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var tx = await c.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        if (end.Attempt > 0)
+        {
+            await ExecAsync(c.Connection, tx,
+                "UPDATE pipeline_attempts SET state = @state, finished_at = @at, error = @error WHERE run_id = @id AND task = @task AND attempt = @attempt",
+                cancellationToken, ("state", end.AttemptState), ("at", Time(end.At)), ("error", end.Error), ("id", end.RunId), ("task", end.Task), ("attempt", (long)end.Attempt)).ConfigureAwait(false);
+        }
+        var terminal = end.TaskState.IsTerminal();
+        await ExecAsync(c.Connection, tx,
+            $"UPDATE pipeline_tasks SET state = @state, finished_at = {(terminal ? "@at" : "NULL")}, started_at = COALESCE(started_at, @at), error = @error, outputs_json = COALESCE(@outputs, outputs_json), cache_key = COALESCE(@cache_key, cache_key), cached = @cached WHERE run_id = @id AND task = @task",
+            cancellationToken, ("state", end.TaskState.Name()), ("at", Time(end.At)), ("error", end.Error),
+            ("outputs", end.Outputs is null ? null : JsonSerializer.Serialize(end.Outputs, PipelineJson.Default.IReadOnlyDictionaryStringString)),
+            ("cache_key", end.CacheKey), ("cached", end.Cached ? 1L : 0L), ("id", end.RunId), ("task", end.Task)).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task AppendLogsAsync(IReadOnlyList<LogLine> lines, CancellationToken cancellationToken = default)
+    {
+        if (lines.Count == 0) return;
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var tx = await c.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        using var cmd = c.Connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "INSERT INTO pipeline_logs (run_id, task, attempt, at, stream, line) VALUES (@run_id, @task, @attempt, @at, @stream, @line)";
+        var pRun = Add(cmd, "run_id", "");
+        var pTask = Add(cmd, "task", "");
+        var pAttempt = Add(cmd, "attempt", 0L);
+        var pAt = Add(cmd, "at", "");
+        var pStream = Add(cmd, "stream", "");
+        var pLine = Add(cmd, "line", "");
+        foreach (var l in lines)
+        {
+            pRun.Value = l.RunId;
+            pTask.Value = l.Task;
+            pAttempt.Value = (long)l.Attempt;
+            pAt.Value = Time(l.At);
+            pStream.Value = l.Stream;
+            // PostgreSQL text cannot hold NUL; a binary-ish log line is stored without it.
+            pLine.Value = l.Line.Contains('\0', StringComparison.Ordinal) ? l.Line.Replace("\0", "", StringComparison.Ordinal) : l.Line;
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<bool> TryAcquireLeaseAsync(string runId, string owner, DateTimeOffset now, DateTimeOffset expires, string? deadOwner = null, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        var n = await ExecAsync(c.Connection, null,
+            "UPDATE pipeline_runs SET owner = @owner, lease_expires_ms = @expires WHERE run_id = @id AND (owner IS NULL OR owner = @owner OR lease_expires_ms IS NULL OR lease_expires_ms < @now OR owner = @dead)",
+            cancellationToken, ("owner", owner), ("expires", expires.ToUnixTimeMilliseconds()), ("id", runId), ("now", now.ToUnixTimeMilliseconds()), ("dead", deadOwner)).ConfigureAwait(false);
+        return n == 1;
+    }
+
+    public async Task<LeaseStatus> RenewLeaseAsync(string runId, string owner, DateTimeOffset expires, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        var n = await ExecAsync(c.Connection, null, "UPDATE pipeline_runs SET lease_expires_ms = @expires WHERE run_id = @id AND owner = @owner",
+            cancellationToken, ("expires", expires.ToUnixTimeMilliseconds()), ("id", runId), ("owner", owner)).ConfigureAwait(false);
+        using var cmd = c.Connection.CreateCommand();
+        cmd.CommandText = "SELECT cancel_requested FROM pipeline_runs WHERE run_id = @id";
+        Add(cmd, "id", runId);
+        var cancel = Convert.ToInt64(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) ?? 0L, CultureInfo.InvariantCulture) != 0;
+        return new LeaseStatus(n == 1, cancel);
+    }
+
+    public async Task ReleaseLeaseAsync(string runId, string owner, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        await ExecAsync(c.Connection, null, "UPDATE pipeline_runs SET owner = NULL, lease_expires_ms = NULL WHERE run_id = @id AND owner = @owner",
+            cancellationToken, ("id", runId), ("owner", owner)).ConfigureAwait(false);
+    }
+
+    public async Task<bool> RequestCancelAsync(string runId, bool cancel = true, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        return await ExecAsync(c.Connection, null, "UPDATE pipeline_runs SET cancel_requested = @cancel WHERE run_id = @id",
+            cancellationToken, ("cancel", cancel ? 1L : 0L), ("id", runId)).ConfigureAwait(false) == 1;
+    }
+
+    public async Task<CacheEntry?> GetCacheAsync(string key, CancellationToken cancellationToken = default)
+    {
+        var list = await QueryAsync("SELECT cache_key, outputs_json, run_id, task, created_at FROM pipeline_cache WHERE cache_key = @key",
+            r => new CacheEntry(r.GetString(0), ParseOutputs(r.GetString(1)), r.GetString(2), r.GetString(3), ParseTime(r.GetString(4))),
+            cancellationToken, ("key", key)).ConfigureAwait(false);
+        return list.Count == 0 ? null : list[0];
+    }
+
+    public async Task PutCacheAsync(CacheEntry entry, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        await ExecAsync(c.Connection, null,
+            "INSERT INTO pipeline_cache (cache_key, outputs_json, run_id, task, created_at) VALUES (@key, @outputs, @run, @task, @at) " +
+            "ON CONFLICT (cache_key) DO UPDATE SET outputs_json = excluded.outputs_json, run_id = excluded.run_id, task = excluded.task, created_at = excluded.created_at",
+            cancellationToken, ("key", entry.Key), ("outputs", JsonSerializer.Serialize(entry.Outputs, PipelineJson.Default.IReadOnlyDictionaryStringString)),
+            ("run", entry.RunId), ("task", entry.Task), ("at", Time(entry.CreatedAt))).ConfigureAwait(false);
+    }
+
+    public async Task<DateTimeOffset?> GetScheduleCursorAsync(string key, CancellationToken cancellationToken = default)
+    {
+        var list = await QueryAsync("SELECT last_fire FROM pipeline_schedules WHERE schedule_key = @key", r => ParseTime(r.GetString(0)),
+            cancellationToken, ("key", key)).ConfigureAwait(false);
+        return list.Count == 0 ? null : list[0];
+    }
+
+    public async Task SetScheduleCursorAsync(string key, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        await ExecAsync(c.Connection, null,
+            "INSERT INTO pipeline_schedules (schedule_key, last_fire) VALUES (@key, @at) ON CONFLICT (schedule_key) DO UPDATE SET last_fire = excluded.last_fire",
+            cancellationToken, ("key", key), ("at", Time(at))).ConfigureAwait(false);
+    }
+
+    public abstract ValueTask DisposeAsync();
+
+    // ---- helpers ----------------------------------------------------------------------------
+
+    private static RunRecord ReadRun(DbDataReader r) => new()
+    {
+        RunId = r.GetString(0),
+        Pipeline = r.GetString(1),
+        State = StateNames.ParseRun(r.GetString(2)),
+        Trigger = r.GetString(3),
+        Parameters = ParseOutputs(r.GetString(4)),
+        DefinitionText = r.IsDBNull(5) ? null : r.GetString(5),
+        SourcePath = r.IsDBNull(6) ? null : r.GetString(6),
+        CreatedAt = ParseTime(r.GetString(7)),
+        StartedAt = r.IsDBNull(8) ? null : ParseTime(r.GetString(8)),
+        FinishedAt = r.IsDBNull(9) ? null : ParseTime(r.GetString(9)),
+        Error = r.IsDBNull(10) ? null : r.GetString(10),
+        Owner = r.IsDBNull(11) ? null : r.GetString(11),
+        LeaseExpires = r.IsDBNull(12) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(12)),
+        CancelRequested = r.GetInt64(13) != 0,
+        ScheduledFor = r.IsDBNull(14) ? null : ParseTime(r.GetString(14)),
+    };
+
+    private static TaskRecord ReadTask(DbDataReader r) => new()
+    {
+        RunId = r.GetString(0),
+        Task = r.GetString(1),
+        Kind = r.GetString(2),
+        State = StateNames.ParseTask(r.GetString(3)),
+        DependsOn = r.IsDBNull(4) || r.GetString(4).Length == 0 ? [] : r.GetString(4).Split(','),
+        Attempts = (int)r.GetInt64(5),
+        StartedAt = r.IsDBNull(6) ? null : ParseTime(r.GetString(6)),
+        FinishedAt = r.IsDBNull(7) ? null : ParseTime(r.GetString(7)),
+        Outputs = r.IsDBNull(8) ? null : ParseOutputs(r.GetString(8)),
+        Error = r.IsDBNull(9) ? null : r.GetString(9),
+        CacheKey = r.IsDBNull(10) ? null : r.GetString(10),
+        Cached = r.GetInt64(11) != 0,
+    };
+
+    private static IReadOnlyDictionary<string, string> ParseOutputs(string json) =>
+        JsonSerializer.Deserialize(json, PipelineJson.Default.IReadOnlyDictionaryStringString) ?? new Dictionary<string, string>();
+
+    /// <summary>Times are stored as ISO 8601 UTC text with a fixed width, so text order is time order.</summary>
+    protected static string? Time(DateTimeOffset? t) => t?.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+
+    private static DateTimeOffset ParseTime(string s) => DateTimeOffset.Parse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
+
+    private async Task<IReadOnlyList<T>> QueryAsync<T>(string sql, Func<DbDataReader, T> read, CancellationToken cancellationToken, params (string Name, object? Value)[] args)
+    {
+        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var cmd = c.Connection.CreateCommand();
+        cmd.CommandText = sql;
+        foreach (var (n, v) in args)
+        {
+            if (sql.Contains("@" + n, StringComparison.Ordinal)) Add(cmd, n, v);
+        }
+        var result = new List<T>();
+        using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false)) result.Add(read(reader));
+        return result;
+    }
+
+    /// <summary>Runs one statement; returns the rows affected.</summary>
+    protected static async Task<int> ExecAsync(DbConnection connection, DbTransaction? tx, string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] args)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        foreach (var (n, v) in args)
+        {
+            if (sql.Contains("@" + n, StringComparison.Ordinal)) Add(cmd, n, v);
+        }
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static DbParameter Add(DbCommand cmd, string name, object? value)
+    {
+        var p = cmd.CreateParameter();
+        p.ParameterName = "@" + name;
+        p.Value = value ?? DBNull.Value;
+        cmd.Parameters.Add(p);
+        return p;
+    }
+}

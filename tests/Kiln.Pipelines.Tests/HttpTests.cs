@@ -1,0 +1,182 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Kiln.Pipelines.Http;
+using Kiln.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Kiln.Pipelines.Tests;
+
+/// <summary>The pipeline API on Kestrel over a real loopback socket.</summary>
+public sealed class HttpTests : IAsyncLifetime
+{
+    private readonly TempDir _dir = new("kiln-http");
+    private WebApplication _app = null!;
+    private HttpClient _http = null!;
+
+    public async Task InitializeAsync()
+    {
+        var pipelines = Directory.CreateDirectory(_dir.File("pipelines")).FullName;
+        File.WriteAllText(Path.Combine(pipelines, "retrain.yaml"), """
+            name: retrain
+            parameters:
+              model: churn
+              reason: manual
+            triggers:
+              - event: drift_alert
+            tasks:
+              train:
+                kind: shell
+                command: echo "retraining {{ params.model }} because {{ params.reason }}"
+            """);
+        File.WriteAllText(Path.Combine(pipelines, "slow.yaml"), """
+            name: slow
+            tasks:
+              wait:
+                kind: shell
+                command: sleep 120
+            """);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        builder.Services.AddKilnPipelines(o =>
+        {
+            o.Store = _dir.File("kiln.db");
+            o.PipelinesDirectory = pipelines;
+            o.RunScheduler = false;
+        });
+        _app = builder.Build();
+        _app.MapKilnPipelineEndpoints();
+        await _app.StartAsync();
+        var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        _http = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public async Task DisposeAsync()
+    {
+        _http.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private async Task<JsonElement> JsonAsync(HttpResponseMessage r, HttpStatusCode expected)
+    {
+        var body = await r.Content.ReadAsStringAsync();
+        Assert.True(r.StatusCode == expected, $"{(int)r.StatusCode}: {body}");
+        return JsonDocument.Parse(body).RootElement;
+    }
+
+    private async Task<JsonElement> WaitForStateAsync(string runId, string state)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var run = await JsonAsync(await _http.GetAsync($"/api/v1/pipelines/runs/{runId}"), HttpStatusCode.OK);
+            if (run.GetProperty("run").GetProperty("state").GetString() == state) return run;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"run {runId} is {run.GetProperty("run").GetProperty("state")} not {state}");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task An_inline_pipeline_starts_runs_and_its_state_outputs_and_logs_are_served()
+    {
+        var start = await _http.PostAsJsonAsync("/api/v1/pipelines/runs", new
+        {
+            definition = "name: inline\nparameters:\n  x: 1\ntasks:\n  a:\n    kind: shell\n    command: echo \"v={{ params.x }}\" >> $KILN_OUTPUT; echo hi\n  b:\n    kind: noop\n    depends_on: a\n",
+            @params = new Dictionary<string, string> { ["x"] = "42" },
+        });
+        Assert.Equal("/api/v1/pipelines/runs", start.RequestMessage!.RequestUri!.AbsolutePath);
+        var run = await JsonAsync(start, HttpStatusCode.Accepted);
+        var runId = run.GetProperty("run_id").GetString()!;
+        Assert.Equal("inline", run.GetProperty("pipeline").GetString());
+        Assert.Equal("api", run.GetProperty("trigger").GetString());
+        Assert.Equal("42", run.GetProperty("params").GetProperty("x").GetString());
+
+        var done = await WaitForStateAsync(runId, "succeeded");
+        var tasks = done.GetProperty("tasks").EnumerateArray().ToDictionary(t => t.GetProperty("task").GetString()!);
+        Assert.Equal("42", tasks["a"].GetProperty("outputs").GetProperty("v").GetString());
+        Assert.Equal("succeeded", tasks["b"].GetProperty("state").GetString());
+        Assert.Equal(["a"], tasks["b"].GetProperty("depends_on").EnumerateArray().Select(x => x.GetString()));
+        Assert.Equal(2, done.GetProperty("attempts").GetArrayLength());
+
+        var logs = await JsonAsync(await _http.GetAsync($"/api/v1/pipelines/runs/{runId}/logs?task=a"), HttpStatusCode.OK);
+        var line = Assert.Single(logs.GetProperty("logs").EnumerateArray());
+        Assert.Equal("hi", line.GetProperty("line").GetString());
+        Assert.Equal(line.GetProperty("id").GetInt64(), logs.GetProperty("next_after").GetInt64());
+
+        var list = await JsonAsync(await _http.GetAsync("/api/v1/pipelines/runs?pipeline=inline&state=succeeded"), HttpStatusCode.OK);
+        Assert.Equal(runId, Assert.Single(list.GetProperty("runs").EnumerateArray()).GetProperty("run_id").GetString());
+
+        var catalog = await JsonAsync(await _http.GetAsync("/api/v1/pipelines"), HttpStatusCode.OK);
+        Assert.Equal(["retrain", "slow"], catalog.GetProperty("pipelines").EnumerateArray().Select(p => p.GetProperty("name").GetString()));
+        Assert.Equal(["drift_alert"], catalog.GetProperty("pipelines")[0].GetProperty("events").EnumerateArray().Select(e => e.GetString()));
+    }
+
+    [Fact]
+    public async Task A_drift_event_starts_the_pipeline_that_names_it()
+    {
+        var r = await _http.PostAsJsonAsync("/api/v1/pipelines/events/drift_alert", new { payload = new Dictionary<string, string> { ["reason"] = "psi 0.4" } });
+        var body = await JsonAsync(r, HttpStatusCode.Accepted);
+        var run = Assert.Single(body.GetProperty("runs").EnumerateArray());
+        Assert.Equal("retrain", run.GetProperty("pipeline").GetString());
+        Assert.Equal("event:drift_alert", run.GetProperty("trigger").GetString());
+        var runId = run.GetProperty("run_id").GetString()!;
+        await WaitForStateAsync(runId, "succeeded");
+        var logs = await JsonAsync(await _http.GetAsync($"/api/v1/pipelines/runs/{runId}/logs"), HttpStatusCode.OK);
+        Assert.Equal("retraining churn because psi 0.4", logs.GetProperty("logs")[0].GetProperty("line").GetString());
+
+        var none = await JsonAsync(await _http.PostAsync("/api/v1/pipelines/events/unheard_of", null), HttpStatusCode.Accepted);
+        Assert.Equal(0, none.GetProperty("runs").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task A_running_pipeline_is_cancelled_through_the_api()
+    {
+        var run = await JsonAsync(await _http.PostAsJsonAsync("/api/v1/pipelines/runs", new { pipeline = "slow" }), HttpStatusCode.Accepted);
+        var runId = run.GetProperty("run_id").GetString()!;
+        await WaitForStateAsync(runId, "running");
+        await JsonAsync(await _http.PostAsync($"/api/v1/pipelines/runs/{runId}/cancel", null), HttpStatusCode.Accepted);
+        var done = await WaitForStateAsync(runId, "cancelled");
+        Assert.Equal("cancelled", done.GetProperty("tasks")[0].GetProperty("state").GetString());
+        var again = await JsonAsync(await _http.PostAsync($"/api/v1/pipelines/runs/{runId}/cancel", null), HttpStatusCode.Conflict);
+        Assert.Contains("already finished (cancelled)", again.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task Client_mistakes_get_problem_details_naming_the_fault()
+    {
+        var cycle = await _http.PostAsJsonAsync("/api/v1/pipelines/runs", new { definition = "name: c\ntasks:\n  a:\n    kind: noop\n    depends_on: a\n" });
+        Assert.Equal("application/problem+json", cycle.Content.Headers.ContentType!.MediaType);
+        var p = await JsonAsync(cycle, HttpStatusCode.UnprocessableEntity);
+        Assert.Equal("definition:3: task 'a' depends on itself", p.GetProperty("detail").GetString());
+        Assert.Equal(422, p.GetProperty("status").GetInt32());
+
+        var badJson = await _http.PostAsync("/api/v1/pipelines/runs", new StringContent("{\"pipeline\": ", Encoding.UTF8, "application/json"));
+        Assert.Contains("not a valid start request", (await JsonAsync(badJson, HttpStatusCode.BadRequest)).GetProperty("detail").GetString());
+
+        var both = await _http.PostAsJsonAsync("/api/v1/pipelines/runs", new { pipeline = "slow", definition = "name: x" });
+        Assert.Contains("exactly one of 'pipeline'", (await JsonAsync(both, HttpStatusCode.BadRequest)).GetProperty("detail").GetString());
+
+        var unknown = await _http.PostAsJsonAsync("/api/v1/pipelines/runs", new { pipeline = "nope" });
+        Assert.Equal("pipeline: no pipeline named 'nope' is loaded", (await JsonAsync(unknown, HttpStatusCode.NotFound)).GetProperty("detail").GetString());
+
+        var badParam = await _http.PostAsJsonAsync("/api/v1/pipelines/runs", new { pipeline = "retrain", @params = new Dictionary<string, string> { ["modle"] = "x" } });
+        Assert.Contains("unknown parameter 'modle'", (await JsonAsync(badParam, HttpStatusCode.UnprocessableEntity)).GetProperty("detail").GetString());
+
+        var missing = await _http.GetAsync("/api/v1/pipelines/runs/does-not-exist");
+        Assert.Equal("run_id: no pipeline run 'does-not-exist'", (await JsonAsync(missing, HttpStatusCode.NotFound)).GetProperty("detail").GetString());
+        await JsonAsync(await _http.GetAsync("/api/v1/pipelines/runs/does-not-exist/logs"), HttpStatusCode.NotFound);
+        await JsonAsync(await _http.PostAsync("/api/v1/pipelines/runs/does-not-exist/cancel", null), HttpStatusCode.NotFound);
+
+        var badState = await _http.GetAsync("/api/v1/pipelines/runs?state=done");
+        Assert.Contains("state: 'done' is not one of", (await JsonAsync(badState, HttpStatusCode.BadRequest)).GetProperty("detail").GetString());
+    }
+}
