@@ -159,7 +159,26 @@ internal sealed class BenchEnv : IAsyncDisposable
     {
         var sw = Stopwatch.StartNew();
         var rng = new Random(42);
-        await _db!.WriteAsync(async (c, tx) =>
+        if (_db!.IsPostgres)
+        {
+            // Server-side generation: the same rows as the SQLite branch, without 400,000 round trips.
+            await _db.WriteAsync(async (c, tx) =>
+            {
+                foreach (var sql in (string[])[
+                    $"INSERT INTO runs (run_id, experiment_id, run_name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri) SELECT md5('{experimentId}-' || i), {experimentId}, 'run-' || i, 'bench', 'FINISHED', 1700000000000 + i, 1700000000000 + i, 'active', 'mlflow-artifacts:/{experimentId}/' || md5('{experimentId}-' || i) || '/artifacts' FROM generate_series(0, {count - 1}) AS i",
+                    $"INSERT INTO latest_metrics (run_id, key, step, timestamp, value, is_nan) SELECT md5('{experimentId}-' || i), 'acc', 0, 1700000000000 + i, random(), 0 FROM generate_series(0, {count - 1}) AS i",
+                    $"INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan) SELECT run_id, key, step, timestamp, value, is_nan FROM latest_metrics WHERE run_id IN (SELECT run_id FROM runs WHERE experiment_id = {experimentId})",
+                    $"INSERT INTO params (run_id, key, value) SELECT md5('{experimentId}-' || i), 'model', CASE WHEN i % 3 = 0 THEN 'lightgbm' ELSE 'fasttree' END FROM generate_series(0, {count - 1}) AS i"])
+                {
+                    await using var cmd = c.CreateCommand();
+                    cmd.CommandText = sql;
+                    cmd.Transaction = tx;
+                    cmd.CommandTimeout = 600;
+                    await cmd.ExecuteNonQueryAsync();
+                }
+            }, CancellationToken.None);
+        }
+        else await _db.WriteAsync(async (c, tx) =>
         {
             var exp = long.Parse(experimentId, CultureInfo.InvariantCulture);
             await using var run = Cmd(c, tx, "INSERT INTO runs (run_id, experiment_id, run_name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri) VALUES (@id, @e, @n, 'bench', 'FINISHED', @t, @t, 'active', @a)", "id", "e", "n", "t", "a");
@@ -182,20 +201,10 @@ internal sealed class BenchEnv : IAsyncDisposable
             }
         }, CancellationToken.None);
         Console.Error.WriteLine($"seeded {count:N0} runs in {sw.Elapsed.TotalSeconds:F1} s");
-        if (_db.IsPostgres)
-        {
-            await using var c = await _db.OpenAsync(CancellationToken.None);
-            await using var cmd = c.CreateCommand();
-            cmd.CommandText = "ANALYZE";
-            await cmd.ExecuteNonQueryAsync();
-        }
-        else
-        {
-            await using var c = await _db.OpenAsync(CancellationToken.None);
-            await using var cmd = c.CreateCommand();
-            cmd.CommandText = "ANALYZE";
-            await cmd.ExecuteNonQueryAsync();
-        }
+        await using var conn = await _db.OpenAsync(CancellationToken.None);
+        await using var analyze = conn.CreateCommand();
+        analyze.CommandText = "ANALYZE";
+        await analyze.ExecuteNonQueryAsync();
     }
 
     private static DbCommand Cmd(DbConnection c, DbTransaction tx, string sql, params string[] names)

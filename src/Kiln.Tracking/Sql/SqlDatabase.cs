@@ -280,54 +280,20 @@ internal sealed class SqliteDatabase : SqlDatabase
         .Replace("{DOUBLE}", "REAL", StringComparison.Ordinal)
         .Replace("{WITHOUT_ROWID}", "WITHOUT ROWID", StringComparison.Ordinal);
 
-    // Rows per INSERT statement: one statement per 100 points instead of one per point.
-    private const int RowsPerInsert = 100;
-    private static readonly string MultiRowInsert = "INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan) VALUES " +
-        string.Join(", ", Enumerable.Range(0, RowsPerInsert).Select(i => $"(@r, @k{i}, @s{i}, @t{i}, @v{i}, @n{i})"));
-
     internal override async Task InsertMetricsAsync(DbConnection c, DbTransaction tx, string runId, IReadOnlyList<Metric> metrics, CancellationToken ct)
     {
-        var i = 0;
-        if (metrics.Count >= RowsPerInsert)
-        {
-            using var many = c.Command(tx, MultiRowInsert, ("r", runId));
-            for (var j = 0; j < RowsPerInsert; j++)
-            {
-                var suffix = j.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                many.AddParameter("k" + suffix, "");
-                many.AddParameter("s" + suffix, 0L);
-                many.AddParameter("t" + suffix, 0L);
-                many.AddParameter("v" + suffix, 0.0);
-                many.AddParameter("n" + suffix, 0);
-            }
-            var ps = many.Parameters;
-            for (; i + RowsPerInsert <= metrics.Count; i += RowsPerInsert)
-            {
-                for (var j = 0; j < RowsPerInsert; j++)
-                {
-                    var m = metrics[i + j];
-                    var b = 1 + (j * 5);
-                    ps[b].Value = m.Key;
-                    ps[b + 1].Value = m.Step;
-                    ps[b + 2].Value = m.Timestamp;
-                    ps[b + 3].Value = double.IsNaN(m.Value) ? DBNull.Value : m.Value;
-                    ps[b + 4].Value = double.IsNaN(m.Value) ? 1 : 0;
-                }
-                await many.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-            }
-        }
-        if (i == metrics.Count) return;
+        // One prepared statement re-executed per point: SQLite runs in-process, so a call costs microseconds.
         using var cmd = c.Command(tx, "INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan) VALUES (@r, @k, @s, @t, @v, @n)",
             ("r", runId), ("k", ""), ("s", 0L), ("t", 0L), ("v", 0.0), ("n", 0));
-        var one = cmd.Parameters;
-        for (; i < metrics.Count; i++)
+        var ps = cmd.Parameters;
+        await cmd.PrepareAsync(ct).ConfigureAwait(false);
+        foreach (var m in metrics)
         {
-            var m = metrics[i];
-            one[1].Value = m.Key;
-            one[2].Value = m.Step;
-            one[3].Value = m.Timestamp;
-            one[4].Value = double.IsNaN(m.Value) ? DBNull.Value : m.Value;
-            one[5].Value = double.IsNaN(m.Value) ? 1 : 0;
+            ps[1].Value = m.Key;
+            ps[2].Value = m.Step;
+            ps[3].Value = m.Timestamp;
+            ps[4].Value = double.IsNaN(m.Value) ? DBNull.Value : m.Value;
+            ps[5].Value = double.IsNaN(m.Value) ? 1 : 0;
             await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
     }
