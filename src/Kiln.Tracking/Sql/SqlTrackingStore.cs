@@ -335,6 +335,14 @@ public sealed class SqlTrackingStore(SqlDatabase db) : ITrackingStore
             switch (o.Kind)
             {
                 case EntityKind.Metric:
+                    var filtered = filters.Where(f => f.Kind == EntityKind.Metric).ToList();
+                    var same = filtered.FindIndex(f => f.Key == o.Key);
+                    if (same >= 0)
+                    {
+                        // The filter already joins this metric (never NULL there): order by that join.
+                        orderSql.Add($"f{same.ToString(CultureInfo.InvariantCulture)}.value {dir}");
+                        continue;
+                    }
                     sql.Append(CultureInfo.InvariantCulture, $" LEFT JOIN latest_metrics o{i} ON o{i}.run_id = r.run_id AND o{i}.key = {P(o.Key)}");
                     column = $"o{i}.value";
                     break;
@@ -356,6 +364,8 @@ public sealed class SqlTrackingStore(SqlDatabase db) : ITrackingStore
         if (!order.Any(o => o.Kind == EntityKind.Attribute && o.Key is "start_time" or "created")) orderSql.Add("r.start_time DESC");
         orderSql.Add("r.run_id");
 
+        var joins = 0;
+        var filterJoins = new StringBuilder();
         where.Append(" WHERE r.experiment_id IN (").AppendJoin(", ", expIds.Select(e => P(e))).Append(')');
         where.Append(" AND ").Append(StageCondition("r.lifecycle_stage", query.ViewType));
         foreach (var f in filters)
@@ -364,8 +374,13 @@ public sealed class SqlTrackingStore(SqlDatabase db) : ITrackingStore
             switch (f.Kind)
             {
                 case EntityKind.Metric:
-                    where.Append(CultureInfo.InvariantCulture,
-                        $"EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_id = r.run_id AND m.key = {P(f.Key)} AND m.is_nan = 0 AND m.value {f.Op} {P(f.Value)})");
+                    // A join, not EXISTS: (run_id, key) is unique, and the planner may then drive the
+                    // search from the (key, value) index instead of probing every run.
+                    var alias = "f" + joins.ToString(CultureInfo.InvariantCulture);
+                    joins++;
+                    filterJoins.Append(CultureInfo.InvariantCulture,
+                        $" JOIN latest_metrics {alias} ON {alias}.run_id = r.run_id AND {alias}.key = {P(f.Key)} AND {alias}.is_nan = 0 AND {alias}.value {f.Op} {P(f.Value)}");
+                    where.Append("1 = 1");
                     break;
                 case EntityKind.Param:
                     where.Append(CultureInfo.InvariantCulture,
@@ -393,6 +408,8 @@ public sealed class SqlTrackingStore(SqlDatabase db) : ITrackingStore
                     break;
             }
         }
+        // Filter joins first: SQLite does not move inner joins ahead of a LEFT JOIN.
+        sql.Insert($"SELECT {RunColumns} FROM runs r".Length, filterJoins.ToString());
         sql.Append(where).Append(" ORDER BY ").AppendJoin(", ", orderSql)
             .Append(" LIMIT ").Append(P((long)query.MaxResults + 1)).Append(" OFFSET ").Append(P(offset));
         var text = sql.ToString();
