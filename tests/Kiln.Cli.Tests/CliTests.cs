@@ -91,11 +91,36 @@ public class CliTests
         Assert.True(rollback.ExitCode == 0, rollback.ToString());
         var history = await KilnCli.RunAsync(["models", "history", "fraud", "--tracking-uri", tracking], dir.Path);
         Assert.True(history.ExitCode == 0, history.ToString());
-        Assert.Equal(3, history.StdOut.Split('\n').Count(l => l.Contains("production", StringComparison.Ordinal)));
+        Assert.Equal(3, history.StdErr.Split('\n').Count(l => l.Contains("production", StringComparison.Ordinal))); // tables go to stderr
 
         var noStore = await KilnCli.RunAsync(["train", spec, "--out", dir.File("x"), "--register", "fraud"], dir.Path);
         Assert.Equal(1, noStore.ExitCode);
         Assert.Contains("--register needs --tracking-uri", noStore.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_retraining_loop_promotes_a_first_model_and_skips_one_that_does_not_beat_it()
+    {
+        using var dir = new TempDir();
+        var store = dir.File("store");
+        string[] Args(params string[] extra) =>
+        [
+            "pipeline", "run", Path.Combine(TestEnvironment.RepoRoot, "examples", "pipelines", "quickstart-loop.yaml"),
+            "--param", $"spec={Path.Combine(Quickstart, "spec.yaml")}", "--param", $"data={Path.Combine(Quickstart, "transactions.csv")}",
+            "--param", $"tracking_uri={store}", .. extra,
+        ];
+        var first = await KilnCli.RunAsync(Args(), dir.Path);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        var versions = await KilnCli.RunAsync(["models", "show", "fraud", "--tracking-uri", store], dir.Path);
+        Assert.True(versions.ExitCode == 0, versions.ToString());
+        Assert.Contains("production", versions.StdErr, StringComparison.Ordinal);
+
+        // The same data and seed give the same AUC: it does not beat production, so nothing is registered.
+        var second = await KilnCli.RunAsync(Args(), dir.Path);
+        Assert.True(second.ExitCode == 0, second.ToString());
+        var list = await KilnCli.RunAsync(["models", "versions", "fraud", "--tracking-uri", store], dir.Path);
+        Assert.True(list.ExitCode == 0, list.ToString());
+        Assert.Equal(1, list.StdErr.Split('\n').Count(l => l.Contains("runs:/", StringComparison.Ordinal)));
     }
 
     [Fact]

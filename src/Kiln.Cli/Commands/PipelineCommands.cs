@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Kiln.Cli.Pipelines;
 using Kiln.Core;
 using Kiln.Pipelines;
 using Kiln.Pipelines.Definition;
@@ -24,7 +25,7 @@ internal static class PipelineCommands
     private static readonly Option<bool> Json = new("--json") { Description = "Print JSON on stdout instead of a table." };
 
     /// <summary>The task kinds the CLI knows; areas add theirs here when they are merged.</summary>
-    internal static TaskKindRegistry Kinds() => TaskKindRegistry.CreateDefault();
+    internal static TaskKindRegistry Kinds() => TaskKindRegistry.CreateDefault().AddModelKinds();
 
     public static Command Create()
     {
