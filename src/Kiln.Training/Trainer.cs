@@ -38,8 +38,10 @@ public static class Trainer
     private const string LabelColumn = "Label";
     private const string FeaturesColumn = "Features";
 
+    /// <param name="holdoutPredictionsPath">When given, the holdout rows' labels and predictions are written there as CSV
+    /// (label, prediction and, for classifiers, probability), so that metrics can be checked elsewhere.</param>
     public static async Task<TrainingResult> TrainAsync(TrainingSpec spec, string outputDirectory, ITrainingProgress? progress = null,
-        CancellationToken ct = default)
+        CancellationToken ct = default, string? holdoutPredictionsPath = null)
     {
         var clock = Stopwatch.StartNew();
         var files = DataSources.Resolve(spec.Data, spec.BaseDirectory);
@@ -84,13 +86,22 @@ public static class Trainer
 
         progress?.Stage($"Training {spec.Trainer.Kind} on {train.RowCount:N0} rows");
         ct.ThrowIfCancellationRequested();
-        var model = pipeline.Fit(trainView);
+        ITransformer model;
+        try
+        {
+            model = pipeline.Fit(trainView);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
+        {
+            throw new KilnException($"{spec.Source}: trainer '{spec.Trainer.Kind}' failed on this data ({e.Message.ReplaceLineEndings(" ")})", e);
+        }
 
         progress?.Stage($"Evaluating on {holdout.RowCount:N0} holdout rows");
         var scored = model.Transform(holdoutView);
         var metrics = Evaluate(ml, spec.Task, scored);
         var outputs = OutputTable(spec.Task, scored, labels);
         var outputProfile = DatasetProfile.Build(outputs, seed: (ulong)spec.Seed + 1);
+        if (holdoutPredictionsPath is not null) WriteHoldoutPredictions(holdoutPredictionsPath, labels.Describe(holdoutIndex), outputs);
 
         progress?.Stage("Writing the package");
         using var writer = new PackageWriter(outputDirectory);
@@ -147,7 +158,7 @@ public static class Trainer
             parts.Add(encoded);
         }
         Append(ml.Transforms.Concatenate(FeaturesColumn, [.. parts]));
-        if (spec.Trainer.Kind == "linear") Append(ml.Transforms.NormalizeMinMax(FeaturesColumn));
+        if (spec.Trainer.Kind == "linear") Append(ml.Transforms.NormalizeMeanVariance(FeaturesColumn));
         if (spec.Task == ModelTask.Multiclass)
             Append(ml.Transforms.Conversion.MapValueToKey(LabelColumn, LabelColumn, keyOrdinality: Microsoft.ML.Transforms.ValueToKeyMappingEstimator.KeyOrdinality.ByValue));
         Append(Estimator(ml, spec));
@@ -179,7 +190,7 @@ public static class Trainer
             (ModelTask.Regression, "fast_forest") => ml.Regression.Trainers.FastForest(new FastForestRegressionTrainer.Options { NumberOfTrees = t.Trees, NumberOfLeaves = t.Leaves, MinimumExampleCountPerLeaf = t.MinSamplesLeaf, Seed = seed, FeatureFraction = 1.0, LabelColumnName = LabelColumn, FeatureColumnName = FeaturesColumn }),
             (ModelTask.Regression, "fast_tree") => ml.Regression.Trainers.FastTree(new FastTreeRegressionTrainer.Options { NumberOfTrees = t.Trees, NumberOfLeaves = t.Leaves, MinimumExampleCountPerLeaf = t.MinSamplesLeaf, LearningRate = t.LearningRate, Seed = seed, LabelColumnName = LabelColumn, FeatureColumnName = FeaturesColumn }),
             (ModelTask.Regression, "lightgbm") => ml.Regression.Trainers.LightGbm(new LightGbmRegressionTrainer.Options { NumberOfIterations = t.Trees, NumberOfLeaves = t.Leaves, MinimumExampleCountPerLeaf = t.MinSamplesLeaf, LearningRate = t.LearningRate, Seed = seed, NumberOfThreads = 1, Silent = true, LabelColumnName = LabelColumn, FeatureColumnName = FeaturesColumn }),
-            (ModelTask.Regression, _) => ml.Regression.Trainers.Sdca(new SdcaRegressionTrainer.Options { MaximumNumberOfIterations = t.Iterations, NumberOfThreads = 1, LabelColumnName = LabelColumn, FeatureColumnName = FeaturesColumn }),
+            (ModelTask.Regression, _) => ml.Regression.Trainers.Sdca(new SdcaRegressionTrainer.Options { MaximumNumberOfIterations = t.Iterations, ConvergenceTolerance = 1e-5f, L2Regularization = 1e-2f, NumberOfThreads = 1, LabelColumnName = LabelColumn, FeatureColumnName = FeaturesColumn }),
             _ => throw new KilnException($"trainer '{t.Kind}' does not support task {spec.Task}"),
         };
     }
@@ -195,7 +206,8 @@ public static class Trainer
                     return new()
                     {
                         ["accuracy"] = m.Accuracy, ["auc"] = m.AreaUnderRocCurve, ["f1"] = m.F1Score,
-                        ["log_loss"] = m.LogLoss, ["precision"] = m.PositivePrecision, ["recall"] = m.PositiveRecall,
+                        // ML.NET reports binary log-loss in bits; Kiln reports it in nats, as scikit-learn and most tools do.
+                        ["log_loss"] = m.LogLoss * Math.Log(2), ["precision"] = m.PositivePrecision, ["recall"] = m.PositiveRecall,
                     };
                 }
                 else
@@ -322,6 +334,27 @@ public static class Trainer
         json.WriteEndArray();
     }
 
+    private static void WriteHoldoutPredictions(string path, string[] labels, DataTable outputs)
+    {
+        using var w = new StreamWriter(path);
+        w.WriteLine("label," + string.Join(',', outputs.Columns.Select(c => c.Name)));
+        for (var r = 0; r < outputs.RowCount; r++)
+        {
+            w.Write(labels[r]);
+            foreach (var c in outputs.Columns)
+            {
+                w.Write(',');
+                w.Write(c switch
+                {
+                    NumericColumn n => n.Values[r].ToString("R", CultureInfo.InvariantCulture),
+                    TextColumn t => t.Values[r],
+                    _ => "",
+                });
+            }
+            w.WriteLine();
+        }
+    }
+
     private static SortedDictionary<string, string> TrainerParameters(TrainerSpec t)
     {
         var p = new SortedDictionary<string, string>(StringComparer.Ordinal);
@@ -413,6 +446,11 @@ public static class Trainer
                 if (classes.Contains(p)) return p;
             return classes.Max!;
         }
+
+        /// <summary>The labels of the given rows as written in the data.</summary>
+        public string[] Describe(int[] rows) => _binary is { } b ? [.. rows.Select(i => Classes[b[i] ? 1 : 0])]
+            : _text is { } t ? [.. rows.Select(i => t[i])]
+            : [.. rows.Select(i => _numeric![i].ToString("R", CultureInfo.InvariantCulture))];
 
         /// <summary>A data view of the features with the label column for the given original row indices.</summary>
         public TableDataView View(DataTable features, int[] rows)

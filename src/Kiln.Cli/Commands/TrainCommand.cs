@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Kiln.Core;
 using Kiln.Training;
 using Spectre.Console;
 
@@ -21,6 +22,8 @@ internal static class TrainCommand
         };
         command.SetHandler(async (parse, ct) =>
         {
+            if (parse.GetValue(register) is not null && parse.GetValue(tracking) is null)
+                throw new KilnException("--register needs --tracking-uri (a local path such as ./.kiln, or http://host:5000)");
             var s = TrainingSpec.Load(parse.GetValue(spec)!);
             var outDir = parse.GetValue(output) ?? Path.Combine("packages", s.Name);
             var result = await TrainWithProgressAsync(s, outDir, ct);
