@@ -12,4 +12,5 @@ root.Subcommands.Add(TrackingCommands.CreateRuns());
 root.Subcommands.Add(TrackingCommands.CreateModels());
 root.Subcommands.Add(DriftCommands.Create());
 root.Subcommands.Add(PipelineCommands.Create());
+root.Subcommands.Add(BatchCommands.Create());
 return await root.Parse(args).InvokeAsync();

@@ -32,6 +32,17 @@ public static class ParquetTable
     public static async IAsyncEnumerable<DataTable> ReadRowGroupsAsync(string path, IReadOnlyList<ColumnRequest> requests,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
     {
+        await foreach (var (_, _, table) in ReadRowGroupsAsync(path, requests, static _ => true, ct).ConfigureAwait(false)) yield return table;
+    }
+
+    /// <summary>
+    /// Reads the requested columns of the row groups <paramref name="include"/> accepts (by index), one table per
+    /// row group, with the group's index and the 0-based file row of its first row; skipped groups are not decoded.
+    /// </summary>
+    public static async IAsyncEnumerable<(int RowGroup, long FirstRow, DataTable Table)> ReadRowGroupsAsync(string path,
+        IReadOnlyList<ColumnRequest> requests, Func<int, bool> include,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    {
         var reader = await OpenAsync(path, ct).ConfigureAwait(false);
         await using var readerScope = reader.ConfigureAwait(false);
         var fields = reader.Schema.GetDataFields();
@@ -46,13 +57,18 @@ public static class ParquetTable
         {
             using var rg = reader.OpenRowGroupReader(g);
             var rows = checked((int)rg.RowCount);
+            if (!include(g))
+            {
+                rowBase += rows;
+                continue;
+            }
             var table = new DataTable(rows);
             for (var r = 0; r < requests.Count; r++)
             {
                 table.Add(await ReadColumnAsync(rg, selected[r], requests[r], rows, path, rowBase, ct).ConfigureAwait(false));
             }
+            yield return (g, rowBase, table);
             rowBase += rows;
-            yield return table;
         }
     }
 

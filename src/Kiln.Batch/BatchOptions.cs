@@ -1,0 +1,111 @@
+using Kiln.Core;
+
+namespace Kiln.Batch;
+
+/// <summary>What to do with a row that fails validation.</summary>
+public enum BadRowPolicy
+{
+    /// <summary>Stop the job with the row's source, number and column.</summary>
+    Fail,
+
+    /// <summary>Leave the row out of the output, write it with the reason to the rejects directory and count it.</summary>
+    Skip,
+}
+
+/// <summary>This process's share of a job: partitions whose shard key mod <see cref="Count"/> equals <see cref="Index"/>.</summary>
+public readonly record struct ShardSpec(int Index, int Count)
+{
+    public static ShardSpec All { get; } = new(0, 1);
+
+    /// <summary>Parses "i/N" with 0 &lt;= i &lt; N.</summary>
+    public static ShardSpec Parse(string text)
+    {
+        var slash = text.IndexOf('/', StringComparison.Ordinal);
+        if (slash > 0
+            && int.TryParse(text.AsSpan(0, slash), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var i)
+            && int.TryParse(text.AsSpan(slash + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
+            && n >= 1 && i < n)
+        {
+            return new ShardSpec(i, n);
+        }
+        throw new KilnException($"--shard '{text}': expected i/N with 0 <= i < N (for example 0/3)");
+    }
+
+    public bool Owns(PartitionId partition) => (partition.FileIndex + partition.Index) % Count == Index;
+
+    public override string ToString() => $"{Index}/{Count}";
+}
+
+/// <summary>A model URI resolved to a package directory (and, through a registry, its version).</summary>
+public sealed record ResolvedModel(string PackageDirectory, string? Version = null);
+
+/// <summary>
+/// Turns the --model URI into a package directory. The default accepts package paths only; the
+/// registry plugs in a resolver for models:/name/version and models:/name@alias URIs.
+/// </summary>
+public interface IModelResolver
+{
+    ResolvedModel Resolve(string uri);
+}
+
+/// <summary>Resolves plain package paths, and anything else through an optional function (for example the registry's).</summary>
+public sealed class ModelResolver(Func<string, ResolvedModel>? registry = null) : IModelResolver
+{
+    public ResolvedModel Resolve(string uri)
+    {
+        if (uri.StartsWith("models:/", StringComparison.Ordinal))
+        {
+            return registry is not null
+                ? registry(uri)
+                : throw new KilnException($"--model {uri}: models:/ URIs need the model registry, which is not configured here; pass a package directory");
+        }
+        if (uri.StartsWith("file://", StringComparison.Ordinal)) uri = new Uri(uri).LocalPath;
+        return new ResolvedModel(Path.GetFullPath(uri));
+    }
+}
+
+/// <summary>Everything a batch job needs: where from, where to, and how.</summary>
+public sealed class BatchOptions
+{
+    public required string Model { get; init; }
+
+    public required string Input { get; init; }
+
+    public required string Output { get; init; }
+
+    /// <summary>Input columns copied to the output beside the predictions (ids).</summary>
+    public IReadOnlyList<string> Keep { get; init; } = [];
+
+    /// <summary>For table sinks: the column to upsert by (must be one of <see cref="Keep"/>).</summary>
+    public string? Key { get; init; }
+
+    public ShardSpec Shard { get; init; } = ShardSpec.All;
+
+    public BadRowPolicy OnBadRow { get; init; } = BadRowPolicy.Fail;
+
+    public bool Resume { get; init; }
+
+    /// <summary>Rows per unit of scoring work (and per output row group).</summary>
+    public int BatchRows { get; init; } = 65_536;
+
+    /// <summary>Rows per partition for sources without natural partitions (CSV files, SQL tables and queries).</summary>
+    public int PartitionRows { get; init; } = 1_000_000;
+
+    /// <summary>Scoring threads; 0 means one per core.</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Where rejected rows go; default: &lt;output&gt;/_rejects for a directory sink, ./_rejects/&lt;table&gt; for a table sink.</summary>
+    public string? RejectsDirectory { get; init; }
+
+    public IModelResolver Resolver { get; init; } = new ModelResolver();
+
+    internal void Validate()
+    {
+        if (BatchRows < 1) throw new KilnException($"--batch-rows {BatchRows}: must be at least 1");
+        if (PartitionRows < 1) throw new KilnException($"--partition-rows {PartitionRows}: must be at least 1");
+        if (Threads < 0) throw new KilnException($"--threads {Threads}: must be 0 (one per core) or more");
+        if (Key is not null && !Keep.Contains(Key)) throw new KilnException($"--key {Key}: the key must also be a --keep column");
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var k in Keep) if (!seen.Add(k)) throw new KilnException($"--keep: column '{k}' is named twice");
+    }
+}

@@ -1,0 +1,144 @@
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using System.Text;
+using Kiln.Core;
+using Kiln.Core.Data;
+using Parquet;
+
+namespace Kiln.Batch.Sources;
+
+/// <summary>
+/// CSV and Parquet files (a file, a directory or a glob, in path order). A Parquet file's partitions
+/// are its row groups; a CSV file's are consecutive ranges of <c>partitionRows</c> data rows.
+/// </summary>
+internal sealed class FileSource(string location, IReadOnlyList<string> files, int partitionRows) : IBatchSource
+{
+    public string Uri => location;
+
+    public bool Untyped => files.Any(DataSources.IsCsv);
+
+    public IReadOnlyList<string> Files => files;
+
+    public async Task<IReadOnlyList<SourceSchema>> InspectAsync(CancellationToken ct)
+    {
+        var result = new List<SourceSchema>(files.Count);
+        foreach (var file in files)
+        {
+            if (DataSources.IsParquet(file))
+            {
+                var reader = await OpenParquetAsync(file, ct).ConfigureAwait(false);
+                await using var scope = reader.ConfigureAwait(false);
+                var columns = reader.Schema.GetDataFields().Select(f => new SourceColumn(f.Name, KindOf(f.ClrType))).ToList();
+                result.Add(new SourceSchema(file, columns));
+            }
+            else
+            {
+                result.Add(new SourceSchema(file, [.. CsvTableReader.ReadHeader(file).Select(h => new SourceColumn(h, ValueKind.Unknown))]));
+            }
+        }
+        return result;
+    }
+
+    public Task<string> FingerprintAsync(CancellationToken ct)
+    {
+        var sb = new StringBuilder();
+        foreach (var file in files)
+        {
+            var info = new FileInfo(file);
+            sb.Append(file).Append('\0').Append(info.Length).Append('\0').Append(info.LastWriteTimeUtc.Ticks).Append('\n');
+        }
+        return Task.FromResult("files:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString()))));
+    }
+
+    public async Task<long?> CountRowsAsync(Func<PartitionId, bool> wanted, CancellationToken ct)
+    {
+        long total = 0;
+        for (var f = 0; f < files.Count; f++)
+        {
+            if (!DataSources.IsParquet(files[f])) return null;
+            var sizes = await ParquetTable.ReadRowGroupSizesAsync(files[f], ct).ConfigureAwait(false);
+            for (var g = 0; g < sizes.Length; g++) if (wanted(new PartitionId(f, g))) total += sizes[g];
+        }
+        return total;
+    }
+
+    public async IAsyncEnumerable<SourceChunk> ReadAsync(IReadOnlyList<ColumnRequest> requests, Func<PartitionId, bool> wanted, int batchRows,
+        [EnumeratorCancellation] CancellationToken ct)
+    {
+        for (var f = 0; f < files.Count; f++)
+        {
+            var file = files[f];
+            if (DataSources.IsParquet(file))
+            {
+                var fileIndex = f;
+                var groups = 0;
+                await foreach (var (group, firstRow, table) in ParquetTable.ReadRowGroupsAsync(file, requests, g => wanted(new PartitionId(fileIndex, g)), ct).ConfigureAwait(false))
+                {
+                    groups++;
+                    yield return new SourceChunk(new PartitionId(f, group), file, firstRow, table, EndOfPartition: true);
+                }
+                // A file without row groups still gets its (empty) part, so the output names every input file.
+                if (groups == 0 && wanted(new PartitionId(f, 0)) && (await ParquetTable.ReadRowGroupSizesAsync(file, ct).ConfigureAwait(false)).Length == 0)
+                    yield return new SourceChunk(new PartitionId(f, 0), file, 0, EmptyTable(requests), EndOfPartition: true);
+                continue;
+            }
+            await foreach (var chunk in ReadCsvAsync(f, file, requests, wanted, batchRows, ct).ConfigureAwait(false)) yield return chunk;
+        }
+    }
+
+    private async IAsyncEnumerable<SourceChunk> ReadCsvAsync(int fileIndex, string file, IReadOnlyList<ColumnRequest> requests,
+        Func<PartitionId, bool> wanted, int batchRows, [EnumeratorCancellation] CancellationToken ct)
+    {
+        await Task.Yield(); // CSV parsing is synchronous; do not run it on the caller's stack
+        using var csv = CsvTableReader.Open(file, requests);
+        long row = 0;
+        for (var partition = 0; ; partition++)
+        {
+            var id = new PartitionId(fileIndex, partition);
+            var want = wanted(id);
+            var remaining = partitionRows;
+            var any = false;
+            while (remaining > 0)
+            {
+                var ask = Math.Min(batchRows, remaining);
+                var table = csv.ReadBatch(ask, ct);
+                var end = table.RowCount < ask || table.RowCount == remaining;
+                if (table.RowCount == 0 && !any && partition > 0) yield break; // the previous partition ended the file exactly
+                if (want) yield return new SourceChunk(id, file, row, table, end);
+                any = true;
+                row += table.RowCount;
+                remaining -= table.RowCount;
+                if (table.RowCount < ask) yield break;
+            }
+        }
+    }
+
+    internal static DataTable EmptyTable(IReadOnlyList<ColumnRequest> requests)
+    {
+        var t = new DataTable(0);
+        foreach (var r in requests) t.Add(r.Type == ColumnType.Numeric ? new NumericColumn(r.Name, []) : new TextColumn(r.Name, []));
+        return t;
+    }
+
+    private static ValueKind KindOf(Type t)
+    {
+        if (t == typeof(double) || t == typeof(float) || t == typeof(decimal)) return ValueKind.Real;
+        if (t == typeof(int) || t == typeof(long) || t == typeof(short) || t == typeof(byte) || t == typeof(sbyte)
+            || t == typeof(uint) || t == typeof(ulong) || t == typeof(ushort) || t == typeof(bool)) return ValueKind.Integer;
+        return ValueKind.Text;
+    }
+
+    private static async Task<ParquetReader> OpenParquetAsync(string path, CancellationToken ct)
+    {
+        try
+        {
+            return await ParquetReader.CreateAsync(path, null, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException)
+        {
+            throw new KilnException($"{path}: not a readable Parquet file ({e.Message})", e);
+        }
+    }
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}

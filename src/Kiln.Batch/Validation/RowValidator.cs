@@ -1,0 +1,147 @@
+using System.Globalization;
+using Kiln.Core;
+using Kiln.Core.Data;
+using Kiln.Core.Packaging;
+using Kiln.Core.Profiling;
+
+namespace Kiln.Batch.Validation;
+
+/// <summary>A row left out of the output: where it was, which column failed and why, and the row's values as read.</summary>
+internal sealed record RejectedRow(string Source, long Row, string Column, string Reason, string?[] Values);
+
+/// <summary>The rows of a slice that can be scored.</summary>
+internal sealed class ValidatedRows
+{
+    /// <summary>The table to score, and its first row; a new table holding only good rows (numbers converted) when the slice needed it.</summary>
+    public required DataTable Table { get; init; }
+
+    public required int Start { get; init; }
+
+    public required int Count { get; init; }
+
+    public List<RejectedRow>? Rejects { get; init; }
+
+    public long UnseenCategories { get; init; }
+}
+
+/// <summary>
+/// Row-level checks before scoring: text that is not a number in a numeric input, a missing value
+/// where the signature says the input is not nullable. Categories unseen in training are allowed
+/// (the model's one-hot encoding maps them to zeros) but counted.
+/// </summary>
+internal sealed class RowValidator
+{
+    private readonly (string Name, bool Numeric, bool Nullable, HashSet<string>? Categories)[] _inputs;
+    private readonly BadRowPolicy _policy;
+
+    public RowValidator(ModelSignature signature, BadRowPolicy policy)
+    {
+        _policy = policy;
+        _inputs = [.. signature.Inputs.Select(i => (i.Name, i.Type == ColumnKind.Numeric, i.Nullable,
+            i.Type == ColumnKind.Categorical && i.Categories is { Count: > 0 } c ? new HashSet<string>(c, StringComparer.Ordinal) : null))];
+    }
+
+    /// <summary>Checks rows [start, start + count) of a chunk whose row 0 is the source's row <paramref name="firstRow"/> (0-based).</summary>
+    public ValidatedRows Check(DataTable table, int start, int count, string source, long firstRow)
+    {
+        bool[]? bad = null;
+        List<RejectedRow>? rejects = null;
+        Dictionary<string, double[]>? converted = null;
+        long unseen = 0;
+
+        void MarkBad(int r, string column, string reason)
+        {
+            var rowNumber = firstRow + start + r + 1;
+            if (_policy == BadRowPolicy.Fail) throw new KilnException($"{source}: row {rowNumber}, column '{column}': {reason}");
+            bad ??= new bool[count];
+            if (bad[r]) return;
+            bad[r] = true;
+            (rejects ??= []).Add(new RejectedRow(source, rowNumber, column, reason, RowValues(table, start + r)));
+        }
+
+        foreach (var (name, numeric, nullable, categories) in _inputs)
+        {
+            var column = table[name];
+            if (numeric)
+            {
+                if (column is NumericColumn n)
+                {
+                    if (nullable) continue;
+                    var values = n.Values;
+                    for (var r = 0; r < count; r++)
+                        if (double.IsNaN(values[start + r])) MarkBad(r, name, "the value is missing and the model's signature says it may not be");
+                }
+                else
+                {
+                    var text = ((TextColumn)column).Values;
+                    var numbers = new double[count];
+                    for (var r = 0; r < count; r++)
+                    {
+                        var cell = text[start + r];
+                        if (!NumericColumn.TryParseCell(cell, out numbers[r]))
+                            MarkBad(r, name, $"'{Shorten(cell!)}' is not a number");
+                        else if (!nullable && double.IsNaN(numbers[r]))
+                            MarkBad(r, name, "the value is missing and the model's signature says it may not be");
+                    }
+                    (converted ??= new(StringComparer.Ordinal))[name] = numbers;
+                }
+            }
+            else
+            {
+                var text = column is TextColumn t ? t.Values : throw new KilnException($"{source}: column '{name}' was read as numbers but the model expects categories");
+                for (var r = 0; r < count; r++)
+                {
+                    var cell = text[start + r];
+                    if (cell is null)
+                    {
+                        if (!nullable) MarkBad(r, name, "the value is missing and the model's signature says it may not be");
+                    }
+                    else if (categories is not null && !categories.Contains(cell))
+                    {
+                        unseen++;
+                    }
+                }
+            }
+        }
+
+        if (bad is null && converted is null)
+            return new ValidatedRows { Table = table, Start = start, Count = count, UnseenCategories = unseen };
+
+        var good = new List<int>(count);
+        for (var r = 0; r < count; r++) if (bad is null || !bad[r]) good.Add(start + r);
+        var result = table.Take(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(good));
+        if (converted is not null)
+        {
+            var clean = new DataTable(good.Count);
+            foreach (var c in result.Columns)
+            {
+                if (converted.TryGetValue(c.Name, out var numbers))
+                {
+                    var v = new double[good.Count];
+                    for (var i = 0; i < good.Count; i++) v[i] = numbers[good[i] - start];
+                    clean.Add(new NumericColumn(c.Name, v));
+                }
+                else clean.Add(c);
+            }
+            result = clean;
+        }
+        return new ValidatedRows { Table = result, Start = 0, Count = good.Count, Rejects = rejects, UnseenCategories = unseen };
+    }
+
+    private static string?[] RowValues(DataTable table, int row)
+    {
+        var values = new string?[table.Columns.Count];
+        for (var c = 0; c < values.Length; c++)
+        {
+            values[c] = table.Columns[c] switch
+            {
+                NumericColumn n => double.IsNaN(n.Values[row]) ? null : n.Values[row].ToString("R", CultureInfo.InvariantCulture),
+                TextColumn t => t.Values[row],
+                _ => null,
+            };
+        }
+        return values;
+    }
+
+    private static string Shorten(string s) => s.Length <= 40 ? s : string.Concat(s.AsSpan(0, 40), "...");
+}

@@ -1,0 +1,86 @@
+using Kiln.Core;
+using Kiln.Core.Data;
+using Kiln.Core.Packaging;
+using Kiln.Core.Profiling;
+
+namespace Kiln.Batch.Validation;
+
+/// <summary>A column of the job's output.</summary>
+public sealed record OutputColumn(string Name, ValueKind Kind);
+
+/// <summary>What to read and what to write, decided once the input's schema has passed the check.</summary>
+internal sealed record ReadPlan(IReadOnlyList<ColumnRequest> Requests, IReadOnlyList<OutputColumn> Output, IReadOnlyList<string> Keep);
+
+/// <summary>
+/// Checks every file's or table's declared columns against the model signature before any row is
+/// read: a missing input or --keep column, or text where the model expects numbers, is an error
+/// naming the file and the column.
+/// </summary>
+internal static class SchemaCheck
+{
+    public static ReadPlan Check(ModelSignature signature, IReadOnlyList<SourceSchema> schemas, IReadOnlyList<string> keep,
+        bool untyped, BadRowPolicy policy)
+    {
+        foreach (var schema in schemas)
+        {
+            foreach (var input in signature.Inputs)
+            {
+                var column = schema.Find(input.Name)
+                    ?? throw new KilnException($"{schema.Source}: column '{input.Name}' that the model needs is missing (the input has: {Names(schema)})");
+                if (input.Type == ColumnKind.Numeric && column.Kind == ValueKind.Text)
+                    throw new KilnException($"{schema.Source}: column '{input.Name}' holds text, but the model expects numbers");
+            }
+            foreach (var k in keep)
+            {
+                if (schema.Find(k) is null) throw new KilnException($"{schema.Source}: --keep column '{k}' is missing (the input has: {Names(schema)})");
+            }
+        }
+
+        var requests = new List<ColumnRequest>();
+        foreach (var input in signature.Inputs)
+        {
+            // An untyped source (CSV) yields numbers as text when bad rows are skipped, so that a bad cell
+            // becomes a rejected row instead of a failed read.
+            var type = input.Type == ColumnKind.Numeric && !(untyped && policy == BadRowPolicy.Skip) ? ColumnType.Numeric : ColumnType.Text;
+            requests.Add(new ColumnRequest(input.Name, type));
+        }
+
+        var output = new List<OutputColumn>();
+        foreach (var k in keep)
+        {
+            var kinds = schemas.Select(s => s.Find(k)!.Kind).Distinct().ToList();
+            var kind = kinds.Count == 1 ? kinds[0] : kinds.All(x => x is ValueKind.Integer or ValueKind.Real) ? ValueKind.Real : ValueKind.Text;
+            if (kind == ValueKind.Unknown) kind = ValueKind.Text;
+            var input = signature.FindInput(k);
+            if (input is null) requests.Add(new ColumnRequest(k, kind == ValueKind.Text ? ColumnType.Text : ColumnType.Numeric));
+            else if (input.Type != ColumnKind.Numeric) kind = ValueKind.Text;
+            else if (kind == ValueKind.Text) kind = ValueKind.Real;
+            output.Add(new OutputColumn(k, kind));
+        }
+        foreach (var p in PredictionColumns(signature))
+        {
+            if (keep.Contains(p.Name)) throw new KilnException($"--keep column '{p.Name}' has the name of a prediction column; rename it in the input");
+            output.Add(p);
+        }
+        return new ReadPlan(requests, output, keep);
+    }
+
+    /// <summary>binary: prediction (the class label), probability (of the positive class); multiclass: prediction,
+    /// probability (of the predicted class) and probability_&lt;class&gt; for each class; regression: prediction.</summary>
+    public static IReadOnlyList<OutputColumn> PredictionColumns(ModelSignature signature)
+    {
+        switch (signature.Task)
+        {
+            case ModelTask.Regression:
+                return [new OutputColumn("prediction", ValueKind.Real)];
+            case ModelTask.Binary:
+                return [new OutputColumn("prediction", ValueKind.Text), new OutputColumn("probability", ValueKind.Real)];
+            default:
+                var columns = new List<OutputColumn> { new("prediction", ValueKind.Text), new("probability", ValueKind.Real) };
+                foreach (var label in signature.ClassLabels ?? []) columns.Add(new OutputColumn("probability_" + label, ValueKind.Real));
+                return columns;
+        }
+    }
+
+    private static string Names(SourceSchema s) => string.Join(", ", s.Columns.Select(c => c.Name));
+}

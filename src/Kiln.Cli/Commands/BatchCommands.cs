@@ -1,0 +1,121 @@
+using System.CommandLine;
+using Kiln.Batch;
+using Spectre.Console;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>kiln batch: score files or tables in bulk with a model package.</summary>
+internal static class BatchCommands
+{
+    /// <summary>Resolves models:/ URIs; the registry sets this when it is wired in (null: package paths only).</summary>
+    public static Func<string, ResolvedModel>? RegistryResolver { get; set; }
+
+    public static Command Create()
+    {
+        var model = new Option<string>("--model", "-m") { Description = "The model: a package directory (or models:/name/version through the registry).", Required = true };
+        var input = new Option<string>("--input", "-i") { Description = "CSV/Parquet file, directory or glob; sqlite:///path.db?table=T|query=...; postgresql://user@host:port/db?table=T[&key=COL]|query=...", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "A directory for Parquet parts, or sqlite:///path.db?table=T / postgresql://...?table=T.", Required = true };
+        var keep = new Option<string[]>("--keep") { Description = "Input columns to copy to the output (comma-separated or repeated), e.g. ids.", AllowMultipleArgumentsPerToken = true };
+        var key = new Option<string?>("--key") { Description = "For a table output: upsert by this --keep column." };
+        var shard = new Option<string>("--shard") { Description = "Score only shard i of N (i/N): partitions whose (file index + partition index) mod N = i.", DefaultValueFactory = _ => "0/1" };
+        var onBadRow = new Option<string>("--on-bad-row") { Description = "fail: stop at the first bad row; skip: write it with the reason to _rejects/ and go on.", DefaultValueFactory = _ => "fail" };
+        onBadRow.AcceptOnlyFromAmong("fail", "skip");
+        var resume = new Option<bool>("--resume") { Description = "Finish an interrupted job: score only the parts the output lacks." };
+        var batchRows = new Option<int>("--batch-rows") { Description = "Rows per scoring slice and output row group.", DefaultValueFactory = _ => 65_536 };
+        var partitionRows = new Option<int>("--partition-rows") { Description = "Rows per partition of a CSV file, table or query (a Parquet row group is one partition).", DefaultValueFactory = _ => 1_000_000 };
+        var threads = new Option<int>("--threads") { Description = "Scoring threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var rejects = new Option<string?>("--rejects") { Description = "Directory for rejected rows (default: OUTPUT/_rejects, or ./_rejects/TABLE for a table)." };
+        var json = new Option<bool>("--json") { Description = "Print the summary as JSON on stdout." };
+
+        var command = new Command("batch", "Score a CSV/Parquet/SQL input with a model package into Parquet parts or a table; resumable and shardable.");
+        foreach (var o in new Option[] { model, input, output, keep, key, shard, onBadRow, resume, batchRows, partitionRows, threads, rejects, json })
+            command.Options.Add(o);
+
+        command.SetHandler(async (parse, ct) =>
+        {
+            var options = new BatchOptions
+            {
+                Model = parse.GetValue(model)!,
+                Input = parse.GetValue(input)!,
+                Output = parse.GetValue(output)!,
+                Keep = [.. (parse.GetValue(keep) ?? []).SelectMany(k => k.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))],
+                Key = parse.GetValue(key),
+                Shard = ShardSpec.Parse(parse.GetValue(shard)!),
+                OnBadRow = parse.GetValue(onBadRow) == "skip" ? BadRowPolicy.Skip : BadRowPolicy.Fail,
+                Resume = parse.GetValue(resume),
+                BatchRows = parse.GetValue(batchRows),
+                PartitionRows = parse.GetValue(partitionRows),
+                Threads = parse.GetValue(threads),
+                RejectsDirectory = parse.GetValue(rejects),
+                Resolver = new ModelResolver(RegistryResolver),
+            };
+            var job = new BatchJob(options);
+            var run = job.RunAsync(ct);
+            await ShowProgressAsync(job.Status, run);
+            var result = await run;
+            if (parse.GetValue(json)) Console.Out.WriteLine(result.ToJson());
+            Cli.Err.MarkupLineInterpolated(
+                $"[green]done[/]: {result.Rows:N0} rows in {result.PartsWritten} parts ({result.PartsResumed} already done) in {result.Seconds:0.0} s -> {result.Output}");
+            if (result.Rejected > 0) Cli.Err.MarkupLineInterpolated($"[yellow]{result.Rejected:N0} rows rejected[/]: see {result.RejectsDirectory}");
+            if (result.UnseenCategories > 0) Cli.Err.MarkupLineInterpolated($"{result.UnseenCategories:N0} values were categories unseen in training (scored as unknown)");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>A live bar (rows, rows/s, time left) on a terminal; one line every few seconds otherwise (logs, CI).</summary>
+    private static async Task ShowProgressAsync(BatchStatus status, Task run)
+    {
+        var started = DateTime.UtcNow;
+        if (!Console.IsErrorRedirected)
+        {
+            await Cli.Err.Progress()
+                .AutoClear(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                .StartAsync(async ctx =>
+                {
+                    var task = ctx.AddTask("scoring", maxValue: 1);
+                    while (!run.IsCompleted)
+                    {
+                        Update(task);
+                        await Task.WhenAny(run, Task.Delay(250));
+                    }
+                    Update(task);
+                    if (run.IsCompletedSuccessfully) task.Value = task.MaxValue;
+                    task.StopTask();
+                });
+            return;
+
+            void Update(ProgressTask task)
+            {
+                var rows = status.RowsDone;
+                var rate = rows / Math.Max(0.001, (DateTime.UtcNow - started).TotalSeconds);
+                task.Description = $"{rows:N0} rows, {rate:N0} rows/s";
+                if (status.RowsTotal is { } total)
+                {
+                    task.IsIndeterminate = false;
+                    task.MaxValue = Math.Max(1, total);
+                    task.Value = rows;
+                }
+                else task.IsIndeterminate = true;
+            }
+        }
+        var interval = TimeSpan.FromSeconds(5);
+        while (!run.IsCompleted)
+        {
+            await Task.WhenAny(run, Task.Delay(interval));
+            if (run.IsCompleted || !status.Scoring) continue;
+            var rows = status.RowsDone;
+            var elapsed = (DateTime.UtcNow - started).TotalSeconds;
+            var rate = rows / Math.Max(0.001, elapsed);
+            var line = $"kiln batch: {rows:N0} rows, {status.PartsDone} parts, {rate:N0} rows/s";
+            if (status.RowsTotal is { } total && total > 0)
+            {
+                var eta = rate > 0 ? TimeSpan.FromSeconds((total - rows) / rate) : TimeSpan.Zero;
+                line += $", {100.0 * rows / total:0.0}%, ETA {eta:hh\\:mm\\:ss}";
+            }
+            if (status.Rejected > 0) line += $", {status.Rejected:N0} rejected";
+            Console.Error.WriteLine(line);
+        }
+    }
+}
