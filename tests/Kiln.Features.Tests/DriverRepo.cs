@@ -33,8 +33,8 @@ internal sealed class DriverRepo : IDisposable
             feature_services:
               - name: driver_model
                 features: [driver_stats]
-            {extraYaml}
             """);
+        if (extraYaml.Length > 0) File.WriteAllText(Dir.File("extra.yaml"), extraYaml);
     }
 
     public TempDir Dir { get; } = new();
