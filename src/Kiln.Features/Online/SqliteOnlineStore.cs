@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text;
 using Microsoft.Data.Sqlite;
 
@@ -16,7 +17,37 @@ public sealed class SqliteOnlineStore : IOnlineStore
 
     private readonly string _connectionString;
 
+    // Open connections with the single-key read prepared: the hot path of serving does no open or parse per read.
+    private readonly ConcurrentBag<PointReader> _readers = [];
+
     private SqliteOnlineStore(string connectionString) => _connectionString = connectionString;
+
+    private sealed class PointReader : IDisposable
+    {
+        public PointReader(string connectionString)
+        {
+            Connection = new SqliteConnection(connectionString);
+            Connection.Open();
+            Command = Connection.CreateCommand();
+            Command.CommandText = "SELECT event_ts, payload FROM feature_online WHERE project = $p AND view = $v AND entity_key = $k";
+            Project = Command.Parameters.Add("$p", SqliteType.Text);
+            View = Command.Parameters.Add("$v", SqliteType.Text);
+            Key = Command.Parameters.Add("$k", SqliteType.Text);
+            Command.Prepare();
+        }
+
+        public SqliteConnection Connection { get; }
+        public SqliteCommand Command { get; }
+        public SqliteParameter Project { get; }
+        public SqliteParameter View { get; }
+        public SqliteParameter Key { get; }
+
+        public void Dispose()
+        {
+            Command.Dispose();
+            Connection.Dispose();
+        }
+    }
 
     public static async Task<SqliteOnlineStore> OpenAsync(string path, CancellationToken cancellationToken = default)
     {
@@ -80,39 +111,52 @@ public sealed class SqliteOnlineStore : IOnlineStore
     {
         var result = new OnlineRecord?[entityKeys.Count];
         if (entityKeys.Count == 0) return result;
-        var c = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var cScope = c.ConfigureAwait(false);
-        using var cmd = c.CreateCommand();
-        cmd.Parameters.AddWithValue("$p", project);
-        cmd.Parameters.AddWithValue("$v", view);
         if (entityKeys.Count == 1)
         {
-            cmd.CommandText = "SELECT entity_key, event_ts, payload FROM feature_online WHERE project = $p AND view = $v AND entity_key = $k0";
-            cmd.Parameters.AddWithValue("$k0", entityKeys[0]);
-        }
-        else
-        {
-            var sql = new StringBuilder("SELECT entity_key, event_ts, payload FROM feature_online WHERE project = $p AND view = $v AND entity_key IN (");
-            var distinct = entityKeys.Distinct().ToList();
-            for (var i = 0; i < distinct.Count; i++)
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!_readers.TryTake(out var point)) point = new PointReader(_connectionString);
+            try
             {
-                sql.Append(i == 0 ? "$k" : ", $k").Append(i);
+                point.Project.Value = project;
+                point.View.Value = view;
+                point.Key.Value = entityKeys[0];
+                using var r = point.Command.ExecuteReader();
+                if (r.Read()) result[0] = new OnlineRecord(r.GetInt64(0), r.GetString(1));
+            }
+            catch
+            {
+                point.Dispose();
+                throw;
+            }
+            _readers.Add(point);
+            return result;
+        }
+        var c = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cScope = c.ConfigureAwait(false);
+        var distinct = entityKeys.Distinct().ToList();
+        var found = new Dictionary<string, OnlineRecord>(StringComparer.Ordinal);
+        const int chunk = 500;
+        for (var start = 0; start < distinct.Count; start += chunk)
+        {
+            using var cmd = c.CreateCommand();
+            cmd.Parameters.AddWithValue("$p", project);
+            cmd.Parameters.AddWithValue("$v", view);
+            var sql = new StringBuilder("SELECT entity_key, event_ts, payload FROM feature_online WHERE project = $p AND view = $v AND entity_key IN (");
+            for (var i = start; i < Math.Min(distinct.Count, start + chunk); i++)
+            {
+                sql.Append(i == start ? "$k" : ", $k").Append(i);
                 cmd.Parameters.AddWithValue("$k" + i, distinct[i]);
             }
             cmd.CommandText = sql.Append(')').ToString();
+            using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                found[reader.GetString(0)] = new OnlineRecord(reader.GetInt64(1), reader.GetString(2));
+            }
         }
-        using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        Dictionary<string, OnlineRecord>? found = entityKeys.Count == 1 ? null : new(StringComparer.Ordinal);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        for (var i = 0; i < entityKeys.Count; i++)
         {
-            var record = new OnlineRecord(reader.GetInt64(1), reader.GetString(2));
-            if (found is null) result[0] = record;
-            else found[reader.GetString(0)] = record;
-        }
-        if (found is not null)
-        {
-            for (var i = 0; i < entityKeys.Count; i++)
-                if (found.TryGetValue(entityKeys[i], out var r)) result[i] = r;
+            if (found.TryGetValue(entityKeys[i], out var r)) result[i] = r;
         }
         return result;
     }
@@ -128,5 +172,9 @@ public sealed class SqliteOnlineStore : IOnlineStore
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    public ValueTask DisposeAsync()
+    {
+        while (_readers.TryTake(out var reader)) reader.Dispose();
+        return ValueTask.CompletedTask;
+    }
 }
