@@ -10,7 +10,7 @@ namespace Kiln.Features.Tests;
 /// <summary>DuckDB retrieval against the naive reference on random data: small key and time grids make ties, bounds and duplicates common.</summary>
 public sealed class PointInTimePropertyTests
 {
-    [Property(MaxTest = 25)]
+    [Property(MaxTest = 20)]
     public bool Retrieval_equals_the_naive_reference(int seed)
     {
         var random = new Random(seed);

@@ -155,6 +155,8 @@ public static class Materializer
         var partition = string.Join(", ", keys.Select(DuckDb.Id));
         var notNullKeys = string.Join(" AND ", keys.Select(k => $"{DuckDb.Id(k)} IS NOT NULL"));
         return $"SELECT * FROM ({sql}) s WHERE {notNullKeys} AND __kiln_ets >= {DuckDb.TimestampLiteral(start)} AND __kiln_ets <= {DuckDb.TimestampLiteral(end)} " +
-               $"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY __kiln_ets DESC, __kiln_cts DESC NULLS LAST) = 1";
+               $"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY __kiln_ets DESC, __kiln_cts DESC NULLS LAST) = 1 " +
+               // In key order, so a store's key index is written sequentially rather than at random.
+               $"ORDER BY {string.Join(", ", keys.Select(k => $"CAST({DuckDb.Id(k)} AS VARCHAR)"))}";
     }
 }

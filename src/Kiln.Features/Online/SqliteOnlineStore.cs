@@ -82,6 +82,12 @@ public sealed class SqliteOnlineStore : IOnlineStore
         if (rows.Count == 0) return 0;
         var c = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var cScope = c.ConfigureAwait(false);
+        using (var pragma = c.CreateCommand())
+        {
+            // WAL makes NORMAL durable at commit boundaries; a larger cache keeps the key index in memory during bulk loads.
+            pragma.CommandText = "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;";
+            pragma.ExecuteNonQuery();
+        }
         using var tx = c.BeginTransaction();
         using var cmd = c.CreateCommand();
         cmd.Transaction = tx;
