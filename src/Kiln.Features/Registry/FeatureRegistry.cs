@@ -76,7 +76,15 @@ public sealed class FeatureRegistry : IAsyncDisposable
             await using var cScope = c.ConfigureAwait(false);
             await Exec(c, "PRAGMA journal_mode = WAL", cancellationToken).ConfigureAwait(false);
         }
-        await registry.CreateTablesAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await registry.CreateTablesAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is DbException or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            await registry.DisposeAsync().ConfigureAwait(false);
+            throw new KilnException($"feature registry {registry._description}: cannot open ({e.Message.Split('\n')[0]})", e);
+        }
         return registry;
     }
 
