@@ -13,4 +13,5 @@ root.Subcommands.Add(TrackingCommands.CreateModels());
 root.Subcommands.Add(DriftCommands.Create());
 root.Subcommands.Add(PipelineCommands.Create());
 root.Subcommands.Add(BatchCommands.Create());
+root.Subcommands.Add(FeatureCommands.Create());
 return await root.Parse(args).InvokeAsync();

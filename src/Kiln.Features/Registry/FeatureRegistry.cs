@@ -1,0 +1,341 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Kiln.Core;
+using Kiln.Features.Definitions;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace Kiln.Features.Registry;
+
+/// <summary>How a definition differs from the recorded one.</summary>
+public enum ChangeType
+{
+    Unchanged,
+    Added,
+    Changed,
+    Removed,
+}
+
+/// <summary>One line of a plan: a definition and what applying would do to it.</summary>
+public sealed record PlanChange(string Kind, string Name, ChangeType Change, string? Detail);
+
+/// <summary>What <c>apply</c> would record: the changes against the latest recorded version of the project.</summary>
+public sealed record RepositoryPlan(string Project, int? CurrentVersion, IReadOnlyList<PlanChange> Changes)
+{
+    public bool HasChanges => Changes.Any(c => c.Change != ChangeType.Unchanged);
+}
+
+/// <summary>A recorded version of a project's definitions.</summary>
+public sealed record RegistryVersion(string Project, int Version, DateTime AppliedAt, string RepoPath);
+
+/// <summary>
+/// The feature registry in the metadata store: versioned definitions and materialization history, in tables prefixed
+/// <c>feature_</c>. SQLite (WAL mode, busy timeout) for a file path; PostgreSQL for a <c>postgres://</c> URI or a
+/// connection string with <c>Host=</c>.
+/// </summary>
+public sealed class FeatureRegistry : IAsyncDisposable
+{
+    private readonly Func<CancellationToken, Task<DbConnection>> _open;
+    private readonly NpgsqlDataSource? _dataSource;
+    private readonly string _description;
+
+    private FeatureRegistry(Func<CancellationToken, Task<DbConnection>> open, NpgsqlDataSource? dataSource, string description)
+    {
+        _open = open;
+        _dataSource = dataSource;
+        _description = description;
+    }
+
+    /// <summary>Where the registry lives, for messages.</summary>
+    public override string ToString() => _description;
+
+    /// <summary>Opens (and creates the tables of) the registry at a SQLite path, a folder (then kiln.db inside) or a PostgreSQL URI.</summary>
+    public static async Task<FeatureRegistry> OpenAsync(string location, CancellationToken cancellationToken = default)
+    {
+        FeatureRegistry registry;
+        if (IsPostgres(location))
+        {
+            var dataSource = NpgsqlDataSource.Create(PostgresConnectionString(location));
+            registry = new FeatureRegistry(async ct => await dataSource.OpenConnectionAsync(ct).ConfigureAwait(false), dataSource, "postgresql");
+        }
+        else
+        {
+            var path = Directory.Exists(location) ? Path.Combine(location, "kiln.db") : location;
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            var cs = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
+            registry = new FeatureRegistry(async ct =>
+            {
+                var c = new SqliteConnection(cs);
+                await c.OpenAsync(ct).ConfigureAwait(false);
+                await Exec(c, "PRAGMA busy_timeout = 10000", ct).ConfigureAwait(false);
+                return c;
+            }, null, path);
+            var c = await registry._open(cancellationToken).ConfigureAwait(false);
+            await using var cScope = c.ConfigureAwait(false);
+            await Exec(c, "PRAGMA journal_mode = WAL", cancellationToken).ConfigureAwait(false);
+        }
+        try
+        {
+            await registry.CreateTablesAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is DbException or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            await registry.DisposeAsync().ConfigureAwait(false);
+            throw new KilnException($"feature registry {registry._description}: cannot open ({e.Message.Split('\n')[0]})", e);
+        }
+        return registry;
+    }
+
+    internal static bool IsPostgres(string location) =>
+        location.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase)
+        || location.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase)
+        || location.Contains("Host=", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Turns <c>postgresql://user:pass@host:port/db?k=v</c> into an Npgsql connection string.</summary>
+    internal static string PostgresConnectionString(string location)
+    {
+        if (!location.Contains("://", StringComparison.Ordinal)) return location;
+        var uri = new Uri(location);
+        var b = new NpgsqlConnectionStringBuilder { Host = uri.Host, Port = uri.Port > 0 ? uri.Port : 5432 };
+        if (uri.UserInfo.Length > 0)
+        {
+            var parts = uri.UserInfo.Split(':', 2);
+            b.Username = Uri.UnescapeDataString(parts[0]);
+            if (parts.Length > 1) b.Password = Uri.UnescapeDataString(parts[1]);
+        }
+        var db = uri.AbsolutePath.Trim('/');
+        if (db.Length > 0) b.Database = Uri.UnescapeDataString(db);
+        foreach (var pair in uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var kv = pair.Split('=', 2);
+            b[Uri.UnescapeDataString(kv[0])] = kv.Length > 1 ? Uri.UnescapeDataString(kv[1]) : "";
+        }
+        return b.ToString();
+    }
+
+    private async Task CreateTablesAsync(CancellationToken ct)
+    {
+        var c = await _open(ct).ConfigureAwait(false);
+        await using var cScope = c.ConfigureAwait(false);
+        await Exec(c, """
+            CREATE TABLE IF NOT EXISTS feature_registry_versions (
+                project TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL, repo_path TEXT NOT NULL,
+                snapshot TEXT NOT NULL, PRIMARY KEY (project, version))
+            """, ct).ConfigureAwait(false);
+        await Exec(c, """
+            CREATE TABLE IF NOT EXISTS feature_objects (
+                project TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, registry_version INTEGER NOT NULL,
+                change TEXT NOT NULL, spec TEXT, PRIMARY KEY (project, kind, name, registry_version))
+            """, ct).ConfigureAwait(false);
+        await Exec(c, """
+            CREATE TABLE IF NOT EXISTS feature_materializations (
+                project TEXT NOT NULL, view TEXT NOT NULL, start_ts TEXT NOT NULL, end_ts TEXT NOT NULL,
+                row_count BIGINT NOT NULL, finished_at TEXT NOT NULL)
+            """, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Compares a repository with the latest recorded version of its project.</summary>
+    public async Task<RepositoryPlan> PlanAsync(FeatureRepository repo, CancellationToken cancellationToken = default)
+    {
+        var latest = await LatestAsync(repo.Project, cancellationToken).ConfigureAwait(false);
+        var before = latest is null ? [] : Specs(latest.Value.Repository);
+        var after = Specs(repo);
+        var changes = new List<PlanChange>();
+        foreach (var (key, spec) in after)
+        {
+            if (!before.TryGetValue(key, out var old)) changes.Add(new PlanChange(key.Kind, key.Name, ChangeType.Added, null));
+            else if (old.Digest == spec.Digest) changes.Add(new PlanChange(key.Kind, key.Name, ChangeType.Unchanged, null));
+            else changes.Add(new PlanChange(key.Kind, key.Name, ChangeType.Changed, Diff(old.Json, spec.Json)));
+        }
+        foreach (var (key, _) in before)
+        {
+            if (!after.ContainsKey(key)) changes.Add(new PlanChange(key.Kind, key.Name, ChangeType.Removed, null));
+        }
+        changes.Sort((a, b) => (KindOrder(a.Kind), a.Name).CompareTo((KindOrder(b.Kind), b.Name)));
+        return new RepositoryPlan(repo.Project, latest?.Version.Version, changes);
+    }
+
+    /// <summary>Records the repository as a new version when anything changed; returns the version now current and the plan applied.</summary>
+    public async Task<(int Version, RepositoryPlan Plan)> ApplyAsync(FeatureRepository repo, string repoPath, CancellationToken cancellationToken = default)
+    {
+        var plan = await PlanAsync(repo, cancellationToken).ConfigureAwait(false);
+        if (!plan.HasChanges && plan.CurrentVersion is { } current) return (current, plan);
+        var version = (plan.CurrentVersion ?? 0) + 1;
+        var now = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture);
+        var specs = Specs(repo);
+        var c = await _open(cancellationToken).ConfigureAwait(false);
+        await using var cScope = c.ConfigureAwait(false);
+        var tx = await c.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using var txScope = tx.ConfigureAwait(false);
+        try
+        {
+            var insert = Command(c, tx, "INSERT INTO feature_registry_versions (project, version, applied_at, repo_path, snapshot) VALUES (@p, @v, @a, @r, @s)",
+                ("p", repo.Project), ("v", version), ("a", now), ("r", Path.GetFullPath(repoPath)),
+                ("s", JsonSerializer.Serialize(RepositorySnapshot.Of(repo), RegistryJsonContext.Default.RepositorySnapshot)));
+            await using (insert.ConfigureAwait(false))
+            {
+                await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            foreach (var change in plan.Changes.Where(ch => ch.Change != ChangeType.Unchanged))
+            {
+                var spec = change.Change == ChangeType.Removed ? null : specs[(change.Kind, change.Name)].Json;
+                var cmd = Command(c, tx, "INSERT INTO feature_objects (project, kind, name, registry_version, change, spec) VALUES (@p, @k, @n, @v, @c, @s)",
+                    ("p", repo.Project), ("k", change.Kind), ("n", change.Name), ("v", version), ("c", change.Change.ToString().ToLowerInvariant()), ("s", spec));
+                await using var cmdScope = cmd.ConfigureAwait(false);
+                await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (DbException e) when (IsUniqueViolation(e))
+        {
+            throw new KilnException($"feature registry {_description}: another apply of project '{repo.Project}' recorded version {version} first; run apply again", e);
+        }
+        return (version, plan);
+    }
+
+    /// <summary>The latest recorded definitions of a project (or of the most recently applied project when null).</summary>
+    public async Task<(RegistryVersion Version, FeatureRepository Repository)?> LatestAsync(string? project, CancellationToken cancellationToken = default)
+    {
+        var c = await _open(cancellationToken).ConfigureAwait(false);
+        await using var cScope = c.ConfigureAwait(false);
+        var sql = project is null
+            ? "SELECT project, version, applied_at, repo_path, snapshot FROM feature_registry_versions ORDER BY applied_at DESC, version DESC LIMIT 1"
+            : "SELECT project, version, applied_at, repo_path, snapshot FROM feature_registry_versions WHERE project = @p ORDER BY version DESC LIMIT 1";
+        var cmd = project is null ? Command(c, null, sql) : Command(c, null, sql, ("p", project));
+        await using var cmdScope = cmd.ConfigureAwait(false);
+        var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await using var rScope = r.ConfigureAwait(false);
+        if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false)) return null;
+        var version = ReadVersion(r);
+        var snapshot = JsonSerializer.Deserialize(r.GetString(4), RegistryJsonContext.Default.RepositorySnapshot)
+            ?? throw new KilnException($"feature registry {_description}: version {version.Version} of '{version.Project}' is empty");
+        return (version, snapshot.ToRepository());
+    }
+
+    /// <summary>The latest definitions, or a KilnException telling the user to apply first.</summary>
+    public async Task<(RegistryVersion Version, FeatureRepository Repository)> RequireLatestAsync(string? project, CancellationToken cancellationToken = default) =>
+        await LatestAsync(project, cancellationToken).ConfigureAwait(false)
+        ?? throw new KilnException(project is null
+            ? $"feature registry {_description}: nothing applied yet (run kiln features apply REPO)"
+            : $"feature registry {_description}: project '{project}' has not been applied (run kiln features apply REPO)");
+
+    /// <summary>Every recorded version, newest first.</summary>
+    public async Task<IReadOnlyList<RegistryVersion>> VersionsAsync(string? project, CancellationToken cancellationToken = default)
+    {
+        var c = await _open(cancellationToken).ConfigureAwait(false);
+        await using var cScope = c.ConfigureAwait(false);
+        var cmd = project is null
+            ? Command(c, null, "SELECT project, version, applied_at, repo_path FROM feature_registry_versions ORDER BY applied_at DESC, version DESC")
+            : Command(c, null, "SELECT project, version, applied_at, repo_path FROM feature_registry_versions WHERE project = @p ORDER BY version DESC", ("p", project));
+        await using var cmdScope = cmd.ConfigureAwait(false);
+        var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await using var rScope = r.ConfigureAwait(false);
+        var list = new List<RegistryVersion>();
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false)) list.Add(ReadVersion(r));
+        return list;
+    }
+
+    /// <summary>Records that a view was materialized over [start, end].</summary>
+    public async Task RecordMaterializationAsync(string project, string view, DateTime start, DateTime end, long rows, CancellationToken cancellationToken = default)
+    {
+        var c = await _open(cancellationToken).ConfigureAwait(false);
+        await using var cScope = c.ConfigureAwait(false);
+        var cmd = Command(c, null, "INSERT INTO feature_materializations (project, view, start_ts, end_ts, row_count, finished_at) VALUES (@p, @v, @s, @e, @n, @f)",
+            ("p", project), ("v", view), ("s", Iso(start)), ("e", Iso(end)), ("n", rows), ("f", Iso(DateTime.UtcNow)));
+        await using var cmdScope = cmd.ConfigureAwait(false);
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The latest end time a view was materialized to, or null.</summary>
+    public async Task<DateTime?> LastMaterializedEndAsync(string project, string view, CancellationToken cancellationToken = default)
+    {
+        var c = await _open(cancellationToken).ConfigureAwait(false);
+        await using var cScope = c.ConfigureAwait(false);
+        var cmd = Command(c, null, "SELECT max(end_ts) FROM feature_materializations WHERE project = @p AND view = @v", ("p", project), ("v", view));
+        await using var cmdScope = cmd.ConfigureAwait(false);
+        var value = await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        return value is string s ? DateTime.Parse(s, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal) : null;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_dataSource is not null) await _dataSource.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private static string Iso(DateTime t) => t.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ss.ffffffZ", CultureInfo.InvariantCulture);
+
+    private static RegistryVersion ReadVersion(DbDataReader r) => new(
+        r.GetString(0), Convert.ToInt32(r.GetValue(1), CultureInfo.InvariantCulture),
+        DateTime.Parse(r.GetString(2), CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal), r.GetString(3));
+
+    private static int KindOrder(string kind) => kind switch
+    {
+        "entity" => 0,
+        "source" => 1,
+        "push_source" => 2,
+        "feature_view" => 3,
+        _ => 4,
+    };
+
+    /// <summary>Each definition's JSON without where it was written, so moving a definition between files is no change.</summary>
+    private static Dictionary<(string Kind, string Name), (string Json, string Digest)> Specs(FeatureRepository repo)
+    {
+        var ctx = RegistryJsonContext.Default;
+        var specs = new Dictionary<(string, string), (string, string)>();
+        foreach (var e in repo.Entities.Values) Add("entity", e.Name, JsonSerializer.Serialize(e with { DefinedIn = "" }, ctx.EntityDefinition));
+        foreach (var s in repo.Sources.Values) Add("source", s.Name, JsonSerializer.Serialize(s with { DefinedIn = "" }, ctx.SourceDefinition));
+        foreach (var s in repo.PushSources.Values) Add("push_source", s.Name, JsonSerializer.Serialize(s with { DefinedIn = "" }, ctx.PushSourceDefinition));
+        foreach (var v in repo.FeatureViews.Values) Add("feature_view", v.Name, JsonSerializer.Serialize(v with { DefinedIn = "" }, ctx.FeatureViewDefinition));
+        foreach (var s in repo.FeatureServices.Values) Add("feature_service", s.Name, JsonSerializer.Serialize(s with { DefinedIn = "" }, ctx.FeatureServiceDefinition));
+        return specs;
+
+        void Add(string kind, string name, string json) => specs[(kind, name)] = (json, json);
+    }
+
+    private static string Diff(string before, string after)
+    {
+        var a = JsonNode.Parse(before)!.AsObject();
+        var b = JsonNode.Parse(after)!.AsObject();
+        var parts = new List<string>();
+        foreach (var (key, value) in b)
+        {
+            var old = a[key];
+            if (!JsonNode.DeepEquals(old, value)) parts.Add($"{key}: {Show(old)} -> {Show(value)}");
+        }
+        foreach (var (key, value) in a)
+        {
+            if (!b.ContainsKey(key)) parts.Add($"{key}: {Show(value)} -> null");
+        }
+        return string.Join("; ", parts);
+
+        static string Show(JsonNode? n) => n?.ToJsonString() ?? "null";
+    }
+
+    private static bool IsUniqueViolation(DbException e) =>
+        e is SqliteException { SqliteErrorCode: 19 } || e is PostgresException { SqlState: "23505" };
+
+    private static async Task Exec(DbConnection c, string sql, CancellationToken ct)
+    {
+        var cmd = c.CreateCommand();
+        await using var cmdScope = cmd.ConfigureAwait(false);
+        cmd.CommandText = sql;
+        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
+
+    private static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, params (string Name, object? Value)[] parameters)
+    {
+        var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.Transaction = tx;
+        foreach (var (name, value) in parameters)
+        {
+            var p = cmd.CreateParameter();
+            p.ParameterName = name;
+            p.Value = value ?? DBNull.Value;
+            cmd.Parameters.Add(p);
+        }
+        return cmd;
+    }
+}

@@ -1,0 +1,108 @@
+using Kiln.Features.Registry;
+using Kiln.Testing;
+using Npgsql;
+
+namespace Kiln.Features.Tests;
+
+/// <summary>plan/apply/versions against the registry; run on SQLite and on the real PostgreSQL.</summary>
+public abstract class RegistryContractTests : IAsyncLifetime
+{
+    protected FeatureRegistry Registry { get; private set; } = null!;
+
+    protected abstract Task<string> LocationAsync();
+
+    public async Task InitializeAsync() => Registry = await FeatureRegistry.OpenAsync(await LocationAsync());
+
+    public virtual async Task DisposeAsync() => await Registry.DisposeAsync();
+
+    [Fact]
+    public async Task Apply_records_versions_and_plan_shows_what_changed()
+    {
+        using var d = new DriverRepo(ttl: "1d");
+        var plan = await Registry.PlanAsync(d.Load());
+        Assert.Null(plan.CurrentVersion);
+        Assert.All(plan.Changes, c => Assert.Equal(ChangeType.Added, c.Change));
+        Assert.Contains(plan.Changes, c => c is { Kind: "feature_view", Name: "driver_stats" });
+
+        var (v1, _) = await Registry.ApplyAsync(d.Load(), d.Dir.Path);
+        Assert.Equal(1, v1);
+        var (again, noChange) = await Registry.ApplyAsync(d.Load(), d.Dir.Path);
+        Assert.Equal(1, again);
+        Assert.False(noChange.HasChanges);
+
+        // Change the ttl and drop the service.
+        var yaml = File.ReadAllText(d.Dir.File("features.yaml"));
+        yaml = yaml.Replace("ttl: 1d", "ttl: 2d", StringComparison.Ordinal);
+        yaml = yaml[..yaml.IndexOf("feature_services:", StringComparison.Ordinal)];
+        File.WriteAllText(d.Dir.File("features.yaml"), yaml);
+        plan = await Registry.PlanAsync(d.Load());
+        Assert.Equal(1, plan.CurrentVersion);
+        var changed = Assert.Single(plan.Changes, c => c.Change == ChangeType.Changed);
+        Assert.Equal("driver_stats", changed.Name);
+        Assert.Contains("ttl", changed.Detail);
+        Assert.Contains(plan.Changes, c => c is { Kind: "feature_service", Name: "driver_model", Change: ChangeType.Removed });
+
+        var (v2, _) = await Registry.ApplyAsync(d.Load(), d.Dir.Path);
+        Assert.Equal(2, v2);
+        var latest = await Registry.RequireLatestAsync("drivers");
+        Assert.Equal(2, latest.Version.Version);
+        Assert.Equal(TimeSpan.FromDays(2), latest.Repository.FeatureViews["driver_stats"].Ttl);
+        Assert.Empty(latest.Repository.FeatureServices);
+        Assert.Equal(d.Dir.File("data/*.parquet"), latest.Repository.Sources["driver_stats_source"].Path);
+        Assert.Equal([2, 1], (await Registry.VersionsAsync("drivers")).Select(v => v.Version));
+    }
+
+    [Fact]
+    public async Task Materialization_history_gives_the_furthest_end()
+    {
+        Assert.Null(await Registry.LastMaterializedEndAsync("p", "v"));
+        var t = new DateTime(2024, 5, 1, 0, 0, 0, DateTimeKind.Utc);
+        await Registry.RecordMaterializationAsync("p", "v", t.AddDays(-1), t, 10);
+        await Registry.RecordMaterializationAsync("p", "v", t.AddDays(-5), t.AddDays(-4), 10);
+        Assert.Equal(t, await Registry.LastMaterializedEndAsync("p", "v"));
+    }
+}
+
+public sealed class SqliteRegistryTests : RegistryContractTests
+{
+    private readonly TempDir _dir = new();
+
+    protected override Task<string> LocationAsync() => Task.FromResult(_dir.File(".kiln/kiln.db"));
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _dir.Dispose();
+    }
+}
+
+public sealed class PostgresRegistryTests : RegistryContractTests
+{
+    private readonly string _database = "kiln_" + Guid.NewGuid().ToString("N");
+
+    private static string Admin => TestEnvironment.Postgres ?? throw new InvalidOperationException("KILN_TEST_POSTGRES is not set (test.sh starts PostgreSQL)");
+
+    protected override async Task<string> LocationAsync()
+    {
+        await using (var c = new NpgsqlConnection(Admin))
+        {
+            await c.OpenAsync();
+            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {_database}", c);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        // As a user would give it: a postgresql:// URI.
+        var b = new NpgsqlConnectionStringBuilder(Admin);
+        return $"postgresql://{b.Username}@{b.Host}:{b.Port}/{_database}";
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        NpgsqlConnection.ClearAllPools();
+        await using var c = new NpgsqlConnection(Admin);
+        await c.OpenAsync();
+        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", c);
+        await cmd.ExecuteNonQueryAsync();
+    }
+}
