@@ -8,7 +8,20 @@ namespace Kiln.Cli.Commands;
 internal static class BatchCommands
 {
     /// <summary>Resolves models:/ URIs; the registry sets this when it is wired in (null: package paths only).</summary>
-    public static Func<string, ResolvedModel>? RegistryResolver { get; set; }
+    /// <summary>Resolves models:/ and runs:/ URIs through the tracking store named by $KILN_TRACKING_URI (default ./.kiln).</summary>
+    public static Func<string, ResolvedModel>? RegistryResolver { get; set; } = uri =>
+    {
+        var stores = Kiln.Tracking.TrackingStores.Open(null);
+        try
+        {
+            var r = new Kiln.Tracking.ModelResolver(stores).ResolveAsync(uri).GetAwaiter().GetResult();
+            return new ResolvedModel(r.Directory, r.Version?.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        finally
+        {
+            stores.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+    };
 
     public static Command Create()
     {

@@ -26,9 +26,15 @@ internal static class ServerCommands
             Description = "Largest artifact file an upload may write",
             DefaultValueFactory = _ => Kiln.Tracking.Artifacts.LocalArtifactStore.DefaultMaxFileBytes,
         };
-        var command = new Command("server", "Run the Kiln server: tracking, model registry and artifacts, speaking MLflow's REST API 2.0.")
+        var onlineStore = new Option<string?>("--online-store")
         {
-            db, artifacts, port, host, maxArtifact,
+            Description = "Serve the feature store's online API (/get-online-features, /push) from this online store: a SQLite path or redis://host:port",
+        };
+        var featureRegistry = new Option<string?>("--feature-registry") { Description = "Feature definitions store (default: kiln.db of --db when it is a directory)" };
+        var pipelines = new Option<string?>("--pipelines") { Description = "Run pipelines in the server: a directory of pipeline YAML files (API under /api/v1/pipelines, cron schedules, recovery)" };
+        var command = new Command("server", "Run the Kiln server: tracking, model registry and artifacts, speaking MLflow's REST API 2.0; optionally the online feature API and pipelines.")
+        {
+            db, artifacts, port, host, maxArtifact, onlineStore, featureRegistry, pipelines,
         };
         command.SetHandler(async (parse, ct) =>
         {
@@ -44,6 +50,15 @@ internal static class ServerCommands
                 Host = parse.GetValue(host)!,
                 MaxArtifactBytes = max,
             };
+            var dbValue = parse.GetValue(db)!;
+            var metadataFile = Directory.Exists(dbValue) || !dbValue.Contains(':', StringComparison.Ordinal) ? Path.Combine(dbValue, "kiln.db") : dbValue;
+            if (parse.GetValue(onlineStore) is { } online)
+                options.Modules.Add(new FeatureServerModule(parse.GetValue(featureRegistry) ?? metadataFile, online));
+            if (parse.GetValue(pipelines) is { } pipelineDir)
+            {
+                if (!Directory.Exists(pipelineDir)) throw new Kiln.Core.KilnException($"--pipelines: directory '{pipelineDir}' does not exist");
+                options.Modules.Add(new PipelineServerModule(metadataFile, pipelineDir));
+            }
             await using var app = KilnServer.BuildApp(options);
             // Open the stores (and create the schema) before listening, so a bad --db fails at once.
             var stores = app.Services.GetService(typeof(TrackingStores)) as TrackingStores

@@ -1,0 +1,35 @@
+using Kiln.Cli.Pipelines;
+using Kiln.Features.Http;
+using Kiln.Pipelines;
+using Kiln.Pipelines.Http;
+using Kiln.Pipelines.Tasks;
+using Kiln.Server;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>The feature store's online API (Feast's /get-online-features and /push) inside kiln server.</summary>
+internal sealed class FeatureServerModule(string registry, string onlineStore) : IKilnServerModule
+{
+    public void ConfigureServices(WebApplicationBuilder builder) =>
+        builder.Services.AddKilnFeatures(o => { o.Registry = registry; o.OnlineStore = onlineStore; });
+
+    public void MapEndpoints(WebApplication app) => app.MapKilnFeatureEndpoints();
+}
+
+/// <summary>Pipelines inside kiln server: the /api/v1/pipelines API, the cron scheduler and orphan recovery.</summary>
+internal sealed class PipelineServerModule(string store, string? pipelinesDirectory) : IKilnServerModule
+{
+    public void ConfigureServices(WebApplicationBuilder builder)
+    {
+        builder.Services.AddKilnPipelines(o => { o.Store = store; o.PipelinesDirectory = pipelinesDirectory; });
+        foreach (var name in new[] { "train", "evaluate", "gate", "register", "set_alias" })
+        {
+            var kind = new TaskKindRegistry().AddModelKinds().TryGet(name, out var k) ? k : null;
+            if (kind is not null) builder.Services.AddSingleton(kind);
+        }
+    }
+
+    public void MapEndpoints(WebApplication app) => app.MapKilnPipelineEndpoints();
+}
