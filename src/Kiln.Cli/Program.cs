@@ -4,4 +4,5 @@ using Kiln.Cli.Commands;
 var root = new RootCommand("Kiln: train, register, serve and monitor machine-learning models on .NET.");
 root.Options.Add(Cli.Verbose);
 // One line per area; each area's commands live in Commands/<Area>Commands.cs.
+root.Subcommands.Add(ServeCommands.Create());
 return await root.Parse(args).InvokeAsync();
