@@ -115,6 +115,8 @@ public sealed class ServingHost : IAsyncDisposable
         });
 
         var app = builder.Build();
+        // Listen from the start: measurements made before the first scrape must count too.
+        app.Services.GetRequiredService<PrometheusExporter>();
         app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = HandleExceptionAsync, StatusCodeSelector = StatusFor });
         app.UseRequestTimeouts();
         app.UseRateLimiter();
