@@ -158,5 +158,6 @@ public sealed class NativeProtocolTests(ServerFixture server) : IClassFixture<Se
         Assert.Equal(["fraud", "spend", "fraud-flag"], models.Select(m => m.GetProperty("name").GetString()));
         Assert.All(models, m => Assert.Equal("ready", m.GetProperty("state").GetString()));
         Assert.All(models, m => Assert.Equal(12, m.GetProperty("version").GetString()!.Length));
+        Assert.All(models, m => Assert.True(m.TryGetProperty("loaded_at", out _), m.ToString()));
     }
 }
