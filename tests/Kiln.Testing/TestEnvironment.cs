@@ -108,7 +108,13 @@ public static class Proc
 
     /// <summary>Runs a Python script (the numeric oracles: scipy, scikit-learn, pandas).</summary>
     public static Task<Result> PythonAsync(string script, string? workingDirectory = null) =>
-        RunAsync("python3", ["-c", script], workingDirectory);
+        RunAsync(Python, ["-c", script], workingDirectory);
+
+    /// <summary>
+    /// Debian's python3, which has the scipy/sklearn/pandas/onnx packages test.sh installs; a
+    /// python3 earlier on PATH (pyenv, say) may not have them.
+    /// </summary>
+    public static string Python { get; } = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 }
 
 /// <summary>The real kiln CLI binary, as built by the solution build (tests run it as a user would).</summary>

@@ -73,7 +73,7 @@ public static class ParquetTable
         string path, long rowBase, CancellationToken ct)
     {
         var type = field.ClrType;
-        if (type == typeof(string))
+        if (type == typeof(string) || type == typeof(ReadOnlyMemory<char>))
         {
             var s = new string?[rows];
             await rg.ReadAsync(field, s.AsMemory(), null, ct).ConfigureAwait(false);

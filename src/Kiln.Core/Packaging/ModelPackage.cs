@@ -23,6 +23,10 @@ public sealed class ModelPackage
         Profile = profile;
     }
 
+    /// <summary>A package object from parts already in memory (used while a package is being built, before it is written).</summary>
+    public static ModelPackage FromParts(string directory, PackageManifest manifest, ModelSignature signature, PackageMetadata metadata, PackageProfile? profile = null) =>
+        new(directory, manifest, signature, metadata, profile);
+
     public string Directory { get; }
 
     public PackageManifest Manifest { get; }
@@ -119,9 +123,9 @@ public sealed class ModelPackage
     }
 
     /// <summary>Writes a value as indented snake_case JSON.</summary>
-    public static void WriteJson<T>(string path, T value)
+    public static void WriteJson<T>(string path, T value, bool indented = true)
     {
-        var info = (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)KilnJson.Files.GetTypeInfo(typeof(T));
+        var info = (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)(indented ? KilnJson.Files : KilnJson.Wire).GetTypeInfo(typeof(T));
         using var s = File.Create(path);
         JsonSerializer.Serialize(s, value, info);
     }

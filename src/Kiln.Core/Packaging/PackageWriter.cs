@@ -27,7 +27,7 @@ public sealed class PackageWriter : IDisposable
     /// <summary>The full path of a file inside the staging directory.</summary>
     public string PathOf(string relative) => Path.Combine(StagingDirectory, relative);
 
-    public void WriteJson<T>(string relative, T value) => ModelPackage.WriteJson(PathOf(relative), value);
+    public void WriteJson<T>(string relative, T value, bool indented = true) => ModelPackage.WriteJson(PathOf(relative), value, indented);
 
     /// <summary>Checksums every staged file, writes kiln.json and moves the package into place.</summary>
     public string Commit(string name, ModelTask task, ModelRuntime runtime, string modelFile, DateTimeOffset createdAt)

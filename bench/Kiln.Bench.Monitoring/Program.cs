@@ -1,0 +1,138 @@
+// Monitoring benchmarks (figures in docs/benchmarks.md, ## Monitoring):
+//  1. the cost of updating a live profile, per feature per logged row (goal: <= 1 µs);
+//  2. drift of ROWS current rows x FEATURES features against a reference profile, from Parquet, end to end (goal: <= 1 s).
+// Usage: dotnet run -c Release --project bench/Kiln.Bench.Monitoring -- [--rows 1000000] [--features 20] [--runs 3]
+using System.Diagnostics;
+using System.Globalization;
+using Kiln.Core.Data;
+using Kiln.Core.Profiling;
+using Kiln.Monitoring.Drift;
+
+var rows = 1_000_000;
+var features = 20;
+var runs = 3;
+for (var i = 0; i + 1 < args.Length; i += 2)
+{
+    var v = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+    switch (args[i])
+    {
+        case "--rows": rows = v; break;
+        case "--features": features = v; break;
+        case "--runs": runs = v; break;
+        default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
+    }
+}
+var categorical = features / 5; // one feature in five holds labels
+Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}");
+
+var rng = new Random(42);
+string[] labels = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"];
+
+DataTable MakeTable(int n, double shift)
+{
+    var t = new DataTable(n);
+    for (var f = 0; f < features; f++)
+    {
+        if (f < categorical)
+        {
+            var v = new string?[n];
+            for (var r = 0; r < n; r++) v[r] = labels[Math.Min(labels.Length - 1, (int)(rng.NextDouble() * rng.NextDouble() * labels.Length + shift))];
+            t.Add(new TextColumn($"c{f}", v));
+        }
+        else
+        {
+            var v = new double[n];
+            for (var r = 0; r < n; r++)
+            {
+                var u1 = 1.0 - rng.NextDouble();
+                v[r] = shift + Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * rng.NextDouble());
+                if (r % 1000 == 0) v[r] = double.NaN;
+            }
+            t.Add(new NumericColumn($"x{f}", v));
+        }
+    }
+    return t;
+}
+
+var referenceTable = MakeTable(100_000, 0);
+var reference = DatasetProfile.Build(referenceTable);
+
+// ---- 1. live profile updates ------------------------------------------------------------------
+{
+    var numeric = ((NumericColumn)referenceTable[$"x{features - 1}"]).Values;
+    var text = ((TextColumn)referenceTable["c0"]).Values;
+    var liveNumeric = reference.Find($"x{features - 1}")!.NewEmptyLike(7);
+    var liveText = reference.Find("c0")!.NewEmptyLike(7);
+    for (var w = 0; w < 2; w++) foreach (var v in numeric) liveNumeric.Add(v); // warm-up
+    foreach (var v in text) liveText.Add(v);
+    const int passes = 20;
+    var sw = Stopwatch.StartNew();
+    var cpu = Cpu();
+    for (var p = 0; p < passes; p++) foreach (var v in numeric) liveNumeric.Add(v);
+    var numericNs = sw.Elapsed.TotalNanoseconds / (passes * (double)numeric.Length);
+    var numericCpuNs = (Cpu() - cpu).TotalNanoseconds / (passes * (double)numeric.Length);
+    sw.Restart();
+    cpu = Cpu();
+    for (var p = 0; p < passes; p++) foreach (var v in text) liveText.Add(v);
+    var textNs = sw.Elapsed.TotalNanoseconds / (passes * (double)text.Length);
+    var textCpuNs = (Cpu() - cpu).TotalNanoseconds / (passes * (double)text.Length);
+    // A whole row: every feature of the profile (as the serving log path would do per request).
+    var live = reference.NewEmptyLike(9);
+    var oneRow = referenceTable.Take([0]);
+    live.Add(oneRow);
+    var batch = referenceTable.Take(Enumerable.Range(0, 10_000).ToArray());
+    sw.Restart();
+    cpu = Cpu();
+    for (var p = 0; p < 10; p++) live.Add(batch);
+    var rowNs = sw.Elapsed.TotalNanoseconds / (10.0 * batch.RowCount);
+    var rowCpuNs = (Cpu() - cpu).TotalNanoseconds / (10.0 * batch.RowCount);
+    Console.WriteLine($"live profile update (wall / cpu): numeric {numericNs:F1} / {numericCpuNs:F1} ns per value, " +
+                      $"categorical {textNs:F1} / {textCpuNs:F1} ns per value, whole row of {features} features " +
+                      $"{rowNs:F0} / {rowCpuNs:F0} ns ({rowNs / features:F1} / {rowCpuNs / features:F1} ns per feature)");
+}
+
+// ---- 2. drift from Parquet, end to end --------------------------------------------------------
+var dir = Path.Combine(Path.GetTempPath(), $"kiln-bench-monitoring-{Guid.NewGuid():N}");
+Directory.CreateDirectory(dir);
+try
+{
+    var file = Path.Combine(dir, "current.parquet");
+    await ParquetTable.WriteAsync(MakeTable(rows, 0.05), file);
+    var requests = new List<ColumnRequest>();
+    foreach (var c in reference.Columns) requests.Add(new ColumnRequest(c.Name, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
+    var best = double.MaxValue;
+    for (var run = 0; run < runs; run++)
+    {
+        GC.Collect();
+        var sw = Stopwatch.StartNew();
+        var cpu0 = Cpu();
+        var table = await TableReader.ReadAllAsync([file], requests);
+        var read = sw.Elapsed.TotalMilliseconds;
+        var cpuRead = (Cpu() - cpu0).TotalMilliseconds;
+        var report = DriftCalculator.Compare(reference, table);
+        var total = sw.Elapsed.TotalMilliseconds;
+        var cpuTotal = (Cpu() - cpu0).TotalMilliseconds;
+        best = Math.Min(best, total);
+        Console.WriteLine($"drift run {run + 1}: {table.RowCount:N0} rows x {features} features: read {read:F0} ms (cpu {cpuRead:F0}), " +
+                          $"drift {total - read:F0} ms (cpu {cpuTotal - cpuRead:F0}), total {total:F0} ms (cpu {cpuTotal:F0}); " +
+                          $"tests {report.Features[0].Test}/{report.Features[^1].Test}, drifted {report.FeaturesDrifted}/{report.FeaturesTested}");
+    }
+    Console.WriteLine($"drift end to end (best of {runs}): {best:F0} ms");
+
+    // Against a live profile of the same window instead of raw rows.
+    var table2 = await TableReader.ReadAllAsync([file], requests);
+    var currentProfile = reference.NewEmptyLike(3);
+    var swp = Stopwatch.StartNew();
+    currentProfile.Add(table2);
+    var profileMs = swp.Elapsed.TotalMilliseconds;
+    swp.Restart();
+    var r2 = DriftCalculator.Compare(reference, currentProfile);
+    Console.WriteLine($"profile of the window: {profileMs:F0} ms; drift profile vs profile: {swp.Elapsed.TotalMilliseconds:F1} ms (drifted {r2.FeaturesDrifted}/{r2.FeaturesTested})");
+}
+finally
+{
+    Directory.Delete(dir, recursive: true);
+}
+return 0;
+
+static TimeSpan Cpu() => Process.GetCurrentProcess().TotalProcessorTime;

@@ -1,0 +1,166 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Kiln.Core;
+using Kiln.Core.Data;
+using Kiln.Core.Packaging;
+using Kiln.Core.Profiling;
+using Kiln.Monitoring.Drift;
+using Kiln.Monitoring.Reports;
+using Spectre.Console;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>`kiln drift`: drift of a data file against a package's reference profile. Exit 0 no drift, 1 drift, 2 error.</summary>
+internal static class DriftCommands
+{
+    public static Command Create()
+    {
+        // Required in effect, but checked in the handler so that a missing one exits 2 like every other drift error.
+        var model = new Option<string?>("--model") { Description = "The model package directory (its reference profile is the baseline). Required." };
+        var current = new Option<string?>("--current") { Description = "The current data: a CSV or Parquet file, a directory or a glob. Required." };
+        var html = new Option<string?>("--out") { Description = "Write a self-contained HTML report here." };
+        var json = new Option<string?>("--json") { Description = "Write the full report as JSON here." };
+        var share = new Option<double?>("--drift-share") { Description = "Share of drifted features at which the dataset drifts (default 0.5)." };
+        var test = new Option<string?>("--test") { Description = "Test for every feature: ks, chisquare, z, wasserstein, jensenshannon, psi, hellinger (default: chosen per column as Evidently does)." };
+        var threshold = new Option<double?>("--threshold") { Description = "Threshold for every feature (default 0.05 for p-values, 0.1 for distances)." };
+        var columns = new Option<string[]>("--column")
+        {
+            Description = "Per-column override NAME=TEST[:THRESHOLD] (repeatable), e.g. --column age=psi:0.2.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var command = new Command("drift", "Compare current data with a model's reference profile; exit 0 when the dataset does not drift, 1 when it drifts, 2 on error.")
+        {
+            model, current, html, json, share, test, threshold, columns,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            try
+            {
+                var modelDir = parse.GetValue(model) ?? throw new KilnException("--model is required (a model package directory)");
+                var data = parse.GetValue(current) ?? throw new KilnException("--current is required (a CSV or Parquet file, directory or glob)");
+                return await RunAsync(modelDir, data, parse.GetValue(html), parse.GetValue(json),
+                    Options(parse.GetValue(share), parse.GetValue(test), parse.GetValue(threshold), parse.GetValue(columns) ?? []), ct);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                Console.Error.WriteLine("kiln: cancelled");
+                return 130;
+            }
+            catch (Exception e) when (e is KilnException or IOException or UnauthorizedAccessException or InvalidDataException or JsonException)
+            {
+                Console.Error.WriteLine($"error: {e.Message.ReplaceLineEndings(" ")}");
+                if (parse.GetValue(Cli.Verbose)) Console.Error.WriteLine(e.ToString());
+                return 2;
+            }
+        });
+        return command;
+    }
+
+    private static DriftOptions Options(double? share, string? test, double? threshold, string[] columns)
+    {
+        if (share is < 0 or > 1) throw new KilnException($"--drift-share: {share} is not between 0 and 1");
+        StatTest? all = null;
+        if (test is not null)
+        {
+            if (!StatTests.TryParse(test, out var t)) throw new KilnException($"--test: unknown test '{test}' (ks, chisquare, z, wasserstein, jensenshannon, psi, hellinger)");
+            all = t;
+        }
+        var perColumn = new Dictionary<string, ColumnDriftOptions>(StringComparer.Ordinal);
+        foreach (var spec in columns)
+        {
+            var eq = spec.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0) throw new KilnException($"--column: '{spec}' is not NAME=TEST[:THRESHOLD]");
+            var name = spec[..eq];
+            var rest = spec[(eq + 1)..];
+            var colon = rest.IndexOf(':', StringComparison.Ordinal);
+            var testName = colon < 0 ? rest : rest[..colon];
+            if (!StatTests.TryParse(testName, out var ct)) throw new KilnException($"--column {name}: unknown test '{testName}'");
+            double? t = null;
+            if (colon >= 0)
+            {
+                if (!double.TryParse(rest[(colon + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var v))
+                    throw new KilnException($"--column {name}: threshold '{rest[(colon + 1)..]}' is not a number");
+                t = v;
+            }
+            perColumn[name] = new ColumnDriftOptions { Test = ct, Threshold = t };
+        }
+        return new DriftOptions { DriftShare = share ?? 0.5, Test = all, Threshold = threshold, Columns = perColumn };
+    }
+
+    private static async Task<int> RunAsync(string modelDir, string currentLocation, string? htmlPath, string? jsonPath, DriftOptions options, CancellationToken ct)
+    {
+        if (!ModelPackage.IsPackage(modelDir)) throw new KilnException($"{modelDir}: not a Kiln model package (no kiln.json)");
+        var package = ModelPackage.Load(modelDir);
+        var reference = package.Profile?.Inputs ?? throw new KilnException($"{modelDir}: the package has no reference profile");
+        var files = DataSources.Resolve(currentLocation);
+        var names = await TableReader.ReadColumnNamesAsync(files[0], ct);
+        var present = new HashSet<string>(names, StringComparer.Ordinal);
+        var requests = new List<ColumnRequest>();
+        foreach (var c in reference.Columns)
+        {
+            if (present.Contains(c.Name)) requests.Add(new ColumnRequest(c.Name, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
+        }
+        var started = DateTime.UtcNow;
+        var table = await TableReader.ReadAllAsync(files, requests, null, ct);
+        var report = DriftCalculator.Compare(reference, table, options);
+        foreach (var name in names)
+        {
+            if (reference.Find(name) is null) report.AddColumnNotInReference(name);
+        }
+        var elapsed = DateTime.UtcNow - started;
+
+        if (jsonPath is not null) await WriteAtomicAsync(jsonPath, DriftJson.Serialize(report), ct);
+        if (htmlPath is not null) await WriteAtomicAsync(htmlPath, DriftHtmlReport.Render(report, $"Drift: {package.Name}"), ct);
+        PrintTable(report, elapsed);
+        Console.WriteLine(Summary(report));
+        return report.DatasetDrift ? 1 : 0;
+    }
+
+    private static async Task WriteAtomicAsync(string path, string content, CancellationToken ct)
+    {
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(dir)) throw new KilnException($"{path}: directory '{dir}' does not exist");
+        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        await File.WriteAllTextAsync(temp, content, ct);
+        File.Move(temp, full, overwrite: true);
+    }
+
+    private static string Summary(DriftReport report)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream))
+        {
+            w.WriteStartObject();
+            w.WriteBoolean("dataset_drift", report.DatasetDrift);
+            w.WriteNumber("drifted_share", report.DriftedShare);
+            w.WriteNumber("features_drifted", report.FeaturesDrifted);
+            w.WriteNumber("features_tested", report.FeaturesTested);
+            w.WriteNumber("current_rows", report.CurrentRows);
+            w.WriteStartArray("warnings");
+            foreach (var warning in report.Warnings) w.WriteStringValue(warning);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    private static void PrintTable(DriftReport report, TimeSpan elapsed)
+    {
+        var table = new Table().AddColumns("feature", "test", "score", "threshold", "verdict", "warnings");
+        var features = new List<FeatureDrift>(report.Features);
+        features.Sort((a, b) => DriftReport.Severity(b).CompareTo(DriftReport.Severity(a)));
+        foreach (var f in features)
+        {
+            var verdict = f.Drifted switch { true => "[red]drift[/]", false => "[green]ok[/]", null => "[grey]not tested[/]" };
+            table.AddRow(Markup.Escape(f.Name), f.Test ?? "-", f.Score is { } s ? s.ToString("G4", CultureInfo.InvariantCulture) : "-",
+                f.Threshold is { } t ? t.ToString("G4", CultureInfo.InvariantCulture) : "-", verdict, Markup.Escape(string.Join(", ", f.Warnings)));
+        }
+        Cli.Err.Write(table);
+        var verdictLine = report.DatasetDrift ? "[red]dataset drift[/]" : "[green]no dataset drift[/]";
+        Cli.Err.MarkupLine($"{verdictLine}: {report.FeaturesDrifted}/{report.FeaturesTested} features drifted " +
+            $"(threshold {report.DriftShareThreshold.ToString(CultureInfo.InvariantCulture)}), {report.CurrentRows:N0} rows in {elapsed.TotalSeconds:F2} s");
+        foreach (var w in report.Warnings) Cli.Err.MarkupLine($"[yellow]warning[/]: {Markup.Escape(w)}");
+    }
+}

@@ -1,0 +1,132 @@
+using System.CommandLine;
+using System.Globalization;
+using Kiln.Core;
+using Kiln.Core.Packaging;
+using Kiln.Core.Profiling;
+using Kiln.Training.Onnx;
+using Spectre.Console;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>`kiln package onnx|verify|show`.</summary>
+internal static class PackageCommands
+{
+    public static Command Create()
+    {
+        var command = new Command("package", "Wrap, verify and inspect model packages.");
+        command.Subcommands.Add(Verify());
+        command.Subcommands.Add(Show());
+        command.Subcommands.Add(Onnx());
+        return command;
+    }
+
+    private static Command Verify()
+    {
+        var path = new Argument<string>("path") { Description = "The package directory." };
+        var command = new Command("verify", "Check the manifest and every file's SHA-256; exit 1 on any mismatch.") { path };
+        command.SetHandler((parse, ct) =>
+        {
+            var dir = parse.GetValue(path)!;
+            var problems = ModelPackage.Verify(dir);
+            if (problems.Count == 0)
+            {
+                var manifest = ModelPackage.Load(dir, verify: false).Manifest;
+                Console.WriteLine($"ok: {manifest.Files.Count} files verified ({manifest.Name}, format_version {manifest.FormatVersion})");
+                return Task.FromResult(0);
+            }
+            foreach (var p in problems) Console.Error.WriteLine($"error: {dir}: {p}");
+            return Task.FromResult(1);
+        });
+        return command;
+    }
+
+    private static Command Show()
+    {
+        var path = new Argument<string>("path") { Description = "The package directory." };
+        var command = new Command("show", "Print a package's signature, metrics and profile summary.") { path };
+        command.SetHandler((parse, ct) =>
+        {
+            var package = ModelPackage.Load(parse.GetValue(path)!);
+            var m = package.Manifest;
+            var console = AnsiConsole.Console;
+            console.MarkupLineInterpolated($"[bold]{m.Name}[/]  task={m.Task.ToString().ToLowerInvariant()}  runtime={m.Runtime.ToString().ToLowerInvariant()}  format_version={m.FormatVersion}  created={m.CreatedAt:u}");
+            if (package.Metadata.Dataset is { } d) console.MarkupLineInterpolated($"data: {d.Uri} ({d.Rows:N0} rows, sha256 {d.Sha256[..12]}…)");
+            if (package.Metadata.GitCommit is { } git) console.MarkupLineInterpolated($"git commit: {git}");
+
+            var inputs = new Table().Title("Signature: inputs").AddColumns("name", "type", "nullable", "domain");
+            foreach (var i in package.Signature.Inputs)
+            {
+                var domain = i.Type == ColumnKind.Numeric
+                    ? $"[{Num(i.Min)}, {Num(i.Max)}]"
+                    : $"{i.Categories?.Count ?? 0} categories: {string.Join(", ", (i.Categories ?? []).Take(6))}{((i.Categories?.Count ?? 0) > 6 ? ", …" : "")}";
+                inputs.AddRow(Markup.Escape(i.Name), i.Type.ToString().ToLowerInvariant(), i.Nullable ? "yes" : "no", Markup.Escape(domain));
+            }
+            console.Write(inputs);
+            console.MarkupLineInterpolated($"outputs: {string.Join(", ", package.Signature.Outputs.Select(o => $"{o.Name} ({o.Type})"))}");
+            if (package.Signature.ClassLabels is { } classes) console.MarkupLineInterpolated($"classes: {string.Join(", ", classes)}");
+
+            if (package.Metadata.Metrics.Count > 0)
+            {
+                var metrics = new Table().Title("Holdout metrics").AddColumns("metric", "value");
+                foreach (var (k, v) in package.Metadata.Metrics) metrics.AddRow(k, v.ToString("0.0000", CultureInfo.InvariantCulture));
+                console.Write(metrics);
+            }
+            if (package.Profile is { } profile)
+            {
+                var t = new Table().Title($"Reference profile ({profile.Inputs.Rows:N0} rows)").AddColumns("column", "missing", "mean", "std", "min", "p50", "max", "top categories");
+                foreach (var c in profile.Inputs.Columns.Concat(profile.Outputs.Columns))
+                {
+                    var missing = c.Rows == 0 ? "-" : (c.Missing / (double)c.Rows).ToString("P1", CultureInfo.InvariantCulture);
+                    if (c.Numeric is { } n)
+                        t.AddRow(Markup.Escape(c.Name), missing, Num(n.Mean), Num(n.Std(c.Count)), Num(n.Min), Num(n.Quantiles?[3]), Num(n.Max), "");
+                    else
+                        t.AddRow(Markup.Escape(c.Name), missing, "", "", "", "", "", Markup.Escape(string.Join(", ", c.Categorical!.Counts.OrderByDescending(kv => kv.Value).Take(3).Select(kv => $"{kv.Key} {kv.Value / (double)Math.Max(1, c.Count):P0}"))));
+                }
+                console.Write(t);
+            }
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private static Command Onnx()
+    {
+        var model = new Argument<string>("model") { Description = "The ONNX model file." };
+        var name = new Option<string>("--name") { Description = "Package (model) name.", Required = true };
+        var task = new Option<string?>("--task") { Description = "binary, multiclass or regression (default: inferred from the output's width)." };
+        var reference = new Option<string?>("--reference") { Description = "Reference data (CSV/Parquet) for the profile and the input domain." };
+        var features = new Option<string?>("--features") { Description = "Comma-separated names of the columns packed into a single [N, k] input, in order." };
+        var classes = new Option<string?>("--classes") { Description = "Comma-separated class labels in output order." };
+        var label = new Option<string?>("--label") { Description = "A label column of the reference data to leave out of the features." };
+        var output = new Option<string?>("--out", "-o") { Description = "Package directory (default: packages/<name>)." };
+        var command = new Command("onnx", "Wrap an existing ONNX model as a Kiln package.") { model, name, task, reference, features, classes, label, output };
+        command.SetHandler(async (parse, ct) =>
+        {
+            var taskText = parse.GetValue(task);
+            var options = new OnnxImportOptions(parse.GetValue(model)!, parse.GetValue(name)!)
+            {
+                Task = taskText switch
+                {
+                    null => null,
+                    "binary" => ModelTask.Binary,
+                    "multiclass" => ModelTask.Multiclass,
+                    "regression" => ModelTask.Regression,
+                    _ => throw new KilnException($"--task: '{taskText}' is not a task (expected binary, multiclass or regression)"),
+                },
+                Reference = parse.GetValue(reference),
+                Features = Split(parse.GetValue(features)),
+                Classes = Split(parse.GetValue(classes)),
+                Label = parse.GetValue(label),
+            };
+            var dir = await OnnxImporter.ImportAsync(options, parse.GetValue(output) ?? Path.Combine("packages", options.Name), ct);
+            Cli.Err.MarkupLineInterpolated($"Package written to [green]{dir}[/]");
+            Console.WriteLine(dir);
+            return 0;
+        });
+        return command;
+    }
+
+    private static List<string>? Split(string? s) => s is null ? null : [.. s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+
+    private static string Num(double? v) => v is { } x && double.IsFinite(x) ? x.ToString("G5", CultureInfo.InvariantCulture) : "-";
+}

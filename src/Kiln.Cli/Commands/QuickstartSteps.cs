@@ -1,0 +1,35 @@
+using Kiln.Scoring;
+using Kiln.Tracking;
+using Kiln.Training;
+using Spectre.Console;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>The quickstart's steps after training: register in the embedded registry, promote, resolve and score.</summary>
+internal static class QuickstartSteps
+{
+    /// <summary>The embedded tracking store the quickstart uses.</summary>
+    public const string TrackingUri = "./.kiln";
+
+    public static async Task<string> AfterTrainingAsync(TrainingSpec spec, TrainingResult result, CancellationToken ct)
+    {
+        Cli.Err.MarkupLine($"[bold]2. Track and register[/] the run in the embedded store ({TrackingUri}: SQLite + local artifacts)");
+        var version = await TrackingHooks.AfterTrainingAsync(TrackingUri, "quickstart", spec.Name, spec, result, ct);
+        await using var stores = TrackingStores.Open(TrackingUri);
+        await stores.Registry.SetAliasAsync(version!.Name, "production", version.Version, Environment.UserName, ct);
+        var uri = $"models:/{version.Name}@production";
+        Cli.Err.MarkupLineInterpolated($"Alias [green]production[/] now points at version {version.Version}: {uri}");
+
+        Cli.Err.MarkupLine("[bold]3. Resolve and score[/] the registered package in-process (checksums verified on load)");
+        var resolved = await new ModelResolver(stores).ResolveAsync(uri, ct);
+        using var scorer = Scorers.Open(resolved.Directory);
+        var example = scorer.Package.ReadInputExample();
+        var predictions = scorer.ScoreAll(InputTables.FromJsonRows(example, scorer.Package.Signature));
+        var t = new Table().AddColumns("input", "prediction", "probability");
+        for (var i = 0; i < predictions.Length; i++)
+            t.AddRow(Markup.Escape(string.Join(", ", example[i].Select(kv => $"{kv.Key}={kv.Value}"))), Markup.Escape(predictions[i].Label ?? ""),
+                predictions[i].Value.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture));
+        Cli.Err.Write(t);
+        return uri;
+    }
+}

@@ -1,0 +1,75 @@
+using System.CommandLine;
+using Kiln.Server;
+using Kiln.Tracking;
+using Spectre.Console;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>kiln server: the control plane (tracking, registry, artifacts; MLflow-compatible).</summary>
+internal static class ServerCommands
+{
+    public static Command Create()
+    {
+        var db = new Option<string>("--db")
+        {
+            Description = "Metadata database: a directory (SQLite kiln.db inside), sqlite:FILE, or postgresql://user:pass@host:port/db",
+            DefaultValueFactory = _ => TrackingStores.DefaultUri,
+        };
+        var artifacts = new Option<string?>("--artifacts")
+        {
+            Description = "Artifact root directory (default: artifacts/ beside the SQLite database, ./.kiln/artifacts for PostgreSQL)",
+        };
+        var port = new Option<int>("--port") { Description = "Port to listen on (0 picks a free one)", DefaultValueFactory = _ => 5000 };
+        var host = new Option<string>("--host") { Description = "Address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
+        var maxArtifact = new Option<long>("--max-artifact-bytes")
+        {
+            Description = "Largest artifact file an upload may write",
+            DefaultValueFactory = _ => Kiln.Tracking.Artifacts.LocalArtifactStore.DefaultMaxFileBytes,
+        };
+        var command = new Command("server", "Run the Kiln server: tracking, model registry and artifacts, speaking MLflow's REST API 2.0.")
+        {
+            db, artifacts, port, host, maxArtifact,
+        };
+        command.SetHandler(async (parse, ct) =>
+        {
+            var p = parse.GetValue(port);
+            if (p is < 0 or > 65535) throw new Kiln.Core.KilnException($"--port {p} is not a TCP port (0–65535)");
+            var max = parse.GetValue(maxArtifact);
+            if (max <= 0) throw new Kiln.Core.KilnException($"--max-artifact-bytes must be positive; got {max}");
+            var options = new KilnServerOptions
+            {
+                Db = parse.GetValue(db)!,
+                Artifacts = parse.GetValue(artifacts),
+                Port = p,
+                Host = parse.GetValue(host)!,
+                MaxArtifactBytes = max,
+            };
+            await using var app = KilnServer.BuildApp(options);
+            // Open the stores (and create the schema) before listening, so a bad --db fails at once.
+            var stores = app.Services.GetService(typeof(TrackingStores)) as TrackingStores
+                ?? throw new InvalidOperationException("tracking stores are not registered");
+            await stores.Tracking.GetExperimentAsync("0", ct);
+            try
+            {
+                await app.StartAsync(ct);
+            }
+            catch (IOException e)
+            {
+                throw new Kiln.Core.KilnException($"cannot listen on {options.Host}:{options.Port}: {e.Message}", e);
+            }
+            Cli.Err.MarkupLine($"kiln server listening on [bold]{KilnServer.Address(app)}[/] (metadata: {Markup.Escape(options.Db)})");
+            Console.Out.WriteLine(KilnServer.Address(app).ToString().TrimEnd('/'));
+            Console.Out.Flush();
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            await app.StopAsync(CancellationToken.None);
+            return 0;
+        });
+        return command;
+    }
+}

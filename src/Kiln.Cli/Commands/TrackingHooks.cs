@@ -1,0 +1,62 @@
+using System.Globalization;
+using Kiln.Core;
+using Kiln.Core.Packaging;
+using Kiln.Tracking;
+using Kiln.Training;
+using Spectre.Console;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>What `kiln train` does with a tracking store after training: log the run, upload the package, register it.</summary>
+internal static class TrackingHooks
+{
+    /// <summary>The run's artifact path that holds the package.</summary>
+    public const string PackageArtifactPath = "package";
+
+    /// <summary>Logs the training run (params, metrics, the package) and registers a version when asked; returns it, or null.</summary>
+    public static async Task<ModelVersion?> AfterTrainingAsync(string? trackingUri, string? experiment, string? register, TrainingSpec spec,
+        TrainingResult result, CancellationToken ct)
+    {
+        if (trackingUri is null)
+        {
+            if (register is not null) throw new KilnException("--register needs --tracking-uri (a local path such as ./.kiln, or http://host:5000)");
+            return null;
+        }
+        await using var stores = TrackingStores.Open(trackingUri);
+        var client = new TrackingClient(stores);
+        var package = ModelPackage.Load(result.PackageDirectory);
+        var run = await client.StartRunAsync(experiment ?? spec.Name, runName: $"{spec.Name}-{DateTime.UtcNow:yyyyMMdd-HHmmss}",
+            tags: [new KeyValue("kiln.task", spec.Task.ToString().ToLowerInvariant()), new KeyValue("kiln.trainer", spec.Trainer.Kind),
+                   .. package.Metadata.GitCommit is { } git ? new[] { new KeyValue("mlflow.source.git.commit", git) } : []], ct: ct);
+        try
+        {
+            var @params = new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["task"] = spec.Task.ToString().ToLowerInvariant(),
+                ["data"] = spec.Data,
+                ["label"] = spec.Label,
+                ["features"] = string.Join(",", spec.Features.Select(f => f.Name)),
+                ["trainer"] = spec.Trainer.Kind,
+                ["holdout"] = spec.Holdout.ToString(CultureInfo.InvariantCulture),
+                ["seed"] = spec.Seed.ToString(CultureInfo.InvariantCulture),
+                ["dataset_sha256"] = package.Metadata.Dataset?.Sha256 ?? "",
+            };
+            foreach (var (k, v) in package.Metadata.Trainer?.Parameters ?? []) @params[$"trainer.{k}"] = v;
+            await run.LogParamsAsync(@params, ct);
+            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            await run.LogMetricsAsync([.. result.Metrics.Select(m => new Metric(m.Key, m.Value, now, 0))], ct);
+            var source = await run.LogArtifactsAsync(result.PackageDirectory, PackageArtifactPath, ct);
+            await run.EndAsync(ct: ct);
+            Cli.Err.MarkupLineInterpolated($"Logged run [green]{run.RunId}[/] to {stores.Uri} (package at {source})");
+            if (register is null) return null;
+            var version = await client.RegisterModelAsync(register, source, ct: ct);
+            Cli.Err.MarkupLineInterpolated($"Registered [green]models:/{version.Name}/{version.Version}[/]");
+            return version;
+        }
+        catch
+        {
+            await run.EndAsync(RunStatus.Failed, CancellationToken.None);
+            throw;
+        }
+    }
+}

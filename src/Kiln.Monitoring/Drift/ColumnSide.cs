@@ -1,0 +1,182 @@
+using System.Globalization;
+using Kiln.Core.Profiling;
+using Kiln.Monitoring.Statistics;
+
+namespace Kiln.Monitoring.Drift;
+
+/// <summary>
+/// One side of a comparison for one column, in the form the tests need: for numbers, the sorted finite values (all
+/// of them, or the profile's bottom-k sample) and counts over the reference's bins; for categories, counts per label.
+/// </summary>
+internal sealed class ColumnSide
+{
+    public required ColumnKind Kind { get; init; }
+
+    public long Count { get; init; }
+
+    public long Missing { get; init; }
+
+    public long Infinite { get; init; }
+
+    /// <summary>Unparsable text in a column that should hold numbers (counted in Missing too).</summary>
+    public long Unparsable { get; init; }
+
+    public long Rows => Count + Missing + Infinite;
+
+    // Numeric
+    public double[] Sorted { get; init; } = [];
+
+    /// <summary>True when <see cref="Sorted"/> holds every finite value (not a sample).</summary>
+    public bool Complete { get; init; }
+
+    public double Min { get; init; } = double.NaN;
+
+    public double Max { get; init; } = double.NaN;
+
+    /// <summary>Population standard deviation over all values.</summary>
+    public double PopulationStd { get; init; } = double.NaN;
+
+    /// <summary>The reference's bin edges the counts use.</summary>
+    public double[]? Edges { get; init; }
+
+    /// <summary>Counts over the reference bins: [below, inner bins…, above]; null when there are no edges.</summary>
+    public double[]? BinCounts { get; init; }
+
+    /// <summary>Values below the reference minimum plus values above its maximum.</summary>
+    public long OutOfRange { get; init; }
+
+    // Categorical
+    public Dictionary<string, long> Categories { get; init; } = new(StringComparer.Ordinal);
+
+    /// <summary>Values pooled as "other" (beyond the profile's category bound).</summary>
+    public long Other { get; init; }
+
+    public static ColumnSide FromProfile(ColumnProfile p, ColumnProfile? reference)
+    {
+        // A profile read from a hand-edited or truncated file may lack its summary: treat it as holding no values.
+        if (p.Kind == ColumnKind.Categorical && p.Categorical is null) return new ColumnSide { Kind = p.Kind, Missing = p.Missing };
+        if (p.Kind == ColumnKind.Numeric && p.Numeric is null) return new ColumnSide { Kind = p.Kind, Missing = p.Missing };
+        if (p.Kind == ColumnKind.Categorical)
+        {
+            var c = p.Categorical!;
+            return new ColumnSide
+            {
+                Kind = ColumnKind.Categorical,
+                Count = p.Count,
+                Missing = p.Missing,
+                Categories = c.Counts,
+                Other = c.Other,
+            };
+        }
+        var n = p.Numeric!;
+        var sorted = n.Sample.SortedValues();
+        var h = n.Histogram;
+        double[]? bins = null;
+        long outOfRange = 0;
+        var refEdges = reference?.Numeric?.Histogram.Edges ?? h.Edges;
+        if (h.Edges.Length >= 2 && h.Counts.Length == h.Edges.Length - 1 && h.Edges.AsSpan().SequenceEqual(refEdges))
+        {
+            bins = new double[h.Counts.Length + 2];
+            bins[0] = h.Below;
+            for (var i = 0; i < h.Counts.Length; i++) bins[i + 1] = h.Counts[i];
+            bins[^1] = h.Above;
+            outOfRange = h.Below + h.Above; // Kiln's reference edges run from the training minimum to its maximum
+        }
+        else if (refEdges.Length >= 2)
+        {
+            // Built with other edges: re-bin the sample (an estimate unless the sample is complete).
+            bins = new double[refEdges.Length + 1];
+            Binning.Count(refEdges, sorted, bins, out _, out _);
+            var scale = sorted.Length > 0 ? (double)p.Count / sorted.Length : 0;
+            for (var i = 0; i < bins.Length; i++) bins[i] *= scale;
+            outOfRange = (long)Math.Round(bins[0] + bins[^1]);
+        }
+        return new ColumnSide
+        {
+            Kind = ColumnKind.Numeric,
+            Count = p.Count,
+            Missing = p.Missing,
+            Infinite = n.Infinite,
+            Sorted = sorted,
+            Complete = sorted.Length == p.Count,
+            Min = p.Count > 0 ? n.Min : double.NaN,
+            Max = p.Count > 0 ? n.Max : double.NaN,
+            PopulationStd = p.Count > 0 ? Math.Sqrt(n.Variance(p.Count)) : double.NaN,
+            BinCounts = bins,
+            Edges = bins is null ? null : refEdges,
+            OutOfRange = outOfRange,
+        };
+    }
+
+    /// <summary>Numbers from raw data, binned on the reference's edges and checked against its range.</summary>
+    public static ColumnSide FromNumbers(ReadOnlySpan<double> values, ColumnProfile reference, long unparsable = 0)
+    {
+        var sorted = FiniteSample.SortedCopy(values, out var missing, out var infinite);
+        var edges = reference.Numeric?.Histogram.Edges ?? [];
+        double[]? bins = null;
+        if (edges.Length >= 2)
+        {
+            bins = new double[edges.Length + 1];
+            // The values are sorted: walk the edges once instead of a binary search per value.
+            var e = 0;
+            var last = edges.Length - 1;
+            foreach (var v in sorted)
+            {
+                if (v < edges[0]) { bins[0]++; continue; }
+                if (v > edges[last]) { bins[^1]++; continue; }
+                while (e < last - 1 && v >= edges[e + 1]) e++;
+                bins[e + 1]++;
+            }
+        }
+        long outOfRange = 0;
+        if (reference.Count > 0 && reference.Numeric is { } rn)
+        {
+            foreach (var v in sorted)
+            {
+                if (v < rn.Min) outOfRange++;
+                else break;
+            }
+            for (var i = sorted.Length - 1; i >= 0 && sorted[i] > rn.Max; i--) outOfRange++;
+        }
+        return new ColumnSide
+        {
+            Kind = ColumnKind.Numeric,
+            Count = sorted.Length,
+            Missing = missing,
+            Infinite = infinite,
+            Unparsable = unparsable,
+            Sorted = sorted,
+            Complete = true,
+            Min = sorted.Length > 0 ? sorted[0] : double.NaN,
+            Max = sorted.Length > 0 ? sorted[^1] : double.NaN,
+            PopulationStd = FiniteSample.PopulationStd(sorted),
+            BinCounts = bins,
+            Edges = bins is null ? null : edges,
+            OutOfRange = outOfRange,
+        };
+    }
+
+    /// <summary>Labels from raw data; null is missing.</summary>
+    public static ColumnSide FromLabels(ReadOnlySpan<string?> values)
+    {
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        long missing = 0;
+        foreach (var v in values)
+        {
+            if (v is null) { missing++; continue; }
+            System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(counts, v, out _)++;
+        }
+        return new ColumnSide { Kind = ColumnKind.Categorical, Count = values.Length - missing, Missing = missing, Categories = counts };
+    }
+
+    /// <summary>Numbers read as labels (a numeric column where the reference saw categories), as invariant "R" strings.</summary>
+    public static ColumnSide FromNumbersAsLabels(ReadOnlySpan<double> values)
+    {
+        var labels = new string?[values.Length];
+        for (var i = 0; i < values.Length; i++)
+        {
+            labels[i] = double.IsNaN(values[i]) ? null : values[i].ToString("R", CultureInfo.InvariantCulture);
+        }
+        return FromLabels(labels);
+    }
+}

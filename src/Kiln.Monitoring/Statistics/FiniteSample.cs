@@ -1,0 +1,58 @@
+namespace Kiln.Monitoring.Statistics;
+
+/// <summary>
+/// Cleans a numeric sample before a test: NaN is a missing value and is left out; ±Infinity is left out too and
+/// counted, so a drift report can warn about it (no distance or test is defined on infinite values).
+/// </summary>
+public static class FiniteSample
+{
+    /// <summary>Copies the finite values of <paramref name="values"/> into a new array, sorted ascending.</summary>
+    public static double[] SortedCopy(ReadOnlySpan<double> values, out long missing, out long infinite)
+    {
+        missing = 0;
+        infinite = 0;
+        var finite = 0;
+        foreach (var v in values)
+        {
+            if (double.IsNaN(v)) missing++;
+            else if (double.IsInfinity(v)) infinite++;
+            else finite++;
+        }
+        var result = GC.AllocateUninitializedArray<double>(finite);
+        var k = 0;
+        foreach (var v in values)
+        {
+            if (double.IsFinite(v)) result[k++] = v;
+        }
+        RadixSort.Sort(result);
+        return result;
+    }
+
+    /// <summary>The population standard deviation (numpy.std with ddof=0) of finite values.</summary>
+    public static double PopulationStd(ReadOnlySpan<double> values)
+    {
+        if (values.IsEmpty) return double.NaN;
+        var mean = 0.0;
+        foreach (var v in values) mean += v;
+        mean /= values.Length;
+        var ss = 0.0;
+        foreach (var v in values)
+        {
+            var d = v - mean;
+            ss += d * d;
+        }
+        return Math.Sqrt(ss / values.Length);
+    }
+
+    /// <summary>The number of distinct values in a sorted span.</summary>
+    public static int DistinctSorted(ReadOnlySpan<double> sorted)
+    {
+        if (sorted.IsEmpty) return 0;
+        var distinct = 1;
+        for (var i = 1; i < sorted.Length; i++)
+        {
+            if (sorted[i] != sorted[i - 1]) distinct++;
+        }
+        return distinct;
+    }
+}

@@ -1,0 +1,228 @@
+using System.Globalization;
+using Kiln.Core;
+using Kiln.Core.Packaging;
+using Kiln.Core.Profiling;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Kiln.Training;
+
+/// <summary>How a categorical feature becomes numbers.</summary>
+public enum CategoricalEncoding
+{
+    OneHot,
+    Hash,
+}
+
+/// <summary>One feature of a spec: its kind and, for categories, the encoding.</summary>
+public sealed record FeatureSpec(string Name, ColumnKind Kind, CategoricalEncoding Encoding = CategoricalEncoding.OneHot);
+
+/// <summary>The estimator and its hyper-parameters.</summary>
+public sealed record TrainerSpec(string Kind, int Trees, int Leaves, int MinSamplesLeaf, double LearningRate, int Iterations)
+{
+    public static readonly string[] Kinds = ["fast_forest", "fast_tree", "lightgbm", "linear"];
+}
+
+/// <summary>
+/// A training spec (YAML): what to learn from which data. Every error names the file, the line
+/// and the key at fault.
+/// </summary>
+public sealed class TrainingSpec
+{
+    public required string Name { get; init; }
+
+    public required ModelTask Task { get; init; }
+
+    /// <summary>The data location as written (a file, a directory or a glob).</summary>
+    public required string Data { get; init; }
+
+    /// <summary>The directory relative paths are resolved against (the spec file's directory).</summary>
+    public required string BaseDirectory { get; init; }
+
+    public required string Label { get; init; }
+
+    /// <summary>The positive class of a binary label, when the user names it.</summary>
+    public string? Positive { get; init; }
+
+    public required IReadOnlyList<FeatureSpec> Features { get; init; }
+
+    public required TrainerSpec Trainer { get; init; }
+
+    public double Holdout { get; init; } = 0.2;
+
+    public int Seed { get; init; } = 42;
+
+    /// <summary>The spec's text, kept in the package's metadata.</summary>
+    public string Text { get; init; } = "";
+
+    /// <summary>Where the spec came from, for messages.</summary>
+    public string Source { get; init; } = "spec";
+
+    public static TrainingSpec Load(string path)
+    {
+        if (!File.Exists(path)) throw new KilnException($"{path}: no such spec file");
+        var text = File.ReadAllText(path);
+        return Parse(text, path, Path.GetDirectoryName(Path.GetFullPath(path))!);
+    }
+
+    public static TrainingSpec Parse(string text, string source, string baseDirectory)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(text));
+        }
+        catch (YamlException e)
+        {
+            throw new KilnException($"{source}: line {e.Start.Line}: invalid YAML ({e.Message})", e);
+        }
+        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
+            throw new KilnException($"{source}: the spec must be a YAML mapping (name, task, data, label, features, ...)");
+        var r = new Reader(source);
+        var known = new HashSet<string> { "name", "task", "data", "label", "positive", "features", "trainer", "holdout", "seed", "description" };
+        foreach (var key in root.Children.Keys)
+        {
+            var k = ((YamlScalarNode)key).Value ?? "";
+            if (!known.Contains(k)) throw r.Error(key, k, $"unknown key (expected one of: {string.Join(", ", known.Order())})");
+        }
+
+        var name = r.RequiredString(root, "name");
+        if (name.Length == 0 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            throw r.Error(root, "name", $"'{name}' must be letters, digits, '-', '_' or '.'");
+        var taskText = r.RequiredString(root, "task");
+        var task = taskText switch
+        {
+            "binary" => ModelTask.Binary,
+            "multiclass" => ModelTask.Multiclass,
+            "regression" => ModelTask.Regression,
+            _ => throw r.Error(r.Node(root, "task")!, "task", $"'{taskText}' is not a task (expected binary, multiclass or regression)"),
+        };
+        var label = r.RequiredString(root, "label");
+        var features = ParseFeatures(r, root, label);
+        var trainer = ParseTrainer(r, root);
+        var holdout = r.OptionalDouble(root, "holdout") ?? 0.2;
+        if (holdout is <= 0 or >= 1) throw r.Error(r.Node(root, "holdout")!, "holdout", $"{holdout.ToString(CultureInfo.InvariantCulture)} must be between 0 and 1 (exclusive)");
+        return new TrainingSpec
+        {
+            Name = name,
+            Task = task,
+            Data = r.RequiredString(root, "data"),
+            BaseDirectory = baseDirectory,
+            Label = label,
+            Positive = r.OptionalString(root, "positive"),
+            Features = features,
+            Trainer = trainer,
+            Holdout = holdout,
+            Seed = r.OptionalInt(root, "seed") ?? 42,
+            Text = text,
+            Source = source,
+        };
+    }
+
+    private static List<FeatureSpec> ParseFeatures(Reader r, YamlMappingNode root, string label)
+    {
+        var node = r.Node(root, "features") ?? throw r.Error(root, "features", "is required: a mapping of column name to numeric or categorical");
+        if (node is not YamlMappingNode map || map.Children.Count == 0)
+            throw r.Error(node, "features", "must be a non-empty mapping of column name to numeric or categorical");
+        var list = new List<FeatureSpec>();
+        foreach (var (keyNode, valueNode) in map.Children)
+        {
+            var name = ((YamlScalarNode)keyNode).Value ?? "";
+            var key = $"features.{name}";
+            if (name == label) throw r.Error(keyNode, key, "the label cannot also be a feature");
+            string type;
+            var encoding = CategoricalEncoding.OneHot;
+            switch (valueNode)
+            {
+                case YamlScalarNode s:
+                    type = s.Value ?? "";
+                    break;
+                case YamlMappingNode m:
+                    type = r.RequiredString(m, "type", key);
+                    var enc = r.OptionalString(m, "encoding", key);
+                    encoding = enc switch
+                    {
+                        null or "onehot" or "one_hot" => CategoricalEncoding.OneHot,
+                        "hash" => CategoricalEncoding.Hash,
+                        _ => throw r.Error(m, $"{key}.encoding", $"'{enc}' is not an encoding (expected onehot or hash)"),
+                    };
+                    break;
+                default:
+                    throw r.Error(valueNode, key, "must be numeric, categorical or a mapping with type");
+            }
+            var kind = type switch
+            {
+                "numeric" => ColumnKind.Numeric,
+                "categorical" => ColumnKind.Categorical,
+                _ => throw r.Error(valueNode, key, $"'{type}' is not a feature type (expected numeric or categorical)"),
+            };
+            list.Add(new FeatureSpec(name, kind, encoding));
+        }
+        return list;
+    }
+
+    private static TrainerSpec ParseTrainer(Reader r, YamlMappingNode root)
+    {
+        if (r.Node(root, "trainer") is not { } node) return new TrainerSpec("fast_forest", 100, 64, 10, 0.2, 100);
+        if (node is not YamlMappingNode m) throw r.Error(node, "trainer", "must be a mapping with kind and parameters");
+        var known = new HashSet<string> { "kind", "trees", "leaves", "min_samples_leaf", "learning_rate", "iterations" };
+        foreach (var key in m.Children.Keys)
+        {
+            var k = ((YamlScalarNode)key).Value ?? "";
+            if (!known.Contains(k)) throw r.Error(key, $"trainer.{k}", $"unknown trainer parameter (expected one of: {string.Join(", ", known.Order())})");
+        }
+        var kind = r.OptionalString(m, "kind", "trainer") ?? "fast_forest";
+        if (!TrainerSpec.Kinds.Contains(kind)) throw r.Error(r.Node(m, "kind")!, "trainer.kind", $"'{kind}' is not a trainer (expected {string.Join(", ", TrainerSpec.Kinds)})");
+        var spec = new TrainerSpec(kind,
+            r.OptionalInt(m, "trees", "trainer") ?? 100,
+            r.OptionalInt(m, "leaves", "trainer") ?? 64,
+            r.OptionalInt(m, "min_samples_leaf", "trainer") ?? 10,
+            r.OptionalDouble(m, "learning_rate", "trainer") ?? 0.2,
+            r.OptionalInt(m, "iterations", "trainer") ?? 100);
+        if (spec.Trees < 1) throw r.Error(m, "trainer.trees", "must be at least 1");
+        if (spec.Leaves < 2) throw r.Error(m, "trainer.leaves", "must be at least 2");
+        if (spec.MinSamplesLeaf < 1) throw r.Error(m, "trainer.min_samples_leaf", "must be at least 1");
+        if (spec.LearningRate <= 0) throw r.Error(m, "trainer.learning_rate", "must be positive");
+        if (spec.Iterations < 1) throw r.Error(m, "trainer.iterations", "must be at least 1");
+        return spec;
+    }
+
+    /// <summary>Reads scalars from mappings and builds errors that name the file, line and key.</summary>
+    private sealed class Reader(string source)
+    {
+        public YamlNode? Node(YamlMappingNode map, string key) =>
+            map.Children.TryGetValue(new YamlScalarNode(key), out var v) ? v : null;
+
+        public KilnException Error(YamlNode node, string key, string message) =>
+            new($"{source}: line {node.Start.Line}: '{key}' {message}");
+
+        public string RequiredString(YamlMappingNode map, string key, string? parent = null) =>
+            OptionalString(map, key, parent) ?? throw Error(map, Qualified(parent, key), "is required");
+
+        public string? OptionalString(YamlMappingNode map, string key, string? parent = null)
+        {
+            var node = Node(map, key);
+            if (node is null) return null;
+            if (node is not YamlScalarNode s || string.IsNullOrWhiteSpace(s.Value)) throw Error(node, Qualified(parent, key), "must be a non-empty text value");
+            return s.Value.Trim();
+        }
+
+        public double? OptionalDouble(YamlMappingNode map, string key, string? parent = null)
+        {
+            var text = OptionalString(map, key, parent);
+            if (text is null) return null;
+            return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v)
+                ? v : throw Error(Node(map, key)!, Qualified(parent, key), $"'{text}' is not a number");
+        }
+
+        public int? OptionalInt(YamlMappingNode map, string key, string? parent = null)
+        {
+            var text = OptionalString(map, key, parent);
+            if (text is null) return null;
+            return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)
+                ? v : throw Error(Node(map, key)!, Qualified(parent, key), $"'{text}' is not a whole number");
+        }
+
+        private static string Qualified(string? parent, string key) => parent is null ? key : $"{parent}.{key}";
+    }
+}

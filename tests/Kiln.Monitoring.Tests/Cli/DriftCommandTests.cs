@@ -1,0 +1,134 @@
+using System.Text.Json;
+using Kiln.Core.Data;
+using Kiln.Core.Packaging;
+using Kiln.Core.Profiling;
+using Kiln.Testing;
+
+namespace Kiln.Monitoring.Tests.Cli;
+
+// Runs the real kiln binary: `kiln drift --model PACKAGE --current DATA [--out report.html] [--json report.json]`.
+public sealed class DriftCommandTests : IDisposable
+{
+    private readonly TempDir _dir = new("kiln-drift-cli");
+
+    public void Dispose() => _dir.Dispose();
+
+    private static DataTable Data(int rows, double shift, int seed, string extraColor = "blue")
+    {
+        var rng = new Random(seed);
+        var x = new double[rows];
+        var color = new string?[rows];
+        for (var i = 0; i < rows; i++)
+        {
+            var u1 = 1.0 - rng.NextDouble();
+            x[i] = shift + Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * rng.NextDouble());
+            color[i] = rng.Next(3) switch { 0 => "red", 1 => "green", _ => extraColor };
+        }
+        return new DataTable(rows).Add(new NumericColumn("x", x)).Add(new TextColumn("color", color));
+    }
+
+    private string Package(DataTable training)
+    {
+        var target = _dir.File("model");
+        using var writer = new PackageWriter(target);
+        File.WriteAllBytes(writer.PathOf("model.onnx"), [1, 2, 3]);
+        writer.WriteJson(ModelPackage.SignatureFile, new ModelSignature
+        {
+            Task = ModelTask.Regression,
+            Inputs = [new InputField { Name = "x", Type = ColumnKind.Numeric }, new InputField { Name = "color", Type = ColumnKind.Categorical }],
+            Outputs = [new OutputField { Name = "score", Type = "float" }],
+        });
+        writer.WriteJson(ModelPackage.MetadataFile, new PackageMetadata
+        {
+            Name = "drift-test",
+            Task = ModelTask.Regression,
+            CreatedAt = DateTimeOffset.UnixEpoch,
+            Runtime = new RuntimeInfo { Kiln = "test", Dotnet = Environment.Version.ToString(), Os = "test" },
+        });
+        writer.WriteJson(ModelPackage.ProfileFile, new PackageProfile { Inputs = DatasetProfile.Build(training), Outputs = new DatasetProfile() });
+        return writer.Commit("drift-test", ModelTask.Regression, ModelRuntime.Onnx, "model.onnx", DateTimeOffset.UnixEpoch);
+    }
+
+    [Fact]
+    public async Task Drifted_parquet_exits_1_and_writes_json_and_a_self_contained_html_report()
+    {
+        var model = Package(Data(3000, 0, 1));
+        var current = _dir.File("current.parquet");
+        await ParquetTable.WriteAsync(Data(2000, 1.0, 2, extraColor: "purple<script>"), current);
+        var json = _dir.File("report.json");
+        var html = _dir.File("report.html");
+        var r = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--json", json, "--out", html]);
+        Assert.True(r.ExitCode == 1, r.ToString());
+        using var summary = JsonDocument.Parse(r.StdOut);
+        Assert.True(summary.RootElement.GetProperty("dataset_drift").GetBoolean());
+
+        using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+        var features = doc.RootElement.GetProperty("features").EnumerateArray().ToDictionary(f => f.GetProperty("name").GetString()!);
+        Assert.Equal("wasserstein", features["x"].GetProperty("test").GetString());
+        Assert.True(features["x"].GetProperty("drifted").GetBoolean());
+        Assert.Equal("jensenshannon", features["color"].GetProperty("test").GetString());
+        Assert.Equal(1, features["color"].GetProperty("quality").GetProperty("unseen_categories").GetInt32());
+
+        var page = await File.ReadAllTextAsync(html);
+        Assert.Contains("<svg", page);
+        Assert.DoesNotContain("http://", page);
+        Assert.DoesNotContain("https://", page);
+        Assert.DoesNotContain("<script>", page); // a category name is escaped, not executed
+        Assert.Contains("purple&lt;script&gt;", page);
+        Assert.True(page.IndexOf(">x<", StringComparison.Ordinal) < page.IndexOf(">color<", StringComparison.Ordinal)); // most severe first
+    }
+
+    [Fact]
+    public async Task Same_distribution_csv_exits_0()
+    {
+        var model = Package(Data(3000, 0, 3));
+        var current = _dir.File("current.csv");
+        var t = Data(1500, 0, 4);
+        var x = ((NumericColumn)t["x"]).Values;
+        var c = ((TextColumn)t["color"]).Values;
+        var lines = new List<string> { "x,color,extra" };
+        for (var i = 0; i < t.RowCount; i++) lines.Add($"{x[i].ToString("R", System.Globalization.CultureInfo.InvariantCulture)},{c[i]},1");
+        await File.WriteAllLinesAsync(current, lines);
+        var json = _dir.File("same.json");
+        var r = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--json", json]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var report = await File.ReadAllTextAsync(json);
+        Assert.Contains("column_not_in_reference", report); // the extra column is named, not tested
+    }
+
+    [Fact]
+    public async Task Errors_exit_2_with_one_line_naming_the_problem()
+    {
+        var missing = await KilnCli.RunAsync(["drift", "--model", _dir.File("nope"), "--current", _dir.File("x.csv")]);
+        Assert.Equal(2, missing.ExitCode);
+        Assert.Contains("not a Kiln model package", missing.StdErr);
+
+        var model = Package(Data(100, 0, 5));
+        var badTest = await KilnCli.RunAsync(["drift", "--model", model, "--current", _dir.File("x.csv"), "--test", "magic"]);
+        Assert.Equal(2, badTest.ExitCode);
+        Assert.Contains("--test: unknown test 'magic'", badTest.StdErr);
+
+        var noCurrent = await KilnCli.RunAsync(["drift", "--model", model]);
+        Assert.Equal(2, noCurrent.ExitCode);
+        Assert.Contains("--current is required", noCurrent.StdErr);
+
+        var noData = await KilnCli.RunAsync(["drift", "--model", model, "--current", _dir.File("absent.parquet")]);
+        Assert.Equal(2, noData.ExitCode);
+        Assert.Contains("absent.parquet", noData.StdErr);
+    }
+
+    [Fact]
+    public async Task Per_column_override_is_applied()
+    {
+        var model = Package(Data(500, 0, 6));
+        var current = _dir.File("cur.parquet");
+        await ParquetTable.WriteAsync(Data(400, 0, 7), current);
+        var json = _dir.File("o.json");
+        var r = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--json", json, "--column", "x=psi:0.3"]);
+        Assert.True(r.ExitCode is 0 or 1, r.ToString());
+        using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+        var x = doc.RootElement.GetProperty("features").EnumerateArray().Single(f => f.GetProperty("name").GetString() == "x");
+        Assert.Equal("psi", x.GetProperty("test").GetString());
+        Assert.Equal(0.3, x.GetProperty("threshold").GetDouble());
+    }
+}

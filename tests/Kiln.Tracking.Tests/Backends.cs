@@ -1,0 +1,82 @@
+using Kiln.Testing;
+using Npgsql;
+
+namespace Kiln.Tracking.Tests;
+
+/// <summary>Opens the stores under test; one fixture per backend, shared by a test class.</summary>
+public interface IStoresFixture
+{
+    TrackingStores Stores { get; }
+
+    /// <summary>False when the backend's service is absent and not required (local runs without PostgreSQL).</summary>
+    bool Available { get; }
+}
+
+/// <summary>SQLite in a fresh temporary directory.</summary>
+public sealed class SqliteFixture : IStoresFixture, IAsyncLifetime
+{
+    private readonly TempDir _dir = new("kiln-tracking");
+
+    public TrackingStores Stores { get; private set; } = null!;
+
+    public bool Available => true;
+
+    public string Directory => _dir.Path;
+
+    public Task InitializeAsync()
+    {
+        Stores = TrackingStores.Open(_dir.Path, maxArtifactBytes: 1024 * 1024);
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Stores.DisposeAsync();
+        _dir.Dispose();
+    }
+}
+
+/// <summary>A fresh database on the real PostgreSQL that test.sh starts, dropped afterwards.</summary>
+public sealed class PostgresFixture : IStoresFixture, IAsyncLifetime
+{
+    private readonly TempDir _dir = new("kiln-tracking-pg");
+    private string? _database;
+
+    public TrackingStores Stores { get; private set; } = null!;
+
+    public bool Available => _database is not null;
+
+    public string ConnectionString { get; private set; } = "";
+
+    public async Task InitializeAsync()
+    {
+        var admin = TestEnvironment.Postgres;
+        if (admin is null) return;
+        _database = "kiln_" + Guid.NewGuid().ToString("N");
+        await using (var c = new NpgsqlConnection(admin))
+        {
+            await c.OpenAsync();
+            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {_database}", c);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        ConnectionString = new NpgsqlConnectionStringBuilder(admin) { Database = _database }.ToString();
+        Stores = TrackingStores.Open(ConnectionString, Path.Combine(_dir.Path, "artifacts"), maxArtifactBytes: 1024 * 1024);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_database is null) return;
+        await Stores.DisposeAsync();
+        await using (var c = new NpgsqlConnection(TestEnvironment.Postgres))
+        {
+            await c.OpenAsync();
+            await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", c);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        _dir.Dispose();
+    }
+}
+
+public sealed class SqliteStoreContractTests(SqliteFixture fixture) : StoreContract(fixture), IClassFixture<SqliteFixture>;
+
+public sealed class PostgresStoreContractTests(PostgresFixture fixture) : StoreContract(fixture), IClassFixture<PostgresFixture>;

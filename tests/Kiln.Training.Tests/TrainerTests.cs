@@ -1,0 +1,156 @@
+using System.Globalization;
+using Kiln.Core.Data;
+using Kiln.Core.Packaging;
+using Kiln.Core.Profiling;
+using Kiln.Scoring;
+using Kiln.Testing;
+
+namespace Kiln.Training.Tests;
+
+public class TrainerTests
+{
+    [Fact]
+    public async Task Binary_training_writes_a_verified_self_describing_package()
+    {
+        using var dir = new TempDir();
+        TrainingData.Binary(dir.File("data.csv"));
+        var spec = TrainingSpec.Load(TrainingData.Spec(dir.Path, TrainingData.BinarySpec));
+        var result = await Trainer.TrainAsync(spec, dir.File("out/churn"));
+
+        Assert.Empty(ModelPackage.Verify(result.PackageDirectory));
+        var p = ModelPackage.Load(result.PackageDirectory);
+        Assert.Equal(ModelRuntime.Mlnet, p.Manifest.Runtime);
+        Assert.Equal(["accuracy", "auc", "f1", "log_loss", "precision", "recall"], p.Metadata.Metrics.Keys);
+        Assert.True(p.Metadata.Metrics["auc"] > 0.8, $"auc {p.Metadata.Metrics["auc"]}");
+        Assert.Equal(["no", "yes"], p.Signature.ClassLabels);
+        Assert.Equal(["blue", "green", "red"], p.Signature.FindInput("colour")!.Categories);
+        Assert.True(p.Signature.FindInput("x2")!.Nullable);      // rows with an empty x2 were seen
+        Assert.False(p.Signature.FindInput("x1")!.Nullable);
+        Assert.InRange(p.Signature.FindInput("x1")!.Min!.Value, 0, 0.1);
+        Assert.Equal(900, p.Metadata.Split!.TrainRows);
+        Assert.Equal(300, p.Metadata.Split.HoldoutRows);
+        Assert.Equal(ModelPackage.Sha256OfFile(dir.File("data.csv")), p.Metadata.Dataset!.Sha256);
+        Assert.Equal(1200, p.Metadata.Dataset.Rows);
+        Assert.Contains("trees: 30", p.Metadata.Spec, StringComparison.Ordinal);
+
+        var profile = p.Profile!;
+        Assert.Equal(["x1", "x2", "colour"], profile.Inputs.Columns.Select(c => c.Name));
+        Assert.Equal(900, profile.Inputs.Rows);
+        Assert.Equal(ColumnKind.Categorical, profile.Outputs.Find("prediction")!.Kind);
+        Assert.Equal(300, profile.Outputs.Find("probability")!.Count);
+        Assert.Equal(3, p.ReadInputExample().Count);
+    }
+
+    [Fact]
+    public async Task Holdout_metrics_match_scikit_learn_on_the_same_predictions()
+    {
+        // Oracle: sklearn.metrics on the holdout labels and predictions the trainer wrote.
+        using var dir = new TempDir();
+        TrainingData.Binary(dir.File("data.csv"));
+        var spec = TrainingSpec.Load(TrainingData.Spec(dir.Path, TrainingData.BinarySpec));
+        var result = await Trainer.TrainAsync(spec, dir.File("pkg"), holdoutPredictionsPath: dir.File("holdout.csv"));
+        var py = await Proc.PythonAsync($"""
+            import pandas as pd
+            from sklearn import metrics as m
+            d = pd.read_csv('{dir.File("holdout.csv")}')
+            y = (d.label == 'yes').astype(int); yhat = (d.prediction == 'yes').astype(int); p = d.probability
+            print(m.accuracy_score(y, yhat), m.roc_auc_score(y, p), m.f1_score(y, yhat), m.log_loss(y, p), m.precision_score(y, yhat), m.recall_score(y, yhat))
+            """);
+        Assert.True(py.ExitCode == 0, py.ToString());
+        var v = py.StdOut.Split(' ').Select(s => double.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(v[0], result.Metrics["accuracy"], 1e-6);
+        Assert.Equal(v[1], result.Metrics["auc"], 1e-4);
+        Assert.Equal(v[2], result.Metrics["f1"], 1e-6);
+        Assert.Equal(v[3], result.Metrics["log_loss"], 1e-4);
+        Assert.Equal(v[4], result.Metrics["precision"], 1e-6);
+        Assert.Equal(v[5], result.Metrics["recall"], 1e-6);
+    }
+
+    [Fact]
+    public async Task Same_data_spec_and_seed_give_the_same_metrics_and_predictions()
+    {
+        using var dir = new TempDir();
+        TrainingData.Binary(dir.File("data.csv"));
+        var spec = TrainingSpec.Load(TrainingData.Spec(dir.Path, TrainingData.BinarySpec));
+        var a = await Trainer.TrainAsync(spec, dir.File("a"));
+        var b = await Trainer.TrainAsync(spec, dir.File("b"));
+        Assert.Equal(a.Metrics, b.Metrics);
+
+        var data = await TableReader.ReadAllAsync([dir.File("data.csv")], [new("x1", ColumnType.Numeric), new("x2", ColumnType.Numeric), new("colour", ColumnType.Text)]);
+        using var sa = Scorers.Open(a.PackageDirectory);
+        using var sb = Scorers.Open(b.PackageDirectory);
+        Assert.Equal(sa.ScoreAll(data), sb.ScoreAll(data));
+    }
+
+    [Fact]
+    public async Task Multiclass_training_scores_every_class()
+    {
+        using var dir = new TempDir();
+        TrainingData.Multiclass(dir.File("data.csv"));
+        var spec = TrainingSpec.Load(TrainingData.Spec(dir.Path, """
+            name: flowers
+            task: multiclass
+            data: data.csv
+            label: species
+            features: { x1: numeric, x2: numeric }
+            trainer: { kind: lightgbm, trees: 40, leaves: 8 }
+            """));
+        var result = await Trainer.TrainAsync(spec, dir.File("pkg"));
+        Assert.Equal(["log_loss", "macro_accuracy", "micro_accuracy"], result.Metrics.Keys.Order());
+        Assert.True(result.Metrics["micro_accuracy"] > 0.8, $"accuracy {result.Metrics["micro_accuracy"]}");
+        using var scorer = Scorers.Open(result.PackageDirectory);
+        var input = new DataTable(3).Add(new NumericColumn("x1", [0.5, 3, 5.5])).Add(new NumericColumn("x2", [4, 2.2, 0.5]));
+        var predictions = scorer.ScoreAll(input);
+        Assert.Equal(["setosa", "versicolor", "virginica"], predictions.Select(p => p.Label));
+        Assert.All(predictions, p => Assert.Equal(1.0, p.Probabilities!.Sum(), 1e-4));
+        Assert.All(predictions, p => Assert.Equal(p.Probabilities!.Max(), p.Value, 1e-6));
+    }
+
+    [Fact]
+    public async Task Regression_training_learns_the_linear_relation()
+    {
+        using var dir = new TempDir();
+        TrainingData.Regression(dir.File("data.csv"));
+        var spec = TrainingSpec.Load(TrainingData.Spec(dir.Path, """
+            name: price
+            task: regression
+            data: data.csv
+            label: y
+            features: { x1: numeric, x2: numeric }
+            trainer: { kind: linear, iterations: 200 }
+            """));
+        var result = await Trainer.TrainAsync(spec, dir.File("pkg"), holdoutPredictionsPath: dir.File("h.csv"));
+        Assert.True(result.Metrics["r2"] > 0.99, $"r2 {result.Metrics["r2"]}");
+        var py = await Proc.PythonAsync($"""
+            import pandas as pd
+            from sklearn import metrics as m
+            d = pd.read_csv('{dir.File("h.csv")}')
+            print(m.mean_squared_error(d.label, d.prediction) ** 0.5, m.mean_absolute_error(d.label, d.prediction), m.r2_score(d.label, d.prediction))
+            """);
+        Assert.True(py.ExitCode == 0, py.ToString());
+        var v = py.StdOut.Split(' ').Select(s => double.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(v[0], result.Metrics["rmse"], 1e-4);
+        Assert.Equal(v[1], result.Metrics["mae"], 1e-4);
+        Assert.Equal(v[2], result.Metrics["r2"], 1e-4);
+
+        using var scorer = Scorers.Open(result.PackageDirectory);
+        var p = scorer.ScoreAll(new DataTable(1).Add(new NumericColumn("x1", [4])).Add(new NumericColumn("x2", [1])));
+        Assert.Equal(15.0, p[0].Value, 0.5);   // 3·4 − 2·1 + 5
+    }
+
+    [Fact]
+    public async Task Missing_values_and_unseen_categories_are_scored_with_the_training_transformations()
+    {
+        using var dir = new TempDir();
+        TrainingData.Binary(dir.File("data.csv"));
+        var result = await Trainer.TrainAsync(TrainingSpec.Load(TrainingData.Spec(dir.Path, TrainingData.BinarySpec)), dir.File("pkg"));
+        using var scorer = Scorers.Open(result.PackageDirectory);
+        var input = new DataTable(2)
+            .Add(new NumericColumn("x1", [9.5, 9.5]))
+            .Add(new NumericColumn("x2", [double.NaN, 1]))
+            .Add(new TextColumn("colour", ["purple", null]));
+        var p = scorer.ScoreAll(input);
+        Assert.All(p, x => Assert.InRange(x.Value, 0, 1));
+        Assert.All(p, x => Assert.Equal("yes", x.Label)); // x1 = 9.5 is far on the positive side
+    }
+}
