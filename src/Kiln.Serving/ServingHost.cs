@@ -73,7 +73,7 @@ public sealed class ServingHost : IAsyncDisposable
         var services = builder.Services;
         services.AddSingleton(options);
         services.AddSingleton<ServingMetrics>();
-        services.AddSingleton(sp => new PrometheusExporter(ServingMetrics.MeterName));
+        services.AddSingleton(sp => new PrometheusExporter(sp.GetRequiredService<ServingMetrics>().Meter));
         services.AddSingleton<ModelManager>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelManager>());
         services.AddSingleton<PredictionLog>();

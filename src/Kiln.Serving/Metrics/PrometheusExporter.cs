@@ -19,11 +19,12 @@ public sealed class PrometheusExporter : IDisposable
     private readonly ConcurrentDictionary<Instrument, Series> _series = new();
     private readonly Lock _scrape = new();
 
-    public PrometheusExporter(string meterName)
+    /// <summary>Exports one meter instance (not every meter of that name: two servers in one process stay apart).</summary>
+    public PrometheusExporter(Meter meter)
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name != meterName) return;
+            if (!ReferenceEquals(instrument.Meter, meter)) return;
             var series = new Series(instrument);
             _series[instrument] = series;
             listener.EnableMeasurementEvents(instrument, series);
