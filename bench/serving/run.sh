@@ -13,13 +13,15 @@ secs="${1:-10}"
 work="$root/bench/results/serving-work"
 out="$root/bench/results/serving-$(date -u +%Y%m%dT%H%M%SZ).txt"
 rm -rf "$work"; mkdir -p "$work"
+# Debian's python3 has the apt-installed sklearn/fastapi/uvicorn (a pyenv shim may shadow it).
+py=python3; [[ -x /usr/bin/python3 ]] && py=/usr/bin/python3
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 say() { echo "$*" | tee -a "$out"; }
 
 # ---- data and models --------------------------------------------------------------------------
-python3 - "$work" <<'PY'
+"$py" - "$work" <<'PY'
 import sys, pickle
 import numpy as np, pandas as pd
 from sklearn.datasets import make_classification
@@ -72,7 +74,7 @@ wait_up() { for _ in $(seq 1 120); do curl -fs -o /dev/null -X POST -H 'Content-
 rss() { awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$1/status"; }
 
 single='{"f0": 0.12, "f1": -1.3, "f2": 0.7}'
-batch="[$(python3 -c "print(','.join(['{\"f0\": %.3f, \"f1\": %.3f, \"f2\": %.3f}' % (i/100, -i/200, i/300) for i in range(100)]))")]"
+batch="[$("$py" -c "print(','.join(['{\"f0\": %.3f, \"f1\": %.3f, \"f2\": %.3f}' % (i/100, -i/200, i/300) for i in range(100)]))")]"
 echo "$single" > "$work/single.json"; echo "$batch" > "$work/batch.json"
 lua() { cat > "$work/$1.lua" <<LUA
 wrk.method = "POST"
@@ -97,7 +99,7 @@ for system in bare kiln seed; do
   case $system in
     bare) dotnet "$work/bin/Kiln.Bench.Serving.dll" bare "$work/rf/model.zip" "$port" & pids+=($!); single_url="http://127.0.0.1:$port/predict"; batch_url="http://127.0.0.1:$port/predict-batch" ;;
     kiln) "$root/out/cli/kiln" serve --model "$work/rf" --port "$port" --grpc-port -1 --log-dir "$work/log" --poll-interval 0 >"$work/kiln.log" 2>&1 & pids+=($!); single_url="http://127.0.0.1:$port/predict"; batch_url="$single_url" ;;
-    seed) (cd "$work" && exec python3 -m uvicorn seed_app:app --host 127.0.0.1 --port "$port" --log-level warning) & pids+=($!); single_url="http://127.0.0.1:$port/predict"; batch_url="" ;;
+    seed) (cd "$work" && exec "$py" -m uvicorn seed_app:app --host 127.0.0.1 --port "$port" --log-level warning) & pids+=($!); single_url="http://127.0.0.1:$port/predict"; batch_url="" ;;
   esac
   pid=${pids[-1]}
   wait_up "$single_url"
