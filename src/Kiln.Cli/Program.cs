@@ -14,4 +14,5 @@ root.Subcommands.Add(DriftCommands.Create());
 root.Subcommands.Add(PipelineCommands.Create());
 root.Subcommands.Add(BatchCommands.Create());
 root.Subcommands.Add(FeatureCommands.Create());
+root.Subcommands.Add(ServeCommands.Create());
 return await root.Parse(args).InvokeAsync();

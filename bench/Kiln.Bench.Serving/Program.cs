@@ -1,0 +1,131 @@
+// Two tools for bench/serving/run.sh:
+//   bare MODEL_ZIP PORT        the bare peer: a minimal API scoring with ML.NET PredictionEngines
+//                              pooled by ObjectPool (Microsoft.Extensions.ML's PredictionEnginePool
+//                              is not in the package list); no validation, logging or metrics.
+//   rate URL BODY_FILE RATE SECONDS
+//                              an open-loop load generator at a fixed rate (wrk2 is not packaged):
+//                              latency is measured from each request's scheduled start, so a slow
+//                              server cannot hide its queueing (no coordinated omission).
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text.Json.Serialization;
+using Microsoft.Extensions.ObjectPool;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+if (args.Length >= 3 && args[0] == "bare") return Bare(args[1], int.Parse(args[2], CultureInfo.InvariantCulture));
+if (args.Length >= 5 && args[0] == "rate") return await RateAsync(args[1], File.ReadAllText(args[2]), int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture));
+Console.Error.WriteLine("usage: bare MODEL_ZIP PORT | rate URL BODY_FILE RATE SECONDS");
+return 2;
+
+static int Bare(string modelPath, int port)
+{
+    var builder = WebApplication.CreateSlimBuilder();
+    builder.Logging.ClearProviders();
+    builder.WebHost.ConfigureKestrel(k => k.ListenLocalhost(port));
+    builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, BareJson.Default));
+    var ml = new MLContext(0);
+    var model = ml.Model.Load(modelPath, out _);
+    var pool = new DefaultObjectPool<PredictionEngine<Features, Output>>(new EnginePolicy(ml, model), Environment.ProcessorCount * 4);
+    var app = builder.Build();
+    app.MapPost("/predict", (Features f) =>
+    {
+        var engine = pool.Get();
+        try
+        {
+            var o = engine.Predict(f);
+            return TypedResults.Ok(new Answer(o.PredictedLabel ? 1 : 0, o.Probability));
+        }
+        finally { pool.Return(engine); }
+    });
+    app.MapPost("/predict-batch", (Features[] rows) =>
+    {
+        var engine = pool.Get();
+        try
+        {
+            var answers = new Answer[rows.Length];
+            for (var i = 0; i < rows.Length; i++) { var o = engine.Predict(rows[i]); answers[i] = new Answer(o.PredictedLabel ? 1 : 0, o.Probability); }
+            return TypedResults.Ok(answers);
+        }
+        finally { pool.Return(engine); }
+    });
+    app.Run();
+    return 0;
+}
+
+static async Task<int> RateAsync(string url, string body, int rate, int seconds)
+{
+    using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
+    using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
+    var total = rate * seconds;
+    var latencies = new double[total];
+    var failures = 0;
+    var tasks = new Task[total];
+    var start = Stopwatch.GetTimestamp();
+    for (var i = 0; i < total; i++)
+    {
+        var scheduled = start + (long)(i * (double)Stopwatch.Frequency / rate);
+        while (Stopwatch.GetTimestamp() < scheduled)
+        {
+            var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), scheduled);
+            if (wait > TimeSpan.FromMilliseconds(2)) await Task.Delay(1);
+            else Thread.SpinWait(50);
+        }
+        var index = i;
+        tasks[i] = Task.Run(async () =>
+        {
+            using var content = new StringContent(body);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            try
+            {
+                using var response = await http.PostAsync(url, content);
+                await response.Content.ReadAsByteArrayAsync();
+                if (!response.IsSuccessStatusCode) Interlocked.Increment(ref failures);
+            }
+            catch (HttpRequestException) { Interlocked.Increment(ref failures); }
+            catch (TaskCanceledException) { Interlocked.Increment(ref failures); }
+            latencies[index] = Stopwatch.GetElapsedTime(scheduled).TotalMilliseconds;
+        });
+    }
+    await Task.WhenAll(tasks);
+    var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
+    Array.Sort(latencies);
+    double P(double q) => latencies[Math.Min(latencies.Length - 1, (int)Math.Ceiling(q * latencies.Length) - 1)];
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"rate={rate}/s requests={total} achieved={total / elapsed:F0}/s failures={failures} p50={P(0.50):F2}ms p90={P(0.90):F2}ms p99={P(0.99):F2}ms max={latencies[^1]:F2}ms"));
+    return failures == 0 ? 0 : 1;
+}
+
+/// <summary>The three float features of the seed article's model.</summary>
+public sealed class Features
+{
+    [ColumnName("f0")] public float F0 { get; set; }
+
+    [ColumnName("f1")] public float F1 { get; set; }
+
+    [ColumnName("f2")] public float F2 { get; set; }
+}
+
+public sealed class Output
+{
+    public bool PredictedLabel { get; set; }
+
+    public float Probability { get; set; }
+}
+
+public sealed record Answer(int Prediction, float Probability);
+
+internal sealed class EnginePolicy(MLContext ml, ITransformer model) : IPooledObjectPolicy<PredictionEngine<Features, Output>>
+{
+    public PredictionEngine<Features, Output> Create() => ml.Model.CreatePredictionEngine<Features, Output>(model);
+
+    public bool Return(PredictionEngine<Features, Output> obj) => true;
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(Features))]
+[JsonSerializable(typeof(Features[]))]
+[JsonSerializable(typeof(Answer))]
+[JsonSerializable(typeof(Answer[]))]
+internal sealed partial class BareJson : JsonSerializerContext;

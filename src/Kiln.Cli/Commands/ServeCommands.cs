@@ -1,0 +1,97 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Kiln.Core;
+using Kiln.Serving;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>`kiln serve`: the real-time inference server.</summary>
+internal static class ServeCommands
+{
+    public static Command Create()
+    {
+        var models = new Option<string[]>("--model", "-m")
+        {
+            Description = "A model to serve: a package path, models:/NAME/VERSION or models:/NAME@ALIAS; NAME=URI serves it under another name. Repeat for several models; the first is the default.",
+            Required = true,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var port = new Option<int>("--port") { Description = "HTTP port (0 = any free port).", DefaultValueFactory = _ => 8080 };
+        var grpcPort = new Option<int>("--grpc-port") { Description = "gRPC port for the Open Inference Protocol (-1 = off, 0 = any free port).", DefaultValueFactory = _ => 8081 };
+        var host = new Option<string>("--host") { Description = "Address to listen on (0.0.0.0 in a container).", DefaultValueFactory = _ => "127.0.0.1" };
+        var logDir = new Option<string?>("--log-dir") { Description = "Write every prediction as Parquet under this directory (model=/version=/date=/)." };
+        var poll = new Option<string>("--poll-interval") { Description = "How often to look for a new model version (e.g. 5s, 1m; 0 = never).", DefaultValueFactory = _ => "5s" };
+        var unseen = new Option<string>("--unseen-categories") { Description = "A category never seen in training: reject (422) or flag (score and mark it).", DefaultValueFactory = _ => "reject" };
+        unseen.AcceptOnlyFromAmong("reject", "flag");
+        var maxConcurrent = new Option<int?>("--max-concurrency") { Description = "Requests scored at once before queueing (default 32 per core, at least 64)." };
+        var queue = new Option<int>("--queue") { Description = "Requests that may wait beyond the concurrency limit; more get 503.", DefaultValueFactory = _ => 1024 };
+        var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body (413 beyond).", DefaultValueFactory = _ => 8 * 1024 * 1024 };
+        var timeout = new Option<string>("--request-timeout") { Description = "Cancel a request after this long (504).", DefaultValueFactory = _ => "30s" };
+        var tracking = new Option<string?>("--tracking-uri") { Description = "Registry to resolve models:/ URIs (not yet wired in this build)." };
+
+        var command = new Command("serve", "Serve models over HTTP (/predict, MLflow /invocations, Open Inference v2) and gRPC, with /health, /ready and /metrics.")
+        {
+            models, port, grpcPort, host, logDir, poll, unseen, maxConcurrent, queue, maxBody, timeout, tracking,
+        };
+        command.SetHandler(async (parse, ct) =>
+        {
+            var policy = parse.GetValue(unseen) == "flag" ? UnseenCategoryPolicy.Flag : UnseenCategoryPolicy.Reject;
+            var specs = parse.GetValue(models)!.Select(ModelSpec.Parse).ToList();
+            foreach (var spec in specs)
+            {
+                if (!spec.Uri.StartsWith("models:", StringComparison.Ordinal) && !Directory.Exists(spec.Uri))
+                    throw new KilnException($"--model {spec.Uri}: no such package directory");
+                if (spec.Uri.StartsWith("models:", StringComparison.Ordinal))
+                    throw new KilnException($"--model {spec.Uri}: models:/ URIs need the registry, which this build of kiln serve does not have yet; pass a package path");
+            }
+            var grpc = parse.GetValue(grpcPort);
+            var options = new ServeOptions
+            {
+                Models = specs,
+                Port = parse.GetValue(port),
+                GrpcPort = grpc < 0 ? null : grpc,
+                Host = parse.GetValue(host)!,
+                LogDirectory = parse.GetValue(logDir) is { } d ? Path.GetFullPath(d) : null,
+                PollInterval = ParseDuration("--poll-interval", parse.GetValue(poll)!),
+                UnseenCategories = policy,
+                MaxConcurrentRequests = parse.GetValue(maxConcurrent) ?? new ServeOptions().MaxConcurrentRequests,
+                QueueLimit = parse.GetValue(queue),
+                MaxRequestBodyBytes = parse.GetValue(maxBody),
+                RequestTimeout = ParseDuration("--request-timeout", parse.GetValue(timeout)!),
+            };
+            await using var server = await ServingHost.BuildAsync(options);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            // SIGTERM (docker stop, Kubernetes) stops gracefully like Ctrl+C: drain, then flush the log.
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+            await server.StartAsync(ct);
+            Console.Out.WriteLine($"kiln serve: HTTP {server.HttpUri}" + (server.GrpcUri is { } g ? $", gRPC {g}" : ""));
+            await Console.Out.FlushAsync(ct);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await server.StopAsync(grace.Token);
+            Console.Error.WriteLine("kiln serve: stopped");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>Parses 5s, 250ms, 2m, 1h or a bare number of seconds.</summary>
+    internal static TimeSpan ParseDuration(string option, string text)
+    {
+        text = text.Trim();
+        double Number(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v >= 0
+            ? v : throw new KilnException($"{option}: '{text}' is not a duration (examples: 5s, 250ms, 2m)");
+        if (text.EndsWith("ms", StringComparison.Ordinal)) return TimeSpan.FromMilliseconds(Number(text[..^2]));
+        if (text.EndsWith('s')) return TimeSpan.FromSeconds(Number(text[..^1]));
+        if (text.EndsWith('m')) return TimeSpan.FromMinutes(Number(text[..^1]));
+        if (text.EndsWith('h')) return TimeSpan.FromHours(Number(text[..^1]));
+        return TimeSpan.FromSeconds(Number(text));
+    }
+}

@@ -1,0 +1,112 @@
+using System.Buffers;
+using System.Diagnostics;
+using Kiln.Scoring;
+using Kiln.Serving.Logging;
+using Kiln.Serving.Metrics;
+using Kiln.Serving.Models;
+using Kiln.Serving.Validation;
+
+namespace Kiln.Serving;
+
+/// <summary>
+/// What every protocol shares: find and lease the model, score a validated batch, hand the rows
+/// to the prediction log and record metrics. Protocols only decode and render.
+/// </summary>
+public sealed class Inference(ModelManager models, PredictionLog log, ServingMetrics metrics, ServeOptions options)
+{
+    public ModelManager Models => models;
+
+    public ServeOptions Options => options;
+
+    public ServingMetrics Metrics => metrics;
+
+    /// <summary>Starts timing a request of a protocol (and counts it in flight until <see cref="Call.Dispose"/>).</summary>
+    public Call Begin(string protocol) => new(this, protocol);
+
+    /// <summary>A new request id (or the client's, when it sent a sane one).</summary>
+    public static string RequestId(string? fromClient) =>
+        !string.IsNullOrEmpty(fromClient) && fromClient.Length <= 128 && IsPrintable(fromClient) ? fromClient : Guid.CreateVersion7().ToString("N");
+
+    private static bool IsPrintable(string s)
+    {
+        foreach (var c in s) if (c < 0x21 || c > 0x7e) return false;
+        return true;
+    }
+
+    /// <summary>One request's lifetime: the model lease, the batch, the predictions, the metrics.</summary>
+    public sealed class Call : IDisposable
+    {
+        private readonly Inference _owner;
+        private readonly long _start;
+        private Prediction[]? _predictions;
+
+        internal Call(Inference owner, string protocol)
+        {
+            _owner = owner;
+            Protocol = protocol;
+            _start = Stopwatch.GetTimestamp();
+            owner.Metrics.InFlight.Add(1, new KeyValuePair<string, object?>("protocol", protocol));
+        }
+
+        public string Protocol { get; }
+
+        public ServedModel? Model { get; private set; }
+
+        public InputBatch? Batch { get; private set; }
+
+        /// <summary>The status to record (set by the protocol before disposing).</summary>
+        public int Status { get; set; } = 200;
+
+        public string? ModelName { get; private set; }
+
+        public ReadOnlySpan<Prediction> Predictions => _predictions.AsSpan(0, Batch?.Rows ?? 0);
+
+        /// <summary>Finds and leases a model; an error (404 unknown, 503 not loaded yet) otherwise.</summary>
+        public RequestError? Open(string? name, string? version = null)
+        {
+            var slot = _owner.Models.Find(name);
+            if (slot is null) return new RequestError(404, $"model '{name}' is not served here (served: {string.Join(", ", _owner.Models.Slots.Select(s => s.Name))})", "model");
+            ModelName = slot.Name;
+            var model = slot.Acquire();
+            if (model is null) return new RequestError(503, $"model '{slot.Name}' is not loaded yet" + (slot.LastError is { } e ? $" (last load failed: {e})" : ""), "model");
+            Model = model;
+            if (version is not null && version != model.Version)
+                return new RequestError(404, $"model '{slot.Name}' serves version {model.Version}, not {version}", "version");
+            return null;
+        }
+
+        /// <summary>A cleared batch for the leased model.</summary>
+        public InputBatch NewBatch(int rowsHint = 1) => Batch = Model!.Schema.Rent(rowsHint);
+
+        /// <summary>Scores the batch and logs it.</summary>
+        public ReadOnlySpan<Prediction> Score(string requestId)
+        {
+            var batch = Batch!;
+            var model = Model!;
+            _predictions = ArrayPool<Prediction>.Shared.Rent(batch.Rows);
+            model.Score(batch.Table, batch.Rows, _predictions);
+            var predictions = _predictions.AsSpan(0, batch.Rows);
+            var metrics = _owner.Metrics;
+            metrics.Rows.Add(batch.Rows, new("model", model.Name), new("version", model.Version));
+            foreach (var p in predictions) metrics.PredictedValue.Record(p.Value, new("model", model.Name), new("version", model.Version));
+            if (batch.Flags is { Count: > 0 } flags) metrics.Flagged.Add(flags.Count, new("model", model.Name), new("version", model.Version));
+            _owner._log.TryWrite(model, requestId, Protocol, batch, predictions);
+            return predictions;
+        }
+
+        public void Dispose()
+        {
+            var seconds = Stopwatch.GetElapsedTime(_start).TotalSeconds;
+            _owner.Metrics.InFlight.Add(-1, new KeyValuePair<string, object?>("protocol", Protocol));
+            _owner.Metrics.RecordRequest(ModelName ?? "", Model?.Version ?? "", Protocol, Status, seconds);
+            if (_predictions is not null) ArrayPool<Prediction>.Shared.Return(_predictions);
+            if (Batch is not null) Model!.Schema.Return(Batch);
+            Model?.Release();
+            _predictions = null;
+            Batch = null;
+            Model = null;
+        }
+    }
+
+    private readonly PredictionLog _log = log;
+}

@@ -1,0 +1,124 @@
+using Kiln.Core.Data;
+using Kiln.Core.Packaging;
+using Kiln.Scoring;
+using Kiln.Serving.Validation;
+
+namespace Kiln.Serving.Models;
+
+/// <summary>
+/// One loaded, verified and warmed version of a model: its package, scorer and compiled schema.
+/// Requests lease it (<see cref="TryAcquire"/> / <see cref="Release"/>) so that a version swapped
+/// out is disposed only after the last request using it has finished.
+/// </summary>
+public sealed class ServedModel
+{
+    private readonly IScorer _scorer;
+    private int _leases = 1; // the slot's own reference
+
+    public ServedModel(string name, string version, IScorer scorer, ModelSchema schema)
+    {
+        Name = name;
+        Version = version;
+        _scorer = scorer;
+        Schema = schema;
+        LoadedAt = DateTimeOffset.UtcNow;
+    }
+
+    public string Name { get; }
+
+    public string Version { get; }
+
+    public ModelPackage Package => _scorer.Package;
+
+    public ModelSignature Signature => _scorer.Package.Signature;
+
+    public ModelSchema Schema { get; }
+
+    public DateTimeOffset LoadedAt { get; }
+
+    /// <summary>Class labels in score order (classification), empty for regression.</summary>
+    public IReadOnlyList<string> ClassLabels => Signature.ClassLabels ?? [];
+
+    /// <summary>Loads, verifies and warms a package; throws a KilnException when any step fails.</summary>
+    public static ServedModel Load(string packageDirectory, string? name, string version, UnseenCategoryPolicy policy, int maxRows)
+    {
+        var package = ModelPackage.Load(packageDirectory, verify: true);
+        var scorer = Scorers.Open(package);
+        try
+        {
+            var model = new ServedModel(name ?? package.Name, version, scorer, new ModelSchema(package.Signature, policy, maxRows));
+            model.Warm();
+            return model;
+        }
+        catch
+        {
+            scorer.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Scores the input example (or a synthetic row at the training domain's edge) so the first request is not slow.</summary>
+    private void Warm()
+    {
+        var batch = Schema.Rent(1);
+        try
+        {
+            var example = Package.ReadInputExample();
+            if (example.Count > 0)
+            {
+                foreach (var row in example)
+                {
+                    if (batch.Rows >= 16) break;
+                    var element = System.Text.Json.JsonSerializer.SerializeToElement(row, WarmJson.Default.DictionaryStringJsonElement);
+                    // An example that no longer fits the signature is not fatal; the synthetic row still warms.
+                    if (JsonRowsDecoder.DecodeRow(element, batch) is not null) break;
+                }
+            }
+            if (batch.Rows == 0) AddSyntheticRow(batch);
+            var results = new Prediction[batch.Rows];
+            for (var i = 0; i < 3; i++) _scorer.Score(batch.Table, 0, results);
+        }
+        finally
+        {
+            Schema.Return(batch);
+        }
+    }
+
+    private void AddSyntheticRow(InputBatch batch)
+    {
+        batch.BeginRow();
+        foreach (var f in Signature.Inputs)
+        {
+            var i = Schema.IndexOf(f.Name);
+            batch.Mark(i);
+            if (Schema.Fields[i].IsNumeric) batch.SetNumber(i, f.Min ?? 0);
+            else if (f.Categories is { Count: > 0 } c) batch.SetString(i, c[0], c[0]);
+            else batch.SetNull(i);
+        }
+        batch.EndRow();
+    }
+
+    public void Score(DataTable table, int rows, Span<Prediction> results) => _scorer.Score(table, 0, results[..rows]);
+
+    /// <summary>Takes a lease; false when this version has been retired and released by everyone.</summary>
+    public bool TryAcquire()
+    {
+        while (true)
+        {
+            var n = Volatile.Read(ref _leases);
+            if (n == 0) return false;
+            if (Interlocked.CompareExchange(ref _leases, n + 1, n) == n) return true;
+        }
+    }
+
+    public void Release()
+    {
+        if (Interlocked.Decrement(ref _leases) == 0) _scorer.Dispose();
+    }
+
+    /// <summary>Drops the slot's own reference (after a swap): disposal waits for in-flight requests.</summary>
+    public void Retire() => Release();
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(Dictionary<string, System.Text.Json.JsonElement>))]
+internal sealed partial class WarmJson : System.Text.Json.Serialization.JsonSerializerContext;

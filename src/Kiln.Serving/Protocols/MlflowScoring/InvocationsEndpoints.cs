@@ -1,0 +1,304 @@
+using System.Text;
+using System.Text.Json;
+using Kiln.Serving.Validation;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Kiln.Serving.Protocols.MlflowScoring;
+
+/// <summary>
+/// MLflow's scoring protocol: POST /invocations with dataframe_split, dataframe_records, instances
+/// or inputs (JSON), or a CSV body with a header row; answers {"predictions": …}. Errors use MLflow's
+/// {"error_code", "message"} shape. Also GET /ping and /version as MLflow's scoring server has.
+/// </summary>
+public static class InvocationsEndpoints
+{
+    public const string Protocol = "mlflow";
+    private static readonly string[] Accepted = ["application/json", "text/csv"];
+
+    public static IEndpointRouteBuilder MapInvocationsEndpoints(this IEndpointRouteBuilder app, string? rateLimitPolicy)
+    {
+        var group = app.MapGroup("/invocations");
+        group.MapPost("/", (HttpContext http, Inference inference, CancellationToken ct) => InvokeAsync(http, inference, null, ct));
+        group.MapPost("/{model}", (HttpContext http, Inference inference, string model, CancellationToken ct) => InvokeAsync(http, inference, model, ct));
+        if (rateLimitPolicy is not null) group.RequireRateLimiting(rateLimitPolicy);
+        app.MapGet("/ping", (Models.ModelManager models, CancellationToken ct) => models.AllReady ? Results.Text("\n", "application/json") : Results.StatusCode(503));
+        app.MapGet("/version", (CancellationToken ct) => Results.Text(typeof(InvocationsEndpoints).Assembly.GetName().Version?.ToString() ?? "0", "text/plain"));
+        return app;
+    }
+
+    private static async Task<IResult> InvokeAsync(HttpContext http, Inference inference, string? model, CancellationToken ct)
+    {
+        using var call = inference.Begin(Protocol);
+        var error = call.Open(model);
+        if (error is not null) return Error(call, error);
+        var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, Accepted, ct).ConfigureAwait(false);
+        if (readError is not null) return Error(call, readError);
+        using (body)
+        {
+            var batch = call.NewBatch();
+            error = body!.MediaType == "text/csv" ? DecodeCsv(body.Span, batch) : DecodeJson(body.Memory, batch);
+            if (error is not null) return Error(call, error);
+        }
+        var requestId = Inference.RequestId(http.Request.Headers["X-Request-Id"]);
+        var predictions = call.Score(requestId);
+        var served = call.Model!;
+        http.Response.Headers["X-Request-Id"] = requestId;
+        http.Response.Headers["X-Kiln-Model"] = served.Name;
+        http.Response.Headers["X-Kiln-Model-Version"] = served.Version;
+        http.Response.ContentType = "application/json";
+        using (var writer = new Utf8JsonWriter(http.Response.BodyWriter))
+        {
+            writer.WriteStartObject();
+            writer.WriteStartArray("predictions");
+            foreach (var p in predictions)
+            {
+                if (p.Label is null) { writer.WriteNumberValue(p.Value); continue; }
+                writer.WriteStartObject();
+                writer.WriteString("prediction", p.Label);
+                writer.WriteNumber("probability", p.Value);
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+        await http.Response.BodyWriter.FlushAsync(ct).ConfigureAwait(false);
+        return TypedResults.Empty;
+    }
+
+    internal static RequestError? DecodeJson(ReadOnlyMemory<byte> json, InputBatch batch)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException e)
+        {
+            return RequestError.Malformed($"malformed JSON: {JsonRowsDecoder.FirstSentence(e.Message)}");
+        }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) return new RequestError(400, "expected a JSON object with one of dataframe_split, dataframe_records, instances or inputs");
+            JsonElement? payload = null;
+            string? kind = null;
+            foreach (var p in root.EnumerateObject())
+            {
+                if (p.Name is "dataframe_split" or "dataframe_records" or "instances" or "inputs")
+                {
+                    if (kind is not null) return new RequestError(400, $"the body has both {kind} and {p.Name}; send exactly one", p.Name);
+                    kind = p.Name;
+                    payload = p.Value;
+                }
+                else if (p.Name != "params")
+                {
+                    return new RequestError(400, $"unknown key '{p.Name}'; expected one of dataframe_split, dataframe_records, instances, inputs (and optional params)", p.Name);
+                }
+            }
+            if (payload is not { } value) return new RequestError(400, "the body has none of dataframe_split, dataframe_records, instances or inputs", "dataframe_split");
+            batch.IsBatch = true;
+            return kind switch
+            {
+                "dataframe_split" => DecodeSplit(value, batch),
+                "dataframe_records" => DecodeRecords(value, batch, kind),
+                _ => value.ValueKind == JsonValueKind.Object ? DecodeColumns(value, batch, kind!) : DecodeRecords(value, batch, kind!),
+            };
+        }
+    }
+
+    private static RequestError? DecodeRecords(JsonElement value, InputBatch batch, string kind)
+    {
+        if (value.ValueKind != JsonValueKind.Array) return new RequestError(400, $"{kind} must be an array of records", kind);
+        foreach (var row in value.EnumerateArray())
+        {
+            RequestError? error;
+            if (row.ValueKind == JsonValueKind.Array)
+            {
+                // A positional row (instances as lists): values in the signature's input order.
+                error = DecodePositional(row, batch, null);
+            }
+            else
+            {
+                error = JsonRowsDecoder.DecodeRow(row, batch);
+            }
+            if (error is not null) return error;
+        }
+        return batch.Rows == 0 ? new RequestError(422, $"{kind} holds no rows", kind) : null;
+    }
+
+    private static RequestError? DecodeSplit(JsonElement value, InputBatch batch)
+    {
+        if (value.ValueKind != JsonValueKind.Object) return new RequestError(400, "dataframe_split must be an object with columns and data", "dataframe_split");
+        int[]? columns = null;
+        if (value.TryGetProperty("columns", out var cols))
+        {
+            if (cols.ValueKind != JsonValueKind.Array) return new RequestError(400, "dataframe_split.columns must be an array of names", "columns");
+            columns = new int[cols.GetArrayLength()];
+            var i = 0;
+            foreach (var c in cols.EnumerateArray())
+            {
+                if (c.ValueKind != JsonValueKind.String) return new RequestError(400, "dataframe_split.columns must be an array of names", "columns");
+                var name = c.GetString()!;
+                var index = batch.Schema.IndexOf(name);
+                if (index < 0) return batch.Unknown(name);
+                columns[i++] = index;
+            }
+        }
+        if (!value.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array)
+            return new RequestError(400, "dataframe_split.data must be an array of rows", "data");
+        foreach (var row in data.EnumerateArray())
+        {
+            if (row.ValueKind != JsonValueKind.Array) return new RequestError(422, $"row {batch.Rows}: dataframe_split.data rows must be arrays", "data", batch.Rows);
+            var error = DecodePositional(row, batch, columns);
+            if (error is not null) return error;
+        }
+        return batch.Rows == 0 ? new RequestError(422, "dataframe_split.data holds no rows", "data") : null;
+    }
+
+    private static RequestError? DecodePositional(JsonElement row, InputBatch batch, int[]? columns)
+    {
+        var error = batch.BeginRow();
+        if (error is not null) return error;
+        var width = columns?.Length ?? batch.Schema.Fields.Count;
+        if (row.GetArrayLength() != width)
+            return new RequestError(422, $"row {batch.Rows}: has {row.GetArrayLength()} values, expected {width}", "data", batch.Rows);
+        var i = 0;
+        foreach (var cell in row.EnumerateArray())
+        {
+            var field = columns?[i] ?? i;
+            i++;
+            if ((error = batch.Mark(field)) is not null) return error;
+            if ((error = JsonRowsDecoder.SetCell(cell, batch, field)) is not null) return error;
+        }
+        return batch.EndRow();
+    }
+
+    /// <summary>Columnar input: {"name": [v0, v1, …], …}; every column has the same length.</summary>
+    private static RequestError? DecodeColumns(JsonElement value, InputBatch batch, string kind)
+    {
+        var columns = new List<(int Field, JsonElement Values)>();
+        var rows = -1;
+        foreach (var p in value.EnumerateObject())
+        {
+            var field = batch.Schema.IndexOf(p.Name);
+            if (field < 0) return batch.Unknown(p.Name);
+            var values = p.Value;
+            if (values.ValueKind != JsonValueKind.Array) return new RequestError(422, $"{p.Name}: {kind} columns must be arrays of values", p.Name);
+            if (rows >= 0 && values.GetArrayLength() != rows)
+                return new RequestError(422, $"{p.Name}: has {values.GetArrayLength()} values where other columns have {rows}", p.Name);
+            rows = values.GetArrayLength();
+            columns.Add((field, values));
+        }
+        if (rows <= 0) return new RequestError(422, $"{kind} holds no rows", kind);
+        var enumerators = columns.Select(c => c.Values.EnumerateArray()).ToArray();
+        for (var r = 0; r < rows; r++)
+        {
+            var error = batch.BeginRow();
+            if (error is not null) return error;
+            for (var c = 0; c < columns.Count; c++)
+            {
+                enumerators[c].MoveNext();
+                if ((error = batch.Mark(columns[c].Field)) is not null) return error;
+                if ((error = JsonRowsDecoder.SetCell(enumerators[c].Current, batch, columns[c].Field)) is not null) return error;
+            }
+            if ((error = batch.EndRow()) is not null) return error;
+        }
+        return null;
+    }
+
+    /// <summary>A CSV body: a header row naming the inputs, then one row per line (RFC 4180 quoting).</summary>
+    internal static RequestError? DecodeCsv(ReadOnlySpan<byte> body, InputBatch batch)
+    {
+        string text;
+        try
+        {
+            text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(body);
+        }
+        catch (DecoderFallbackException)
+        {
+            return new RequestError(400, "the CSV body is not valid UTF-8");
+        }
+        batch.IsBatch = true;
+        var records = CsvRecords(text);
+        int[]? columns = null;
+        var line = 0;
+        foreach (var record in records)
+        {
+            line++;
+            if (record.Count == 1 && record[0].Length == 0) continue; // blank line
+            if (columns is null)
+            {
+                columns = new int[record.Count];
+                for (var i = 0; i < record.Count; i++)
+                {
+                    var index = batch.Schema.IndexOf(record[i].Trim());
+                    if (index < 0) return batch.Unknown(record[i].Trim());
+                    columns[i] = index;
+                }
+                continue;
+            }
+            if (record.Count != columns.Length)
+                return new RequestError(422, $"line {line}: has {record.Count} cells, the header has {columns.Length}", Row: batch.Rows);
+            var error = batch.BeginRow();
+            if (error is not null) return error;
+            for (var i = 0; i < columns.Length; i++)
+            {
+                if ((error = batch.Mark(columns[i])) is not null) return error;
+                if ((error = batch.SetText(columns[i], record[i])) is not null) return error;
+            }
+            if ((error = batch.EndRow()) is not null) return error;
+        }
+        if (columns is null) return new RequestError(400, "the CSV body is empty; send a header row and data rows");
+        return batch.Rows == 0 ? new RequestError(422, "the CSV body has a header but no rows") : null;
+    }
+
+    private static List<List<string>> CsvRecords(string text)
+    {
+        var records = new List<List<string>>();
+        var record = new List<string>();
+        var cell = new StringBuilder();
+        var quoted = false;
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (quoted)
+            {
+                if (c == '"')
+                {
+                    if (i + 1 < text.Length && text[i + 1] == '"') { cell.Append('"'); i++; }
+                    else quoted = false;
+                }
+                else cell.Append(c);
+                continue;
+            }
+            switch (c)
+            {
+                case '"': quoted = true; break;
+                case ',': record.Add(cell.ToString()); cell.Clear(); break;
+                case '\r': break;
+                case '\n':
+                    record.Add(cell.ToString()); cell.Clear();
+                    records.Add(record); record = [];
+                    break;
+                default: cell.Append(c); break;
+            }
+        }
+        if (cell.Length > 0 || record.Count > 0) { record.Add(cell.ToString()); records.Add(record); }
+        return records;
+    }
+
+    private static IResult Error(Inference.Call call, RequestError error)
+    {
+        call.Status = error.Status == 422 ? 400 : error.Status;
+        var code = error.Status switch
+        {
+            404 => "RESOURCE_DOES_NOT_EXIST",
+            413 or 415 => "BAD_REQUEST",
+            503 => "TEMPORARILY_UNAVAILABLE",
+            _ => error.Code == "malformed_json" ? "MALFORMED_REQUEST" : "BAD_REQUEST",
+        };
+        return TypedResults.Json(new MlflowError(code, error.Message), ServingJsonContext.Default.MlflowError, statusCode: call.Status);
+    }
+}

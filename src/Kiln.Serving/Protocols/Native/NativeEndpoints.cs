@@ -1,0 +1,142 @@
+using System.Text.Json;
+using Kiln.Scoring;
+using Kiln.Serving.Models;
+using Kiln.Serving.Validation;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+
+namespace Kiln.Serving.Protocols.Native;
+
+/// <summary>Kiln's own routes: POST /predict[/{model}], GET /health, /ready, /models.</summary>
+public static class NativeEndpoints
+{
+    public const string Protocol = "native";
+    private static readonly string[] JsonOnly = ["application/json"];
+
+    public static IEndpointRouteBuilder MapNativeEndpoints(this IEndpointRouteBuilder app, string? rateLimitPolicy)
+    {
+        var predict = app.MapGroup("/predict");
+        predict.MapPost("/", (HttpContext http, Inference inference, CancellationToken ct) => PredictAsync(http, inference, null, ct));
+        predict.MapPost("/{model}", (HttpContext http, Inference inference, string model, CancellationToken ct) => PredictAsync(http, inference, model, ct));
+        if (rateLimitPolicy is not null) predict.RequireRateLimiting(rateLimitPolicy);
+
+        app.MapGet("/health", (CancellationToken ct) => TypedResults.Ok(new HealthResponse("ok")));
+        app.MapGet("/ready", Results<Ok<ReadyResponse>, JsonHttpResult<ReadyResponse>> (ModelManager models, CancellationToken ct) =>
+        {
+            var body = new ReadyResponse(models.AllReady, [.. models.Slots.Select(Status)]);
+            return body.Ready ? TypedResults.Ok(body) : TypedResults.Json(body, ServingJsonContext.Default.ReadyResponse, statusCode: 503);
+        });
+        app.MapGet("/models", (ModelManager models, CancellationToken ct) => TypedResults.Ok(models.Slots.Select(Status).ToList()));
+        return app;
+    }
+
+    public static ModelStatus Status(ModelSlot s)
+    {
+        var m = s.Current;
+        return new ModelStatus(s.Name, s.Spec.Uri, s.State.ToString().ToLowerInvariant(), m?.Version, m?.LoadedAt,
+            m?.Signature.Task.ToString().ToLowerInvariant(), s.FailedVersion, s.LastError, s.LastErrorAt);
+    }
+
+    private static async Task<IResult> PredictAsync(HttpContext http, Inference inference, string? model, CancellationToken ct)
+    {
+        using var call = inference.Begin(Protocol);
+        var error = call.Open(model);
+        if (error is not null) return Problem(call, error);
+        var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, JsonOnly, ct).ConfigureAwait(false);
+        if (readError is not null) return Problem(call, readError);
+        using (body)
+        {
+            var batch = call.NewBatch();
+            error = JsonRowsDecoder.Decode(body!.Span, batch);
+            if (error is not null) return Problem(call, error);
+        }
+        var requestId = Inference.RequestId(http.Request.Headers["X-Request-Id"]);
+        var predictions = call.Score(requestId);
+        var served = call.Model!;
+        var response = http.Response;
+        response.Headers["X-Request-Id"] = requestId;
+        response.Headers["X-Kiln-Model-Version"] = served.Version;
+        response.ContentType = "application/json";
+        using (var writer = new Utf8JsonWriter(response.BodyWriter))
+        {
+            var batch = call.Batch!;
+            writer.WriteStartObject();
+            if (batch.IsBatch)
+            {
+                writer.WriteStartArray("predictions");
+                for (var i = 0; i < predictions.Length; i++)
+                {
+                    writer.WriteStartObject();
+                    WritePrediction(writer, served, predictions[i], batch, i);
+                    writer.WriteEndObject();
+                }
+                writer.WriteEndArray();
+            }
+            else
+            {
+                WritePrediction(writer, served, predictions[0], batch, 0);
+            }
+            writer.WriteString("model", served.Name);
+            writer.WriteString("version", served.Version);
+            writer.WriteString("request_id", requestId);
+            writer.WriteEndObject();
+        }
+        await response.BodyWriter.FlushAsync(ct).ConfigureAwait(false);
+        return TypedResults.Empty;
+    }
+
+    private static void WritePrediction(Utf8JsonWriter writer, ServedModel model, in Prediction p, InputBatch batch, int row)
+    {
+        if (p.Label is null)
+        {
+            writer.WriteNumber("prediction", p.Value);
+        }
+        else
+        {
+            writer.WriteString("prediction", p.Label);
+            writer.WriteNumber("probability", p.Value);
+            if (p.Probabilities is { } probs && model.ClassLabels.Count == probs.Length)
+            {
+                writer.WriteStartObject("probabilities");
+                for (var c = 0; c < probs.Length; c++) writer.WriteNumber(model.ClassLabels[c], probs[c]);
+                writer.WriteEndObject();
+            }
+        }
+        if (batch.Flags is { } flags)
+        {
+            var any = false;
+            foreach (var (r, message) in flags)
+            {
+                if (r != row) continue;
+                if (!any) { writer.WriteStartArray("flags"); any = true; }
+                writer.WriteStringValue(message);
+            }
+            if (any) writer.WriteEndArray();
+        }
+    }
+
+    /// <summary>An RFC 9457 problem naming the field at fault.</summary>
+    internal static IResult Problem(Inference.Call call, RequestError error)
+    {
+        call.Status = error.Status;
+        var extensions = new Dictionary<string, object?> { ["code"] = error.Code };
+        if (error.Field is not null) extensions["field"] = error.Field;
+        if (error.Row is not null) extensions["row"] = error.Row;
+        if (call.Model is { } m) { extensions["model"] = m.Name; extensions["version"] = m.Version; }
+        return TypedResults.Problem(detail: error.Message, statusCode: error.Status, title: Title(error.Status),
+            type: $"https://kiln.dev/problems/{error.Code.Replace('_', '-')}", extensions: extensions);
+    }
+
+    private static string Title(int status) => status switch
+    {
+        400 => "Bad request",
+        404 => "Not found",
+        413 => "Request body too large",
+        415 => "Unsupported media type",
+        422 => "Invalid input",
+        503 => "Service unavailable",
+        _ => "Request failed",
+    };
+}

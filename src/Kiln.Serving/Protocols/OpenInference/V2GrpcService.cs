@@ -1,0 +1,152 @@
+using Google.Protobuf;
+using Grpc.Core;
+using Kiln.Serving.Protocols.OpenInference.Grpc;
+using Kiln.Serving.Validation;
+
+namespace Kiln.Serving.Protocols.OpenInference;
+
+/// <summary>
+/// inference.GRPCInferenceService: the Open Inference Protocol over gRPC. Client mistakes are
+/// INVALID_ARGUMENT naming the field; unknown models NOT_FOUND; models not loaded UNAVAILABLE.
+/// </summary>
+public sealed class V2GrpcService(Inference inference) : GRPCInferenceService.GRPCInferenceServiceBase
+{
+    public const string Protocol = "grpc";
+
+    public override Task<ServerLiveResponse> ServerLive(ServerLiveRequest request, ServerCallContext context) =>
+        Task.FromResult(new ServerLiveResponse { Live = true });
+
+    public override Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
+        Task.FromResult(new ServerReadyResponse { Ready = inference.Models.AllReady });
+
+    public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context)
+    {
+        var slot = inference.Models.Find(request.Name) ?? throw new RpcException(new Status(StatusCode.NotFound, $"model '{request.Name}' is not served here"));
+        var ready = slot.Current is { } m && (string.IsNullOrEmpty(request.Version) || request.Version == m.Version);
+        return Task.FromResult(new ModelReadyResponse { Ready = ready });
+    }
+
+    public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context) =>
+        Task.FromResult(new ServerMetadataResponse { Name = V2RestEndpoints.ServerName, Version = V2RestEndpoints.ServerVersion });
+
+    public override Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context)
+    {
+        var slot = inference.Models.Find(request.Name) ?? throw new RpcException(new Status(StatusCode.NotFound, $"model '{request.Name}' is not served here"));
+        var m = slot.Current ?? throw new RpcException(new Status(StatusCode.Unavailable, $"model '{slot.Name}' is not loaded yet"));
+        if (!string.IsNullOrEmpty(request.Version) && request.Version != m.Version)
+            throw new RpcException(new Status(StatusCode.NotFound, $"model '{slot.Name}' serves version {m.Version}, not {request.Version}"));
+        var response = new ModelMetadataResponse { Name = m.Name, Platform = V2Tensors.Platform(m) };
+        response.Versions.Add(m.Version);
+        foreach (var (name, datatype, shape) in V2Tensors.Inputs(m))
+            response.Inputs.Add(new ModelMetadataResponse.Types.TensorMetadata { Name = name, Datatype = datatype, Shape = { shape } });
+        foreach (var (name, datatype, shape) in V2Tensors.Outputs(m))
+            response.Outputs.Add(new ModelMetadataResponse.Types.TensorMetadata { Name = name, Datatype = datatype, Shape = { shape } });
+        return Task.FromResult(response);
+    }
+
+    public override Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
+    {
+        using var call = inference.Begin(Protocol);
+        var error = call.Open(request.ModelName, string.IsNullOrEmpty(request.ModelVersion) ? null : request.ModelVersion);
+        if (error is not null) throw Fail(call, error);
+        var batch = call.NewBatch();
+        error = Decode(request, batch);
+        if (error is not null) throw Fail(call, error);
+        var served = call.Model!;
+        error = V2Tensors.SelectOutputs(served, [.. request.Outputs.Select(o => o.Name)], out var outputs);
+        if (error is not null) throw Fail(call, error);
+        var requestId = Inference.RequestId(request.Id);
+        var predictions = call.Score(requestId);
+        var response = new ModelInferResponse { ModelName = served.Name, ModelVersion = served.Version, Id = requestId };
+        var numbers = new List<double>();
+        var labels = new List<string>();
+        foreach (var (name, datatype, shape) in outputs)
+        {
+            numbers.Clear();
+            labels.Clear();
+            V2Tensors.Fill(served, name, predictions, numbers, labels);
+            var tensor = new ModelInferResponse.Types.InferOutputTensor { Name = name, Datatype = datatype, Contents = new InferTensorContents() };
+            tensor.Shape.Add(predictions.Length);
+            if (shape.Length == 2) tensor.Shape.Add(shape[1]);
+            if (datatype == "BYTES") foreach (var l in labels) tensor.Contents.BytesContents.Add(ByteString.CopyFromUtf8(l));
+            else tensor.Contents.Fp64Contents.Add(numbers);
+            response.Outputs.Add(tensor);
+        }
+        return Task.FromResult(response);
+    }
+
+    private static RequestError? Decode(ModelInferRequest request, InputBatch batch)
+    {
+        batch.IsBatch = true;
+        if (request.RawInputContents.Count > 0)
+            return new RequestError(400, "raw_input_contents is not supported; send values in each input's contents", "raw_input_contents");
+        var rowsPerInput = new List<(int, int)>();
+        var tensors = new List<(int Field, ModelInferRequest.Types.InferInputTensor Tensor)>();
+        foreach (var t in request.Inputs)
+        {
+            var count = Count(t);
+            var error = V2Tensors.Check(batch, t.Name, t.Datatype, t.Shape, count, out var field, out var rows);
+            if (error is not null) return error;
+            rowsPerInput.Add((field, rows));
+            tensors.Add((field, t));
+        }
+        var rowsError = V2Tensors.CheckRows(batch, rowsPerInput, out var rowCount);
+        if (rowsError is not null) return rowsError;
+        for (var r = 0; r < rowCount; r++)
+        {
+            var error = batch.BeginRow();
+            if (error is not null) return error;
+            foreach (var (field, t) in tensors)
+            {
+                if ((error = batch.Mark(field)) is not null) return error;
+                var c = t.Contents;
+                error = t.Datatype switch
+                {
+                    "BYTES" => batch.SetString(field, c.BytesContents[r].ToStringUtf8(), null),
+                    "FP32" or "FP16" => batch.SetNumber(field, c.Fp32Contents[r]),
+                    "FP64" => batch.SetNumber(field, c.Fp64Contents[r]),
+                    "INT8" or "INT16" or "INT32" => batch.SetNumber(field, c.IntContents[r]),
+                    "INT64" => batch.SetNumber(field, c.Int64Contents[r]),
+                    "UINT8" or "UINT16" or "UINT32" => batch.SetNumber(field, c.UintContents[r]),
+                    "UINT64" => batch.SetNumber(field, c.Uint64Contents[r]),
+                    _ => new RequestError(400, $"{t.Name}: datatype {t.Datatype} is not supported", t.Name),
+                };
+                if (error is not null) return error;
+            }
+            if ((error = batch.EndRow()) is not null) return error;
+        }
+        return null;
+    }
+
+    private static int Count(ModelInferRequest.Types.InferInputTensor t)
+    {
+        var c = t.Contents;
+        if (c is null) return 0;
+        return t.Datatype switch
+        {
+            "BYTES" => c.BytesContents.Count,
+            "FP32" or "FP16" => c.Fp32Contents.Count,
+            "FP64" => c.Fp64Contents.Count,
+            "INT8" or "INT16" or "INT32" => c.IntContents.Count,
+            "INT64" => c.Int64Contents.Count,
+            "UINT8" or "UINT16" or "UINT32" => c.UintContents.Count,
+            "UINT64" => c.Uint64Contents.Count,
+            "BOOL" => c.BoolContents.Count,
+            _ => 0,
+        };
+    }
+
+    private static RpcException Fail(Inference.Call call, RequestError error)
+    {
+        var code = error.Status switch
+        {
+            404 => StatusCode.NotFound,
+            503 => StatusCode.Unavailable,
+            _ => StatusCode.InvalidArgument,
+        };
+        call.Status = error.Status == 422 ? 400 : error.Status;
+        var metadata = new Metadata();
+        if (error.Field is not null) metadata.Add("kiln-field", error.Field);
+        return new RpcException(new Status(code, error.Message), metadata);
+    }
+}

@@ -1,0 +1,90 @@
+using Kiln.Serving.Models;
+
+namespace Kiln.Serving;
+
+/// <summary>What a category never seen in training does to a request.</summary>
+public enum UnseenCategoryPolicy
+{
+    /// <summary>The request fails with 422 naming the field and the value.</summary>
+    Reject,
+
+    /// <summary>The row is scored (the model sees an unknown category) and the response and the log flag it.</summary>
+    Flag,
+}
+
+/// <summary>One model to serve: a URI the sources resolve, an optional name override and its validation policy.</summary>
+public sealed record ModelSpec(string Uri, string? Name = null, UnseenCategoryPolicy? UnseenCategories = null)
+{
+    /// <summary>Parses "URI" or "NAME=URI" (a name override, for two packages that share a name).</summary>
+    public static ModelSpec Parse(string text)
+    {
+        var eq = text.IndexOf('=', StringComparison.Ordinal);
+        if (eq > 0 && !text.StartsWith("models:", StringComparison.Ordinal) && text.IndexOf('/', StringComparison.Ordinal) is var slash && (slash < 0 || slash > eq))
+            return new ModelSpec(text[(eq + 1)..], text[..eq]);
+        return new ModelSpec(text);
+    }
+}
+
+/// <summary>Everything `kiln serve` is configured with.</summary>
+public sealed class ServeOptions
+{
+    public List<ModelSpec> Models { get; init; } = [];
+
+    /// <summary>Where model URIs are resolved; a local-path source is always tried last.</summary>
+    public List<IModelSource> Sources { get; init; } = [];
+
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>HTTP port (0 = any free port).</summary>
+    public int Port { get; init; } = 8080;
+
+    /// <summary>gRPC (HTTP/2 without TLS) port; null = no gRPC listener, 0 = any free port.</summary>
+    public int? GrpcPort { get; init; } = 8081;
+
+    /// <summary>Root of the prediction log; null = no log.</summary>
+    public string? LogDirectory { get; init; }
+
+    /// <summary>How often each model's source is asked for a newer version; zero or less = never.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    public UnseenCategoryPolicy UnseenCategories { get; init; } = UnseenCategoryPolicy.Reject;
+
+    /// <summary>Requests scored at once; more wait in a queue of <see cref="QueueLimit"/>, beyond that 503.</summary>
+    public int MaxConcurrentRequests { get; init; } = Math.Max(64, Environment.ProcessorCount * 32);
+
+    public int QueueLimit { get; init; } = 1024;
+
+    /// <summary>Largest request body accepted (413 beyond).</summary>
+    public long MaxRequestBodyBytes { get; init; } = 8 * 1024 * 1024;
+
+    /// <summary>Requests taking longer are cancelled with 504.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Rows in one request at most (422 beyond).</summary>
+    public int MaxRowsPerRequest { get; init; } = 100_000;
+
+    /// <summary>Prediction log: rows buffered by the channel before new ones are dropped (and counted).</summary>
+    public int LogQueueCapacity { get; init; } = 100_000;
+
+    /// <summary>Prediction log: a partition's buffered rows are written as a row group at this many rows…</summary>
+    public int LogRowGroupSize { get; init; } = 50_000;
+
+    /// <summary>…or when its oldest buffered row is this old.</summary>
+    public TimeSpan LogFlushInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Prediction log: an open file is closed (made visible) when this old or this large.</summary>
+    public TimeSpan LogFileRollInterval { get; init; } = TimeSpan.FromSeconds(60);
+
+    public int LogMaxRowsPerFile { get; init; } = 1_000_000;
+
+    /// <summary>Check option values; throws a <see cref="Kiln.Core.KilnException"/> naming the option at fault.</summary>
+    public void Validate()
+    {
+        if (Models.Count == 0) throw new Kiln.Core.KilnException("--model: at least one model is required");
+        if (Port is < 0 or > 65535) throw new Kiln.Core.KilnException($"--port: {Port} is not a TCP port");
+        if (GrpcPort is < 0 or > 65535) throw new Kiln.Core.KilnException($"--grpc-port: {GrpcPort} is not a TCP port");
+        if (MaxConcurrentRequests < 1) throw new Kiln.Core.KilnException("max concurrent requests must be at least 1");
+        if (QueueLimit < 0) throw new Kiln.Core.KilnException("queue limit must not be negative");
+        if (MaxRequestBodyBytes < 1024) throw new Kiln.Core.KilnException("the body size limit must be at least 1 KiB");
+    }
+}

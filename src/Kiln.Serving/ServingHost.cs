@@ -1,0 +1,185 @@
+using System.Net;
+using System.Threading.RateLimiting;
+using Kiln.Serving.Logging;
+using Kiln.Serving.Metrics;
+using Kiln.Serving.Models;
+using Kiln.Serving.Protocols.MlflowScoring;
+using Kiln.Serving.Protocols.Native;
+using Kiln.Serving.Protocols.OpenInference;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Timeouts;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Kiln.Serving;
+
+/// <summary>
+/// The `kiln serve` process as a library: Kestrel with an HTTP/1.1 listener (native, MLflow and
+/// Open Inference REST routes, /health, /ready, /metrics) and an HTTP/2 listener for gRPC, the
+/// model manager (load, warm, hot swap) and the prediction log. Tests and the CLI build one,
+/// start it, and stop it (stopping drains requests, then completes the prediction log).
+/// </summary>
+public sealed class ServingHost : IAsyncDisposable
+{
+    public const string PredictPolicy = "predict";
+
+    private readonly WebApplication _app;
+    private readonly ListenOptions[] _listeners;
+
+    private ServingHost(WebApplication app, ListenOptions[] listeners)
+    {
+        _app = app;
+        _listeners = listeners;
+    }
+
+    public IServiceProvider Services => _app.Services;
+
+    public ModelManager Models => _app.Services.GetRequiredService<ModelManager>();
+
+    public PredictionLog PredictionLog => _app.Services.GetRequiredService<PredictionLog>();
+
+    /// <summary>http://host:port of the HTTP listener (after start).</summary>
+    public Uri HttpUri { get; private set; } = null!;
+
+    /// <summary>http://host:port of the gRPC listener (after start), or null when gRPC is off.</summary>
+    public Uri? GrpcUri { get; private set; }
+
+    /// <summary>Builds the server (nothing listens until <see cref="StartAsync"/>); throws a KilnException for bad options.</summary>
+    public static Task<ServingHost> BuildAsync(ServeOptions options, Action<ILoggingBuilder>? logging = null)
+    {
+        options.Validate();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        if (logging is not null) logging(builder.Logging);
+        else builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
+
+        var address = options.Host is "localhost" ? IPAddress.Loopback : IPAddress.TryParse(options.Host, out var ip) ? ip
+            : throw new Kiln.Core.KilnException($"--host: '{options.Host}' is not an IP address");
+        var listeners = new List<ListenOptions>();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+            k.Listen(address, options.Port, l => { l.Protocols = HttpProtocols.Http1; listeners.Add(l); });
+            if (options.GrpcPort is int grpc) k.Listen(address, grpc, l => { l.Protocols = HttpProtocols.Http2; listeners.Add(l); });
+        });
+
+        var services = builder.Services;
+        services.AddSingleton(options);
+        services.AddSingleton<ServingMetrics>();
+        services.AddSingleton(sp => new PrometheusExporter(sp.GetRequiredService<ServingMetrics>().Meter));
+        services.AddSingleton<ModelManager>();
+        services.AddHostedService(sp => sp.GetRequiredService<ModelManager>());
+        services.AddSingleton<PredictionLog>();
+        services.AddHostedService(sp => sp.GetRequiredService<PredictionLog>());
+        services.AddSingleton<Inference>();
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower;
+            o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+            o.SerializerOptions.TypeInfoResolverChain.Insert(0, ServingJsonContext.Default);
+        });
+        services.AddProblemDetails();
+        services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, options.MaxRequestBodyBytes);
+            o.EnableDetailedErrors = false;
+        });
+        services.AddRequestTimeouts(o => o.DefaultPolicy = new RequestTimeoutPolicy
+        {
+            Timeout = options.RequestTimeout,
+            TimeoutStatusCode = StatusCodes.Status504GatewayTimeout,
+        });
+        services.AddRateLimiter(o =>
+        {
+            // One concurrency limit across every prediction route: beyond it requests wait in a
+            // bounded queue, and beyond the queue they get 503 with Retry-After at once.
+            o.AddPolicy<string>(PredictPolicy, _ => RateLimitPartition.GetConcurrencyLimiter("all", _ => new ConcurrencyLimiterOptions
+            {
+                PermitLimit = options.MaxConcurrentRequests,
+                QueueLimit = options.QueueLimit,
+                QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            }));
+            o.RejectionStatusCode = StatusCodes.Status503ServiceUnavailable;
+            o.OnRejected = async (context, ct) =>
+            {
+                var http = context.HttpContext;
+                var metrics = http.RequestServices.GetRequiredService<ServingMetrics>();
+                metrics.Rejected.Add(1, new KeyValuePair<string, object?>("reason", "overload"));
+                http.Response.Headers.RetryAfter = "1";
+                if (http.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true) return;
+                await http.Response.WriteAsJsonAsync(new V2Error("the server is at its concurrency limit and its queue is full; retry later"),
+                    ServingJsonContext.Default.V2Error, cancellationToken: ct).ConfigureAwait(false);
+            };
+        });
+
+        var app = builder.Build();
+        // Listen from the start: measurements made before the first scrape must count too.
+        app.Services.GetRequiredService<PrometheusExporter>();
+        app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = HandleExceptionAsync, StatusCodeSelector = StatusFor });
+        app.UseRequestTimeouts();
+        app.UseRateLimiter();
+        app.MapNativeEndpoints(PredictPolicy);
+        app.MapInvocationsEndpoints(PredictPolicy);
+        app.MapOpenInferenceEndpoints(PredictPolicy);
+        app.MapGrpcService<V2GrpcService>().RequireRateLimiting(PredictPolicy);
+        app.MapGet("/metrics", (PrometheusExporter exporter, CancellationToken ct) => TypedResults.Text(exporter.Render(), PrometheusExporter.ContentType));
+        return Task.FromResult(new ServingHost(app, [.. listeners]));
+    }
+
+    /// <summary>Client mistakes Kestrel finds (oversized body, bad framing) keep their 4xx status; a timeout is 504.</summary>
+    private static int StatusFor(Exception e) => e switch
+    {
+        Microsoft.AspNetCore.Http.BadHttpRequestException b => b.StatusCode,
+        OperationCanceledException => StatusCodes.Status504GatewayTimeout,
+        _ => StatusCodes.Status500InternalServerError,
+    };
+
+    private static async Task HandleExceptionAsync(HttpContext http)
+    {
+        var e = http.Features.Get<IExceptionHandlerFeature>()?.Error;
+        var status = e is null ? 500 : StatusFor(e);
+        http.Response.StatusCode = status;
+        var metrics = http.RequestServices.GetRequiredService<ServingMetrics>();
+        if (status == 504) metrics.Rejected.Add(1, new KeyValuePair<string, object?>("reason", "timeout"));
+        await Results.Problem(statusCode: status, title: status switch { 504 => "Request timed out", 500 => "Internal error", _ => "Bad request" },
+            detail: status == 500 ? "the server failed to answer; see its log" : e?.Message).ExecuteAsync(http).ConfigureAwait(false);
+    }
+
+    /// <summary>Starts listening; models load in the background (watch /ready).</summary>
+    public async Task StartAsync(CancellationToken ct = default)
+    {
+        await _app.StartAsync(ct).ConfigureAwait(false);
+        HttpUri = ToUri(_listeners[0]);
+        GrpcUri = _listeners.Length > 1 ? ToUri(_listeners[1]) : null;
+        ServingLog.Listening(_app.Logger, HttpUri.ToString(), GrpcUri?.ToString() ?? "(off)");
+    }
+
+    /// <summary>Starts and waits until every model's first load attempt has finished.</summary>
+    public async Task StartAndLoadAsync(CancellationToken ct = default)
+    {
+        await StartAsync(ct).ConfigureAwait(false);
+        await Models.InitialLoad.WaitAsync(ct).ConfigureAwait(false);
+    }
+
+    private static Uri ToUri(ListenOptions l)
+    {
+        var ep = l.IPEndPoint!;
+        var host = ep.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ep.Address}]" : ep.Address.ToString();
+        return new Uri($"http://{host}:{ep.Port}");
+    }
+
+    /// <summary>Stops gracefully: stop accepting, finish requests in flight, then write out the prediction log.</summary>
+    public Task StopAsync(CancellationToken ct = default) => _app.StopAsync(ct);
+
+    /// <summary>Waits until the host shuts down (Ctrl+C, SIGTERM, or <see cref="StopAsync"/>).</summary>
+    public Task WaitForShutdownAsync(CancellationToken ct = default) => Microsoft.Extensions.Hosting.HostingAbstractionsHostExtensions.WaitForShutdownAsync(_app, ct);
+
+    public async ValueTask DisposeAsync() => await _app.DisposeAsync().ConfigureAwait(false);
+}

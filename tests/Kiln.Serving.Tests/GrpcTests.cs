@@ -1,0 +1,85 @@
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Kiln.Serving.Protocols.OpenInference.Grpc;
+using Kiln.Testing;
+
+namespace Kiln.Serving.Tests;
+
+public sealed class GrpcTests(ServerFixture server) : IClassFixture<ServerFixture>
+{
+    private GRPCInferenceService.GRPCInferenceServiceClient Client()
+    {
+        var channel = GrpcChannel.ForAddress(server.Host.GrpcUri!);
+        return new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+    }
+
+    private static ModelInferRequest Request(float amount, string merchant)
+    {
+        var request = new ModelInferRequest { ModelName = "fraud", Id = "g-1" };
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "amount", Datatype = "FP32", Shape = { 1 }, Contents = new InferTensorContents { Fp32Contents = { amount } } });
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "hour", Datatype = "INT64", Shape = { 1, 1 }, Contents = new InferTensorContents { Int64Contents = { 3 } } });
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "merchant", Datatype = "BYTES", Shape = { 1 }, Contents = new InferTensorContents { BytesContents = { ByteString.CopyFromUtf8(merchant) } } });
+        return request;
+    }
+
+    [Fact]
+    public async Task Grpc_infer_answers_as_the_rest_protocol_does()
+    {
+        var client = Client();
+        Assert.True((await client.ServerLiveAsync(new ServerLiveRequest())).Live);
+        Assert.True((await client.ServerReadyAsync(new ServerReadyRequest())).Ready);
+        Assert.True((await client.ModelReadyAsync(new ModelReadyRequest { Name = "fraud" })).Ready);
+        var meta = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = "fraud" });
+        Assert.Equal(["amount", "hour", "merchant"], meta.Inputs.Select(i => i.Name));
+        var response = await client.ModelInferAsync(Request(420.5f, "online"));
+        Assert.Equal("fraud", response.ModelName);
+        Assert.Equal(Models.LocalModelSource.VersionOf(server.FraudPackage), response.ModelVersion);
+        Assert.Equal("g-1", response.Id);
+        var expected = TestPackages.PredictWithMlnet(server.FraudPackage, 420.5f, 3, "online");
+        var probability = response.Outputs.Single(o => o.Name == "probability");
+        Assert.Equal(expected.Probability, probability.Contents.Fp64Contents[0], 5);
+        Assert.Equal(expected.PredictedLabel ? "fraud" : "legit", response.Outputs.Single(o => o.Name == "label").Contents.BytesContents[0].ToStringUtf8());
+    }
+
+    [Fact]
+    public async Task Grpc_mistakes_are_invalid_argument_naming_the_field()
+    {
+        var client = Client();
+        var e = await Assert.ThrowsAsync<RpcException>(async () => await client.ModelInferAsync(Request(1, "casino")));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("merchant", e.Status.Detail);
+        var wrongShape = Request(1, "online");
+        wrongShape.Inputs[0].Shape.Add(3);
+        e = await Assert.ThrowsAsync<RpcException>(async () => await client.ModelInferAsync(wrongShape));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("amount", e.Status.Detail);
+        e = await Assert.ThrowsAsync<RpcException>(async () => await client.ModelMetadataAsync(new ModelMetadataRequest { Name = "nope" }));
+        Assert.Equal(StatusCode.NotFound, e.StatusCode);
+        // …and the next call works.
+        Assert.Equal("fraud", (await client.ModelInferAsync(Request(1, "online"))).ModelName);
+    }
+
+    [Fact]
+    public async Task A_grpc_js_client_generated_from_the_public_proto_calls_the_server()
+    {
+        var js = Path.Combine(TestEnvironment.RepoRoot, "tests", "js");
+        if (!Directory.Exists(Path.Combine(js, "node_modules", "@grpc", "grpc-js")))
+        {
+            Assert.False(TestEnvironment.ServicesRequired, "tests/js/node_modules lacks @grpc/grpc-js: test.sh runs npm install there");
+            var install = await Proc.RunAsync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], js, timeout: TimeSpan.FromMinutes(3));
+            Assert.True(install.ExitCode == 0, install.ToString());
+        }
+        var proto = Path.Combine(TestEnvironment.RepoRoot, "src", "Kiln.Serving", "Protocols", "OpenInference", "grpc_predict_v2.proto");
+        var target = $"{server.Host.GrpcUri!.Host}:{server.Host.GrpcUri.Port}";
+        var result = await Proc.RunAsync("node", [Path.Combine(js, "grpc_v2_client.js"), proto, target, "fraud"], js, timeout: TimeSpan.FromSeconds(60));
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var output = System.Text.Json.JsonDocument.Parse(result.StdOut).RootElement;
+        Assert.True(output.GetProperty("live").GetBoolean());
+        Assert.Equal("fraud", output.GetProperty("metadata_name").GetString());
+        Assert.Equal(Models.LocalModelSource.VersionOf(server.FraudPackage), output.GetProperty("model_version").GetString());
+        var expected = TestPackages.PredictWithMlnet(server.FraudPackage, 420.5f, 3, "online");
+        Assert.Equal(expected.Probability, output.GetProperty("probability").GetDouble(), 5);
+        Assert.Equal("INVALID_ARGUMENT", output.GetProperty("bad_request_code").GetString());
+    }
+}

@@ -1,0 +1,135 @@
+using Kiln.Testing;
+using Parquet;
+using Parquet.Schema;
+
+namespace Kiln.Serving.Tests;
+
+public sealed class PredictionLogTests
+{
+    private static async Task<List<Dictionary<string, object?>>> ReadLogAsync(string root)
+    {
+        var rows = new List<Dictionary<string, object?>>();
+        foreach (var file in Directory.EnumerateFiles(root, "*.parquet", SearchOption.AllDirectories))
+        {
+            await using var reader = await ParquetReader.CreateAsync(file);
+            var fields = reader.Schema.GetDataFields();
+            for (var g = 0; g < reader.RowGroupCount; g++)
+            {
+                using var group = reader.OpenRowGroupReader(g);
+                var columns = new Dictionary<string, Array>();
+                var n = (int)group.RowCount;
+                foreach (var f in fields) columns[f.Name] = await ReadColumnAsync(group, f, n);
+                for (var i = 0; i < n; i++)
+                {
+                    var row = new Dictionary<string, object?> { ["_file"] = file };
+                    foreach (var (name, data) in columns) row[name] = data.GetValue(i);
+                    rows.Add(row);
+                }
+            }
+        }
+        return rows;
+    }
+
+    private static async Task<Array> ReadColumnAsync(ParquetRowGroupReader group, DataField f, int n)
+    {
+        if (f.ClrType == typeof(string) || f.ClrType == typeof(ReadOnlyMemory<char>)) { var a = new string?[n]; await group.ReadAsync(f, a.AsMemory(), null); return a; }
+        if (f.ClrType == typeof(int)) { var a = new int[n]; await group.ReadAsync<int>(f, a.AsMemory(), null); return a; }
+        if (f.ClrType == typeof(DateTime)) { var a = new DateTime[n]; await group.ReadAsync<DateTime>(f, a.AsMemory(), null); return a; }
+        if (f.IsNullable) { var a = new double?[n]; await group.ReadAsync<double>(f, a.AsMemory(), null); return a; }
+        var d = new double[n];
+        await group.ReadAsync<double>(f, d.AsMemory(), null);
+        return d;
+    }
+
+    [Fact]
+    public async Task Every_request_is_in_the_log_after_a_graceful_shutdown_partitioned_by_model_version_and_date()
+    {
+        using var dir = new TempDir("kiln-log");
+        var package = TestPackages.CreateFraud(dir.File("fraud"));
+        var log = dir.File("log");
+        var version = Models.LocalModelSource.VersionOf(package);
+        await using var server = await OwnServer.StartAsync(new ServeOptions
+        {
+            Models = [new ModelSpec(package)], Port = 0, GrpcPort = null, LogDirectory = log, PollInterval = TimeSpan.Zero,
+            // Large thresholds: nothing is written before shutdown, so the test sees what the shutdown flush wrote.
+            LogRowGroupSize = 100_000, LogFlushInterval = TimeSpan.FromMinutes(10), LogFileRollInterval = TimeSpan.FromMinutes(10),
+        });
+        var ids = new List<string>();
+        for (var i = 0; i < 40; i++)
+        {
+            var (status, body) = await server.PostAsync("/predict", $$"""{"amount": {{10 + i}}.5, "hour": {{i % 24}}, "merchant": "online"}""");
+            Assert.Equal(200, status);
+            ids.Add(body.GetProperty("request_id").GetString()!);
+        }
+        var (batchStatus, _) = await server.PostAsync("/predict", "[" + string.Join(",", Enumerable.Range(0, 25).Select(i => $$"""{"amount": {{i}}, "merchant": "fuel"}""")) + "]");
+        Assert.Equal(200, batchStatus);
+        var (mlflowStatus, _) = await server.PostAsync("/invocations", """{"dataframe_split": {"columns": ["amount", "hour", "merchant"], "data": [[1, 2, "travel"], [3, 4, "grocery"]]}}""");
+        Assert.Equal(200, mlflowStatus);
+        // A rejected request is not logged.
+        Assert.Equal(422, (await server.PostAsync("/predict", """{"amount": "x", "merchant": "fuel"}""")).Status);
+
+        await server.StopAsync();
+
+        Assert.Empty(Directory.EnumerateFiles(log, "*.inprogress", SearchOption.AllDirectories));
+        var rows = await ReadLogAsync(log);
+        Assert.Equal(40 + 25 + 2, rows.Count);
+        var today = DateTime.UtcNow.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.All(rows, r => Assert.Contains(Path.Combine("model=fraud", $"version={version}", $"date={today}"), (string)r["_file"]!));
+        Assert.All(rows, r => Assert.Equal(version, r["version"]));
+        Assert.Equal(ids.Order(), rows.Where(r => (string)r["protocol"]! == "native" && r["input_merchant"] as string == "online").Select(r => (string)r["request_id"]!).Order());
+        Assert.Equal(2, rows.Count(r => (string)r["protocol"]! == "mlflow"));
+
+        // The logged row carries what was sent and what was answered.
+        var first = rows.Single(r => r["request_id"] as string == ids[0]);
+        Assert.Equal(10.5, (double)first["input_amount"]!);
+        Assert.Equal(0.0, (double)first["input_hour"]!);
+        var expected = TestPackages.PredictWithMlnet(package, 10.5f, 0, "online");
+        Assert.Equal(expected.Probability, (double)first["value"]!, 5);
+        Assert.Equal(expected.PredictedLabel ? "fraud" : "legit", first["prediction"]);
+        var batchRows = rows.Where(r => r["input_merchant"] as string == "fuel").ToList();
+        Assert.Equal(25, batchRows.Count);
+        Assert.All(batchRows, r => Assert.Null(r["input_hour"])); // missing (nullable) stays missing
+        Assert.Equal(Enumerable.Range(0, 25), batchRows.Select(r => (int)r["row"]!).Order());
+        var ts = (DateTime)first["timestamp"]!;
+        Assert.InRange(ts, DateTime.UtcNow.AddMinutes(-5), DateTime.UtcNow.AddMinutes(1));
+    }
+
+    [Fact]
+    public async Task Rows_are_flushed_by_time_while_the_server_runs()
+    {
+        using var dir = new TempDir("kiln-log");
+        var package = TestPackages.CreateFraud(dir.File("fraud"));
+        var log = dir.File("log");
+        await using var server = await OwnServer.StartAsync(new ServeOptions
+        {
+            Models = [new ModelSpec(package)], Port = 0, GrpcPort = null, LogDirectory = log, PollInterval = TimeSpan.Zero,
+            LogFlushInterval = TimeSpan.FromMilliseconds(200), LogFileRollInterval = TimeSpan.FromMilliseconds(400),
+        });
+        for (var i = 0; i < 5; i++) Assert.Equal(200, (await server.PostAsync("/predict", """{"amount": 5, "hour": 1, "merchant": "travel"}""")).Status);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        List<Dictionary<string, object?>> rows = [];
+        while (DateTime.UtcNow < deadline)
+        {
+            rows = Directory.Exists(log) ? await ReadLogAsync(log) : [];
+            if (rows.Count == 5) break;
+            await Task.Delay(100);
+        }
+        Assert.Equal(5, rows.Count);
+    }
+
+    [Fact]
+    public async Task When_the_log_queue_is_full_rows_are_dropped_and_counted_and_the_request_still_succeeds()
+    {
+        using var dir = new TempDir("kiln-log");
+        var package = TestPackages.CreateFraud(dir.File("fraud"));
+        await using var server = await OwnServer.StartAsync(new ServeOptions
+        {
+            Models = [new ModelSpec(package)], Port = 0, GrpcPort = null, LogDirectory = dir.File("log"), PollInterval = TimeSpan.Zero,
+            LogQueueCapacity = 5,
+        });
+        var (status, _) = await server.PostAsync("/predict", "[" + string.Join(",", Enumerable.Repeat("""{"amount": 5, "hour": 1, "merchant": "travel"}""", 10)) + "]");
+        Assert.Equal(200, status);
+        Assert.Equal(10, server.Host.PredictionLog.DroppedRows);
+        Assert.Contains("kiln_serve_prediction_log_dropped_total{model=\"fraud\"} 10", await server.MetricsAsync());
+    }
+}
