@@ -11,4 +11,5 @@ namespace Kiln.Cli.Commands;
 [JsonSerializable(typeof(double))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(List<string>))]
+[JsonSerializable(typeof(Dictionary<string, System.Text.Json.JsonElement>))]
 internal sealed partial class CliJson : JsonSerializerContext;

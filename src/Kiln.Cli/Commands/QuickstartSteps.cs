@@ -1,4 +1,5 @@
 using Kiln.Scoring;
+using Kiln.Serving;
 using Kiln.Tracking;
 using Kiln.Training;
 using Spectre.Console;
@@ -30,6 +31,27 @@ internal static class QuickstartSteps
             t.AddRow(Markup.Escape(string.Join(", ", example[i].Select(kv => $"{kv.Key}={kv.Value}"))), Markup.Escape(predictions[i].Label ?? ""),
                 predictions[i].Value.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture));
         Cli.Err.Write(t);
+
+        Cli.Err.MarkupLine($"[bold]4. Serve[/] {uri} over HTTP and ask for a prediction");
+        await using var source = new RegistryModelSource(TrackingStores.Open(TrackingUri));
+        await using var server = await ServingHost.BuildAsync(new ServeOptions
+        {
+            Models = [ModelSpec.Parse(uri)],
+            Sources = { source },
+            Port = 0,
+            GrpcPort = null,
+            LogDirectory = Path.GetFullPath(Path.Combine(".kiln", "prediction-log")),
+        });
+        await server.StartAsync(ct);
+        using var http = new HttpClient { BaseAddress = server.HttpUri };
+        var body = System.Text.Json.JsonSerializer.Serialize(example[0], CliJson.Default.DictionaryStringJsonElement);
+        using var response = await http.PostAsync(new Uri("/predict", UriKind.Relative), new StringContent(body, System.Text.Encoding.UTF8, "application/json"), ct);
+        var answer = await response.Content.ReadAsStringAsync(ct);
+        Cli.Err.MarkupLineInterpolated($"POST {server.HttpUri}predict {body}");
+        Cli.Err.MarkupLineInterpolated($"-> {(int)response.StatusCode} {answer}");
+        await server.StopAsync(CancellationToken.None);
+        if (!response.IsSuccessStatusCode) throw new Kiln.Core.KilnException($"the served model answered {(int)response.StatusCode}: {answer}");
+        Cli.Err.MarkupLineInterpolated($"To keep it served: [bold]./kiln serve --model {uri}[/] (port 8080, gRPC 8081); promote another version with ./kiln models alias set fraud production N and it swaps in within seconds.");
         return uri;
     }
 }

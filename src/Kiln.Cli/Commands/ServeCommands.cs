@@ -28,7 +28,7 @@ internal static class ServeCommands
         var queue = new Option<int>("--queue") { Description = "Requests that may wait beyond the concurrency limit; more get 503.", DefaultValueFactory = _ => 1024 };
         var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body (413 beyond).", DefaultValueFactory = _ => 8 * 1024 * 1024 };
         var timeout = new Option<string>("--request-timeout") { Description = "Cancel a request after this long (504).", DefaultValueFactory = _ => "30s" };
-        var tracking = new Option<string?>("--tracking-uri") { Description = "Registry to resolve models:/ URIs (not yet wired in this build)." };
+        var tracking = new Option<string?>("--tracking-uri") { Description = "Registry that resolves models:/ URIs: a local path (default $KILN_TRACKING_URI, else ./.kiln) or http(s)://host:5000." };
 
         var command = new Command("serve", "Serve models over HTTP (/predict, MLflow /invocations, Open Inference v2) and gRPC, with /health, /ready and /metrics.")
         {
@@ -40,11 +40,10 @@ internal static class ServeCommands
             var specs = parse.GetValue(models)!.Select(ModelSpec.Parse).ToList();
             foreach (var spec in specs)
             {
-                if (!spec.Uri.StartsWith("models:", StringComparison.Ordinal) && !Directory.Exists(spec.Uri))
+                if (!spec.Uri.StartsWith("models:", StringComparison.Ordinal) && !spec.Uri.StartsWith("runs:", StringComparison.Ordinal) && !Directory.Exists(spec.Uri))
                     throw new KilnException($"--model {spec.Uri}: no such package directory");
-                if (spec.Uri.StartsWith("models:", StringComparison.Ordinal))
-                    throw new KilnException($"--model {spec.Uri}: models:/ URIs need the registry, which this build of kiln serve does not have yet; pass a package path");
             }
+            await using var registry = new RegistryModelSource(Kiln.Tracking.TrackingStores.Open(parse.GetValue(tracking)));
             var grpc = parse.GetValue(grpcPort);
             var options = new ServeOptions
             {
@@ -59,6 +58,7 @@ internal static class ServeCommands
                 QueueLimit = parse.GetValue(queue),
                 MaxRequestBodyBytes = parse.GetValue(maxBody),
                 RequestTimeout = ParseDuration("--request-timeout", parse.GetValue(timeout)!),
+                Sources = { registry },
             };
             await using var server = await ServingHost.BuildAsync(options);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
