@@ -132,6 +132,15 @@ public class CliTests
         Assert.True(File.Exists(Path.Combine(dir.Path, ".kiln", "packages", "fraud", "kiln.json")));
         Assert.True(File.Exists(Path.Combine(dir.Path, ".kiln", "kiln.db")));
         Assert.Contains("models:/fraud@production", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("\"model\":\"fraud\",\"version\":\"1\"", r.StdErr.Replace("\n", "", StringComparison.Ordinal), StringComparison.Ordinal);
+
+        // The served prediction was logged; kiln drift reads the log (input_<name> columns) against the package.
+        var drift = await KilnCli.RunAsync(["drift", "--model", "models:/fraud@production", "--current", Path.Combine(".kiln", "prediction-log"),
+            "--json", dir.File("drift.json")], dir.Path);
+        Assert.True(drift.ExitCode is 0 or 1, drift.ToString());
+        using var report = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(dir.File("drift.json")));
+        Assert.Equal(1, report.RootElement.GetProperty("current_rows").GetInt32());
+        Assert.Equal(6, report.RootElement.GetProperty("features_tested").GetInt32());
         Assert.Contains("probability", r.StdErr, StringComparison.Ordinal);
     }
 }

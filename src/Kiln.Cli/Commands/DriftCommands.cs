@@ -88,24 +88,50 @@ internal static class DriftCommands
         return new DriftOptions { DriftShare = share ?? 0.5, Test = all, Threshold = threshold, Columns = perColumn };
     }
 
+    private const string LogInputPrefix = "input_";
+
+    private static readonly HashSet<string> LogColumns = ["request_id", "timestamp", "model", "version", "protocol", "row", "prediction", "value", "flags"];
+
     private static async Task<int> RunAsync(string modelDir, string currentLocation, string? htmlPath, string? jsonPath, DriftOptions options, CancellationToken ct)
     {
+        if (modelDir.StartsWith("models:/", StringComparison.Ordinal) || modelDir.StartsWith("runs:/", StringComparison.Ordinal))
+        {
+            // A registry URI: resolved through $KILN_TRACKING_URI (default ./.kiln), as kiln batch does.
+            await using var stores = Kiln.Tracking.TrackingStores.Open(null);
+            modelDir = (await new Kiln.Tracking.ModelResolver(stores).ResolveAsync(modelDir, ct)).Directory;
+        }
         if (!ModelPackage.IsPackage(modelDir)) throw new KilnException($"{modelDir}: not a Kiln model package (no kiln.json)");
         var package = ModelPackage.Load(modelDir);
         var reference = package.Profile?.Inputs ?? throw new KilnException($"{modelDir}: the package has no reference profile");
         var files = DataSources.Resolve(currentLocation);
         var names = await TableReader.ReadColumnNamesAsync(files[0], ct);
         var present = new HashSet<string>(names, StringComparer.Ordinal);
+        // kiln serve's prediction log stores each input as input_<name> (docs/serving.md): read those
+        // under the input's own name, and leave the log's bookkeeping columns out of the report.
+        var isPredictionLog = present.Contains("request_id") && present.Contains("version") && names.Any(n => n.StartsWith(LogInputPrefix, StringComparison.Ordinal));
         var requests = new List<ColumnRequest>();
         foreach (var c in reference.Columns)
         {
-            if (present.Contains(c.Name)) requests.Add(new ColumnRequest(c.Name, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
+            var source = !present.Contains(c.Name) && isPredictionLog && present.Contains(LogInputPrefix + c.Name) ? LogInputPrefix + c.Name : c.Name;
+            if (present.Contains(source)) requests.Add(new ColumnRequest(source, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
         }
         var started = DateTime.UtcNow;
-        var table = await TableReader.ReadAllAsync(files, requests, null, ct);
+        var read = await TableReader.ReadAllAsync(files, requests, null, ct);
+        var table = new DataTable(read.RowCount);
+        foreach (var column in read.Columns)
+        {
+            var name = isPredictionLog && column.Name.StartsWith(LogInputPrefix, StringComparison.Ordinal) ? column.Name[LogInputPrefix.Length..] : column.Name;
+            table.Add(column switch
+            {
+                NumericColumn n => new NumericColumn(name, n.Values),
+                TextColumn t => new TextColumn(name, t.Values),
+                _ => column,
+            });
+        }
         var report = DriftCalculator.Compare(reference, table, options);
         foreach (var name in names)
         {
+            if (isPredictionLog && (LogColumns.Contains(name) || name.StartsWith(LogInputPrefix, StringComparison.Ordinal) || name.StartsWith("probability_", StringComparison.Ordinal))) continue;
             if (reference.Find(name) is null) report.AddColumnNotInReference(name);
         }
         var elapsed = DateTime.UtcNow - started;
