@@ -27,7 +27,7 @@ public sealed record TrainerSpec(string Kind, int Trees, int Leaves, int MinSamp
 /// A training spec (YAML): what to learn from which data. Every error names the file, the line
 /// and the key at fault.
 /// </summary>
-public sealed class TrainingSpec
+public sealed record TrainingSpec
 {
     public required string Name { get; init; }
 

@@ -56,20 +56,11 @@ internal sealed class TrainKind : ITaskKind
     {
         var specPath = Path.GetFullPath(ModelTaskKinds.Required(c, "spec"), c.WorkingDirectory);
         var spec = TrainingSpec.Load(specPath);
-        if (c.GetString("data") is { Length: > 0 } data)
-            spec = TrainingSpec.Parse(spec.Text, spec.Source, spec.BaseDirectory) is var s ? new TrainingSpec
-            {
-                Name = s.Name, Task = s.Task, Data = Path.GetFullPath(data, c.WorkingDirectory), BaseDirectory = s.BaseDirectory, Label = s.Label,
-                Positive = s.Positive, Features = s.Features, Trainer = s.Trainer, Holdout = s.Holdout, Seed = s.Seed, Text = s.Text, Source = s.Source,
-            } : spec;
+        if (c.GetString("data") is { Length: > 0 } data) spec = spec with { Data = Path.GetFullPath(data, c.WorkingDirectory) };
         if (c.GetString("seed") is { Length: > 0 } seedText)
         {
             if (!int.TryParse(seedText, CultureInfo.InvariantCulture, out var seed)) throw new TaskFailedException($"'seed' {seedText} is not a whole number");
-            spec = new TrainingSpec
-            {
-                Name = spec.Name, Task = spec.Task, Data = spec.Data, BaseDirectory = spec.BaseDirectory, Label = spec.Label, Positive = spec.Positive,
-                Features = spec.Features, Trainer = spec.Trainer, Holdout = spec.Holdout, Seed = seed, Text = spec.Text, Source = spec.Source,
-            };
+            spec = spec with { Seed = seed };
         }
         var output = c.GetString("out") is { Length: > 0 } o ? Path.GetFullPath(o, c.WorkingDirectory)
             : Path.Combine(c.WorkingDirectory, ".kiln", "pipeline-runs", c.RunId, c.Task.Name, spec.Name);
