@@ -275,15 +275,7 @@ public static class Trainer
         {
             if (f.Kind == ColumnKind.Numeric)
             {
-                double min = double.PositiveInfinity, max = double.NegativeInfinity;
-                var missing = false;
-                foreach (var v in all.Numeric(f.Name).Values.AsSpan(0, all.RowCount))
-                {
-                    if (double.IsNaN(v)) { missing = true; continue; }
-                    if (v < min) min = v;
-                    if (v > max) max = v;
-                }
-                inputs.Add(new InputField { Name = f.Name, Type = ColumnKind.Numeric, Nullable = missing, Min = double.IsFinite(min) ? min : null, Max = double.IsFinite(max) ? max : null });
+                inputs.Add(InputField.Numeric(f.Name, all.Numeric(f.Name).Values.AsSpan(0, all.RowCount)));
             }
             else
             {

@@ -64,6 +64,25 @@ public sealed class InputField
     public string? TensorType { get; init; }
 
     public List<long>? Shape { get; init; }
+
+    /// <summary>A numeric input whose domain is the finite range of the given values; nullable when any is missing (NaN).</summary>
+    public static InputField Numeric(string name, ReadOnlySpan<double> values, string? tensorType = null)
+    {
+        double min = double.PositiveInfinity, max = double.NegativeInfinity;
+        var missing = false;
+        foreach (var v in values)
+        {
+            if (double.IsNaN(v)) { missing = true; continue; }
+            if (!double.IsFinite(v)) continue;
+            if (v < min) min = v;
+            if (v > max) max = v;
+        }
+        return new InputField
+        {
+            Name = name, Type = ColumnKind.Numeric, Nullable = missing, TensorType = tensorType,
+            Min = double.IsFinite(min) ? min : null, Max = double.IsFinite(max) ? max : null,
+        };
+    }
 }
 
 /// <summary>One output of the model.</summary>

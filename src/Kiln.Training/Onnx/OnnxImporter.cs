@@ -152,15 +152,7 @@ public static class OnnxImporter
     private static InputField Input(string name, DataTable? reference)
     {
         if (reference?.Find(name) is not NumericColumn column) return new InputField { Name = name, Type = ColumnKind.Numeric, TensorType = "float32" };
-        double min = double.PositiveInfinity, max = double.NegativeInfinity;
-        var missing = false;
-        foreach (var v in column.Values.AsSpan(0, reference.RowCount))
-        {
-            if (double.IsNaN(v)) { missing = true; continue; }
-            min = Math.Min(min, v);
-            max = Math.Max(max, v);
-        }
-        return new InputField { Name = name, Type = ColumnKind.Numeric, Nullable = missing, Min = double.IsFinite(min) ? min : null, Max = double.IsFinite(max) ? max : null, TensorType = "float32" };
+        return InputField.Numeric(name, column.Values.AsSpan(0, reference.RowCount), "float32");
     }
 
     private static void WriteExample(string path, List<string> features, DataTable? reference)
