@@ -44,6 +44,15 @@ public static class Trainer
         CancellationToken ct = default, string? holdoutPredictionsPath = null)
     {
         var clock = Stopwatch.StartNew();
+        if (spec.FeaturesFrom is null) return await TrainCoreAsync(spec, outputDirectory, progress, holdoutPredictionsPath, null, clock, ct).ConfigureAwait(false);
+        // A feature service and an entity table: build the training set point-in-time first, then train on it as on a file.
+        using var set = await FeatureTrainingSet.BuildAsync(spec, progress, ct).ConfigureAwait(false);
+        return await TrainCoreAsync(spec with { Data = set.Path }, outputDirectory, progress, holdoutPredictionsPath, set, clock, ct).ConfigureAwait(false);
+    }
+
+    private static async Task<TrainingResult> TrainCoreAsync(TrainingSpec spec, string outputDirectory, ITrainingProgress? progress,
+        string? holdoutPredictionsPath, FeatureTrainingSet? fromFeatures, Stopwatch clock, CancellationToken ct)
+    {
         var files = DataSources.Resolve(spec.Data, spec.BaseDirectory);
         progress?.Stage($"Loading {files.Count} file(s)");
         var requests = new List<ColumnRequest>();
@@ -116,7 +125,7 @@ public static class Trainer
             Name = spec.Name,
             Task = spec.Task,
             CreatedAt = createdAt,
-            Dataset = new DatasetInfo
+            Dataset = fromFeatures?.Dataset ?? new DatasetInfo
             {
                 Uri = spec.Data,
                 Sha256 = Hashing.Sha256OfFiles([.. datasetFiles.Select(f => (Path.GetFileName(f.Path), f.Sha256))]),
@@ -129,6 +138,7 @@ public static class Trainer
             Runtime = RuntimeInfoNow(),
             GitCommit = GitCommit(spec.BaseDirectory),
             Spec = spec.Text,
+            FeatureStore = fromFeatures?.Info,
         });
         WriteInputExample(writer.PathOf(ModelPackage.InputExampleFile), holdout, Math.Min(3, holdout.RowCount));
         ct.ThrowIfCancellationRequested();

@@ -24,6 +24,34 @@ public sealed record TrainerSpec(string Kind, int Trees, int Leaves, int MinSamp
 }
 
 /// <summary>
+/// <c>features_from</c>: build the training set from a feature service and an entity table (point-in-time join) in
+/// place of a flat <c>data</c> file. Paths are as written; <see cref="TrainingSpec.BaseDirectory"/> resolves them.
+/// </summary>
+public sealed record FeatureServiceSource
+{
+    /// <summary>The feature service whose features are joined.</summary>
+    public required string Service { get; init; }
+
+    /// <summary>The entity table (Parquet or CSV): join keys, event time, label and any request-time fields.</summary>
+    public required string Entities { get; init; }
+
+    /// <summary>The feature registry (SQLite path or PostgreSQL URI); null: $KILN_FEATURE_REGISTRY, else .kiln/kiln.db.</summary>
+    public string? Registry { get; init; }
+
+    /// <summary>The feature-store project; null: the most recently applied one.</summary>
+    public string? Project { get; init; }
+
+    /// <summary>The entity table's event time column.</summary>
+    public string TimestampColumn { get; init; } = "event_timestamp";
+
+    /// <summary>Name feature columns <c>view__feature</c> (then the spec's features use those names).</summary>
+    public bool FullNames { get; init; }
+
+    /// <summary>Keep the built training set here (Parquet or CSV); null: a temporary file, deleted after training.</summary>
+    public string? Out { get; init; }
+}
+
+/// <summary>
 /// A training spec (YAML): what to learn from which data. Every error names the file, the line
 /// and the key at fault.
 /// </summary>
@@ -33,8 +61,11 @@ public sealed record TrainingSpec
 
     public required ModelTask Task { get; init; }
 
-    /// <summary>The data location as written (a file, a directory or a glob).</summary>
+    /// <summary>The data location as written (a file, a directory or a glob); empty when <see cref="FeaturesFrom"/> is given.</summary>
     public required string Data { get; init; }
+
+    /// <summary>Build the training set from a feature service instead of reading <see cref="Data"/>.</summary>
+    public FeatureServiceSource? FeaturesFrom { get; init; }
 
     /// <summary>The directory relative paths are resolved against (the spec file's directory).</summary>
     public required string BaseDirectory { get; init; }
@@ -79,7 +110,7 @@ public sealed record TrainingSpec
         if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
             throw new KilnException($"{source}: the spec must be a YAML mapping (name, task, data, label, features, ...)");
         var r = new Reader(source);
-        var known = new HashSet<string> { "name", "task", "data", "label", "positive", "features", "trainer", "holdout", "seed", "description" };
+        var known = new HashSet<string> { "name", "task", "data", "features_from", "label", "positive", "features", "trainer", "holdout", "seed", "description" };
         foreach (var key in root.Children.Keys)
         {
             var k = ((YamlScalarNode)key).Value ?? "";
@@ -102,11 +133,18 @@ public sealed record TrainingSpec
         var trainer = ParseTrainer(r, root);
         var holdout = r.OptionalDouble(root, "holdout") ?? 0.2;
         if (holdout is <= 0 or >= 1) throw r.Error(r.Node(root, "holdout")!, "holdout", $"{holdout.ToString(CultureInfo.InvariantCulture)} must be between 0 and 1 (exclusive)");
+        var featuresFrom = ParseFeaturesFrom(r, root);
+        var data = r.OptionalString(root, "data");
+        if (data is not null && featuresFrom is not null)
+            throw r.Error(r.Node(root, "features_from")!, "features_from", "cannot be given together with 'data' (use one: a flat file, or a feature service and an entity table)");
+        if (data is null && featuresFrom is null)
+            throw r.Error(root, "data", "is required (a CSV/Parquet file, directory or glob), or give features_from: {service, entities}");
         return new TrainingSpec
         {
             Name = name,
             Task = task,
-            Data = r.RequiredString(root, "data"),
+            Data = data ?? "",
+            FeaturesFrom = featuresFrom,
             BaseDirectory = baseDirectory,
             Label = label,
             Positive = r.OptionalString(root, "positive"),
@@ -159,6 +197,34 @@ public sealed record TrainingSpec
             list.Add(new FeatureSpec(name, kind, encoding));
         }
         return list;
+    }
+
+    private static FeatureServiceSource? ParseFeaturesFrom(Reader r, YamlMappingNode root)
+    {
+        if (r.Node(root, "features_from") is not { } node) return null;
+        if (node is not YamlMappingNode m) throw r.Error(node, "features_from", "must be a mapping with service and entities (and optionally registry, project, timestamp_column, full_names, out)");
+        var known = new HashSet<string> { "service", "entities", "registry", "project", "timestamp_column", "full_names", "out" };
+        foreach (var key in m.Children.Keys)
+        {
+            var k = ((YamlScalarNode)key).Value ?? "";
+            if (!known.Contains(k)) throw r.Error(key, $"features_from.{k}", $"unknown key (expected one of: {string.Join(", ", known.Order())})");
+        }
+        var fullNames = r.OptionalString(m, "full_names", "features_from");
+        return new FeatureServiceSource
+        {
+            Service = r.RequiredString(m, "service", "features_from"),
+            Entities = r.RequiredString(m, "entities", "features_from"),
+            Registry = r.OptionalString(m, "registry", "features_from"),
+            Project = r.OptionalString(m, "project", "features_from"),
+            TimestampColumn = r.OptionalString(m, "timestamp_column", "features_from") ?? "event_timestamp",
+            FullNames = fullNames switch
+            {
+                null or "false" or "False" or "no" => false,
+                "true" or "True" or "yes" => true,
+                _ => throw r.Error(r.Node(m, "full_names")!, "features_from.full_names", $"'{fullNames}' is not true or false"),
+            },
+            Out = r.OptionalString(m, "out", "features_from"),
+        };
     }
 
     private static TrainerSpec ParseTrainer(Reader r, YamlMappingNode root)

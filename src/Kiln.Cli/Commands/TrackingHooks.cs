@@ -33,7 +33,7 @@ internal static class TrackingHooks
             var @params = new Dictionary<string, string>(StringComparer.Ordinal)
             {
                 ["task"] = spec.Task.ToString().ToLowerInvariant(),
-                ["data"] = spec.Data,
+                ["data"] = spec.FeaturesFrom?.Entities ?? spec.Data,
                 ["label"] = spec.Label,
                 ["features"] = string.Join(",", spec.Features.Select(f => f.Name)),
                 ["trainer"] = spec.Trainer.Kind,
@@ -42,6 +42,12 @@ internal static class TrackingHooks
                 ["dataset_sha256"] = package.Metadata.Dataset?.Sha256 ?? "",
             };
             foreach (var (k, v) in package.Metadata.Trainer?.Parameters ?? []) @params[$"trainer.{k}"] = v;
+            if (package.Metadata.FeatureStore is { } fs)
+            {
+                @params["feature_service"] = fs.Service;
+                @params["feature_project"] = fs.Project;
+                @params["feature_definitions_version"] = fs.DefinitionsVersion.ToString(CultureInfo.InvariantCulture);
+            }
             await run.LogParamsAsync(@params, ct);
             var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             await run.LogMetricsAsync([.. result.Metrics.Select(m => new Metric(m.Key, m.Value, now, 0))], ct);

@@ -16,15 +16,22 @@ internal static class TrainCommand
         var experiment = new Option<string?>("--experiment") { Description = "Experiment name for the run (default: the spec's name)." };
         var register = new Option<string?>("--register") { Description = "Register the package as a new version of this model (needs --tracking-uri)." };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout." };
+        var featureRegistry = new Option<string?>("--feature-registry") { Description = "For a spec with features_from: the feature registry (SQLite path or PostgreSQL URI), overriding the spec's registry and $KILN_FEATURE_REGISTRY." };
         var command = new Command("train", "Train a model from a YAML spec and write a self-describing model package.")
         {
-            spec, output, tracking, experiment, register, json,
+            spec, output, tracking, experiment, register, json, featureRegistry,
         };
         command.SetHandler(async (parse, ct) =>
         {
             if (parse.GetValue(register) is not null && parse.GetValue(tracking) is null)
                 throw new KilnException("--register needs --tracking-uri (a local path such as ./.kiln, or http://host:5000)");
             var s = TrainingSpec.Load(parse.GetValue(spec)!);
+            if (parse.GetValue(featureRegistry) is { } registry)
+            {
+                if (s.FeaturesFrom is null) throw new KilnException($"--feature-registry: the spec {s.Source} reads 'data', not features_from");
+                var location = registry.Contains("://", StringComparison.Ordinal) || registry.Contains('=', StringComparison.Ordinal) ? registry : Path.GetFullPath(registry);
+                s = s with { FeaturesFrom = s.FeaturesFrom with { Registry = location } };
+            }
             var outDir = parse.GetValue(output) ?? Path.Combine("packages", s.Name);
             var result = await TrainWithProgressAsync(s, outDir, ct);
             PrintResult(result, parse.GetValue(json));

@@ -56,7 +56,7 @@ internal sealed class TrainKind : ITaskKind
     {
         var specPath = Path.GetFullPath(ModelTaskKinds.Required(c, "spec"), c.WorkingDirectory);
         var spec = TrainingSpec.Load(specPath);
-        if (c.GetString("data") is { Length: > 0 } data) spec = spec with { Data = Path.GetFullPath(data, c.WorkingDirectory) };
+        if (c.GetString("data") is { Length: > 0 } data) spec = spec with { Data = Path.GetFullPath(data, c.WorkingDirectory), FeaturesFrom = null };
         if (c.GetString("seed") is { Length: > 0 } seedText)
         {
             if (!int.TryParse(seedText, CultureInfo.InvariantCulture, out var seed)) throw new TaskFailedException($"'seed' {seedText} is not a whole number");

@@ -70,8 +70,48 @@ public sealed class PackageMetadata
     /// <summary>The training spec as written by the user.</summary>
     public string? Spec { get; init; }
 
-    /// <summary>Feature-store definitions used for training, when the data came from a feature service.</summary>
-    public Dictionary<string, string>? Features { get; init; }
+    /// <summary>The feature service the training set was built from (null when the data was a flat file).</summary>
+    public FeatureStoreInfo? FeatureStore { get; init; }
+}
+
+/// <summary>
+/// metadata.json's <c>feature_store</c>: which feature service, features and definitions version built the training
+/// set, and which model input each feature became, so that serving reads the same features online.
+/// </summary>
+public sealed class FeatureStoreInfo
+{
+    /// <summary>The feature service's name.</summary>
+    public required string Service { get; init; }
+
+    /// <summary>The feature-store project the definitions belong to.</summary>
+    public required string Project { get; init; }
+
+    /// <summary>The applied definitions version (in the feature registry) the training set was built with.</summary>
+    public required int DefinitionsVersion { get; init; }
+
+    /// <summary>Every feature of the service, as <c>view:feature</c>, in the service's order.</summary>
+    public required List<string> Features { get; init; }
+
+    /// <summary>Model input name → the feature (<c>view:feature</c>) that fills it; inputs not listed come with the request.</summary>
+    public required SortedDictionary<string, string> Inputs { get; init; }
+
+    /// <summary>The join keys a request must carry (every join key of the service's views).</summary>
+    public required List<string> JoinKeys { get; init; }
+
+    /// <summary>The entity table as written in the spec.</summary>
+    public required string Entities { get; init; }
+
+    /// <summary>The entity table's event time column.</summary>
+    public string TimestampColumn { get; init; } = "event_timestamp";
+
+    /// <summary>Were feature columns named <c>view__feature</c>?</summary>
+    public bool FullNames { get; init; }
+
+    /// <summary>The feature registry as the spec or the command line named it (a path or a URI without password).</summary>
+    public string? Registry { get; init; }
+
+    /// <summary>SHA-256 of the training set file that was built (Parquet), for reproducibility checks.</summary>
+    public string? TrainingSetSha256 { get; init; }
 }
 
 public sealed class DatasetInfo

@@ -214,6 +214,38 @@ public sealed class FeatureRegistry : IAsyncDisposable
         return (version, snapshot.ToRepository());
     }
 
+    /// <summary>The definitions of one applied version of a project, or null when there is no such version.</summary>
+    public async Task<(RegistryVersion Version, FeatureRepository Repository)?> VersionAsync(string project, int version, CancellationToken cancellationToken = default)
+    {
+        var c = await _open(cancellationToken).ConfigureAwait(false);
+        await using var cScope = c.ConfigureAwait(false);
+        var cmd = Command(c, null, "SELECT project, version, applied_at, repo_path, snapshot FROM feature_registry_versions WHERE project = @p AND version = @v",
+            ("p", project), ("v", version));
+        await using var cmdScope = cmd.ConfigureAwait(false);
+        var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await using var rScope = r.ConfigureAwait(false);
+        if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false)) return null;
+        var found = ReadVersion(r);
+        var snapshot = JsonSerializer.Deserialize(r.GetString(4), RegistryJsonContext.Default.RepositorySnapshot)
+            ?? throw new KilnException($"feature registry {_description}: version {found.Version} of '{found.Project}' is empty");
+        return (found, snapshot.ToRepository());
+    }
+
+    /// <summary>A registry location fit for logs and metadata: a PostgreSQL password is left out.</summary>
+    public static string Redact(string location)
+    {
+        if (!IsPostgres(location)) return location;
+        if (location.Contains("://", StringComparison.Ordinal))
+        {
+            var at = location.IndexOf('@', StringComparison.Ordinal);
+            var scheme = location.IndexOf("://", StringComparison.Ordinal) + 3;
+            if (at < 0) return location;
+            var colon = location.IndexOf(':', scheme);
+            return colon >= 0 && colon < at ? location[..colon] + location[at..] : location;
+        }
+        return string.Join(';', location.Split(';').Where(p => !p.TrimStart().StartsWith("Password", StringComparison.OrdinalIgnoreCase)));
+    }
+
     /// <summary>The latest definitions, or a KilnException telling the user to apply first.</summary>
     public async Task<(RegistryVersion Version, FeatureRepository Repository)> RequireLatestAsync(string? project, CancellationToken cancellationToken = default) =>
         await LatestAsync(project, cancellationToken).ConfigureAwait(false)
