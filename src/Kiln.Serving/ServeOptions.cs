@@ -77,6 +77,9 @@ public sealed class ServeOptions
 
     public int LogMaxRowsPerFile { get; init; } = 1_000_000;
 
+    /// <summary>Where models that take features read them online (see docs/serving.md, "Models that read features").</summary>
+    public Features.FeatureStoreOptions FeatureStore { get; init; } = new();
+
     /// <summary>Check option values; throws a <see cref="Kiln.Core.KilnException"/> naming the option at fault.</summary>
     public void Validate()
     {

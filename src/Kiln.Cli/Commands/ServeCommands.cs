@@ -30,9 +30,15 @@ internal static class ServeCommands
         var timeout = new Option<string>("--request-timeout") { Description = "Cancel a request after this long (504).", DefaultValueFactory = _ => "30s" };
         var tracking = new Option<string?>("--tracking-uri") { Description = "Registry that resolves models:/ URIs: a local path (default $KILN_TRACKING_URI, else ./.kiln) or http(s)://host:5000." };
 
+        var featureService = new Option<string?>("--feature-service") { Description = "Serve packages that record no feature service with this one: /predict takes entity keys and reads the inputs named like its features from the online store." };
+        var featureProject = new Option<string?>("--feature-project") { Description = "The feature-store project of --feature-service (default: the most recently applied)." };
+        var onlineStore = new Option<string?>("--online-store") { Description = "Online store for models that read features: a SQLite path or redis://host:port (default $KILN_ONLINE_STORE, else .kiln/online.db)." };
+        var featureRegistry = new Option<string?>("--feature-registry") { Description = "Feature registry with the applied definitions: a SQLite path or PostgreSQL URI (default $KILN_FEATURE_REGISTRY, else .kiln/kiln.db)." };
+        var featureRepo = new Option<string?>("--feature-repo") { Description = "Read feature definitions from this YAML repository instead of the registry (development)." };
         var command = new Command("serve", "Serve models over HTTP (/predict, MLflow /invocations, Open Inference v2) and gRPC, with /health, /ready and /metrics.")
         {
             models, port, grpcPort, host, logDir, poll, unseen, maxConcurrent, queue, maxBody, timeout, tracking,
+            featureService, featureProject, onlineStore, featureRegistry, featureRepo,
         };
         command.SetHandler(async (parse, ct) =>
         {
@@ -59,6 +65,8 @@ internal static class ServeCommands
                 MaxRequestBodyBytes = parse.GetValue(maxBody),
                 RequestTimeout = ParseDuration("--request-timeout", parse.GetValue(timeout)!),
                 Sources = { registry },
+                FeatureStore = FeatureStoreOptions(parse.GetValue(featureService), parse.GetValue(featureProject), parse.GetValue(onlineStore),
+                    parse.GetValue(featureRegistry), parse.GetValue(featureRepo)),
             };
             await using var server = await ServingHost.BuildAsync(options);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -80,6 +88,20 @@ internal static class ServeCommands
             return 0;
         });
         return command;
+    }
+
+    private static Kiln.Serving.Features.FeatureStoreOptions FeatureStoreOptions(string? service, string? project, string? online, string? registry, string? repo)
+    {
+        if (repo is not null && !Directory.Exists(repo)) throw new KilnException($"--feature-repo {repo}: no such directory");
+        var defaults = new Kiln.Serving.Features.FeatureStoreOptions();
+        return new Kiln.Serving.Features.FeatureStoreOptions
+        {
+            Service = service,
+            Project = project,
+            OnlineStore = online ?? defaults.OnlineStore,
+            Registry = registry ?? defaults.Registry,
+            RepositoryPath = repo is null ? null : Path.GetFullPath(repo),
+        };
     }
 
     /// <summary>Parses 5s, 250ms, 2m, 1h or a bare number of seconds.</summary>

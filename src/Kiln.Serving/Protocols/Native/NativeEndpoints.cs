@@ -44,6 +44,7 @@ public static class NativeEndpoints
         using var call = inference.Begin(Protocol);
         var error = call.Open(model);
         if (error is not null) return Problem(call, error);
+        if (Features.OnlineFeatures.Applies(call.Model!, inference.Options)) return await Features.FeaturePredict.PredictAsync(http, inference, call, ct).ConfigureAwait(false);
         var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, JsonOnly, ct).ConfigureAwait(false);
         if (readError is not null) return Problem(call, readError);
         using (body)
@@ -87,7 +88,7 @@ public static class NativeEndpoints
         return TypedResults.Empty;
     }
 
-    private static void WritePrediction(Utf8JsonWriter writer, ServedModel model, in Prediction p, InputBatch batch, int row)
+    internal static void WritePrediction(Utf8JsonWriter writer, ServedModel model, in Prediction p, InputBatch batch, int row)
     {
         if (p.Label is null)
         {

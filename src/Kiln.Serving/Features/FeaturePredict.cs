@@ -1,0 +1,248 @@
+using System.Globalization;
+using System.Text.Json;
+using Kiln.Core;
+using Kiln.Features.Online;
+using Kiln.Serving.Protocols.Native;
+using Kiln.Serving.Validation;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Kiln.Serving.Features;
+
+/// <summary>
+/// <c>POST /predict</c> for a model that reads its inputs from the feature store: each row carries the entity's join
+/// keys (and any request-time inputs); the features come from the online store (as of now, ttl enforced), fill the
+/// model's inputs, and the row is scored. Features that are not PRESENT reach the model as missing values and the
+/// answer lists them under <c>missing_features</c>.
+/// </summary>
+internal static class FeaturePredict
+{
+    private static readonly string[] JsonOnly = ["application/json"];
+
+    public static async Task<IResult> PredictAsync(HttpContext http, Inference inference, Inference.Call call, CancellationToken ct)
+    {
+        var model = call.Model!;
+        FeatureBinding binding;
+        try
+        {
+            binding = await http.RequestServices.GetRequiredService<OnlineFeatures>().BindAsync(model, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return NativeEndpoints.Problem(call, new RequestError(503, $"model '{model.Name}': the feature store is not usable: {OneLine(e)}", "feature_store"));
+        }
+
+        var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, JsonOnly, ct).ConfigureAwait(false);
+        if (readError is not null) return NativeEndpoints.Problem(call, readError);
+        JsonDocument document;
+        using (body)
+        {
+            try
+            {
+                document = JsonDocument.Parse(body!.Memory, new JsonDocumentOptions { MaxDepth = 64 });
+            }
+            catch (JsonException e)
+            {
+                return NativeEndpoints.Problem(call, RequestError.Malformed($"malformed JSON: {JsonRowsDecoder.FirstSentence(e.Message)}"));
+            }
+        }
+        using (document)
+        {
+            var root = document.RootElement;
+            var isBatch = root.ValueKind == JsonValueKind.Array;
+            if (!isBatch && root.ValueKind != JsonValueKind.Object)
+                return NativeEndpoints.Problem(call, new RequestError(400, $"expected a JSON object (join keys and request fields) or an array of them, got {JsonRowsDecoder.Describe(root.ValueKind)}"));
+            var rows = new List<JsonElement>();
+            if (isBatch) foreach (var r in root.EnumerateArray()) rows.Add(r);
+            else rows.Add(root);
+            if (rows.Count == 0) return NativeEndpoints.Problem(call, new RequestError(422, "the array holds no rows"));
+            if (rows.Count > inference.Options.MaxRowsPerRequest) return NativeEndpoints.Problem(call, new RequestError(422, $"the request has more than {inference.Options.MaxRowsPerRequest} rows"));
+
+            // Entity keys, column-major, for one online read of every row.
+            var entities = new Dictionary<string, IReadOnlyList<object?>>(StringComparer.Ordinal);
+            foreach (var key in binding.JoinKeys) entities[key] = new object?[rows.Count];
+            var schema = model.Schema;
+            for (var i = 0; i < rows.Count; i++)
+            {
+                var row = rows[i];
+                if (row.ValueKind != JsonValueKind.Object)
+                    return NativeEndpoints.Problem(call, new RequestError(422, $"row {i}: expected a JSON object, got {JsonRowsDecoder.Describe(row.ValueKind)}", Row: i));
+                foreach (var key in binding.JoinKeys)
+                {
+                    if (!row.TryGetProperty(key, out var value) || value.ValueKind == JsonValueKind.Null)
+                        return NativeEndpoints.Problem(call, new RequestError(400, Prefix(isBatch, i) + $"{key}: missing entity key (model '{model.Name}' reads feature service '{binding.Service}' by {string.Join(", ", binding.JoinKeys)})", key, isBatch ? i : null) { Code = "missing_entity_key" });
+                    ((object?[])entities[key])[i] = value;
+                }
+                foreach (var property in row.EnumerateObject())
+                {
+                    if (binding.JoinKeys.Contains(property.Name)) continue;
+                    var field = schema.IndexOf(property.Name);
+                    if (field < 0)
+                        return NativeEndpoints.Problem(call, RequestError.Invalid(property.Name, i, isBatch, $"unknown field (send the entity keys {string.Join(", ", binding.JoinKeys)}{RequestFields(binding, schema)})"));
+                    if (binding.FromStore[field])
+                        return NativeEndpoints.Problem(call, RequestError.Invalid(property.Name, i, isBatch, $"is read from the feature store ({FeatureOf(binding, field)}); do not send it"));
+                }
+            }
+
+            OnlineFeatureResult online;
+            try
+            {
+                online = await binding.Reader.ReadAsync(binding.Features, entities, fullNames: true, includeJoinKeys: false, ct).ConfigureAwait(false);
+            }
+            catch (KilnException e)
+            {
+                // Entity keys of the wrong type: the client's mistake, named.
+                return NativeEndpoints.Problem(call, new RequestError(400, e.Message, "entities") { Code = "invalid_entity_key" });
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                return NativeEndpoints.Problem(call, new RequestError(503, $"the online store could not be read: {OneLine(e)}", "feature_store"));
+            }
+            var columns = new OnlineFeatureColumn[binding.Features.Count];
+            for (var f = 0; f < columns.Length; f++)
+            {
+                var name = binding.Features[f].FullName;
+                foreach (var c in online.Columns) if (c.Name == name) { columns[f] = c; break; }
+            }
+
+            var batch = call.NewBatch(rows.Count);
+            batch.IsBatch = isBatch;
+            var missing = new List<(int Row, string Input, FeatureStatus Status)>();
+            for (var i = 0; i < rows.Count; i++)
+            {
+                var error = batch.BeginRow();
+                if (error is not null) return NativeEndpoints.Problem(call, error);
+                foreach (var property in rows[i].EnumerateObject())
+                {
+                    var field = schema.IndexOf(property.Name);
+                    if (field < 0) continue; // a join key that is not a model input
+                    if ((error = batch.Mark(field)) is not null || (error = JsonRowsDecoder.SetCell(property.Value, batch, field)) is not null)
+                        return NativeEndpoints.Problem(call, error);
+                }
+                for (var f = 0; f < columns.Length; f++)
+                {
+                    var field = binding.Fields[f];
+                    var column = columns[f];
+                    batch.Mark(field);
+                    if (column.Statuses[i] != FeatureStatus.Present || column.Values[i] is null)
+                    {
+                        missing.Add((i, schema.Fields[field].Name, column.Statuses[i]));
+                        SetMissing(batch, field);
+                    }
+                    else if ((error = Set(batch, field, column.Values[i]!)) is not null)
+                    {
+                        return NativeEndpoints.Problem(call, error);
+                    }
+                }
+                if ((error = batch.EndRow()) is not null) return NativeEndpoints.Problem(call, error);
+            }
+
+            var requestId = Inference.RequestId(http.Request.Headers["X-Request-Id"]);
+            var predictions = call.Score(requestId);
+            var response = http.Response;
+            response.Headers["X-Request-Id"] = requestId;
+            response.Headers["X-Kiln-Model-Version"] = model.Version;
+            response.ContentType = "application/json";
+            using (var writer = new Utf8JsonWriter(response.BodyWriter))
+            {
+                writer.WriteStartObject();
+                if (isBatch)
+                {
+                    writer.WriteStartArray("predictions");
+                    for (var i = 0; i < predictions.Length; i++)
+                    {
+                        writer.WriteStartObject();
+                        NativeEndpoints.WritePrediction(writer, model, predictions[i], batch, i);
+                        WriteMissing(writer, missing, i);
+                        writer.WriteEndObject();
+                    }
+                    writer.WriteEndArray();
+                }
+                else
+                {
+                    NativeEndpoints.WritePrediction(writer, model, predictions[0], batch, 0);
+                    WriteMissing(writer, missing, 0);
+                }
+                writer.WriteString("model", model.Name);
+                writer.WriteString("version", model.Version);
+                writer.WriteString("feature_service", binding.Service);
+                writer.WriteString("request_id", requestId);
+                writer.WriteEndObject();
+            }
+            await response.BodyWriter.FlushAsync(ct).ConfigureAwait(false);
+            return TypedResults.Empty;
+        }
+    }
+
+    /// <summary>A feature value as the model input takes it, converted exactly as the trainer read the training set's column.</summary>
+    private static RequestError? Set(InputBatch batch, int field, object value)
+    {
+        if (batch.Schema.Fields[field].IsNumeric)
+        {
+            double number = value switch
+            {
+                double d => d,
+                float f => f,
+                long l => l,
+                int i => i,
+                bool b => b ? 1 : 0,
+                _ => double.NaN,
+            };
+            if (double.IsNaN(number)) { SetMissing(batch, field); return null; }
+            return batch.SetNumber(field, number);
+        }
+        var text = value switch
+        {
+            string s => s,
+            double d => d.ToString("R", CultureInfo.InvariantCulture),
+            float f => ((double)f).ToString("R", CultureInfo.InvariantCulture),
+            long l => ((double)l).ToString("R", CultureInfo.InvariantCulture),
+            int i => ((double)i).ToString("R", CultureInfo.InvariantCulture),
+            bool b => b ? "1" : "0",
+            DateTime t => t.ToString("O", CultureInfo.InvariantCulture),
+            _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "",
+        };
+        return batch.SetString(field, text, text);
+    }
+
+    /// <summary>A feature with no value is missing for the model (NaN or no category), whatever the signature's nullability says.</summary>
+    private static void SetMissing(InputBatch batch, int field)
+    {
+        if (batch.Schema.Fields[field].IsNumeric) batch.NumericValues(field)[batch.Rows] = double.NaN;
+        else batch.TextValues(field)[batch.Rows] = null;
+    }
+
+    private static void WriteMissing(Utf8JsonWriter writer, List<(int Row, string Input, FeatureStatus Status)> missing, int row)
+    {
+        var any = false;
+        foreach (var (r, input, status) in missing)
+        {
+            if (r != row) continue;
+            if (!any) { writer.WriteStartObject("missing_features"); any = true; }
+            writer.WriteString(input, status switch
+            {
+                FeatureStatus.NotFound => "NOT_FOUND",
+                FeatureStatus.NullValue => "NULL_VALUE",
+                FeatureStatus.OutsideMaxAge => "OUTSIDE_MAX_AGE",
+                _ => "NULL_VALUE",
+            });
+        }
+        if (any) writer.WriteEndObject();
+    }
+
+    private static string FeatureOf(FeatureBinding binding, int field)
+    {
+        for (var f = 0; f < binding.Fields.Length; f++) if (binding.Fields[f] == field) return binding.Features[f].ToString();
+        return "?";
+    }
+
+    private static string RequestFields(FeatureBinding binding, ModelSchema schema)
+    {
+        var names = schema.Fields.Where(f => !binding.FromStore[f.Index] && !binding.JoinKeys.Contains(f.Name)).Select(f => f.Name).ToList();
+        return names.Count == 0 ? "" : $" and the request fields {string.Join(", ", names)}";
+    }
+
+    private static string Prefix(bool batch, int row) => batch ? $"row {row}: " : "";
+
+    private static string OneLine(Exception e) => e.Message.ReplaceLineEndings(" ");
+}
