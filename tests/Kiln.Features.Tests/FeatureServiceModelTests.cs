@@ -1,0 +1,174 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using DuckDB.NET.Data;
+using Kiln.Core.Data;
+using Kiln.Core.Packaging;
+using Kiln.Features.Definitions;
+using Kiln.Features.Offline;
+using Kiln.Features.Online;
+using Kiln.Features.Registry;
+using Kiln.Scoring;
+using Kiln.Serving;
+using Kiln.Serving.Features;
+using Kiln.Testing;
+using Kiln.Training;
+
+namespace Kiln.Features.Tests;
+
+/// <summary>
+/// A model trained from a feature service and served with online features: the package records the service, and for
+/// the same entity and time the values the served model sees (from the prediction log) equal the training set's row
+/// built offline, and its predictions equal scoring that row offline.
+/// </summary>
+public sealed class FeatureServiceModelTests
+{
+    public static TheoryData<string> Stores => new() { "sqlite", "redis" };
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task Served_model_sees_the_training_set_values_and_predicts_the_same(string kind)
+    {
+        using var world = new RideWorld(seed: kind == "sqlite" ? 11 : 12);
+        var repo = RepositoryLoader.Load(world.Repo);
+        int version;
+        await using (var registry = await FeatureRegistry.OpenAsync(world.Registry))
+            version = (await registry.ApplyAsync(repo, world.Repo)).Version;
+
+        // Train from the feature service; the package records which service, version and features it used.
+        var spec = TrainingSpec.Load(world.Dir.File("train.yaml"));
+        var result = await Trainer.TrainAsync(spec, world.Dir.File("pkg"));
+        var package = ModelPackage.Load(result.PackageDirectory);
+        var fs = Assert.IsType<FeatureStoreInfo>(package.Metadata.FeatureStore);
+        Assert.Equal(RideWorld.Service, fs.Service);
+        Assert.Equal(world.Project, fs.Project);
+        Assert.Equal(version, fs.DefinitionsVersion);
+        Assert.Equal(["driver_stats:conv_rate", "driver_stats:trips", "driver_profile:tier"], fs.Features);
+        Assert.Equal(new Dictionary<string, string> { ["conv_rate"] = "driver_stats:conv_rate", ["tier"] = "driver_profile:tier", ["trips"] = "driver_stats:trips" }, fs.Inputs);
+        Assert.Equal(["driver_id"], fs.JoinKeys);
+        Assert.Equal(ModelPackage.Sha256OfFile(world.Dir.File("training_set.parquet")), fs.TrainingSetSha256);
+        Assert.Equal("entities.parquet", package.Metadata.Dataset!.Uri);
+        Assert.Equal(500, package.Metadata.Dataset.Rows);
+
+        // Materialize up to now, then serve over a real socket with the prediction log on.
+        var online = kind == "sqlite" ? world.Dir.File("online.db") : "redis://" + (TestEnvironment.Redis ?? throw new InvalidOperationException("KILN_TEST_REDIS is not set"));
+        await using (var store = await OnlineStores.OpenAsync(online))
+            await Materializer.MaterializeAsync(repo, store, null, null, world.Now.AddDays(-30), world.Now);
+        var logDir = world.Dir.File("log");
+        var host = await ServingHost.BuildAsync(new ServeOptions
+        {
+            Models = [new ModelSpec(result.PackageDirectory)],
+            Port = 0,
+            GrpcPort = null,
+            LogDirectory = logDir,
+            PollInterval = TimeSpan.Zero,
+            FeatureStore = new FeatureStoreOptions { Registry = world.Registry, OnlineStore = online },
+        }, logging: _ => { });
+        var responses = new Dictionary<int, JsonElement>();
+        JsonElement batch;
+        await using (host)
+        {
+            await host.StartAndLoadAsync();
+            using var http = new HttpClient { BaseAddress = host.HttpUri };
+            for (var d = 1; d <= RideWorld.Drivers; d++)
+            {
+                var (status, body) = await PostAsync(http, $$"""{"driver_id": {{d}}, "amount": {{RideWorld.Amount(d).ToString(System.Globalization.CultureInfo.InvariantCulture)}}}""", $"parity-{d}");
+                Assert.True(status == 200, $"driver {d}: {status} {body}");
+                responses[d] = body;
+            }
+            var rows = string.Join(", ", Enumerable.Range(1, RideWorld.Drivers).Select(d => $$"""{"driver_id": {{d}}, "amount": {{RideWorld.Amount(d).ToString(System.Globalization.CultureInfo.InvariantCulture)}}}"""));
+            int batchStatus;
+            (batchStatus, batch) = await PostAsync(http, $"[{rows}]", "parity-batch");
+            Assert.Equal(200, batchStatus);
+
+            // Client mistakes: named, never a 500, never scored.
+            var (s1, b1) = await PostAsync(http, """{"amount": 3.5}""");
+            Assert.Equal(400, s1);
+            Assert.Equal("driver_id", b1.GetProperty("field").GetString());
+            Assert.Contains("missing entity key", b1.GetProperty("detail").GetString());
+            var (s2, b2) = await PostAsync(http, """[{"driver_id": 1, "amount": 1}, {"amount": 2}]""");
+            Assert.Equal(400, s2);
+            Assert.StartsWith("row 1: driver_id:", b2.GetProperty("detail").GetString());
+            var (s3, b3) = await PostAsync(http, """{"driver_id": "abc", "amount": 3.5}""");
+            Assert.Equal(400, s3);
+            Assert.Contains("driver_id", b3.GetProperty("detail").GetString());
+            var (s4, b4) = await PostAsync(http, """{"driver_id": 1, "amount": 3.5, "conv_rate": 0.2}""");
+            Assert.Equal(422, s4);
+            Assert.Contains("driver_stats:conv_rate", b4.GetProperty("detail").GetString());
+            var (s5, b5) = await PostAsync(http, """{"driver_id": 1}""");
+            Assert.Equal(422, s5);
+            Assert.Equal("amount", b5.GetProperty("field").GetString());
+            var (s6, b6) = await PostAsync(http, """{"driver_id": 1, "amount": 1, "speed": 3}""");
+            Assert.Equal(422, s6);
+            Assert.Equal("speed", b6.GetProperty("field").GetString());
+            await host.StopAsync();
+        }
+
+        // The offline side: the training set row of each driver at the same time, scored offline by the same package.
+        var frame = await HistoricalRetrieval.ToFrameAsync(repo, world.Dir.File("parity.parquet"), repo.ServiceFeatures(RideWorld.Service));
+        var table = new DataTable(frame.Rows.Count)
+            .Add(new NumericColumn("conv_rate", [.. frame.Rows.Select(r => r[frame.Ordinal("conv_rate")] is double v ? v : double.NaN)]))
+            .Add(new NumericColumn("trips", [.. frame.Rows.Select(r => r[frame.Ordinal("trips")] is long v ? v : double.NaN)]))
+            .Add(new TextColumn("tier", [.. frame.Rows.Select(r => (string?)r[frame.Ordinal("tier")])]))
+            .Add(new NumericColumn("amount", [.. frame.Rows.Select(r => (double)r[frame.Ordinal("amount")]!)]));
+        Prediction[] offline;
+        using (var scorer = Scorers.Open(result.PackageDirectory)) offline = scorer.ScoreAll(table);
+
+        // What the served model saw, from the prediction log.
+        var seen = ReadLog(logDir);
+        var statuses = new HashSet<string>();
+        for (var d = 1; d <= RideWorld.Drivers; d++)
+        {
+            var row = frame.Rows[d - 1];
+            Assert.Equal((long)d, row[frame.Ordinal("driver_id")]);
+            var log = seen[$"parity-{d}"];
+            Assert.True(Equals(row[frame.Ordinal("conv_rate")], log.ConvRate), $"driver {d} conv_rate: offline {row[frame.Ordinal("conv_rate")]}, online {log.ConvRate}");
+            Assert.True(Equals(row[frame.Ordinal("trips")] is long t ? (double)t : null, log.Trips), $"driver {d} trips: offline {row[frame.Ordinal("trips")]}, online {log.Trips}");
+            Assert.True(Equals(row[frame.Ordinal("tier")], log.Tier), $"driver {d} tier: offline {row[frame.Ordinal("tier")]}, online {log.Tier}");
+            Assert.Equal(RideWorld.Amount(d), log.Amount);
+
+            var response = responses[d];
+            Assert.Equal(offline[d - 1].Value, response.GetProperty("probability").GetDouble());
+            Assert.Equal(offline[d - 1].Label, response.GetProperty("prediction").GetString());
+            Assert.Equal(RideWorld.Service, response.GetProperty("feature_service").GetString());
+            var fromBatch = batch.GetProperty("predictions")[d - 1];
+            Assert.Equal(offline[d - 1].Value, fromBatch.GetProperty("probability").GetDouble());
+
+            // Features without a value are listed with their status, and only they.
+            var missing = response.TryGetProperty("missing_features", out var m) ? m.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!) : [];
+            Assert.Equal(row[frame.Ordinal("conv_rate")] is null, missing.ContainsKey("conv_rate"));
+            Assert.Equal(row[frame.Ordinal("trips")] is null, missing.ContainsKey("trips"));
+            Assert.Equal(row[frame.Ordinal("tier")] is null, missing.ContainsKey("tier"));
+            foreach (var s in missing.Values) statuses.Add(s);
+            if (d > 40) Assert.Equal("NOT_FOUND", missing["conv_rate"]);
+            else if (d > 30) Assert.Equal("OUTSIDE_MAX_AGE", missing["trips"]);
+        }
+        Assert.Superset(new HashSet<string> { "NOT_FOUND", "OUTSIDE_MAX_AGE", "NULL_VALUE" }, statuses);
+    }
+
+    private static async Task<(int Status, JsonElement Body)> PostAsync(HttpClient http, string json, string? requestId = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/predict") { Content = new StringContent(json, Encoding.UTF8) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        if (requestId is not null) request.Headers.Add("X-Request-Id", requestId);
+        using var response = await http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return ((int)response.StatusCode, JsonDocument.Parse(text).RootElement.Clone());
+    }
+
+    private sealed record Logged(double? ConvRate, double? Trips, string? Tier, double? Amount);
+
+    private static Dictionary<string, Logged> ReadLog(string logDir)
+    {
+        using var connection = new DuckDBConnection("DataSource=:memory:");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT request_id, input_conv_rate, input_trips, input_tier, input_amount FROM read_parquet('{logDir}/**/*.parquet') WHERE request_id LIKE 'parity-%' AND request_id <> 'parity-batch'";
+        using var reader = command.ExecuteReader();
+        var result = new Dictionary<string, Logged>();
+        double? D(int i) => reader.IsDBNull(i) ? null : reader.GetDouble(i);
+        while (reader.Read())
+            result.Add(reader.GetString(0), new Logged(D(1), D(2), reader.IsDBNull(3) ? null : reader.GetString(3), D(4)));
+        return result;
+    }
+}
