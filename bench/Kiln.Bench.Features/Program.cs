@@ -85,7 +85,27 @@ try
     var sw = Stopwatch.StartNew();
     var rows = await HistoricalRetrieval.ToFileAsync(repo, Path.Combine(dir, "entities.parquet"), features, Path.Combine(dir, "train.parquet"),
         new RetrievalOptions { FullNames = true });
-    Console.WriteLine($"historical retrieval: {rows:N0} entity rows x 3 views ({featureRows:N0} feature rows, 9 features) -> Parquet in {sw.Elapsed.TotalSeconds:F1} s");
+    Console.WriteLine($"historical retrieval (Kiln: dedup, ASOF JOIN, ttl filter): {rows:N0} entity rows x 3 views ({featureRows:N0} feature rows, 9 features) -> Parquet in {sw.Elapsed.TotalSeconds:F1} s");
+
+    // ---- the peer: the same point-in-time join as window functions over a union (Feast's Spark/Snowflake shape) -----
+    if (opts.GetValueOrDefault("peer", 1) != 0)
+    {
+        sw.Restart();
+        PeerRetrieval(dir);
+        Console.WriteLine($"historical retrieval (peer: window functions over a union of entity and feature rows): same rows in {sw.Elapsed.TotalSeconds:F1} s");
+        using var check = new DuckDBConnection("DataSource=:memory:");
+        check.Open();
+        using var cmd = check.CreateCommand();
+        cmd.CommandText = $"""
+            SELECT (SELECT count(*) FROM (SELECT * EXCLUDE (driver_id, event_timestamp) FROM read_parquet('{dir}/train.parquet') EXCEPT ALL SELECT * EXCLUDE (__row) FROM read_parquet('{dir}/peer.parquet')))
+                 + (SELECT count(*) FROM (SELECT * EXCLUDE (__row) FROM read_parquet('{dir}/peer.parquet') EXCEPT ALL SELECT * EXCLUDE (driver_id, event_timestamp) FROM read_parquet('{dir}/train.parquet')))
+            """;
+        var differing = Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
+        Console.WriteLine($"  rows differing between Kiln and the peer: {differing}");
+        if (differing != 0) throw new InvalidOperationException("the peer disagrees with Kiln's retrieval");
+    }
+
+    if (opts.GetValueOrDefault("retrieval-only", 0) != 0) return;
 
     // ---- materialization -----------------------------------------------------------------------------------------
     foreach (var kind in new[] { "sqlite", "redis" })
@@ -126,6 +146,30 @@ try
         app.MapKilnFeatureEndpoints();
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        if (File.Exists("/usr/bin/wrk") && opts.GetValueOrDefault("wrk", 1) != 0)
+        {
+            // wrk (C, one thread, 32 connections) as the load generator: it costs the shared cores far less than HttpClient.
+            var script = Path.Combine(dir, "post.lua");
+            File.WriteAllText(script, $$$"""
+                wrk.method = "POST"
+                wrk.headers["Content-Type"] = "application/json"
+                math.randomseed(42)
+                request = function()
+                  return wrk.format(nil, "/get-online-features", nil,
+                    '{"feature_service": "svc", "entities": {"driver_id": [' .. math.random(0, {{{materializeEntities - 1}}}) .. ']}}')
+                end
+                """);
+            var wrkArgs = $"-t1 -c32 -d{httpSeconds}s --latency -s {script} {address}";
+            await RunAsync("/usr/bin/wrk", $"-t1 -c32 -d2s -s {script} {address}"); // warm-up
+            var output = await RunAsync("/usr/bin/wrk", wrkArgs);
+            var rps = output.Split('\n').FirstOrDefault(l => l.StartsWith("Requests/sec:", StringComparison.Ordinal))?.Split(':')[1].Trim();
+            var p99 = output.Split('\n').FirstOrDefault(l => l.TrimStart().StartsWith("99%", StringComparison.Ordinal))?.Trim();
+            var non2xx = output.Split('\n').FirstOrDefault(l => l.Contains("Non-2xx", StringComparison.Ordinal))?.Trim() ?? "0 non-2xx";
+            Console.WriteLine($"online read ({kind}, HTTP /get-online-features, wrk {wrkArgs.Split(" -s ")[0]}): {rps} requests/s, latency {p99}, {non2xx}");
+            await app.StopAsync();
+            if (kind == "redis") await store.DeleteViewAsync("bench", "vmat");
+            continue;
+        }
         using var http = new HttpClient { BaseAddress = new Uri(address) };
         long done = 0, failed = 0;
         var until = DateTime.UtcNow.AddSeconds(httpSeconds);
@@ -149,6 +193,52 @@ finally
 {
     Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
     Directory.Delete(dir, recursive: true);
+}
+
+// The peer query: for each view, the entity rows and the feature rows in one relation, ordered by time per key (feature
+// rows before an entity row at the same time, older created first), and the last feature row at or before each entity
+// row carried forward with last_value(... IGNORE NULLS); the ttl is applied afterwards. One pass of window functions.
+static void PeerRetrieval(string dir)
+{
+    using var c = new DuckDBConnection("DataSource=:memory:");
+    c.Open();
+    Exec(c, "SET TimeZone = 'UTC'");
+    Exec(c, $"CREATE TEMP TABLE e0 AS SELECT * FROM read_parquet('{dir}/entities.parquet')");
+    Exec(c, "CREATE TEMP TABLE e AS SELECT rowid AS __row, driver_id, event_timestamp FROM e0");
+    for (var v = 0; v < 3; v++)
+    {
+        Exec(c, $"""
+            CREATE TEMP TABLE p{v} AS
+            SELECT __row, CASE WHEN m.ts >= event_timestamp - INTERVAL 7 DAY THEN m.f0 END AS v{v}__f0,
+                          CASE WHEN m.ts >= event_timestamp - INTERVAL 7 DAY THEN m.f1 END AS v{v}__f1,
+                          CASE WHEN m.ts >= event_timestamp - INTERVAL 7 DAY THEN m.f2 END AS v{v}__f2
+            FROM (
+              SELECT __row, event_timestamp, is_entity,
+                     last_value(feat IGNORE NULLS) OVER (PARTITION BY driver_id ORDER BY event_timestamp, is_entity, created NULLS FIRST
+                                                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS m
+              FROM (
+                SELECT __row, driver_id, event_timestamp, 1 AS is_entity, NULL::TIMESTAMP AS created, NULL AS feat FROM e
+                UNION ALL
+                SELECT NULL, driver_id, event_timestamp, 0, created, struct_pack(ts := event_timestamp, f0 := f0, f1 := f1, f2 := f2)
+                FROM read_parquet('{dir}/view{v}.parquet')
+              )
+            ) WHERE is_entity = 1
+            """);
+    }
+    Exec(c, $"""
+        COPY (SELECT e.__row, p0.v0__f0, p0.v0__f1, p0.v0__f2, p1.v1__f0, p1.v1__f1, p1.v1__f2, p2.v2__f0, p2.v2__f1, p2.v2__f2
+              FROM e JOIN p0 USING (__row) JOIN p1 USING (__row) JOIN p2 USING (__row) ORDER BY e.__row)
+        TO '{dir}/peer.parquet' (FORMAT parquet)
+        """);
+}
+
+static async Task<string> RunAsync(string file, string arguments)
+{
+    var psi = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
+    using var p = Process.Start(psi)!;
+    var output = await p.StandardOutput.ReadToEndAsync();
+    await p.WaitForExitAsync();
+    return output;
 }
 
 static void Exec(DuckDBConnection c, string sql)

@@ -200,8 +200,17 @@ public static class HistoricalRetrieval
         var ttl = $"INTERVAL '{ttlMicros} microseconds'";
         var prune = "s.__kiln_ets <= (SELECT max(__kiln_ts) FROM __kiln_entities)";
         if (ttlMicros > 0) prune += $" AND s.__kiln_ets >= (SELECT min(__kiln_ts) FROM __kiln_entities) - {ttl}";
-        var partition = string.Join(", ", keys.Select(k => $"s.{DuckDb.Id(k)}").Append("s.__kiln_ets"));
-        var dedup = $"SELECT * FROM ({inner}) s WHERE {prune} QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY s.__kiln_cts DESC NULLS LAST) = 1";
+        // The ASOF JOIN picks, per entity row, the feature row with the greatest ordering value at or below the entity's.
+        // With a created column, the ordering value is (event time, created time) packed into one HUGEINT: event
+        // microseconds in the high 64 bits, created microseconds (shifted to be non-negative; none = 0, so a row
+        // without one loses) in the low 64. The entity side sets the low bits to their maximum, so "latest event at or
+        // before, then latest created" is one ASOF JOIN, with no deduplicating window over the source first.
+        var hasCreated = source.CreatedTimestampColumn is not null;
+        var order = hasCreated
+            ? "epoch_us(s.__kiln_ets)::HUGEINT * 18446744073709551616 + (coalesce(epoch_us(s.__kiln_cts), -9223372036854775808)::HUGEINT + 9223372036854775808)"
+            : "s.__kiln_ets";
+        var dedup = $"SELECT *, {order} AS __kiln_ord FROM ({inner}) s WHERE {prune}";
+        var entityOrder = hasCreated ? "epoch_us(__kiln_ts)::HUGEINT * 18446744073709551616 + 18446744073709551615" : "__kiln_ts";
 
         var sql = new StringBuilder($"CREATE TEMP TABLE {table} AS SELECT e.__kiln_row");
         foreach (var f in fields)
@@ -213,7 +222,7 @@ public static class HistoricalRetrieval
                 : $", {value} AS {DuckDb.Id(name)}");
         }
         var on = string.Join(" AND ", keys.Select(k => $"e.{DuckDb.Id(k)} = d.{DuckDb.Id(k)}"));
-        sql.Append(CultureInfo.InvariantCulture, $" FROM __kiln_entities e ASOF LEFT JOIN ({dedup}) d ON {on} AND e.__kiln_ts >= d.__kiln_ets");
+        sql.Append(CultureInfo.InvariantCulture, $" FROM (SELECT *, {entityOrder} AS __kiln_ord FROM __kiln_entities) e ASOF LEFT JOIN ({dedup}) d ON {on} AND e.__kiln_ord >= d.__kiln_ord");
         return sql.ToString();
     }
 
