@@ -85,7 +85,7 @@ try
     var sw = Stopwatch.StartNew();
     var rows = await HistoricalRetrieval.ToFileAsync(repo, Path.Combine(dir, "entities.parquet"), features, Path.Combine(dir, "train.parquet"),
         new RetrievalOptions { FullNames = true });
-    Console.WriteLine($"historical retrieval (Kiln: dedup, ASOF JOIN, ttl filter): {rows:N0} entity rows x 3 views ({featureRows:N0} feature rows, 9 features) -> Parquet in {sw.Elapsed.TotalSeconds:F1} s");
+    Console.WriteLine($"historical retrieval (Kiln: ASOF JOIN on (event, created), ttl filter): {rows:N0} entity rows x 3 views ({featureRows:N0} feature rows, 9 features) -> Parquet in {sw.Elapsed.TotalSeconds:F1} s");
 
     // ---- the peer: the same point-in-time join as window functions over a union (Feast's Spark/Snowflake shape) -----
     if (opts.GetValueOrDefault("peer", 1) != 0)

@@ -146,9 +146,55 @@ public sealed class FeatureServiceModelTests
         Assert.Superset(new HashSet<string> { "NOT_FOUND", "OUTSIDE_MAX_AGE", "NULL_VALUE" }, statuses);
     }
 
-    private static async Task<(int Status, JsonElement Body)> PostAsync(HttpClient http, string json, string? requestId = null)
+    [Fact]
+    public async Task A_plain_package_served_with_a_feature_service_predicts_like_the_one_trained_from_it()
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/predict") { Content = new StringContent(json, Encoding.UTF8) };
+        using var world = new RideWorld(seed: 21);
+        var repo = RepositoryLoader.Load(world.Repo);
+        await using (var registry = await FeatureRegistry.OpenAsync(world.Registry))
+            await registry.ApplyAsync(repo, world.Repo);
+        var fromService = await Trainer.TrainAsync(TrainingSpec.Load(world.Dir.File("train.yaml")), world.Dir.File("pkg"));
+        // The same training set as a flat file, same seed: the same model, but its package records no feature service.
+        File.WriteAllText(world.Dir.File("flat.yaml"), File.ReadAllText(world.Dir.File("train.yaml"))
+            .Replace("name: accept", "name: flat", StringComparison.Ordinal)
+            .Replace("""
+                features_from:
+                  service: acceptance
+                  entities: entities.parquet
+                  registry: registry.db
+                  out: training_set.parquet
+                """, "data: training_set.parquet", StringComparison.Ordinal));
+        var flat = await Trainer.TrainAsync(TrainingSpec.Load(world.Dir.File("flat.yaml")), world.Dir.File("flat"));
+        Assert.Null(ModelPackage.Load(flat.PackageDirectory).Metadata.FeatureStore);
+
+        var online = world.Dir.File("online.db");
+        await using (var store = await OnlineStores.OpenAsync(online))
+            await Materializer.MaterializeAsync(repo, store, null, null, world.Now.AddDays(-30), world.Now);
+        await using var host = await ServingHost.BuildAsync(new ServeOptions
+        {
+            Models = [new ModelSpec(fromService.PackageDirectory), new ModelSpec(flat.PackageDirectory)],
+            Port = 0,
+            GrpcPort = null,
+            PollInterval = TimeSpan.Zero,
+            FeatureStore = new FeatureStoreOptions { Registry = world.Registry, OnlineStore = online, Service = RideWorld.Service },
+        }, logging: _ => { });
+        await host.StartAndLoadAsync();
+        using var http = new HttpClient { BaseAddress = host.HttpUri };
+        foreach (var d in new[] { 2, 17, 33, 44 })
+        {
+            var body = $$"""{"driver_id": {{d}}, "amount": 41.5}""";
+            var (s1, recorded) = await PostAsync(http, body, path: "/predict/accept");
+            var (s2, named) = await PostAsync(http, body, path: "/predict/flat");
+            Assert.True(s1 == 200 && s2 == 200, $"{s1} {recorded} / {s2} {named}");
+            Assert.Equal(recorded.GetProperty("probability").GetDouble(), named.GetProperty("probability").GetDouble());
+            Assert.Equal(recorded.TryGetProperty("missing_features", out var m1) ? m1.GetRawText() : "", named.TryGetProperty("missing_features", out var m2) ? m2.GetRawText() : "");
+        }
+        await host.StopAsync();
+    }
+
+    private static async Task<(int Status, JsonElement Body)> PostAsync(HttpClient http, string json, string? requestId = null, string path = "/predict")
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(json, Encoding.UTF8) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         if (requestId is not null) request.Headers.Add("X-Request-Id", requestId);
         using var response = await http.SendAsync(request);

@@ -52,6 +52,8 @@ internal static class PackageCommands
             console.MarkupLineInterpolated($"[bold]{m.Name}[/]  task={m.Task.ToString().ToLowerInvariant()}  runtime={m.Runtime.ToString().ToLowerInvariant()}  format_version={m.FormatVersion}  created={m.CreatedAt:u}");
             if (package.Metadata.Dataset is { } d) console.MarkupLineInterpolated($"data: {d.Uri} ({d.Rows:N0} rows, sha256 {d.Sha256[..12]}…)");
             if (package.Metadata.GitCommit is { } git) console.MarkupLineInterpolated($"git commit: {git}");
+            if (package.Metadata.FeatureStore is { } fs)
+                console.MarkupLineInterpolated($"feature service: {fs.Service} (project {fs.Project}, definitions version {fs.DefinitionsVersion}; join keys {string.Join(", ", fs.JoinKeys)}; from the store: {string.Join(", ", fs.Inputs.Keys)})");
 
             var inputs = new Table().Title("Signature: inputs").AddColumns("name", "type", "nullable", "domain");
             foreach (var i in package.Signature.Inputs)

@@ -19,7 +19,8 @@ internal static class FeaturePredict
 {
     private static readonly string[] JsonOnly = ["application/json"];
 
-    public static async Task<IResult> PredictAsync(HttpContext http, Inference inference, Inference.Call call, CancellationToken ct)
+    /// <summary>Answers the request, or returns null (nothing read) when the model has no input from the store: then the plain path answers.</summary>
+    public static async Task<IResult?> PredictAsync(HttpContext http, Inference inference, Inference.Call call, CancellationToken ct)
     {
         var model = call.Model!;
         FeatureBinding binding;
@@ -31,6 +32,7 @@ internal static class FeaturePredict
         {
             return NativeEndpoints.Problem(call, new RequestError(503, $"model '{model.Name}': the feature store is not usable: {OneLine(e)}", "feature_store"));
         }
+        if (binding.Features.Count == 0) return null;
 
         var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, JsonOnly, ct).ConfigureAwait(false);
         if (readError is not null) return NativeEndpoints.Problem(call, readError);

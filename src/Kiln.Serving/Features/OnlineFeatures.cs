@@ -97,7 +97,9 @@ public sealed class OnlineFeatures(ServeOptions options) : IAsyncDisposable
         {
             service = recorded.Service;
             repo = await DefinitionsAsync(recorded.Project, recorded.DefinitionsVersion, ct).ConfigureAwait(false);
-            foreach (var (input, feature) in recorded.Inputs)
+            // In the service's order (as with --feature-service), so answers list missing features the same way.
+            var ordered = recorded.Inputs.OrderBy(kv => recorded.Features.IndexOf(kv.Value) is var i && i >= 0 ? i : int.MaxValue).ThenBy(kv => kv.Key, StringComparer.Ordinal);
+            foreach (var (input, feature) in ordered)
             {
                 var field = schema.IndexOf(input);
                 if (field < 0) continue;
@@ -122,8 +124,7 @@ public sealed class OnlineFeatures(ServeOptions options) : IAsyncDisposable
                 fields.Add(field);
                 fromStore[field] = true;
             }
-            if (features.Count == 0)
-                throw new KilnException($"model '{model.Name}': none of its inputs ({string.Join(", ", schema.Fields.Select(f => f.Name))}) is a feature of service '{service}'");
+            // None of its inputs is a feature of the service: the model is served as it is (all inputs in the request).
         }
         var joinKeys = new List<string>();
         foreach (var f in features)

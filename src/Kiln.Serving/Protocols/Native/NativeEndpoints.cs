@@ -44,7 +44,8 @@ public static class NativeEndpoints
         using var call = inference.Begin(Protocol);
         var error = call.Open(model);
         if (error is not null) return Problem(call, error);
-        if (Features.OnlineFeatures.Applies(call.Model!, inference.Options)) return await Features.FeaturePredict.PredictAsync(http, inference, call, ct).ConfigureAwait(false);
+        if (Features.OnlineFeatures.Applies(call.Model!, inference.Options)
+            && await Features.FeaturePredict.PredictAsync(http, inference, call, ct).ConfigureAwait(false) is { } featured) return featured;
         var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, JsonOnly, ct).ConfigureAwait(false);
         if (readError is not null) return Problem(call, readError);
         using (body)
