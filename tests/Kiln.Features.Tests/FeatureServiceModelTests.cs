@@ -190,6 +190,22 @@ public sealed class FeatureServiceModelTests
             Assert.Equal(recorded.TryGetProperty("missing_features", out var m1) ? m1.GetRawText() : "", named.TryGetProperty("missing_features", out var m2) ? m2.GetRawText() : "");
         }
         await host.StopAsync();
+
+        // An online store that does not exist is a 503 naming it, not an empty store created on the fly.
+        await using var wrong = await ServingHost.BuildAsync(new ServeOptions
+        {
+            Models = [new ModelSpec(fromService.PackageDirectory)],
+            Port = 0,
+            GrpcPort = null,
+            PollInterval = TimeSpan.Zero,
+            FeatureStore = new FeatureStoreOptions { Registry = world.Registry, OnlineStore = world.Dir.File("nope.db") },
+        }, logging: _ => { });
+        await wrong.StartAndLoadAsync();
+        using var http2 = new HttpClient { BaseAddress = wrong.HttpUri };
+        var (status, problem) = await PostAsync(http2, """{"driver_id": 2, "amount": 1}""");
+        Assert.Equal(503, status);
+        Assert.Contains("nope.db does not exist", problem.GetProperty("detail").GetString());
+        Assert.False(File.Exists(world.Dir.File("nope.db")));
     }
 
     private static async Task<(int Status, JsonElement Body)> PostAsync(HttpClient http, string json, string? requestId = null, string path = "/predict")

@@ -86,6 +86,9 @@ public sealed class OnlineFeatures(ServeOptions options) : IAsyncDisposable
 
     private async Task<FeatureBinding> CreateAsync(ServedModel model, CancellationToken ct)
     {
+        // A missing SQLite file would be created empty and every feature would read NOT_FOUND: say so instead.
+        if (_store is null && IsPath(_options.OnlineStore) && !File.Exists(_options.OnlineStore))
+            throw new KilnException($"online store {_options.OnlineStore} does not exist (materialize into it first, or give --online-store)");
         _store ??= await OnlineStores.OpenAsync(_options.OnlineStore, ct).ConfigureAwait(false);
         var schema = model.Schema;
         var fromStore = new bool[schema.Fields.Count];
@@ -138,8 +141,7 @@ public sealed class OnlineFeatures(ServeOptions options) : IAsyncDisposable
     {
         if (_options.RepositoryPath is { } path) return _yaml ??= RepositoryLoader.Load(path);
         if (_pinned.TryGetValue((project, version), out var repo)) return repo;
-        _registry ??= await FeatureRegistry.OpenAsync(_options.Registry, ct).ConfigureAwait(false);
-        var found = await _registry.VersionAsync(project, version, ct).ConfigureAwait(false)
+        var found = await (await RegistryAsync(ct).ConfigureAwait(false)).VersionAsync(project, version, ct).ConfigureAwait(false)
             ?? throw new KilnException($"feature registry {FeatureRegistry.Redact(_options.Registry)} has no version {version} of project '{project}', which the model was trained with (give --feature-registry)");
         return _pinned[(project, version)] = found.Repository;
     }
@@ -147,9 +149,19 @@ public sealed class OnlineFeatures(ServeOptions options) : IAsyncDisposable
     private async Task<FeatureRepository> LatestAsync(string? project, CancellationToken ct)
     {
         if (_options.RepositoryPath is { } path) return _yaml ??= RepositoryLoader.Load(path);
-        _registry ??= await FeatureRegistry.OpenAsync(_options.Registry, ct).ConfigureAwait(false);
-        return (await _registry.RequireLatestAsync(project, ct).ConfigureAwait(false)).Repository;
+        return (await (await RegistryAsync(ct).ConfigureAwait(false)).RequireLatestAsync(project, ct).ConfigureAwait(false)).Repository;
     }
+
+    private async Task<FeatureRegistry> RegistryAsync(CancellationToken ct)
+    {
+        if (_registry is not null) return _registry;
+        var location = _options.Registry;
+        if (IsPath(location) && !File.Exists(location) && !Directory.Exists(location))
+            throw new KilnException($"feature registry {location} does not exist (run kiln features apply, or give --feature-registry)");
+        return _registry = await FeatureRegistry.OpenAsync(location, ct).ConfigureAwait(false);
+    }
+
+    private static bool IsPath(string location) => !location.Contains("://", StringComparison.Ordinal) && !location.Contains('=', StringComparison.Ordinal);
 
     public async ValueTask DisposeAsync()
     {
