@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Kiln.Core;
 using Kiln.Features.Online;
 using Microsoft.AspNetCore.Builder;
@@ -36,7 +35,7 @@ public static class FeatureEndpoints
         return endpoints;
     }
 
-    private static async Task<Results<JsonHttpResult<GetOnlineFeaturesResponse>, ProblemHttpResult>> GetOnlineFeaturesAsync(
+    private static async Task<Results<EmptyHttpResult, ProblemHttpResult>> GetOnlineFeaturesAsync(
         HttpRequest http, FeatureServing serving, CancellationToken cancellationToken)
     {
         GetOnlineFeaturesRequest? request;
@@ -60,12 +59,24 @@ public static class FeatureEndpoints
                 : reader.Repository.ResolveFeatures(request.Features!, "features");
             var entities = request.Entities.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<object?>)kv.Value.Cast<object?>().ToList(), StringComparer.Ordinal);
             var result = await reader.ReadAsync(features, entities, request.FullFeatureNames, includeJoinKeys: true, cancellationToken).ConfigureAwait(false);
-            var response = new GetOnlineFeaturesResponse
+            // Written straight to the body (the shape of GetOnlineFeaturesResponse), without a JsonNode per value.
+            var response = http.HttpContext.Response;
+            response.ContentType = "application/json; charset=utf-8";
+            using (var writer = new Utf8JsonWriter(response.BodyWriter))
             {
-                Metadata = new OnlineFeaturesMetadata { FeatureNames = [.. result.Columns.Select(c => c.Name)] },
-                Results = [.. result.Columns.Select(ToVector)],
-            };
-            return TypedResults.Json(response, FeatureJsonContext.Default.GetOnlineFeaturesResponse);
+                writer.WriteStartObject();
+                writer.WriteStartObject("metadata");
+                writer.WriteStartArray("feature_names");
+                foreach (var c in result.Columns) writer.WriteStringValue(c.Name);
+                writer.WriteEndArray();
+                writer.WriteEndObject();
+                writer.WriteStartArray("results");
+                foreach (var c in result.Columns) WriteVector(writer, c);
+                writer.WriteEndArray();
+                writer.WriteEndObject();
+            }
+            await response.BodyWriter.FlushAsync(cancellationToken).ConfigureAwait(false);
+            return TypedResults.Empty;
         }
         catch (KilnException e)
         {
@@ -114,29 +125,50 @@ public static class FeatureEndpoints
 
     private static readonly string _epoch = "1970-01-01T00:00:00Z";
 
-    private static OnlineFeatureVector ToVector(OnlineFeatureColumn column)
+    private static void WriteVector(Utf8JsonWriter writer, OnlineFeatureColumn column)
     {
-        var values = new List<JsonNode?>(column.Values.Length);
-        var times = new List<string>(column.Values.Length);
-        for (var i = 0; i < column.Values.Length; i++)
+        writer.WriteStartObject();
+        writer.WriteStartArray("values");
+        foreach (var v in column.Values) WriteValue(writer, v);
+        writer.WriteEndArray();
+        writer.WriteStartArray("statuses");
+        foreach (var st in column.Statuses)
         {
-            values.Add(Node(column.Values[i]));
-            times.Add(column.EventTimestamps[i] is { } t ? t.ToString("yyyy-MM-ddTHH:mm:ss.FFFFFFZ", CultureInfo.InvariantCulture) : _epoch);
+            writer.WriteStringValue(st switch
+            {
+                FeatureStatus.Present => "PRESENT",
+                FeatureStatus.NotFound => "NOT_FOUND",
+                FeatureStatus.NullValue => "NULL_VALUE",
+                _ => "OUTSIDE_MAX_AGE",
+            });
         }
-        return new OnlineFeatureVector { Values = values, Statuses = [.. column.Statuses], EventTimestamps = times };
+        writer.WriteEndArray();
+        writer.WriteStartArray("event_timestamps");
+        Span<char> buffer = stackalloc char[40];
+        foreach (var t in column.EventTimestamps)
+        {
+            if (t is { } time && time.TryFormat(buffer, out var n, "yyyy-MM-ddTHH:mm:ss.FFFFFFZ", CultureInfo.InvariantCulture)) writer.WriteStringValue(buffer[..n]);
+            else writer.WriteStringValue(t is { } other ? other.ToString("yyyy-MM-ddTHH:mm:ss.FFFFFFZ", CultureInfo.InvariantCulture) : _epoch);
+        }
+        writer.WriteEndArray();
+        writer.WriteEndObject();
     }
 
-    private static JsonNode? Node(object? value) => value switch
+    private static void WriteValue(Utf8JsonWriter writer, object? value)
     {
-        null => null,
-        long l => JsonValue.Create(l),
-        int i => JsonValue.Create(i),
-        double d => double.IsFinite(d) ? JsonValue.Create(d) : null,
-        float f => float.IsFinite(f) ? JsonValue.Create(f) : null,
-        bool b => JsonValue.Create(b),
-        string s => JsonValue.Create(s),
-        DateTime t => JsonValue.Create(t.ToString("yyyy-MM-ddTHH:mm:ss.FFFFFFZ", CultureInfo.InvariantCulture)),
-        JsonElement e => JsonNode.Parse(e.GetRawText()),
-        _ => JsonValue.Create(Convert.ToString(value, CultureInfo.InvariantCulture)),
-    };
+        switch (value)
+        {
+            case null: writer.WriteNullValue(); break;
+            case long l: writer.WriteNumberValue(l); break;
+            case int i: writer.WriteNumberValue(i); break;
+            case double d when double.IsFinite(d): writer.WriteNumberValue(d); break;
+            case float f when float.IsFinite(f): writer.WriteNumberValue(f); break;
+            case double or float: writer.WriteNullValue(); break;
+            case bool b: writer.WriteBooleanValue(b); break;
+            case string str: writer.WriteStringValue(str); break;
+            case DateTime t: writer.WriteStringValue(t.ToString("yyyy-MM-ddTHH:mm:ss.FFFFFFZ", CultureInfo.InvariantCulture)); break;
+            case JsonElement e: e.WriteTo(writer); break;
+            default: writer.WriteStringValue(Convert.ToString(value, CultureInfo.InvariantCulture)); break;
+        }
+    }
 }
