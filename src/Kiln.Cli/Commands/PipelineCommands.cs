@@ -25,7 +25,7 @@ internal static class PipelineCommands
     private static readonly Option<bool> Json = new("--json") { Description = "Print JSON on stdout instead of a table." };
 
     /// <summary>The task kinds the CLI knows; areas add theirs here when they are merged.</summary>
-    internal static TaskKindRegistry Kinds() => TaskKindRegistry.CreateDefault().AddModelKinds();
+    internal static TaskKindRegistry Kinds() => TaskKindRegistry.CreateDefault().AddModelKinds().AddDataKinds();
 
     public static Command Create()
     {

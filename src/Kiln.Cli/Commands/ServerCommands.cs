@@ -57,7 +57,7 @@ internal static class ServerCommands
             if (parse.GetValue(pipelines) is { } pipelineDir)
             {
                 if (!Directory.Exists(pipelineDir)) throw new Kiln.Core.KilnException($"--pipelines: directory '{pipelineDir}' does not exist");
-                options.Modules.Add(new PipelineServerModule(metadataFile, pipelineDir));
+                options.Modules.Add(new PipelineServerModule(metadataFile, pipelineDir, dbValue));
             }
             await using var app = KilnServer.BuildApp(options);
             // Open the stores (and create the schema) before listening, so a bad --db fails at once.
