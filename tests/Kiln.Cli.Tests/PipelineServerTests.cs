@@ -159,9 +159,9 @@ public class PipelineServerTests(PipelineServer server) : IClassFixture<Pipeline
         Assert.Contains("cycle.yaml:", refused.StdErr, StringComparison.Ordinal);
         Assert.Contains("cycle", refused.StdErr, StringComparison.Ordinal);
 
-        var missingParam = await server.KilnAsync("pipeline", "run", "retrain-on-drift");
-        Assert.Equal(1, missingParam.ExitCode);
-        Assert.Contains("parameter 'current' has no default", missingParam.StdErr, StringComparison.Ordinal);
+        var badParam = await server.KilnAsync("pipeline", "run", "hello", "--param", "greting=hi");
+        Assert.Equal(1, badParam.ExitCode);
+        Assert.Contains("unknown parameter 'greting'", badParam.StdErr, StringComparison.Ordinal);
 
         var schedule = await server.KilnAsync("pipeline", "schedule", Path.Combine(PipelineServer.Examples, "nightly-scoring.yaml"));
         Assert.Equal(1, schedule.ExitCode);
