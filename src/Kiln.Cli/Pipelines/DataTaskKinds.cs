@@ -82,7 +82,8 @@ internal sealed class BatchScoreKind : ITaskKind
         var result = await KindSettings.CleanAsync(async () =>
         {
             var run = job.RunAsync(c.CancellationToken);
-            while (await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(5), c.CancellationToken)).ConfigureAwait(false) != run)
+            while (!c.CancellationToken.IsCancellationRequested
+                && await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(5), c.CancellationToken)).ConfigureAwait(false) != run)
             {
                 if (job.Status.Scoring) c.Log.Info($"{job.Status.RowsDone:N0} rows, {job.Status.PartsDone} parts" + (job.Status.RowsTotal is { } t ? $" of {t:N0} rows" : ""));
             }
