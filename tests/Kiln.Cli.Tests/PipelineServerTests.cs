@@ -220,4 +220,51 @@ public class PipelineServerTests(PipelineServer server) : IClassFixture<Pipeline
         Assert.Equal("1", promote.GetProperty("previous").GetString());
         Assert.Equal("2", promote.GetProperty("version").GetString());
     }
+
+    [Fact]
+    public async Task Sigterm_stops_the_server_and_cancels_the_runs_it_executes()
+    {
+        using var dir = new TempDir("kiln-sigterm");
+        var catalog = Directory.CreateDirectory(dir.File("pipelines")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(catalog, "slow.yaml"), "name: slow\ntasks:\n  wait:\n    kind: shell\n    command: sleep 120\n");
+        var port = TestEnvironment.FreePort().ToString(CultureInfo.InvariantCulture);
+        using var process = KilnCli.Start(["server", "--db", ".kiln", "--port", port, "--pipelines", catalog], dir.Path);
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            string? id = null;
+            while (id is null && DateTime.UtcNow < deadline && !process.HasExited)
+            {
+                try
+                {
+                    using var start = await http.PostAsync(new Uri("/api/v1/pipelines/runs", UriKind.Relative), new StringContent("""{"pipeline": "slow"}""", Encoding.UTF8, "application/json"));
+                    if ((int)start.StatusCode == 202) id = JsonDocument.Parse(await start.Content.ReadAsStringAsync()).RootElement.GetProperty("run_id").GetString();
+                }
+                catch (HttpRequestException) { }
+                catch (TaskCanceledException) { }
+                if (id is null) await Task.Delay(200);
+            }
+            Assert.NotNull(id);
+            while (DateTime.UtcNow < deadline)
+            {
+                var run = JsonDocument.Parse(await http.GetStringAsync(new Uri($"/api/v1/pipelines/runs/{id}", UriKind.Relative))).RootElement;
+                if (TaskOf(run, "wait").GetProperty("state").GetString() == "running") break;
+                await Task.Delay(200);
+            }
+
+            var kill = await Proc.RunAsync("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]);
+            Assert.Equal(0, kill.ExitCode);
+            using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30))) await process.WaitForExitAsync(wait.Token);
+            Assert.Equal(0, process.ExitCode);
+
+            var show = await KilnCli.RunAsync(["pipeline", "show", id, "--json", "--db", dir.File(".kiln")], dir.Path);
+            Assert.True(show.ExitCode == 0, show.ToString());
+            Assert.Equal("cancelled", JsonDocument.Parse(show.StdOut).RootElement.GetProperty("run").GetProperty("state").GetString());
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+    }
 }

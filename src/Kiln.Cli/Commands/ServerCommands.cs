@@ -77,7 +77,9 @@ internal static class ServerCommands
             Console.Out.Flush();
             try
             {
-                await Task.Delay(Timeout.Infinite, ct);
+                // The host's console lifetime takes SIGTERM/SIGINT itself (stopping the app), so wait for either.
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, app.Lifetime.ApplicationStopping);
+                await Task.Delay(Timeout.Infinite, stop.Token);
             }
             catch (OperationCanceledException)
             {
