@@ -102,7 +102,24 @@ internal static class DriftCommands
         }
         if (!ModelPackage.IsPackage(modelDir)) throw new KilnException($"{modelDir}: not a Kiln model package (no kiln.json)");
         var package = ModelPackage.Load(modelDir);
-        var reference = package.Profile?.Inputs ?? throw new KilnException($"{modelDir}: the package has no reference profile");
+        var started = DateTime.UtcNow;
+        var report = await CompareAsync(package, currentLocation, options, ct);
+        var elapsed = DateTime.UtcNow - started;
+
+        if (jsonPath is not null) await WriteAtomicAsync(jsonPath, DriftJson.Serialize(report), ct);
+        if (htmlPath is not null) await WriteAtomicAsync(htmlPath, DriftHtmlReport.Render(report, $"Drift: {package.Name}"), ct);
+        PrintTable(report, elapsed);
+        Console.WriteLine(Summary(report));
+        return report.DatasetDrift ? 1 : 0;
+    }
+
+    /// <summary>
+    /// Drift of the data at <paramref name="currentLocation"/> (files, a directory, a glob, or kiln serve's prediction log)
+    /// against the package's reference profile. Shared by <c>kiln drift</c> and the pipeline kind <c>drift_check</c>.
+    /// </summary>
+    internal static async Task<DriftReport> CompareAsync(ModelPackage package, string currentLocation, DriftOptions options, CancellationToken ct)
+    {
+        var reference = package.Profile?.Inputs ?? throw new KilnException($"{package.Directory}: the package has no reference profile");
         var files = DataSources.Resolve(currentLocation);
         var names = await TableReader.ReadColumnNamesAsync(files[0], ct);
         var present = new HashSet<string>(names, StringComparer.Ordinal);
@@ -115,7 +132,6 @@ internal static class DriftCommands
             var source = !present.Contains(c.Name) && isPredictionLog && present.Contains(LogInputPrefix + c.Name) ? LogInputPrefix + c.Name : c.Name;
             if (present.Contains(source)) requests.Add(new ColumnRequest(source, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
         }
-        var started = DateTime.UtcNow;
         var read = await TableReader.ReadAllAsync(files, requests, null, ct);
         var table = new DataTable(read.RowCount);
         foreach (var column in read.Columns)
@@ -134,16 +150,10 @@ internal static class DriftCommands
             if (isPredictionLog && (LogColumns.Contains(name) || name.StartsWith(LogInputPrefix, StringComparison.Ordinal) || name.StartsWith("probability_", StringComparison.Ordinal))) continue;
             if (reference.Find(name) is null) report.AddColumnNotInReference(name);
         }
-        var elapsed = DateTime.UtcNow - started;
-
-        if (jsonPath is not null) await WriteAtomicAsync(jsonPath, DriftJson.Serialize(report), ct);
-        if (htmlPath is not null) await WriteAtomicAsync(htmlPath, DriftHtmlReport.Render(report, $"Drift: {package.Name}"), ct);
-        PrintTable(report, elapsed);
-        Console.WriteLine(Summary(report));
-        return report.DatasetDrift ? 1 : 0;
+        return report;
     }
 
-    private static async Task WriteAtomicAsync(string path, string content, CancellationToken ct)
+    internal static async Task WriteAtomicAsync(string path, string content, CancellationToken ct)
     {
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full)!;

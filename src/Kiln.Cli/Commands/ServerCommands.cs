@@ -57,7 +57,7 @@ internal static class ServerCommands
             if (parse.GetValue(pipelines) is { } pipelineDir)
             {
                 if (!Directory.Exists(pipelineDir)) throw new Kiln.Core.KilnException($"--pipelines: directory '{pipelineDir}' does not exist");
-                options.Modules.Add(new PipelineServerModule(metadataFile, pipelineDir));
+                options.Modules.Add(new PipelineServerModule(metadataFile, pipelineDir, dbValue));
             }
             await using var app = KilnServer.BuildApp(options);
             // Open the stores (and create the schema) before listening, so a bad --db fails at once.
@@ -77,7 +77,9 @@ internal static class ServerCommands
             Console.Out.Flush();
             try
             {
-                await Task.Delay(Timeout.Infinite, ct);
+                // The host's console lifetime takes SIGTERM/SIGINT itself (stopping the app), so wait for either.
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, app.Lifetime.ApplicationStopping);
+                await Task.Delay(Timeout.Infinite, stop.Token);
             }
             catch (OperationCanceledException)
             {
