@@ -33,14 +33,28 @@ internal static class DriftCommands
         {
             model, current, html, json, share, test, threshold, columns,
         };
+        var window = new MonitorCommands.WindowOptionSet();
+        window.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             try
             {
                 var modelDir = parse.GetValue(model) ?? throw new KilnException("--model is required (a model package directory)");
-                var data = parse.GetValue(current) ?? throw new KilnException("--current is required (a CSV or Parquet file, directory or glob)");
-                return await RunAsync(modelDir, data, parse.GetValue(html), parse.GetValue(json),
-                    Options(parse.GetValue(share), parse.GetValue(test), parse.GetValue(threshold), parse.GetValue(columns) ?? []), ct);
+                var logDir = parse.GetValue(window.LogDir);
+                var data = parse.GetValue(current);
+                if (logDir is not null && data is not null) throw new KilnException("give either --current or --log-dir, not both");
+                if (logDir is null && data is null) throw new KilnException("--current is required (a CSV or Parquet file, directory or glob), or --log-dir with --window");
+                var driftOptions = Options(parse.GetValue(share), parse.GetValue(test), parse.GetValue(threshold), parse.GetValue(columns) ?? []);
+                if (logDir is not null)
+                {
+                    var package = await MonitorCommands.LoadPackageAsync(modelDir, ct);
+                    var reference = package.Profile?.Inputs ?? throw new KilnException($"{modelDir}: the package has no reference profile");
+                    var w = window.Resolve(parse, logDir, modelDir, package);
+                    var started = DateTime.UtcNow;
+                    var (report, _, _) = await Kiln.Monitoring.Windows.WindowEvaluator.InputDriftAsync(reference, w, driftOptions, ct: ct);
+                    return await OutputAsync(report, package, parse.GetValue(html), parse.GetValue(json), DateTime.UtcNow - started, ct);
+                }
+                return await RunAsync(modelDir, data!, parse.GetValue(html), parse.GetValue(json), driftOptions, ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -134,8 +148,11 @@ internal static class DriftCommands
             if (isPredictionLog && (LogColumns.Contains(name) || name.StartsWith(LogInputPrefix, StringComparison.Ordinal) || name.StartsWith("probability_", StringComparison.Ordinal))) continue;
             if (reference.Find(name) is null) report.AddColumnNotInReference(name);
         }
-        var elapsed = DateTime.UtcNow - started;
+        return await OutputAsync(report, package, htmlPath, jsonPath, DateTime.UtcNow - started, ct);
+    }
 
+    private static async Task<int> OutputAsync(DriftReport report, ModelPackage package, string? htmlPath, string? jsonPath, TimeSpan elapsed, CancellationToken ct)
+    {
         if (jsonPath is not null) await WriteAtomicAsync(jsonPath, DriftJson.Serialize(report), ct);
         if (htmlPath is not null) await WriteAtomicAsync(htmlPath, DriftHtmlReport.Render(report, $"Drift: {package.Name}"), ct);
         PrintTable(report, elapsed);

@@ -72,7 +72,7 @@ public sealed record LogWindow
         throw new KilnException($"{option}: '{text}' is not an ISO 8601 time (e.g. 2026-11-26T08:00:00Z)");
     }
 
-    internal static string Format(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
+    public static string Format(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
 
     /// <summary>The directory name the serving log uses for a model or version ('/', '\', '=' and control characters become '_').</summary>
     public static string SafeName(string s)
