@@ -27,7 +27,7 @@ internal static class TestPackage
         return (p >= 0.5 ? "yes" : "no", p);
     }
 
-    public static string Create(string directory, int trainingRows = 3000)
+    public static string Create(string directory, int trainingRows = 3000, string[]? multiclass = null)
     {
         var training = Inputs(trainingRows, 0, 1);
         var holdout = Inputs(1000, 0, 2);
@@ -35,26 +35,28 @@ internal static class TestPackage
         var predictions = new string?[x.Length];
         var probabilities = new double[x.Length];
         for (var i = 0; i < x.Length; i++) (predictions[i], probabilities[i]) = Score(x[i]);
+        if (multiclass is not null) for (var i = 0; i < x.Length; i++) predictions[i] = multiclass[i % multiclass.Length];
+        var task = multiclass is null ? ModelTask.Binary : ModelTask.Multiclass;
         var outputs = new DataTable(x.Length).Add(new TextColumn("prediction", predictions)).Add(new NumericColumn("probability", probabilities));
         using var writer = new PackageWriter(directory);
         File.WriteAllBytes(writer.PathOf("model.onnx"), [1, 2, 3]);
         writer.WriteJson(ModelPackage.SignatureFile, new ModelSignature
         {
-            Task = ModelTask.Binary,
+            Task = task,
             Inputs = [new InputField { Name = "x", Type = ColumnKind.Numeric }, new InputField { Name = "color", Type = ColumnKind.Categorical }],
             Outputs = [new OutputField { Name = "prediction", Type = "categorical" }, new OutputField { Name = "probability", Type = "numeric" }],
             Label = "label",
-            ClassLabels = ["no", "yes"],
+            ClassLabels = multiclass is null ? ["no", "yes"] : [.. multiclass],
         });
         writer.WriteJson(ModelPackage.MetadataFile, new PackageMetadata
         {
             Name = "risk",
-            Task = ModelTask.Binary,
+            Task = task,
             CreatedAt = DateTimeOffset.UnixEpoch,
             Runtime = new RuntimeInfo { Kiln = "test", Dotnet = Environment.Version.ToString(), Os = "test" },
         });
         writer.WriteJson(ModelPackage.ProfileFile, new PackageProfile { Inputs = DatasetProfile.Build(training), Outputs = DatasetProfile.Build(outputs) });
-        return writer.Commit("risk", ModelTask.Binary, ModelRuntime.Onnx, "model.onnx", DateTimeOffset.UnixEpoch);
+        return writer.Commit("risk", task, ModelRuntime.Onnx, "model.onnx", DateTimeOffset.UnixEpoch);
     }
 
     /// <summary>Log rows scored like the holdout, one request per row, starting at <paramref name="start"/> every <paramref name="step"/>.</summary>

@@ -147,6 +147,53 @@ public sealed class WindowTests : IDisposable
     }
 
     [Fact]
+    public async Task Multiclass_log_loss_and_macro_f1_use_the_logged_class_probabilities_by_name_and_match_sklearn()
+    {
+        string[] classes = ["ant", "bee", "cat"];
+        var package = ModelPackage.Load(TestPackage.Create(_dir.File("multi"), multiclass: classes));
+        var start = new DateTime(2026, 11, 26, 6, 0, 0, DateTimeKind.Utc);
+        var rng = new Random(11);
+        var rows = new List<LogRow>();
+        var truth = new List<string>();
+        var probs = new List<double[]>();
+        var predicted = new List<string>();
+        var items = new List<FeedbackItem>();
+        // The log's probability columns come in another order than the package's classes: they are matched by name.
+        string[] logOrder = ["cat", "ant", "bee"];
+        for (var i = 0; i < 300; i++)
+        {
+            var t = rng.Next(3);
+            var raw = new double[3];
+            for (var c = 0; c < 3; c++) raw[c] = rng.NextDouble() + (c == t ? 0.7 : 0);
+            var p = raw.Select(v => v / raw.Sum()).ToArray(); // in the package's order
+            var winner = Array.IndexOf(p, p.Max());
+            rows.Add(new LogRow($"m{i}", 0, start.AddSeconds(i), rng.NextDouble(), "red", classes[winner], p[winner],
+                [.. logOrder.Select(name => p[Array.IndexOf(classes, name)])]));
+            if (i % 4 == 3) continue;
+            truth.Add(classes[t]);
+            probs.Add(p);
+            predicted.Add(classes[winner]);
+            items.Add(new FeedbackItem($"m{i}", 0, classes[t]));
+        }
+        await SyntheticLog.WriteAsync(Log, "risk", "1", rows, logOrder);
+        await new FeedbackStore(Log).AppendAsync(items);
+
+        var report = await WindowEvaluator.EvaluateAsync(package, Log, "risk", start, start.AddHours(1));
+        var m = report.Realized!;
+        Assert.Equal(items.Count, m.LabelledRows);
+        var expected = await Statistics.ScipyOracle.RunAsync(new { truth, probs, predicted, classes }, """
+            from sklearn import metrics as m
+            print(json.dumps({'acc': m.accuracy_score(data['truth'], data['predicted']),
+                              'f1': m.f1_score(data['truth'], data['predicted'], average='macro'),
+                              'll': m.log_loss(data['truth'], data['probs'], labels=data['classes'])}))
+            """);
+        Statistics.ScipyOracle.Close(expected.GetProperty("acc").GetDouble(), m.Accuracy!.Value, 1e-12, "accuracy");
+        Statistics.ScipyOracle.Close(expected.GetProperty("f1").GetDouble(), m.F1!.Value, 1e-12, "macro f1");
+        Statistics.ScipyOracle.Close(expected.GetProperty("ll").GetDouble(), m.LogLoss!.Value, 1e-9, "log loss");
+        Assert.Equal(3, report.Proxy.ClassShares!.Count);
+    }
+
+    [Fact]
     public async Task An_empty_window_and_a_window_without_feedback_give_named_warnings_not_errors()
     {
         var package = ModelPackage.Load(TestPackage.Create(_dir.File("risk")));
