@@ -45,7 +45,7 @@ public sealed class FeedbackStore
     public async Task<string> AppendAsync(IReadOnlyList<FeedbackItem> items, DateTime? receivedAt = null, CancellationToken ct = default)
     {
         if (items.Count == 0) throw new ArgumentException("no feedback to store", nameof(items));
-        var received = (receivedAt ?? DateTime.UtcNow).ToUniversalTime();
+        var received = Monotonic((receivedAt ?? DateTime.UtcNow).ToUniversalTime());
         var dir = Path.Combine(Root, "date=" + received.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
         Directory.CreateDirectory(dir);
         // The name sorts by time of receipt, so readers apply files in order.
@@ -95,6 +95,22 @@ public sealed class FeedbackStore
         {
             try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             throw;
+        }
+    }
+
+    private static long _lastReceivedTicks;
+
+    /// <summary>
+    /// Times of receipt strictly increase within a process, so that two writes in the same clock tick still sort (by
+    /// file name and by received_at) in the order they were made, and the later one wins.
+    /// </summary>
+    private static DateTime Monotonic(DateTime t)
+    {
+        while (true)
+        {
+            var last = Interlocked.Read(ref _lastReceivedTicks);
+            var next = Math.Max(t.Ticks, last + 1);
+            if (Interlocked.CompareExchange(ref _lastReceivedTicks, next, last) == last) return new DateTime(next, DateTimeKind.Utc);
         }
     }
 

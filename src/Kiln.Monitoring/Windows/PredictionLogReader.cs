@@ -152,7 +152,7 @@ public static class PredictionLogReader
         {
             var stats = rg.GetStatistics(timestamp);
             if (stats?.MinValue is DateTime min && stats.MaxValue is DateTime max)
-                return DateTime.SpecifyKind(max, DateTimeKind.Utc) < from || DateTime.SpecifyKind(min, DateTimeKind.Utc) >= to;
+                return LogColumns.Utc(max) < from || LogColumns.Utc(min) >= to;
         }
         catch (Exception e) when (e is InvalidOperationException or NotSupportedException or ArgumentException or InvalidCastException)
         {
@@ -304,15 +304,18 @@ internal static class LogColumns
         {
             var values = new DateTime?[rows];
             await rg.ReadAsync(field, values.AsMemory(), null, ct).ConfigureAwait(false);
-            for (var i = 0; i < rows; i++) result[i] = values[i] is { } v ? DateTime.SpecifyKind(v, DateTimeKind.Utc) : DateTime.MinValue;
+            for (var i = 0; i < rows; i++) result[i] = values[i] is { } v ? Utc(v) : DateTime.MinValue;
         }
         else
         {
             await rg.ReadAsync(field, result.AsMemory(), null, ct).ConfigureAwait(false);
-            for (var i = 0; i < rows; i++) result[i] = DateTime.SpecifyKind(result[i], DateTimeKind.Utc);
+            for (var i = 0; i < rows; i++) result[i] = Utc(result[i]);
         }
         return result;
     }
+
+    /// <summary>A log timestamp as UTC: Parquet's UTC-adjusted timestamps may come back as local or unspecified kinds.</summary>
+    public static DateTime Utc(DateTime t) => t.Kind == DateTimeKind.Local ? t.ToUniversalTime() : DateTime.SpecifyKind(t, DateTimeKind.Utc);
 
     private static async Task<double[]> ReadAs<T>(ParquetRowGroupReader rg, DataField field, int rows, Func<T, double> convert, CancellationToken ct)
         where T : struct
