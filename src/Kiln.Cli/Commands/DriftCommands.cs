@@ -71,7 +71,7 @@ internal static class DriftCommands
         return command;
     }
 
-    private static DriftOptions Options(double? share, string? test, double? threshold, string[] columns)
+    internal static DriftOptions Options(double? share, string? test, double? threshold, string[] columns)
     {
         if (share is < 0 or > 1) throw new KilnException($"--drift-share: {share} is not between 0 and 1");
         StatTest? all = null;

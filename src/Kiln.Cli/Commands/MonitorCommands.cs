@@ -101,20 +101,26 @@ internal static class MonitorCommands
             Description = "Windows up to this many rows are tested on every row; larger ones are folded into bounded profiles.",
             DefaultValueFactory = _ => 100_000,
         };
+        var share = new Option<double?>("--drift-share") { Description = "Share of drifted features at which the dataset drifts (default 0.5)." };
+        var test = new Option<string?>("--test") { Description = "Test for every input feature: ks, chisquare, z, wasserstein, jensenshannon, psi, hellinger (default: per column, as Evidently)." };
+        var threshold = new Option<double?>("--threshold") { Description = "Threshold for every input feature (default 0.05 for p-values, 0.1 for distances)." };
+        var columns = new Option<string[]>("--column") { Description = "Per-column override NAME=TEST[:THRESHOLD] (repeatable)." };
         var command = new Command("evaluate", "Evaluate a window of the prediction log: input drift, proxy metrics of the predictions, realized metrics from feedback.")
         {
-            model, json, gauges, noFeedback, exact,
+            model, json, gauges, noFeedback, exact, share, test, threshold, columns,
         };
         window.AddTo(command);
         command.SetHandler(async (parse, ct) =>
         {
             var logDir = parse.GetValue(window.LogDir) ?? throw new KilnException("--log-dir is required (the prediction log directory)");
             var uri = parse.GetValue(model)!;
+            var drift = DriftCommands.Options(parse.GetValue(share), parse.GetValue(test), parse.GetValue(threshold), parse.GetValue(columns) ?? []);
             var package = await LoadPackageAsync(uri, ct);
             var w = window.Resolve(parse, logDir, uri, package);
             var started = DateTime.UtcNow;
             var report = await WindowEvaluator.EvaluateAsync(package, w, new WindowOptions
             {
+                Drift = drift,
                 Feedback = !parse.GetValue(noFeedback),
                 MaxExactRows = parse.GetValue(exact),
                 Version = w.Version,

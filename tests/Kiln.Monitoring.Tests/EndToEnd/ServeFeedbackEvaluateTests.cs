@@ -161,6 +161,12 @@ public sealed class ServeFeedbackEvaluateTests : IDisposable
         Assert.Contains($"kiln_monitor_window_rows{{model=\"fraud\"}} {rows.Count}", gauges.StdOut);
         Assert.Contains("kiln_monitor_realized_auc{model=\"fraud\"} ", gauges.StdOut);
 
+        var psi = await KilnCli.RunAsync(["monitor", "evaluate", "--model", package, "--log-dir", log, "--test", "psi", "--no-feedback", .. window]);
+        Assert.True(psi.ExitCode == 0, psi.ToString());
+        var psiJson = JsonDocument.Parse(psi.StdOut).RootElement;
+        Assert.All(psiJson.GetProperty("drift").GetProperty("features").EnumerateArray(), f => Assert.Equal("psi", f.GetProperty("test").GetString()));
+        Assert.False(psiJson.TryGetProperty("realized", out _));
+
         var driftJson = _dir.File("drift.json");
         var drift = await KilnCli.RunAsync(["drift", "--model", package, "--log-dir", log, "--json", driftJson, .. window]);
         Assert.True(drift.ExitCode is 0 or 1, drift.ToString());
