@@ -130,6 +130,7 @@ public sealed class ServingHost : IAsyncDisposable
         app.MapOpenInferenceEndpoints(PredictPolicy);
         app.MapGrpcService<V2GrpcService>().RequireRateLimiting(PredictPolicy);
         app.MapGet("/metrics", (PrometheusExporter exporter, CancellationToken ct) => TypedResults.Text(exporter.Render(), PrometheusExporter.ContentType));
+        if (options.LogDirectory is not null) Kiln.Monitoring.Feedback.FeedbackEndpoints.MapKilnFeedbackEndpoints(app, options.LogDirectory);
         return Task.FromResult(new ServingHost(app, [.. listeners]));
     }
 

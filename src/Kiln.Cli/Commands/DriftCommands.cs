@@ -33,14 +33,28 @@ internal static class DriftCommands
         {
             model, current, html, json, share, test, threshold, columns,
         };
+        var window = new MonitorCommands.WindowOptionSet();
+        window.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             try
             {
                 var modelDir = parse.GetValue(model) ?? throw new KilnException("--model is required (a model package directory)");
-                var data = parse.GetValue(current) ?? throw new KilnException("--current is required (a CSV or Parquet file, directory or glob)");
-                return await RunAsync(modelDir, data, parse.GetValue(html), parse.GetValue(json),
-                    Options(parse.GetValue(share), parse.GetValue(test), parse.GetValue(threshold), parse.GetValue(columns) ?? []), ct);
+                var logDir = parse.GetValue(window.LogDir);
+                var data = parse.GetValue(current);
+                if (logDir is not null && data is not null) throw new KilnException("give either --current or --log-dir, not both");
+                if (logDir is null && data is null) throw new KilnException("--current is required (a CSV or Parquet file, directory or glob), or --log-dir with --window");
+                var driftOptions = Options(parse.GetValue(share), parse.GetValue(test), parse.GetValue(threshold), parse.GetValue(columns) ?? []);
+                if (logDir is not null)
+                {
+                    var package = await MonitorCommands.LoadPackageAsync(modelDir, ct);
+                    var reference = package.Profile?.Inputs ?? throw new KilnException($"{modelDir}: the package has no reference profile");
+                    var w = window.Resolve(parse, logDir, modelDir, package);
+                    var started = DateTime.UtcNow;
+                    var (report, _, _) = await Kiln.Monitoring.Windows.WindowEvaluator.InputDriftAsync(reference, w, driftOptions, ct: ct);
+                    return await OutputAsync(report, package, parse.GetValue(html), parse.GetValue(json), DateTime.UtcNow - started, ct);
+                }
+                return await RunAsync(modelDir, data!, parse.GetValue(html), parse.GetValue(json), driftOptions, ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -57,7 +71,7 @@ internal static class DriftCommands
         return command;
     }
 
-    private static DriftOptions Options(double? share, string? test, double? threshold, string[] columns)
+    internal static DriftOptions Options(double? share, string? test, double? threshold, string[] columns)
     {
         if (share is < 0 or > 1) throw new KilnException($"--drift-share: {share} is not between 0 and 1");
         StatTest? all = null;
@@ -104,13 +118,7 @@ internal static class DriftCommands
         var package = ModelPackage.Load(modelDir);
         var started = DateTime.UtcNow;
         var report = await CompareAsync(package, currentLocation, options, ct);
-        var elapsed = DateTime.UtcNow - started;
-
-        if (jsonPath is not null) await WriteAtomicAsync(jsonPath, DriftJson.Serialize(report), ct);
-        if (htmlPath is not null) await WriteAtomicAsync(htmlPath, DriftHtmlReport.Render(report, $"Drift: {package.Name}"), ct);
-        PrintTable(report, elapsed);
-        Console.WriteLine(Summary(report));
-        return report.DatasetDrift ? 1 : 0;
+        return await OutputAsync(report, package, htmlPath, jsonPath, DateTime.UtcNow - started, ct);
     }
 
     /// <summary>
@@ -151,6 +159,15 @@ internal static class DriftCommands
             if (reference.Find(name) is null) report.AddColumnNotInReference(name);
         }
         return report;
+    }
+
+    private static async Task<int> OutputAsync(DriftReport report, ModelPackage package, string? htmlPath, string? jsonPath, TimeSpan elapsed, CancellationToken ct)
+    {
+        if (jsonPath is not null) await WriteAtomicAsync(jsonPath, DriftJson.Serialize(report), ct);
+        if (htmlPath is not null) await WriteAtomicAsync(htmlPath, DriftHtmlReport.Render(report, $"Drift: {package.Name}"), ct);
+        PrintTable(report, elapsed);
+        Console.WriteLine(Summary(report));
+        return report.DatasetDrift ? 1 : 0;
     }
 
     internal static async Task WriteAtomicAsync(string path, string content, CancellationToken ct)

@@ -32,9 +32,10 @@ internal static class ServerCommands
         };
         var featureRegistry = new Option<string?>("--feature-registry") { Description = "Feature definitions store (default: kiln.db of --db when it is a directory)" };
         var pipelines = new Option<string?>("--pipelines") { Description = "Run pipelines in the server: a directory of pipeline YAML files (API under /api/v1/pipelines, cron schedules, recovery)" };
+        var logDir = new Option<string?>("--log-dir") { Description = "The shared prediction log of the serving replicas: accept delayed labels on POST /api/v1/feedback into its _feedback/ folder" };
         var command = new Command("server", "Run the Kiln server: tracking, model registry and artifacts, speaking MLflow's REST API 2.0; optionally the online feature API and pipelines.")
         {
-            db, artifacts, port, host, maxArtifact, onlineStore, featureRegistry, pipelines,
+            db, artifacts, port, host, maxArtifact, onlineStore, featureRegistry, pipelines, logDir,
         };
         command.SetHandler(async (parse, ct) =>
         {
@@ -59,6 +60,7 @@ internal static class ServerCommands
                 if (!Directory.Exists(pipelineDir)) throw new Kiln.Core.KilnException($"--pipelines: directory '{pipelineDir}' does not exist");
                 options.Modules.Add(new PipelineServerModule(metadataFile, pipelineDir, dbValue));
             }
+            if (parse.GetValue(logDir) is { } log) options.Modules.Add(new FeedbackServerModule(log));
             await using var app = KilnServer.BuildApp(options);
             // Open the stores (and create the schema) before listening, so a bad --db fails at once.
             var stores = app.Services.GetService(typeof(TrackingStores)) as TrackingStores

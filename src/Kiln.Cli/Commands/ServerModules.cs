@@ -34,3 +34,13 @@ internal sealed class PipelineServerModule(string store, string? pipelinesDirect
 
     public void MapEndpoints(WebApplication app) => app.MapKilnPipelineEndpoints();
 }
+
+/// <summary>Delayed labels inside kiln server: POST /api/v1/feedback into the shared prediction log of many replicas.</summary>
+internal sealed class FeedbackServerModule(string logDirectory) : IKilnServerModule
+{
+    public void ConfigureServices(WebApplicationBuilder builder)
+    {
+    }
+
+    public void MapEndpoints(WebApplication app) => Kiln.Monitoring.Feedback.FeedbackEndpoints.MapKilnFeedbackEndpoints(app, logDirectory);
+}
