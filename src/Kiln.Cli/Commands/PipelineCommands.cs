@@ -117,14 +117,7 @@ internal static class PipelineCommands
             var token = cancelDeadline is null ? ct : CancellationToken.None;
             try
             {
-                LogListDto logs;
-                do
-                {
-                    logs = await api.GetLogsAsync(runId, null, after, token);
-                    foreach (var l in logs.Logs) Console.Error.WriteLine($"  [{l.Task}#{l.Attempt}] {l.Line}");
-                    after = logs.NextAfter;
-                }
-                while (logs.Logs.Count >= 10_000);
+                await PrintLogsAsync(token);
                 var detail = await api.GetRunAsync(runId, token);
                 foreach (var t in detail.Tasks)
                 {
@@ -132,7 +125,11 @@ internal static class PipelineCommands
                     seen[t.Task] = (t.State, t.Attempts);
                     if (t.State != "pending") ProgressLine(t.Task, t.State, t.Attempts, t.State is "failed" or "retrying" or "skipped" ? t.Error : null);
                 }
-                if (detail.Run.State is "succeeded" or "failed" or "cancelled") return Finish(detail.Run);
+                if (detail.Run.State is "succeeded" or "failed" or "cancelled")
+                {
+                    await PrintLogsAsync(CancellationToken.None); // lines written between the two reads
+                    return Finish(detail.Run);
+                }
                 if (cancelDeadline is { } d && DateTime.UtcNow > d)
                 {
                     Console.Error.WriteLine($"kiln: run {runId} is still {detail.Run.State} on the server after the cancel request");
@@ -152,6 +149,18 @@ internal static class PipelineCommands
                 {
                 }
             }
+        }
+
+        async Task PrintLogsAsync(CancellationToken token)
+        {
+            LogListDto logs;
+            do
+            {
+                logs = await api.GetLogsAsync(runId, null, after, token);
+                foreach (var l in logs.Logs) Console.Error.WriteLine($"  [{l.Task}#{l.Attempt}] {l.Line}");
+                after = logs.NextAfter;
+            }
+            while (logs.Logs.Count >= 10_000);
         }
     }
 

@@ -49,8 +49,12 @@ internal static class KindSettings
         if (node is null || IsReference(node)) yield break;
         var text = Literal(task, key);
         if (text is null || !double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || n < min || n > max)
-            yield return new TaskConfigError(key, $"must be a number from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}, not {node.ToJsonString()}");
+            yield return new TaskConfigError(key, $"must be {Range(min, max)}, not {node.ToJsonString()}");
     }
+
+    private static string Range(double min, double max) => max == double.MaxValue
+        ? $"a number of at least {min.ToString(CultureInfo.InvariantCulture)}"
+        : $"a number from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}";
 
     public static IEnumerable<TaskConfigError> OneOf(TaskDefinition task, string key, params string[] allowed)
     {
@@ -112,7 +116,7 @@ internal static class KindSettings
         var text = c.GetString(key);
         if (string.IsNullOrWhiteSpace(text)) return null;
         return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-            ? n : throw new TaskFailedException($"'{key}' is '{text}', not a number from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}");
+            ? n : throw new TaskFailedException($"'{key}' is '{text}', not {Range(min, max)}");
     }
 
     public static string? GetOneOf(TaskContext c, string key, params string[] allowed)
