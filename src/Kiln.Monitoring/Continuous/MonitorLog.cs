@@ -37,7 +37,4 @@ internal static partial class MonitorLog
 
     [LoggerMessage(5123, LogLevel.Warning, "{Kind}: the delivery queue is full ({Capacity}); dropped the oldest notification ({Description})")]
     public static partial void DeliveryDropped(ILogger logger, string kind, int capacity, string description);
-
-    [LoggerMessage(5130, LogLevel.Information, "alert {Alert}: pipeline event {Event} started {Runs} run(s)")]
-    public static partial void PipelineTriggered(ILogger logger, string alert, string @event, int runs);
 }
