@@ -23,11 +23,11 @@ public sealed class DirectoryPackageLocator : IModelPackageLocator
 
 /// <summary>
 /// Drift of a window of the prediction log against the package's reference profile (<see cref="DriftCalculator"/>).
-/// Gauges (label <c>model</c> = the target's name): <c>kiln_monitor_window_rows</c>; when the window has at least
-/// <c>min_rows</c> rows, <c>kiln_monitor_dataset_drift</c> (0/1), <c>kiln_monitor_drifted_share</c>, and per tested
-/// feature (labels <c>feature</c>, <c>test</c>) <c>kiln_monitor_feature_drift_score</c>,
-/// <c>kiln_monitor_feature_drift_threshold</c>, <c>kiln_monitor_feature_drifted</c> (0/1), and (label
-/// <c>feature</c>) <c>kiln_monitor_feature_missing_rate</c>, <c>kiln_monitor_feature_out_of_range_share</c> (numeric),
+/// The names match the monitoring data branch's WindowReport gauges where they overlap. Gauges (label <c>model</c> = the target's name): <c>kiln_monitor_window_rows</c>; when the window has at least
+/// <c>min_rows</c> rows, <c>kiln_monitor_dataset_drift</c> (0/1), <c>kiln_monitor_drift_share</c>, and per tested
+/// feature (labels <c>feature</c>, <c>test</c>) <c>kiln_monitor_drift_score</c> and
+/// <c>kiln_monitor_drift_threshold</c>, and (label <c>feature</c>) <c>kiln_monitor_feature_drifted</c> (0/1),
+/// <c>kiln_monitor_feature_missing_rate</c>, <c>kiln_monitor_feature_out_of_range_share</c> (numeric),
 /// <c>kiln_monitor_feature_unseen_share</c> (categorical).
 /// </summary>
 public sealed class DriftEvaluator(IModelPackageLocator? locator = null) : IMonitorEvaluator
@@ -63,17 +63,17 @@ public sealed class DriftEvaluator(IModelPackageLocator? locator = null) : IMoni
         if (report.FeaturesTested > 0)
         {
             result.Add(Measurement.Of("kiln_monitor_dataset_drift", report.DatasetDrift ? 1 : 0, "1 when the share of drifted features reaches the threshold (drift_share), else 0.", model));
-            result.Add(Measurement.Of("kiln_monitor_drifted_share", report.DriftedShare, "Share of tested features that drifted.", model));
+            result.Add(Measurement.Of("kiln_monitor_drift_share", report.DriftedShare, "Share of tested features that drifted.", model));
         }
         foreach (var f in report.Features)
         {
             var feature = ("feature", f.Name);
             if (f.Test is { } test && f.Score is { } score && f.Drifted is { } drifted)
             {
-                result.Add(Measurement.Of("kiln_monitor_feature_drift_score", score, "Drift score per feature: the p-value (ks, chisquare, z) or the distance (wasserstein, jensenshannon, psi, hellinger).", model, feature, ("test", test)));
+                result.Add(Measurement.Of("kiln_monitor_drift_score", score, "Drift score per feature: the p-value (ks, chisquare, z) or the distance (wasserstein, jensenshannon, psi, hellinger).", model, feature, ("test", test)));
                 if (f.Threshold is { } threshold)
-                    result.Add(Measurement.Of("kiln_monitor_feature_drift_threshold", threshold, "The threshold the drift score is compared with.", model, feature, ("test", test)));
-                result.Add(Measurement.Of("kiln_monitor_feature_drifted", drifted ? 1 : 0, "1 when the feature drifted, else 0.", model, feature, ("test", test)));
+                    result.Add(Measurement.Of("kiln_monitor_drift_threshold", threshold, "The threshold the drift score is compared with.", model, feature, ("test", test)));
+                result.Add(Measurement.Of("kiln_monitor_feature_drifted", drifted ? 1 : 0, "1 when the feature drifted, else 0.", model, feature));
             }
             if (f.Quality.MissingRate is { } missing)
                 result.Add(Measurement.Of("kiln_monitor_feature_missing_rate", missing, "Share of missing values of the feature in the window.", model, feature));

@@ -240,7 +240,7 @@ public static class MonitorConfigLoader
                 case "name": name = r.Name(value, p); break;
                 case "metric":
                     metric = r.String(value, p);
-                    if (MonitorGauges.MetricName(metric) != metric) throw r.Error(value, p, $"'{metric}' is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)");
+                    if (GaugePublisher.MetricName(metric) != metric) throw r.Error(value, p, $"'{metric}' is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)");
                     break;
                 case "labels":
                     foreach (var (k, v) in r.Mapping(value, p, null)) labels[k] = r.String(v, p + "." + k);

@@ -18,13 +18,13 @@ public sealed class MonitorService : BackgroundService
 {
     private readonly MonitorConfig _config;
     private readonly IReadOnlyList<IMonitorEvaluator> _evaluators;
-    private readonly MonitorGauges _gauges;
+    private readonly GaugePublisher _gauges;
     private readonly IReadOnlyList<IAlertSink> _sinks;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _one = new(1, 1);
 
-    public MonitorService(MonitorConfig config, IEnumerable<IMonitorEvaluator> evaluators, MonitorGauges gauges, IEnumerable<IAlertSink> sinks,
+    public MonitorService(MonitorConfig config, IEnumerable<IMonitorEvaluator> evaluators, GaugePublisher gauges, IEnumerable<IAlertSink> sinks,
         ILogger<MonitorService> logger, TimeProvider? time = null)
     {
         _config = config;

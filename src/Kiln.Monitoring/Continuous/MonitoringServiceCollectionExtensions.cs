@@ -20,7 +20,7 @@ public static class MonitoringServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<IModelPackageLocator, DirectoryPackageLocator>();
         services.AddSingleton(config);
-        services.AddSingleton(sp => new MonitorGauges(meter(sp)));
+        services.AddSingleton(sp => new GaugePublisher(meter(sp)));
         services.AddSingleton<IMonitorEvaluator>(sp => new DriftEvaluator(sp.GetRequiredService<IModelPackageLocator>()));
         services.AddSingleton(sp => new HttpDelivery("webhook", config.Delivery, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Kiln.Monitoring.Alerts"),
             time: sp.GetRequiredService<TimeProvider>()));
@@ -28,7 +28,7 @@ public static class MonitoringServiceCollectionExtensions
         services.AddSingleton<IAlertSink>(sp => new WebhookSink(sp.GetRequiredService<HttpDelivery>(), config.Link));
         if (config.PipelinesUrl is { } pipelines)
             services.AddSingleton<IAlertSink>(sp => new PipelineEventHttpSink(sp.GetRequiredService<HttpDelivery>(), pipelines));
-        services.AddSingleton(sp => new MonitorService(config, sp.GetServices<IMonitorEvaluator>(), sp.GetRequiredService<MonitorGauges>(),
+        services.AddSingleton(sp => new MonitorService(config, sp.GetServices<IMonitorEvaluator>(), sp.GetRequiredService<GaugePublisher>(),
             sp.GetServices<IAlertSink>(), sp.GetRequiredService<ILogger<MonitorService>>(), sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService(sp => sp.GetRequiredService<MonitorService>());
         return services;

@@ -22,7 +22,7 @@ public sealed class AlertEngineTests
         double threshold = 0.1) => new()
         {
             Name = "feature_drift",
-            Metric = "kiln_monitor_feature_drift_score",
+            Metric = "kiln_monitor_drift_score",
             Labels = new Dictionary<string, string> { ["model"] = "fraud" },
             Condition = condition,
             Threshold = threshold,
@@ -32,7 +32,7 @@ public sealed class AlertEngineTests
         };
 
     private static Measurement Score(double value, string feature = "amount", string model = "fraud") =>
-        Measurement.Of("kiln_monitor_feature_drift_score", value, null, ("model", model), ("feature", feature), ("test", "psi"));
+        Measurement.Of("kiln_monitor_drift_score", value, null, ("model", model), ("feature", feature), ("test", "psi"));
 
     private static List<string> Steps(IEnumerable<AlertTransition> transitions) => [.. transitions.Select(t => $"{t.From.Name()}->{t.To.Name()}")];
 

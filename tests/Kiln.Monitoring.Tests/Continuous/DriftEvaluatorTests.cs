@@ -41,13 +41,13 @@ public sealed class DriftEvaluatorTests : IDisposable
         var oracle = DriftCalculator.Compare(Kiln.Core.Packaging.ModelPackage.Load(package).Profile!.Inputs, inside);
         Assert.Equal(oracle.DatasetDrift ? 1 : 0, Get("kiln_monitor_dataset_drift"));
         Assert.Equal(1, Get("kiln_monitor_dataset_drift"));
-        Assert.Equal(oracle.DriftedShare, Get("kiln_monitor_drifted_share"));
+        Assert.Equal(oracle.DriftedShare, Get("kiln_monitor_drift_share"));
         foreach (var f in oracle.Features)
         {
-            Assert.Equal(f.Score!.Value, Get("kiln_monitor_feature_drift_score", f.Name), 12);
-            Assert.Equal(f.Threshold!.Value, Get("kiln_monitor_feature_drift_threshold", f.Name), 12);
+            Assert.Equal(f.Score!.Value, Get("kiln_monitor_drift_score", f.Name), 12);
+            Assert.Equal(f.Threshold!.Value, Get("kiln_monitor_drift_threshold", f.Name), 12);
             Assert.Equal(f.Drifted == true ? 1 : 0, Get("kiln_monitor_feature_drifted", f.Name));
-            Assert.Equal(f.Test, m.Single(x => x.Name == "kiln_monitor_feature_drift_score" && x.Labels["feature"] == f.Name).Labels["test"]);
+            Assert.Equal(f.Test, m.Single(x => x.Name == "kiln_monitor_drift_score" && x.Labels["feature"] == f.Name).Labels["test"]);
         }
         Assert.True(Get("kiln_monitor_feature_unseen_share", "color") > 0.25); // purple is a third of the window
         Assert.All(m, x => Assert.Equal("shop", x.Labels["model"]));

@@ -12,7 +12,7 @@ namespace Kiln.Monitoring.Continuous;
 /// values). Names and label names are made valid for Prometheus ([a-zA-Z_:][a-zA-Z0-9_:]*, labels without ':');
 /// NaN values are left out.
 /// </summary>
-public sealed class MonitorGauges
+public sealed class GaugePublisher
 {
     public const string AlertMetric = "kiln_monitor_alert";
 
@@ -21,7 +21,7 @@ public sealed class MonitorGauges
     private volatile Dictionary<string, Measurement<double>[]> _current = new(StringComparer.Ordinal);
     private volatile Measurement<double>[] _alerts = [];
 
-    public MonitorGauges(Meter meter)
+    public GaugePublisher(Meter meter)
     {
         _meter = meter;
         EvaluationErrors = meter.CreateCounter<long>("kiln_monitor_evaluation_errors", null, "Evaluations that failed, by target and evaluator (the target has no data for that tick).");
