@@ -45,6 +45,8 @@ public sealed class MonitorService : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Let the host finish starting: the first evaluation loads and verifies packages synchronously.
+        await Task.Yield();
         MonitorLog.Started(_logger, _config.Targets.Count, _config.Rules.Count, _config.Interval);
         using var timer = new PeriodicTimer(_config.Interval, _time);
         try
