@@ -2,6 +2,8 @@ using System.Globalization;
 using Kiln.Core.Data;
 using Kiln.Core.Packaging;
 using Kiln.Core.Profiling;
+using Parquet;
+using Parquet.Schema;
 
 namespace Kiln.Monitoring.Tests.Continuous;
 
@@ -45,36 +47,60 @@ internal static class LogFixtures
     }
 
     /// <summary>
-    /// Writes rows as a log file of LOG_DIR/model=M/version=V/date=D/ with kiln serve's columns (request_id,
-    /// timestamp as ISO 8601 text, input_x, input_color, prediction, value), one row every <paramref name="step"/> from
-    /// <paramref name="first"/>.
+    /// Writes rows as a log file of LOG_DIR/model=M/version=V/date=D/ with kiln serve's schema (request_id, timestamp as a
+    /// UTC Parquet timestamp, model, version, protocol, row, input_x, input_color, prediction, value, flags), one row every
+    /// <paramref name="step"/> from <paramref name="first"/>.
     /// </summary>
     public static async Task<string> WriteLogAsync(string logDir, string model, string version, DataTable rows, DateTimeOffset first, TimeSpan step)
     {
         var n = rows.RowCount;
-        var stamps = new string?[n];
+        var stamps = new DateTime[n];
         var ids = new string?[n];
-        var preds = new string?[n];
-        var values = new double[n];
+        var rowIndex = new int[n];
+        var x = new double?[n];
+        var xs = rows.Numeric("x").Values;
         for (var i = 0; i < n; i++)
         {
-            stamps[i] = (first + step * i).UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
+            stamps[i] = (first + step * i).UtcDateTime;
             ids[i] = Guid.NewGuid().ToString("N");
-            preds[i] = "1";
-            values[i] = 1;
+            x[i] = double.IsNaN(xs[i]) ? null : xs[i];
         }
+        string?[] Repeat(string? v) => Enumerable.Repeat(v, n).ToArray();
         var date = first.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
         var dir = Path.Combine(logDir, "model=" + model, "version=" + version, "date=" + date);
         Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, $"part-{Guid.NewGuid():N}.parquet");
-        var table = new DataTable(n)
-            .Add(new TextColumn("request_id", ids))
-            .Add(new TextColumn("timestamp", stamps))
-            .Add(new NumericColumn("input_x", rows.Numeric("x").Values))
-            .Add(new TextColumn("input_color", rows.Text("color").Values))
-            .Add(new TextColumn("prediction", preds))
-            .Add(new NumericColumn("value", values));
-        await ParquetTable.WriteAsync(table, path);
+        DataField[] fields =
+        [
+            new DataField<string>("request_id"),
+            new DateTimeDataField("timestamp", DateTimeFormat.Timestamp, isAdjustedToUTC: true, unit: DateTimeTimeUnit.Micros),
+            new DataField<string>("model"),
+            new DataField<string>("version"),
+            new DataField<string>("protocol"),
+            new DataField<int>("row"),
+            new DataField<double?>("input_x"),
+            new DataField<string>("input_color"),
+            new DataField<string>("prediction"),
+            new DataField<double>("value"),
+            new DataField<string>("flags"),
+        ];
+        await using var stream = File.Create(path);
+        await using (var writer = await ParquetWriter.CreateAsync(new ParquetSchema(fields), stream))
+        {
+            using var rg = writer.CreateRowGroup();
+            var f = 0;
+            await rg.WriteAsync(fields[f++], ids, null);
+            await rg.WriteAsync<DateTime>(fields[f++], stamps.AsMemory(), null, null, default);
+            await rg.WriteAsync(fields[f++], Repeat(model), null);
+            await rg.WriteAsync(fields[f++], Repeat(version), null);
+            await rg.WriteAsync(fields[f++], Repeat("native"), null);
+            await rg.WriteAsync<int>(fields[f++], rowIndex.AsMemory(), null, null, default);
+            await rg.WriteAsync<double>(fields[f++], x.AsMemory(), null, null, default);
+            await rg.WriteAsync(fields[f++], rows.Text("color").Values, null);
+            await rg.WriteAsync(fields[f++], Repeat("1"), null);
+            await rg.WriteAsync<double>(fields[f++], Enumerable.Repeat(1.0, n).ToArray().AsMemory(), null, null, default);
+            await rg.WriteAsync(fields[f++], Repeat(null), null);
+        }
         return path;
     }
 
