@@ -77,6 +77,9 @@ public sealed class ServeOptions
 
     public int LogMaxRowsPerFile { get; init; } = 1_000_000;
 
+    /// <summary>Adds services to the host (e.g. continuous monitoring); ServingMetrics' meter is the one /metrics exports.</summary>
+    public Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? ConfigureServices { get; init; }
+
     /// <summary>Check option values; throws a <see cref="Kiln.Core.KilnException"/> naming the option at fault.</summary>
     public void Validate()
     {

@@ -79,6 +79,7 @@ public sealed class ServingHost : IAsyncDisposable
         services.AddSingleton<PredictionLog>();
         services.AddHostedService(sp => sp.GetRequiredService<PredictionLog>());
         services.AddSingleton<Inference>();
+        options.ConfigureServices?.Invoke(services); // extra hosted services (e.g. kiln serve --monitor)
         services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower;

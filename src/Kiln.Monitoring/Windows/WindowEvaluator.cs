@@ -189,8 +189,15 @@ public static class MonitorGauges
         Add("kiln_monitor_window_rows", r.Rows);
         foreach (var f in r.Drift.Features)
         {
-            if (f.Test is not null) Add("kiln_monitor_drift_score", f.Score, ("feature", f.Name), ("test", f.Test));
+            if (f.Test is not null)
+            {
+                Add("kiln_monitor_drift_score", f.Score, ("feature", f.Name), ("test", f.Test));
+                Add("kiln_monitor_drift_threshold", f.Threshold, ("feature", f.Name), ("test", f.Test));
+            }
             if (f.Drifted is { } d) Add("kiln_monitor_feature_drifted", d ? 1 : 0, ("feature", f.Name));
+            Add("kiln_monitor_feature_missing_rate", f.Quality.MissingRate, ("feature", f.Name));
+            Add("kiln_monitor_feature_out_of_range_share", f.Quality.OutOfRangeShare, ("feature", f.Name));
+            Add("kiln_monitor_feature_unseen_share", f.Quality.UnseenShare, ("feature", f.Name));
         }
         if (r.Drift.FeaturesTested > 0)
         {
