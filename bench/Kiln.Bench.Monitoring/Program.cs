@@ -2,12 +2,14 @@
 //  1. the cost of updating a live profile, per feature per logged row (goal: <= 1 µs);
 //  2. drift of ROWS current rows x FEATURES features against a reference profile, from Parquet, end to end (goal: <= 1 s).
 // Usage: dotnet run -c Release --project bench/Kiln.Bench.Monitoring -- [--rows 1000000] [--features 20] [--runs 3]
+// (`-- window …` runs WindowBench.cs: evaluation of a prediction-log window.)
 using System.Diagnostics;
 using System.Globalization;
 using Kiln.Core.Data;
 using Kiln.Core.Profiling;
 using Kiln.Monitoring.Drift;
 
+if (args.Length > 0 && args[0] == "window") return await WindowBench.RunAsync(args[1..]);
 var rows = 1_000_000;
 var features = 20;
 var runs = 3;

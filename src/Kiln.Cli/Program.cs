@@ -11,6 +11,8 @@ root.Subcommands.Add(ServerCommands.Create());
 root.Subcommands.Add(TrackingCommands.CreateRuns());
 root.Subcommands.Add(TrackingCommands.CreateModels());
 root.Subcommands.Add(DriftCommands.Create());
+root.Subcommands.Add(MonitorCommands.Create());
+root.Subcommands.Add(MonitorCommands.CreateFeedback());
 root.Subcommands.Add(PipelineCommands.Create());
 root.Subcommands.Add(BatchCommands.Create());
 root.Subcommands.Add(FeatureCommands.Create());

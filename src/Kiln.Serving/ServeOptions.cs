@@ -80,6 +80,9 @@ public sealed class ServeOptions
     /// <summary>Where models that take features read them online (see docs/serving.md, "Models that read features").</summary>
     public Features.FeatureStoreOptions FeatureStore { get; init; } = new();
 
+    /// <summary>Adds services to the host (e.g. continuous monitoring); ServingMetrics' meter is the one /metrics exports.</summary>
+    public Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? ConfigureServices { get; init; }
+
     /// <summary>Check option values; throws a <see cref="Kiln.Core.KilnException"/> naming the option at fault.</summary>
     public void Validate()
     {

@@ -80,6 +80,7 @@ public sealed class ServingHost : IAsyncDisposable
         services.AddHostedService(sp => sp.GetRequiredService<PredictionLog>());
         services.AddSingleton<Inference>();
         services.AddSingleton<Features.OnlineFeatures>();
+        options.ConfigureServices?.Invoke(services); // extra hosted services (e.g. kiln serve --monitor)
         services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower;
@@ -131,6 +132,7 @@ public sealed class ServingHost : IAsyncDisposable
         app.MapOpenInferenceEndpoints(PredictPolicy);
         app.MapGrpcService<V2GrpcService>().RequireRateLimiting(PredictPolicy);
         app.MapGet("/metrics", (PrometheusExporter exporter, CancellationToken ct) => TypedResults.Text(exporter.Render(), PrometheusExporter.ContentType));
+        if (options.LogDirectory is not null) Kiln.Monitoring.Feedback.FeedbackEndpoints.MapKilnFeedbackEndpoints(app, options.LogDirectory);
         return Task.FromResult(new ServingHost(app, [.. listeners]));
     }
 

@@ -64,6 +64,78 @@ public class DataReaderTests
         Assert.Equal(["amount", "city"], await TableReader.ReadColumnNamesAsync(path));
     }
 
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(0.3)]
+    [InlineData(1.0)]
+    public async Task Parquet_reads_large_tables_exactly_with_missing_values_anywhere(double missingShare)
+    {
+        // Big enough for the parallel, raw-levels path: nulls at the first and last rows, runs of
+        // nulls, all-missing columns, and repeated labels that the reader shares.
+        using var dir = new TempDir();
+        var path = dir.File("big.parquet");
+        const int rows = 120_000;
+        var rng = new Random(11);
+        string[] labels = ["north", "south", "east", "west"];
+        var t = new DataTable(rows);
+        for (var c = 0; c < 3; c++)
+        {
+            var v = new double[rows];
+            for (var i = 0; i < rows; i++) v[i] = rng.NextDouble() < missingShare || (missingShare > 0 && (i == 0 || i == rows - 1)) ? double.NaN : rng.NextDouble() * 100 - 50;
+            t.Add(new NumericColumn($"n{c}", v));
+        }
+        var text = new string?[rows];
+        for (var i = 0; i < rows; i++) text[i] = rng.NextDouble() < missingShare ? null : i % 1000 == 0 ? $"rare-{i}" : labels[rng.Next(labels.Length)];
+        t.Add(new TextColumn("region", text));
+        await ParquetTable.WriteAsync(t, path);
+
+        var back = await TableReader.ReadAllAsync([path], [new("n0", ColumnType.Numeric), new("region", ColumnType.Text), new("n1", ColumnType.Numeric), new("n2", ColumnType.Numeric)]);
+        Assert.Equal(rows, back.RowCount);
+        for (var c = 0; c < 3; c++)
+        {
+            var expected = t.Numeric($"n{c}").Values;
+            var got = back.Numeric($"n{c}").Values;
+            for (var i = 0; i < rows; i++) Assert.True(expected[i].Equals(got[i]), $"n{c} row {i}: expected {expected[i]}, got {got[i]}");
+        }
+        Assert.Equal(text, back.Text("region").Values.AsEnumerable());
+    }
+
+    [Fact]
+    public async Task Parquet_reads_required_and_integer_columns_over_several_row_groups()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("groups.parquet");
+        var schema = new Parquet.Schema.ParquetSchema(new Parquet.Schema.DataField<double>("x"), new Parquet.Schema.DataField<int?>("k"), new Parquet.Schema.DataField<string>("s"));
+        await using (var stream = File.Create(path))
+        {
+            await using var writer = await Parquet.ParquetWriter.CreateAsync(schema, stream);
+            for (var g = 0; g < 3; g++)
+            {
+                using var rg = writer.CreateRowGroup();
+                var n = 100_000 + g;
+                await rg.WriteAsync<double>(schema.DataFields[0], new ReadOnlyMemory<double>(Enumerable.Range(0, n).Select(i => g * 1e6 + i + 0.5).ToArray()), null, null);
+                await rg.WriteAsync<int>(schema.DataFields[1], new ReadOnlyMemory<int?>(Enumerable.Range(0, n).Select(i => i % 7 == 0 ? (int?)null : i - g).ToArray()), null, null);
+                await rg.WriteAsync(schema.DataFields[2], Enumerable.Range(0, n).Select(i => i % 5 == 0 ? null : $"s{i % 3}").ToArray());
+            }
+        }
+        var back = await TableReader.ReadAllAsync([path], [new("x", ColumnType.Numeric), new("k", ColumnType.Numeric), new("s", ColumnType.Text)]);
+        Assert.Equal(300_003, back.RowCount);
+        var offset = 0;
+        for (var g = 0; g < 3; g++)
+        {
+            var n = 100_000 + g;
+            for (var i = 0; i < n; i++)
+            {
+                Assert.Equal(g * 1e6 + i + 0.5, back.Numeric("x").Values[offset + i]);
+                var k = back.Numeric("k").Values[offset + i];
+                if (i % 7 == 0) Assert.True(double.IsNaN(k), $"group {g} row {i}");
+                else Assert.Equal(i - g, k);
+                Assert.Equal(i % 5 == 0 ? null : $"s{i % 3}", back.Text("s").Values[offset + i]);
+            }
+            offset += n;
+        }
+    }
+
     [Fact]
     public async Task Pandas_reads_what_kiln_writes_as_parquet_and_kiln_reads_pandas_csv()
     {

@@ -179,4 +179,59 @@ public sealed class HttpTests : IAsyncLifetime
         var badState = await _http.GetAsync("/api/v1/pipelines/runs?state=done");
         Assert.Contains("state: 'done' is not one of", (await JsonAsync(badState, HttpStatusCode.BadRequest)).GetProperty("detail").GetString());
     }
+
+    [Fact]
+    public async Task An_event_payload_with_numbers_booleans_and_lists_reaches_the_parameters()
+    {
+        // As monitoring posts a drift alert: only the fields named like parameters are taken, as text.
+        var r = await _http.PostAsync("/api/v1/pipelines/events/drift_alert", new StringContent(
+            """{"payload": {"model": "fraud", "reason": ["amount", "hour", 3], "drift_share": 0.5, "dataset_drift": true}}""", Encoding.UTF8, "application/json"));
+        var run = (await JsonAsync(r, HttpStatusCode.Accepted)).GetProperty("runs")[0];
+        Assert.Equal("fraud", run.GetProperty("params").GetProperty("model").GetString());
+        Assert.Equal("amount,hour,3", run.GetProperty("params").GetProperty("reason").GetString());
+        Assert.False(run.GetProperty("params").TryGetProperty("drift_share", out _));
+        var done = await WaitForStateAsync(run.GetProperty("run_id").GetString()!, "succeeded");
+        Assert.Equal("retraining fraud because amount,hour,3", done.GetProperty("tasks")[0].GetProperty("outputs").GetProperty("stdout").GetString());
+
+        var typed = await _http.PostAsync("/api/v1/pipelines/runs", new StringContent(
+            """{"pipeline": "retrain", "params": {"model": 7, "reason": false}}""", Encoding.UTF8, "application/json"));
+        var started = await JsonAsync(typed, HttpStatusCode.Accepted);
+        Assert.Equal("7", started.GetProperty("params").GetProperty("model").GetString());
+        Assert.Equal("false", started.GetProperty("params").GetProperty("reason").GetString());
+    }
+
+    [Fact]
+    public async Task The_client_starts_follows_and_cancels_runs_and_reports_refusals_as_their_detail()
+    {
+        using var client = new PipelineApiClient(_http.BaseAddress!, _http);
+        var catalog = await client.ListPipelinesAsync();
+        Assert.Equal(["retrain", "slow"], catalog.Pipelines.Select(p => p.Name).Order(StringComparer.Ordinal));
+
+        var run = await client.StartRunAsync("retrain", null, new Dictionary<string, string> { ["model"] = "churn-v2" });
+        Assert.Equal("retrain", run.Pipeline);
+        await WaitForStateAsync(run.RunId, "succeeded");
+        var detail = await client.GetRunAsync(run.RunId);
+        Assert.Equal("succeeded", detail.Run.State);
+        Assert.Equal("retraining churn-v2 because manual", detail.Tasks.Single().Outputs!["stdout"]);
+        var logs = await client.GetLogsAsync(run.RunId, "train");
+        Assert.Contains(logs.Logs, l => l.Line == "retraining churn-v2 because manual");
+        Assert.Empty((await client.GetLogsAsync(run.RunId, "train", logs.NextAfter)).Logs);
+        Assert.Contains((await client.ListRunsAsync("retrain", "succeeded", 10)).Runs, r => r.RunId == run.RunId);
+
+        var inline = await client.StartRunAsync(null, "name: slow2\ntasks:\n  w:\n    kind: shell\n    command: sleep 120\n", null);
+        await WaitForStateAsync(inline.RunId, "running");
+        await client.CancelAsync(inline.RunId);
+        await WaitForStateAsync(inline.RunId, "cancelled");
+
+        var finished = await Assert.ThrowsAsync<PipelineApiException>(() => client.CancelAsync(run.RunId));
+        Assert.Equal(409, finished.Status);
+        Assert.Equal($"run {run.RunId} already finished (succeeded)", finished.Message);
+        var invalid = await Assert.ThrowsAsync<PipelineApiException>(() => client.StartRunAsync(null, "name: c\ntasks:\n  a:\n    kind: noop\n    depends_on: a\n", null));
+        Assert.Equal(422, invalid.Status);
+        Assert.Equal("definition:3: task 'a' depends on itself", invalid.Message);
+
+        using var elsewhere = new PipelineApiClient(new Uri(_http.BaseAddress!, "/not-a-kiln/"), _http);
+        var notServed = await Assert.ThrowsAsync<PipelineApiException>(() => elsewhere.ListRunsAsync());
+        Assert.Contains("does not serve pipelines", notServed.Message, StringComparison.Ordinal);
+    }
 }

@@ -15,13 +15,13 @@ public sealed class ServeCliTests
         using var process = KilnCli.Start(["serve", "--model", package, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--grpc-port", "-1", "--log-dir", log, "--poll-interval", "0"]);
         try
         {
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
             var deadline = DateTime.UtcNow.AddSeconds(60);
             var ready = false;
             while (!ready && DateTime.UtcNow < deadline && !process.HasExited)
             {
                 try { ready = (await http.GetAsync("/ready")).IsSuccessStatusCode; }
-                catch (HttpRequestException) { }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
                 if (!ready) await Task.Delay(200);
             }
             Assert.True(ready, "kiln serve never became ready");

@@ -33,14 +33,28 @@ internal static class DriftCommands
         {
             model, current, html, json, share, test, threshold, columns,
         };
+        var window = new MonitorCommands.WindowOptionSet();
+        window.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             try
             {
                 var modelDir = parse.GetValue(model) ?? throw new KilnException("--model is required (a model package directory)");
-                var data = parse.GetValue(current) ?? throw new KilnException("--current is required (a CSV or Parquet file, directory or glob)");
-                return await RunAsync(modelDir, data, parse.GetValue(html), parse.GetValue(json),
-                    Options(parse.GetValue(share), parse.GetValue(test), parse.GetValue(threshold), parse.GetValue(columns) ?? []), ct);
+                var logDir = parse.GetValue(window.LogDir);
+                var data = parse.GetValue(current);
+                if (logDir is not null && data is not null) throw new KilnException("give either --current or --log-dir, not both");
+                if (logDir is null && data is null) throw new KilnException("--current is required (a CSV or Parquet file, directory or glob), or --log-dir with --window");
+                var driftOptions = Options(parse.GetValue(share), parse.GetValue(test), parse.GetValue(threshold), parse.GetValue(columns) ?? []);
+                if (logDir is not null)
+                {
+                    var package = await MonitorCommands.LoadPackageAsync(modelDir, ct);
+                    var reference = package.Profile?.Inputs ?? throw new KilnException($"{modelDir}: the package has no reference profile");
+                    var w = window.Resolve(parse, logDir, modelDir, package);
+                    var started = DateTime.UtcNow;
+                    var (report, _, _) = await Kiln.Monitoring.Windows.WindowEvaluator.InputDriftAsync(reference, w, driftOptions, ct: ct);
+                    return await OutputAsync(report, package, parse.GetValue(html), parse.GetValue(json), DateTime.UtcNow - started, ct);
+                }
+                return await RunAsync(modelDir, data!, parse.GetValue(html), parse.GetValue(json), driftOptions, ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -57,7 +71,7 @@ internal static class DriftCommands
         return command;
     }
 
-    private static DriftOptions Options(double? share, string? test, double? threshold, string[] columns)
+    internal static DriftOptions Options(double? share, string? test, double? threshold, string[] columns)
     {
         if (share is < 0 or > 1) throw new KilnException($"--drift-share: {share} is not between 0 and 1");
         StatTest? all = null;
@@ -102,7 +116,18 @@ internal static class DriftCommands
         }
         if (!ModelPackage.IsPackage(modelDir)) throw new KilnException($"{modelDir}: not a Kiln model package (no kiln.json)");
         var package = ModelPackage.Load(modelDir);
-        var reference = package.Profile?.Inputs ?? throw new KilnException($"{modelDir}: the package has no reference profile");
+        var started = DateTime.UtcNow;
+        var report = await CompareAsync(package, currentLocation, options, ct);
+        return await OutputAsync(report, package, htmlPath, jsonPath, DateTime.UtcNow - started, ct);
+    }
+
+    /// <summary>
+    /// Drift of the data at <paramref name="currentLocation"/> (files, a directory, a glob, or kiln serve's prediction log)
+    /// against the package's reference profile. Shared by <c>kiln drift</c> and the pipeline kind <c>drift_check</c>.
+    /// </summary>
+    internal static async Task<DriftReport> CompareAsync(ModelPackage package, string currentLocation, DriftOptions options, CancellationToken ct)
+    {
+        var reference = package.Profile?.Inputs ?? throw new KilnException($"{package.Directory}: the package has no reference profile");
         var files = DataSources.Resolve(currentLocation);
         var names = await TableReader.ReadColumnNamesAsync(files[0], ct);
         var present = new HashSet<string>(names, StringComparer.Ordinal);
@@ -115,7 +140,6 @@ internal static class DriftCommands
             var source = !present.Contains(c.Name) && isPredictionLog && present.Contains(LogInputPrefix + c.Name) ? LogInputPrefix + c.Name : c.Name;
             if (present.Contains(source)) requests.Add(new ColumnRequest(source, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
         }
-        var started = DateTime.UtcNow;
         var read = await TableReader.ReadAllAsync(files, requests, null, ct);
         var table = new DataTable(read.RowCount);
         foreach (var column in read.Columns)
@@ -134,8 +158,11 @@ internal static class DriftCommands
             if (isPredictionLog && (LogColumns.Contains(name) || name.StartsWith(LogInputPrefix, StringComparison.Ordinal) || name.StartsWith("probability_", StringComparison.Ordinal))) continue;
             if (reference.Find(name) is null) report.AddColumnNotInReference(name);
         }
-        var elapsed = DateTime.UtcNow - started;
+        return report;
+    }
 
+    private static async Task<int> OutputAsync(DriftReport report, ModelPackage package, string? htmlPath, string? jsonPath, TimeSpan elapsed, CancellationToken ct)
+    {
         if (jsonPath is not null) await WriteAtomicAsync(jsonPath, DriftJson.Serialize(report), ct);
         if (htmlPath is not null) await WriteAtomicAsync(htmlPath, DriftHtmlReport.Render(report, $"Drift: {package.Name}"), ct);
         PrintTable(report, elapsed);
@@ -143,7 +170,7 @@ internal static class DriftCommands
         return report.DatasetDrift ? 1 : 0;
     }
 
-    private static async Task WriteAtomicAsync(string path, string content, CancellationToken ct)
+    internal static async Task WriteAtomicAsync(string path, string content, CancellationToken ct)
     {
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full)!;

@@ -18,14 +18,14 @@ internal static class PipelineCommands
 {
     private static readonly Option<string?> Db = new("--db", "--tracking-uri")
     {
-        Description = "The pipeline store: a directory (./.kiln), a *.db file, or a postgres:// URI. Default: $KILN_TRACKING_URI or ./.kiln/kiln.db",
+        Description = "The pipeline store: a directory (./.kiln), a *.db file, a postgres:// URI, or a kiln server's http(s):// URL (commands then go through its API). Default: $KILN_TRACKING_URI or ./.kiln/kiln.db",
         Recursive = true,
     };
 
     private static readonly Option<bool> Json = new("--json") { Description = "Print JSON on stdout instead of a table." };
 
     /// <summary>The task kinds the CLI knows; areas add theirs here when they are merged.</summary>
-    internal static TaskKindRegistry Kinds() => TaskKindRegistry.CreateDefault().AddModelKinds();
+    internal static TaskKindRegistry Kinds() => TaskKindRegistry.CreateDefault().AddModelKinds().AddDataKinds();
 
     public static Command Create()
     {
@@ -43,12 +43,17 @@ internal static class PipelineCommands
         return pipeline;
     }
 
-    private static Task<IPipelineStore> OpenStoreAsync(ParseResult parse, CancellationToken ct) =>
-        PipelineStores.OpenAsync(parse.GetValue(Db) ?? Environment.GetEnvironmentVariable("KILN_TRACKING_URI"), ct);
+    private static string? StoreUri(ParseResult parse) => parse.GetValue(Db) ?? Environment.GetEnvironmentVariable("KILN_TRACKING_URI");
+
+    private static Task<IPipelineStore> OpenStoreAsync(ParseResult parse, CancellationToken ct) => PipelineStores.OpenAsync(StoreUri(parse), ct);
+
+    /// <summary>A client of the server when the tracking URI is http(s)://, else null (the store is opened directly).</summary>
+    private static PipelineApiClient? Remote(ParseResult parse) =>
+        PipelineApiClient.IsServerUri(StoreUri(parse)) ? new PipelineApiClient(new Uri(StoreUri(parse)!)) : null;
 
     private static Command RunCommand()
     {
-        var file = new Argument<string>("FILE") { Description = "The pipeline YAML file." };
+        var file = new Argument<string>("FILE") { Description = "The pipeline YAML file (through a server: a file, sent inline, or the name of a pipeline in its --pipelines directory)." };
         var param = new Option<string[]>("--param", "-p") { Description = "A parameter value, NAME=VALUE (repeatable).", AllowMultipleArgumentsPerToken = false };
         var cmd = new Command("run", "Run a pipeline to the end; prints the run id on stdout, progress on stderr. Exit 0 when it succeeds.");
         cmd.Arguments.Add(file);
@@ -56,8 +61,12 @@ internal static class PipelineCommands
         cmd.SetHandler(async (parse, ct) =>
         {
             var kinds = Kinds();
-            var def = PipelineLoader.LoadFile(parse.GetValue(file)!, kinds);
             var values = ParseParams(parse.GetValue(param));
+            if (Remote(parse) is { } api)
+            {
+                using (api) return await RunRemoteAsync(api, parse.GetValue(file)!, values, kinds, ct);
+            }
+            var def = PipelineLoader.LoadFile(parse.GetValue(file)!, kinds);
             await using var store = await OpenStoreAsync(parse, ct);
             await using var engine = new PipelineEngine(store, kinds);
             engine.TaskStateChanged += Progress;
@@ -71,39 +80,135 @@ internal static class PipelineCommands
         return cmd;
     }
 
-    private static async Task<int> FinishAsync(IPipelineStore store, string runId, RunState state)
+    private static async Task<int> RunRemoteAsync(PipelineApiClient api, string target, Dictionary<string, string> values, TaskKindRegistry kinds, CancellationToken ct)
     {
-        var run = await store.GetRunAsync(runId, CancellationToken.None);
-        switch (state)
+        RunDto run;
+        if (File.Exists(target))
         {
-            case RunState.Succeeded:
-                Cli.Err.MarkupLineInterpolated($"run [blue]{runId}[/] [green]succeeded[/]");
+            // The same load-time checks as a local run, with this file's lines; the server checks again.
+            PipelineLoader.LoadFile(target, kinds);
+            run = await api.StartRunAsync(null, await File.ReadAllTextAsync(target, ct), values, ct);
+        }
+        else if (target.Contains('/', StringComparison.Ordinal) || target.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || target.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new KilnException($"{target}: no such file (through a server, FILE is a pipeline YAML file or the name of a pipeline the server knows)");
+        }
+        else
+        {
+            run = await api.StartRunAsync(target, null, values, ct);
+        }
+        Console.Out.WriteLine(run.RunId);
+        Console.Out.Flush();
+        Cli.Err.MarkupLineInterpolated($"[bold]{run.Pipeline}[/]: run [blue]{run.RunId}[/] on the server");
+        return await FollowAsync(api, run.RunId, ct);
+    }
+
+    /// <summary>
+    /// Follows a run on the server until it ends: its log lines and task states, polled. Ctrl+C asks the server
+    /// to cancel the run and waits (at most a minute) for it to stop. Exit codes as for a local run.
+    /// </summary>
+    private static async Task<int> FollowAsync(PipelineApiClient api, string runId, CancellationToken ct)
+    {
+        var seen = new Dictionary<string, (string State, int Attempts)>(StringComparer.Ordinal);
+        long after = 0;
+        DateTime? cancelDeadline = null;
+        while (true)
+        {
+            var token = cancelDeadline is null ? ct : CancellationToken.None;
+            try
+            {
+                await PrintLogsAsync(token);
+                var detail = await api.GetRunAsync(runId, token);
+                foreach (var t in detail.Tasks)
+                {
+                    if (seen.TryGetValue(t.Task, out var was) && was.State == t.State && was.Attempts == t.Attempts) continue;
+                    seen[t.Task] = (t.State, t.Attempts);
+                    if (t.State != "pending") ProgressLine(t.Task, t.State, t.Attempts, t.State is "failed" or "retrying" or "skipped" ? t.Error : null);
+                }
+                if (detail.Run.State is "succeeded" or "failed" or "cancelled")
+                {
+                    await PrintLogsAsync(CancellationToken.None); // lines written between the two reads
+                    return Finish(detail.Run);
+                }
+                if (cancelDeadline is { } d && DateTime.UtcNow > d)
+                {
+                    Console.Error.WriteLine($"kiln: run {runId} is still {detail.Run.State} on the server after the cancel request");
+                    return 130;
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(500), token);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested && cancelDeadline is null)
+            {
+                cancelDeadline = DateTime.UtcNow.AddMinutes(1);
+                Console.Error.WriteLine($"kiln: cancelling run {runId} on the server");
+                try
+                {
+                    await api.CancelAsync(runId, CancellationToken.None);
+                }
+                catch (PipelineApiException e) when (e.Status == 409)
+                {
+                }
+            }
+        }
+
+        async Task PrintLogsAsync(CancellationToken token)
+        {
+            LogListDto logs;
+            do
+            {
+                logs = await api.GetLogsAsync(runId, null, after, token);
+                foreach (var l in logs.Logs) Console.Error.WriteLine($"  [{l.Task}#{l.Attempt}] {l.Line}");
+                after = logs.NextAfter;
+            }
+            while (logs.Logs.Count >= 10_000);
+        }
+    }
+
+    private static int Finish(RunDto run)
+    {
+        switch (run.State)
+        {
+            case "succeeded":
+                Cli.Err.MarkupLineInterpolated($"run [blue]{run.RunId}[/] [green]succeeded[/]");
                 return 0;
-            case RunState.Cancelled:
-                Console.Error.WriteLine($"kiln: run {runId} cancelled");
+            case "cancelled":
+                Console.Error.WriteLine($"kiln: run {run.RunId} cancelled");
                 return 130;
             default:
-                Console.Error.WriteLine($"error: run {runId} failed: {run?.Error ?? "a task did not succeed"}");
+                Console.Error.WriteLine($"error: run {run.RunId} failed: {run.Error ?? "a task did not succeed"}");
                 return 1;
         }
     }
 
-    private static void Progress(TaskStateChange c)
+    private static async Task<int> FinishAsync(IPipelineStore store, string runId, RunState state)
     {
-        var (mark, color) = c.State switch
+        var run = await store.GetRunAsync(runId, CancellationToken.None);
+        return state switch
         {
-            TaskState.Running => ("▶", "blue"),
-            TaskState.Succeeded => ("✓", "green"),
-            TaskState.Failed => ("✗", "red"),
-            TaskState.Retrying => ("↻", "yellow"),
-            TaskState.UpstreamFailed => ("⊘", "red"),
-            TaskState.Skipped => ("–", "grey"),
-            TaskState.Cancelled => ("■", "yellow"),
+            RunState.Succeeded => Finish(RunDto.From(run!) with { State = "succeeded" }),
+            RunState.Cancelled => Finish(RunDto.From(run!) with { State = "cancelled" }),
+            _ => Finish(run is null ? new RunDto(runId, "", "failed", "", new Dictionary<string, string>(), default, null, null, null, null, null, false) : RunDto.From(run) with { State = "failed" }),
+        };
+    }
+
+    private static void Progress(TaskStateChange c) => ProgressLine(c.Task, c.State.Name(), c.Attempt, c.Error);
+
+    private static void ProgressLine(string task, string state, int attempt, string? error)
+    {
+        var (mark, color) = state switch
+        {
+            "running" => ("▶", "blue"),
+            "succeeded" => ("✓", "green"),
+            "failed" => ("✗", "red"),
+            "retrying" => ("↻", "yellow"),
+            "upstream_failed" => ("⊘", "red"),
+            "skipped" => ("–", "grey"),
+            "cancelled" => ("■", "yellow"),
             _ => ("·", "grey"),
         };
-        var attempt = c.Attempt > 1 ? $" (attempt {c.Attempt})" : "";
-        var error = c.Error is null ? "" : $": {c.Error}";
-        Cli.Err.MarkupLineInterpolated($"  [{color}]{mark} {c.Task} {c.State.Name()}[/]{attempt}{error}");
+        var attempts = attempt > 1 ? $" (attempt {attempt})" : "";
+        var detail = error is null ? "" : $": {error}";
+        Cli.Err.MarkupLineInterpolated($"  [{color}]{mark} {task} {state}[/]{attempts}{detail}");
     }
 
     private static Dictionary<string, string> ParseParams(string[]? items)
@@ -150,17 +255,26 @@ internal static class PipelineCommands
                 try { s = StateNames.ParseRun(st); }
                 catch (InvalidDataException) { throw new KilnException($"--state {st}: expected pending, running, succeeded, failed or cancelled"); }
             }
-            await using var store = await OpenStoreAsync(parse, ct);
-            var runs = await store.ListRunsAsync(parse.GetValue(name), s, parse.GetValue(limit), ct);
+            if (parse.GetValue(limit) is < 1 or > 1000) throw new KilnException($"--limit {parse.GetValue(limit)}: expected 1 to 1000");
+            RunListDto list;
+            if (Remote(parse) is { } api)
+            {
+                using (api) list = await api.ListRunsAsync(parse.GetValue(name), s?.Name(), parse.GetValue(limit), ct);
+            }
+            else
+            {
+                await using var store = await OpenStoreAsync(parse, ct);
+                list = new RunListDto([.. (await store.ListRunsAsync(parse.GetValue(name), s, parse.GetValue(limit), ct)).Select(RunDto.From)]);
+            }
             if (parse.GetValue(Json))
             {
-                Console.Out.WriteLine(JsonSerializer.Serialize(new RunListDto([.. runs.Select(RunDto.From)]), PipelineJson.Default.RunListDto));
+                Console.Out.WriteLine(JsonSerializer.Serialize(list, PipelineJson.Default.RunListDto));
                 return 0;
             }
             var table = new Table().AddColumns("run", "pipeline", "state", "trigger", "created", "duration", "error");
-            foreach (var r in runs)
+            foreach (var r in list.Runs)
             {
-                table.AddRow(Markup.Escape(r.RunId), Markup.Escape(r.Pipeline), StateMarkup(r.State.Name()), Markup.Escape(r.Trigger),
+                table.AddRow(Markup.Escape(r.RunId), Markup.Escape(r.Pipeline), StateMarkup(r.State), Markup.Escape(r.Trigger),
                     r.CreatedAt.ToString("u", System.Globalization.CultureInfo.InvariantCulture), Duration(r.StartedAt, r.FinishedAt), Markup.Escape(Short(r.Error)));
             }
             Cli.Err.Write(table);
@@ -177,25 +291,35 @@ internal static class PipelineCommands
         cmd.Options.Add(Json);
         cmd.SetHandler(async (parse, ct) =>
         {
-            await using var store = await OpenStoreAsync(parse, ct);
             var id = parse.GetValue(runArg)!;
-            var run = await store.GetRunAsync(id, ct) ?? throw new KilnException($"no pipeline run '{id}'");
-            var tasks = await store.GetTasksAsync(id, ct);
-            var attempts = await store.GetAttemptsAsync(id, null, ct);
+            RunDetailDto detail;
+            if (Remote(parse) is { } api)
+            {
+                using (api) detail = await api.GetRunAsync(id, ct);
+            }
+            else
+            {
+                await using var store = await OpenStoreAsync(parse, ct);
+                var found = await store.GetRunAsync(id, ct) ?? throw new KilnException($"no pipeline run '{id}'");
+                var tasks = await store.GetTasksAsync(id, ct);
+                var attempts = await store.GetAttemptsAsync(id, null, ct);
+                detail = new RunDetailDto(RunDto.From(found), [.. tasks.Select(TaskDto.From)], [.. attempts.Select(AttemptDto.From)]);
+            }
             if (parse.GetValue(Json))
             {
-                Console.Out.WriteLine(JsonSerializer.Serialize(new RunDetailDto(RunDto.From(run), [.. tasks.Select(TaskDto.From)], [.. attempts.Select(AttemptDto.From)]), PipelineJson.Default.RunDetailDto));
+                Console.Out.WriteLine(JsonSerializer.Serialize(detail, PipelineJson.Default.RunDetailDto));
                 return 0;
             }
-            Cli.Err.MarkupLine($"run [blue]{Markup.Escape(run.RunId)}[/] of [bold]{Markup.Escape(run.Pipeline)}[/]: {StateMarkup(run.State.Name())} (trigger {Markup.Escape(run.Trigger)}, {Duration(run.StartedAt, run.FinishedAt)})");
-            if (run.Parameters.Count > 0) Cli.Err.MarkupLineInterpolated($"params: {string.Join(", ", run.Parameters.Select(kv => $"{kv.Key}={kv.Value}"))}");
+            var run = detail.Run;
+            Cli.Err.MarkupLine($"run [blue]{Markup.Escape(run.RunId)}[/] of [bold]{Markup.Escape(run.Pipeline)}[/]: {StateMarkup(run.State)} (trigger {Markup.Escape(run.Trigger)}, {Duration(run.StartedAt, run.FinishedAt)})");
+            if (run.Params.Count > 0) Cli.Err.MarkupLineInterpolated($"params: {string.Join(", ", run.Params.Select(kv => $"{kv.Key}={kv.Value}"))}");
             if (run.Error is not null) Cli.Err.MarkupLineInterpolated($"[red]error[/]: {run.Error}");
             var table = new Table().AddColumns("task", "kind", "state", "attempts", "duration", "outputs / error");
-            foreach (var t in tasks)
+            foreach (var t in detail.Tasks)
             {
-                var detail = t.Error ?? (t.Outputs is null ? "" : string.Join(", ", t.Outputs.Where(kv => kv.Key != "stdout").Select(kv => $"{kv.Key}={kv.Value}")));
-                table.AddRow(Markup.Escape(t.Task), Markup.Escape(t.Kind), StateMarkup(t.State.Name()) + (t.Cached ? " (cached)" : ""),
-                    t.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture), Duration(t.StartedAt, t.FinishedAt), Markup.Escape(Short(detail)));
+                var text = t.Error ?? (t.Outputs is null ? "" : string.Join(", ", t.Outputs.Where(kv => kv.Key != "stdout").Select(kv => $"{kv.Key}={kv.Value}")));
+                table.AddRow(Markup.Escape(t.Task), Markup.Escape(t.Kind), StateMarkup(t.State) + (t.Cached ? " (cached)" : ""),
+                    t.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture), Duration(t.StartedAt, t.FinishedAt), Markup.Escape(Short(text)));
             }
             Cli.Err.Write(table);
             return 0;
@@ -212,10 +336,28 @@ internal static class PipelineCommands
         cmd.Arguments.Add(taskArg);
         cmd.SetHandler(async (parse, ct) =>
         {
-            await using var store = await OpenStoreAsync(parse, ct);
             var id = parse.GetValue(runArg)!;
-            _ = await store.GetRunAsync(id, ct) ?? throw new KilnException($"no pipeline run '{id}'");
             var task = parse.GetValue(taskArg);
+            void Print(string t, int attempt, string line) => Console.Out.WriteLine(task is null ? $"[{t}#{attempt}] {line}" : line);
+            if (Remote(parse) is { } api)
+            {
+                using (api)
+                {
+                    var detail = await api.GetRunAsync(id, ct);
+                    if (task is not null && !detail.Tasks.Any(t => t.Task == task)) throw new KilnException($"run {id} has no task '{task}'");
+                    long cursor = 0;
+                    while (true)
+                    {
+                        var page = await api.GetLogsAsync(id, task, cursor, ct);
+                        if (page.Logs.Count == 0) break;
+                        foreach (var l in page.Logs) Print(l.Task, l.Attempt, l.Line);
+                        cursor = page.NextAfter;
+                    }
+                }
+                return 0;
+            }
+            await using var store = await OpenStoreAsync(parse, ct);
+            _ = await store.GetRunAsync(id, ct) ?? throw new KilnException($"no pipeline run '{id}'");
             if (task is not null && !(await store.GetTasksAsync(id, ct)).Any(t => t.Task == task))
                 throw new KilnException($"run {id} has no task '{task}'");
             long after = 0;
@@ -223,10 +365,7 @@ internal static class PipelineCommands
             {
                 var lines = await store.GetLogsAsync(id, task, after, 10_000, ct);
                 if (lines.Count == 0) break;
-                foreach (var l in lines)
-                {
-                    Console.Out.WriteLine(task is null ? $"[{l.Task}#{l.Attempt}] {l.Line}" : l.Line);
-                }
+                foreach (var l in lines) Print(l.Task, l.Attempt, l.Line);
                 after = lines[^1].Id;
             }
             return 0;
@@ -241,9 +380,15 @@ internal static class PipelineCommands
         cmd.Arguments.Add(runArg);
         cmd.SetHandler(async (parse, ct) =>
         {
+            var id = parse.GetValue(runArg)!;
+            if (Remote(parse) is { } api)
+            {
+                using (api) await api.CancelAsync(id, ct);
+                Cli.Err.MarkupLineInterpolated($"cancel requested for run [blue]{id}[/]");
+                return 0;
+            }
             await using var store = await OpenStoreAsync(parse, ct);
             await using var engine = new PipelineEngine(store, Kinds());
-            var id = parse.GetValue(runArg)!;
             var run = await store.GetRunAsync(id, ct) ?? throw new KilnException($"no pipeline run '{id}'");
             if (run.State.IsTerminal()) throw new KilnException($"run {id} already finished ({run.State.Name()})");
             await engine.CancelAsync(id, ct);
@@ -260,10 +405,19 @@ internal static class PipelineCommands
         cmd.Arguments.Add(runArg);
         cmd.SetHandler(async (parse, ct) =>
         {
+            var id = parse.GetValue(runArg)!;
+            if (Remote(parse) is { } api)
+            {
+                using (api)
+                {
+                    await api.ResumeAsync(id, ct);
+                    Cli.Err.MarkupLineInterpolated($"resuming run [blue]{id}[/] on the server");
+                    return await FollowAsync(api, id, ct);
+                }
+            }
             await using var store = await OpenStoreAsync(parse, ct);
             await using var engine = new PipelineEngine(store, Kinds());
             engine.TaskStateChanged += Progress;
-            var id = parse.GetValue(runArg)!;
             Cli.Err.MarkupLineInterpolated($"resuming run [blue]{id}[/]");
             var state = await engine.ResumeAsync(id, null, ct);
             return await FinishAsync(store, id, state);
@@ -276,6 +430,8 @@ internal static class PipelineCommands
         var cmd = new Command("recover", "Resume every run left running by a process that died (or whose lease expired), and wait for them.");
         cmd.SetHandler(async (parse, ct) =>
         {
+            if (PipelineApiClient.IsServerUri(StoreUri(parse)))
+                throw new KilnException($"{StoreUri(parse)}: a kiln server recovers orphaned runs itself when it starts; use kiln pipeline resume RUN to resume one run through it");
             await using var store = await OpenStoreAsync(parse, ct);
             await using var engine = new PipelineEngine(store, Kinds());
             engine.TaskStateChanged += Progress;
@@ -300,6 +456,11 @@ internal static class PipelineCommands
         cmd.Arguments.Add(files);
         cmd.SetHandler(async (parse, ct) =>
         {
+            if (PipelineApiClient.IsServerUri(StoreUri(parse)))
+            {
+                throw new KilnException($"{StoreUri(parse)}: kiln pipeline schedule runs a scheduler in this process against a store, not through a server; " +
+                    "a kiln server schedules the cron triggers of the pipelines in its --pipelines directory: put the file there and restart the server");
+            }
             var kinds = Kinds();
             await using var store = await OpenStoreAsync(parse, ct);
             await using var engine = new PipelineEngine(store, kinds);

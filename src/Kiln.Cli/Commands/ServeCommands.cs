@@ -2,7 +2,10 @@ using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Kiln.Core;
+using Kiln.Monitoring.Continuous;
 using Kiln.Serving;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Kiln.Cli.Commands;
 
@@ -28,6 +31,8 @@ internal static class ServeCommands
         var queue = new Option<int>("--queue") { Description = "Requests that may wait beyond the concurrency limit; more get 503.", DefaultValueFactory = _ => 1024 };
         var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body (413 beyond).", DefaultValueFactory = _ => 8 * 1024 * 1024 };
         var timeout = new Option<string>("--request-timeout") { Description = "Cancel a request after this long (504).", DefaultValueFactory = _ => "30s" };
+        var monitor = new Option<string?>("--monitor") { Description = "Continuous monitoring: a monitoring.yaml (targets, windows, alert rules; gauges on /metrics). Targets default to --log-dir." };
+        var logRoll = new Option<string>("--log-roll") { Description = "Close a prediction log file (making it visible to readers and monitoring) after this long.", DefaultValueFactory = _ => "60s" };
         var tracking = new Option<string?>("--tracking-uri") { Description = "Registry that resolves models:/ URIs: a local path (default $KILN_TRACKING_URI, else ./.kiln) or http(s)://host:5000." };
 
         var featureService = new Option<string?>("--feature-service") { Description = "Serve packages that record no feature service with this one: /predict takes entity keys and reads the inputs named like its features from the online store." };
@@ -37,7 +42,7 @@ internal static class ServeCommands
         var featureRepo = new Option<string?>("--feature-repo") { Description = "Read feature definitions from this YAML repository instead of the registry (development)." };
         var command = new Command("serve", "Serve models over HTTP (/predict, MLflow /invocations, Open Inference v2) and gRPC, with /health, /ready and /metrics.")
         {
-            models, port, grpcPort, host, logDir, poll, unseen, maxConcurrent, queue, maxBody, timeout, tracking,
+            models, port, grpcPort, host, logDir, poll, unseen, maxConcurrent, queue, maxBody, timeout, tracking, monitor, logRoll,
             featureService, featureProject, onlineStore, featureRegistry, featureRepo,
         };
         command.SetHandler(async (parse, ct) =>
@@ -49,15 +54,20 @@ internal static class ServeCommands
                 if (!spec.Uri.StartsWith("models:", StringComparison.Ordinal) && !spec.Uri.StartsWith("runs:", StringComparison.Ordinal) && !Directory.Exists(spec.Uri))
                     throw new KilnException($"--model {spec.Uri}: no such package directory");
             }
-            await using var registry = new RegistryModelSource(Kiln.Tracking.TrackingStores.Open(parse.GetValue(tracking)));
+            var stores = Kiln.Tracking.TrackingStores.Open(parse.GetValue(tracking));
+            await using var registry = new RegistryModelSource(stores);
             var grpc = parse.GetValue(grpcPort);
+            var logDirectory = parse.GetValue(logDir) is { } d ? Path.GetFullPath(d) : null;
+            var monitoring = parse.GetValue(monitor) is { } m ? MonitorWiring.Load(m, logDirectory, pipelinesInProcess: false) : null;
             var options = new ServeOptions
             {
                 Models = specs,
                 Port = parse.GetValue(port),
                 GrpcPort = grpc < 0 ? null : grpc,
                 Host = parse.GetValue(host)!,
-                LogDirectory = parse.GetValue(logDir) is { } d ? Path.GetFullPath(d) : null,
+                LogDirectory = logDirectory,
+                LogFileRollInterval = ParseDuration("--log-roll", parse.GetValue(logRoll)!) is { TotalMilliseconds: > 0 } roll ? roll
+                    : throw new KilnException("--log-roll: must be longer than 0 (examples: 5s, 1m)"),
                 PollInterval = ParseDuration("--poll-interval", parse.GetValue(poll)!),
                 UnseenCategories = policy,
                 MaxConcurrentRequests = parse.GetValue(maxConcurrent) ?? new ServeOptions().MaxConcurrentRequests,
@@ -67,6 +77,9 @@ internal static class ServeCommands
                 Sources = { registry },
                 FeatureStore = FeatureStoreOptions(parse.GetValue(featureService), parse.GetValue(featureProject), parse.GetValue(onlineStore),
                     parse.GetValue(featureRegistry), parse.GetValue(featureRepo)),
+                ConfigureServices = monitoring is null ? null : services => services
+                    .AddKilnMonitoring(monitoring, sp => sp.GetRequiredService<Kiln.Serving.Metrics.ServingMetrics>().Meter)
+                    .Replace(ServiceDescriptor.Singleton<IModelPackageLocator>(new TrackingPackageLocator(stores))),
             };
             await using var server = await ServingHost.BuildAsync(options);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);

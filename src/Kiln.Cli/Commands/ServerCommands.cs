@@ -31,10 +31,12 @@ internal static class ServerCommands
             Description = "Serve the feature store's online API (/get-online-features, /push) from this online store: a SQLite path or redis://host:port",
         };
         var featureRegistry = new Option<string?>("--feature-registry") { Description = "Feature definitions store (default: kiln.db of --db when it is a directory)" };
+        var monitor = new Option<string?>("--monitor") { Description = "Continuous monitoring of prediction logs (e.g. of many kiln serve replicas): a monitoring.yaml; gauges on /metrics, alerts to the log, webhooks and pipelines" };
         var pipelines = new Option<string?>("--pipelines") { Description = "Run pipelines in the server: a directory of pipeline YAML files (API under /api/v1/pipelines, cron schedules, recovery)" };
+        var logDir = new Option<string?>("--log-dir") { Description = "The shared prediction log of the serving replicas: accept delayed labels on POST /api/v1/feedback into its _feedback/ folder" };
         var command = new Command("server", "Run the Kiln server: tracking, model registry and artifacts, speaking MLflow's REST API 2.0; optionally the online feature API and pipelines.")
         {
-            db, artifacts, port, host, maxArtifact, onlineStore, featureRegistry, pipelines,
+            db, artifacts, port, host, maxArtifact, onlineStore, featureRegistry, pipelines, logDir, monitor,
         };
         command.SetHandler(async (parse, ct) =>
         {
@@ -57,8 +59,12 @@ internal static class ServerCommands
             if (parse.GetValue(pipelines) is { } pipelineDir)
             {
                 if (!Directory.Exists(pipelineDir)) throw new Kiln.Core.KilnException($"--pipelines: directory '{pipelineDir}' does not exist");
-                options.Modules.Add(new PipelineServerModule(metadataFile, pipelineDir));
+                options.Modules.Add(new PipelineServerModule(metadataFile, pipelineDir, dbValue));
             }
+            if (parse.GetValue(logDir) is { } log) options.Modules.Add(new FeedbackServerModule(log));
+            options.Modules.Add(new MetricsServerModule());
+            if (parse.GetValue(monitor) is { } monitorFile)
+                options.Modules.Add(new MonitorServerModule(MonitorWiring.Load(monitorFile, parse.GetValue(logDir) is { } l ? Path.GetFullPath(l) : null, pipelinesInProcess: parse.GetValue(pipelines) is not null), parse.GetValue(pipelines) is not null));
             await using var app = KilnServer.BuildApp(options);
             // Open the stores (and create the schema) before listening, so a bad --db fails at once.
             var stores = app.Services.GetService(typeof(TrackingStores)) as TrackingStores
@@ -77,7 +83,9 @@ internal static class ServerCommands
             Console.Out.Flush();
             try
             {
-                await Task.Delay(Timeout.Infinite, ct);
+                // The host's console lifetime takes SIGTERM/SIGINT itself (stopping the app), so wait for either.
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, app.Lifetime.ApplicationStopping);
+                await Task.Delay(Timeout.Infinite, stop.Token);
             }
             catch (OperationCanceledException)
             {

@@ -19,17 +19,28 @@ internal sealed class FeatureServerModule(string registry, string onlineStore) :
 }
 
 /// <summary>Pipelines inside kiln server: the /api/v1/pipelines API, the cron scheduler and orphan recovery.</summary>
-internal sealed class PipelineServerModule(string store, string? pipelinesDirectory) : IKilnServerModule
+internal sealed class PipelineServerModule(string store, string? pipelinesDirectory, string? trackingUri = null) : IKilnServerModule
 {
     public void ConfigureServices(WebApplicationBuilder builder)
     {
         builder.Services.AddKilnPipelines(o => { o.Store = store; o.PipelinesDirectory = pipelinesDirectory; });
-        foreach (var name in new[] { "train", "evaluate", "gate", "register", "set_alias" })
+        builder.Services.AddSingleton(new KindDefaults(trackingUri));
+        var kinds = new TaskKindRegistry().AddModelKinds().AddDataKinds();
+        foreach (var name in kinds.Names)
         {
-            var kind = new TaskKindRegistry().AddModelKinds().TryGet(name, out var k) ? k : null;
-            if (kind is not null) builder.Services.AddSingleton(kind);
+            if (kinds.TryGet(name, out var kind)) builder.Services.AddSingleton(kind);
         }
     }
 
     public void MapEndpoints(WebApplication app) => app.MapKilnPipelineEndpoints();
+}
+
+/// <summary>Delayed labels inside kiln server: POST /api/v1/feedback into the shared prediction log of many replicas.</summary>
+internal sealed class FeedbackServerModule(string logDirectory) : IKilnServerModule
+{
+    public void ConfigureServices(WebApplicationBuilder builder)
+    {
+    }
+
+    public void MapEndpoints(WebApplication app) => Kiln.Monitoring.Feedback.FeedbackEndpoints.MapKilnFeedbackEndpoints(app, logDirectory);
 }

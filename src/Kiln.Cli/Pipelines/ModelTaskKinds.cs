@@ -14,7 +14,8 @@ namespace Kiln.Cli.Pipelines;
 /// <summary>
 /// The pipeline task kinds that close the loop: train, evaluate, gate, register and set_alias.
 /// Each takes its settings from the task's YAML; the tracking store is the task's
-/// <c>tracking_uri</c>, else the pipeline parameter <c>tracking_uri</c>, else $KILN_TRACKING_URI, else ./.kiln.
+/// <c>tracking_uri</c>, else the pipeline parameter <c>tracking_uri</c>, else (in kiln server) the server's own store,
+/// else $KILN_TRACKING_URI, else ./.kiln.
 /// </summary>
 internal static class ModelTaskKinds
 {
@@ -22,7 +23,8 @@ internal static class ModelTaskKinds
         .Add(new TrainKind()).Add(new EvaluateKind()).Add(new GateKind()).Add(new RegisterKind()).Add(new SetAliasKind());
 
     internal static string TrackingUri(TaskContext c) =>
-        TrackingStores.ResolveUri(c.GetString("tracking_uri") ?? c.Parameters.GetValueOrDefault("tracking_uri"));
+        TrackingStores.ResolveUri(c.GetString("tracking_uri") ?? c.Parameters.GetValueOrDefault("tracking_uri")
+            ?? (c.Services?.GetService(typeof(KindDefaults)) as KindDefaults)?.TrackingUri);
 
     internal static IEnumerable<TaskConfigError> Check(TaskDefinition task, string kind, string[] required, string[] optional)
     {
@@ -43,6 +45,9 @@ internal static class ModelTaskKinds
         return o;
     }
 }
+
+/// <summary>What a host tells the kinds about itself: kiln server's own tracking store is the default there.</summary>
+internal sealed record KindDefaults(string? TrackingUri);
 
 /// <summary>kind: train — trains a spec (optionally with other data or seed); outputs package and the holdout metrics.</summary>
 internal sealed class TrainKind : ITaskKind

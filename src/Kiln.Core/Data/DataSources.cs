@@ -13,7 +13,7 @@ public static class DataSources
         if (File.Exists(path)) return [Path.GetFullPath(path)];
         if (Directory.Exists(path))
         {
-            var files = Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Where(IsDataFile).Order(StringComparer.Ordinal).ToList();
+            var files = Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Where(f => IsDataFile(f) && !IsHidden(path, f)).Order(StringComparer.Ordinal).ToList();
             return files.Count > 0 ? files : throw new KilnException($"{location}: the directory holds no .csv or .parquet file");
         }
         if (path.IndexOfAny(['*', '?']) >= 0)
@@ -22,11 +22,22 @@ public static class DataSources
             if (!Directory.Exists(root)) throw new KilnException($"{location}: directory '{root}' does not exist");
             var regex = GlobToRegex(pattern);
             var files = Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
-                .Where(f => regex.IsMatch(Path.GetRelativePath(root, f).Replace('\\', '/')) && IsDataFile(f))
+                .Where(f => regex.IsMatch(Path.GetRelativePath(root, f).Replace('\\', '/')) && IsDataFile(f) && !IsHidden(root, f))
                 .Order(StringComparer.Ordinal).ToList();
             return files.Count > 0 ? files : throw new KilnException($"{location}: no .csv or .parquet file matches");
         }
         throw new KilnException($"{location}: no such file or directory");
+    }
+
+    /// <summary>
+    /// Files or folders under the root whose name starts with '_' or '.' are not data (Hive's and Spark's convention, as
+    /// pyarrow reads datasets): hidden files being written, _SUCCESS markers, the prediction log's _feedback labels.
+    /// </summary>
+    public static bool IsHidden(string root, string file)
+    {
+        foreach (var part in Path.GetRelativePath(root, file).Split('/', '\\'))
+            if (part.Length > 0 && part is not "." and not ".." && (part[0] == '_' || part[0] == '.')) return true;
+        return false;
     }
 
     public static bool IsDataFile(string path) => IsCsv(path) || IsParquet(path);

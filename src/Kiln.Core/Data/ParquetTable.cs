@@ -52,25 +52,62 @@ public static class ParquetTable
             selected[r] = Array.Find(fields, f => f.Name == requests[r].Name)
                 ?? throw new KilnException($"{path}: column '{requests[r].Name}' is missing (the file has: {string.Join(", ", fields.Select(f => f.Name))})");
         }
-        long rowBase = 0;
-        for (var g = 0; g < reader.RowGroupCount; g++)
+        // Columns are decoded in parallel, each worker through a reader (and file handle) of its own:
+        // a row group reader is not safe to share between threads.
+        var workers = Math.Min(Environment.ProcessorCount, requests.Count);
+        var readers = new ParquetReader[Math.Max(1, workers)];
+        readers[0] = reader;
+        try
         {
-            using var rg = reader.OpenRowGroupReader(g);
-            var rows = checked((int)rg.RowCount);
-            if (!include(g))
+            long rowBase = 0;
+            for (var g = 0; g < reader.RowGroupCount; g++)
             {
+                using var rg = reader.OpenRowGroupReader(g);
+                var rows = checked((int)rg.RowCount);
+                if (!include(g))
+                {
+                    rowBase += rows;
+                    continue;
+                }
+                var columns = new Column[requests.Count];
+                if (workers <= 1 || (long)rows * requests.Count < ParallelCells)
+                {
+                    for (var r = 0; r < requests.Count; r++)
+                        columns[r] = await ReadColumnAsync(rg, selected[r], requests[r], rows, path, rowBase, ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    for (var w = 1; w < readers.Length; w++) readers[w] ??= await OpenAsync(path, ct).ConfigureAwait(false);
+                    var group = g;
+                    var first = rowBase;
+                    var tasks = new Task[readers.Length];
+                    for (var w = 0; w < readers.Length; w++)
+                    {
+                        var worker = w;
+                        tasks[w] = Task.Run(async () =>
+                        {
+                            using var own = readers[worker].OpenRowGroupReader(group);
+                            for (var r = worker; r < requests.Count; r += readers.Length)
+                                columns[r] = await ReadColumnAsync(own, selected[r], requests[r], rows, path, first, ct).ConfigureAwait(false);
+                        }, ct);
+                    }
+                    await Task.WhenAll(tasks).ConfigureAwait(false);
+                }
+                var table = new DataTable(rows);
+                foreach (var c in columns) table.Add(c);
+                yield return (g, rowBase, table);
                 rowBase += rows;
-                continue;
             }
-            var table = new DataTable(rows);
-            for (var r = 0; r < requests.Count; r++)
-            {
-                table.Add(await ReadColumnAsync(rg, selected[r], requests[r], rows, path, rowBase, ct).ConfigureAwait(false));
-            }
-            yield return (g, rowBase, table);
-            rowBase += rows;
+        }
+        finally
+        {
+            for (var w = 1; w < readers.Length; w++)
+                if (readers[w] is { } extra) await extra.DisposeAsync().ConfigureAwait(false);
         }
     }
+
+    /// <summary>Row groups smaller than this many cells are decoded on one thread.</summary>
+    private const long ParallelCells = 200_000;
 
     private static async Task<ParquetReader> OpenAsync(string path, CancellationToken ct)
     {
@@ -91,8 +128,7 @@ public static class ParquetTable
         var type = field.ClrType;
         if (type == typeof(string) || type == typeof(ReadOnlyMemory<char>))
         {
-            var s = new string?[rows];
-            await rg.ReadAsync(field, s.AsMemory(), null, ct).ConfigureAwait(false);
+            var s = await ReadTextAsync(rg, field, rows, ct).ConfigureAwait(false);
             if (request.Type == ColumnType.Text) return new TextColumn(field.Name, s);
             var values = new double[rows];
             for (var i = 0; i < rows; i++)
@@ -103,7 +139,7 @@ public static class ParquetTable
             return new NumericColumn(field.Name, values);
         }
         double[] numbers;
-        if (type == typeof(double)) numbers = await ReadAsDouble<double>(rg, field, rows, v => v, ct).ConfigureAwait(false);
+        if (type == typeof(double)) numbers = await ReadDoublesAsync(rg, field, rows, ct).ConfigureAwait(false);
         else if (type == typeof(float)) numbers = await ReadAsDouble<float>(rg, field, rows, v => v, ct).ConfigureAwait(false);
         else if (type == typeof(int)) numbers = await ReadAsDouble<int>(rg, field, rows, v => v, ct).ConfigureAwait(false);
         else if (type == typeof(long)) numbers = await ReadAsDouble<long>(rg, field, rows, v => v, ct).ConfigureAwait(false);
@@ -141,6 +177,67 @@ public static class ParquetTable
             var values = new T[rows];
             await rg.ReadAsync(field, values.AsMemory(), null, ct).ConfigureAwait(false);
             for (var i = 0; i < rows; i++) result[i] = convert(values[i]);
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Doubles are read straight into the result: the present values arrive packed at its front, then
+    /// move from the back to their rows, and missing rows become NaN.
+    /// </summary>
+    private static async Task<double[]> ReadDoublesAsync(ParquetRowGroupReader rg, DataField field, int rows, CancellationToken ct)
+    {
+        if (field.IsArray) return await ReadAsDouble<double>(rg, field, rows, v => v, ct).ConfigureAwait(false);
+        var result = new double[rows];
+        var levels = new int[rows];
+        await rg.ReadRawAsync(field, result.AsMemory(), levels.AsMemory(), null, ct).ConfigureAwait(false);
+        Spread(result, levels, field.MaxDefinitionLevel);
+        return result;
+    }
+
+    /// <summary>Moves the packed present values of <paramref name="values"/> to the rows whose definition level says present.</summary>
+    private static void Spread(double[] values, int[] levels, int present)
+    {
+        var packed = 0;
+        foreach (var l in levels) if (l == present) packed++;
+        if (packed == values.Length) return;
+        for (var i = values.Length - 1; i >= 0; i--)
+            values[i] = levels[i] == present ? values[--packed] : double.NaN;
+    }
+
+    /// <summary>
+    /// Reads a text column. The same label repeated over a million rows becomes one string, not a million:
+    /// categorical columns stay small and decoding does not allocate per row.
+    /// </summary>
+    private static async Task<string?[]> ReadTextAsync(ParquetRowGroupReader rg, DataField field, int rows, CancellationToken ct)
+    {
+        var result = new string?[rows];
+        if (field.ClrType != typeof(ReadOnlyMemory<char>) || field.IsArray)
+        {
+            await rg.ReadAsync(field, result.AsMemory(), null, ct).ConfigureAwait(false);
+            return result;
+        }
+        var raw = new ReadOnlyMemory<char>[rows];
+        var levels = new int[rows];
+        await rg.ReadRawAsync(field, raw.AsMemory(), levels.AsMemory(), null, ct).ConfigureAwait(false);
+        var interned = new Dictionary<string, string>(StringComparer.Ordinal);
+        var lookup = interned.GetAlternateLookup<ReadOnlySpan<char>>();
+        var next = 0;
+        for (var i = 0; i < rows; i++)
+        {
+            if (levels[i] != field.MaxDefinitionLevel) continue;
+            var span = raw[next++].Span;
+            if (span.Length > 64 || interned.Count >= 65_536)
+            {
+                result[i] = span.ToString();
+                continue;
+            }
+            if (!lookup.TryGetValue(span, out var text))
+            {
+                text = span.ToString();
+                interned[text] = text;
+            }
+            result[i] = text;
         }
         return result;
     }

@@ -277,7 +277,7 @@ public static class PipelineLoader
                         break;
                     default:
                         config[key] = ToJson(tv);
-                        lines[key] = tv.Start.Line > 0 ? (int)tv.Start.Line : (int)tk.Start.Line;
+                        lines[key] = tk.Start.Line > 0 ? (int)tk.Start.Line : (int)tv.Start.Line;
                         break;
                 }
             }

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Kiln.Pipelines.Definition;
 using Kiln.Pipelines.State;
 
@@ -8,13 +9,45 @@ public sealed class StartRunRequest
 {
     public string? Pipeline { get; set; }
     public string? Definition { get; set; }
-    public Dictionary<string, string>? Params { get; set; }
+    /// <summary>Parameter values: strings, or numbers and booleans (taken as their JSON text).</summary>
+    public Dictionary<string, JsonElement>? Params { get; set; }
 }
 
 /// <summary>POST /api/v1/pipelines/events/{name}.</summary>
 public sealed class EventRequest
 {
-    public Dictionary<string, string>? Payload { get; set; }
+    /// <summary>
+    /// The event's fields. Those named like a parameter of a pipeline become its values: strings as they are,
+    /// numbers and booleans as their JSON text, lists of scalars joined with commas, objects as JSON; null is left out.
+    /// </summary>
+    public Dictionary<string, JsonElement>? Payload { get; set; }
+}
+
+/// <summary>Turns JSON parameter values (from a start request or an event payload) into the strings parameters hold.</summary>
+public static class ParameterValues
+{
+    public static Dictionary<string, string>? ToStrings(Dictionary<string, JsonElement>? values)
+    {
+        if (values is null) return null;
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, value) in values)
+        {
+            if (Text(value) is { } text) result[key] = text;
+        }
+        return result;
+    }
+
+    private static string? Text(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.String => value.GetString(),
+        JsonValueKind.Number => value.GetRawText(),
+        JsonValueKind.True => "true",
+        JsonValueKind.False => "false",
+        JsonValueKind.Null or JsonValueKind.Undefined => null,
+        JsonValueKind.Array when value.EnumerateArray().All(e => e.ValueKind is not (JsonValueKind.Object or JsonValueKind.Array)) =>
+            string.Join(",", value.EnumerateArray().Select(Text).Where(t => t is not null)),
+        _ => value.GetRawText(),
+    };
 }
 
 public sealed record RunDto(string RunId, string Pipeline, string State, string Trigger, IReadOnlyDictionary<string, string> Params,

@@ -63,7 +63,7 @@ public static class PipelineEndpoints
         }
         try
         {
-            var run = await engine.StartAsync(def, body.Params, "api", null, cancellationToken).ConfigureAwait(false);
+            var run = await engine.StartAsync(def, ParameterValues.ToStrings(body.Params), "api", null, cancellationToken).ConfigureAwait(false);
             return TypedResults.Json(RunDto.From(run), PipelineJson.Default.RunDto, statusCode: StatusCodes.Status202Accepted);
         }
         catch (PipelineValidationException e)
@@ -154,7 +154,7 @@ public static class PipelineEndpoints
         }
         try
         {
-            var runs = await engine.TriggerByEventAsync(eventName, body?.Payload, cancellationToken).ConfigureAwait(false);
+            var runs = await engine.TriggerByEventAsync(eventName, ParameterValues.ToStrings(body?.Payload), cancellationToken).ConfigureAwait(false);
             return TypedResults.Json(new EventResultDto(eventName, [.. runs.Select(RunDto.From)]), PipelineJson.Default.EventResultDto, statusCode: StatusCodes.Status202Accepted);
         }
         catch (PipelineValidationException e)

@@ -31,7 +31,7 @@ public static class PipelineStores
     {
         if (string.IsNullOrWhiteSpace(uri)) return new SqlitePipelineStore(DefaultPath);
         if (uri.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || uri.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
-            throw new KilnException($"--tracking-uri {uri}: pipeline commands open the store directly; give a path (./.kiln), a *.db file or a postgres:// URI");
+            throw new KilnException($"{uri}: a server URL is not a pipeline store; go through the server with PipelineApiClient (the kiln pipeline commands do), or give a path (./.kiln), a *.db file or a postgres:// URI");
         if (uri.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) || uri.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
             return new PostgresPipelineStore(FromUri(new Uri(uri)));
         if (uri.Contains("Host=", StringComparison.OrdinalIgnoreCase)) return new PostgresPipelineStore(uri);

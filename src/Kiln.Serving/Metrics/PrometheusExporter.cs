@@ -99,7 +99,8 @@ public sealed class PrometheusExporter : IDisposable
 
         public void Add(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
-            var key = TagKey.From(tags);
+            // Observed gauges (read at scrape time, e.g. monitoring's) may carry any labels: key them by names and values.
+            var key = Instrument.IsObservable || tags.Length > 4 ? TagKey.Full(tags) : TagKey.From(tags);
             if (!_cells.TryGetValue(key, out var cell))
             {
                 var created = new Cell(key, tags, _bounds.Length);
@@ -186,7 +187,7 @@ public sealed class PrometheusExporter : IDisposable
         private static string Escape(string s) => s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
     }
 
-    /// <summary>Up to four tag values (the serving instruments never use more), compared by value.</summary>
+    /// <summary>Up to four tag values (the serving instruments never use more), compared by value; or <see cref="Full"/>.</summary>
     private readonly record struct TagKey(object? A, object? B, object? C, object? D)
     {
         public static TagKey From(ReadOnlySpan<KeyValuePair<string, object?>> tags) => tags.Length switch
@@ -197,5 +198,13 @@ public sealed class PrometheusExporter : IDisposable
             3 => new(tags[0].Value, tags[1].Value, tags[2].Value, null),
             _ => new(tags[0].Value, tags[1].Value, tags[2].Value, tags[3].Value),
         };
+
+        /// <summary>Every name and value in one string (any number of tags; allocates).</summary>
+        public static TagKey Full(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            var sb = new StringBuilder();
+            foreach (var (k, v) in tags) sb.Append(k).Append('\u0001').Append(Convert.ToString(v, CultureInfo.InvariantCulture)).Append('\u0002');
+            return new(sb.ToString(), null, null, null);
+        }
     }
 }

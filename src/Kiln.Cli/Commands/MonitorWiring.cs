@@ -1,0 +1,150 @@
+using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+using Kiln.Core;
+using Kiln.Monitoring.Alerts;
+using Kiln.Monitoring.Continuous;
+using Kiln.Pipelines.Execution;
+using Kiln.Server;
+using Kiln.Serving.Metrics;
+using Kiln.Tracking;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>Loads --monitor files for kiln serve and kiln server, with the checks that depend on the process.</summary>
+internal static class MonitorWiring
+{
+    public static MonitorConfig Load(string file, string? logDirectory, bool pipelinesInProcess)
+    {
+        var config = MonitorConfigLoader.LoadFile(file, new MonitorDefaults { LogDirectory = logDirectory });
+        if (config.RaisesPipelineEvents && config.PipelinesUrl is null && !pipelinesInProcess)
+        {
+            var rule = config.Rules.First(r => r.PipelineEvent is not null);
+            throw new KilnException($"{file}: rule '{rule.Name}' raises pipeline event '{rule.PipelineEvent}', but this process runs no pipelines: " +
+                "set pipelines_url to a kiln server started with --pipelines" + (pipelinesInProcess ? "" : " (or run the monitor in that server)"));
+        }
+        return config;
+    }
+}
+
+/// <summary>Resolves models:/ and runs:/ URIs of monitoring targets through the tracking store.</summary>
+internal sealed class TrackingPackageLocator(TrackingStores stores) : IModelPackageLocator
+{
+    private readonly ModelResolver _resolver = new(stores);
+
+    public async ValueTask<string> LocateAsync(string model, CancellationToken cancellationToken) =>
+        model.StartsWith("models:", StringComparison.Ordinal) || model.StartsWith("runs:", StringComparison.Ordinal)
+            ? (await _resolver.ResolveAsync(model, cancellationToken)).Directory
+            : model;
+}
+
+/// <summary>The meter of kiln server's own /metrics.</summary>
+internal sealed class ServerMeter : IDisposable
+{
+    public Meter Meter { get; } = new("Kiln.Server");
+
+    public void Dispose() => Meter.Dispose();
+}
+
+/// <summary>GET /metrics in kiln server (Prometheus text, the same exporter as kiln serve): process metrics and monitoring's gauges.</summary>
+internal sealed class MetricsServerModule : IKilnServerModule
+{
+    public void ConfigureServices(WebApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<ServerMeter>();
+        builder.Services.AddSingleton(sp => new PrometheusExporter(sp.GetRequiredService<ServerMeter>().Meter));
+    }
+
+    public void MapEndpoints(WebApplication app)
+    {
+        // Listen from the start so that counts made before the first scrape are kept.
+        app.Services.GetRequiredService<PrometheusExporter>();
+        app.MapGet("/metrics", (PrometheusExporter exporter, CancellationToken ct) => TypedResults.Text(exporter.Render(), PrometheusExporter.ContentType));
+    }
+}
+
+/// <summary>Continuous monitoring inside kiln server: gauges on its /metrics, alerts, and pipeline events in-process when it runs pipelines.</summary>
+internal sealed class MonitorServerModule(MonitorConfig config, bool pipelinesInProcess) : IKilnServerModule
+{
+    public void ConfigureServices(WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddKilnMonitoring(config, sp => sp.GetRequiredService<ServerMeter>().Meter);
+        services.Replace(ServiceDescriptor.Singleton<IModelPackageLocator>(sp => new TrackingPackageLocator(sp.GetRequiredService<TrackingStores>())));
+        if (pipelinesInProcess && config.PipelinesUrl is null)
+            services.AddSingleton<IAlertSink>(sp => new PipelineEngineAlertSink(sp.GetRequiredService<PipelineEngine>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Kiln.Monitoring.Alerts")));
+    }
+
+    public void MapEndpoints(WebApplication app)
+    {
+    }
+}
+
+/// <summary>
+/// Starts the pipelines an alert names, in-process (<see cref="PipelineEngine.TriggerByEventAsync"/>) when it fires,
+/// from a bounded queue of its own so evaluation never waits on the pipeline store.
+/// </summary>
+internal sealed class PipelineEngineAlertSink : IAlertSink, IAsyncDisposable
+{
+    private readonly PipelineEngine _engine;
+    private readonly ILogger _logger;
+    private readonly Channel<AlertTransition> _queue = Channel.CreateBounded<AlertTransition>(new BoundedChannelOptions(100) { FullMode = BoundedChannelFullMode.DropOldest });
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    public PipelineEngineAlertSink(PipelineEngine engine, ILogger logger)
+    {
+        _engine = engine;
+        _logger = logger;
+        _loop = Task.Run(RunAsync);
+    }
+
+    public ValueTask NotifyAsync(AlertTransition t, CancellationToken cancellationToken)
+    {
+        if (t.Rule.PipelineEvent is not null && t.To == AlertState.Firing && t.From == AlertState.Pending) _queue.Writer.TryWrite(t);
+        return ValueTask.CompletedTask;
+    }
+
+    private async Task RunAsync()
+    {
+        try
+        {
+            await foreach (var t in _queue.Reader.ReadAllAsync(_stop.Token))
+            {
+                try
+                {
+                    var runs = await _engine.TriggerByEventAsync(t.Rule.PipelineEvent!, PipelineEventHttpSink.EventPayload(t), _stop.Token);
+                    MonitorWiringLog.PipelineStarted(_logger, t.Rule.Name, t.Rule.PipelineEvent!, runs.Count);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    MonitorWiringLog.PipelineFailed(_logger, t.Rule.Name, t.Rule.PipelineEvent!, e.Message, e);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        if (await Task.WhenAny(_loop, Task.Delay(TimeSpan.FromSeconds(5))) != _loop) await _stop.CancelAsync();
+        await _loop;
+        _stop.Dispose();
+    }
+}
+
+internal static partial class MonitorWiringLog
+{
+    [LoggerMessage(5130, LogLevel.Information, "alert {Alert}: pipeline event {Event} started {Runs} run(s)")]
+    public static partial void PipelineStarted(ILogger logger, string alert, string @event, int runs);
+
+    [LoggerMessage(5131, LogLevel.Error, "alert {Alert}: pipeline event {Event} failed: {Message}")]
+    public static partial void PipelineFailed(ILogger logger, string alert, string @event, string message, Exception exception);
+}

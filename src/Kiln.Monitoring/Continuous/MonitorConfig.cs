@@ -1,0 +1,39 @@
+using Kiln.Monitoring.Alerts;
+
+namespace Kiln.Monitoring.Continuous;
+
+/// <summary>Continuous monitoring as configured in monitoring.yaml (see docs/monitoring.md).</summary>
+public sealed record MonitorConfig
+{
+    /// <summary>The file it came from, for messages.</summary>
+    public string? File { get; init; }
+
+    /// <summary>How often every target is evaluated.</summary>
+    public TimeSpan Interval { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>Where people look (kiln serve's or kiln server's public URL): webhook payloads link to its /metrics.</summary>
+    public Uri? ExternalUrl { get; init; }
+
+    /// <summary>A Kiln server whose /api/v1/pipelines/events/{name} receives pipeline events (else: in-process, when the process runs pipelines).</summary>
+    public Uri? PipelinesUrl { get; init; }
+
+    /// <summary>Webhook and pipeline-event delivery: queue, attempts, backoff, timeout.</summary>
+    public HttpDeliveryOptions Delivery { get; init; } = new();
+
+    public IReadOnlyList<MonitorTarget> Targets { get; init; } = [];
+
+    public IReadOnlyList<AlertRule> Rules { get; init; } = [];
+
+    /// <summary>True when a rule raises a pipeline event.</summary>
+    public bool RaisesPipelineEvents => Rules.Any(r => r.PipelineEvent is not null);
+
+    /// <summary>The link put in webhook payloads.</summary>
+    public string? Link => ExternalUrl is null ? null : new Uri(ExternalUrl, "metrics").ToString();
+}
+
+/// <summary>What the hosting process supplies when a target leaves it out.</summary>
+public sealed record MonitorDefaults
+{
+    /// <summary>kiln serve's --log-dir.</summary>
+    public string? LogDirectory { get; init; }
+}

@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using Kiln.Monitoring.Alerts;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Kiln.Monitoring.Continuous;
+
+/// <summary>What one evaluation produced.</summary>
+public sealed record MonitorTick(DateTimeOffset At, IReadOnlyList<Measurement> Measurements, IReadOnlyList<AlertTransition> Transitions);
+
+/// <summary>
+/// Continuous monitoring: every <see cref="MonitorConfig.Interval"/> (first at start), evaluates each target over its
+/// sliding window [now − window, now) with every evaluator, publishes the measurements as gauges, runs the alert
+/// rules over them and hands each transition to the sinks (log, webhooks, pipelines). Evaluations run one at a
+/// time; a failed evaluator is logged and counted and leaves its target without data for that tick.
+/// </summary>
+public sealed class MonitorService : BackgroundService
+{
+    private readonly MonitorConfig _config;
+    private readonly IReadOnlyList<IMonitorEvaluator> _evaluators;
+    private readonly GaugePublisher _gauges;
+    private readonly IReadOnlyList<IAlertSink> _sinks;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _one = new(1, 1);
+
+    public MonitorService(MonitorConfig config, IEnumerable<IMonitorEvaluator> evaluators, GaugePublisher gauges, IEnumerable<IAlertSink> sinks,
+        ILogger<MonitorService> logger, TimeProvider? time = null)
+    {
+        _config = config;
+        _evaluators = [.. evaluators];
+        _gauges = gauges;
+        _sinks = [.. sinks];
+        _logger = logger;
+        _time = time ?? TimeProvider.System;
+        Alerts = new AlertEngine(config.Rules, _time);
+    }
+
+    public MonitorConfig Config => _config;
+
+    public AlertEngine Alerts { get; }
+
+    /// <summary>The last evaluation (null before the first).</summary>
+    public MonitorTick? Last { get; private set; }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // Let the host finish starting: the first evaluation loads and verifies packages synchronously.
+        await Task.Yield();
+        MonitorLog.Started(_logger, _config.Targets.Count, _config.Rules.Count, _config.Interval);
+        using var timer = new PeriodicTimer(_config.Interval, _time);
+        try
+        {
+            do
+            {
+                await EvaluateOnceAsync(stoppingToken).ConfigureAwait(false);
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>One evaluation of every target, now.</summary>
+    public async Task<MonitorTick> EvaluateOnceAsync(CancellationToken cancellationToken)
+    {
+        await _one.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var now = _time.GetUtcNow();
+            var measurements = new List<Measurement>();
+            foreach (var target in _config.Targets)
+            {
+                var start = now - target.Window;
+                var watch = Stopwatch.StartNew();
+                var ok = true;
+                var before = measurements.Count;
+                foreach (var evaluator in _evaluators)
+                {
+                    try
+                    {
+                        measurements.AddRange(await evaluator.EvaluateAsync(target, start, now, cancellationToken).ConfigureAwait(false));
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                    {
+                        ok = false;
+                        _gauges.EvaluationErrors.Add(1, new("model", target.Name), new("evaluator", evaluator.Name));
+                        MonitorLog.EvaluationFailed(_logger, evaluator.Name, target.Name, e.Message, e);
+                    }
+                }
+                MonitorLog.Evaluated(_logger, target.Name, measurements.Count - before, start, now, watch.ElapsedMilliseconds);
+                measurements.Add(Measurement.Of("kiln_monitor_evaluation_duration_seconds", watch.Elapsed.TotalSeconds,
+                    "Time the last evaluation of the target took.", ("model", target.Name)));
+                if (ok)
+                {
+                    measurements.Add(Measurement.Of("kiln_monitor_last_success_timestamp_seconds", now.ToUnixTimeMilliseconds() / 1000.0,
+                        "When the target was last evaluated without error (Unix time).", ("model", target.Name)));
+                }
+            }
+            _gauges.Publish(measurements);
+            var transitions = Alerts.Observe(measurements);
+            foreach (var t in transitions)
+            {
+                foreach (var sink in _sinks)
+                {
+                    try
+                    {
+                        await sink.NotifyAsync(t, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                    {
+                        MonitorLog.SinkFailed(_logger, sink.GetType().Name, e.Message, e);
+                    }
+                }
+            }
+            _gauges.PublishAlerts(Alerts.Active());
+            var tick = new MonitorTick(now, measurements, transitions);
+            Last = tick;
+            return tick;
+        }
+        finally
+        {
+            _one.Release();
+        }
+    }
+
+    public override void Dispose()
+    {
+        _one.Dispose();
+        base.Dispose();
+    }
+}

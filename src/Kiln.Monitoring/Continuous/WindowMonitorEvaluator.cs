@@ -1,0 +1,45 @@
+using System.Collections.Concurrent;
+using Kiln.Core;
+using Kiln.Core.Packaging;
+using Kiln.Monitoring.Windows;
+
+namespace Kiln.Monitoring.Continuous;
+
+/// <summary>
+/// The continuous monitor's evaluator: <see cref="WindowEvaluator"/> over the target's window of the prediction log
+/// (input drift and data quality, proxy metrics of the outputs, realized metrics from feedback), flattened to gauges
+/// whose <c>model</c> label is the target's name. A window with fewer than <see cref="MonitorTarget.MinRows"/> rows
+/// publishes only <c>kiln_monitor_window_rows</c>, so rules see no data rather than a verdict on a handful of rows.
+/// </summary>
+public sealed class WindowMonitorEvaluator(IModelPackageLocator? locator = null) : IMonitorEvaluator
+{
+    private readonly IModelPackageLocator _locator = locator ?? new DirectoryPackageLocator();
+    private readonly ConcurrentDictionary<string, ModelPackage> _packages = new(StringComparer.Ordinal);
+
+    public string Name => "window";
+
+    public async Task<IReadOnlyList<Measurement>> EvaluateAsync(MonitorTarget target, DateTimeOffset windowStart, DateTimeOffset windowEnd,
+        CancellationToken cancellationToken)
+    {
+        // Package directories are immutable: each is loaded (and its checksums verified) once.
+        var dir = Path.GetFullPath(await _locator.LocateAsync(target.Model, cancellationToken).ConfigureAwait(false));
+        if (!_packages.TryGetValue(dir, out var package))
+        {
+            if (!ModelPackage.IsPackage(dir)) throw new KilnException($"{dir}: not a Kiln model package (no kiln.json)");
+            package = _packages.GetOrAdd(dir, ModelPackage.Load(dir));
+        }
+        var report = await WindowEvaluator.EvaluateAsync(package, target.LogDirectory, target.LogModel, windowStart, windowEnd,
+            new WindowOptions { Drift = target.Drift }, cancellationToken).ConfigureAwait(false);
+        var model = ("model", target.Name);
+        if (report.Rows < Math.Max(1, target.MinRows))
+            return [Measurement.Of("kiln_monitor_window_rows", report.Rows, "Prediction log rows in the monitoring window.", model)];
+        var result = new List<Measurement>();
+        foreach (var g in report.ToGauges())
+        {
+            var labels = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (k, v) in g.Labels) labels[k] = k == "model" ? target.Name : v;
+            result.Add(new Measurement(g.Name, labels, g.Value));
+        }
+        return result;
+    }
+}
