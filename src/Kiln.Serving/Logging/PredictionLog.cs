@@ -110,22 +110,36 @@ public sealed class PredictionLog : BackgroundService
         var reader = _channel.Reader;
         var tick = TimeSpan.FromMilliseconds(Math.Clamp(_options.LogFlushInterval.TotalMilliseconds / 4, 10, 1000));
         // Shutdown completes the channel (StopAsync) and this loop drains it: no token here, so
-        // that rows already accepted are written even while the host stops.
+        // that rows already accepted are written even while the host stops. One pending wait and
+        // one timer at a time (not a new timer per wake-up), and a short pause after each drain so
+        // that under load the writer wakes a few hundred times a second, not once per request.
+        Task<bool>? waiting = null;
+        Task? timer = null;
         while (true)
         {
-            var waitTask = reader.WaitToReadAsync(CancellationToken.None).AsTask();
-            var delay = Task.Delay(tick, CancellationToken.None);
-            var done = await Task.WhenAny(waitTask, delay).ConfigureAwait(false);
-            if (done == waitTask && !await waitTask.ConfigureAwait(false)) break; // completed and drained
+            waiting ??= reader.WaitToReadAsync(CancellationToken.None).AsTask();
+            timer ??= Task.Delay(tick, CancellationToken.None);
+            if (await Task.WhenAny(waiting, timer).ConfigureAwait(false) == timer) timer = null;
+            if (waiting.IsCompleted)
+            {
+                if (!await waiting.ConfigureAwait(false)) break; // completed and drained
+                waiting = null;
+            }
+            var drained = 0;
             while (reader.TryRead(out var entry))
             {
                 Interlocked.Add(ref _queuedRows, -entry.Rows);
+                drained += entry.Rows;
                 await AppendAsync(entry).ConfigureAwait(false);
             }
             await FlushDueAsync(final: false).ConfigureAwait(false);
+            if (drained > 0) await Task.Delay(BatchPause, CancellationToken.None).ConfigureAwait(false);
         }
         await FlushDueAsync(final: true).ConfigureAwait(false);
     }
+
+    /// <summary>How long the writer lets rows gather after a drain (bounded by the queue's row limit all the same).</summary>
+    private static readonly TimeSpan BatchPause = TimeSpan.FromMilliseconds(5);
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {

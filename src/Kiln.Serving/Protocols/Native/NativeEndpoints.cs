@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Kiln.Serving.Protocols.Native;
 
@@ -17,9 +18,11 @@ public static class NativeEndpoints
 
     public static IEndpointRouteBuilder MapNativeEndpoints(this IEndpointRouteBuilder app, string? rateLimitPolicy)
     {
+        // Resolved once here, not per request: a service parameter makes every request open a DI scope.
+        var inference = app.ServiceProvider.GetRequiredService<Inference>();
         var predict = app.MapGroup("/predict");
-        predict.MapPost("/", (HttpContext http, Inference inference, CancellationToken ct) => PredictAsync(http, inference, null, ct));
-        predict.MapPost("/{model}", (HttpContext http, Inference inference, string model, CancellationToken ct) => PredictAsync(http, inference, model, ct));
+        predict.MapPost("/", (HttpContext http, CancellationToken ct) => PredictAsync(http, inference, null, ct));
+        predict.MapPost("/{model}", (HttpContext http, string model, CancellationToken ct) => PredictAsync(http, inference, model, ct));
         if (rateLimitPolicy is not null) predict.RequireRateLimiting(rateLimitPolicy);
 
         app.MapGet("/health", (CancellationToken ct) => TypedResults.Ok(new HealthResponse("ok")));

@@ -4,6 +4,7 @@ using Kiln.Serving.Validation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Kiln.Serving.Protocols.OpenInference;
 
@@ -29,8 +30,9 @@ public static class V2RestEndpoints
         model.MapGet("/versions/{version}", (ModelManager models, string name, string version, CancellationToken ct) => Metadata(models, name, version));
         model.MapGet("/ready", (ModelManager models, string name, CancellationToken ct) => ModelReady(models, name, null));
         model.MapGet("/versions/{version}/ready", (ModelManager models, string name, string version, CancellationToken ct) => ModelReady(models, name, version));
-        var infer = model.MapPost("/infer", (HttpContext http, Inference inference, string name, CancellationToken ct) => InferAsync(http, inference, name, null, ct));
-        var inferVersion = model.MapPost("/versions/{version}/infer", (HttpContext http, Inference inference, string name, string version, CancellationToken ct) => InferAsync(http, inference, name, version, ct));
+        var inference = app.ServiceProvider.GetRequiredService<Inference>(); // once, not a DI scope per request
+        var infer = model.MapPost("/infer", (HttpContext http, string name, CancellationToken ct) => InferAsync(http, inference, name, null, ct));
+        var inferVersion = model.MapPost("/versions/{version}/infer", (HttpContext http, string name, string version, CancellationToken ct) => InferAsync(http, inference, name, version, ct));
         if (rateLimitPolicy is not null)
         {
             infer.RequireRateLimiting(rateLimitPolicy);
