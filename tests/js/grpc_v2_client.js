@@ -23,6 +23,25 @@ const inferRequest = (merchant) => ({
   ],
 });
 
+// The same row in raw_input_contents: little-endian values in each input's datatype, BYTES as a
+// 4-byte little-endian length and then the bytes; the inputs themselves carry no contents.
+const rawInferRequest = (amountBytes) => {
+  const amount = Buffer.alloc(4); amount.writeFloatLE(420.5);
+  const hour = Buffer.alloc(4); hour.writeInt32LE(3);
+  const merchant = Buffer.from('online');
+  const merchantLength = Buffer.alloc(4); merchantLength.writeUInt32LE(merchant.length);
+  return {
+    model_name: model,
+    id: 'js-raw',
+    inputs: [
+      { name: 'amount', datatype: 'FP32', shape: [1] },
+      { name: 'hour', datatype: 'INT32', shape: [1] },
+      { name: 'merchant', datatype: 'BYTES', shape: [1] },
+    ],
+    raw_input_contents: [amountBytes ? amount.subarray(0, amountBytes) : amount, hour, Buffer.concat([merchantLength, merchant])],
+  };
+};
+
 (async () => {
   const live = await call('ServerLive', {});
   const metadata = await call('ModelMetadata', { name: model });
@@ -35,7 +54,20 @@ const inferRequest = (merchant) => ({
   } catch (err) {
     badRequestCode = Object.keys(grpc.status).find((k) => grpc.status[k] === err.code);
   }
+  const raw = await call('ModelInfer', rawInferRequest());
+  let rawBadCode = null;
+  let rawBadMessage = null;
+  try {
+    await call('ModelInfer', rawInferRequest(3)); // 3 bytes where shape [1] of FP32 needs 4
+  } catch (err) {
+    rawBadCode = Object.keys(grpc.status).find((k) => grpc.status[k] === err.code);
+    rawBadMessage = err.details;
+  }
   process.stdout.write(JSON.stringify({
+    raw_probability: raw.outputs.find((o) => o.name === 'probability').contents.fp64_contents[0],
+    raw_label: raw.outputs.find((o) => o.name === 'label').contents.bytes_contents[0].toString('utf8'),
+    raw_bad_code: rawBadCode,
+    raw_bad_message: rawBadMessage,
     live: live.live,
     metadata_name: metadata.name,
     inputs: metadata.inputs.map((i) => i.name),

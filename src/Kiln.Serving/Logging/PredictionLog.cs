@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Threading.Channels;
 using Kiln.Scoring;
@@ -11,25 +12,78 @@ using Parquet.Schema;
 
 namespace Kiln.Serving.Logging;
 
-/// <summary>One request's rows as the log keeps them (copied off the pooled request buffers).</summary>
+/// <summary>
+/// One request's rows on their way to the writer, copied off the pooled request buffers. Entries
+/// are pooled and reused: the writer copies them into its column buffers within milliseconds and
+/// gives them back, so a logged request leaves nothing behind that lives long enough to be
+/// promoted to an older GC generation (per-request objects kept for the seconds a row group takes
+/// to fill made the GC collect generations 1 and 2 several times a second under load).
+/// </summary>
 internal sealed class LogEntry
 {
-    public required ServedModel Model { get; init; }
+    public ServedModel Model { get; private set; } = null!;
 
-    public required string RequestId { get; init; }
+    public string RequestId { get; private set; } = "";
 
-    public required DateTime Timestamp { get; init; }
+    public DateTime Timestamp { get; private set; }
 
-    public required string Protocol { get; init; }
+    public string Protocol { get; private set; } = "";
 
-    public required int Rows { get; init; }
+    public int Rows { get; private set; }
 
-    /// <summary>Inputs by field index: double[] for numbers, string?[] for categories.</summary>
-    public required Array[] Inputs { get; init; }
+    /// <summary>Inputs by field index: numbers (NaN = missing) for numeric fields, categories for the others.</summary>
+    public double[]?[] Numeric { get; private set; } = [];
 
-    public required Prediction[] Predictions { get; init; }
+    public string?[]?[] Text { get; private set; } = [];
 
-    public List<(int Row, string Message)>? Flags { get; init; }
+    public Prediction[] Predictions { get; private set; } = [];
+
+    public List<(int Row, string Message)>? Flags { get; private set; }
+
+    public void Fill(ServedModel model, string requestId, string protocol, InputBatch batch, ReadOnlySpan<Prediction> predictions)
+    {
+        var rows = batch.Rows;
+        var fields = batch.Schema.Fields;
+        if (Numeric.Length != fields.Count)
+        {
+            Numeric = new double[]?[fields.Count];
+            Text = new string?[]?[fields.Count];
+        }
+        for (var i = 0; i < fields.Count; i++)
+        {
+            if (fields[i].IsNumeric)
+            {
+                Text[i] = null;
+                var n = Numeric[i] is { } have && have.Length >= rows ? have : Numeric[i] = new double[Math.Max(rows, 1)];
+                batch.NumericValues(i).AsSpan(0, rows).CopyTo(n);
+            }
+            else
+            {
+                Numeric[i] = null;
+                var t = Text[i] is { } have && have.Length >= rows ? have : Text[i] = new string?[Math.Max(rows, 1)];
+                batch.TextValues(i).AsSpan(0, rows).CopyTo(t);
+            }
+        }
+        if (Predictions.Length < rows) Predictions = new Prediction[rows];
+        predictions[..rows].CopyTo(Predictions);
+        Model = model;
+        RequestId = requestId;
+        Protocol = protocol;
+        Timestamp = DateTime.UtcNow;
+        Rows = rows;
+        Flags = batch.Flags is { Count: > 0 } f ? [.. f] : null;
+    }
+
+    /// <summary>Drops the references to this request's data before the entry goes back to the pool.</summary>
+    public void Clear()
+    {
+        Model = null!;
+        RequestId = "";
+        Flags = null;
+        for (var i = 0; i < Text.Length; i++) if (Text[i] is { } t) Array.Clear(t);
+        Array.Clear(Predictions);
+        Rows = 0;
+    }
 }
 
 /// <summary>
@@ -49,6 +103,10 @@ public sealed class PredictionLog : BackgroundService
     private readonly ILogger _logger;
     private readonly Channel<LogEntry> _channel = Channel.CreateUnbounded<LogEntry>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Dictionary<(string Model, string Version, string Date), PartitionWriter> _partitions = [];
+    private readonly ConcurrentQueue<LogEntry> _pool = new();
+    private const int PoolLimit = 4096;
+    private long _lastDay = -1;
+    private string _lastDate = "";
     private long _queuedRows;
     private long _dropped;
     private long _written;
@@ -79,23 +137,8 @@ public sealed class PredictionLog : BackgroundService
             if (total == rows || total % 10_000 < rows) ServingLog.LogDropping(_logger, total);
             return false;
         }
-        var inputs = new Array[batch.Schema.Fields.Count];
-        for (var i = 0; i < inputs.Length; i++)
-        {
-            if (batch.Schema.Fields[i].IsNumeric) inputs[i] = batch.NumericValues(i).AsSpan(0, rows).ToArray();
-            else inputs[i] = batch.TextValues(i).AsSpan(0, rows).ToArray();
-        }
-        var entry = new LogEntry
-        {
-            Model = model,
-            RequestId = requestId,
-            Timestamp = DateTime.UtcNow,
-            Protocol = protocol,
-            Rows = rows,
-            Inputs = inputs,
-            Predictions = predictions[..rows].ToArray(),
-            Flags = batch.Flags is { Count: > 0 } f ? [.. f] : null,
-        };
+        if (!_pool.TryDequeue(out var entry)) entry = new LogEntry();
+        entry.Fill(model, requestId, protocol, batch, predictions);
         if (!_channel.Writer.TryWrite(entry))
         {
             Interlocked.Add(ref _queuedRows, -rows);
@@ -110,22 +153,38 @@ public sealed class PredictionLog : BackgroundService
         var reader = _channel.Reader;
         var tick = TimeSpan.FromMilliseconds(Math.Clamp(_options.LogFlushInterval.TotalMilliseconds / 4, 10, 1000));
         // Shutdown completes the channel (StopAsync) and this loop drains it: no token here, so
-        // that rows already accepted are written even while the host stops.
+        // that rows already accepted are written even while the host stops. One pending wait and
+        // one timer at a time (not a new timer per wake-up), and a short pause after each drain so
+        // that under load the writer wakes a few hundred times a second, not once per request.
+        Task<bool>? waiting = null;
+        Task? timer = null;
         while (true)
         {
-            var waitTask = reader.WaitToReadAsync(CancellationToken.None).AsTask();
-            var delay = Task.Delay(tick, CancellationToken.None);
-            var done = await Task.WhenAny(waitTask, delay).ConfigureAwait(false);
-            if (done == waitTask && !await waitTask.ConfigureAwait(false)) break; // completed and drained
+            waiting ??= reader.WaitToReadAsync(CancellationToken.None).AsTask();
+            timer ??= Task.Delay(tick, CancellationToken.None);
+            if (await Task.WhenAny(waiting, timer).ConfigureAwait(false) == timer) timer = null;
+            if (waiting.IsCompleted)
+            {
+                if (!await waiting.ConfigureAwait(false)) break; // completed and drained
+                waiting = null;
+            }
+            var drained = 0;
             while (reader.TryRead(out var entry))
             {
                 Interlocked.Add(ref _queuedRows, -entry.Rows);
+                drained += entry.Rows;
                 await AppendAsync(entry).ConfigureAwait(false);
+                entry.Clear();
+                if (_pool.Count < PoolLimit) _pool.Enqueue(entry);
             }
             await FlushDueAsync(final: false).ConfigureAwait(false);
+            if (drained > 0) await Task.Delay(BatchPause, CancellationToken.None).ConfigureAwait(false);
         }
         await FlushDueAsync(final: true).ConfigureAwait(false);
     }
+
+    /// <summary>How long the writer lets rows gather after a drain (bounded by the queue's row limit all the same).</summary>
+    private static readonly TimeSpan BatchPause = TimeSpan.FromMilliseconds(5);
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
@@ -135,7 +194,13 @@ public sealed class PredictionLog : BackgroundService
 
     private async Task AppendAsync(LogEntry entry)
     {
-        var date = entry.Timestamp.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        var day = entry.Timestamp.Ticks / TimeSpan.TicksPerDay;
+        if (day != _lastDay)
+        {
+            _lastDate = entry.Timestamp.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+            _lastDay = day;
+        }
+        var date = _lastDate;
         var key = (entry.Model.Name, entry.Model.Version, date);
         if (!_partitions.TryGetValue(key, out var partition))
         {
@@ -193,16 +258,35 @@ public sealed class PredictionLog : BackgroundService
         return new string(chars);
     }
 
-    /// <summary>One partition's buffer and open file.</summary>
+    /// <summary>
+    /// One partition's buffered rows and open file. Rows are kept in column buffers that are
+    /// reused from one row group to the next (no per-row objects wait here; request ids wait as
+    /// characters and become strings only while their row group is written).
+    /// </summary>
     private sealed class PartitionWriter
     {
         private readonly ServedModel _model;
         private readonly ParquetSchema _schema;
         private readonly DataField[] _fields;
-        private readonly List<LogEntry> _buffer = [];
+        private readonly int _classes;
         private ParquetWriter? _writer;
         private FileStream? _stream;
         private string? _tempPath;
+
+        // Column buffers: index r is the r-th buffered row.
+        private int _capacity;
+        private char[] _idChars = new char[1024];
+        private int _idLength;
+        private int[] _idEnds = [];
+        private DateTime[] _timestamps = [];
+        private string[] _protocols = [];
+        private int[] _rowIndex = [];
+        private readonly Array[] _inputs;
+        private string?[] _prediction = [];
+        private double[] _value = [];
+        private double?[][] _probabilities;
+        private string?[] _flags = [];
+        private string[] _strings = [];
 
         public PartitionWriter(string directory, ServedModel model)
         {
@@ -221,11 +305,15 @@ public sealed class PredictionLog : BackgroundService
                 fields.Add(f.IsNumeric ? new DataField<double?>("input_" + f.Name) : new DataField<string>("input_" + f.Name));
             fields.Add(new DataField<string>("prediction"));
             fields.Add(new DataField<double>("value"));
-            foreach (var label in model.ClassLabels.Count > 2 ? model.ClassLabels : [])
-                fields.Add(new DataField<double?>("probability_" + label));
+            _classes = model.ClassLabels.Count > 2 ? model.ClassLabels.Count : 0;
+            for (var c = 0; c < _classes; c++) fields.Add(new DataField<double?>("probability_" + model.ClassLabels[c]));
             fields.Add(new DataField<string>("flags"));
             _fields = [.. fields];
             _schema = new ParquetSchema(fields);
+            _inputs = new Array[model.Schema.Fields.Count];
+            for (var i = 0; i < _inputs.Length; i++) _inputs[i] = model.Schema.Fields[i].IsNumeric ? Array.Empty<double?>() : Array.Empty<string?>();
+            _probabilities = new double?[_classes][];
+            for (var c = 0; c < _classes; c++) _probabilities[c] = [];
         }
 
         public string Directory { get; }
@@ -234,7 +322,7 @@ public sealed class PredictionLog : BackgroundService
 
         public int BufferedRows { get; private set; }
 
-        public DateTime? OldestBuffered => _buffer.Count > 0 ? _buffer[0].Timestamp : null;
+        public DateTime? OldestBuffered => BufferedRows > 0 ? _timestamps[0] : null;
 
         public DateTime? FileOpenedAt { get; private set; }
 
@@ -242,8 +330,76 @@ public sealed class PredictionLog : BackgroundService
 
         public void Add(LogEntry e)
         {
-            _buffer.Add(e);
-            BufferedRows += e.Rows;
+            var start = BufferedRows;
+            var end = start + e.Rows;
+            if (end > _capacity) Grow(Math.Max(end, Math.Max(256, _capacity * 2)));
+            var id = e.RequestId.AsSpan();
+            for (var r = start; r < end; r++)
+            {
+                if (_idLength + id.Length > _idChars.Length) Array.Resize(ref _idChars, Math.Max(_idChars.Length * 2, _idLength + id.Length));
+                id.CopyTo(_idChars.AsSpan(_idLength));
+                _idLength += id.Length;
+                _idEnds[r] = _idLength;
+                _timestamps[r] = e.Timestamp;
+                _protocols[r] = e.Protocol;
+                _rowIndex[r] = r - start;
+            }
+            for (var i = 0; i < _inputs.Length; i++)
+            {
+                if (_inputs[i] is double?[] d)
+                {
+                    var src = e.Numeric[i]!;
+                    for (var k = 0; k < e.Rows; k++) d[start + k] = double.IsNaN(src[k]) ? null : src[k];
+                }
+                else
+                {
+                    e.Text[i].AsSpan(0, e.Rows).CopyTo(((string?[])_inputs[i]).AsSpan(start));
+                }
+            }
+            for (var k = 0; k < e.Rows; k++)
+            {
+                var p = e.Predictions[k];
+                _prediction[start + k] = SharedLabel(p.Label);
+                _value[start + k] = p.Value;
+                for (var c = 0; c < _classes; c++) _probabilities[c][start + k] = p.Probabilities is { } probs && c < probs.Length ? probs[c] : null;
+                _flags[start + k] = null;
+            }
+            if (e.Flags is not null)
+            {
+                foreach (var (row, message) in e.Flags)
+                {
+                    var at = start + row;
+                    _flags[at] = _flags[at] is null ? message : _flags[at] + "; " + message;
+                }
+            }
+            BufferedRows = end;
+        }
+
+        /// <summary>The class label instance the model keeps, so buffered rows do not hold a string of their own.</summary>
+        private string? SharedLabel(string? label)
+        {
+            if (label is null) return null;
+            foreach (var l in _model.ClassLabels) if (string.Equals(l, label, StringComparison.Ordinal)) return l;
+            return label;
+        }
+
+        private void Grow(int capacity)
+        {
+            Array.Resize(ref _idEnds, capacity);
+            Array.Resize(ref _timestamps, capacity);
+            Array.Resize(ref _protocols, capacity);
+            Array.Resize(ref _rowIndex, capacity);
+            for (var i = 0; i < _inputs.Length; i++)
+            {
+                if (_inputs[i] is double?[] d) { Array.Resize(ref d, capacity); _inputs[i] = d; }
+                else { var t = (string?[])_inputs[i]; Array.Resize(ref t, capacity); _inputs[i] = t; }
+            }
+            Array.Resize(ref _prediction, capacity);
+            Array.Resize(ref _value, capacity);
+            for (var c = 0; c < _classes; c++) Array.Resize(ref _probabilities[c], capacity);
+            Array.Resize(ref _flags, capacity);
+            Array.Resize(ref _strings, capacity);
+            _capacity = capacity;
         }
 
         public async Task<int> WriteRowGroupAsync()
@@ -259,78 +415,46 @@ public sealed class PredictionLog : BackgroundService
                 _writer = await ParquetWriter.CreateAsync(_schema, _stream).ConfigureAwait(false);
                 FileOpenedAt = DateTime.UtcNow;
             }
-            var requestIds = new string[n];
-            var timestamps = new DateTime[n];
-            var models = new string[n];
-            var versions = new string[n];
-            var protocols = new string[n];
-            var rowIndex = new int[n];
-            var inputs = new Array[_model.Schema.Fields.Count];
-            for (var i = 0; i < inputs.Length; i++) inputs[i] = _model.Schema.Fields[i].IsNumeric ? new double?[n] : new string?[n];
-            var prediction = new string?[n];
-            var value = new double[n];
-            var classes = _model.ClassLabels.Count > 2 ? _model.ClassLabels.Count : 0;
-            var probabilities = new double?[classes][];
-            for (var c = 0; c < classes; c++) probabilities[c] = new double?[n];
-            var flags = new string?[n];
-            var r = 0;
-            foreach (var e in _buffer)
-            {
-                for (var k = 0; k < e.Rows; k++, r++)
-                {
-                    requestIds[r] = e.RequestId;
-                    timestamps[r] = e.Timestamp;
-                    models[r] = e.Model.Name;
-                    versions[r] = e.Model.Version;
-                    protocols[r] = e.Protocol;
-                    rowIndex[r] = k;
-                    for (var i = 0; i < inputs.Length; i++)
-                    {
-                        if (inputs[i] is double?[] d)
-                        {
-                            var v = ((double[])e.Inputs[i])[k];
-                            d[r] = double.IsNaN(v) ? null : v;
-                        }
-                        else ((string?[])inputs[i])[r] = ((string?[])e.Inputs[i])[k];
-                    }
-                    var p = e.Predictions[k];
-                    prediction[r] = p.Label;
-                    value[r] = p.Value;
-                    if (p.Probabilities is { } probs)
-                        for (var c = 0; c < classes && c < probs.Length; c++) probabilities[c][r] = probs[c];
-                }
-                if (e.Flags is not null)
-                {
-                    foreach (var (row, message) in e.Flags)
-                    {
-                        var at = r - e.Rows + row;
-                        flags[at] = flags[at] is null ? message : flags[at] + "; " + message;
-                    }
-                }
-            }
             using (var rg = _writer.CreateRowGroup())
             {
                 var f = 0;
-                await rg.WriteAsync(_fields[f++], requestIds, null).ConfigureAwait(false);
-                await rg.WriteAsync<DateTime>(_fields[f++], timestamps.AsMemory(), null, null, default).ConfigureAwait(false);
-                await rg.WriteAsync(_fields[f++], models, null).ConfigureAwait(false);
-                await rg.WriteAsync(_fields[f++], versions, null).ConfigureAwait(false);
-                await rg.WriteAsync(_fields[f++], protocols, null).ConfigureAwait(false);
-                await rg.WriteAsync<int>(_fields[f++], rowIndex.AsMemory(), null, null, default).ConfigureAwait(false);
-                foreach (var input in inputs)
+                var begin = 0;
+                for (var r = 0; r < n; r++)
                 {
-                    if (input is double?[] d) await rg.WriteAsync<double>(_fields[f++], d.AsMemory(), null, null, default).ConfigureAwait(false);
-                    else await rg.WriteAsync(_fields[f++], (string?[])input, null).ConfigureAwait(false);
+                    _strings[r] = new string(_idChars, begin, _idEnds[r] - begin);
+                    begin = _idEnds[r];
                 }
-                await rg.WriteAsync(_fields[f++], prediction!, null).ConfigureAwait(false);
-                await rg.WriteAsync<double>(_fields[f++], value.AsMemory(), null, null, default).ConfigureAwait(false);
-                foreach (var c in probabilities) await rg.WriteAsync<double>(_fields[f++], c.AsMemory(), null, null, default).ConfigureAwait(false);
-                await rg.WriteAsync(_fields[f++], flags!, null).ConfigureAwait(false);
+                await rg.WriteAsync(_fields[f++], new ArraySegment<string>(_strings, 0, n), null).ConfigureAwait(false);
+                await rg.WriteAsync<DateTime>(_fields[f++], _timestamps.AsMemory(0, n), null, null, default).ConfigureAwait(false);
+                Array.Fill(_strings, _model.Name, 0, n);
+                await rg.WriteAsync(_fields[f++], new ArraySegment<string>(_strings, 0, n), null).ConfigureAwait(false);
+                Array.Fill(_strings, _model.Version, 0, n);
+                await rg.WriteAsync(_fields[f++], new ArraySegment<string>(_strings, 0, n), null).ConfigureAwait(false);
+                await rg.WriteAsync(_fields[f++], new ArraySegment<string>(_protocols, 0, n), null).ConfigureAwait(false);
+                await rg.WriteAsync<int>(_fields[f++], _rowIndex.AsMemory(0, n), null, null, default).ConfigureAwait(false);
+                foreach (var input in _inputs)
+                {
+                    if (input is double?[] d) await rg.WriteAsync<double>(_fields[f++], d.AsMemory(0, n), null, null, default).ConfigureAwait(false);
+                    else await rg.WriteAsync(_fields[f++], new ArraySegment<string>((string[])input, 0, n), null).ConfigureAwait(false);
+                }
+                await rg.WriteAsync(_fields[f++], new ArraySegment<string>(_prediction!, 0, n), null).ConfigureAwait(false);
+                await rg.WriteAsync<double>(_fields[f++], _value.AsMemory(0, n), null, null, default).ConfigureAwait(false);
+                foreach (var c in _probabilities) await rg.WriteAsync<double>(_fields[f++], c.AsMemory(0, n), null, null, default).ConfigureAwait(false);
+                await rg.WriteAsync(_fields[f++], new ArraySegment<string>(_flags!, 0, n), null).ConfigureAwait(false);
             }
-            _buffer.Clear();
-            BufferedRows = 0;
+            Reset(n);
             FileRows += n;
             return n;
+        }
+
+        /// <summary>Empties the buffers (keeping their storage) and lets go of the strings they referenced.</summary>
+        private void Reset(int n)
+        {
+            Array.Clear(_strings, 0, n);
+            foreach (var input in _inputs) if (input is string?[] t) Array.Clear(t, 0, n);
+            Array.Clear(_flags, 0, n);
+            _idLength = 0;
+            BufferedRows = 0;
         }
 
         public async Task<(string? Path, long Rows)> CloseFileAsync()
@@ -354,8 +478,7 @@ public sealed class PredictionLog : BackgroundService
         /// <summary>After a write error: drop the buffer and the broken file so the next rows start afresh.</summary>
         public void Abandon()
         {
-            _buffer.Clear();
-            BufferedRows = 0;
+            Reset(BufferedRows);
             try { _stream?.Dispose(); } catch (IOException) { }
             _writer = null;
             _stream = null;

@@ -4,6 +4,8 @@ using Kiln.Serving.Validation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Kiln.Serving.Protection;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Kiln.Serving.Protocols.MlflowScoring;
 
@@ -17,12 +19,13 @@ public static class InvocationsEndpoints
     public const string Protocol = "mlflow";
     private static readonly string[] Accepted = ["application/json", "text/csv"];
 
-    public static IEndpointRouteBuilder MapInvocationsEndpoints(this IEndpointRouteBuilder app, string? rateLimitPolicy)
+    public static IEndpointRouteBuilder MapInvocationsEndpoints(this IEndpointRouteBuilder app, bool gated = true)
     {
+        var inference = app.ServiceProvider.GetRequiredService<Inference>(); // once, not a DI scope per request
         var group = app.MapGroup("/invocations");
-        group.MapPost("/", (HttpContext http, Inference inference, CancellationToken ct) => InvokeAsync(http, inference, null, ct));
-        group.MapPost("/{model}", (HttpContext http, Inference inference, string model, CancellationToken ct) => InvokeAsync(http, inference, model, ct));
-        if (rateLimitPolicy is not null) group.RequireRateLimiting(rateLimitPolicy);
+        group.MapPost("/", (HttpContext http, CancellationToken ct) => InvokeAsync(http, inference, null, ct));
+        group.MapPost("/{model}", (HttpContext http, string model, CancellationToken ct) => InvokeAsync(http, inference, model, ct));
+        if (gated) group.RequireGate();
         app.MapGet("/ping", (Models.ModelManager models, CancellationToken ct) => models.AllReady ? Results.Text("\n", "application/json") : Results.StatusCode(503));
         app.MapGet("/version", (CancellationToken ct) => Results.Text(typeof(InvocationsEndpoints).Assembly.GetName().Version?.ToString() ?? "0", "text/plain"));
         return app;

@@ -6,6 +6,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Kiln.Serving.Protection;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Kiln.Serving.Protocols.Native;
 
@@ -15,12 +17,14 @@ public static class NativeEndpoints
     public const string Protocol = "native";
     private static readonly string[] JsonOnly = ["application/json"];
 
-    public static IEndpointRouteBuilder MapNativeEndpoints(this IEndpointRouteBuilder app, string? rateLimitPolicy)
+    public static IEndpointRouteBuilder MapNativeEndpoints(this IEndpointRouteBuilder app, bool gated = true)
     {
+        // Resolved once here, not per request: a service parameter makes every request open a DI scope.
+        var inference = app.ServiceProvider.GetRequiredService<Inference>();
         var predict = app.MapGroup("/predict");
-        predict.MapPost("/", (HttpContext http, Inference inference, CancellationToken ct) => PredictAsync(http, inference, null, ct));
-        predict.MapPost("/{model}", (HttpContext http, Inference inference, string model, CancellationToken ct) => PredictAsync(http, inference, model, ct));
-        if (rateLimitPolicy is not null) predict.RequireRateLimiting(rateLimitPolicy);
+        predict.MapPost("/", (HttpContext http, CancellationToken ct) => PredictAsync(http, inference, null, ct));
+        predict.MapPost("/{model}", (HttpContext http, string model, CancellationToken ct) => PredictAsync(http, inference, model, ct));
+        if (gated) predict.RequireGate();
 
         app.MapGet("/health", (CancellationToken ct) => TypedResults.Ok(new HealthResponse("ok")));
         app.MapGet("/ready", Results<Ok<ReadyResponse>, JsonHttpResult<ReadyResponse>> (ModelManager models, CancellationToken ct) =>

@@ -78,17 +78,31 @@ public sealed class V2GrpcService(Inference inference) : GRPCInferenceService.GR
     private static RequestError? Decode(ModelInferRequest request, InputBatch batch)
     {
         batch.IsBatch = true;
-        if (request.RawInputContents.Count > 0)
-            return new RequestError(400, "raw_input_contents is not supported; send values in each input's contents", "raw_input_contents");
+        var raw = request.RawInputContents;
+        if (raw.Count > 0 && raw.Count != request.Inputs.Count)
+            return new RequestError(400, $"raw_input_contents has {raw.Count} entries for {request.Inputs.Count} inputs; send one per input, in the inputs' order", "raw_input_contents");
         var rowsPerInput = new List<(int, int)>();
-        var tensors = new List<(int Field, ModelInferRequest.Types.InferInputTensor Tensor)>();
-        foreach (var t in request.Inputs)
+        var tensors = new List<(int Field, ModelInferRequest.Types.InferInputTensor Tensor, RawValues? Raw)>();
+        for (var i = 0; i < request.Inputs.Count; i++)
         {
-            var count = Count(t);
+            var t = request.Inputs[i];
+            RawValues? values = null;
+            int count;
+            if (raw.Count > 0)
+            {
+                if (Count(t) > 0) return new RequestError(400, $"{t.Name}: the input has contents although the request uses raw_input_contents; send one or the other", t.Name);
+                var rawError = RawValues.Decode(t.Name, t.Datatype, t.Shape, raw[i].Span, out values);
+                if (rawError is not null) return rawError;
+                count = values!.Count;
+            }
+            else
+            {
+                count = Count(t);
+            }
             var error = V2Tensors.Check(batch, t.Name, t.Datatype, t.Shape, count, out var field, out var rows);
             if (error is not null) return error;
             rowsPerInput.Add((field, rows));
-            tensors.Add((field, t));
+            tensors.Add((field, t, values));
         }
         var rowsError = V2Tensors.CheckRows(batch, rowsPerInput, out var rowCount);
         if (rowsError is not null) return rowsError;
@@ -96,9 +110,15 @@ public sealed class V2GrpcService(Inference inference) : GRPCInferenceService.GR
         {
             var error = batch.BeginRow();
             if (error is not null) return error;
-            foreach (var (field, t) in tensors)
+            foreach (var (field, t, values) in tensors)
             {
                 if ((error = batch.Mark(field)) is not null) return error;
+                if (values is not null)
+                {
+                    error = values.Texts is { } texts ? batch.SetString(field, texts[r], texts[r]) : batch.SetNumber(field, values.Numbers![r]);
+                    if (error is not null) return error;
+                    continue;
+                }
                 var c = t.Contents;
                 error = t.Datatype switch
                 {
@@ -109,6 +129,7 @@ public sealed class V2GrpcService(Inference inference) : GRPCInferenceService.GR
                     "INT64" => batch.SetNumber(field, c.Int64Contents[r]),
                     "UINT8" or "UINT16" or "UINT32" => batch.SetNumber(field, c.UintContents[r]),
                     "UINT64" => batch.SetNumber(field, c.Uint64Contents[r]),
+                    "BOOL" => batch.SetNumber(field, c.BoolContents[r] ? 1 : 0),
                     _ => new RequestError(400, $"{t.Name}: datatype {t.Datatype} is not supported", t.Name),
                 };
                 if (error is not null) return error;

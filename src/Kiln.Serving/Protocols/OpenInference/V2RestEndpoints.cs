@@ -4,6 +4,8 @@ using Kiln.Serving.Validation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Kiln.Serving.Protection;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Kiln.Serving.Protocols.OpenInference;
 
@@ -16,7 +18,7 @@ public static class V2RestEndpoints
 
     public static string ServerVersion => typeof(V2RestEndpoints).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 
-    public static IEndpointRouteBuilder MapOpenInferenceEndpoints(this IEndpointRouteBuilder app, string? rateLimitPolicy)
+    public static IEndpointRouteBuilder MapOpenInferenceEndpoints(this IEndpointRouteBuilder app, bool gated = true)
     {
         var v2 = app.MapGroup("/v2");
         v2.MapGet("/", (CancellationToken ct) => TypedResults.Ok(new V2ServerMetadata(ServerName, ServerVersion, [])));
@@ -29,12 +31,13 @@ public static class V2RestEndpoints
         model.MapGet("/versions/{version}", (ModelManager models, string name, string version, CancellationToken ct) => Metadata(models, name, version));
         model.MapGet("/ready", (ModelManager models, string name, CancellationToken ct) => ModelReady(models, name, null));
         model.MapGet("/versions/{version}/ready", (ModelManager models, string name, string version, CancellationToken ct) => ModelReady(models, name, version));
-        var infer = model.MapPost("/infer", (HttpContext http, Inference inference, string name, CancellationToken ct) => InferAsync(http, inference, name, null, ct));
-        var inferVersion = model.MapPost("/versions/{version}/infer", (HttpContext http, Inference inference, string name, string version, CancellationToken ct) => InferAsync(http, inference, name, version, ct));
-        if (rateLimitPolicy is not null)
+        var inference = app.ServiceProvider.GetRequiredService<Inference>(); // once, not a DI scope per request
+        var infer = model.MapPost("/infer", (HttpContext http, string name, CancellationToken ct) => InferAsync(http, inference, name, null, ct));
+        var inferVersion = model.MapPost("/versions/{version}/infer", (HttpContext http, string name, string version, CancellationToken ct) => InferAsync(http, inference, name, version, ct));
+        if (gated)
         {
-            infer.RequireRateLimiting(rateLimitPolicy);
-            inferVersion.RequireRateLimiting(rateLimitPolicy);
+            infer.RequireGate();
+            inferVersion.RequireGate();
         }
         return app;
     }

@@ -59,7 +59,7 @@ public static class V2Tensors
         field = batch.Schema.IndexOf(name);
         if (field < 0) return new RequestError(400, $"{name}: unknown input (the model's inputs are {string.Join(", ", batch.Schema.Fields.Select(f => f.Name))})", name);
         var f = batch.Schema.Fields[field];
-        var numericType = datatype is "FP16" or "FP32" or "FP64" or "INT8" or "INT16" or "INT32" or "INT64" or "UINT8" or "UINT16" or "UINT32" or "UINT64";
+        var numericType = datatype is "FP16" or "FP32" or "FP64" or "INT8" or "INT16" or "INT32" or "INT64" or "UINT8" or "UINT16" or "UINT32" or "UINT64" or "BOOL";
         if (f.IsNumeric && !numericType)
             return new RequestError(400, $"{name}: datatype {datatype} does not fit a numeric input (send FP32, FP64 or an integer type)", name);
         if (!f.IsNumeric && datatype != "BYTES" && !numericType)
