@@ -76,7 +76,7 @@ internal sealed class MonitorServerModule(MonitorConfig config, bool pipelinesIn
         services.AddKilnMonitoring(config, sp => sp.GetRequiredService<ServerMeter>().Meter);
         services.Replace(ServiceDescriptor.Singleton<IModelPackageLocator>(sp => new TrackingPackageLocator(sp.GetRequiredService<TrackingStores>())));
         if (pipelinesInProcess && config.PipelinesUrl is null)
-            services.AddSingleton<IAlertSink>(sp => new PipelineEngineAlertSink(sp.GetRequiredService<PipelineEngine>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Kiln.Monitoring.Alerts")));
+            services.AddSingleton<IAlertSink>(sp => new PipelineEngineAlertSink(sp.GetRequiredService<PipelineEngine>(), config.Targets, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Kiln.Monitoring.Alerts")));
     }
 
     public void MapEndpoints(WebApplication app)
@@ -94,11 +94,13 @@ internal sealed class PipelineEngineAlertSink : IAlertSink, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Channel<AlertTransition> _queue = Channel.CreateBounded<AlertTransition>(new BoundedChannelOptions(100) { FullMode = BoundedChannelFullMode.DropOldest });
     private readonly CancellationTokenSource _stop = new();
+    private readonly IReadOnlyList<MonitorTarget> _targets;
     private readonly Task _loop;
 
-    public PipelineEngineAlertSink(PipelineEngine engine, ILogger logger)
+    public PipelineEngineAlertSink(PipelineEngine engine, IReadOnlyList<MonitorTarget> targets, ILogger logger)
     {
         _engine = engine;
+        _targets = targets;
         _logger = logger;
         _loop = Task.Run(RunAsync);
     }
@@ -117,7 +119,7 @@ internal sealed class PipelineEngineAlertSink : IAlertSink, IAsyncDisposable
             {
                 try
                 {
-                    var runs = await _engine.TriggerByEventAsync(t.Rule.PipelineEvent!, PipelineEventHttpSink.EventPayload(t), _stop.Token);
+                    var runs = await _engine.TriggerByEventAsync(t.Rule.PipelineEvent!, PipelineEventHttpSink.EventPayload(t, _targets), _stop.Token);
                     MonitorWiringLog.PipelineStarted(_logger, t.Rule.Name, t.Rule.PipelineEvent!, runs.Count);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)

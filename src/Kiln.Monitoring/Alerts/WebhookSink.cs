@@ -110,22 +110,24 @@ public sealed class WebhookSink(HttpDelivery delivery, string? link = null) : IA
 /// <c>/api/v1/pipelines/events/{name}</c> (retried like webhooks). In a process that runs the pipelines itself,
 /// use an in-process sink instead (kiln server --pipelines does).
 /// </summary>
-public sealed class PipelineEventHttpSink(HttpDelivery delivery, Uri server) : IAlertSink
+public sealed class PipelineEventHttpSink(HttpDelivery delivery, Uri server, IReadOnlyList<Continuous.MonitorTarget>? targets = null) : IAlertSink
 {
     public ValueTask NotifyAsync(AlertTransition t, CancellationToken cancellationToken)
     {
         if (t.Rule.PipelineEvent is not { } name || !(t.To == AlertState.Firing && t.From == AlertState.Pending)) return ValueTask.CompletedTask;
         var url = new Uri(server, "api/v1/pipelines/events/" + Uri.EscapeDataString(name));
-        var json = JsonSerializer.Serialize(new PipelineEventBody(EventPayload(t)), AlertJsonContext.Default.PipelineEventBody);
+        var json = JsonSerializer.Serialize(new PipelineEventBody(EventPayload(t, targets)), AlertJsonContext.Default.PipelineEventBody);
         delivery.Enqueue(new HttpNotification(url, json, $"{t.Rule.Name} -> pipeline event {name}"));
         return ValueTask.CompletedTask;
     }
 
     /// <summary>
     /// What a pipeline gets: the series' labels (model, feature, …) and alert, metric, value, threshold, severity,
-    /// started_at, fingerprint. Entries whose keys are parameters of the pipeline become its parameter values.
+    /// started_at, fingerprint, and <c>current</c>: the prediction log directory of the monitoring target the alert is
+    /// about (its <c>model</c> label), which is what a drift_check or retraining task reads. Entries whose keys are
+    /// parameters of the pipeline become its parameter values.
     /// </summary>
-    public static IReadOnlyDictionary<string, string> EventPayload(AlertTransition t)
+    public static IReadOnlyDictionary<string, string> EventPayload(AlertTransition t, IReadOnlyList<Continuous.MonitorTarget>? targets = null)
     {
         var d = new Dictionary<string, string>(t.Labels, StringComparer.Ordinal)
         {
@@ -137,6 +139,15 @@ public sealed class PipelineEventHttpSink(HttpDelivery delivery, Uri server) : I
             ["fingerprint"] = t.Fingerprint,
         };
         if (t.StartedAt is { } s) d["started_at"] = s.ToString("O", CultureInfo.InvariantCulture);
+        if (targets is not null && t.Labels.TryGetValue("model", out var model) && !d.ContainsKey("current"))
+        {
+            foreach (var target in targets)
+            {
+                if (target.Name != model) continue;
+                d["current"] = target.LogDirectory;
+                break;
+            }
+        }
         return d;
     }
 }

@@ -27,7 +27,7 @@ public static class MonitoringServiceCollectionExtensions
         services.AddSingleton<IAlertSink>(sp => new LogAlertSink(sp.GetRequiredService<ILoggerFactory>().CreateLogger("Kiln.Monitoring.Alerts")));
         services.AddSingleton<IAlertSink>(sp => new WebhookSink(sp.GetRequiredService<HttpDelivery>(), config.Link));
         if (config.PipelinesUrl is { } pipelines)
-            services.AddSingleton<IAlertSink>(sp => new PipelineEventHttpSink(sp.GetRequiredService<HttpDelivery>(), pipelines));
+            services.AddSingleton<IAlertSink>(sp => new PipelineEventHttpSink(sp.GetRequiredService<HttpDelivery>(), pipelines, config.Targets));
         services.AddSingleton(sp => new MonitorService(config, sp.GetServices<IMonitorEvaluator>(), sp.GetRequiredService<GaugePublisher>(),
             sp.GetServices<IAlertSink>(), sp.GetRequiredService<ILogger<MonitorService>>(), sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService(sp => sp.GetRequiredService<MonitorService>());

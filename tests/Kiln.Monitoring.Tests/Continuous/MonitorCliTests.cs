@@ -143,6 +143,7 @@ public sealed class MonitorCliTests : IDisposable
             parameters:
               model: none
               feature: none
+              current: none
             triggers:
               - event: drift_alert
             tasks:
@@ -174,6 +175,8 @@ public sealed class MonitorCliTests : IDisposable
             var run = JsonDocument.Parse(runs).RootElement.GetProperty("runs")[0];
             Assert.Equal("event:drift_alert", run.GetProperty("trigger").GetString());
             Assert.Equal("shop", run.GetProperty("params").GetProperty("model").GetString()); // the alert's labels became parameters
+            // and the target's prediction log (what a drift_check or retraining task reads) came as `current`.
+            Assert.Equal(Path.GetFullPath(_dir.File("logs")), Path.GetFullPath(run.GetProperty("params").GetProperty("current").GetString()!));
 
             var metrics = await http.GetStringAsync("/metrics");
             Assert.Contains("kiln_monitor_window_rows{model=\"shop\"} 600\n", metrics);
