@@ -15,20 +15,7 @@ public sealed class OnnxServingTests
         var model = dir.File("logit.onnx");
         var reference = dir.File("ref.csv");
         var rows = dir.File("rows.csv");
-        var py = await Proc.PythonAsync($$"""
-            import numpy as np, onnx
-            from onnx import helper, TensorProto, numpy_helper
-            w = np.array([[0.8], [-1.2], [0.3]], dtype=np.float32); b = np.array([0.1], dtype=np.float32)
-            nodes = [helper.make_node('MatMul', ['X', 'W'], ['z0']), helper.make_node('Add', ['z0', 'B'], ['z']),
-                     helper.make_node('Sigmoid', ['z'], ['p']), helper.make_node('Sub', ['one', 'p'], ['q']),
-                     helper.make_node('Concat', ['q', 'p'], ['probabilities'], axis=1)]
-            g = helper.make_graph(nodes, 'logit', [helper.make_tensor_value_info('X', TensorProto.FLOAT, [None, 3])],
-                [helper.make_tensor_value_info('probabilities', TensorProto.FLOAT, [None, 2])],
-                [numpy_helper.from_array(w, 'W'), numpy_helper.from_array(b, 'B'), numpy_helper.from_array(np.array([1], dtype=np.float32), 'one')])
-            m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 8
-            onnx.checker.check_model(m); onnx.save(m, '{{model}}')
-            rng = np.random.default_rng(0); X = rng.normal(size=(50, 3)).astype(np.float32)
-            np.savetxt('{{reference}}', np.c_[X, (X @ w + b > 0).astype(int)], delimiter=',', header='a,b,c,label', comments='', fmt='%.7g')
+        var py = await Proc.PythonAsync(OnnxFixtures.LogisticModelPython(model, reference) + $$"""
             R = np.array([[0.5, -1.0, 2.0], [-0.25, 0.75, 0.0], [1.5, 1.5, -1.5]], dtype=np.float32)
             np.savetxt('{{rows}}', R, delimiter=',', fmt='%.7g')
             p = 1 / (1 + np.exp(-(R.astype(np.float64) @ w.astype(np.float64) + b)))

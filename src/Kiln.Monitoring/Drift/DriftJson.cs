@@ -8,7 +8,7 @@ namespace Kiln.Monitoring.Drift;
 public static class DriftJson
 {
     /// <summary>Indented options for report files.</summary>
-    public static JsonSerializerOptions Options { get; } = Create();
+    public static JsonSerializerOptions Options { get; } = CreateOptions(DriftJsonContext.Default);
 
     /// <summary>Serializes a report.</summary>
     public static string Serialize(DriftReport report) => JsonSerializer.Serialize(report, Options);
@@ -16,7 +16,8 @@ public static class DriftJson
     /// <summary>Reads a report back.</summary>
     public static DriftReport? Deserialize(string json) => JsonSerializer.Deserialize<DriftReport>(json, Options);
 
-    private static JsonSerializerOptions Create()
+    /// <summary>The options of every monitoring report file (drift, window), over a source-generated resolver.</summary>
+    internal static JsonSerializerOptions CreateOptions(System.Text.Json.Serialization.Metadata.IJsonTypeInfoResolver resolver)
     {
         var options = new JsonSerializerOptions
         {
@@ -24,7 +25,7 @@ public static class DriftJson
             DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
             WriteIndented = true,
             NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-            TypeInfoResolver = DriftJsonContext.Default,
+            TypeInfoResolver = resolver,
         };
         options.Converters.Add(new JsonStringEnumConverter<ColumnKind>(JsonNamingPolicy.SnakeCaseLower));
         options.MakeReadOnly();

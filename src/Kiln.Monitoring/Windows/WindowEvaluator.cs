@@ -230,26 +230,11 @@ public static class MonitorGauges
 /// <summary>JSON for window reports: snake_case, nulls left out.</summary>
 public static class WindowJson
 {
-    public static JsonSerializerOptions Options { get; } = Create();
+    public static JsonSerializerOptions Options { get; } = DriftJson.CreateOptions(WindowJsonContext.Default);
 
     public static string Serialize(WindowReport report) => JsonSerializer.Serialize(report, Options);
 
     public static WindowReport? Deserialize(string json) => JsonSerializer.Deserialize<WindowReport>(json, Options);
-
-    private static JsonSerializerOptions Create()
-    {
-        var options = new JsonSerializerOptions
-        {
-            PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-            DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-            WriteIndented = true,
-            NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-            TypeInfoResolver = WindowJsonContext.Default,
-        };
-        options.Converters.Add(new JsonStringEnumConverter<ColumnKind>(JsonNamingPolicy.SnakeCaseLower));
-        options.MakeReadOnly();
-        return options;
-    }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
