@@ -1,7 +1,8 @@
 // Monitoring benchmarks (figures in docs/benchmarks.md, ## Monitoring):
 //  1. the cost of updating a live profile, per feature per logged row (goal: <= 1 µs);
 //  2. drift of ROWS current rows x FEATURES features against a reference profile, from Parquet, end to end (goal: <= 1 s).
-// Usage: dotnet run -c Release --project bench/Kiln.Bench.Monitoring -- [--rows 1000000] [--features 20] [--runs 3]
+// Usage: dotnet run -c Release --project bench/Kiln.Bench.Monitoring -- [--rows 1000000] [--features 20] [--runs 3] [--before 1]
+// (--before 1 first runs the drift with text columns read by Parquet.Net, KILN_PARQUET_TEXT=parquet.net, then with Kiln's decoder.)
 // (`-- window …` runs WindowBench.cs: evaluation of a prediction-log window.)
 using System.Diagnostics;
 using System.Globalization;
@@ -13,6 +14,7 @@ if (args.Length > 0 && args[0] == "window") return await WindowBench.RunAsync(ar
 var rows = 1_000_000;
 var features = 20;
 var runs = 3;
+var before = false;
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
     var v = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
@@ -21,6 +23,7 @@ for (var i = 0; i + 1 < args.Length; i += 2)
         case "--rows": rows = v; break;
         case "--features": features = v; break;
         case "--runs": runs = v; break;
+        case "--before": before = v != 0; break;
         default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
     }
 }
@@ -102,6 +105,9 @@ try
     await ParquetTable.WriteAsync(MakeTable(rows, 0.05), file);
     var requests = new List<ColumnRequest>();
     foreach (var c in reference.Columns) requests.Add(new ColumnRequest(c.Name, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
+    foreach (var textReader in before ? new[] { "parquet.net", "kiln" } : ["kiln"])
+    {
+    Environment.SetEnvironmentVariable("KILN_PARQUET_TEXT", textReader);
     var best = double.MaxValue;
     for (var run = 0; run < runs; run++)
     {
@@ -115,11 +121,12 @@ try
         var total = sw.Elapsed.TotalMilliseconds;
         var cpuTotal = (Cpu() - cpu0).TotalMilliseconds;
         best = Math.Min(best, total);
-        Console.WriteLine($"drift run {run + 1}: {table.RowCount:N0} rows x {features} features: read {read:F0} ms (cpu {cpuRead:F0}), " +
+        Console.WriteLine($"drift run {run + 1} (text read by {textReader}): {table.RowCount:N0} rows x {features} features: read {read:F0} ms (cpu {cpuRead:F0}), " +
                           $"drift {total - read:F0} ms (cpu {cpuTotal - cpuRead:F0}), total {total:F0} ms (cpu {cpuTotal:F0}); " +
                           $"tests {report.Features[0].Test}/{report.Features[^1].Test}, drifted {report.FeaturesDrifted}/{report.FeaturesTested}");
     }
-    Console.WriteLine($"drift end to end (best of {runs}): {best:F0} ms");
+    Console.WriteLine($"drift end to end, text read by {textReader} (best of {runs}): {best:F0} ms");
+    }
 
     // Against a live profile of the same window instead of raw rows.
     var table2 = await TableReader.ReadAllAsync([file], requests);

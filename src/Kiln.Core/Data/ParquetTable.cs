@@ -45,6 +45,8 @@ public static class ParquetTable
     {
         var reader = await OpenAsync(path, ct).ConfigureAwait(false);
         await using var readerScope = reader.ConfigureAwait(false);
+        // Text columns are read by Kiln's own decoder (ParquetText) through positional reads of this one handle.
+        using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
         var fields = reader.Schema.GetDataFields();
         var selected = new DataField[requests.Count];
         for (var r = 0; r < requests.Count; r++)
@@ -73,7 +75,7 @@ public static class ParquetTable
                 if (workers <= 1 || (long)rows * requests.Count < ParallelCells)
                 {
                     for (var r = 0; r < requests.Count; r++)
-                        columns[r] = await ReadColumnAsync(rg, selected[r], requests[r], rows, path, rowBase, ct).ConfigureAwait(false);
+                        columns[r] = await ReadColumnAsync(rg, selected[r], requests[r], rows, new(path, file, g, rowBase), ct).ConfigureAwait(false);
                 }
                 else
                 {
@@ -88,7 +90,7 @@ public static class ParquetTable
                         {
                             using var own = readers[worker].OpenRowGroupReader(group);
                             for (var r = worker; r < requests.Count; r += readers.Length)
-                                columns[r] = await ReadColumnAsync(own, selected[r], requests[r], rows, path, first, ct).ConfigureAwait(false);
+                                columns[r] = await ReadColumnAsync(own, selected[r], requests[r], rows, new(path, file, group, first), ct).ConfigureAwait(false);
                         }, ct);
                     }
                     await Task.WhenAll(tasks).ConfigureAwait(false);
@@ -122,13 +124,26 @@ public static class ParquetTable
         }
     }
 
+    /// <summary>Where a row group comes from: the file (by path, for messages, and open handle), the group's index and first row.</summary>
+    private readonly record struct GroupSource(string Path, Microsoft.Win32.SafeHandles.SafeFileHandle File, int Group, long FirstRow);
+
+    /// <summary>
+    /// Set KILN_PARQUET_TEXT=parquet.net to read text columns with Parquet.Net instead of Kiln's own decoder
+    /// (an escape hatch, and the "before" of the monitoring benchmark).
+    /// </summary>
+    private static bool OwnTextDecoder =>
+        !string.Equals(Environment.GetEnvironmentVariable("KILN_PARQUET_TEXT"), "parquet.net", StringComparison.OrdinalIgnoreCase);
+
     private static async Task<Column> ReadColumnAsync(ParquetRowGroupReader rg, DataField field, ColumnRequest request, int rows,
-        string path, long rowBase, CancellationToken ct)
+        GroupSource source, CancellationToken ct)
     {
         var type = field.ClrType;
+        var path = source.Path;
+        var rowBase = source.FirstRow;
         if (type == typeof(string) || type == typeof(ReadOnlyMemory<char>))
         {
-            var s = await ReadTextAsync(rg, field, rows, ct).ConfigureAwait(false);
+            var s = (OwnTextDecoder && rg.GetMetadata(field) is { } chunk ? ParquetText.TryRead(source.File, path, source.Group, chunk, field, rows, ct) : null)
+                ?? await ReadTextAsync(rg, field, rows, ct).ConfigureAwait(false);
             if (request.Type == ColumnType.Text) return new TextColumn(field.Name, s);
             var values = new double[rows];
             for (var i = 0; i < rows; i++)
