@@ -2,7 +2,7 @@
 //  1. the cost of updating a live profile, per feature per logged row (goal: <= 1 µs);
 //  2. drift of ROWS current rows x FEATURES features against a reference profile, from Parquet, end to end (goal: <= 1 s).
 // Usage: dotnet run -c Release --project bench/Kiln.Bench.Monitoring -- [--rows 1000000] [--features 20] [--runs 3] [--before 1]
-// (--before 1 first runs the drift with text columns read by Parquet.Net, KILN_PARQUET_TEXT=parquet.net, then with Kiln's decoder.)
+// (--before 1 first runs the drift with every column read by Parquet.Net, KILN_PARQUET_DECODER=parquet.net, then with Kiln's decoder.)
 // (`-- window …` runs WindowBench.cs: evaluation of a prediction-log window.)
 using System.Diagnostics;
 using System.Globalization;
@@ -105,27 +105,27 @@ try
     await ParquetTable.WriteAsync(MakeTable(rows, 0.05), file);
     var requests = new List<ColumnRequest>();
     foreach (var c in reference.Columns) requests.Add(new ColumnRequest(c.Name, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
-    foreach (var textReader in before ? new[] { "parquet.net", "kiln" } : ["kiln"])
+    foreach (var decoder in before ? new[] { "parquet.net", "kiln" } : ["kiln"])
     {
-    Environment.SetEnvironmentVariable("KILN_PARQUET_TEXT", textReader);
-    var best = double.MaxValue;
-    for (var run = 0; run < runs; run++)
-    {
-        GC.Collect();
-        var sw = Stopwatch.StartNew();
-        var cpu0 = Cpu();
-        var table = await TableReader.ReadAllAsync([file], requests);
-        var read = sw.Elapsed.TotalMilliseconds;
-        var cpuRead = (Cpu() - cpu0).TotalMilliseconds;
-        var report = DriftCalculator.Compare(reference, table);
-        var total = sw.Elapsed.TotalMilliseconds;
-        var cpuTotal = (Cpu() - cpu0).TotalMilliseconds;
-        best = Math.Min(best, total);
-        Console.WriteLine($"drift run {run + 1} (text read by {textReader}): {table.RowCount:N0} rows x {features} features: read {read:F0} ms (cpu {cpuRead:F0}), " +
-                          $"drift {total - read:F0} ms (cpu {cpuTotal - cpuRead:F0}), total {total:F0} ms (cpu {cpuTotal:F0}); " +
-                          $"tests {report.Features[0].Test}/{report.Features[^1].Test}, drifted {report.FeaturesDrifted}/{report.FeaturesTested}");
-    }
-    Console.WriteLine($"drift end to end, text read by {textReader} (best of {runs}): {best:F0} ms");
+        Environment.SetEnvironmentVariable("KILN_PARQUET_DECODER", decoder);
+        var best = double.MaxValue;
+        for (var run = 0; run < runs; run++)
+        {
+            GC.Collect();
+            var sw = Stopwatch.StartNew();
+            var cpu0 = Cpu();
+            var table = await TableReader.ReadAllAsync([file], requests);
+            var read = sw.Elapsed.TotalMilliseconds;
+            var cpuRead = (Cpu() - cpu0).TotalMilliseconds;
+            var report = DriftCalculator.Compare(reference, table);
+            var total = sw.Elapsed.TotalMilliseconds;
+            var cpuTotal = (Cpu() - cpu0).TotalMilliseconds;
+            best = Math.Min(best, total);
+            Console.WriteLine($"drift run {run + 1} (read by {decoder}): {table.RowCount:N0} rows x {features} features: read {read:F0} ms (cpu {cpuRead:F0}), " +
+                              $"drift {total - read:F0} ms (cpu {cpuTotal - cpuRead:F0}), total {total:F0} ms (cpu {cpuTotal:F0}); " +
+                              $"tests {report.Features[0].Test}/{report.Features[^1].Test}, drifted {report.FeaturesDrifted}/{report.FeaturesTested}");
+        }
+        Console.WriteLine($"drift end to end, read by {decoder} (best of {runs}): {best:F0} ms");
     }
 
     // Against a live profile of the same window instead of raw rows.

@@ -45,7 +45,7 @@ public static class ParquetTable
     {
         var reader = await OpenAsync(path, ct).ConfigureAwait(false);
         await using var readerScope = reader.ConfigureAwait(false);
-        // Text columns are read by Kiln's own decoder (ParquetText) through positional reads of this one handle.
+        // Flat text and double columns are read by Kiln's own decoder (ParquetColumnDecoder) through positional reads of this one handle.
         using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
         var fields = reader.Schema.GetDataFields();
         var selected = new DataField[requests.Count];
@@ -128,11 +128,11 @@ public static class ParquetTable
     private readonly record struct GroupSource(string Path, Microsoft.Win32.SafeHandles.SafeFileHandle File, int Group, long FirstRow);
 
     /// <summary>
-    /// Set KILN_PARQUET_TEXT=parquet.net to read text columns with Parquet.Net instead of Kiln's own decoder
-    /// (an escape hatch, and the "before" of the monitoring benchmark).
+    /// Set KILN_PARQUET_DECODER=parquet.net to read every column with Parquet.Net instead of Kiln's own decoder
+    /// for flat text and double columns (an escape hatch, and the "before" of the monitoring benchmark).
     /// </summary>
-    private static bool OwnTextDecoder =>
-        !string.Equals(Environment.GetEnvironmentVariable("KILN_PARQUET_TEXT"), "parquet.net", StringComparison.OrdinalIgnoreCase);
+    private static bool OwnDecoder =>
+        !string.Equals(Environment.GetEnvironmentVariable("KILN_PARQUET_DECODER"), "parquet.net", StringComparison.OrdinalIgnoreCase);
 
     private static async Task<Column> ReadColumnAsync(ParquetRowGroupReader rg, DataField field, ColumnRequest request, int rows,
         GroupSource source, CancellationToken ct)
@@ -142,7 +142,7 @@ public static class ParquetTable
         var rowBase = source.FirstRow;
         if (type == typeof(string) || type == typeof(ReadOnlyMemory<char>))
         {
-            var s = (OwnTextDecoder && rg.GetMetadata(field) is { } chunk ? ParquetText.TryRead(source.File, path, source.Group, chunk, field, rows, ct) : null)
+            var s = (OwnDecoder && rg.GetMetadata(field) is { } chunk ? ParquetColumnDecoder.TryReadText(source.File, path, source.Group, chunk, field, rows, ct) : null)
                 ?? await ReadTextAsync(rg, field, rows, ct).ConfigureAwait(false);
             if (request.Type == ColumnType.Text) return new TextColumn(field.Name, s);
             var values = new double[rows];
@@ -154,7 +154,11 @@ public static class ParquetTable
             return new NumericColumn(field.Name, values);
         }
         double[] numbers;
-        if (type == typeof(double)) numbers = await ReadDoublesAsync(rg, field, rows, ct).ConfigureAwait(false);
+        if (type == typeof(double))
+        {
+            numbers = (OwnDecoder && rg.GetMetadata(field) is { } chunk ? ParquetColumnDecoder.TryReadDoubles(source.File, path, source.Group, chunk, field, rows, ct) : null)
+                ?? await ReadDoublesAsync(rg, field, rows, ct).ConfigureAwait(false);
+        }
         else if (type == typeof(float)) numbers = await ReadAsDouble<float>(rg, field, rows, v => v, ct).ConfigureAwait(false);
         else if (type == typeof(int)) numbers = await ReadAsDouble<int>(rg, field, rows, v => v, ct).ConfigureAwait(false);
         else if (type == typeof(long)) numbers = await ReadAsDouble<long>(rg, field, rows, v => v, ct).ConfigureAwait(false);
