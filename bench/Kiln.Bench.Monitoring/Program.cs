@@ -112,6 +112,7 @@ try
         for (var run = 0; run < runs; run++)
         {
             GC.Collect();
+            var gc0 = GC.GetTotalPauseDuration();
             var sw = Stopwatch.StartNew();
             var cpu0 = Cpu();
             var table = await TableReader.ReadAllAsync([file], requests);
@@ -122,7 +123,7 @@ try
             var cpuTotal = (Cpu() - cpu0).TotalMilliseconds;
             best = Math.Min(best, total);
             Console.WriteLine($"drift run {run + 1} (read by {decoder}): {table.RowCount:N0} rows x {features} features: read {read:F0} ms (cpu {cpuRead:F0}), " +
-                              $"drift {total - read:F0} ms (cpu {cpuTotal - cpuRead:F0}), total {total:F0} ms (cpu {cpuTotal:F0}); " +
+                              $"drift {total - read:F0} ms (cpu {cpuTotal - cpuRead:F0}), total {total:F0} ms (cpu {cpuTotal:F0}, gc pauses {(GC.GetTotalPauseDuration() - gc0).TotalMilliseconds:F0}); " +
                               $"tests {report.Features[0].Test}/{report.Features[^1].Test}, drifted {report.FeaturesDrifted}/{report.FeaturesTested}");
         }
         Console.WriteLine($"drift end to end, read by {decoder} (best of {runs}): {best:F0} ms");

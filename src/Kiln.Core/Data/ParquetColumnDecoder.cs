@@ -211,7 +211,7 @@ internal static class ParquetColumnDecoder
         /// <summary>Decodes a page's definition levels into <see cref="_levels"/>; returns how many values are present.</summary>
         private int DecodeLevels(ReadOnlySpan<byte> data, int count)
         {
-            if (_levels.Length < count) _levels = new int[Math.Max(count, _levels.Length * 2)];
+            if (_levels.Length < count) _levels = Rent(_levels, count);
             var levels = _levels.AsSpan(0, count);
             RleHybrid.Decode(data, 32 - int.LeadingZeroCount(maxDefinition), levels);
             var present = 0;
@@ -235,7 +235,7 @@ internal static class ParquetColumnDecoder
                 if (values.IsEmpty) throw new InvalidDataException("a dictionary-encoded page has no index bit width");
                 var width = values[0];
                 if (width > 32) throw new InvalidDataException($"dictionary index bit width {width} is above 32");
-                if (_indices.Length < present) _indices = new int[Math.Max(present, _indices.Length * 2)];
+                if (_indices.Length < present) _indices = Rent(_indices, present);
                 var indices = _indices.AsSpan(0, present);
                 RleHybrid.Decode(values[1..], width, indices);
                 foreach (var index in indices)
@@ -255,7 +255,7 @@ internal static class ParquetColumnDecoder
                 return source;
             }
             if (size > MaxPageBytes) throw new InvalidDataException($"the page header says it decompresses to {size} bytes");
-            if (_page.Length < size) _page = new byte[Math.Max(size, Math.Min(_page.Length * 2, MaxPageBytes))];
+            if (_page.Length < size) _page = Rent(_page, size);
             var target = _page.AsSpan(0, size);
             int written;
             switch (codec)
@@ -297,7 +297,23 @@ internal static class ParquetColumnDecoder
             return written;
         }
 
-        public void Dispose() => _zstd?.Dispose();
+        /// <summary>Scratch buffers come from the shared pool: a million-row chunk would otherwise put megabytes on the large object heap per column.</summary>
+        private static TBuffer[] Rent<TBuffer>(TBuffer[] old, int size)
+        {
+            if (old.Length > 0) ArrayPool<TBuffer>.Shared.Return(old);
+            return ArrayPool<TBuffer>.Shared.Rent(size);
+        }
+
+        public void Dispose()
+        {
+            _zstd?.Dispose();
+            if (_page.Length > 0) ArrayPool<byte>.Shared.Return(_page);
+            if (_levels.Length > 0) ArrayPool<int>.Shared.Return(_levels);
+            if (_indices.Length > 0) ArrayPool<int>.Shared.Return(_indices);
+            _page = [];
+            _levels = [];
+            _indices = [];
+        }
     }
 
     /// <summary>Text: null for missing rows; each distinct label becomes one string.</summary>

@@ -159,13 +159,50 @@ internal sealed class ColumnSide
     /// <summary>Labels from raw data; null is missing.</summary>
     public static ColumnSide FromLabels(ReadOnlySpan<string?> values)
     {
+        // The readers hand out one string object per distinct label (a million rows of ten labels hold ten
+        // strings), so a few slots compared by reference count most rows without hashing a string; the slots are
+        // merged by value at the end. Labels beyond the slots, or input without shared strings, go to the dictionary.
+        const int slotCount = 32;
         var counts = new Dictionary<string, long>(StringComparer.Ordinal);
-        long missing = 0;
+        var slots = new string?[slotCount];
+        Span<long> slotCounts = stackalloc long[slotCount];
+        int used = 0, last = 0;
+        long missing = 0, misses = 0;
         foreach (var v in values)
         {
-            if (v is null) { missing++; continue; }
+            if (v is null)
+            {
+                missing++;
+                continue;
+            }
+            if (ReferenceEquals(v, slots[last]))
+            {
+                slotCounts[last]++;
+                continue;
+            }
+            var slot = -1;
+            if (misses < 4096)
+            {
+                for (var i = 0; i < used; i++)
+                {
+                    if (ReferenceEquals(v, slots[i]))
+                    {
+                        slot = i;
+                        break;
+                    }
+                }
+                if (slot < 0 && used < slotCount) slots[slot = used++] = v;
+            }
+            if (slot >= 0)
+            {
+                slotCounts[slot]++;
+                last = slot;
+                continue;
+            }
+            misses++;
             System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(counts, v, out _)++;
         }
+        for (var i = 0; i < used; i++) System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(counts, slots[i]!, out _) += slotCounts[i];
         return new ColumnSide { Kind = ColumnKind.Categorical, Count = values.Length - missing, Missing = missing, Categories = counts };
     }
 
