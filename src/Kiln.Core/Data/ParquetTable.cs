@@ -134,7 +134,21 @@ public static class ParquetTable
     private static bool OwnDecoder =>
         !string.Equals(Environment.GetEnvironmentVariable("KILN_PARQUET_DECODER"), "parquet.net", StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>Reads one column of a row group; whatever Parquet.Net throws on a damaged file becomes an error naming it.</summary>
     private static async Task<Column> ReadColumnAsync(ParquetRowGroupReader rg, DataField field, ColumnRequest request, int rows,
+        GroupSource source, CancellationToken ct)
+    {
+        try
+        {
+            return await ReadColumnCoreAsync(rg, field, request, rows, source, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not (KilnException or OperationCanceledException or OutOfMemoryException))
+        {
+            throw new KilnException($"{source.Path}: column '{field.Name}', row group {source.Group}: unreadable ({e.Message})", e);
+        }
+    }
+
+    private static async Task<Column> ReadColumnCoreAsync(ParquetRowGroupReader rg, DataField field, ColumnRequest request, int rows,
         GroupSource source, CancellationToken ct)
     {
         var type = field.ClrType;
