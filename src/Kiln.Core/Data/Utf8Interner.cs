@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Text;
 
 namespace Kiln.Core.Data;
@@ -5,12 +6,15 @@ namespace Kiln.Core.Data;
 /// <summary>
 /// Turns UTF-8 byte strings into .NET strings, returning the same string for the same bytes: a label repeated a
 /// million times is one string. Long values and tables past a size cap are not interned (IDs and free text would
-/// only fill the table).
+/// only fill the table). The hash is seeded per process and a lookup gives up after a few probes, so even crafted
+/// colliding labels only cost their own string, never a quadratic walk.
 /// </summary>
 internal sealed class Utf8Interner
 {
     private const int MaxInternedBytes = 64;
     private const int MaxEntries = 65_536;
+    private const int MaxProbes = 16;
+    private static readonly ulong Seed = (ulong)Random.Shared.NextInt64() | 1;
 
     private int[] _buckets = new int[256];
     private Entry[] _entries = new Entry[256];
@@ -33,13 +37,15 @@ internal sealed class Utf8Interner
         if (utf8.Length > MaxInternedBytes) return Encoding.UTF8.GetString(utf8);
         var hash = Hash(utf8);
         var bucket = hash & (_buckets.Length - 1);
+        var probes = 0;
         for (var e = _buckets[bucket] - 1; e >= 0; e = _entries[e].Next - 1)
         {
             ref var entry = ref _entries[e];
             if (entry.Hash == hash && _bytes.AsSpan(entry.Offset, entry.Length).SequenceEqual(utf8)) return entry.Value;
+            probes++;
         }
         var value = Encoding.UTF8.GetString(utf8);
-        if (_count >= MaxEntries) return value;
+        if (_count >= MaxEntries || probes >= MaxProbes) return value;
         Add(utf8, hash, value);
         return value;
     }
@@ -66,11 +72,25 @@ internal sealed class Utf8Interner
         _used += utf8.Length;
     }
 
-    /// <summary>A per-process seeded hash, so crafted files cannot pile every label into one bucket.</summary>
+    /// <summary>A per-process seeded multiply-xorshift hash over 8-byte words (labels are short).</summary>
     private static int Hash(ReadOnlySpan<byte> utf8)
     {
-        var h = new HashCode();
-        h.AddBytes(utf8);
-        return h.ToHashCode() & int.MaxValue;
+        var h = Seed ^ ((ulong)utf8.Length * 0x9E37_79B9_7F4A_7C15UL);
+        var i = 0;
+        for (; i + 8 <= utf8.Length; i += 8)
+        {
+            h = (h ^ BinaryPrimitives.ReadUInt64LittleEndian(utf8[i..])) * 0xFF51_AFD7_ED55_8CCDUL;
+            h ^= h >> 32;
+        }
+        if (i < utf8.Length)
+        {
+            ulong tail = 0;
+            for (var j = 0; i + j < utf8.Length; j++) tail |= (ulong)utf8[i + j] << (8 * j);
+            h = (h ^ tail) * 0xC4CE_B9FE_1A85_EC53UL;
+        }
+        h ^= h >> 29;
+        h *= 0x94D0_49BB_1331_11EBUL;
+        h ^= h >> 32;
+        return (int)h & int.MaxValue;
     }
 }
