@@ -83,13 +83,14 @@ public static class ParquetTable
                     var group = g;
                     var first = rowBase;
                     var tasks = new Task[readers.Length];
+                    var next = -1; // columns are handed out one at a time: a text column costs far less than a double one
                     for (var w = 0; w < readers.Length; w++)
                     {
                         var worker = w;
                         tasks[w] = Task.Run(async () =>
                         {
                             using var own = readers[worker].OpenRowGroupReader(group);
-                            for (var r = worker; r < requests.Count; r += readers.Length)
+                            for (var r = Interlocked.Increment(ref next); r < requests.Count; r = Interlocked.Increment(ref next))
                                 columns[r] = await ReadColumnAsync(own, selected[r], requests[r], rows, new(path, file, group, first), ct).ConfigureAwait(false);
                         }, ct);
                     }
