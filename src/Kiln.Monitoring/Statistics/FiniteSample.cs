@@ -7,26 +7,8 @@ namespace Kiln.Monitoring.Statistics;
 public static class FiniteSample
 {
     /// <summary>Copies the finite values of <paramref name="values"/> into a new array, sorted ascending.</summary>
-    public static double[] SortedCopy(ReadOnlySpan<double> values, out long missing, out long infinite)
-    {
-        missing = 0;
-        infinite = 0;
-        var finite = 0;
-        foreach (var v in values)
-        {
-            if (double.IsNaN(v)) missing++;
-            else if (double.IsInfinity(v)) infinite++;
-            else finite++;
-        }
-        var result = GC.AllocateUninitializedArray<double>(finite);
-        var k = 0;
-        foreach (var v in values)
-        {
-            if (double.IsFinite(v)) result[k++] = v;
-        }
-        RadixSort.Sort(result);
-        return result;
-    }
+    public static double[] SortedCopy(ReadOnlySpan<double> values, out long missing, out long infinite) =>
+        RadixSort.SortedFinite(values, out missing, out infinite);
 
     /// <summary>The population standard deviation (numpy.std with ddof=0) of finite values.</summary>
     public static double PopulationStd(ReadOnlySpan<double> values)

@@ -35,43 +35,9 @@ public static class RadixSort
         {
             var histogram = counts.AsSpan(0, Buckets * Passes);
             histogram.Clear();
-            for (var i = 0; i < n; i++)
-            {
-                var bits = BitConverter.DoubleToUInt64Bits(values[i]);
-                // Negative numbers: flip all bits; positive: flip the sign bit. Integer order is then numeric order.
-                var key = (bits & 0x8000_0000_0000_0000UL) != 0 ? ~bits : bits | 0x8000_0000_0000_0000UL;
-                keys[i] = key;
-                for (var p = 0; p < Passes; p++) histogram[p * Buckets + (int)((key >> (LowBits + p * Bits)) & (Buckets - 1))]++;
-            }
-            var source = keys;
-            var target = temp;
-            for (var p = 0; p < Passes; p++)
-            {
-                var h = histogram.Slice(p * Buckets, Buckets);
-                var shift = LowBits + p * Bits;
-                if (h[(int)((source[0] >> shift) & (Buckets - 1))] == n) continue; // every key has this digit
-                var offset = 0;
-                for (var b = 0; b < Buckets; b++)
-                {
-                    var c = h[b];
-                    h[b] = offset;
-                    offset += c;
-                }
-                for (var i = 0; i < n; i++)
-                {
-                    var key = source[i];
-                    target[h[(int)((key >> shift) & (Buckets - 1))]++] = key;
-                }
-                (source, target) = (target, source);
-            }
-            var sorted = source.AsSpan(0, n);
-            OrderRuns(sorted);
-            for (var i = 0; i < n; i++)
-            {
-                var key = sorted[i];
-                var bits = (key & 0x8000_0000_0000_0000UL) != 0 ? key & 0x7FFF_FFFF_FFFF_FFFFUL : ~key;
-                values[i] = BitConverter.UInt64BitsToDouble(bits);
-            }
+            for (var i = 0; i < n; i++) keys[i] = Count(Key(values[i]), histogram);
+            var sorted = SortKeys(keys, temp, n, histogram);
+            for (var i = 0; i < n; i++) values[i] = Value(sorted[i]);
         }
         finally
         {
@@ -79,6 +45,102 @@ public static class RadixSort
             ArrayPool<ulong>.Shared.Return(temp);
             ArrayPool<int>.Shared.Return(counts);
         }
+    }
+
+    /// <summary>
+    /// The finite values of <paramref name="values"/> sorted into a new array, counting NaN (missing) and ±Infinity:
+    /// one pass picks and keys them, so a large column is read once before the radix passes.
+    /// </summary>
+    public static double[] SortedFinite(ReadOnlySpan<double> values, out long missing, out long infinite)
+    {
+        missing = 0;
+        infinite = 0;
+        var n = values.Length;
+        if (n < Threshold)
+        {
+            var small = new List<double>(n);
+            foreach (var v in values)
+            {
+                if (double.IsNaN(v)) missing++;
+                else if (double.IsInfinity(v)) infinite++;
+                else small.Add(v);
+            }
+            var result = small.ToArray();
+            Array.Sort(result);
+            return result;
+        }
+        var keys = ArrayPool<ulong>.Shared.Rent(n);
+        var temp = ArrayPool<ulong>.Shared.Rent(n);
+        var counts = ArrayPool<int>.Shared.Rent(Buckets * Passes);
+        try
+        {
+            var histogram = counts.AsSpan(0, Buckets * Passes);
+            histogram.Clear();
+            var m = 0;
+            foreach (var v in values)
+            {
+                if (double.IsFinite(v)) keys[m++] = Count(Key(v), histogram);
+                else if (double.IsNaN(v)) missing++;
+                else infinite++;
+            }
+            var result = GC.AllocateUninitializedArray<double>(m);
+            if (m == 0) return result;
+            var sorted = SortKeys(keys, temp, m, histogram);
+            for (var i = 0; i < m; i++) result[i] = Value(sorted[i]);
+            return result;
+        }
+        finally
+        {
+            ArrayPool<ulong>.Shared.Return(keys);
+            ArrayPool<ulong>.Shared.Return(temp);
+            ArrayPool<int>.Shared.Return(counts);
+        }
+    }
+
+    /// <summary>Negative numbers: flip all bits; positive: flip the sign bit. Integer order is then numeric order.</summary>
+    private static ulong Key(double value)
+    {
+        var bits = BitConverter.DoubleToUInt64Bits(value);
+        return (bits & 0x8000_0000_0000_0000UL) != 0 ? ~bits : bits | 0x8000_0000_0000_0000UL;
+    }
+
+    private static double Value(ulong key) =>
+        BitConverter.UInt64BitsToDouble((key & 0x8000_0000_0000_0000UL) != 0 ? key & 0x7FFF_FFFF_FFFF_FFFFUL : ~key);
+
+    /// <summary>Adds a key's digits to the pass histograms; returns the key.</summary>
+    private static ulong Count(ulong key, Span<int> histogram)
+    {
+        for (var p = 0; p < Passes; p++) histogram[p * Buckets + (int)((key >> (LowBits + p * Bits)) & (Buckets - 1))]++;
+        return key;
+    }
+
+    /// <summary>Sorts the first <paramref name="n"/> keys (histogram already counted); returns where they ended up.</summary>
+    private static Span<ulong> SortKeys(ulong[] keys, ulong[] temp, int n, Span<int> histogram)
+    {
+        var source = keys;
+        var target = temp;
+        for (var p = 0; p < Passes; p++)
+        {
+            var h = histogram.Slice(p * Buckets, Buckets);
+            var shift = LowBits + p * Bits;
+            if (h[(int)((source[0] >> shift) & (Buckets - 1))] == n) continue; // every key has this digit
+            var offset = 0;
+            for (var b = 0; b < Buckets; b++)
+            {
+                var c = h[b];
+                h[b] = offset;
+                offset += c;
+            }
+            for (var i = 0; i < n; i++)
+            {
+                var key = source[i];
+                target[h[(int)((key >> shift) & (Buckets - 1))]++] = key;
+            }
+            (source, target) = (target, source);
+        }
+        var sorted = source.AsSpan(0, n);
+        OrderRuns(sorted);
+        return sorted;
     }
 
     /// <summary>Keys ordered by their top bits: orders each run of keys that share them by the low bits.</summary>

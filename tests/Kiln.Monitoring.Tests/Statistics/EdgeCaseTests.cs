@@ -97,6 +97,31 @@ public sealed class EdgeCaseTests
 
 public sealed class RadixSortTests
 {
+    [Fact]
+    public void Sorted_copy_of_a_large_column_leaves_out_and_counts_missing_and_infinite_values()
+    {
+        var rng = new Random(11);
+        var values = new double[100_000];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = (i % 97) switch
+            {
+                0 => double.NaN,
+                1 => double.PositiveInfinity,
+                2 => double.NegativeInfinity,
+                _ => (rng.NextDouble() - 0.5) * 1e4,
+            };
+        }
+        var expected = values.Where(double.IsFinite).ToArray();
+        Array.Sort(expected);
+
+        var sorted = FiniteSample.SortedCopy(values, out var missing, out var infinite);
+
+        Assert.Equal(expected, sorted);
+        Assert.Equal(values.Count(double.IsNaN), missing);
+        Assert.Equal(values.Count(double.IsInfinity), infinite);
+    }
+
     /// <summary>
     /// Shapes that stress the final in-place step (values sharing their top 33 key bits): normal data, values packed
     /// within a millionth of each other, heavy ties, signed zeros. Compared bit for bit with Array.Sort, except that
