@@ -1,0 +1,90 @@
+namespace Kiln.Monitoring.Feedback;
+
+/// <summary>
+/// The labels of a feedback store, kept parsed between evaluations. Each call lists the store's files (path, length,
+/// last write time): a file already read with the same length and time is not read again, a new or changed file is,
+/// and a file that is gone (deleted, compacted, or older than <c>since</c>) is dropped. The merged labels follow the
+/// same rule as <see cref="FeedbackStore.ReadAsync"/> (the last received wins), so the answer equals a fresh read of
+/// the same files. Safe to call concurrently (two racing calls may both read a new file; the answer is the same).
+/// </summary>
+public sealed class FeedbackCache
+{
+    private readonly FeedbackStore _store;
+    private State _state = new(null, [], new Dictionary<string, Entry>(StringComparer.Ordinal), new Dictionary<(string, int), StoredLabel>());
+    private long _filesRead;
+
+    public FeedbackCache(string logDirectory)
+    {
+        _store = new FeedbackStore(logDirectory);
+    }
+
+    public string LogDirectory => _store.LogDirectory;
+
+    /// <summary>Feedback files parsed so far (each new or changed file once): what the cache saves shows here.</summary>
+    public long FilesRead => Interlocked.Read(ref _filesRead);
+
+    /// <summary>Raised with a file's path each time one is parsed.</summary>
+    public event Action<string>? FileRead;
+
+    /// <summary>
+    /// Every label received on or after <paramref name="since"/> (UTC date; all when null), the last received winning
+    /// for each (request id, row). The dictionary is shared between calls: do not change it.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<(string RequestId, int Row), StoredLabel>> GetAsync(DateOnly? since = null, CancellationToken ct = default)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var state = Volatile.Read(ref _state);
+            var listing = List(since);
+            if (listing is null && attempt < FeedbackStore.MaxListingAttempts) continue; // a file vanished while listing
+            listing ??= [];
+            if (state.Since == since && listing.SequenceEqual(state.Listing)) return state.Merged;
+            var entries = new Dictionary<string, Entry>(listing.Count, StringComparer.Ordinal);
+            var merged = new Dictionary<(string, int), StoredLabel>();
+            try
+            {
+                foreach (var file in listing)
+                {
+                    if (!state.Files.TryGetValue(file.Path, out var entry) || entry.File != file)
+                    {
+                        entry = new Entry(file, await FeedbackStore.ReadFileAsync(file.Path, ct).ConfigureAwait(false));
+                        Interlocked.Increment(ref _filesRead);
+                        FileRead?.Invoke(file.Path);
+                    }
+                    entries[file.Path] = entry;
+                    FeedbackStore.Apply(merged, entry.Contents);
+                }
+            }
+            catch (FileNotFoundException) when (attempt < FeedbackStore.MaxListingAttempts)
+            {
+                // Compacted between the listing and the read: the compacted file is in the next listing.
+                continue;
+            }
+            // Files read in this call are kept even if another call raced ahead: the last one to finish wins, and
+            // both describe the files as they were listed.
+            var next = new State(since, listing, entries, merged);
+            Volatile.Write(ref _state, next);
+            return merged;
+        }
+    }
+
+    /// <summary>The files with their lengths and write times, in order of receipt; null when one vanished meanwhile.</summary>
+    private List<FileKey>? List(DateOnly? since)
+    {
+        var files = _store.Files(since);
+        var result = new List<FileKey>(files.Count);
+        foreach (var path in files)
+        {
+            var info = new FileInfo(path);
+            if (!info.Exists) return null;
+            result.Add(new FileKey(path, info.Length, info.LastWriteTimeUtc));
+        }
+        return result;
+    }
+
+    private readonly record struct FileKey(string Path, long Length, DateTime LastWriteUtc);
+
+    private sealed record Entry(FileKey File, FeedbackFileContents Contents);
+
+    private sealed record State(DateOnly? Since, List<FileKey> Listing, Dictionary<string, Entry> Files, Dictionary<(string, int), StoredLabel> Merged);
+}
