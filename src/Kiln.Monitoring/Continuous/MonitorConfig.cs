@@ -22,6 +22,14 @@ public sealed record MonitorConfig
 
     public IReadOnlyList<MonitorTarget> Targets { get; init; } = [];
 
+    /// <summary>
+    /// Before an evaluation, the feedback of a target's log directory is compacted when more than this many small files
+    /// could be merged (monitoring.yaml: <c>feedback: compact_after</c>); 0 never compacts.
+    /// </summary>
+    public int FeedbackCompactAfter { get; init; } = DefaultFeedbackCompactAfter;
+
+    public const int DefaultFeedbackCompactAfter = 64;
+
     public IReadOnlyList<AlertRule> Rules { get; init; } = [];
 
     /// <summary>True when a rule raises a pipeline event.</summary>

@@ -15,7 +15,8 @@ namespace Kiln.Monitoring.Continuous;
 /// </summary>
 public static class MonitorConfigLoader
 {
-    private static readonly string[] s_top = ["interval", "external_url", "pipelines_url", "webhook", "targets", "rules"];
+    private static readonly string[] s_top = ["interval", "external_url", "pipelines_url", "webhook", "feedback", "targets", "rules"];
+    private static readonly string[] s_feedback = ["compact_after"];
     private static readonly string[] s_webhook = ["timeout", "attempts", "initial_backoff", "max_backoff", "queue"];
     private static readonly string[] s_target = ["model", "name", "log_model", "log_dir", "window", "min_rows", "drift", "options"];
     private static readonly string[] s_drift = ["drift_share", "test", "threshold", "columns", "ignore"];
@@ -50,6 +51,7 @@ public static class MonitorConfigLoader
         var interval = TimeSpan.FromMinutes(1);
         Uri? external = null, pipelines = null;
         var delivery = new HttpDeliveryOptions();
+        var compactAfter = MonitorConfig.DefaultFeedbackCompactAfter;
         var targets = new List<MonitorTarget>();
         var rules = new List<AlertRule>();
         foreach (var (key, value) in r.Mapping(root, "", s_top))
@@ -60,6 +62,9 @@ public static class MonitorConfigLoader
                 case "external_url": external = r.HttpUrl(value, key, asBase: true); break;
                 case "pipelines_url": pipelines = r.HttpUrl(value, key, asBase: true); break;
                 case "webhook": delivery = ReadDelivery(r, value); break;
+                case "feedback":
+                    foreach (var (k, v) in r.Mapping(value, key, s_feedback)) compactAfter = r.Int(v, "feedback." + k, 0, int.MaxValue);
+                    break;
                 case "targets":
                     var i = 0;
                     foreach (var t in r.Sequence(value, key)) targets.Add(ReadTarget(r, t, $"targets[{i++}]", baseDir, defaults));
@@ -79,6 +84,7 @@ public static class MonitorConfigLoader
             ExternalUrl = external,
             PipelinesUrl = pipelines,
             Delivery = delivery,
+            FeedbackCompactAfter = compactAfter,
             Targets = targets,
             Rules = rules,
         };

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Kiln.Monitoring.Alerts;
+using Kiln.Monitoring.Feedback;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -68,6 +69,7 @@ public sealed class MonitorService : BackgroundService
         await _one.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            await CompactFeedbackAsync(cancellationToken).ConfigureAwait(false);
             var now = _time.GetUtcNow();
             var measurements = new List<Measurement>();
             foreach (var target in _config.Targets)
@@ -122,6 +124,26 @@ public sealed class MonitorService : BackgroundService
         finally
         {
             _one.Release();
+        }
+    }
+
+    /// <summary>Compacts the feedback of each target's log directory that has more small files than configured.</summary>
+    private async Task CompactFeedbackAsync(CancellationToken cancellationToken)
+    {
+        if (_config.FeedbackCompactAfter <= 0) return;
+        foreach (var dir in _config.Targets.Select(t => t.LogDirectory).Distinct(StringComparer.Ordinal))
+        {
+            try
+            {
+                var store = new FeedbackStore(dir);
+                if (FeedbackCompactor.CompactableFiles(store) <= _config.FeedbackCompactAfter) continue;
+                var result = await FeedbackCompactor.CompactAsync(store, cancellationToken).ConfigureAwait(false);
+                MonitorLog.FeedbackCompacted(_logger, store.Root, result.Describe());
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                MonitorLog.FeedbackCompactionFailed(_logger, dir, e.Message, e);
+            }
         }
     }
 
