@@ -32,6 +32,7 @@ public sealed class MonitorConfigTests : IDisposable
               queue: 50
             feedback:
               compact_after: 10
+            state_dir: state
             targets:
               - model: pkg
                 log_dir: logs
@@ -73,6 +74,12 @@ public sealed class MonitorConfigTests : IDisposable
 
         Assert.Equal(10, c.FeedbackCompactAfter);
         Assert.Equal(64, MonitorConfigLoader.Load("targets: []\n", "m.yaml").FeedbackCompactAfter);
+        Assert.Equal(_dir.File("state/alerts.json"), c.AlertStateFile);
+        // Default: beside kiln serve's --log-dir, else the first target's log_dir; nothing to go by: memory only.
+        Assert.Equal(Path.Combine("/var/log/kiln", "_monitor", "alerts.json"),
+            MonitorConfigLoader.Load("targets: []\n", "m.yaml", new MonitorDefaults { LogDirectory = "/var/log/kiln" }).AlertStateFile);
+        Assert.Equal("/srv/logs/_monitor", MonitorConfigLoader.Load("targets:\n  - model: models:/a@prod\n    log_dir: /srv/logs\n", "m.yaml").StateDirectory);
+        Assert.Null(MonitorConfigLoader.Load("targets: []\n", "m.yaml").StateDirectory);
 
         var shop = c.Targets[0];
         Assert.Equal("shop", shop.Name); // the package's name
