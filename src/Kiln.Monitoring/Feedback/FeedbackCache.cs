@@ -32,38 +32,42 @@ public sealed class FeedbackCache
     /// </summary>
     public async Task<IReadOnlyDictionary<(string RequestId, int Row), StoredLabel>> GetAsync(DateOnly? since = null, CancellationToken ct = default)
     {
+        var state = Volatile.Read(ref _state);
+        var read = new Dictionary<string, Entry>(StringComparer.Ordinal); // parsed in this call
         for (var attempt = 1; ; attempt++)
         {
-            var state = Volatile.Read(ref _state);
             var listing = List(since);
             if (listing is null && attempt < FeedbackStore.MaxListingAttempts) continue; // a file vanished while listing
             listing ??= [];
-            if (state.Since == since && listing.SequenceEqual(state.Listing)) return state.Merged;
+            if (attempt == 1 && state.Since == since && listing.SequenceEqual(state.Listing)) return state.Merged;
             var entries = new Dictionary<string, Entry>(listing.Count, StringComparer.Ordinal);
-            var merged = new Dictionary<(string, int), StoredLabel>();
-            try
+            var missing = false;
+            foreach (var file in listing)
             {
-                foreach (var file in listing)
+                if ((read.TryGetValue(file.Path, out var entry) || state.Files.TryGetValue(file.Path, out entry)) && entry.File == file)
                 {
-                    if (!state.Files.TryGetValue(file.Path, out var entry) || entry.File != file)
-                    {
-                        entry = new Entry(file, await FeedbackStore.ReadFileAsync(file.Path, ct).ConfigureAwait(false));
-                        Interlocked.Increment(ref _filesRead);
-                        FileRead?.Invoke(file.Path);
-                    }
                     entries[file.Path] = entry;
-                    FeedbackStore.Apply(merged, entry.Contents);
+                    continue;
                 }
+                try
+                {
+                    entry = new Entry(file, await FeedbackStore.ReadFileAsync(file.Path, ct).ConfigureAwait(false));
+                }
+                catch (FileNotFoundException) when (attempt < FeedbackStore.MaxListingAttempts)
+                {
+                    // Compacted after the listing: the compacted file is in the next listing (what was read is kept).
+                    missing = true;
+                    continue;
+                }
+                Interlocked.Increment(ref _filesRead);
+                FileRead?.Invoke(file.Path);
+                read[file.Path] = entries[file.Path] = entry;
             }
-            catch (FileNotFoundException) when (attempt < FeedbackStore.MaxListingAttempts)
-            {
-                // Compacted between the listing and the read: the compacted file is in the next listing.
-                continue;
-            }
-            // Files read in this call are kept even if another call raced ahead: the last one to finish wins, and
-            // both describe the files as they were listed.
-            var next = new State(since, listing, entries, merged);
-            Volatile.Write(ref _state, next);
+            if (missing) continue;
+            var merged = new Dictionary<(string, int), StoredLabel>();
+            foreach (var file in listing) FeedbackStore.Apply(merged, entries[file.Path].Contents);
+            // Racing calls: the last to finish wins, and each describes the files as it listed them.
+            Volatile.Write(ref _state, new State(since, listing, entries, merged));
             return merged;
         }
     }

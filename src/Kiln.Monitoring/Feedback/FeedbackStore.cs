@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Kiln.Core;
 using Kiln.Monitoring.Windows;
 using Parquet;
@@ -110,19 +112,21 @@ public sealed class FeedbackStore
     /// <summary>The suffix of a feedback file being written (hidden: its name starts with '.').</summary>
     internal const string TempSuffix = ".inprogress";
 
-    private static long _lastReceivedTicks;
+    // The last time of receipt handed out, per feedback directory (the order only matters among one store's files).
+    private static readonly ConcurrentDictionary<string, StrongBox<long>> s_lastReceived = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// Times of receipt strictly increase within a process, so that two writes in the same clock tick still sort (by
-    /// file name and by received_at) in the order they were made, and the later one wins.
+    /// Times of receipt strictly increase within a process for one store, so that two writes in the same clock tick
+    /// still sort (by file name and by received_at) in the order they were made, and the later one wins.
     /// </summary>
-    private static DateTime Monotonic(DateTime t)
+    private DateTime Monotonic(DateTime t)
     {
+        var box = s_lastReceived.GetOrAdd(Path.GetFullPath(Root), static _ => new StrongBox<long>());
         while (true)
         {
-            var last = Interlocked.Read(ref _lastReceivedTicks);
+            var last = Interlocked.Read(ref box.Value);
             var next = Math.Max(t.Ticks, last + 1);
-            if (Interlocked.CompareExchange(ref _lastReceivedTicks, next, last) == last) return new DateTime(next, DateTimeKind.Utc);
+            if (Interlocked.CompareExchange(ref box.Value, next, last) == last) return new DateTime(next, DateTimeKind.Utc);
         }
     }
 
@@ -148,24 +152,34 @@ public sealed class FeedbackStore
     /// </summary>
     public async Task<Dictionary<(string RequestId, int Row), StoredLabel>> ReadAsync(DateOnly? since = null, CancellationToken ct = default)
     {
+        var labels = new Dictionary<(string, int), StoredLabel>();
+        var read = new HashSet<string>(StringComparer.Ordinal);
         for (var attempt = 1; ; attempt++)
         {
-            var labels = new Dictionary<(string, int), StoredLabel>();
-            try
+            var missing = false;
+            foreach (var file in Files(since))
             {
-                foreach (var file in Files(since)) Apply(labels, await ReadFileAsync(file, ct).ConfigureAwait(false));
-                return labels;
+                if (read.Contains(file)) continue;
+                try
+                {
+                    Apply(labels, await ReadFileAsync(file, ct).ConfigureAwait(false));
+                    read.Add(file);
+                }
+                catch (FileNotFoundException) when (attempt < MaxListingAttempts)
+                {
+                    // Merged away by a compaction after the listing: its labels are in the compacted file, renamed into
+                    // place before the inputs were deleted, which the next listing has.
+                    missing = true;
+                }
             }
-            catch (FileNotFoundException) when (attempt < MaxListingAttempts)
-            {
-                // A listed file was merged away by a compaction between the listing and the read: its labels are in the
-                // compacted file, renamed into place before the inputs were deleted, so a new listing has them.
-            }
+            // Labels decide by received_at, not by the order files are applied in: reading the compacted file after
+            // some of its inputs gives the same answer.
+            if (!missing) return labels;
         }
     }
 
-    /// <summary>How many times a read lists the files again when a listed file vanished (compacted meanwhile).</summary>
-    internal const int MaxListingAttempts = 5;
+    /// <summary>How many times a read lists the files again when listed files vanished (compacted meanwhile).</summary>
+    internal const int MaxListingAttempts = 20;
 
     /// <summary>
     /// Applies one file's rows to <paramref name="labels"/>: files come in order of receipt and rows in order within a

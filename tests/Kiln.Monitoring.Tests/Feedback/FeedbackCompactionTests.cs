@@ -12,9 +12,7 @@ namespace Kiln.Monitoring.Tests.Feedback;
 // after, and during, a compaction must still give.
 public sealed class FeedbackCompactionTests : IDisposable
 {
-    // Times of receipt strictly increase within a process (FeedbackStore), and other tests append at the real time:
-    // dates after any of theirs keep these files in the date folders the test expects.
-    private static readonly DateTime Day1 = new(2031, 11, 25, 20, 0, 0, DateTimeKind.Utc);
+    private static readonly DateTime Day1 = new(2026, 11, 25, 20, 0, 0, DateTimeKind.Utc);
     private readonly TempDir _dir = new("kiln-feedback-compact");
 
     public void Dispose() => _dir.Dispose();
@@ -84,6 +82,29 @@ public sealed class FeedbackCompactionTests : IDisposable
         var again = await FeedbackCompactor.CompactAsync(store);
         Assert.Equal(0, again.FilesMerged);
         Assert.Equal(files, store.Files());
+    }
+
+    [Fact]
+    public async Task Readers_running_during_a_compaction_always_get_the_same_labels()
+    {
+        var store = new FeedbackStore(Log);
+        await AppendManyAsync(store, 150, Day1, 6);
+        var expected = Flat(await store.ReadAsync());
+        var cache = new FeedbackCache(Log);
+        Assert.Equal(expected, Flat(await cache.GetAsync()));
+        // Readers list the files, then open them: a file merged away in between is found in the compacted file.
+        var compaction = Task.Run(() => FeedbackCompactor.CompactAsync(store));
+        var reads = 0;
+        while (!compaction.IsCompleted && reads < 40)
+        {
+            Assert.Equal(expected, Flat(await store.ReadAsync()));
+            Assert.Equal(expected, Flat(await cache.GetAsync()));
+            reads++;
+        }
+        var result = await compaction;
+        Assert.Equal(150, result.FilesMerged);
+        Assert.Equal(expected, Flat(await store.ReadAsync()));
+        Assert.Equal(expected, Flat(await cache.GetAsync()));
     }
 
     [Fact]
