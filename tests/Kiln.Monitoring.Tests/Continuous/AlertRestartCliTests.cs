@@ -125,4 +125,74 @@ public sealed class AlertRestartCliTests : IDisposable
             http.Dispose();
         }
     }
+
+    [Fact]
+    public async Task Kiln_serve_monitor_killed_after_firing_sends_the_resolved_webhook_after_its_restart()
+    {
+        // A real model: x ~ N(0, 1), three colors (kiln train).
+        var rng = new Random(1);
+        var csv = new System.Text.StringBuilder("x,color,y\n");
+        string[] colors = ["red", "green", "blue"];
+        for (var i = 0; i < 400; i++)
+        {
+            var x = Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+            csv.Append(CultureInfo.InvariantCulture, $"{x:F4},{colors[rng.Next(3)]},{(x + rng.NextDouble() - 0.5 > 0 ? 1 : 0)}\n");
+        }
+        await File.WriteAllTextAsync(_dir.File("train.csv"), csv.ToString());
+        await File.WriteAllTextAsync(_dir.File("spec.yaml"), "name: shop\ntask: binary\ndata: train.csv\nlabel: y\nfeatures:\n  x: numeric\n  color: categorical\ntrainer:\n  kind: linear\n  iterations: 10\n");
+        var train = await KilnCli.RunAsync(["train", _dir.File("spec.yaml"), "--out", _dir.File("pkg")], timeout: TimeSpan.FromMinutes(3));
+        Assert.True(train.ExitCode == 0, train.ToString());
+        await using var receiver = await WebhookReceiver.StartAsync((200, TimeSpan.Zero));
+        var monitoring = _dir.File("monitoring.yaml");
+        await File.WriteAllTextAsync(monitoring, $"""
+            interval: 1s
+            targets:
+              - model: pkg
+            rules:
+              - name: shop_drift
+                metric: kiln_monitor_dataset_drift
+                threshold: 0.5
+                no_data: ok
+                webhook: {receiver.Url}
+            """);
+        Process Serve(int port) => KilnCli.Start(["serve", "--model", _dir.File("pkg"), "--port", port.ToString(CultureInfo.InvariantCulture), "--grpc-port", "-1",
+            "--log-dir", _dir.File("logs"), "--monitor", monitoring, "--log-roll", "1s", "--poll-interval", "0"]);
+
+        var port = TestEnvironment.FreePort();
+        var process = Serve(port);
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
+            await PollAsync(async () => ((int)(await http.GetAsync("/ready")).StatusCode).ToString(CultureInfo.InvariantCulture), s => s == "200", process, "readiness");
+            var rows = string.Join(",", Enumerable.Range(0, 300).Select(_ =>
+                string.Create(CultureInfo.InvariantCulture, $$"""{"x": {{2.5 + rng.NextDouble() * 2 - 1:F4}}, "color": "red"}""")));
+            using var response = await http.PostAsync("/predict", new StringContent("[" + rows + "]", System.Text.Encoding.UTF8, "application/json"));
+            Assert.Equal(200, (int)response.StatusCode);
+            await receiver.WaitForAsync(1, TimeSpan.FromSeconds(90));
+            Assert.Equal("firing", receiver.Requests.Single().Body.GetProperty("status").GetString());
+        }
+        finally
+        {
+            Stop(process);
+        }
+        // kiln serve keeps the state beside its --log-dir.
+        Assert.Contains("\"firing\"", await File.ReadAllTextAsync(_dir.File("logs/_monitor/alerts.json")));
+
+        // The traffic that drifted is gone: the restarted process resolves the alert it remembers.
+        Directory.Delete(_dir.File("logs/model=shop"), recursive: true);
+        port = TestEnvironment.FreePort();
+        process = Serve(port);
+        try
+        {
+            await receiver.WaitForAsync(2, TimeSpan.FromSeconds(90));
+            var resolved = receiver.Requests.Last().Body;
+            Assert.Equal("resolved", resolved.GetProperty("status").GetString());
+            Assert.Equal(receiver.Requests.First().Body.GetProperty("started_at").GetString(), resolved.GetProperty("started_at").GetString());
+            Assert.Equal(2, receiver.Requests.Count);
+        }
+        finally
+        {
+            Stop(process);
+        }
+    }
 }
