@@ -36,9 +36,8 @@ public sealed class FeedbackCache
         var read = new Dictionary<string, Entry>(StringComparer.Ordinal); // parsed in this call
         for (var attempt = 1; ; attempt++)
         {
-            var listing = List(since);
-            if (listing is null && attempt < FeedbackStore.MaxListingAttempts) continue; // a file vanished while listing
-            listing ??= [];
+            var (listing, vanished) = List(since);
+            if (vanished && attempt < FeedbackStore.MaxListingAttempts) continue; // compacted while listing: list again
             if (attempt == 1 && state.Since == since && listing.SequenceEqual(state.Listing)) return state.Merged;
             var entries = new Dictionary<string, Entry>(listing.Count, StringComparer.Ordinal);
             var missing = false;
@@ -72,18 +71,19 @@ public sealed class FeedbackCache
         }
     }
 
-    /// <summary>The files with their lengths and write times, in order of receipt; null when one vanished meanwhile.</summary>
-    private List<FileKey>? List(DateOnly? since)
+    /// <summary>The files with their lengths and write times, in order of receipt, and whether one vanished meanwhile.</summary>
+    private (List<FileKey> Files, bool Vanished) List(DateOnly? since)
     {
         var files = _store.Files(since);
         var result = new List<FileKey>(files.Count);
+        var vanished = false;
         foreach (var path in files)
         {
             var info = new FileInfo(path);
-            if (!info.Exists) return null;
-            result.Add(new FileKey(path, info.Length, info.LastWriteTimeUtc));
+            if (info.Exists) result.Add(new FileKey(path, info.Length, info.LastWriteTimeUtc));
+            else vanished = true;
         }
-        return result;
+        return (result, vanished);
     }
 
     private readonly record struct FileKey(string Path, long Length, DateTime LastWriteUtc);
