@@ -89,9 +89,9 @@ public sealed class FeedbackStore
                     {
                         var n = Math.Min(RowGroupSize, count - start);
                         using var rg = writer.CreateRowGroup();
-                        await rg.WriteAsync(RequestIdField, contents.RequestIds[start..(start + n)], null).ConfigureAwait(false);
+                        await rg.WriteAsync(RequestIdField, Slice(contents.RequestIds, start, n), null).ConfigureAwait(false);
                         await rg.WriteAsync<int>(RowField, contents.Rows.AsMemory(start, n), null, null, ct).ConfigureAwait(false);
-                        await rg.WriteAsync(LabelField, contents.Labels[start..(start + n)], null).ConfigureAwait(false);
+                        await rg.WriteAsync(LabelField, Slice(contents.Labels, start, n), null).ConfigureAwait(false);
                         await rg.WriteAsync<DateTime>(TimestampField, contents.Timestamps.AsMemory(start, n), null, null, ct).ConfigureAwait(false);
                         await rg.WriteAsync<DateTime>(ReceivedField, contents.ReceivedAt.AsMemory(start, n), null, null, ct).ConfigureAwait(false);
                     }
@@ -108,6 +108,8 @@ public sealed class FeedbackStore
             throw;
         }
     }
+
+    private static string[] Slice(string[] values, int start, int n) => start == 0 && n == values.Length ? values : values[start..(start + n)];
 
     /// <summary>The suffix of a feedback file being written (hidden: its name starts with '.').</summary>
     internal const string TempSuffix = ".inprogress";
