@@ -108,6 +108,21 @@ public sealed class FeedbackCompactionTests : IDisposable
     }
 
     [Fact]
+    public async Task Two_compactions_at_once_lose_nothing_and_the_next_one_leaves_one_file_per_day()
+    {
+        var store = new FeedbackStore(Log);
+        await AppendManyAsync(store, 100, Day1, 7);
+        var expected = Flat(await store.ReadAsync());
+        var results = await Task.WhenAll(Task.Run(() => FeedbackCompactor.CompactAsync(store)), Task.Run(() => FeedbackCompactor.CompactAsync(store)));
+        Assert.Equal(expected, Flat(await store.ReadAsync()));
+        // Each date folder was merged by at least one of them (the other skipped it or wrote an identical file).
+        Assert.True(results.Sum(r => r.Dates) >= 2, string.Join("; ", results.Select(r => r.Describe())));
+        await FeedbackCompactor.CompactAsync(store);
+        Assert.Equal(2, store.Files().Count);
+        Assert.Equal(expected, Flat(await store.ReadAsync()));
+    }
+
+    [Fact]
     public async Task A_crash_before_the_rename_leaves_a_hidden_file_that_is_never_read_and_is_removed_once_stale()
     {
         var store = new FeedbackStore(Log);
