@@ -7,6 +7,7 @@ using Kiln.Core.Packaging;
 using Kiln.Core.Profiling;
 using Kiln.Monitoring.Drift;
 using Kiln.Monitoring.Reports;
+using Kiln.Monitoring.Windows;
 using Spectre.Console;
 
 namespace Kiln.Cli.Commands;
@@ -29,9 +30,14 @@ internal static class DriftCommands
             Description = "Per-column override NAME=TEST[:THRESHOLD] (repeatable), e.g. --column age=psi:0.2.",
             AllowMultipleArgumentsPerToken = false,
         };
+        var exact = new Option<long?>("--max-exact-rows")
+        {
+            Description = "Current data up to this many rows is tested on every row; more is folded row group by row group into a bounded profile " +
+                "(default: 5,000,000 for Parquet files, counted from their metadata; 100,000 for --log-dir windows).",
+        };
         var command = new Command("drift", "Compare current data with a model's reference profile; exit 0 when the dataset does not drift, 1 when it drifts, 2 on error.")
         {
-            model, current, html, json, share, test, threshold, columns,
+            model, current, html, json, share, test, threshold, columns, exact,
         };
         var window = new MonitorCommands.WindowOptionSet();
         window.AddTo(command);
@@ -45,16 +51,19 @@ internal static class DriftCommands
                 if (logDir is not null && data is not null) throw new KilnException("give either --current or --log-dir, not both");
                 if (logDir is null && data is null) throw new KilnException("--current is required (a CSV or Parquet file, directory or glob), or --log-dir with --window");
                 var driftOptions = Options(parse.GetValue(share), parse.GetValue(test), parse.GetValue(threshold), parse.GetValue(columns) ?? []);
+                var maxExact = parse.GetValue(exact);
+                if (maxExact is < 0) throw new KilnException($"--max-exact-rows: {maxExact} is negative");
                 if (logDir is not null)
                 {
                     var package = await MonitorCommands.LoadPackageAsync(modelDir, ct);
                     var reference = package.Profile?.Inputs ?? throw new KilnException($"{modelDir}: the package has no reference profile");
                     var w = window.Resolve(parse, logDir, modelDir, package);
                     var started = DateTime.UtcNow;
-                    var (report, _, _) = await Kiln.Monitoring.Windows.WindowEvaluator.InputDriftAsync(reference, w, driftOptions, ct: ct);
+                    var (report, _, _) = await Kiln.Monitoring.Windows.WindowEvaluator.InputDriftAsync(reference, w, driftOptions,
+                        (int)Math.Min(int.MaxValue, maxExact ?? 100_000), ct);
                     return await OutputAsync(report, package, parse.GetValue(html), parse.GetValue(json), DateTime.UtcNow - started, ct);
                 }
-                return await RunAsync(modelDir, data!, parse.GetValue(html), parse.GetValue(json), driftOptions, ct);
+                return await RunAsync(modelDir, data!, parse.GetValue(html), parse.GetValue(json), driftOptions, maxExact ?? DefaultMaxExactRows, ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -106,7 +115,11 @@ internal static class DriftCommands
 
     private static readonly HashSet<string> LogColumns = ["request_id", "timestamp", "model", "version", "protocol", "row", "prediction", "value", "flags"];
 
-    private static async Task<int> RunAsync(string modelDir, string currentLocation, string? htmlPath, string? jsonPath, DriftOptions options, CancellationToken ct)
+    /// <summary>Parquet current data with more rows than this (by its metadata) is folded row group by row group into a profile.</summary>
+    internal const long DefaultMaxExactRows = 5_000_000;
+
+    private static async Task<int> RunAsync(string modelDir, string currentLocation, string? htmlPath, string? jsonPath, DriftOptions options, long maxExactRows,
+        CancellationToken ct)
     {
         if (modelDir.StartsWith("models:/", StringComparison.Ordinal) || modelDir.StartsWith("runs:/", StringComparison.Ordinal))
         {
@@ -117,7 +130,7 @@ internal static class DriftCommands
         if (!ModelPackage.IsPackage(modelDir)) throw new KilnException($"{modelDir}: not a Kiln model package (no kiln.json)");
         var package = ModelPackage.Load(modelDir);
         var started = DateTime.UtcNow;
-        var report = await CompareAsync(package, currentLocation, options, ct);
+        var report = await CompareAsync(package, currentLocation, options, maxExactRows, ct);
         return await OutputAsync(report, package, htmlPath, jsonPath, DateTime.UtcNow - started, ct);
     }
 
@@ -125,7 +138,17 @@ internal static class DriftCommands
     /// Drift of the data at <paramref name="currentLocation"/> (files, a directory, a glob, or kiln serve's prediction log)
     /// against the package's reference profile. Shared by <c>kiln drift</c> and the pipeline kind <c>drift_check</c>.
     /// </summary>
-    internal static async Task<DriftReport> CompareAsync(ModelPackage package, string currentLocation, DriftOptions options, CancellationToken ct)
+    internal static Task<DriftReport> CompareAsync(ModelPackage package, string currentLocation, DriftOptions options, CancellationToken ct) =>
+        CompareAsync(package, currentLocation, options, DefaultMaxExactRows, ct);
+
+    /// <remarks>
+    /// Parquet files with at most <paramref name="maxExactRows"/> rows in all (counted from their row-group metadata),
+    /// and CSV files, are read whole and every row is tested. Parquet files with more are folded row group by row group
+    /// into a profile shaped like the reference (<see cref="CurrentData"/>, as prediction-log windows are), so memory
+    /// holds one row group and one profile however large the files; the report then carries the warning <c>summarized</c>.
+    /// </remarks>
+    internal static async Task<DriftReport> CompareAsync(ModelPackage package, string currentLocation, DriftOptions options, long maxExactRows,
+        CancellationToken ct)
     {
         var reference = package.Profile?.Inputs ?? throw new KilnException($"{package.Directory}: the package has no reference profile");
         var files = DataSources.Resolve(currentLocation);
@@ -140,11 +163,45 @@ internal static class DriftCommands
             var source = !present.Contains(c.Name) && isPredictionLog && present.Contains(LogInputPrefix + c.Name) ? LogInputPrefix + c.Name : c.Name;
             if (present.Contains(source)) requests.Add(new ColumnRequest(source, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
         }
-        var read = await TableReader.ReadAllAsync(files, requests, null, ct);
+        DriftReport report;
+        if (await ParquetRowsAsync(files, ct) > maxExactRows)
+        {
+            // Bounded memory: every row group is folded into the profile as it is read.
+            var folded = new CurrentData(reference, maxExactRows: 0);
+            foreach (var file in files)
+                await foreach (var batch in TableReader.ReadBatchesAsync(file, requests, ct: ct)) folded.Add(Inputs(batch, isPredictionLog));
+            report = folded.Compare(options);
+            report.Warnings.Add(WindowWarnings.Summarized);
+        }
+        else report = DriftCalculator.Compare(reference, Inputs(await TableReader.ReadAllAsync(files, requests, null, ct), isPredictionLog), options);
+        foreach (var name in names)
+        {
+            if (isPredictionLog && (LogColumns.Contains(name) || name.StartsWith(LogInputPrefix, StringComparison.Ordinal) || name.StartsWith("probability_", StringComparison.Ordinal))) continue;
+            if (reference.Find(name) is null) report.AddColumnNotInReference(name);
+        }
+        return report;
+    }
+
+    /// <summary>The rows of the files when they are all Parquet (from row-group metadata, nothing decoded); else -1.</summary>
+    private static async Task<long> ParquetRowsAsync(IReadOnlyList<string> files, CancellationToken ct)
+    {
+        long rows = 0;
+        foreach (var file in files)
+        {
+            if (!DataSources.IsParquet(file)) return -1;
+            foreach (var n in await ParquetTable.ReadRowGroupSizesAsync(file, ct)) rows += n;
+        }
+        return rows;
+    }
+
+    /// <summary>The table with the prediction log's input_&lt;name&gt; columns under the input's own name.</summary>
+    private static DataTable Inputs(DataTable read, bool isPredictionLog)
+    {
+        if (!isPredictionLog) return read;
         var table = new DataTable(read.RowCount);
         foreach (var column in read.Columns)
         {
-            var name = isPredictionLog && column.Name.StartsWith(LogInputPrefix, StringComparison.Ordinal) ? column.Name[LogInputPrefix.Length..] : column.Name;
+            var name = column.Name.StartsWith(LogInputPrefix, StringComparison.Ordinal) ? column.Name[LogInputPrefix.Length..] : column.Name;
             table.Add(column switch
             {
                 NumericColumn n => new NumericColumn(name, n.Values),
@@ -152,13 +209,7 @@ internal static class DriftCommands
                 _ => column,
             });
         }
-        var report = DriftCalculator.Compare(reference, table, options);
-        foreach (var name in names)
-        {
-            if (isPredictionLog && (LogColumns.Contains(name) || name.StartsWith(LogInputPrefix, StringComparison.Ordinal) || name.StartsWith("probability_", StringComparison.Ordinal))) continue;
-            if (reference.Find(name) is null) report.AddColumnNotInReference(name);
-        }
-        return report;
+        return table;
     }
 
     private static async Task<int> OutputAsync(DriftReport report, ModelPackage package, string? htmlPath, string? jsonPath, TimeSpan elapsed, CancellationToken ct)

@@ -25,6 +25,7 @@ internal static class MonitorCommands
     {
         var command = new Command("feedback", "Delayed labels (ground truth) for logged predictions.");
         command.Subcommands.Add(Import());
+        command.Subcommands.Add(Compact());
         return command;
     }
 
@@ -181,6 +182,27 @@ internal static class MonitorCommands
             Cli.Err.Write(realized);
         }
         foreach (var w in r.Warnings) Cli.Err.MarkupLine($"[yellow]warning[/]: {Markup.Escape(w)}");
+    }
+
+    private static Command Compact()
+    {
+        var logDir = new Option<string>("--log-dir") { Description = "The prediction log directory whose _feedback/ folder is compacted.", Required = true };
+        var command = new Command("compact", "Merge the small feedback files of each day into one file with the last label per request id and row (safe beside writers and readers).")
+        {
+            logDir,
+        };
+        command.SetHandler(async (parse, ct) =>
+        {
+            var dir = parse.GetValue(logDir)!;
+            if (!Directory.Exists(dir)) throw new KilnException($"--log-dir: directory '{dir}' does not exist");
+            var store = new FeedbackStore(dir);
+            var result = await FeedbackCompactor.CompactAsync(store, ct);
+            Cli.Err.MarkupLine($"compacted {Markup.Escape(store.Root)}: {Markup.Escape(result.Describe())}");
+            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{{\"dates\":{result.Dates},\"files_merged\":{result.FilesMerged},\"files_written\":{result.FilesWritten},\"labels_read\":{result.LabelsRead},\"labels_kept\":{result.LabelsKept},\"dates_skipped\":{result.DatesSkipped}}}"));
+            return 0;
+        });
+        return command;
     }
 
     private static Command Import()

@@ -85,6 +85,75 @@ public sealed class AlertEngine
         lock (_lock) return [.. _instances.Values];
     }
 
+    /// <summary>The instances that are pending, firing or resolving, as snapshots to persist (<see cref="AlertStateStore"/>).</summary>
+    public IReadOnlyList<AlertSnapshot> Export()
+    {
+        lock (_lock)
+        {
+            return [.. _instances.Values
+                .Where(i => i.State is AlertState.Pending or AlertState.Firing or AlertState.Resolving)
+                .OrderBy(i => i.Rule.Name, StringComparer.Ordinal).ThenBy(i => i.SeriesKey, StringComparer.Ordinal)
+                .Select(i => new AlertSnapshot
+                {
+                    Rule = i.Rule.Name,
+                    Labels = new SortedDictionary<string, string>(i.Labels.ToDictionary(), StringComparer.Ordinal),
+                    State = i.State.Name(),
+                    PendingSince = i.PendingSince,
+                    FiringSince = i.FiringSince,
+                    ClearSince = i.ClearSince,
+                    LastValue = double.IsFinite(i.LastValue) ? i.LastValue : null,
+                })];
+        }
+    }
+
+    /// <summary>
+    /// Puts remembered instances back (before the first evaluation), without a transition: a firing alert stays firing
+    /// (no second firing notification; its resolved one comes when the condition clears) and a pending one keeps its
+    /// start. Snapshots of rules that no longer exist, whose labels the rule no longer matches, or that are incomplete
+    /// are skipped; the returned list says why, one line each.
+    /// </summary>
+    public IReadOnlyList<string> Restore(IEnumerable<AlertSnapshot> snapshots)
+    {
+        ArgumentNullException.ThrowIfNull(snapshots);
+        var skipped = new List<string>();
+        lock (_lock)
+        {
+            foreach (var s in snapshots)
+            {
+                var rule = _rules.FirstOrDefault(r => r.Name == s.Rule);
+                var labels = s.Labels ?? new Dictionary<string, string>();
+                var series = rule is null ? s.Rule : Measurement.SeriesKeyOf(rule.Metric, labels);
+                if (rule is null)
+                {
+                    skipped.Add($"alert {s.Rule}: no such rule any more");
+                    continue;
+                }
+                if (!rule.Matches(rule.Metric, labels))
+                {
+                    skipped.Add($"alert {s.Rule} {series}: the rule's labels no longer match");
+                    continue;
+                }
+                AlertState state;
+                switch (s.State)
+                {
+                    case "pending" when s.PendingSince is not null: state = AlertState.Pending; break;
+                    case "firing" when s.FiringSince is not null: state = AlertState.Firing; break;
+                    case "resolving" when s.FiringSince is not null && s.ClearSince is not null: state = AlertState.Resolving; break;
+                    default:
+                        skipped.Add($"alert {s.Rule} {series}: state '{s.State}' is not pending, firing or resolving with its times");
+                        continue;
+                }
+                var instance = Get(rule, labels);
+                instance.State = state;
+                instance.PendingSince = s.PendingSince;
+                instance.FiringSince = state == AlertState.Pending ? null : s.FiringSince;
+                instance.ClearSince = state == AlertState.Resolving ? s.ClearSince : null;
+                instance.LastValue = s.LastValue ?? double.NaN;
+            }
+        }
+        return skipped;
+    }
+
     /// <summary>One evaluation: feeds the measurements to every rule; returns the transitions, in order.</summary>
     public IReadOnlyList<AlertTransition> Observe(IReadOnlyList<Measurement> measurements)
     {

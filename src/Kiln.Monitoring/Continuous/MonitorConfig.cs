@@ -22,6 +22,26 @@ public sealed record MonitorConfig
 
     public IReadOnlyList<MonitorTarget> Targets { get; init; } = [];
 
+    /// <summary>
+    /// Before an evaluation, the feedback of a target's log directory is compacted when more than this many small files
+    /// could be merged (monitoring.yaml: <c>feedback: compact_after</c>); 0 never compacts.
+    /// </summary>
+    public int FeedbackCompactAfter { get; init; } = DefaultFeedbackCompactAfter;
+
+    public const int DefaultFeedbackCompactAfter = 64;
+
+    /// <summary>
+    /// Where alert state is kept across restarts (<c>alerts.json</c> in it): monitoring.yaml's <c>state_dir</c>, else
+    /// LOG_DIR/_monitor of kiln serve's --log-dir or of the first target; null keeps it in memory only.
+    /// </summary>
+    public string? StateDirectory { get; init; }
+
+    /// <summary>The alert state file, when there is a state directory.</summary>
+    public string? AlertStateFile => StateDirectory is null ? null : Path.Combine(StateDirectory, AlertStateStore.FileName);
+
+    /// <summary>The folder under a log directory that holds monitoring state by default.</summary>
+    public const string DefaultStateFolder = "_monitor";
+
     public IReadOnlyList<AlertRule> Rules { get; init; } = [];
 
     /// <summary>True when a rule raises a pipeline event.</summary>

@@ -15,7 +15,8 @@ namespace Kiln.Monitoring.Continuous;
 /// </summary>
 public static class MonitorConfigLoader
 {
-    private static readonly string[] s_top = ["interval", "external_url", "pipelines_url", "webhook", "targets", "rules"];
+    private static readonly string[] s_top = ["interval", "external_url", "pipelines_url", "webhook", "feedback", "state_dir", "targets", "rules"];
+    private static readonly string[] s_feedback = ["compact_after"];
     private static readonly string[] s_webhook = ["timeout", "attempts", "initial_backoff", "max_backoff", "queue"];
     private static readonly string[] s_target = ["model", "name", "log_model", "log_dir", "window", "min_rows", "drift", "options"];
     private static readonly string[] s_drift = ["drift_share", "test", "threshold", "columns", "ignore"];
@@ -50,6 +51,8 @@ public static class MonitorConfigLoader
         var interval = TimeSpan.FromMinutes(1);
         Uri? external = null, pipelines = null;
         var delivery = new HttpDeliveryOptions();
+        var compactAfter = MonitorConfig.DefaultFeedbackCompactAfter;
+        string? stateDir = null;
         var targets = new List<MonitorTarget>();
         var rules = new List<AlertRule>();
         foreach (var (key, value) in r.Mapping(root, "", s_top))
@@ -60,6 +63,10 @@ public static class MonitorConfigLoader
                 case "external_url": external = r.HttpUrl(value, key, asBase: true); break;
                 case "pipelines_url": pipelines = r.HttpUrl(value, key, asBase: true); break;
                 case "webhook": delivery = ReadDelivery(r, value); break;
+                case "state_dir": stateDir = Path.GetFullPath(r.String(value, key), baseDir); break;
+                case "feedback":
+                    foreach (var (k, v) in r.Mapping(value, key, s_feedback)) compactAfter = r.Int(v, "feedback." + k, 0, int.MaxValue);
+                    break;
                 case "targets":
                     var i = 0;
                     foreach (var t in r.Sequence(value, key)) targets.Add(ReadTarget(r, t, $"targets[{i++}]", baseDir, defaults));
@@ -70,6 +77,9 @@ public static class MonitorConfigLoader
                     break;
             }
         }
+        // Alert state: state_dir, else beside the prediction log (hidden from data readers by its '_').
+        if (stateDir is null && (defaults.LogDirectory ?? targets.FirstOrDefault()?.LogDirectory) is { } log)
+            stateDir = Path.Combine(log, MonitorConfig.DefaultStateFolder);
         Unique(r, root, targets.Select(t => t.Name), "targets", "name");
         Unique(r, root, rules.Select(x => x.Name), "rules", "name");
         return new MonitorConfig
@@ -79,6 +89,8 @@ public static class MonitorConfigLoader
             ExternalUrl = external,
             PipelinesUrl = pipelines,
             Delivery = delivery,
+            FeedbackCompactAfter = compactAfter,
+            StateDirectory = stateDir,
             Targets = targets,
             Rules = rules,
         };

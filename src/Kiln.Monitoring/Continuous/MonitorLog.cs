@@ -26,6 +26,24 @@ internal static partial class MonitorLog
     [LoggerMessage(5113, LogLevel.Warning, "monitoring: alert sink {Sink} failed: {Message}")]
     public static partial void SinkFailed(ILogger logger, string sink, string message, Exception exception);
 
+    [LoggerMessage(5114, LogLevel.Information, "monitoring: compacted feedback in {Directory}: {Summary}")]
+    public static partial void FeedbackCompacted(ILogger logger, string directory, string summary);
+
+    [LoggerMessage(5115, LogLevel.Warning, "monitoring: feedback compaction in {Directory} failed: {Message}")]
+    public static partial void FeedbackCompactionFailed(ILogger logger, string directory, string message, Exception exception);
+
+    [LoggerMessage(5116, LogLevel.Warning, "monitoring: alert state {Path} could not be read ({Problem}); starting with no alert pending or firing")]
+    public static partial void AlertStateUnreadable(ILogger logger, string path, string problem);
+
+    [LoggerMessage(5117, LogLevel.Information, "monitoring: restored {Count} alert(s) from {Path}")]
+    public static partial void AlertStateRestored(ILogger logger, int count, string path);
+
+    [LoggerMessage(5118, LogLevel.Warning, "monitoring: alert state {Path}: {Reason}; not restored")]
+    public static partial void AlertStateSkipped(ILogger logger, string path, string reason);
+
+    [LoggerMessage(5119, LogLevel.Warning, "monitoring: alert state {Path} could not be written: {Message}")]
+    public static partial void AlertStateSaveFailed(ILogger logger, string path, string message, Exception exception);
+
     [LoggerMessage(5120, LogLevel.Warning, "{Kind} {Url}: attempt {Attempt}/{Attempts} failed ({Reason}); retrying in {DelayMs} ms")]
     public static partial void DeliveryRetry(ILogger logger, string kind, Uri url, int attempt, int attempts, string reason, long delayMs);
 

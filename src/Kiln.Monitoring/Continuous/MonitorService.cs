@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Kiln.Monitoring.Alerts;
+using Kiln.Monitoring.Feedback;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -34,6 +35,40 @@ public sealed class MonitorService : BackgroundService
         _logger = logger;
         _time = time ?? TimeProvider.System;
         Alerts = new AlertEngine(config.Rules, _time);
+        if (config.AlertStateFile is { } stateFile)
+        {
+            _state = new AlertStateStore(stateFile);
+            RestoreAlerts(_state);
+        }
+    }
+
+    private readonly AlertStateStore? _state;
+
+    /// <summary>Puts the alerts of the last run back; a file that cannot be read is a warning and a fresh start.</summary>
+    private void RestoreAlerts(AlertStateStore store)
+    {
+        var snapshots = store.Load(out var problem);
+        if (problem is not null)
+        {
+            MonitorLog.AlertStateUnreadable(_logger, store.Path, problem);
+            return;
+        }
+        foreach (var reason in Alerts.Restore(snapshots)) MonitorLog.AlertStateSkipped(_logger, store.Path, reason);
+        if (snapshots.Count > 0) MonitorLog.AlertStateRestored(_logger, Alerts.Active().Count, store.Path);
+    }
+
+    /// <summary>Writes the alert state after a transition; a failure is logged, the monitor goes on.</summary>
+    private void SaveAlerts(DateTimeOffset now)
+    {
+        if (_state is null) return;
+        try
+        {
+            _state.Save(Alerts.Export(), now);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            MonitorLog.AlertStateSaveFailed(_logger, _state.Path, e.Message, e);
+        }
     }
 
     public MonitorConfig Config => _config;
@@ -68,6 +103,7 @@ public sealed class MonitorService : BackgroundService
         await _one.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            await CompactFeedbackAsync(cancellationToken).ConfigureAwait(false);
             var now = _time.GetUtcNow();
             var measurements = new List<Measurement>();
             foreach (var target in _config.Targets)
@@ -100,6 +136,8 @@ public sealed class MonitorService : BackgroundService
             }
             _gauges.Publish(measurements);
             var transitions = Alerts.Observe(measurements);
+            // Persisted before anyone is told, so a crash after a notification never sends it again after the restart.
+            if (transitions.Count > 0) SaveAlerts(now);
             foreach (var t in transitions)
             {
                 foreach (var sink in _sinks)
@@ -122,6 +160,26 @@ public sealed class MonitorService : BackgroundService
         finally
         {
             _one.Release();
+        }
+    }
+
+    /// <summary>Compacts the feedback of each target's log directory that has more small files than configured.</summary>
+    private async Task CompactFeedbackAsync(CancellationToken cancellationToken)
+    {
+        if (_config.FeedbackCompactAfter <= 0) return;
+        foreach (var dir in _config.Targets.Select(t => t.LogDirectory).Distinct(StringComparer.Ordinal))
+        {
+            try
+            {
+                var store = new FeedbackStore(dir);
+                if (FeedbackCompactor.CompactableFiles(store) <= _config.FeedbackCompactAfter) continue;
+                var result = await FeedbackCompactor.CompactAsync(store, cancellationToken).ConfigureAwait(false);
+                MonitorLog.FeedbackCompacted(_logger, store.Root, result.Describe());
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                MonitorLog.FeedbackCompactionFailed(_logger, dir, e.Message, e);
+            }
         }
     }
 

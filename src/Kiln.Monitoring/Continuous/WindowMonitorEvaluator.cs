@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Kiln.Core;
 using Kiln.Core.Packaging;
+using Kiln.Monitoring.Feedback;
 using Kiln.Monitoring.Windows;
 
 namespace Kiln.Monitoring.Continuous;
@@ -16,6 +17,13 @@ public sealed class WindowMonitorEvaluator(IModelPackageLocator? locator = null)
     private readonly IModelPackageLocator _locator = locator ?? new DirectoryPackageLocator();
     private readonly ConcurrentDictionary<string, ModelPackage> _packages = new(StringComparer.Ordinal);
 
+    // Feedback is parsed once and kept between ticks, per log directory and window length (windows of one length
+    // read the same days of feedback, so their cache never evicts what the next tick needs).
+    private readonly ConcurrentDictionary<(string LogDirectory, TimeSpan Window), FeedbackCache> _feedback = new();
+
+    /// <summary>Feedback files parsed so far across every target (a tick without new feedback files parses none).</summary>
+    public long FeedbackFilesRead => _feedback.Values.Sum(c => c.FilesRead);
+
     public string Name => "window";
 
     public async Task<IReadOnlyList<Measurement>> EvaluateAsync(MonitorTarget target, DateTimeOffset windowStart, DateTimeOffset windowEnd,
@@ -29,7 +37,7 @@ public sealed class WindowMonitorEvaluator(IModelPackageLocator? locator = null)
             package = _packages.GetOrAdd(dir, ModelPackage.Load(dir));
         }
         var report = await WindowEvaluator.EvaluateAsync(package, target.LogDirectory, target.LogModel, windowStart, windowEnd,
-            new WindowOptions { Drift = target.Drift }, cancellationToken).ConfigureAwait(false);
+            new WindowOptions { Drift = target.Drift, FeedbackCache = FeedbackCacheFor(target.LogDirectory, windowEnd - windowStart) }, cancellationToken).ConfigureAwait(false);
         var model = ("model", target.Name);
         if (report.Rows < Math.Max(1, target.MinRows))
             return [Measurement.Of("kiln_monitor_window_rows", report.Rows, "Prediction log rows in the monitoring window.", model)];
@@ -42,4 +50,7 @@ public sealed class WindowMonitorEvaluator(IModelPackageLocator? locator = null)
         }
         return result;
     }
+
+    private FeedbackCache FeedbackCacheFor(string logDirectory, TimeSpan window) =>
+        _feedback.GetOrAdd((Path.GetFullPath(logDirectory), window), key => new FeedbackCache(key.LogDirectory));
 }

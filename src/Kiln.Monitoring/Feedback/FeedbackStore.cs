@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Kiln.Core;
 using Kiln.Monitoring.Windows;
 using Parquet;
@@ -46,11 +48,33 @@ public sealed class FeedbackStore
     {
         if (items.Count == 0) throw new ArgumentException("no feedback to store", nameof(items));
         var received = Monotonic((receivedAt ?? DateTime.UtcNow).ToUniversalTime());
-        var dir = Path.Combine(Root, "date=" + received.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+        var contents = new FeedbackFileContents(items.Count);
+        for (var i = 0; i < items.Count; i++)
+        {
+            var item = items[i];
+            contents.RequestIds[i] = item.RequestId;
+            contents.Rows[i] = item.Row;
+            contents.Labels[i] = item.Label;
+            contents.Timestamps[i] = item.Timestamp?.UtcDateTime;
+            contents.ReceivedAt[i] = received;
+        }
+        return await WriteFileAsync(DateDirectory(received), received, contents, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>LOG_DIR/_feedback/date=YYYY-MM-DD for a UTC time of receipt.</summary>
+    internal string DateDirectory(DateTime received) =>
+        Path.Combine(Root, "date=" + received.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+
+    /// <summary>
+    /// Writes rows as a new feedback file in <paramref name="dir"/>, named after <paramref name="nameTime"/>: under a hidden
+    /// temporary name, flushed to disk, then renamed into place. Returns the final path.
+    /// </summary>
+    internal static async Task<string> WriteFileAsync(string dir, DateTime nameTime, FeedbackFileContents contents, CancellationToken ct)
+    {
         Directory.CreateDirectory(dir);
         // The name sorts by time of receipt, so readers apply files in order.
-        var name = $"feedback-{received:yyyyMMdd'T'HHmmss'.'fffffff'Z'}-{Guid.NewGuid():N}.parquet";
-        var temp = Path.Combine(dir, "." + name + ".inprogress");
+        var name = $"feedback-{nameTime:yyyyMMdd'T'HHmmss'.'fffffff'Z'}-{Guid.NewGuid():N}.parquet";
+        var temp = Path.Combine(dir, "." + name + TempSuffix);
         var final = Path.Combine(dir, name);
         try
         {
@@ -60,29 +84,16 @@ public sealed class FeedbackStore
                 var writer = await ParquetWriter.CreateAsync(Schema, stream, null, false, ct).ConfigureAwait(false);
                 await using (writer.ConfigureAwait(false))
                 {
-                    for (var start = 0; start < items.Count; start += RowGroupSize)
+                    var count = contents.Count;
+                    for (var start = 0; start < count; start += RowGroupSize)
                     {
-                        var n = Math.Min(RowGroupSize, items.Count - start);
-                        var ids = new string[n];
-                        var rows = new int[n];
-                        var labels = new string[n];
-                        var times = new DateTime?[n];
-                        var receivedTimes = new DateTime[n];
-                        for (var i = 0; i < n; i++)
-                        {
-                            var item = items[start + i];
-                            ids[i] = item.RequestId;
-                            rows[i] = item.Row;
-                            labels[i] = item.Label;
-                            times[i] = item.Timestamp?.UtcDateTime;
-                            receivedTimes[i] = received;
-                        }
+                        var n = Math.Min(RowGroupSize, count - start);
                         using var rg = writer.CreateRowGroup();
-                        await rg.WriteAsync(RequestIdField, ids, null).ConfigureAwait(false);
-                        await rg.WriteAsync<int>(RowField, rows.AsMemory(), null, null, ct).ConfigureAwait(false);
-                        await rg.WriteAsync(LabelField, labels, null).ConfigureAwait(false);
-                        await rg.WriteAsync<DateTime>(TimestampField, times.AsMemory(), null, null, ct).ConfigureAwait(false);
-                        await rg.WriteAsync<DateTime>(ReceivedField, receivedTimes.AsMemory(), null, null, ct).ConfigureAwait(false);
+                        await rg.WriteAsync(RequestIdField, Slice(contents.RequestIds, start, n), null).ConfigureAwait(false);
+                        await rg.WriteAsync<int>(RowField, contents.Rows.AsMemory(start, n), null, null, ct).ConfigureAwait(false);
+                        await rg.WriteAsync(LabelField, Slice(contents.Labels, start, n), null).ConfigureAwait(false);
+                        await rg.WriteAsync<DateTime>(TimestampField, contents.Timestamps.AsMemory(start, n), null, null, ct).ConfigureAwait(false);
+                        await rg.WriteAsync<DateTime>(ReceivedField, contents.ReceivedAt.AsMemory(start, n), null, null, ct).ConfigureAwait(false);
                     }
                 }
                 await stream.FlushAsync(ct).ConfigureAwait(false);
@@ -98,19 +109,26 @@ public sealed class FeedbackStore
         }
     }
 
-    private static long _lastReceivedTicks;
+    private static string[] Slice(string[] values, int start, int n) => start == 0 && n == values.Length ? values : values[start..(start + n)];
+
+    /// <summary>The suffix of a feedback file being written (hidden: its name starts with '.').</summary>
+    internal const string TempSuffix = ".inprogress";
+
+    // The last time of receipt handed out, per feedback directory (the order only matters among one store's files).
+    private static readonly ConcurrentDictionary<string, StrongBox<long>> s_lastReceived = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// Times of receipt strictly increase within a process, so that two writes in the same clock tick still sort (by
-    /// file name and by received_at) in the order they were made, and the later one wins.
+    /// Times of receipt strictly increase within a process for one store, so that two writes in the same clock tick
+    /// still sort (by file name and by received_at) in the order they were made, and the later one wins.
     /// </summary>
-    private static DateTime Monotonic(DateTime t)
+    private DateTime Monotonic(DateTime t)
     {
+        var box = s_lastReceived.GetOrAdd(Path.GetFullPath(Root), static _ => new StrongBox<long>());
         while (true)
         {
-            var last = Interlocked.Read(ref _lastReceivedTicks);
+            var last = Interlocked.Read(ref box.Value);
             var next = Math.Max(t.Ticks, last + 1);
-            if (Interlocked.CompareExchange(ref _lastReceivedTicks, next, last) == last) return new DateTime(next, DateTimeKind.Utc);
+            if (Interlocked.CompareExchange(ref box.Value, next, last) == last) return new DateTime(next, DateTimeKind.Utc);
         }
     }
 
@@ -137,43 +155,131 @@ public sealed class FeedbackStore
     public async Task<Dictionary<(string RequestId, int Row), StoredLabel>> ReadAsync(DateOnly? since = null, CancellationToken ct = default)
     {
         var labels = new Dictionary<(string, int), StoredLabel>();
-        foreach (var file in Files(since))
+        var read = new HashSet<string>(StringComparer.Ordinal);
+        for (var attempt = 1; ; attempt++)
         {
-            ParquetReader reader;
-            try
+            var missing = false;
+            foreach (var file in Files(since))
             {
-                reader = await ParquetReader.CreateAsync(file, null, ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException)
-            {
-                throw new KilnException($"{file}: not a readable feedback file ({e.Message})", e);
-            }
-            await using var scope = reader.ConfigureAwait(false);
-            var fields = reader.Schema.GetDataFields();
-            DataField Field(string name) => Array.Find(fields, f => f.Name == name) ?? throw new KilnException($"{file}: column '{name}' is missing");
-            var idField = Field("request_id");
-            var rowField = Field("row");
-            var labelField = Field("label");
-            var receivedField = Field("received_at");
-            for (var g = 0; g < reader.RowGroupCount; g++)
-            {
-                using var rg = reader.OpenRowGroupReader(g);
-                var n = checked((int)rg.RowCount);
-                var ids = await LogColumns.ReadStringsAsync(rg, idField, n, ct).ConfigureAwait(false);
-                var rows = await LogColumns.ReadIntsAsync(rg, rowField, n, file, ct).ConfigureAwait(false);
-                var values = await LogColumns.ReadStringsAsync(rg, labelField, n, ct).ConfigureAwait(false);
-                var received = await LogColumns.ReadTimesAsync(rg, receivedField, n, file, ct).ConfigureAwait(false);
-                for (var i = 0; i < n; i++)
+                if (read.Contains(file)) continue;
+                try
                 {
-                    if (ids[i] is not { } id || values[i] is not { } label) continue;
-                    var key = (id, rows[i]);
-                    // Files come in order of receipt and rows in order within a file: the later one wins, unless a
-                    // file from a replica with a later clock was already applied.
-                    if (labels.TryGetValue(key, out var old) && old.ReceivedAt > received[i]) continue;
-                    labels[key] = new StoredLabel(label, received[i]);
+                    Apply(labels, await ReadFileAsync(file, ct).ConfigureAwait(false));
+                    read.Add(file);
+                }
+                catch (FileNotFoundException) when (attempt < MaxListingAttempts)
+                {
+                    // Merged away by a compaction after the listing: its labels are in the compacted file, renamed into
+                    // place before the inputs were deleted, which the next listing has.
+                    missing = true;
                 }
             }
+            // Labels decide by received_at, not by the order files are applied in: reading the compacted file after
+            // some of its inputs gives the same answer.
+            if (!missing) return labels;
         }
-        return labels;
     }
+
+    /// <summary>How many times a read lists the files again when listed files vanished (compacted meanwhile).</summary>
+    internal const int MaxListingAttempts = 20;
+
+    /// <summary>
+    /// Applies one file's rows to <paramref name="labels"/>: files come in order of receipt and rows in order within a
+    /// file, so the later one wins, unless a row from a replica with a later clock was already applied. The outcome
+    /// depends only on the set of rows (the largest received_at wins), not on which files hold them, except for exact
+    /// ties of received_at, which one process never writes.
+    /// </summary>
+    internal static void Apply(Dictionary<(string, int), StoredLabel> labels, FeedbackFileContents file)
+    {
+        for (var i = 0; i < file.Count; i++)
+        {
+            var key = (file.RequestIds[i], file.Rows[i]);
+            if (labels.TryGetValue(key, out var old) && old.ReceivedAt > file.ReceivedAt[i]) continue;
+            labels[key] = new StoredLabel(file.Labels[i], file.ReceivedAt[i]);
+        }
+    }
+
+    /// <summary>
+    /// Reads one feedback file (rows without a request id or label are left out). A file that does not exist (any
+    /// more) throws <see cref="FileNotFoundException"/>; any other failure a <see cref="KilnException"/> naming it.
+    /// </summary>
+    internal static async Task<FeedbackFileContents> ReadFileAsync(string file, CancellationToken ct)
+    {
+        ParquetReader reader;
+        try
+        {
+            reader = await ParquetReader.CreateAsync(file, null, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new FileNotFoundException($"{file}: no such feedback file", file, e);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException)
+        {
+            throw new KilnException($"{file}: not a readable feedback file ({e.Message})", e);
+        }
+        await using var scope = reader.ConfigureAwait(false);
+        var fields = reader.Schema.GetDataFields();
+        DataField Field(string name) => Array.Find(fields, f => f.Name == name) ?? throw new KilnException($"{file}: column '{name}' is missing");
+        var idField = Field("request_id");
+        var rowField = Field("row");
+        var labelField = Field("label");
+        var timestampField = Array.Find(fields, f => f.Name == "timestamp");
+        var receivedField = Field("received_at");
+        var ids = new List<string>();
+        var rowList = new List<int>();
+        var labelList = new List<string>();
+        var timeList = new List<DateTime?>();
+        var receivedList = new List<DateTime>();
+        for (var g = 0; g < reader.RowGroupCount; g++)
+        {
+            using var rg = reader.OpenRowGroupReader(g);
+            var n = checked((int)rg.RowCount);
+            var id = await LogColumns.ReadStringsAsync(rg, idField, n, ct).ConfigureAwait(false);
+            var rows = await LogColumns.ReadIntsAsync(rg, rowField, n, file, ct).ConfigureAwait(false);
+            var values = await LogColumns.ReadStringsAsync(rg, labelField, n, ct).ConfigureAwait(false);
+            var times = timestampField is null ? null : await LogColumns.ReadTimesAsync(rg, timestampField, n, file, ct).ConfigureAwait(false);
+            var received = await LogColumns.ReadTimesAsync(rg, receivedField, n, file, ct).ConfigureAwait(false);
+            for (var i = 0; i < n; i++)
+            {
+                if (id[i] is not { } requestId || values[i] is not { } label) continue;
+                ids.Add(requestId);
+                rowList.Add(rows[i]);
+                labelList.Add(label);
+                timeList.Add(times is null || times[i] == DateTime.MinValue ? null : times[i]);
+                receivedList.Add(received[i]);
+            }
+        }
+        return new FeedbackFileContents([.. ids], [.. rowList], [.. labelList], [.. timeList], [.. receivedList]);
+    }
+}
+
+/// <summary>The rows of one feedback file, column by column.</summary>
+internal sealed class FeedbackFileContents
+{
+    public FeedbackFileContents(int count)
+        : this(new string[count], new int[count], new string[count], new DateTime?[count], new DateTime[count])
+    {
+    }
+
+    public FeedbackFileContents(string[] requestIds, int[] rows, string[] labels, DateTime?[] timestamps, DateTime[] receivedAt)
+    {
+        RequestIds = requestIds;
+        Rows = rows;
+        Labels = labels;
+        Timestamps = timestamps;
+        ReceivedAt = receivedAt;
+    }
+
+    public string[] RequestIds { get; }
+
+    public int[] Rows { get; }
+
+    public string[] Labels { get; }
+
+    public DateTime?[] Timestamps { get; }
+
+    public DateTime[] ReceivedAt { get; }
+
+    public int Count => RequestIds.Length;
 }

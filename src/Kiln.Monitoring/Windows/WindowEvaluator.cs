@@ -25,6 +25,12 @@ public sealed class WindowOptions
     /// <summary>Join the window with the feedback store (LOG_DIR/_feedback) for realized metrics.</summary>
     public bool Feedback { get; init; } = true;
 
+    /// <summary>
+    /// Read the feedback through this cache (files parsed once, across evaluations) instead of reading every file again;
+    /// it must be the cache of the window's log directory.
+    /// </summary>
+    public FeedbackCache? FeedbackCache { get; init; }
+
     /// <summary>Only this version's rows; null = every version of the model.</summary>
     public string? Version { get; init; }
 }
@@ -106,13 +112,19 @@ public static class WindowEvaluator
         var classes = package.Signature.ClassLabels ?? [];
         var inputs = new CurrentData(profile.Inputs, options.MaxExactRows);
         var proxy = new ProxyMetricsBuilder(task, profile.Outputs, options.MaxExactRows);
-        Dictionary<(string, int), StoredLabel>? labels = null;
+        IReadOnlyDictionary<(string, int), StoredLabel>? labels = null;
         if (options.Feedback)
         {
             // Labels come after their predictions: files received before the window's first day (less a day for clock
             // skew between replicas) cannot hold labels for it.
             var since = DateOnly.FromDateTime(window.From.UtcDateTime).AddDays(-1);
-            labels = await new FeedbackStore(window.LogDirectory).ReadAsync(since, ct).ConfigureAwait(false);
+            if (options.FeedbackCache is { } cache)
+            {
+                if (!string.Equals(Path.GetFullPath(cache.LogDirectory), Path.GetFullPath(window.LogDirectory), StringComparison.Ordinal))
+                    throw new ArgumentException($"the feedback cache is for {cache.LogDirectory}, not {window.LogDirectory}", nameof(options));
+                labels = await cache.GetAsync(since, ct).ConfigureAwait(false);
+            }
+            else labels = await new FeedbackStore(window.LogDirectory).ReadAsync(since, ct).ConfigureAwait(false);
         }
         var realized = options.Feedback ? new RealizedMetricsBuilder(task, classes) : null;
         var versions = new List<string>();

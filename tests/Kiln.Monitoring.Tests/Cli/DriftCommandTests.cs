@@ -131,4 +131,67 @@ public sealed class DriftCommandTests : IDisposable
         Assert.Equal("psi", x.GetProperty("test").GetString());
         Assert.Equal(0.3, x.GetProperty("threshold").GetDouble());
     }
+
+    /// <summary>Writes a table as one Parquet file of several row groups (as large files are written).</summary>
+    private static async Task WriteRowGroupsAsync(DataTable t, string path, int rowGroupRows)
+    {
+        var xField = new Parquet.Schema.DataField<double?>("x");
+        var colorField = new Parquet.Schema.DataField<string>("color");
+        var x = ((NumericColumn)t["x"]).Values;
+        var color = ((TextColumn)t["color"]).Values;
+        await using var stream = File.Create(path);
+        await using var writer = await Parquet.ParquetWriter.CreateAsync(new Parquet.Schema.ParquetSchema(xField, colorField), stream);
+        for (var start = 0; start < t.RowCount; start += rowGroupRows)
+        {
+            var n = Math.Min(rowGroupRows, t.RowCount - start);
+            using var rg = writer.CreateRowGroup();
+            await rg.WriteAsync<double>(xField, x[start..(start + n)].Select(v => (double?)v).ToArray().AsMemory(), null, null, default);
+            await rg.WriteAsync(colorField, color[start..(start + n)]!, null);
+        }
+    }
+
+    [Fact]
+    public async Task A_parquet_file_past_max_exact_rows_is_folded_row_group_by_row_group_with_the_same_counts_histograms_and_verdicts()
+    {
+        var model = Package(Data(3000, 0, 8));
+        var current = _dir.File("large.parquet");
+        await WriteRowGroupsAsync(Data(20_000, 0.4, 9, extraColor: "purple"), current, 4000); // 5 row groups
+        async Task<(int Exit, Dictionary<string, JsonElement> Features, JsonElement Report)> DriftAsync(string name, params string[] extra)
+        {
+            var json = _dir.File(name);
+            var r = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--json", json, .. extra]);
+            Assert.True(r.ExitCode is 0 or 1, r.ToString());
+            var doc = JsonDocument.Parse(await File.ReadAllTextAsync(json)).RootElement.Clone();
+            return (r.ExitCode, doc.GetProperty("features").EnumerateArray().ToDictionary(f => f.GetProperty("name").GetString()!), doc);
+        }
+
+        // Oracle: the same file read whole (20,000 rows is under the default 5,000,000), every row tested.
+        foreach (var test in new[] { "psi", "hellinger" })
+        {
+            var exact = await DriftAsync($"exact-{test}.json", "--test", test);
+            var folded = await DriftAsync($"folded-{test}.json", "--test", test, "--max-exact-rows", "5000");
+            Assert.DoesNotContain("summarized", exact.Report.GetProperty("warnings").EnumerateArray().Select(w => w.GetString()));
+            Assert.Contains("summarized", folded.Report.GetProperty("warnings").EnumerateArray().Select(w => w.GetString()));
+            Assert.Equal(exact.Exit, folded.Exit);
+            Assert.Equal(20_000, folded.Report.GetProperty("current_rows").GetInt64());
+            foreach (var name in new[] { "x", "color" })
+            {
+                var (e, f) = (exact.Features[name], folded.Features[name]);
+                // Histograms over the reference's bins and categories are exact on both paths, so are these distances.
+                Assert.Equal(e.GetProperty("score").GetDouble(), f.GetProperty("score").GetDouble(), 12);
+                Assert.Equal(e.GetProperty("drifted").GetBoolean(), f.GetProperty("drifted").GetBoolean());
+                Assert.Equal(e.GetProperty("quality").GetRawText(), f.GetProperty("quality").GetRawText());
+            }
+        }
+        // Default tests (Wasserstein on the bottom-k sample when folded): the same verdicts on a clear shift.
+        var exactDefault = await DriftAsync("exact.json");
+        var foldedDefault = await DriftAsync("folded.json", "--max-exact-rows", "5000");
+        Assert.True(exactDefault.Features["x"].GetProperty("drifted").GetBoolean());
+        Assert.True(foldedDefault.Features["x"].GetProperty("drifted").GetBoolean());
+        Assert.Equal(exactDefault.Exit, foldedDefault.Exit);
+
+        var bad = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--max-exact-rows", "-1"]);
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--max-exact-rows: -1 is negative", bad.StdErr);
+    }
 }

@@ -30,6 +30,9 @@ public sealed class MonitorConfigTests : IDisposable
               initial_backoff: 250ms
               max_backoff: 30s
               queue: 50
+            feedback:
+              compact_after: 10
+            state_dir: state
             targets:
               - model: pkg
                 log_dir: logs
@@ -68,6 +71,15 @@ public sealed class MonitorConfigTests : IDisposable
         Assert.Equal("http://serve.internal:8080/metrics", c.Link);
         Assert.Equal(new Uri("http://kiln-server:5000/"), c.PipelinesUrl);
         Assert.Equal(new HttpDeliveryOptions { AttemptTimeout = TimeSpan.FromSeconds(5), MaxAttempts = 3, InitialBackoff = TimeSpan.FromMilliseconds(250), MaxBackoff = TimeSpan.FromSeconds(30), QueueCapacity = 50 }, c.Delivery);
+
+        Assert.Equal(10, c.FeedbackCompactAfter);
+        Assert.Equal(64, MonitorConfigLoader.Load("targets: []\n", "m.yaml").FeedbackCompactAfter);
+        Assert.Equal(_dir.File("state/alerts.json"), c.AlertStateFile);
+        // Default: beside kiln serve's --log-dir, else the first target's log_dir; nothing to go by: memory only.
+        Assert.Equal(Path.Combine("/var/log/kiln", "_monitor", "alerts.json"),
+            MonitorConfigLoader.Load("targets: []\n", "m.yaml", new MonitorDefaults { LogDirectory = "/var/log/kiln" }).AlertStateFile);
+        Assert.Equal("/srv/logs/_monitor", MonitorConfigLoader.Load("targets:\n  - model: models:/a@prod\n    log_dir: /srv/logs\n", "m.yaml").StateDirectory);
+        Assert.Null(MonitorConfigLoader.Load("targets: []\n", "m.yaml").StateDirectory);
 
         var shop = c.Targets[0];
         Assert.Equal("shop", shop.Name); // the package's name
@@ -113,6 +125,8 @@ public sealed class MonitorConfigTests : IDisposable
     [InlineData("targets:\n  - model: models:/a@prod\n    log_dir: x\n    drift:\n      test: magic\n", "monitoring.yaml:5: targets[0].drift.test: unknown test 'magic'")]
     [InlineData("targets:\n  - model: models:/a@prod\n    log_dir: x\n    window: -1h\n", "monitoring.yaml:4: targets[0].window: '-1h' is not a positive duration")]
     [InlineData("webhook:\n  attempts: 0\n", "monitoring.yaml:2: webhook.attempts: 0 is out of range")]
+    [InlineData("feedback:\n  compact_after: -1\n", "monitoring.yaml:2: feedback.compact_after: -1 is out of range")]
+    [InlineData("feedback:\n  compact: 3\n", "monitoring.yaml:2: feedback.compact: unknown key")]
     [InlineData("rules: [a: [b\n", "monitoring.yaml:2: invalid YAML")]
     [InlineData("rules:\n  - {name: a, metric: m, threshold: 1}\n  - {name: a, metric: n, threshold: 2}\n", "two entries have the name 'a'")]
     public void Mistakes_name_the_file_line_and_key(string yaml, string expected)
