@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
@@ -209,6 +210,7 @@ internal static class ParquetColumnDecoder
         }
 
         /// <summary>Decodes a page's definition levels into <see cref="_levels"/>; returns how many values are present.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private int DecodeLevels(ReadOnlySpan<byte> data, int count)
         {
             if (_levels.Length < count) _levels = Rent(_levels, count);
@@ -223,6 +225,7 @@ internal static class ParquetColumnDecoder
             return present;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Values(int encoding, ReadOnlySpan<byte> values, int count, int present)
         {
             var output = Result.AsSpan(_row, count);
@@ -324,6 +327,7 @@ internal static class ParquetColumnDecoder
 
         protected override int DictionarySize => _dictionary?.Length ?? -1;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         protected override void ReadDictionary(ReadOnlySpan<byte> page, int count)
         {
             var entries = new string[count];
@@ -332,6 +336,7 @@ internal static class ParquetColumnDecoder
             _dictionary = entries;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         protected override void ReadPlain(ReadOnlySpan<byte> values, Span<string?> output, ReadOnlySpan<int> levels, int present)
         {
             var position = 0;
@@ -342,6 +347,7 @@ internal static class ParquetColumnDecoder
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         protected override void ReadIndexed(ReadOnlySpan<int> indices, Span<string?> output, ReadOnlySpan<int> levels)
         {
             var dictionary = _dictionary!;
@@ -358,6 +364,7 @@ internal static class ParquetColumnDecoder
         }
 
         /// <summary>The next PLAIN byte array: a 4-byte little-endian length, then the bytes.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static ReadOnlySpan<byte> NextByteArray(ReadOnlySpan<byte> data, ref int position)
         {
             if (data.Length - position < 4) throw new InvalidDataException("a PLAIN value runs past the end of its page");
@@ -377,12 +384,14 @@ internal static class ParquetColumnDecoder
 
         protected override int DictionarySize => _dictionary?.Length ?? -1;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         protected override void ReadDictionary(ReadOnlySpan<byte> page, int count)
         {
             if ((long)count * sizeof(double) > page.Length) throw new InvalidDataException($"a dictionary page of {page.Length} bytes cannot hold {count} doubles");
             _dictionary = MemoryMarshal.Cast<byte, double>(page[..(count * sizeof(double))]).ToArray();
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         protected override void ReadPlain(ReadOnlySpan<byte> values, Span<double> output, ReadOnlySpan<int> levels, int present)
         {
             if ((long)present * sizeof(double) > values.Length) throw new InvalidDataException($"{present} PLAIN doubles do not fit in {values.Length} bytes");
@@ -396,6 +405,7 @@ internal static class ParquetColumnDecoder
             for (var i = 0; i < output.Length; i++) output[i] = levels[i] == MaxDefinition ? packed[k++] : double.NaN;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         protected override void ReadIndexed(ReadOnlySpan<int> indices, Span<double> output, ReadOnlySpan<int> levels)
         {
             var dictionary = _dictionary!;

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 
 namespace Kiln.Core.Data;
 
@@ -6,6 +7,7 @@ namespace Kiln.Core.Data;
 internal static class RleHybrid
 {
     /// <summary>Decodes exactly <c>output.Length</c> values of <paramref name="width"/> bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Decode(ReadOnlySpan<byte> data, int width, Span<int> output)
     {
         var position = 0;
@@ -40,6 +42,7 @@ internal static class RleHybrid
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Unpack(ReadOnlySpan<byte> data, int width, Span<int> output)
     {
         if (width == 0)

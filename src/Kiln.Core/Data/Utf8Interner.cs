@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace Kiln.Core.Data;
@@ -31,6 +32,7 @@ internal sealed class Utf8Interner
         public string Value;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public string Get(ReadOnlySpan<byte> utf8)
     {
         if (utf8.IsEmpty) return string.Empty;
@@ -73,6 +75,7 @@ internal sealed class Utf8Interner
     }
 
     /// <summary>A per-process seeded multiply-xorshift hash over 8-byte words (labels are short).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Hash(ReadOnlySpan<byte> utf8)
     {
         var h = Seed ^ ((ulong)utf8.Length * 0x9E37_79B9_7F4A_7C15UL);

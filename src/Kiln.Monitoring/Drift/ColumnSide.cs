@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Kiln.Core.Profiling;
 using Kiln.Monitoring.Statistics;
 
@@ -109,6 +110,7 @@ internal sealed class ColumnSide
     }
 
     /// <summary>Numbers from raw data, binned on the reference's edges and checked against its range.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static ColumnSide FromNumbers(ReadOnlySpan<double> values, ColumnProfile reference, long unparsable = 0)
     {
         var sorted = FiniteSample.SortedCopy(values, out var missing, out var infinite);
@@ -157,6 +159,7 @@ internal sealed class ColumnSide
     }
 
     /// <summary>Labels from raw data; null is missing.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static ColumnSide FromLabels(ReadOnlySpan<string?> values)
     {
         // The readers hand out one string object per distinct label (a million rows of ten labels hold ten

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Kiln.Core.Data;
 using Kiln.Core.Profiling;
 using Kiln.Monitoring.Statistics;
@@ -330,6 +331,7 @@ public static class DriftCalculator
     }
 
     /// <summary>Distinct values in the union of two sorted spans, counting no further than <paramref name="cap"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static int DistinctUnion(ReadOnlySpan<double> a, ReadOnlySpan<double> b, int cap)
     {
         int i = 0, j = 0, distinct = 0;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Kiln.Monitoring.Statistics;
 
 /// <summary>
@@ -96,6 +98,7 @@ public static class Distances
     /// The first Wasserstein distance between two samples (scipy.stats.wasserstein_distance): the area between the
     /// two empirical cdfs. Both spans must be sorted ascending and finite. NaN when either is empty.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static double WassersteinSorted(ReadOnlySpan<double> sortedU, ReadOnlySpan<double> sortedV)
     {
         if (sortedU.IsEmpty || sortedV.IsEmpty) return double.NaN;

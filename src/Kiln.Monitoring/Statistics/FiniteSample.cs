@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Kiln.Monitoring.Statistics;
 
 /// <summary>
@@ -11,6 +13,7 @@ public static class FiniteSample
         RadixSort.SortedFinite(values, out missing, out infinite);
 
     /// <summary>The population standard deviation (numpy.std with ddof=0) of finite values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static double PopulationStd(ReadOnlySpan<double> values)
     {
         if (values.IsEmpty) return double.NaN;
@@ -27,6 +30,7 @@ public static class FiniteSample
     }
 
     /// <summary>The number of distinct values in a sorted span.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int DistinctSorted(ReadOnlySpan<double> sorted)
     {
         if (sorted.IsEmpty) return 0;

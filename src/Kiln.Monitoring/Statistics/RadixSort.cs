@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 
 namespace Kiln.Monitoring.Statistics;
 
@@ -20,6 +21,7 @@ public static class RadixSort
     private const int ShortRun = 32;
 
     /// <summary>Sorts <paramref name="values"/> ascending (-0.0 before +0.0; they compare equal).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Sort(Span<double> values)
     {
         var n = values.Length;
@@ -51,6 +53,7 @@ public static class RadixSort
     /// The finite values of <paramref name="values"/> sorted into a new array, counting NaN (missing) and ±Infinity:
     /// one pass picks and keys them, so a large column is read once before the radix passes.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static double[] SortedFinite(ReadOnlySpan<double> values, out long missing, out long infinite)
     {
         missing = 0;
@@ -115,6 +118,7 @@ public static class RadixSort
     }
 
     /// <summary>Sorts the first <paramref name="n"/> keys (histogram already counted); returns where they ended up.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Span<ulong> SortKeys(ulong[] keys, ulong[] temp, int n, Span<int> histogram)
     {
         var source = keys;
@@ -144,6 +148,7 @@ public static class RadixSort
     }
 
     /// <summary>Keys ordered by their top bits: orders each run of keys that share them by the low bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void OrderRuns(Span<ulong> keys)
     {
         var start = 0;
@@ -165,6 +170,7 @@ public static class RadixSort
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void InsertionSort(Span<ulong> keys)
     {
         for (var i = 1; i < keys.Length; i++)
@@ -180,6 +186,7 @@ public static class RadixSort
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static bool IsSorted(ReadOnlySpan<ulong> keys)
     {
         for (var i = 1; i < keys.Length; i++)
