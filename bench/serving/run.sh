@@ -92,34 +92,74 @@ run_wrk() { # name url script
   echo "$rps $p99 ${non2xx:-0}"
 }
 
+rounds="${ROUNDS:-3}"
 say "# kiln serving benchmark $(date -u +%FT%TZ) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-say "# wrk -t1 -c32 -d${secs}s, one JSON object per request (batch: 100 objects)"
-for system in bare kiln seed; do
-  port=$((18080 + RANDOM % 1000))
-  case $system in
-    bare) dotnet "$work/bin/Kiln.Bench.Serving.dll" bare "$work/rf/model.zip" "$port" & pids+=($!); single_url="http://127.0.0.1:$port/predict"; batch_url="http://127.0.0.1:$port/predict-batch" ;;
-    kiln) "$root/out/cli/kiln" serve --model "$work/rf" --port "$port" --grpc-port -1 --log-dir "$work/log" --poll-interval 0 >"$work/kiln.log" 2>&1 & pids+=($!); single_url="http://127.0.0.1:$port/predict"; batch_url="$single_url" ;;
-    seed) (cd "$work" && exec "$py" -m uvicorn seed_app:app --host 127.0.0.1 --port "$port" --log-level warning) & pids+=($!); single_url="http://127.0.0.1:$port/predict"; batch_url="" ;;
-  esac
-  pid=${pids[-1]}
-  wait_up "$single_url"
+say "# wrk -t1 -c32 -d${secs}s, one JSON object per request (batch: 100 objects); $rounds rounds, bare and kiln alternating"
+
+# ---- bare peer and kiln serve: both up, measured in alternating rounds ---------------------------
+# Both servers stay up and are loaded in turn (bare, kiln, bare, kiln, ...), so a slow minute of a
+# shared machine falls on both; the idle one costs next to nothing. The ratio is taken per round.
+declare -A url batch_url pid
+port=$((18080 + RANDOM % 1000))
+dotnet "$work/bin/Kiln.Bench.Serving.dll" bare "$work/rf/model.zip" "$port" & pids+=($!); pid[bare]=$!
+url[bare]="http://127.0.0.1:$port/predict"; batch_url[bare]="http://127.0.0.1:$port/predict-batch"
+port=$((port + 1))
+"$root/out/cli/kiln" serve --model "$work/rf" --port "$port" --grpc-port -1 --log-dir "$work/log" --poll-interval 0 >"$work/kiln.log" 2>&1 & pids+=($!); pid[kiln]=$!
+url[kiln]="http://127.0.0.1:$port/predict"; batch_url[kiln]="${url[kiln]}"
+for system in bare kiln; do
+  wait_up "${url[$system]}"
   # Warm-up: 10 s of load, so that both .NET servers are measured after tiered compilation has
   # recompiled their hot paths (2 s was not enough on 2 shared cores: req/s still rose after 10 s).
-  wrk -t1 -c32 -d10s -s "$work/single.lua" "$single_url" >/dev/null
-  read -r rps p99 non2xx < <(run_wrk "$system" "$single_url" single)
-  say "$system single: ${rps} req/s, wrk p99 ${p99} (closed loop, 32 connections), non-2xx ${non2xx}, RSS after load $(rss "$pid")"
-  if [[ $system != seed ]]; then
-    rate="$(dotnet "$work/bin/Kiln.Bench.Serving.dll" rate "$single_url" "$work/single.json" 2000 "$secs")"
-    say "$system fixed rate: $rate"
-  else
-    rate="$(dotnet "$work/bin/Kiln.Bench.Serving.dll" rate "$single_url" "$work/single.json" 30 "$secs" || true)"
-    say "$system fixed rate (30/s, it cannot sustain 2,000/s): $rate"
-  fi
-  if [[ -n $batch_url ]]; then
-    read -r brps bp99 bnon2xx < <(run_wrk "$system" "$batch_url" batch)
-    say "$system batch of 100: ${brps} req/s = $(awk -v r="$brps" 'BEGIN {printf "%.0f", r*100}') rows/s, wrk p99 ${bp99}, non-2xx ${bnon2xx}"
-  fi
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  wrk -t1 -c32 -d10s -s "$work/single.lua" "${url[$system]}" >/dev/null
+  wrk -t1 -c32 -d3s -s "$work/batch.lua" "${batch_url[$system]}" >/dev/null
 done
+ratios=(); bratios=()
+for round in $(seq 1 "$rounds"); do
+  declare -A rps=() brps=()
+  for system in bare kiln; do
+    read -r r p99 non2xx < <(run_wrk "$system" "${url[$system]}" single)
+    rps[$system]=$r
+    say "round $round $system single: $r req/s, wrk p99 $p99 (closed loop, 32 connections), non-2xx $non2xx"
+  done
+  for system in bare kiln; do
+    read -r r p99 non2xx < <(run_wrk "$system" "${batch_url[$system]}" batch)
+    brps[$system]=$r
+    say "round $round $system batch of 100: $r req/s = $(awk -v r="$r" 'BEGIN {printf "%.0f", r*100}') rows/s, wrk p99 $p99, non-2xx $non2xx"
+  done
+  ratios+=("$(awk -v k="${rps[kiln]}" -v b="${rps[bare]}" 'BEGIN {printf "%.3f", k/b}')")
+  bratios+=("$(awk -v k="${brps[kiln]}" -v b="${brps[bare]}" 'BEGIN {printf "%.3f", k/b}')")
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+say "kiln/bare single, per round: ${ratios[*]}; median $(median "${ratios[@]}")"
+say "kiln/bare batch of 100, per round: ${bratios[*]}; median $(median "${bratios[@]}")"
+for system in bare kiln; do say "$system RSS after load: $(rss "${pid[$system]}")"; done
+
+# Fixed rate, open loop: the generator gets core 0 to itself and the server core 1 (taskset), so
+# the generator can send on schedule without taking CPU from the server it measures.
+for system in bare kiln; do
+  if command -v taskset >/dev/null && (( $(nproc) >= 2 )); then
+    taskset -a -p -c 1 "${pid[$system]}" >/dev/null
+    rate="$(taskset -c 0 dotnet "$work/bin/Kiln.Bench.Serving.dll" rate "${url[$system]}" "$work/single.json" 2000 "$secs" spin)"
+    taskset -a -p -c "0-$(( $(nproc) - 1 ))" "${pid[$system]}" >/dev/null
+    say "$system fixed rate (generator on core 0, server on core 1): $rate"
+  else
+    rate="$(dotnet "$work/bin/Kiln.Bench.Serving.dll" rate "${url[$system]}" "$work/single.json" 2000 "$secs")"
+    say "$system fixed rate (generator and server share the cores): $rate"
+  fi
+done
+kill "${pid[bare]}" "${pid[kiln]}"; wait "${pid[bare]}" "${pid[kiln]}" 2>/dev/null || true
+
+# ---- the seed article's FastAPI server -------------------------------------------------------------
+port=$((port + 1))
+(cd "$work" && exec "$py" -m uvicorn seed_app:app --host 127.0.0.1 --port "$port" --log-level warning) & pids+=($!)
+seed_pid=$!
+seed_url="http://127.0.0.1:$port/predict"
+wait_up "$seed_url"
+wrk -t1 -c32 -d2s -s "$work/single.lua" "$seed_url" >/dev/null
+read -r r p99 non2xx < <(run_wrk seed "$seed_url" single)
+say "seed single: $r req/s, wrk p99 $p99 (closed loop, 32 connections), non-2xx $non2xx, RSS after load $(rss "$seed_pid")"
+rate="$(dotnet "$work/bin/Kiln.Bench.Serving.dll" rate "$seed_url" "$work/single.json" 30 "$secs" || true)"
+say "seed fixed rate (30/s, it cannot sustain 2,000/s): $rate"
+kill "$seed_pid"; wait "$seed_pid" 2>/dev/null || true
 say "# prediction log rows written by kiln: $(find "$work/log" -name '*.parquet' | wc -l) files"
 echo "results: $out"

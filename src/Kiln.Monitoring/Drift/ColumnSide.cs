@@ -25,7 +25,8 @@ internal sealed class ColumnSide
     public long Rows => Count + Missing + Infinite;
 
     // Numeric
-    public double[] Sorted { get; init; } = [];
+    /// <summary>The sorted finite values (may be a slice of a pooled buffer that lives only as long as the comparison).</summary>
+    public ReadOnlyMemory<double> Sorted { get; init; } = ReadOnlyMemory<double>.Empty;
 
     /// <summary>True when <see cref="Sorted"/> holds every finite value (not a sample).</summary>
     public bool Complete { get; init; }
@@ -110,10 +111,19 @@ internal sealed class ColumnSide
     }
 
     /// <summary>Numbers from raw data, binned on the reference's edges and checked against its range.</summary>
+    /// <param name="values">The current values (NaN: missing).</param>
+    /// <param name="reference">The reference column (bins and range).</param>
+    /// <param name="unparsable">Values that were text and not numbers (already NaN in <paramref name="values"/>).</param>
+    /// <param name="buffer">Where to sort (at least as long as the values; the side's <see cref="Sorted"/> points into
+    /// it, so it must outlive the side), or null for a new array.</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static ColumnSide FromNumbers(ReadOnlySpan<double> values, ColumnProfile reference, long unparsable = 0)
+    public static ColumnSide FromNumbers(ReadOnlySpan<double> values, ColumnProfile reference, long unparsable = 0, double[]? buffer = null)
     {
-        var sorted = FiniteSample.SortedCopy(values, out var missing, out var infinite);
+        long missing, infinite;
+        ReadOnlyMemory<double> sortedMemory;
+        if (buffer is null) sortedMemory = FiniteSample.SortedCopy(values, out missing, out infinite);
+        else sortedMemory = buffer.AsMemory(0, RadixSort.SortFinite(values, buffer, out missing, out infinite));
+        var sorted = sortedMemory.Span;
         var edges = reference.Numeric?.Histogram.Edges ?? [];
         double[]? bins = null;
         if (edges.Length >= 2)
@@ -147,7 +157,7 @@ internal sealed class ColumnSide
             Missing = missing,
             Infinite = infinite,
             Unparsable = unparsable,
-            Sorted = sorted,
+            Sorted = sortedMemory,
             Complete = true,
             Min = sorted.Length > 0 ? sorted[0] : double.NaN,
             Max = sorted.Length > 0 ? sorted[^1] : double.NaN,

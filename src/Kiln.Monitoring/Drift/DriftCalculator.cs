@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using Kiln.Core.Data;
 using Kiln.Core.Profiling;
@@ -34,7 +35,8 @@ public static class DriftCalculator
         {
             foreach (var c in current.Columns) currentRows = Math.Max(currentRows, c.Rows);
         }
-        var report = Build(reference, columns, currentRows, options);
+        var features = columns.ConvertAll(c => Feature(c.Reference, c.Current, c.Warning, currentRows == 0, options));
+        var report = Build(reference, features, currentRows, options);
         foreach (var c in current.Columns)
         {
             if (reference.Find(c.Name) is null && !options.Ignore.Contains(c.Name)) report.Features.Add(NotInReference(c.Name, c.Kind));
@@ -42,20 +44,38 @@ public static class DriftCalculator
         return report;
     }
 
-    /// <summary>Drift of raw current data (all rows; columns are compared in parallel).</summary>
+    /// <summary>
+    /// Drift of raw current data (all rows). Columns are compared in parallel, each to its verdict before the next: the
+    /// sorted copy of a numeric column lives in a pooled buffer only while its own test runs, so a million-row window
+    /// reuses a few buffers instead of touching a new array per column.
+    /// </summary>
     public static DriftReport Compare(DatasetProfile reference, DataTable current, DriftOptions? options = null)
     {
         options ??= DriftOptions.Default;
         var refs = new List<ColumnProfile>();
         foreach (var r in reference.Columns) if (!options.Ignore.Contains(r.Name)) refs.Add(r);
-        var sides = new (ColumnProfile Reference, ColumnSide? Current, string? Warning)[refs.Count];
+        var features = new FeatureDrift[refs.Count];
+        var rows = current.RowCount;
         Parallel.For(0, refs.Count, i =>
         {
             var r = refs[i];
             var column = current.Find(r.Name);
-            sides[i] = column is null ? (r, null, DriftWarnings.NotInCurrent) : (r, SideOf(column, current.RowCount, r), null);
+            if (column is null)
+            {
+                features[i] = Feature(r, null, DriftWarnings.NotInCurrent, rows == 0, options);
+                return;
+            }
+            var buffer = r.Kind == ColumnKind.Numeric ? ArrayPool<double>.Shared.Rent(rows) : null;
+            try
+            {
+                features[i] = Feature(r, SideOf(column, rows, r, buffer), null, rows == 0, options);
+            }
+            finally
+            {
+                if (buffer is not null) ArrayPool<double>.Shared.Return(buffer);
+            }
         });
-        var report = Build(reference, sides, current.RowCount, options);
+        var report = Build(reference, features, rows, options);
         foreach (var c in current.Columns)
         {
             if (reference.Find(c.Name) is null && !options.Ignore.Contains(c.Name))
@@ -66,12 +86,13 @@ public static class DriftCalculator
         return report;
     }
 
-    private static ColumnSide SideOf(Column column, int rows, ColumnProfile reference)
+    /// <param name="buffer">For a numeric reference: where to sort the current values (see <see cref="ColumnSide.FromNumbers"/>).</param>
+    private static ColumnSide SideOf(Column column, int rows, ColumnProfile reference, double[]? buffer)
     {
         switch (column)
         {
             case NumericColumn n when reference.Kind == ColumnKind.Numeric:
-                return ColumnSide.FromNumbers(n.Values.AsSpan(0, rows), reference);
+                return ColumnSide.FromNumbers(n.Values.AsSpan(0, rows), reference, buffer: buffer);
             case NumericColumn n:
                 return ColumnSide.FromNumbersAsLabels(n.Values.AsSpan(0, rows));
             case TextColumn t when reference.Kind == ColumnKind.Categorical:
@@ -87,7 +108,7 @@ public static class DriftCalculator
                         values[i] = double.NaN;
                         unparsable++;
                     }
-                    return ColumnSide.FromNumbers(values, reference, unparsable);
+                    return ColumnSide.FromNumbers(values, reference, unparsable, buffer);
                 }
             default:
                 return ColumnSide.FromLabels([]);
@@ -102,8 +123,7 @@ public static class DriftCalculator
         Warnings = { DriftWarnings.NotInReference },
     };
 
-    private static DriftReport Build(DatasetProfile reference, IReadOnlyList<(ColumnProfile Reference, ColumnSide? Current, string? Warning)> columns,
-        long currentRows, DriftOptions options)
+    private static DriftReport Build(DatasetProfile reference, IReadOnlyList<FeatureDrift> features, long currentRows, DriftOptions options)
     {
         var report = new DriftReport
         {
@@ -112,9 +132,8 @@ public static class DriftCalculator
             DriftShareThreshold = options.DriftShare,
         };
         if (currentRows == 0) report.Warnings.Add(DriftWarnings.EmptyWindow);
-        foreach (var (r, c, warning) in columns)
+        foreach (var feature in features)
         {
-            var feature = Feature(r, c, warning, currentRows == 0, options);
             report.Features.Add(feature);
             if (feature.Drifted is { } d)
             {
@@ -201,22 +220,22 @@ public static class DriftCalculator
     {
         if (reference.Min == reference.Max) feature.Warnings.Add(DriftWarnings.ConstantReference);
         if (current.Min == current.Max) feature.Warnings.Add(DriftWarnings.ConstantCurrent);
-        var distinct = DistinctUnion(reference.Sorted, current.Sorted, 6);
+        var distinct = DistinctUnion(reference.Sorted.Span, current.Sorted.Span, 6);
         var test = requested ?? StatTests.Default(ColumnKind.Numeric, reference.Count, distinct);
         var lowCardinality = distinct <= 5;
         switch (test)
         {
             case StatTest.Ks:
                 {
-                    var r = KolmogorovSmirnov.TestSorted(reference.Sorted, current.Sorted);
+                    var r = KolmogorovSmirnov.TestSorted(reference.Sorted.Span, current.Sorted.Span);
                     feature.Method = r.Method == KsMethod.Exact ? "exact" : "asymptotic";
                     SetPValue(feature, test, r.Statistic, r.PValue, threshold);
                     break;
                 }
             case StatTest.Wasserstein:
                 {
-                    var w = Distances.WassersteinSorted(reference.Sorted, current.Sorted);
-                    var std = double.IsNaN(reference.PopulationStd) ? FiniteSample.PopulationStd(reference.Sorted) : reference.PopulationStd;
+                    var w = Distances.WassersteinSorted(reference.Sorted.Span, current.Sorted.Span);
+                    var std = double.IsNaN(reference.PopulationStd) ? FiniteSample.PopulationStd(reference.Sorted.Span) : reference.PopulationStd;
                     SetDistance(feature, test, Distances.WassersteinNormed(w, std), threshold);
                     break;
                 }
@@ -227,7 +246,7 @@ public static class DriftCalculator
                     double[] refCells, curCells;
                     if (lowCardinality || reference.BinCounts is null || current.BinCounts is null)
                     {
-                        var labels = ValueCells(reference.Sorted, current.Sorted, out refCells, out curCells);
+                        var labels = ValueCells(reference.Sorted.Span, current.Sorted.Span, out refCells, out curCells);
                         feature.Histogram = new FeatureHistogram { Labels = labels, Reference = Shares(refCells), Current = Shares(curCells) };
                     }
                     else

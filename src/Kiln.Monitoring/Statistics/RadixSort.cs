@@ -15,7 +15,7 @@ public static class RadixSort
 {
     private const int Bits = 11;
     private const int Buckets = 1 << Bits;
-    private const int Passes = 3;
+    private const int Passes = 3; // Count adds one digit per pass, written out for three
     private const int LowBits = 64 - Passes * Bits; // the bits the radix passes leave to the final runs
     private const int Threshold = 4096; // below this the comparison sort wins
     private const int ShortRun = 32;
@@ -56,21 +56,34 @@ public static class RadixSort
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static double[] SortedFinite(ReadOnlySpan<double> values, out long missing, out long infinite)
     {
+        var result = GC.AllocateUninitializedArray<double>(values.Length);
+        var m = SortFinite(values, result, out missing, out infinite);
+        return m == result.Length ? result : result[..m];
+    }
+
+    /// <summary>
+    /// Writes the finite values of <paramref name="values"/> sorted into the front of <paramref name="destination"/>
+    /// (at least as long as <paramref name="values"/>) and returns how many there are, counting NaN (missing) and
+    /// ±Infinity: a caller with a pooled buffer sorts a large column without a new array.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static int SortFinite(ReadOnlySpan<double> values, Span<double> destination, out long missing, out long infinite)
+    {
         missing = 0;
         infinite = 0;
         var n = values.Length;
+        if (destination.Length < n) throw new ArgumentException("the destination is shorter than the values", nameof(destination));
         if (n < Threshold)
         {
-            var small = new List<double>(n);
+            var k = 0;
             foreach (var v in values)
             {
                 if (double.IsNaN(v)) missing++;
                 else if (double.IsInfinity(v)) infinite++;
-                else small.Add(v);
+                else destination[k++] = v;
             }
-            var result = small.ToArray();
-            Array.Sort(result);
-            return result;
+            destination[..k].Sort();
+            return k;
         }
         var keys = ArrayPool<ulong>.Shared.Rent(n);
         var temp = ArrayPool<ulong>.Shared.Rent(n);
@@ -86,11 +99,10 @@ public static class RadixSort
                 else if (double.IsNaN(v)) missing++;
                 else infinite++;
             }
-            var result = GC.AllocateUninitializedArray<double>(m);
-            if (m == 0) return result;
+            if (m == 0) return 0;
             var sorted = SortKeys(keys, temp, m, histogram);
-            for (var i = 0; i < m; i++) result[i] = Value(sorted[i]);
-            return result;
+            for (var i = 0; i < m; i++) destination[i] = Value(sorted[i]);
+            return m;
         }
         finally
         {
@@ -100,20 +112,28 @@ public static class RadixSort
         }
     }
 
+    // Key, Value and Count run once per value inside the sort's loops: inlined there, never left in tier-0 code (a
+    // one-shot `kiln drift` calls the sort a few times, too few for tiering to recompile small callees on its own).
+
     /// <summary>Negative numbers: flip all bits; positive: flip the sign bit. Integer order is then numeric order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong Key(double value)
     {
         var bits = BitConverter.DoubleToUInt64Bits(value);
         return (bits & 0x8000_0000_0000_0000UL) != 0 ? ~bits : bits | 0x8000_0000_0000_0000UL;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static double Value(ulong key) =>
         BitConverter.UInt64BitsToDouble((key & 0x8000_0000_0000_0000UL) != 0 ? key & 0x7FFF_FFFF_FFFF_FFFFUL : ~key);
 
-    /// <summary>Adds a key's digits to the pass histograms; returns the key.</summary>
+    /// <summary>Adds a key's digits to the pass histograms (one per pass; <see cref="Passes"/> is 3); returns the key.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong Count(ulong key, Span<int> histogram)
     {
-        for (var p = 0; p < Passes; p++) histogram[p * Buckets + (int)((key >> (LowBits + p * Bits)) & (Buckets - 1))]++;
+        histogram[(int)((key >> LowBits) & (Buckets - 1))]++;
+        histogram[Buckets + (int)((key >> (LowBits + Bits)) & (Buckets - 1))]++;
+        histogram[2 * Buckets + (int)((key >> (LowBits + 2 * Bits)) & (Buckets - 1))]++;
         return key;
     }
 
