@@ -15,25 +15,6 @@ public sealed class AlertRestartCliTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static async Task<string> PollAsync(Func<Task<string>> get, Func<string, bool> check, Process process, string what, int seconds = 90)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        var last = "";
-        while (DateTime.UtcNow < deadline && !process.HasExited)
-        {
-            try
-            {
-                last = await get();
-                if (check(last)) return last;
-            }
-            catch (HttpRequestException)
-            {
-            }
-            await Task.Delay(200);
-        }
-        throw new Xunit.Sdk.XunitException($"{what} never happened (exited: {process.HasExited}); last seen:\n{last}");
-    }
-
     private static string? LastSuccess(string metrics) =>
         metrics.Split('\n').FirstOrDefault(l => l.StartsWith("kiln_monitor_last_success_timestamp_seconds{", StringComparison.Ordinal));
 
@@ -91,12 +72,12 @@ public sealed class AlertRestartCliTests : IDisposable
         (process, http) = Start(monitoring);
         try
         {
-            var metrics = await PollAsync(() => http.GetStringAsync("/metrics"), m => m.Contains(firingGauge, StringComparison.Ordinal), process, "the restored alert on /metrics");
+            var metrics = await ProcessPolling.PollAsync(() => http.GetStringAsync("/metrics"), m => m.Contains(firingGauge, StringComparison.Ordinal), process, "the restored alert on /metrics");
             var seen = LastSuccess(metrics);
             for (var i = 0; i < 2; i++)
             {
                 var before = seen;
-                metrics = await PollAsync(() => http.GetStringAsync("/metrics"), m => LastSuccess(m) is { } s && s != before, process, "another evaluation");
+                metrics = await ProcessPolling.PollAsync(() => http.GetStringAsync("/metrics"), m => LastSuccess(m) is { } s && s != before, process, "another evaluation");
                 seen = LastSuccess(metrics);
             }
             Assert.Contains(firingGauge, metrics);
@@ -163,7 +144,7 @@ public sealed class AlertRestartCliTests : IDisposable
         try
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
-            await PollAsync(async () => ((int)(await http.GetAsync("/ready")).StatusCode).ToString(CultureInfo.InvariantCulture), s => s == "200", process, "readiness");
+            await ProcessPolling.PollAsync(async () => ((int)(await http.GetAsync("/ready")).StatusCode).ToString(CultureInfo.InvariantCulture), s => s == "200", process, "readiness");
             var rows = string.Join(",", Enumerable.Range(0, 300).Select(_ =>
                 string.Create(CultureInfo.InvariantCulture, $$"""{"x": {{2.5 + rng.NextDouble() * 2 - 1:F4}}, "color": "red"}""")));
             using var response = await http.PostAsync("/predict", new StringContent("[" + rows + "]", System.Text.Encoding.UTF8, "application/json"));

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -16,26 +15,6 @@ public sealed class MonitorCliTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     private static string Port(int p) => p.ToString(CultureInfo.InvariantCulture);
-
-    /// <summary>Polls until <paramref name="check"/> holds (bounded), and returns the last value seen.</summary>
-    private static async Task<string> PollAsync(Func<Task<string>> get, Func<string, bool> check, Process process, string what, int seconds = 90)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        var last = "";
-        while (DateTime.UtcNow < deadline && !process.HasExited)
-        {
-            try
-            {
-                last = await get();
-                if (check(last)) return last;
-            }
-            catch (HttpRequestException)
-            {
-            }
-            await Task.Delay(300);
-        }
-        throw new Xunit.Sdk.XunitException($"{what} never happened (exited: {process.HasExited}); last seen:\n{last}");
-    }
 
     private async Task<string> TrainAsync()
     {
@@ -96,7 +75,7 @@ public sealed class MonitorCliTests : IDisposable
         try
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
-            await PollAsync(async () => ((int)(await http.GetAsync("/ready")).StatusCode).ToString(CultureInfo.InvariantCulture), s => s == "200", process, "readiness");
+            await ProcessPolling.PollAsync(async () => ((int)(await http.GetAsync("/ready")).StatusCode).ToString(CultureInfo.InvariantCulture), s => s == "200", process, "readiness");
 
             // Drifted traffic: x centred on 2.5 instead of 0, one color only.
             var rng = new Random(2);
@@ -105,7 +84,7 @@ public sealed class MonitorCliTests : IDisposable
             using var response = await http.PostAsync("/predict", new StringContent("[" + rows + "]", Encoding.UTF8, "application/json"));
             Assert.Equal(200, (int)response.StatusCode);
 
-            var metrics = await PollAsync(() => http.GetStringAsync("/metrics"),
+            var metrics = await ProcessPolling.PollAsync(() => http.GetStringAsync("/metrics"),
                 m => m.Contains("kiln_monitor_alert{alert=\"shop_drift\",model=\"shop\",severity=\"critical\",state=\"firing\"} 1", StringComparison.Ordinal),
                 process, "the alert firing on /metrics");
             Assert.Contains("kiln_monitor_window_rows{model=\"shop\"} 300\n", metrics);
@@ -170,7 +149,7 @@ public sealed class MonitorCliTests : IDisposable
         try
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
-            var runs = await PollAsync(() => http.GetStringAsync("/api/v1/pipelines/runs?pipeline=retrain"),
+            var runs = await ProcessPolling.PollAsync(() => http.GetStringAsync("/api/v1/pipelines/runs?pipeline=retrain"),
                 s => JsonDocument.Parse(s).RootElement.GetProperty("runs").GetArrayLength() > 0, process, "a pipeline run started by the alert");
             var run = JsonDocument.Parse(runs).RootElement.GetProperty("runs")[0];
             Assert.Equal("event:drift_alert", run.GetProperty("trigger").GetString());
