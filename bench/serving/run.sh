@@ -92,7 +92,7 @@ run_wrk() { # name url script
   echo "$rps $p99 ${non2xx:-0}"
 }
 
-rounds="${ROUNDS:-3}"
+rounds="${ROUNDS:-4}"
 say "# kiln serving benchmark $(date -u +%FT%TZ) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 say "# wrk -t1 -c32 -d${secs}s, one JSON object per request (batch: 100 objects); $rounds rounds, bare and kiln alternating"
 
@@ -116,12 +116,14 @@ done
 ratios=(); bratios=()
 for round in $(seq 1 "$rounds"); do
   declare -A rps=() brps=()
-  for system in bare kiln; do
+  # Counterbalanced: bare first in odd rounds, kiln first in even ones, so neither always runs right after the other.
+  order="bare kiln"; (( round % 2 == 0 )) && order="kiln bare"
+  for system in $order; do
     read -r r p99 non2xx < <(run_wrk "$system" "${url[$system]}" single)
     rps[$system]=$r
     say "round $round $system single: $r req/s, wrk p99 $p99 (closed loop, 32 connections), non-2xx $non2xx"
   done
-  for system in bare kiln; do
+  for system in $order; do
     read -r r p99 non2xx < <(run_wrk "$system" "${batch_url[$system]}" batch)
     brps[$system]=$r
     say "round $round $system batch of 100: $r req/s = $(awk -v r="$r" 'BEGIN {printf "%.0f", r*100}') rows/s, wrk p99 $p99, non-2xx $non2xx"
