@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Kiln.Core.Data;
-using Kiln.Core.Packaging;
-using Kiln.Core.Profiling;
+using Kiln.Monitoring.Tests.Continuous;
 using Kiln.Testing;
 
 namespace Kiln.Monitoring.Tests.Cli;
@@ -13,41 +12,9 @@ public sealed class DriftCommandTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static DataTable Data(int rows, double shift, int seed, string extraColor = "blue")
-    {
-        var rng = new Random(seed);
-        var x = new double[rows];
-        var color = new string?[rows];
-        for (var i = 0; i < rows; i++)
-        {
-            var u1 = 1.0 - rng.NextDouble();
-            x[i] = shift + Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * rng.NextDouble());
-            color[i] = rng.Next(3) switch { 0 => "red", 1 => "green", _ => extraColor };
-        }
-        return new DataTable(rows).Add(new NumericColumn("x", x)).Add(new TextColumn("color", color));
-    }
+    private static DataTable Data(int rows, double shift, int seed, string extraColor = "blue") => LogFixtures.Data(rows, shift, seed, extraColor);
 
-    private string Package(DataTable training)
-    {
-        var target = _dir.File("model");
-        using var writer = new PackageWriter(target);
-        File.WriteAllBytes(writer.PathOf("model.onnx"), [1, 2, 3]);
-        writer.WriteJson(ModelPackage.SignatureFile, new ModelSignature
-        {
-            Task = ModelTask.Regression,
-            Inputs = [new InputField { Name = "x", Type = ColumnKind.Numeric }, new InputField { Name = "color", Type = ColumnKind.Categorical }],
-            Outputs = [new OutputField { Name = "score", Type = "float" }],
-        });
-        writer.WriteJson(ModelPackage.MetadataFile, new PackageMetadata
-        {
-            Name = "drift-test",
-            Task = ModelTask.Regression,
-            CreatedAt = DateTimeOffset.UnixEpoch,
-            Runtime = new RuntimeInfo { Kiln = "test", Dotnet = Environment.Version.ToString(), Os = "test" },
-        });
-        writer.WriteJson(ModelPackage.ProfileFile, new PackageProfile { Inputs = DatasetProfile.Build(training), Outputs = new DatasetProfile() });
-        return writer.Commit("drift-test", ModelTask.Regression, ModelRuntime.Onnx, "model.onnx", DateTimeOffset.UnixEpoch);
-    }
+    private string Package(DataTable training) => LogFixtures.Package(_dir.File("model"), training, "drift-test");
 
     [Fact]
     public async Task Drifted_parquet_exits_1_and_writes_json_and_a_self_contained_html_report()

@@ -1,9 +1,7 @@
-using System.Globalization;
 using Kiln.Core.Data;
 using Kiln.Core.Packaging;
 using Kiln.Core.Profiling;
-using Parquet;
-using Parquet.Schema;
+using Kiln.Monitoring.Tests.Windows;
 
 namespace Kiln.Monitoring.Tests.Continuous;
 
@@ -51,57 +49,17 @@ internal static class LogFixtures
     /// UTC Parquet timestamp, model, version, protocol, row, input_x, input_color, prediction, value, flags), one row every
     /// <paramref name="step"/> from <paramref name="first"/>.
     /// </summary>
-    public static async Task<string> WriteLogAsync(string logDir, string model, string version, DataTable rows, DateTimeOffset first, TimeSpan step)
+    public static Task<string> WriteLogAsync(string logDir, string model, string version, DataTable rows, DateTimeOffset first, TimeSpan step)
     {
-        var n = rows.RowCount;
-        var stamps = new DateTime[n];
-        var ids = new string?[n];
-        var rowIndex = new int[n];
-        var x = new double?[n];
         var xs = rows.Numeric("x").Values;
-        for (var i = 0; i < n; i++)
+        var colors = rows.Text("color").Values;
+        var logRows = new LogRow[rows.RowCount];
+        for (var i = 0; i < logRows.Length; i++)
         {
-            stamps[i] = (first + step * i).UtcDateTime;
-            ids[i] = Guid.NewGuid().ToString("N");
-            x[i] = double.IsNaN(xs[i]) ? null : xs[i];
+            logRows[i] = new LogRow(Guid.NewGuid().ToString("N"), 0, (first + step * i).UtcDateTime,
+                double.IsNaN(xs[i]) ? null : xs[i], colors[i], "1", 1.0);
         }
-        string?[] Repeat(string? v) => Enumerable.Repeat(v, n).ToArray();
-        var date = first.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
-        var dir = Path.Combine(logDir, "model=" + model, "version=" + version, "date=" + date);
-        Directory.CreateDirectory(dir);
-        var path = Path.Combine(dir, $"part-{Guid.NewGuid():N}.parquet");
-        DataField[] fields =
-        [
-            new DataField<string>("request_id"),
-            new DateTimeDataField("timestamp", DateTimeFormat.Timestamp, isAdjustedToUTC: true, unit: DateTimeTimeUnit.Micros),
-            new DataField<string>("model"),
-            new DataField<string>("version"),
-            new DataField<string>("protocol"),
-            new DataField<int>("row"),
-            new DataField<double?>("input_x"),
-            new DataField<string>("input_color"),
-            new DataField<string>("prediction"),
-            new DataField<double>("value"),
-            new DataField<string>("flags"),
-        ];
-        await using var stream = File.Create(path);
-        await using (var writer = await ParquetWriter.CreateAsync(new ParquetSchema(fields), stream))
-        {
-            using var rg = writer.CreateRowGroup();
-            var f = 0;
-            await rg.WriteAsync(fields[f++], ids, null);
-            await rg.WriteAsync<DateTime>(fields[f++], stamps.AsMemory(), null, null, default);
-            await rg.WriteAsync(fields[f++], Repeat(model), null);
-            await rg.WriteAsync(fields[f++], Repeat(version), null);
-            await rg.WriteAsync(fields[f++], Repeat("native"), null);
-            await rg.WriteAsync<int>(fields[f++], rowIndex.AsMemory(), null, null, default);
-            await rg.WriteAsync<double>(fields[f++], x.AsMemory(), null, null, default);
-            await rg.WriteAsync(fields[f++], rows.Text("color").Values, null);
-            await rg.WriteAsync(fields[f++], Repeat("1"), null);
-            await rg.WriteAsync<double>(fields[f++], Enumerable.Repeat(1.0, n).ToArray().AsMemory(), null, null, default);
-            await rg.WriteAsync(fields[f++], Repeat(null), null);
-        }
-        return path;
+        return SyntheticLog.WriteAsync(logDir, model, version, logRows, rowGroupSize: Math.Max(1, logRows.Length));
     }
 
     /// <summary>Rows [from, to) of a table.</summary>
