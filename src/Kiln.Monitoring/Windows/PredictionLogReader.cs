@@ -97,12 +97,13 @@ public static class PredictionLogReader
             else if (f.Name.StartsWith(ProbabilityPrefix, StringComparison.Ordinal)) probabilities.Add(f);
         }
 
+        var kilnWritten = reader.Metadata?.CreatedBy?.StartsWith(Kiln.Core.Data.ParquetFlatWriter.CreatedBy, StringComparison.Ordinal) == true;
         for (var g = 0; g < reader.RowGroupCount; g++)
         {
             ct.ThrowIfCancellationRequested();
             using var rg = reader.OpenRowGroupReader(g);
             var rows = checked((int)rg.RowCount);
-            if (rows == 0 || OutsideByStatistics(rg, timestamp, from, to)) continue;
+            if (rows == 0 || OutsideByStatistics(rg, timestamp, kilnWritten, from, to)) continue;
             var times = await LogColumns.ReadTimesAsync(rg, timestamp, rows, file.Path, ct).ConfigureAwait(false);
             // Keep the rows inside the window; most row groups are wholly in or out.
             var keep = new int[rows];
@@ -145,14 +146,20 @@ public static class PredictionLogReader
         }
     }
 
-    /// <summary>True when the row group's min/max timestamp statistics show it holds no row of the window.</summary>
-    private static bool OutsideByStatistics(ParquetRowGroupReader rg, DataField timestamp, DateTime from, DateTime to)
+    /// <summary>
+    /// True when the row group's min/max timestamp statistics show it holds no row of the window. Parquet.Net
+    /// returns INT64 timestamp statistics as raw numbers; they are trusted (as microseconds) only in files Kiln's
+    /// own writer made, whose unit is known (statistics Parquet.Net wrote were seen in another unit than the column's).
+    /// </summary>
+    private static bool OutsideByStatistics(ParquetRowGroupReader rg, DataField timestamp, bool kilnWritten, DateTime from, DateTime to)
     {
         try
         {
             var stats = rg.GetStatistics(timestamp);
             if (stats?.MinValue is DateTime min && stats.MaxValue is DateTime max)
                 return LogColumns.Utc(max) < from || LogColumns.Utc(min) >= to;
+            if (kilnWritten && stats?.MinValue is long minMicros && stats.MaxValue is long maxMicros)
+                return DateTime.UnixEpoch.AddTicks(maxMicros * 10) < from || DateTime.UnixEpoch.AddTicks(minMicros * 10) >= to;
         }
         catch (Exception e) when (e is InvalidOperationException or NotSupportedException or ArgumentException or InvalidCastException)
         {

@@ -7,8 +7,7 @@ using Kiln.Serving.Models;
 using Kiln.Serving.Validation;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Parquet;
-using Parquet.Schema;
+using Kiln.Core.Data;
 
 namespace Kiln.Serving.Logging;
 
@@ -173,14 +172,14 @@ public sealed class PredictionLog : BackgroundService
             {
                 Interlocked.Add(ref _queuedRows, -entry.Rows);
                 drained += entry.Rows;
-                await AppendAsync(entry).ConfigureAwait(false);
+                Append(entry);
                 entry.Clear();
                 if (_pool.Count < PoolLimit) _pool.Enqueue(entry);
             }
-            await FlushDueAsync(final: false).ConfigureAwait(false);
+            FlushDue(final: false);
             if (drained > 0) await Task.Delay(BatchPause, CancellationToken.None).ConfigureAwait(false);
         }
-        await FlushDueAsync(final: true).ConfigureAwait(false);
+        FlushDue(final: true);
     }
 
     /// <summary>How long the writer lets rows gather after a drain (bounded by the queue's row limit all the same).</summary>
@@ -192,7 +191,7 @@ public sealed class PredictionLog : BackgroundService
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task AppendAsync(LogEntry entry)
+    private void Append(LogEntry entry)
     {
         var day = entry.Timestamp.Ticks / TimeSpan.TicksPerDay;
         if (day != _lastDay)
@@ -209,10 +208,10 @@ public sealed class PredictionLog : BackgroundService
             _partitions[key] = partition;
         }
         partition.Add(entry);
-        if (partition.BufferedRows >= _options.LogRowGroupSize) await WriteAsync(partition, close: false).ConfigureAwait(false);
+        if (partition.BufferedRows >= _options.LogRowGroupSize) Write(partition, close: false);
     }
 
-    private async Task FlushDueAsync(bool final)
+    private void FlushDue(bool final)
     {
         var now = DateTime.UtcNow;
         List<(string, string, string)>? finished = null;
@@ -221,22 +220,22 @@ public sealed class PredictionLog : BackgroundService
             var age = p.OldestBuffered is { } t ? now - t : TimeSpan.Zero;
             var fileAge = p.FileOpenedAt is { } o ? now - o : TimeSpan.Zero;
             var close = final || fileAge >= _options.LogFileRollInterval || p.FileRows >= _options.LogMaxRowsPerFile;
-            if (p.BufferedRows > 0 && (final || age >= _options.LogFlushInterval || close)) await WriteAsync(p, close).ConfigureAwait(false);
-            else if (close && p.FileOpenedAt is not null) await CloseAsync(p).ConfigureAwait(false);
+            if (p.BufferedRows > 0 && (final || age >= _options.LogFlushInterval || close)) Write(p, close);
+            else if (close && p.FileOpenedAt is not null) Close(p);
             if (p.BufferedRows == 0 && p.FileOpenedAt is null && (final || key.Item3 != now.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)))
                 (finished ??= []).Add(key);
         }
         if (finished is not null) foreach (var k in finished) _partitions.Remove(k);
     }
 
-    private async Task WriteAsync(PartitionWriter p, bool close)
+    private void Write(PartitionWriter p, bool close)
     {
         try
         {
-            var rows = await p.WriteRowGroupAsync().ConfigureAwait(false);
+            var rows = p.WriteRowGroup();
             Interlocked.Add(ref _written, rows);
             _metrics.LogWritten.Add(rows, new KeyValuePair<string, object?>("model", p.ModelName));
-            if (close || p.FileRows >= _options.LogMaxRowsPerFile) await CloseAsync(p).ConfigureAwait(false);
+            if (close || p.FileRows >= _options.LogMaxRowsPerFile) Close(p);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
         {
@@ -245,9 +244,9 @@ public sealed class PredictionLog : BackgroundService
         }
     }
 
-    private async Task CloseAsync(PartitionWriter p)
+    private void Close(PartitionWriter p)
     {
-        var (path, rows) = await p.CloseFileAsync().ConfigureAwait(false);
+        var (path, rows) = p.CloseFile();
         if (path is not null) ServingLog.LogFileClosed(_logger, path, rows);
     }
 
@@ -261,19 +260,18 @@ public sealed class PredictionLog : BackgroundService
     /// <summary>
     /// One partition's buffered rows and open file. Rows are kept in column buffers that are
     /// reused from one row group to the next (no per-row objects wait here; request ids wait as
-    /// characters and become strings only while their row group is written).
+    /// characters) and written by Kiln's own Parquet writer straight from those buffers.
     /// </summary>
     private sealed class PartitionWriter
     {
         private readonly ServedModel _model;
-        private readonly ParquetSchema _schema;
-        private readonly DataField[] _fields;
+        private readonly ParquetColumn[] _columns;
         private readonly int _classes;
-        private ParquetWriter? _writer;
+        private ParquetFlatWriter? _writer;
         private FileStream? _stream;
         private string? _tempPath;
 
-        // Column buffers: index r is the r-th buffered row.
+        // Column buffers: index r is the r-th buffered row. Missing numbers are NaN (written as nulls).
         private int _capacity;
         private char[] _idChars = new char[1024];
         private int _idLength;
@@ -284,35 +282,34 @@ public sealed class PredictionLog : BackgroundService
         private readonly Array[] _inputs;
         private string?[] _prediction = [];
         private double[] _value = [];
-        private double?[][] _probabilities;
+        private readonly double[][] _probabilities;
         private string?[] _flags = [];
-        private string[] _strings = [];
+        private string[] _constant = [];
 
         public PartitionWriter(string directory, ServedModel model)
         {
             Directory = directory;
             _model = model;
-            var fields = new List<DataField>
+            var columns = new List<ParquetColumn>
             {
-                new DataField<string>("request_id"),
-                new DateTimeDataField("timestamp", DateTimeFormat.Timestamp, isAdjustedToUTC: true, unit: DateTimeTimeUnit.Micros),
-                new DataField<string>("model"),
-                new DataField<string>("version"),
-                new DataField<string>("protocol"),
-                new DataField<int>("row"),
+                new("request_id", ParquetColumnKind.Text, true),
+                new("timestamp", ParquetColumnKind.Timestamp, false),
+                new("model", ParquetColumnKind.Text, true),
+                new("version", ParquetColumnKind.Text, true),
+                new("protocol", ParquetColumnKind.Text, true),
+                new("row", ParquetColumnKind.Int32, false),
             };
             foreach (var f in model.Schema.Fields)
-                fields.Add(f.IsNumeric ? new DataField<double?>("input_" + f.Name) : new DataField<string>("input_" + f.Name));
-            fields.Add(new DataField<string>("prediction"));
-            fields.Add(new DataField<double>("value"));
+                columns.Add(new("input_" + f.Name, f.IsNumeric ? ParquetColumnKind.Double : ParquetColumnKind.Text, true));
+            columns.Add(new("prediction", ParquetColumnKind.Text, true));
+            columns.Add(new("value", ParquetColumnKind.Double, false));
             _classes = model.ClassLabels.Count > 2 ? model.ClassLabels.Count : 0;
-            for (var c = 0; c < _classes; c++) fields.Add(new DataField<double?>("probability_" + model.ClassLabels[c]));
-            fields.Add(new DataField<string>("flags"));
-            _fields = [.. fields];
-            _schema = new ParquetSchema(fields);
+            for (var c = 0; c < _classes; c++) columns.Add(new("probability_" + model.ClassLabels[c], ParquetColumnKind.Double, true));
+            columns.Add(new("flags", ParquetColumnKind.Text, true));
+            _columns = [.. columns];
             _inputs = new Array[model.Schema.Fields.Count];
-            for (var i = 0; i < _inputs.Length; i++) _inputs[i] = model.Schema.Fields[i].IsNumeric ? Array.Empty<double?>() : Array.Empty<string?>();
-            _probabilities = new double?[_classes][];
+            for (var i = 0; i < _inputs.Length; i++) _inputs[i] = model.Schema.Fields[i].IsNumeric ? Array.Empty<double>() : Array.Empty<string?>();
+            _probabilities = new double[_classes][];
             for (var c = 0; c < _classes; c++) _probabilities[c] = [];
         }
 
@@ -346,22 +343,15 @@ public sealed class PredictionLog : BackgroundService
             }
             for (var i = 0; i < _inputs.Length; i++)
             {
-                if (_inputs[i] is double?[] d)
-                {
-                    var src = e.Numeric[i]!;
-                    for (var k = 0; k < e.Rows; k++) d[start + k] = double.IsNaN(src[k]) ? null : src[k];
-                }
-                else
-                {
-                    e.Text[i].AsSpan(0, e.Rows).CopyTo(((string?[])_inputs[i]).AsSpan(start));
-                }
+                if (_inputs[i] is double[] d) e.Numeric[i].AsSpan(0, e.Rows).CopyTo(d.AsSpan(start));
+                else e.Text[i].AsSpan(0, e.Rows).CopyTo(((string?[])_inputs[i]).AsSpan(start));
             }
             for (var k = 0; k < e.Rows; k++)
             {
                 var p = e.Predictions[k];
                 _prediction[start + k] = SharedLabel(p.Label);
                 _value[start + k] = p.Value;
-                for (var c = 0; c < _classes; c++) _probabilities[c][start + k] = p.Probabilities is { } probs && c < probs.Length ? probs[c] : null;
+                for (var c = 0; c < _classes; c++) _probabilities[c][start + k] = p.Probabilities is { } probs && c < probs.Length ? probs[c] : double.NaN;
                 _flags[start + k] = null;
             }
             if (e.Flags is not null)
@@ -391,18 +381,18 @@ public sealed class PredictionLog : BackgroundService
             Array.Resize(ref _rowIndex, capacity);
             for (var i = 0; i < _inputs.Length; i++)
             {
-                if (_inputs[i] is double?[] d) { Array.Resize(ref d, capacity); _inputs[i] = d; }
+                if (_inputs[i] is double[] d) { Array.Resize(ref d, capacity); _inputs[i] = d; }
                 else { var t = (string?[])_inputs[i]; Array.Resize(ref t, capacity); _inputs[i] = t; }
             }
             Array.Resize(ref _prediction, capacity);
             Array.Resize(ref _value, capacity);
             for (var c = 0; c < _classes; c++) Array.Resize(ref _probabilities[c], capacity);
             Array.Resize(ref _flags, capacity);
-            Array.Resize(ref _strings, capacity);
             _capacity = capacity;
         }
 
-        public async Task<int> WriteRowGroupAsync()
+        /// <summary>Writes the buffered rows as one row group (opening the file first if needed) and empties the buffers.</summary>
+        public int WriteRowGroup()
         {
             var n = BufferedRows;
             if (n == 0) return 0;
@@ -412,36 +402,30 @@ public sealed class PredictionLog : BackgroundService
                 var stamp = DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
                 _tempPath = Path.Combine(Directory, $".part-{stamp}-{Guid.NewGuid():N}.parquet.inprogress");
                 _stream = new FileStream(_tempPath, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 1 << 16);
-                _writer = await ParquetWriter.CreateAsync(_schema, _stream).ConfigureAwait(false);
+                _writer = new ParquetFlatWriter(_stream, _columns);
                 FileOpenedAt = DateTime.UtcNow;
             }
-            using (var rg = _writer.CreateRowGroup())
+            var w = _writer;
+            w.BeginRowGroup(n);
+            w.WriteText(_idChars.AsSpan(0, _idLength), _idEnds.AsSpan(0, n));
+            w.WriteTimestamp(_timestamps.AsSpan(0, n));
+            if (_constant.Length < n) _constant = new string[_capacity];
+            _constant.AsSpan(0, n).Fill(_model.Name);
+            w.WriteText(_constant.AsSpan(0, n)!);
+            _constant.AsSpan(0, n).Fill(_model.Version);
+            w.WriteText(_constant.AsSpan(0, n)!);
+            w.WriteText(_protocols.AsSpan(0, n)!);
+            w.WriteInt32(_rowIndex.AsSpan(0, n));
+            foreach (var input in _inputs)
             {
-                var f = 0;
-                var begin = 0;
-                for (var r = 0; r < n; r++)
-                {
-                    _strings[r] = new string(_idChars, begin, _idEnds[r] - begin);
-                    begin = _idEnds[r];
-                }
-                await rg.WriteAsync(_fields[f++], new ArraySegment<string>(_strings, 0, n), null).ConfigureAwait(false);
-                await rg.WriteAsync<DateTime>(_fields[f++], _timestamps.AsMemory(0, n), null, null, default).ConfigureAwait(false);
-                Array.Fill(_strings, _model.Name, 0, n);
-                await rg.WriteAsync(_fields[f++], new ArraySegment<string>(_strings, 0, n), null).ConfigureAwait(false);
-                Array.Fill(_strings, _model.Version, 0, n);
-                await rg.WriteAsync(_fields[f++], new ArraySegment<string>(_strings, 0, n), null).ConfigureAwait(false);
-                await rg.WriteAsync(_fields[f++], new ArraySegment<string>(_protocols, 0, n), null).ConfigureAwait(false);
-                await rg.WriteAsync<int>(_fields[f++], _rowIndex.AsMemory(0, n), null, null, default).ConfigureAwait(false);
-                foreach (var input in _inputs)
-                {
-                    if (input is double?[] d) await rg.WriteAsync<double>(_fields[f++], d.AsMemory(0, n), null, null, default).ConfigureAwait(false);
-                    else await rg.WriteAsync(_fields[f++], new ArraySegment<string>((string[])input, 0, n), null).ConfigureAwait(false);
-                }
-                await rg.WriteAsync(_fields[f++], new ArraySegment<string>(_prediction!, 0, n), null).ConfigureAwait(false);
-                await rg.WriteAsync<double>(_fields[f++], _value.AsMemory(0, n), null, null, default).ConfigureAwait(false);
-                foreach (var c in _probabilities) await rg.WriteAsync<double>(_fields[f++], c.AsMemory(0, n), null, null, default).ConfigureAwait(false);
-                await rg.WriteAsync(_fields[f++], new ArraySegment<string>(_flags!, 0, n), null).ConfigureAwait(false);
+                if (input is double[] d) w.WriteDouble(d.AsSpan(0, n));
+                else w.WriteText(((string?[])input).AsSpan(0, n));
             }
+            w.WriteText(_prediction.AsSpan(0, n));
+            w.WriteDouble(_value.AsSpan(0, n));
+            foreach (var c in _probabilities) w.WriteDouble(c.AsSpan(0, n));
+            w.WriteText(_flags.AsSpan(0, n));
+            w.EndRowGroup();
             Reset(n);
             FileRows += n;
             return n;
@@ -450,20 +434,18 @@ public sealed class PredictionLog : BackgroundService
         /// <summary>Empties the buffers (keeping their storage) and lets go of the strings they referenced.</summary>
         private void Reset(int n)
         {
-            Array.Clear(_strings, 0, n);
             foreach (var input in _inputs) if (input is string?[] t) Array.Clear(t, 0, n);
             Array.Clear(_flags, 0, n);
             _idLength = 0;
             BufferedRows = 0;
         }
 
-        public async Task<(string? Path, long Rows)> CloseFileAsync()
+        public (string? Path, long Rows) CloseFile()
         {
             if (_writer is null) return (null, 0);
-            await _writer.DisposeAsync().ConfigureAwait(false);
-            await _stream!.FlushAsync().ConfigureAwait(false);
-            _stream.Flush(flushToDisk: true);
-            await _stream.DisposeAsync().ConfigureAwait(false);
+            _writer.Finish();
+            _stream!.Flush(flushToDisk: true);
+            _stream.Dispose();
             var final = Path.Combine(Directory, Path.GetFileName(_tempPath!)[1..].Replace(".inprogress", "", StringComparison.Ordinal));
             File.Move(_tempPath!, final);
             var rows = FileRows;
