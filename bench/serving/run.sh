@@ -92,7 +92,7 @@ run_wrk() { # name url script
   echo "$rps $p99 ${non2xx:-0}"
 }
 
-rounds="${ROUNDS:-4}"
+rounds="${ROUNDS:-6}"
 say "# kiln serving benchmark $(date -u +%FT%TZ) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 say "# wrk -t1 -c32 -d${secs}s, one JSON object per request (batch: 100 objects); $rounds rounds, bare and kiln alternating"
 
@@ -136,8 +136,9 @@ say "kiln/bare single, per round: ${ratios[*]}; median $(median "${ratios[@]}")"
 say "kiln/bare batch of 100, per round: ${bratios[*]}; median $(median "${bratios[@]}")"
 for system in bare kiln; do say "$system RSS after load: $(rss "${pid[$system]}")"; done
 
-# Fixed rate, open loop: the generator gets core 0 to itself and the server core 1 (taskset), so
-# the generator can send on schedule without taking CPU from the server it measures.
+# Fixed rate, open loop: the generator (one thread polling raw keep-alive sockets, RateGenerator.cs)
+# gets core 0 to itself and the server core 1 (taskset), so it sends on schedule and timestamps
+# answers as they arrive without taking CPU from the server it measures.
 for system in bare kiln; do
   if command -v taskset >/dev/null && (( $(nproc) >= 2 )); then
     taskset -a -p -c 1 "${pid[$system]}" >/dev/null

@@ -60,6 +60,7 @@ public sealed class Inference(ModelManager models, PredictionLog log, ServingMet
     {
         private readonly Inference _owner;
         private readonly long _start;
+        private readonly ServingMetrics.InFlightCounter _inFlight;
         private Prediction[]? _predictions;
 
         internal Call(Inference owner, string protocol)
@@ -67,7 +68,8 @@ public sealed class Inference(ModelManager models, PredictionLog log, ServingMet
             _owner = owner;
             Protocol = protocol;
             _start = Stopwatch.GetTimestamp();
-            owner.Metrics.InFlight.Add(1, new KeyValuePair<string, object?>("protocol", protocol));
+            _inFlight = owner.Metrics.InFlight(protocol);
+            _inFlight.Increment();
         }
 
         public string Protocol { get; }
@@ -119,7 +121,7 @@ public sealed class Inference(ModelManager models, PredictionLog log, ServingMet
         public void Dispose()
         {
             var seconds = Stopwatch.GetElapsedTime(_start).TotalSeconds;
-            _owner.Metrics.InFlight.Add(-1, new KeyValuePair<string, object?>("protocol", Protocol));
+            _inFlight.Decrement();
             _owner.Metrics.RecordRequest(ModelName ?? "", Model?.Version ?? "", Protocol, Status, seconds);
             if (_predictions is not null) ArrayPool<Prediction>.Shared.Return(_predictions);
             if (Batch is not null) Model!.Schema.Return(Batch);

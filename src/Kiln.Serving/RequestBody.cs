@@ -63,6 +63,9 @@ public sealed class RequestBody : IDisposable
                 if (n == 0) break;
                 length += n;
                 if (length > maxBytes) { ArrayPool<byte>.Shared.Return(buffer); return (null, TooLarge(maxBytes)); }
+                // A declared length read whole: done, without another read to learn that the body ended
+                // (the server never hands over more than Content-Length).
+                if (length == request.ContentLength) break;
             }
             return (new RequestBody(buffer, length, mediaType), null);
         }

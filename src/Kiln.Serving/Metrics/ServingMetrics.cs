@@ -25,7 +25,7 @@ public sealed class ServingMetrics : IDisposable
         _meter = new Meter(MeterName, typeof(ServingMetrics).Assembly.GetName().Version?.ToString());
         Requests = _meter.CreateCounter<long>("kiln.serve.requests", null, "Requests answered, by model, version, protocol and HTTP status.");
         Duration = _meter.CreateHistogram<double>("kiln.serve.request.duration", "s", "Time from reading a request to writing its answer.");
-        InFlight = _meter.CreateUpDownCounter<long>("kiln.serve.requests.in_flight", null, "Requests being served now, by protocol.");
+        _meter.CreateObservableUpDownCounter("kiln.serve.requests.in_flight", ObserveInFlight, null, "Requests being served now, by protocol.");
         Rows = _meter.CreateCounter<long>("kiln.serve.rows", null, "Rows scored, by model and version.");
         PredictedValue = _meter.CreateHistogram<double>("kiln.serve.prediction.value", null, "Predicted value per row: the positive class's probability (binary), the winner's probability (multiclass), the prediction (regression).");
         ModelLoads = _meter.CreateCounter<long>("kiln.serve.model.loads", null, "Model version loads, by outcome (success or failure).");
@@ -41,7 +41,45 @@ public sealed class ServingMetrics : IDisposable
 
     public Histogram<double> Duration { get; }
 
-    public UpDownCounter<long> InFlight { get; }
+    /// <summary>
+    /// The in-flight count of a protocol: a plain counter the request changes with one interlocked add at
+    /// its start and end, read by the observable instrument at scrape time (two measurements per request
+    /// through the meter's listeners cost more than the request's own validation).
+    /// </summary>
+    public InFlightCounter InFlight(string protocol)
+    {
+        var all = Volatile.Read(ref _inFlight);
+        foreach (var c in all) if (ReferenceEquals(c.Protocol, protocol)) return c;
+        lock (_inFlightLock)
+        {
+            foreach (var c in _inFlight) if (c.Protocol == protocol) return c;
+            var added = new InFlightCounter(protocol);
+            _inFlight = [.. _inFlight, added];
+            return added;
+        }
+    }
+
+    private InFlightCounter[] _inFlight = [];
+    private readonly Lock _inFlightLock = new();
+
+    private IEnumerable<Measurement<long>> ObserveInFlight()
+    {
+        foreach (var c in Volatile.Read(ref _inFlight)) yield return new Measurement<long>(c.Count, new KeyValuePair<string, object?>("protocol", c.Protocol));
+    }
+
+    /// <summary>Requests of one protocol being served now.</summary>
+    public sealed class InFlightCounter(string protocol)
+    {
+        private long _count;
+
+        public string Protocol { get; } = protocol;
+
+        public long Count => Interlocked.Read(ref _count);
+
+        public void Increment() => Interlocked.Increment(ref _count);
+
+        public void Decrement() => Interlocked.Decrement(ref _count);
+    }
 
     public Counter<long> Rows { get; }
 
