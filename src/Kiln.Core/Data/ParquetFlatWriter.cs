@@ -84,9 +84,6 @@ public sealed class ParquetFlatWriter
     /// <summary>Rows written in finished row groups.</summary>
     public long Rows => _totalRows;
 
-    /// <summary>Bytes written to the stream so far.</summary>
-    public long Length => _position;
-
     /// <summary>Opens a row group of <paramref name="rows"/> rows; then write every column in order and end it.</summary>
     public void BeginRowGroup(int rows)
     {
