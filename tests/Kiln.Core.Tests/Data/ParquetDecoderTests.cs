@@ -255,7 +255,7 @@ public sealed class ParquetDecoderTests
     }
 
     /// <summary>One column as DuckDB reads it, in file order (null for missing).</summary>
-    private static List<object?> DuckColumn(string path, string column)
+    internal static List<object?> DuckColumn(string path, string column)
     {
         using var connection = new DuckDBConnection("DataSource=:memory:");
         connection.Open();

@@ -178,17 +178,7 @@ public sealed class ParquetFlatWriterTests
         }
     }
 
-    private static List<object?> Duck(string path, string column)
-    {
-        using var connection = new DuckDBConnection("DataSource=:memory:");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT \"{column}\" FROM read_parquet('{path}', file_row_number = true) ORDER BY file_row_number";
-        using var reader = command.ExecuteReader();
-        var values = new List<object?>();
-        while (reader.Read()) values.Add(reader.IsDBNull(0) ? null : reader.GetValue(0));
-        return values;
-    }
+    private static List<object?> Duck(string path, string column) => ParquetDecoderTests.DuckColumn(path, column);
 
     private static object? DuckScalar(string sql)
     {
