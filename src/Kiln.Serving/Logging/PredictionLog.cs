@@ -1,13 +1,13 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Threading.Channels;
+using Kiln.Core.Data;
 using Kiln.Scoring;
 using Kiln.Serving.Metrics;
 using Kiln.Serving.Models;
 using Kiln.Serving.Validation;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Kiln.Core.Data;
 
 namespace Kiln.Serving.Logging;
 
@@ -246,8 +246,17 @@ public sealed class PredictionLog : BackgroundService
 
     private void Close(PartitionWriter p)
     {
-        var (path, rows) = p.CloseFile();
-        if (path is not null) ServingLog.LogFileClosed(_logger, path, rows);
+        try
+        {
+            var (path, rows) = p.CloseFile();
+            if (path is not null) ServingLog.LogFileClosed(_logger, path, rows);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A footer that cannot be written (disk full, directory gone) loses this file, not the writer.
+            ServingLog.LogWriteFailed(_logger, p.Directory, e.Message);
+            p.Abandon();
+        }
     }
 
     private static string Safe(string s)
