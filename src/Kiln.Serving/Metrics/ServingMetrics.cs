@@ -49,10 +49,10 @@ public sealed class ServingMetrics : IDisposable
     public InFlightCounter InFlight(string protocol)
     {
         var all = Volatile.Read(ref _inFlight);
-        foreach (var c in all) if (ReferenceEquals(c.Protocol, protocol)) return c;
+        foreach (var c in all) if (string.Equals(c.Protocol, protocol, StringComparison.Ordinal)) return c;
         lock (_inFlightLock)
         {
-            foreach (var c in _inFlight) if (c.Protocol == protocol) return c;
+            foreach (var c in _inFlight) if (string.Equals(c.Protocol, protocol, StringComparison.Ordinal)) return c;
             var added = new InFlightCounter(protocol);
             _inFlight = [.. _inFlight, added];
             return added;

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using Kiln.Core.Data;
 
 namespace Kiln.Core.Tests.Data;
 
@@ -7,7 +8,9 @@ namespace Kiln.Core.Tests.Data;
 /// Writes a Parquet file page by page, for layouts the writers on this machine never produce: a dictionary-encoded
 /// column that falls back to PLAIN mid-chunk (as parquet-mr and Arrow do when the dictionary grows too large), V1
 /// and V2 pages in one chunk, bit-packed and RLE runs, and deliberately corrupt pages. One optional UTF-8 column,
-/// one row group, uncompressed. Written from the format spec (parquet.thrift), independently of the decoder.
+/// one row group, uncompressed. Written from the format spec (parquet.thrift), independently of the decoder; the
+/// page headers and footer go through Kiln's ThriftCompactWriter (whose output DuckDB and Parquet.Net read in
+/// ParquetFlatWriterTests).
 /// </summary>
 internal sealed class HandBuiltParquet
 {
@@ -26,15 +29,15 @@ internal sealed class HandBuiltParquet
     {
         var body = new MemoryStream();
         foreach (var e in entries) WritePlain(body, e);
-        var header = new ThriftWriter();
+        var header = new ThriftCompactWriter();
         header.I32(1, 2); // DICTIONARY_PAGE
         header.I32(2, (int)body.Length);
         header.I32(3, (int)body.Length);
-        header.BeginStruct(7);
+        header.StructBegin(7);
         header.I32(1, entries.Length);
         header.I32(2, PlainDictionary);
-        header.EndStruct();
-        header.End();
+        header.StructEnd();
+        header.Stop();
         _dictionaryOffset ??= 4 + _pages.Length;
         Append(header, body.ToArray());
         return this;
@@ -69,12 +72,12 @@ internal sealed class HandBuiltParquet
         var values = new MemoryStream();
         values.WriteByte((byte)bitWidth);
         WriteBitPacked(values, [.. indices.Where(i => i is not null).Select(i => i!.Value)], bitWidth);
-        var header = new ThriftWriter();
+        var header = new ThriftCompactWriter();
         header.I32(1, 3); // DATA_PAGE_V2
         var size = (int)(levels.Length + values.Length);
         header.I32(2, size);
         header.I32(3, size);
-        header.BeginStruct(8);
+        header.StructBegin(8);
         header.I32(1, indices.Length);
         header.I32(2, indices.Count(i => i is null));
         header.I32(3, indices.Length);
@@ -82,8 +85,8 @@ internal sealed class HandBuiltParquet
         header.I32(5, (int)levels.Length);
         header.I32(6, 0);
         header.Bool(7, false);
-        header.EndStruct();
-        header.End();
+        header.StructEnd();
+        header.Stop();
         _dataOffset ??= 4 + _pages.Length;
         Append(header, [.. levels.ToArray(), .. values.ToArray()]);
         _rows += indices.Length;
@@ -110,44 +113,44 @@ internal sealed class HandBuiltParquet
     public void Save(string path)
     {
         var pages = _pages.ToArray();
-        var footer = new ThriftWriter();
+        var footer = new ThriftCompactWriter();
         footer.I32(1, 1); // version
-        footer.BeginList(2, ThriftWriter.Struct, 2); // schema
-        footer.BeginElement();
-        footer.String(4, "schema");
+        footer.ListBegin(2, ThriftCompactWriter.Struct, 2); // schema
+        footer.ElementBegin();
+        footer.Utf8(4, "schema");
         footer.I32(5, 1); // num_children
-        footer.EndElement();
-        footer.BeginElement();
+        footer.ElementEnd();
+        footer.ElementBegin();
         footer.I32(1, 6); // BYTE_ARRAY
         footer.I32(3, 1); // OPTIONAL
-        footer.String(4, "s");
+        footer.Utf8(4, "s");
         footer.I32(6, 0); // converted type UTF8
-        footer.EndElement();
+        footer.ElementEnd();
         footer.I64(3, _rows);
-        footer.BeginList(4, ThriftWriter.Struct, 1); // row groups
-        footer.BeginElement();
-        footer.BeginList(1, ThriftWriter.Struct, 1); // columns
-        footer.BeginElement();
+        footer.ListBegin(4, ThriftCompactWriter.Struct, 1); // row groups
+        footer.ElementBegin();
+        footer.ListBegin(1, ThriftCompactWriter.Struct, 1); // columns
+        footer.ElementBegin();
         footer.I64(2, 4 + pages.Length); // file_offset
-        footer.BeginStruct(3); // ColumnMetaData
+        footer.StructBegin(3); // ColumnMetaData
         footer.I32(1, 6);
-        footer.BeginList(2, ThriftWriter.I32Type, 4);
-        foreach (var e in new[] { PlainDictionary, Plain, Rle, RleDictionary }) footer.ListI32(e);
-        footer.BeginList(3, ThriftWriter.BinaryType, 1);
-        footer.ListString("s");
+        footer.ListBegin(2, ThriftCompactWriter.I32Type, 4);
+        foreach (var e in new[] { PlainDictionary, Plain, Rle, RleDictionary }) footer.I32Value(e);
+        footer.ListBegin(3, ThriftCompactWriter.BinaryType, 1);
+        footer.StringValue("s");
         footer.I32(4, 0); // UNCOMPRESSED
         footer.I64(5, _rows);
         footer.I64(6, pages.Length);
         footer.I64(7, pages.Length);
         footer.I64(9, _dataOffset ?? 4);
         if (_dictionaryOffset is { } d) footer.I64(11, d);
-        footer.EndStruct();
-        footer.EndElement(); // ColumnChunk
+        footer.StructEnd();
+        footer.ElementEnd(); // ColumnChunk
         footer.I64(2, pages.Length); // total_byte_size
         footer.I64(3, _rows);
-        footer.EndElement(); // RowGroup
-        footer.End(); // FileMetaData
-        var meta = footer.ToArray();
+        footer.ElementEnd(); // RowGroup
+        footer.Stop(); // FileMetaData
+        var meta = footer.Written.ToArray();
         using var file = File.Create(path);
         file.Write("PAR1"u8);
         file.Write(pages);
@@ -160,25 +163,25 @@ internal sealed class HandBuiltParquet
 
     private void AppendDataPageV1(byte[] body, int count, int encoding)
     {
-        var header = new ThriftWriter();
+        var header = new ThriftCompactWriter();
         header.I32(1, 0); // DATA_PAGE
         header.I32(2, body.Length);
         header.I32(3, body.Length);
-        header.BeginStruct(5);
+        header.StructBegin(5);
         header.I32(1, count);
         header.I32(2, encoding);
         header.I32(3, Rle);
         header.I32(4, Rle);
-        header.EndStruct();
-        header.End();
+        header.StructEnd();
+        header.Stop();
         _dataOffset ??= 4 + _pages.Length;
         Append(header, body);
         _rows += count;
     }
 
-    private void Append(ThriftWriter header, byte[] body)
+    private void Append(ThriftCompactWriter header, byte[] body)
     {
-        _pages.Write(header.ToArray());
+        _pages.Write(header.Written.ToArray());
         _pages.Write(body);
     }
 
@@ -235,101 +238,5 @@ internal sealed class HandBuiltParquet
             v >>= 7;
         }
         s.WriteByte((byte)v);
-    }
-
-    /// <summary>The Thrift compact protocol, enough to write the structs above.</summary>
-    private sealed class ThriftWriter
-    {
-        public const int I32Type = 5;
-        public const int BinaryType = 8;
-        public const int Struct = 12;
-        private readonly MemoryStream _out = new();
-        private readonly Stack<short> _last = new([0]);
-
-        public void I32(short id, int v)
-        {
-            Field(id, 5);
-            WriteVarint(ZigZag(v));
-        }
-
-        public void I64(short id, long v)
-        {
-            Field(id, 6);
-            WriteVarint(ZigZag(v));
-        }
-
-        public void Bool(short id, bool v) => Field(id, v ? 1 : 2);
-
-        public void String(short id, string v)
-        {
-            Field(id, 8);
-            ListString(v);
-        }
-
-        public void BeginStruct(short id)
-        {
-            Field(id, 12);
-            _last.Push(0);
-        }
-
-        public void EndStruct()
-        {
-            _out.WriteByte(0);
-            _last.Pop();
-        }
-
-        /// <summary>A list header; struct elements are then written between <see cref="BeginElement"/> and <see cref="EndElement"/>.</summary>
-        public void BeginList(short id, int elementType, int count)
-        {
-            Field(id, 9);
-            _out.WriteByte((byte)((count << 4) | elementType));
-        }
-
-        public void BeginElement() => _last.Push(0);
-
-        public void EndElement()
-        {
-            _out.WriteByte(0);
-            _last.Pop();
-        }
-
-        /// <summary>The stop byte of the outermost struct.</summary>
-        public void End() => _out.WriteByte(0);
-
-        public void ListI32(int v) => WriteVarint(ZigZag(v));
-
-        public void ListString(string v)
-        {
-            var bytes = Encoding.UTF8.GetBytes(v);
-            WriteVarint((ulong)bytes.Length);
-            _out.Write(bytes);
-        }
-
-        public byte[] ToArray() => _out.ToArray();
-
-        private void Field(short id, int type)
-        {
-            var last = _last.Pop();
-            var delta = id - last;
-            if (delta is > 0 and <= 15) _out.WriteByte((byte)((delta << 4) | type));
-            else
-            {
-                _out.WriteByte((byte)type);
-                WriteVarint(ZigZag(id));
-            }
-            _last.Push(id);
-        }
-
-        private void WriteVarint(ulong v)
-        {
-            while (v >= 0x80)
-            {
-                _out.WriteByte((byte)(v | 0x80));
-                v >>= 7;
-            }
-            _out.WriteByte((byte)v);
-        }
-
-        private static ulong ZigZag(long v) => (ulong)((v << 1) ^ (v >> 63));
     }
 }

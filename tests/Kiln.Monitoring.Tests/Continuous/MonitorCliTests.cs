@@ -16,34 +16,7 @@ public sealed class MonitorCliTests : IDisposable
 
     private static string Port(int p) => p.ToString(CultureInfo.InvariantCulture);
 
-    private async Task<string> TrainAsync()
-    {
-        // Training data: x ~ N(0, 1), three colors; python3 -c "random.gauss" is not needed: the data is generated here.
-        var rng = new Random(1);
-        var csv = new StringBuilder("x,color,y\n");
-        string[] colors = ["red", "green", "blue"];
-        for (var i = 0; i < 400; i++)
-        {
-            var x = Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
-            csv.Append(CultureInfo.InvariantCulture, $"{x:F4},{colors[rng.Next(3)]},{(x + rng.NextDouble() - 0.5 > 0 ? 1 : 0)}\n");
-        }
-        await File.WriteAllTextAsync(_dir.File("train.csv"), csv.ToString());
-        await File.WriteAllTextAsync(_dir.File("spec.yaml"), """
-            name: shop
-            task: binary
-            data: train.csv
-            label: y
-            features:
-              x: numeric
-              color: categorical
-            trainer:
-              kind: linear
-              iterations: 10
-            """);
-        var train = await KilnCli.RunAsync(["train", _dir.File("spec.yaml"), "--out", _dir.File("pkg")], timeout: TimeSpan.FromMinutes(3));
-        Assert.True(train.ExitCode == 0, train.ToString());
-        return _dir.File("pkg");
-    }
+    private Task<string> TrainAsync() => ShopModel.TrainAsync(_dir);
 
     [Fact]
     public async Task Kiln_serve_monitor_turns_drifted_traffic_into_gauges_a_firing_alert_and_a_webhook()
