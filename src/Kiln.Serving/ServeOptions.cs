@@ -77,6 +77,9 @@ public sealed class ServeOptions
 
     public int LogMaxRowsPerFile { get; init; } = 1_000_000;
 
+    /// <summary>The prediction log's clock (its timestamps, date partitions and flush ages); tests move it across midnight.</summary>
+    internal TimeProvider LogClock { get; init; } = TimeProvider.System;
+
     /// <summary>Where models that take features read them online (see docs/serving.md, "Models that read features").</summary>
     public Features.FeatureStoreOptions FeatureStore { get; init; } = new();
 

@@ -41,13 +41,13 @@ public sealed class HotSwapTests
         })).ToList();
 
         await WaitUntil(() => answers.Count > 50);
-        ReplaceDirectory(v2Dir, path);
+        TestPackages.ReplaceDirectory(v2Dir, path);
         await WaitUntil(() => answers.Any(a => a.Version == v2));
         var countAtV2 = answers.Count;
         await WaitUntil(() => answers.Count > countAtV2 + 50);
 
         // A version that fails verification: the old one keeps serving, and /ready says why.
-        ReplaceDirectory(v3Dir, path);
+        TestPackages.ReplaceDirectory(v3Dir, path);
         await WaitUntil(() => server.Host.Models.Default.FailedVersion == v3);
         var countAtV3 = answers.Count;
         await WaitUntil(() => answers.Count > countAtV3 + 50);
@@ -95,15 +95,6 @@ public sealed class HotSwapTests
         var (predict, problem) = await server.PostAsync("/predict", Row);
         Assert.Equal(503, predict);
         Assert.Contains("not loaded", problem.GetProperty("detail").GetString());
-    }
-
-    /// <summary>Replaces a package directory the way a deploy does: set the old one aside, move the new one in.</summary>
-    private static void ReplaceDirectory(string source, string target)
-    {
-        var aside = target + ".old-" + Guid.NewGuid().ToString("N");
-        Directory.Move(target, aside);
-        Directory.Move(source, target);
-        Directory.Delete(aside, recursive: true);
     }
 
     private static async Task WaitUntil(Func<bool> condition)

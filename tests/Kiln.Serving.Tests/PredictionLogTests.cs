@@ -132,4 +132,140 @@ public sealed class PredictionLogTests
         Assert.Equal(10, server.Host.PredictionLog.DroppedRows);
         Assert.Contains("kiln_serve_prediction_log_dropped_total{model=\"fraud\"} 10", await server.MetricsAsync());
     }
+
+    /// <summary>A clock the test moves by hand.</summary>
+    private sealed class ManualClock(DateTimeOffset start) : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = start;
+
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
+    [Fact]
+    public async Task Rows_either_side_of_midnight_go_to_their_own_date_partition_with_their_own_ids()
+    {
+        using var dir = new TempDir("kiln-log");
+        var package = TestPackages.CreateFraud(dir.File("fraud"));
+        var log = dir.File("log");
+        var clock = new ManualClock(new DateTimeOffset(2026, 11, 26, 23, 59, 59, 500, TimeSpan.Zero));
+        await using var server = await OwnServer.StartAsync(new ServeOptions
+        {
+            Models = [new ModelSpec(package)], Port = 0, GrpcPort = null, LogDirectory = log, PollInterval = TimeSpan.Zero, LogClock = clock,
+            // Nothing is written before shutdown: both days' rows share one buffer, which the writer splits.
+            LogRowGroupSize = 100_000, LogFlushInterval = TimeSpan.FromMinutes(10), LogFileRollInterval = TimeSpan.FromMinutes(10),
+        });
+        async Task<List<(string Id, int Rows)>> PostSome(int singles, int batchRows)
+        {
+            var sent = new List<(string, int)>();
+            for (var i = 0; i < singles; i++)
+            {
+                var (status, body) = await server.PostAsync("/predict", $$"""{"amount": {{i}}, "hour": 1, "merchant": "online"}""");
+                Assert.Equal(200, status);
+                sent.Add((body.GetProperty("request_id").GetString()!, 1));
+            }
+            var (batchStatus, batch) = await server.PostAsync("/predict", "[" + string.Join(",", Enumerable.Repeat("""{"amount": 7, "merchant": "fuel"}""", batchRows)) + "]");
+            Assert.Equal(200, batchStatus);
+            sent.Add((batch.GetProperty("request_id").GetString()!, batchRows));
+            return sent;
+        }
+
+        var before = await PostSome(3, 4);
+        clock.Now = new DateTimeOffset(2026, 11, 27, 0, 0, 0, 250, TimeSpan.Zero);
+        var after = await PostSome(2, 3);
+        await server.StopAsync();
+
+        var rows = await ReadLogAsync(log);
+        static List<string> Expected(List<(string Id, int Rows)> sent) => [.. sent.SelectMany(s => Enumerable.Repeat(s.Id, s.Rows)).Order()];
+        var day1 = rows.Where(r => ((string)r["_file"]!).Contains("date=2026-11-26", StringComparison.Ordinal)).ToList();
+        var day2 = rows.Where(r => ((string)r["_file"]!).Contains("date=2026-11-27", StringComparison.Ordinal)).ToList();
+        Assert.Equal(rows.Count, day1.Count + day2.Count);
+        Assert.Equal(Expected(before), day1.Select(r => (string)r["request_id"]!).Order().ToList());
+        Assert.Equal(Expected(after), day2.Select(r => (string)r["request_id"]!).Order().ToList());
+        Assert.All(day1, r => Assert.Equal(new DateTime(2026, 11, 26, 23, 59, 59, 500), (DateTime)r["timestamp"]!));
+        Assert.All(day2, r => Assert.Equal(new DateTime(2026, 11, 27, 0, 0, 0, 250), (DateTime)r["timestamp"]!));
+        Assert.Equal([0, 1, 2], day2.Where(r => (string)r["request_id"]! == after[^1].Id).Select(r => (int)r["row"]!).Order());
+    }
+
+    [Fact]
+    public async Task Under_concurrent_clients_every_row_is_logged_exactly_once_across_many_row_groups_and_files()
+    {
+        using var dir = new TempDir("kiln-log");
+        var package = TestPackages.CreateFraud(dir.File("fraud"));
+        var log = dir.File("log");
+        await using var server = await OwnServer.StartAsync(new ServeOptions
+        {
+            Models = [new ModelSpec(package)], Port = 0, GrpcPort = null, LogDirectory = log, PollInterval = TimeSpan.Zero,
+            // Small row groups and short-lived files: the writer swaps buffers many times while clients append.
+            LogRowGroupSize = 16, LogFlushInterval = TimeSpan.FromMilliseconds(40), LogFileRollInterval = TimeSpan.FromMilliseconds(250),
+        });
+        var sent = new System.Collections.Concurrent.ConcurrentBag<(string Id, double Amount, int Rows)>();
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(client => Task.Run(async () =>
+        {
+            for (var k = 0; k < 60; k++)
+            {
+                var amount = client * 1000 + k;
+                var rows = k % 5 == 0 ? 3 : 1;
+                var json = rows == 1
+                    ? $$"""{"amount": {{amount}}, "hour": 2, "merchant": "grocery"}"""
+                    : "[" + string.Join(",", Enumerable.Repeat($$"""{"amount": {{amount}}, "hour": 2, "merchant": "grocery"}""", rows)) + "]";
+                var (status, body) = await server.PostAsync("/predict", json);
+                Assert.Equal(200, status);
+                sent.Add((body.GetProperty("request_id").GetString()!, amount, rows));
+            }
+        })));
+        await server.StopAsync();
+
+        var logged = await ReadLogAsync(log);
+        Assert.Equal(sent.Sum(s => s.Rows), logged.Count);
+        Assert.Equal(0, server.Host.PredictionLog.DroppedRows);
+        Assert.True(Directory.EnumerateFiles(log, "*.parquet", SearchOption.AllDirectories).Any());
+        var byId = logged.GroupBy(r => (string)r["request_id"]!).ToDictionary(g => g.Key, g => g.ToList());
+        foreach (var (id, amount, rows) in sent)
+        {
+            Assert.True(byId.TryGetValue(id, out var mine), $"request {id} is not in the log");
+            Assert.Equal(Enumerable.Range(0, rows), mine.Select(r => (int)r["row"]!).Order());
+            Assert.All(mine, r => Assert.Equal(amount, (double)r["input_amount"]!));
+        }
+    }
+
+    [Fact]
+    public async Task A_swapped_out_version_has_its_rows_written_and_its_buffers_dropped()
+    {
+        using var dir = new TempDir("kiln-log");
+        var path = TestPackages.CreateFraud(dir.File("fraud"), seed: 1, trees: 10);
+        var v1 = Models.LocalModelSource.VersionOf(path);
+        var next = TestPackages.CreateFraud(dir.File("v2"), seed: 5, trees: 30);
+        var v2 = Models.LocalModelSource.VersionOf(next);
+        var log = dir.File("log");
+        await using var server = await OwnServer.StartAsync(new ServeOptions
+        {
+            Models = [new ModelSpec(path)], Port = 0, GrpcPort = null, LogDirectory = log, PollInterval = TimeSpan.FromMilliseconds(100),
+            LogFlushInterval = TimeSpan.FromMilliseconds(200),
+        });
+        var answered = new Dictionary<string, int> { [v1] = 0, [v2] = 0 };
+        async Task<string> Post()
+        {
+            var (status, body) = await server.PostAsync("/predict", """{"amount": 12, "hour": 4, "merchant": "travel"}""");
+            Assert.Equal(200, status);
+            var version = body.GetProperty("version").GetString()!;
+            answered[version]++;
+            return version;
+        }
+
+        for (var i = 0; i < 5; i++) Assert.Equal(v1, await Post());
+        Assert.Equal(1, server.Host.PredictionLog.BufferedVersions);
+        TestPackages.ReplaceDirectory(next, path);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await Post() != v2) Assert.True(DateTime.UtcNow < deadline, "the new version was never served");
+        for (var i = 0; i < 5; i++) Assert.Equal(v2, await Post());
+        // v1's rows are written by time, then its buffers go: only v2's remain.
+        while (server.Host.PredictionLog.BufferedVersions != 1) { Assert.True(DateTime.UtcNow < deadline, "v1's buffers were never dropped"); await Task.Delay(20); }
+        Assert.InRange(server.Host.PredictionLog.WrittenRows, answered[v1], answered[v1] + answered[v2]);
+        await server.StopAsync();
+
+        var rows = await ReadLogAsync(log);
+        Assert.Equal(answered[v1], rows.Count(r => ((string)r["_file"]!).Contains($"version={v1}", StringComparison.Ordinal) && (string)r["version"]! == v1));
+        Assert.Equal(answered[v2], rows.Count(r => ((string)r["_file"]!).Contains($"version={v2}", StringComparison.Ordinal) && (string)r["version"]! == v2));
+        Assert.Equal(rows.Count, answered[v1] + answered[v2]);
+    }
 }

@@ -127,6 +127,15 @@ public static class TestPackages
     }
 
     /// <summary>Breaks a package the way a bad upload would: the model file no longer matches its checksum.</summary>
+    /// <summary>Replaces a package directory the way a deploy does: set the old one aside, move the new one in.</summary>
+    public static void ReplaceDirectory(string source, string target)
+    {
+        var aside = target + ".old-" + Guid.NewGuid().ToString("N");
+        Directory.Move(target, aside);
+        Directory.Move(source, target);
+        Directory.Delete(aside, recursive: true);
+    }
+
     public static void Corrupt(string packageDirectory)
     {
         var path = Path.Combine(packageDirectory, "model.zip");

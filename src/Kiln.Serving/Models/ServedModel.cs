@@ -36,6 +36,12 @@ public sealed class ServedModel
 
     public DateTimeOffset LoadedAt { get; }
 
+    /// <summary>The prediction log's buffers for this version (made by the log on the first logged request).</summary>
+    internal Logging.ModelLog? Log { get; set; }
+
+    /// <summary>True once the version has been retired and every request using it has finished.</summary>
+    internal bool IsReleased => Volatile.Read(ref _leases) == 0;
+
     /// <summary>Class labels in score order (classification), empty for regression.</summary>
     public IReadOnlyList<string> ClassLabels => Signature.ClassLabels ?? [];
 
