@@ -1,30 +1,52 @@
 #!/usr/bin/env bash
-# Quick A/B of one kiln serve configuration against the bare peer: both up, loaded in alternating,
-# counterbalanced rounds (wrk -t1 -c32), the kiln/bare ratio per round and its median. Reuses the
+# Quick A/B of kiln serve against the bare peer: all servers up, loaded in alternating, rotated
+# rounds (wrk -t1 -c32), each kiln's ratio to the bare peer per round and the medians. Reuses the
 # model and binaries bench/serving/run.sh left in bench/results/serving-work (run that first).
-# usage: [ROUNDS=4] [SECS=8] [NOLOG=1] bench/serving/compare.sh [ENV=VALUE ...] [-- extra kiln serve args]
-#   e.g. bench/serving/compare.sh DOTNET_gcServer=1        (NOLOG=1: no --log-dir)
+# usage: [ROUNDS=4] [SECS=8] [NOLOG=1] [BASE=DIR] bench/serving/compare.sh [ENV=VALUE ...] [-- extra kiln serve args]
+#   ENV=VALUE and the extra args apply to out/cli's kiln; NOLOG=1: no --log-dir.
+#   BASE=DIR adds a second kiln, DIR/kiln (another commit's CLI build, e.g.
+#   `git worktree add /tmp/base REV && dotnet build /tmp/base/src/Kiln.Cli -c Release -o /tmp/base-cli`),
+#   served the same way, so a change is measured against its base in the same rounds.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 w="$root/bench/results/serving-work"
 [[ -f "$w/bin/Kiln.Bench.Serving.dll" && -d "$w/rf" ]] || { echo "run bench/serving/run.sh first (it builds $w)" >&2; exit 2; }
 envs=(); while [[ $# -gt 0 && $1 != -- ]]; do envs+=("$1"); shift; done; [[ $# -gt 0 ]] && shift
-logdir="$(mktemp -d)"; log=(--log-dir "$logdir"); [[ -n "${NOLOG:-}" ]] && log=()
-bp=$((19000 + RANDOM % 500)); kp=$((bp + 1))
-dotnet "$w/bin/Kiln.Bench.Serving.dll" bare "$w/rf/model.zip" "$bp" >/dev/null 2>&1 & b=$!
-env "${envs[@]}" "$root/out/cli/kiln" serve --model "$w/rf" --port "$kp" --grpc-port -1 --poll-interval 0 "${log[@]}" "$@" >"$logdir.kiln.txt" 2>&1 & k=$!
-trap 'kill $b $k 2>/dev/null; wait $b $k 2>/dev/null; rm -rf "$logdir" "$logdir.kiln.txt"' EXIT
-for p in $bp $kp; do
+tmp="$(mktemp -d)"
+log() { [[ -z "${NOLOG:-}" ]] && { mkdir -p "$tmp/$1"; echo --log-dir "$tmp/$1"; }; true; }
+bp=$((19000 + RANDOM % 500)); kp=$((bp + 1)); ap=$((bp + 2))
+names=([$bp]=bare [$kp]=kiln [$ap]=base)
+dotnet "$w/bin/Kiln.Bench.Serving.dll" bare "$w/rf/model.zip" "$bp" >/dev/null 2>&1 & pids=($!)
+# shellcheck disable=SC2046
+env "${envs[@]}" "$root/out/cli/kiln" serve --model "$w/rf" --port "$kp" --grpc-port -1 --poll-interval 0 $(log kiln) "$@" >"$tmp/kiln.txt" 2>&1 & pids+=($!); k=$!
+ports=("$bp" "$kp")
+if [[ -n "${BASE:-}" ]]; then
+  # shellcheck disable=SC2046
+  "$BASE/kiln" serve --model "$w/rf" --port "$ap" --grpc-port -1 --poll-interval 0 $(log base) >"$tmp/base.txt" 2>&1 & pids+=($!); a=$!
+  ports+=("$ap")
+fi
+trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
+for p in "${ports[@]}"; do
   for _ in $(seq 60); do curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"f0":0.1,"f1":0.2,"f2":0.3}' "http://127.0.0.1:$p/predict" && break; sleep 0.5; done
   wrk -t1 -c32 -d8s -s "$w/single.lua" "http://127.0.0.1:$p/predict" >/dev/null   # warm-up
 done
-ratios=()
+declare -A ratios=()
+n=${#ports[@]}
 for r in $(seq "${ROUNDS:-4}"); do
-  order="$bp $kp"; (( r % 2 == 0 )) && order="$kp $bp"
+  # Rotate the order so each server runs first, second (and third) equally often.
+  order=(); for i in $(seq 0 $((n - 1))); do order+=("${ports[$(((i + r) % n))]}"); done
   declare -A rps=()
-  for p in $order; do rps[$p]=$(wrk -t1 -c32 -d"${SECS:-8}"s -s "$w/single.lua" "http://127.0.0.1:$p/predict" | awk '/Requests\/sec/ {print $2}'); done
-  ratios+=("$(awk -v k="${rps[$kp]}" -v b="${rps[$bp]}" 'BEGIN {printf "%.3f", k/b}')")
-  echo "round $r: bare ${rps[$bp]} req/s, kiln ${rps[$kp]} req/s, ratio ${ratios[-1]}"
+  for p in "${order[@]}"; do rps[$p]=$(wrk -t1 -c32 -d"${SECS:-8}"s -s "$w/single.lua" "http://127.0.0.1:$p/predict" | awk '/Requests\/sec/ {print $2}'); done
+  line="round $r: bare ${rps[$bp]} req/s"
+  for p in "${ports[@]:1}"; do
+    q="$(awk -v k="${rps[$p]}" -v b="${rps[$bp]}" 'BEGIN {printf "%.3f", k/b}')"
+    ratios[$p]+="$q "
+    line+=", ${names[$p]} ${rps[$p]} req/s ($q)"
+  done
+  echo "$line"
 done
-echo "kiln RSS $(awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$k/status")"
-printf '%s\n' "${ratios[@]}" | sort -g | awk '{a[NR]=$1} END {print "median kiln/bare " (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
+rss() { awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$1/status"; }
+echo "RSS kiln $(rss "$k")${BASE:+, base $(rss "$a")}"
+for p in "${ports[@]:1}"; do
+  printf '%s\n' ${ratios[$p]} | sort -g | awk -v n="${names[$p]}" '{a[NR]=$1} END {print "median " n "/bare " (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
+done

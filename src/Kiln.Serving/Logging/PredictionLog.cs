@@ -90,27 +90,23 @@ public sealed class PredictionLog : BackgroundService
         var rows = batch.Rows;
         var size = _options.LogRowGroupSize;
         var now = _clock.GetUtcNow().UtcDateTime;
-        bool wake;
+        bool full, wake = false;
         lock (log)
         {
             if (log.Closed) return false;
             var active = log.Active;
-            if (active.Count + rows > _options.LogQueueCapacity)
-            {
-                wake = false;
-                rows = -rows;
-            }
-            else
+            full = active.Count + rows > _options.LogQueueCapacity;
+            if (!full)
             {
                 active.Append(now, requestId, protocol, batch, predictions);
                 wake = active.Count >= size && active.Count - rows < size;
             }
         }
-        if (rows < 0)
+        if (full)
         {
-            var total = Interlocked.Add(ref _dropped, -rows);
-            _metrics.LogDropped.Add(-rows, new KeyValuePair<string, object?>("model", model.Name));
-            if (total == -rows || total % 10_000 < -rows) ServingLog.LogDropping(_logger, total);
+            var total = Interlocked.Add(ref _dropped, rows);
+            _metrics.LogDropped.Add(rows, new KeyValuePair<string, object?>("model", model.Name));
+            if (total == rows || total % 10_000 < rows) ServingLog.LogDropping(_logger, total);
             return false;
         }
         if (wake) _wake.Release();
