@@ -15,6 +15,7 @@ namespace Kiln.Serving.Logging;
 internal sealed class LogRows
 {
     private readonly string[] _labels;
+    private readonly int _rowGroupSize;
     private readonly int _classes;
     private int _capacity;
     private char[] _idChars = new char[1024];
@@ -31,8 +32,11 @@ internal sealed class LogRows
     private string[] _constant = [];
     private int[] _scratchEnds = [];
 
-    public LogRows(ServedModel model)
+    /// <param name="model">The model version whose rows these are.</param>
+    /// <param name="rowGroupSize">The rows the writer takes at a time: the buffers grow to it, not past it, unless the writer falls behind.</param>
+    public LogRows(ServedModel model, int rowGroupSize)
     {
+        _rowGroupSize = rowGroupSize;
         _labels = [.. model.ClassLabels];
         _classes = LogColumns.ProbabilityColumns(model);
         _inputs = new Array[model.Schema.Fields.Count];
@@ -51,7 +55,12 @@ internal sealed class LogRows
         var rows = batch.Rows;
         var start = Count;
         var end = start + rows;
-        if (end > _capacity) Grow(Math.Max(end, Math.Max(256, _capacity * 2)));
+        if (end > _capacity)
+        {
+            var want = Math.Max(256, _capacity * 2);
+            if (want > _rowGroupSize && end <= _rowGroupSize) want = _rowGroupSize;
+            Grow(Math.Max(end, want));
+        }
         var id = requestId.AsSpan();
         if (_idLength + id.Length * rows > _idChars.Length) Array.Resize(ref _idChars, Math.Max(_idChars.Length * 2, _idLength + id.Length * rows));
         for (var r = start; r < end; r++)

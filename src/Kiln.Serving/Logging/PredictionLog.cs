@@ -14,7 +14,7 @@ namespace Kiln.Serving.Logging;
 /// this object's lock; the writer swaps it for <see cref="Spare"/> (also under the lock, an
 /// exchange of two references) and writes the rows it took while requests fill the other buffer.
 /// </summary>
-internal sealed class ModelLog(PredictionLog owner, ServedModel model)
+internal sealed class ModelLog(PredictionLog owner, ServedModel model, int rowGroupSize)
 {
     public PredictionLog Owner { get; } = owner;
 
@@ -23,10 +23,10 @@ internal sealed class ModelLog(PredictionLog owner, ServedModel model)
     public ParquetColumn[] Columns { get; } = LogColumns.For(model);
 
     /// <summary>Where requests append (guarded by the lock on this object).</summary>
-    public LogRows Active = new(model);
+    public LogRows Active = new(model, rowGroupSize);
 
     /// <summary>The writer's: empty, or the rows it is writing.</summary>
-    public LogRows Spare = new(model);
+    public LogRows Spare = new(model, rowGroupSize);
 
     /// <summary>Set (under the lock) by the final drain: nothing more is appended.</summary>
     public bool Closed;
@@ -120,7 +120,7 @@ public sealed class PredictionLog : BackgroundService
         {
             if (_closed) return null;
             if (model.Log is { } known && known.Owner == this) return known;
-            var log = new ModelLog(this, model);
+            var log = new ModelLog(this, model, _options.LogRowGroupSize);
             _models.Add(log);
             model.Log = log;
             return log;
