@@ -98,7 +98,9 @@ public static class Trainer
         ITransformer model;
         try
         {
-            model = pipeline.Fit(trainView);
+            model = spec.Task == ModelTask.Binary && spec.Trainer.Kind == "fast_forest"
+                ? FitCalibratedForest(ml, pipeline, train, trainIndex, labels, spec, progress, ct)
+                : pipeline.Fit(trainView);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
         {
@@ -133,7 +135,7 @@ public static class Trainer
                 Files = datasetFiles,
             },
             Split = new SplitInfo { Holdout = spec.Holdout, Seed = spec.Seed, TrainRows = train.RowCount, HoldoutRows = holdout.RowCount },
-            Trainer = new Kiln.Core.Packaging.TrainerInfo { Kind = spec.Trainer.Kind, Parameters = TrainerParameters(spec.Trainer) },
+            Trainer = new Kiln.Core.Packaging.TrainerInfo { Kind = spec.Trainer.Kind, Parameters = TrainerParameters(spec.Trainer, spec.Task) },
             Metrics = new SortedDictionary<string, double>(metrics, StringComparer.Ordinal),
             Runtime = RuntimeInfoNow(),
             GitCommit = GitCommit(spec.BaseDirectory),
@@ -171,13 +173,60 @@ public static class Trainer
         if (spec.Trainer.Kind == "linear") Append(ml.Transforms.NormalizeMeanVariance(FeaturesColumn));
         if (spec.Task == ModelTask.Multiclass)
             Append(ml.Transforms.Conversion.MapValueToKey(LabelColumn, LabelColumn, keyOrdinality: Microsoft.ML.Transforms.ValueToKeyMappingEstimator.KeyOrdinality.ByValue));
-        Append(Estimator(ml, spec));
-        // A random forest's score is a vote share, not a probability: Platt scaling on the training
-        // rows turns it into one (FastTree and LightGBM calibrate by themselves).
-        if (spec.Task == ModelTask.Binary && spec.Trainer.Kind == "fast_forest")
-            Append(ml.BinaryClassification.Calibrators.Platt(LabelColumn));
+        Append(Estimator(ml, spec)); // a binary fast_forest's calibrator is fitted apart: FitCalibratedForest
         if (spec.Task == ModelTask.Multiclass) Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
         return chain!;
+    }
+
+    /// <summary>
+    /// A random forest's score is a vote share, not a probability; Platt scaling maps it to one (FastTree and LightGBM
+    /// calibrate by themselves). Fitted on the training rows' own scores, rows the trees were grown on and whose scores
+    /// sit near 0 and 1, the map comes out too steep and the probabilities overconfident. So it is fitted on
+    /// out-of-fold scores: K forests, each grown without one fold of the training rows (folds stratified by class),
+    /// score that fold; the calibrator fitted on those scores is appended to the forest grown on every training row,
+    /// as scikit-learn's CalibratedClassifierCV(method="sigmoid", ensemble=False) does. K = trainer.calibration_folds
+    /// (5), fewer when a class has fewer rows; below 2 (or 0 asked), on the training rows' own scores.
+    /// </summary>
+    private static ITransformer FitCalibratedForest(MLContext ml, IEstimator<ITransformer> forest, DataTable train, int[] trainIndex,
+        LabelInfo labels, TrainingSpec spec, ITrainingProgress? progress, CancellationToken ct)
+    {
+        var platt = ml.BinaryClassification.Calibrators.Platt(LabelColumn);
+        var positive = labels.Positive(trainIndex);
+        var positives = positive.Count(p => p);
+        var folds = Math.Min(spec.Trainer.CalibrationFolds, Math.Min(positives, trainIndex.Length - positives));
+        if (folds < 2) return forest.Append(platt).Fit(labels.View(train, trainIndex));
+
+        // Fold of each training row (a position in train): a seeded shuffle, then dealt out class by class.
+        var order = Enumerable.Range(0, trainIndex.Length).ToArray();
+        new Random(spec.Seed + 1).Shuffle(order);
+        var fold = new int[order.Length];
+        int dealtPositive = 0, dealtNegative = 0;
+        foreach (var p in order) fold[p] = positive[p] ? dealtPositive++ % folds : dealtNegative++ % folds;
+
+        var scores = new List<ScoredLabel>(trainIndex.Length);
+        for (var f = 0; f < folds; f++)
+        {
+            ct.ThrowIfCancellationRequested();
+            progress?.Stage($"Calibrating: forest {f + 1} of {folds} scores the rows it was not grown on");
+            int[] Rows(bool inFold) => [.. Enumerable.Range(0, fold.Length).Where(p => (fold[p] == f) == inFold)];
+            IDataView View(int[] positions) => labels.View(train.Take(positions), [.. positions.Select(p => trainIndex[p])]);
+            var held = Rows(inFold: true);
+            var scored = forest.Fit(View(Rows(inFold: false))).Transform(View(held));
+            var s = scored.GetColumn<float>("Score").ToArray();
+            for (var i = 0; i < held.Length; i++) scores.Add(new ScoredLabel { Score = s[i], Label = positive[held[i]] });
+        }
+        var calibrator = platt.Fit(ml.Data.LoadFromEnumerable(scores));
+        ct.ThrowIfCancellationRequested();
+        progress?.Stage($"Training {spec.Trainer.Kind} on all {trainIndex.Length:N0} training rows");
+        return new TransformerChain<ITransformer>(forest.Fit(labels.View(train, trainIndex)), calibrator);
+    }
+
+    /// <summary>An out-of-fold score and its row's label, for fitting the calibrator.</summary>
+    private sealed class ScoredLabel
+    {
+        public float Score { get; set; }
+
+        public bool Label { get; set; }
     }
 
     private static IEstimator<ITransformer> Estimator(MLContext ml, TrainingSpec spec)
@@ -357,7 +406,7 @@ public static class Trainer
         }
     }
 
-    private static SortedDictionary<string, string> TrainerParameters(TrainerSpec t)
+    private static SortedDictionary<string, string> TrainerParameters(TrainerSpec t, ModelTask task)
     {
         var p = new SortedDictionary<string, string>(StringComparer.Ordinal);
         if (t.Kind == "linear") p["iterations"] = t.Iterations.ToString(CultureInfo.InvariantCulture);
@@ -367,6 +416,7 @@ public static class Trainer
             p["leaves"] = t.Leaves.ToString(CultureInfo.InvariantCulture);
             p["min_samples_leaf"] = t.MinSamplesLeaf.ToString(CultureInfo.InvariantCulture);
             if (t.Kind != "fast_forest") p["learning_rate"] = t.LearningRate.ToString(CultureInfo.InvariantCulture);
+            else if (task == ModelTask.Binary) p["calibration_folds"] = t.CalibrationFolds.ToString(CultureInfo.InvariantCulture);
         }
         return p;
     }
@@ -448,6 +498,9 @@ public static class Trainer
                 if (classes.Contains(p)) return p;
             return classes.Max!;
         }
+
+        /// <summary>Binary tasks: whether each of the given rows is of the positive class.</summary>
+        public bool[] Positive(int[] rows) => [.. rows.Select(i => _binary![i])];
 
         /// <summary>The labels of the given rows as written in the data.</summary>
         public string[] Describe(int[] rows) => _binary is { } b ? [.. rows.Select(i => Classes[b[i] ? 1 : 0])]

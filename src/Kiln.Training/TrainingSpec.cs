@@ -17,8 +17,11 @@ public enum CategoricalEncoding
 /// <summary>One feature of a spec: its kind and, for categories, the encoding.</summary>
 public sealed record FeatureSpec(string Name, ColumnKind Kind, CategoricalEncoding Encoding = CategoricalEncoding.OneHot);
 
-/// <summary>The estimator and its hyper-parameters.</summary>
-public sealed record TrainerSpec(string Kind, int Trees, int Leaves, int MinSamplesLeaf, double LearningRate, int Iterations)
+/// <summary>
+/// The estimator and its hyper-parameters. <paramref name="CalibrationFolds"/>: a binary fast_forest's probabilities
+/// are calibrated on out-of-fold scores of this many folds of the training rows (0: on the training rows' own scores).
+/// </summary>
+public sealed record TrainerSpec(string Kind, int Trees, int Leaves, int MinSamplesLeaf, double LearningRate, int Iterations, int CalibrationFolds = 5)
 {
     public static readonly string[] Kinds = ["fast_forest", "fast_tree", "lightgbm", "linear"];
 }
@@ -231,7 +234,7 @@ public sealed record TrainingSpec
     {
         if (r.Node(root, "trainer") is not { } node) return new TrainerSpec("fast_forest", 100, 64, 10, 0.2, 100);
         if (node is not YamlMappingNode m) throw r.Error(node, "trainer", "must be a mapping with kind and parameters");
-        var known = new HashSet<string> { "kind", "trees", "leaves", "min_samples_leaf", "learning_rate", "iterations" };
+        var known = new HashSet<string> { "kind", "trees", "leaves", "min_samples_leaf", "learning_rate", "iterations", "calibration_folds" };
         foreach (var key in m.Children.Keys)
         {
             var k = ((YamlScalarNode)key).Value ?? "";
@@ -244,12 +247,14 @@ public sealed record TrainingSpec
             r.OptionalInt(m, "leaves", "trainer") ?? 64,
             r.OptionalInt(m, "min_samples_leaf", "trainer") ?? 10,
             r.OptionalDouble(m, "learning_rate", "trainer") ?? 0.2,
-            r.OptionalInt(m, "iterations", "trainer") ?? 100);
+            r.OptionalInt(m, "iterations", "trainer") ?? 100,
+            r.OptionalInt(m, "calibration_folds", "trainer") ?? 5);
         if (spec.Trees < 1) throw r.Error(m, "trainer.trees", "must be at least 1");
         if (spec.Leaves < 2) throw r.Error(m, "trainer.leaves", "must be at least 2");
         if (spec.MinSamplesLeaf < 1) throw r.Error(m, "trainer.min_samples_leaf", "must be at least 1");
         if (spec.LearningRate <= 0) throw r.Error(m, "trainer.learning_rate", "must be positive");
         if (spec.Iterations < 1) throw r.Error(m, "trainer.iterations", "must be at least 1");
+        if (spec.CalibrationFolds is < 0 or 1) throw r.Error(m, "trainer.calibration_folds", "must be 0 (calibrate on the training rows) or at least 2");
         return spec;
     }
 

@@ -57,6 +57,7 @@ public class BadInputTests
 
     [Theory]
     [InlineData("name: a\ntask: binary\ndata: d.csv\nlabel: y\nfeatures: {x: numeric}\ntrainer: {kind: xgboost}\n", "line 6: 'trainer.kind' 'xgboost' is not a trainer (expected fast_forest, fast_tree, lightgbm, linear)")]
+    [InlineData("name: a\ntask: binary\ndata: d.csv\nlabel: y\nfeatures: {x: numeric}\ntrainer: {kind: fast_forest, calibration_folds: 1}\n", "line 6: 'trainer.calibration_folds' must be 0 (calibrate on the training rows) or at least 2")]
     [InlineData("name: a\ntask: ranking\ndata: d.csv\nlabel: y\nfeatures: {x: numeric}\n", "line 2: 'task' 'ranking' is not a task (expected binary, multiclass or regression)")]
     [InlineData("name: a\ntask: binary\ndata: d.csv\nlabel: y\nfeatures: {x: numeric}\nholdot: 0.2\n", "line 6: 'holdot' unknown key")]
     [InlineData("name: a\ntask: binary\ndata: d.csv\nlabel: y\nfeatures: {x: number}\n", "line 5: 'features.x' 'number' is not a feature type (expected numeric or categorical)")]

@@ -83,6 +83,68 @@ public class TrainerTests
     }
 
     [Fact]
+    public async Task A_forests_probabilities_are_calibrated_on_scores_of_rows_its_trees_were_not_grown_on()
+    {
+        // Noisy data (15% of labels flipped) that deep trees memorize. Oracle: scikit-learn, on a second sample of the
+        // same distribution scored by the packages: expected calibration error (10 equal-width bins), log-loss, and as a
+        // reference a RandomForestClassifier calibrated by CalibratedClassifierCV(method="sigmoid", cv=5) on the same rows.
+        using var dir = new TempDir();
+        var gen = await Proc.PythonAsync($"""
+            import pandas as pd
+            from sklearn.datasets import make_classification
+            X, y = make_classification(n_samples=12000, n_features=5, n_informative=4, n_redundant=0, flip_y=0.15, class_sep=0.7, random_state=7)
+            d = pd.DataFrame(X, columns=[f"f{"{i}"}" for i in range(5)]); d["label"] = y
+            d.iloc[:6000].to_csv('{dir.File("train.csv")}', index=False); d.iloc[6000:].to_csv('{dir.File("test.csv")}', index=False)
+            """);
+        Assert.True(gen.ExitCode == 0, gen.ToString());
+        async Task<string> Train(string name, int folds)
+        {
+            var spec = TrainingSpec.Load(TrainingData.Spec(dir.Path, $$"""
+                name: {{name}}
+                task: binary
+                data: train.csv
+                label: label
+                features: { f0: numeric, f1: numeric, f2: numeric, f3: numeric, f4: numeric }
+                trainer: { kind: fast_forest, trees: 60, leaves: 512, min_samples_leaf: 2, calibration_folds: {{folds}} }
+                holdout: 0.1
+                """));
+            var result = await Trainer.TrainAsync(spec, dir.File(name));
+            var test = await TableReader.ReadAllAsync([dir.File("test.csv")], [.. Enumerable.Range(0, 5).Select(i => new ColumnRequest($"f{i}", ColumnType.Numeric))]);
+            using var scorer = Scorers.Open(result.PackageDirectory);
+            var path = dir.File(name + ".txt");
+            await File.WriteAllLinesAsync(path, scorer.ScoreAll(test).Select(p => p.Value.ToString("R", CultureInfo.InvariantCulture)));
+            return path;
+        }
+        var outOfFold = await Train("oof", 5);
+        var inSample = await Train("insample", 0);
+
+        var py = await Proc.PythonAsync($"""
+            import numpy as np, pandas as pd
+            from sklearn.metrics import log_loss
+            from sklearn.ensemble import RandomForestClassifier
+            from sklearn.calibration import CalibratedClassifierCV
+            tr = pd.read_csv('{dir.File("train.csv")}'); te = pd.read_csv('{dir.File("test.csv")}'); y = te.label.values
+            def ece(p):
+                b = np.minimum((p * 10).astype(int), 9)
+                return sum((b == k).mean() * abs(p[b == k].mean() - y[b == k].mean()) for k in range(10) if (b == k).any())
+            out = []
+            for f in ['{outOfFold}', '{inSample}']:
+                p = np.clip(np.loadtxt(f), 1e-15, 1 - 1e-15); out += [ece(p), log_loss(y, p)]
+            ref = CalibratedClassifierCV(RandomForestClassifier(n_estimators=60, random_state=0), method="sigmoid", cv=5)
+            ref.fit(tr.drop(columns="label").values[:5400], tr.label.values[:5400])
+            out.append(log_loss(y, ref.predict_proba(te.drop(columns="label").values)[:, 1]))
+            print(*out)
+            """);
+        Assert.True(py.ExitCode == 0, py.ToString());
+        var v = py.StdOut.Split(' ').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+        var (eceOof, lossOof, eceIn, lossIn, lossReference) = (v[0], v[1], v[2], v[3], v[4]);
+        Assert.True(eceOof < 0.03, $"calibration error {eceOof:F4} with out-of-fold calibration");
+        Assert.True(eceOof < eceIn / 2, $"out-of-fold {eceOof:F4} against in-sample {eceIn:F4}");
+        Assert.True(lossOof < lossIn, $"log-loss out-of-fold {lossOof:F4}, in-sample {lossIn:F4}");
+        Assert.True(lossOof < lossReference + 0.02, $"log-loss {lossOof:F4}; scikit-learn's calibrated forest {lossReference:F4}");
+    }
+
+    [Fact]
     public async Task Multiclass_training_scores_every_class()
     {
         using var dir = new TempDir();
