@@ -63,10 +63,10 @@ public sealed class ServeOptions
     /// <summary>Rows in one request at most (422 beyond).</summary>
     public int MaxRowsPerRequest { get; init; } = 100_000;
 
-    /// <summary>Prediction log: rows buffered by the channel before new ones are dropped (and counted).</summary>
+    /// <summary>Prediction log: rows of one model version waiting for the writer before new ones are dropped (and counted).</summary>
     public int LogQueueCapacity { get; init; } = 100_000;
 
-    /// <summary>Prediction log: a partition's buffered rows are written as a row group at this many rows…</summary>
+    /// <summary>Prediction log: a model version's waiting rows are written as a row group at this many rows…</summary>
     public int LogRowGroupSize { get; init; } = 50_000;
 
     /// <summary>…or when its oldest buffered row is this old.</summary>
