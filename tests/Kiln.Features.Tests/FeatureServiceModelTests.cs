@@ -65,7 +65,7 @@ public sealed class FeatureServiceModelTests
             FeatureStore = new FeatureStoreOptions { Registry = world.Registry, OnlineStore = online },
         }, logging: _ => { });
         var responses = new Dictionary<int, JsonElement>();
-        JsonElement batch;
+        JsonElement batch, mlflowRecords, mlflowSplit, v2;
         await using (host)
         {
             await host.StartAndLoadAsync();
@@ -80,6 +80,33 @@ public sealed class FeatureServiceModelTests
             int batchStatus;
             (batchStatus, batch) = await PostAsync(http, $"[{rows}]", "parity-batch");
             Assert.Equal(200, batchStatus);
+
+            // The same rows through MLflow's scoring protocol (records and split) and Open Inference v2 REST: there too
+            // the rows carry the join key and the request field, and the store fills the features.
+            var drivers = Enumerable.Range(1, RideWorld.Drivers).ToList();
+            string Amount(int d) => RideWorld.Amount(d).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            int protocolStatus;
+            (protocolStatus, mlflowRecords) = await PostAsync(http, $$"""{"dataframe_records": [{{rows}}]}""", path: "/invocations");
+            Assert.True(protocolStatus == 200, mlflowRecords.ToString());
+            var splitData = string.Join(", ", drivers.Select(d => $"[{d}, {Amount(d)}]"));
+            (protocolStatus, mlflowSplit) = await PostAsync(http, "{\"dataframe_split\": {\"columns\": [\"driver_id\", \"amount\"], \"data\": [" + splitData + "]}}", path: "/invocations");
+            Assert.True(protocolStatus == 200, mlflowSplit.ToString());
+            var v2Path = $"/v2/models/{host.Models.Default.Name}/infer";
+            (protocolStatus, v2) = await PostAsync(http, $$"""
+                {"inputs": [{"name": "driver_id", "datatype": "INT64", "shape": [{{drivers.Count}}], "data": [{{string.Join(", ", drivers)}}]},
+                            {"name": "amount", "datatype": "FP64", "shape": [{{drivers.Count}}, 1], "data": [{{string.Join(", ", drivers.Select(Amount))}}]}]}
+                """, path: v2Path);
+            Assert.True(protocolStatus == 200, v2.ToString());
+            var (m1, e1) = await PostAsync(http, """{"dataframe_records": [{"driver_id": 1, "amount": 1}, {"amount": 2}]}""", path: "/invocations");
+            Assert.Equal(400, m1);
+            Assert.Equal("BAD_REQUEST", e1.GetProperty("error_code").GetString());
+            Assert.StartsWith("row 1: driver_id: missing entity key", e1.GetProperty("message").GetString());
+            var (m2, e2) = await PostAsync(http, $$"""{"inputs": [{"name": "driver_id", "datatype": "INT64", "shape": [1], "data": [1]}, {"name": "conv_rate", "datatype": "FP64", "shape": [1], "data": [0.5]}, {"name": "amount", "datatype": "FP64", "shape": [1], "data": [1]}]}""", path: v2Path);
+            Assert.Equal(400, m2);
+            Assert.Contains("driver_stats:conv_rate", e2.GetProperty("error").GetString());
+            using (var csv = new StringContent("driver_id,amount\n1,2\n", Encoding.UTF8, "text/csv"))
+            using (var csvResponse = await http.PostAsync("/invocations", csv))
+                Assert.Equal(415, (int)csvResponse.StatusCode);
 
             // Client mistakes: named, never a 500, never scored.
             var (s1, b1) = await PostAsync(http, """{"amount": 3.5}""");
@@ -133,6 +160,10 @@ public sealed class FeatureServiceModelTests
             Assert.Equal(RideWorld.Service, response.GetProperty("feature_service").GetString());
             var fromBatch = batch.GetProperty("predictions")[d - 1];
             Assert.Equal(offline[d - 1].Value, fromBatch.GetProperty("probability").GetDouble());
+            Assert.Equal(offline[d - 1].Value, mlflowRecords.GetProperty("predictions")[d - 1].GetProperty("probability").GetDouble());
+            Assert.Equal(offline[d - 1].Value, mlflowSplit.GetProperty("predictions")[d - 1].GetProperty("probability").GetDouble());
+            var v2Probability = v2.GetProperty("outputs").EnumerateArray().Single(o => o.GetProperty("name").GetString() == "probability");
+            Assert.Equal(offline[d - 1].Value, v2Probability.GetProperty("data")[d - 1].GetDouble());
 
             // Features without a value are listed with their status, and only they.
             var missing = response.TryGetProperty("missing_features", out var m) ? m.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!) : [];

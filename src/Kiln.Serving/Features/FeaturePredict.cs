@@ -10,43 +10,51 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Kiln.Serving.Features;
 
 /// <summary>
-/// <c>POST /predict</c> for a model that reads its inputs from the feature store: each row carries the entity's join
-/// keys (and any request-time inputs); the features come from the online store (as of now, ttl enforced), fill the
-/// model's inputs, and the row is scored. Features that are not PRESENT reach the model as missing values and the
-/// answer lists them under <c>missing_features</c>.
+/// Scoring a model that reads its inputs from the feature store: each row carries the entity's join keys (and any
+/// request-time inputs); the features come from the online store (as of now, ttl enforced), fill the model's inputs,
+/// and the row is scored. Features that are not PRESENT reach the model as missing values and are listed. The
+/// protocols (native /predict, MLflow /invocations, Open Inference v2 REST) decode their bodies into
+/// <see cref="FeatureRow"/>s and render the answer; <see cref="FillAsync"/> does the rest.
 /// </summary>
 internal static class FeaturePredict
 {
     private static readonly string[] JsonOnly = ["application/json"];
 
-    /// <summary>Answers the request, or returns null (nothing read) when the model has no input from the store: then the plain path answers.</summary>
-    public static async Task<IResult?> PredictAsync(HttpContext http, Inference inference, Inference.Call call, CancellationToken ct)
+    /// <summary>The model version's binding, or null when it has no input from the store (then the plain path answers); an error when the store cannot be used.</summary>
+    public static async Task<(FeatureBinding? Binding, RequestError? Error)> BindAsync(HttpContext http, Inference inference, Inference.Call call, CancellationToken ct)
     {
         var model = call.Model!;
-        FeatureBinding binding;
+        if (!OnlineFeatures.Applies(model, inference.Options)) return (null, null);
         try
         {
-            binding = await http.RequestServices.GetRequiredService<OnlineFeatures>().BindAsync(model, ct).ConfigureAwait(false);
+            var binding = await http.RequestServices.GetRequiredService<OnlineFeatures>().BindAsync(model, ct).ConfigureAwait(false);
+            return (binding.Features.Count == 0 ? null : binding, null);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            return NativeEndpoints.Problem(call, new RequestError(503, $"model '{model.Name}': the feature store is not usable: {OneLine(e)}", "feature_store"));
+            return (null, new RequestError(503, $"model '{model.Name}': the feature store is not usable: {OneLine(e)}", "feature_store"));
         }
-        if (binding.Features.Count == 0) return null;
+    }
+
+    /// <summary>POST /predict: answers the request, or returns null (nothing read) when the model has no input from the store.</summary>
+    public static async Task<IResult?> PredictAsync(HttpContext http, Inference inference, Inference.Call call, CancellationToken ct)
+    {
+        var (binding, bindError) = await BindAsync(http, inference, call, ct).ConfigureAwait(false);
+        if (bindError is not null) return NativeEndpoints.Problem(call, bindError);
+        if (binding is null) return null;
+        var model = call.Model!;
 
         var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, JsonOnly, ct).ConfigureAwait(false);
         if (readError is not null) return NativeEndpoints.Problem(call, readError);
+        using var pooled = body!; // the document reads the pooled buffer in place: it goes back only after the answer
         JsonDocument document;
-        using (body)
+        try
         {
-            try
-            {
-                document = JsonDocument.Parse(body!.Memory, new JsonDocumentOptions { MaxDepth = 64 });
-            }
-            catch (JsonException e)
-            {
-                return NativeEndpoints.Problem(call, RequestError.Malformed($"malformed JSON: {JsonRowsDecoder.FirstSentence(e.Message)}"));
-            }
+            document = JsonDocument.Parse(pooled.Memory, new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException e)
+        {
+            return NativeEndpoints.Problem(call, RequestError.Malformed($"malformed JSON: {JsonRowsDecoder.FirstSentence(e.Message)}"));
         }
         using (document)
         {
@@ -54,93 +62,19 @@ internal static class FeaturePredict
             var isBatch = root.ValueKind == JsonValueKind.Array;
             if (!isBatch && root.ValueKind != JsonValueKind.Object)
                 return NativeEndpoints.Problem(call, new RequestError(400, $"expected a JSON object (join keys and request fields) or an array of them, got {JsonRowsDecoder.Describe(root.ValueKind)}"));
-            var rows = new List<JsonElement>();
-            if (isBatch) foreach (var r in root.EnumerateArray()) rows.Add(r);
-            else rows.Add(root);
-            if (rows.Count == 0) return NativeEndpoints.Problem(call, new RequestError(422, "the array holds no rows"));
-            if (rows.Count > inference.Options.MaxRowsPerRequest) return NativeEndpoints.Problem(call, new RequestError(422, $"the request has more than {inference.Options.MaxRowsPerRequest} rows"));
-
-            // Entity keys, column-major, for one online read of every row.
-            var entities = new Dictionary<string, IReadOnlyList<object?>>(StringComparer.Ordinal);
-            foreach (var key in binding.JoinKeys) entities[key] = new object?[rows.Count];
-            var schema = model.Schema;
-            for (var i = 0; i < rows.Count; i++)
+            var rows = new List<FeatureRow>();
+            foreach (var r in isBatch ? [.. root.EnumerateArray()] : new[] { root })
             {
-                var row = rows[i];
-                if (row.ValueKind != JsonValueKind.Object)
-                    return NativeEndpoints.Problem(call, new RequestError(422, $"row {i}: expected a JSON object, got {JsonRowsDecoder.Describe(row.ValueKind)}", Row: i));
-                foreach (var key in binding.JoinKeys)
-                {
-                    if (!row.TryGetProperty(key, out var value) || value.ValueKind == JsonValueKind.Null)
-                        return NativeEndpoints.Problem(call, new RequestError(400, Prefix(isBatch, i) + $"{key}: missing entity key (model '{model.Name}' reads feature service '{binding.Service}' by {string.Join(", ", binding.JoinKeys)})", key, isBatch ? i : null) { Code = "missing_entity_key" });
-                    ((object?[])entities[key])[i] = value;
-                }
-                foreach (var property in row.EnumerateObject())
-                {
-                    if (binding.JoinKeys.Contains(property.Name)) continue;
-                    var field = schema.IndexOf(property.Name);
-                    if (field < 0)
-                        return NativeEndpoints.Problem(call, RequestError.Invalid(property.Name, i, isBatch, $"unknown field (send the entity keys {string.Join(", ", binding.JoinKeys)}{RequestFields(binding, schema)})"));
-                    if (binding.FromStore[field])
-                        return NativeEndpoints.Problem(call, RequestError.Invalid(property.Name, i, isBatch, $"is read from the feature store ({FeatureOf(binding, field)}); do not send it"));
-                }
+                if (r.ValueKind != JsonValueKind.Object)
+                    return NativeEndpoints.Problem(call, new RequestError(422, $"row {rows.Count}: expected a JSON object, got {JsonRowsDecoder.Describe(r.ValueKind)}", Row: rows.Count));
+                rows.Add(FeatureRow.Of(r));
             }
-
-            OnlineFeatureResult online;
-            try
-            {
-                online = await binding.Reader.ReadAsync(binding.Features, entities, fullNames: true, includeJoinKeys: false, ct).ConfigureAwait(false);
-            }
-            catch (KilnException e)
-            {
-                // Entity keys of the wrong type: the client's mistake, named.
-                return NativeEndpoints.Problem(call, new RequestError(400, e.Message, "entities") { Code = "invalid_entity_key" });
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                return NativeEndpoints.Problem(call, new RequestError(503, $"the online store could not be read: {OneLine(e)}", "feature_store"));
-            }
-            var columns = new OnlineFeatureColumn[binding.Features.Count];
-            for (var f = 0; f < columns.Length; f++)
-            {
-                var name = binding.Features[f].FullName;
-                foreach (var c in online.Columns) if (c.Name == name) { columns[f] = c; break; }
-            }
-
-            var batch = call.NewBatch(rows.Count);
-            batch.IsBatch = isBatch;
-            var missing = new List<(int Row, string Input, FeatureStatus Status)>();
-            for (var i = 0; i < rows.Count; i++)
-            {
-                var error = batch.BeginRow();
-                if (error is not null) return NativeEndpoints.Problem(call, error);
-                foreach (var property in rows[i].EnumerateObject())
-                {
-                    var field = schema.IndexOf(property.Name);
-                    if (field < 0) continue; // a join key that is not a model input
-                    if ((error = batch.Mark(field)) is not null || (error = JsonRowsDecoder.SetCell(property.Value, batch, field)) is not null)
-                        return NativeEndpoints.Problem(call, error);
-                }
-                for (var f = 0; f < columns.Length; f++)
-                {
-                    var field = binding.Fields[f];
-                    var column = columns[f];
-                    batch.Mark(field);
-                    if (column.Statuses[i] != FeatureStatus.Present || column.Values[i] is null)
-                    {
-                        missing.Add((i, schema.Fields[field].Name, column.Statuses[i]));
-                        SetMissing(batch, field);
-                    }
-                    else if ((error = Set(batch, field, column.Values[i]!)) is not null)
-                    {
-                        return NativeEndpoints.Problem(call, error);
-                    }
-                }
-                if ((error = batch.EndRow()) is not null) return NativeEndpoints.Problem(call, error);
-            }
+            var (missing, error) = await FillAsync(binding, call, rows, isBatch, inference.Options.MaxRowsPerRequest, ct).ConfigureAwait(false);
+            if (error is not null) return NativeEndpoints.Problem(call, error);
 
             var requestId = Inference.RequestId(http.Request.Headers["X-Request-Id"]);
             var predictions = call.Score(requestId);
+            var batch = call.Batch!;
             var response = http.Response;
             response.Headers["X-Request-Id"] = requestId;
             response.Headers["X-Kiln-Model-Version"] = model.Version;
@@ -155,7 +89,7 @@ internal static class FeaturePredict
                     {
                         writer.WriteStartObject();
                         NativeEndpoints.WritePrediction(writer, model, predictions[i], batch, i);
-                        WriteMissing(writer, missing, i);
+                        WriteMissing(writer, missing!, i);
                         writer.WriteEndObject();
                     }
                     writer.WriteEndArray();
@@ -163,7 +97,7 @@ internal static class FeaturePredict
                 else
                 {
                     NativeEndpoints.WritePrediction(writer, model, predictions[0], batch, 0);
-                    WriteMissing(writer, missing, 0);
+                    WriteMissing(writer, missing!, 0);
                 }
                 writer.WriteString("model", model.Name);
                 writer.WriteString("version", model.Version);
@@ -174,6 +108,96 @@ internal static class FeaturePredict
             await response.BodyWriter.FlushAsync(ct).ConfigureAwait(false);
             return TypedResults.Empty;
         }
+    }
+
+    /// <summary>
+    /// Checks the rows (every join key, no feature sent, only the model's request fields), reads the features of every
+    /// row in one online read and fills the call's batch. Returns the features that had no value (row, input, status),
+    /// or the client's mistake (400/422 naming the key, field and row) or a store failure (503).
+    /// </summary>
+    public static async Task<(List<(int Row, string Input, FeatureStatus Status)>? Missing, RequestError? Error)> FillAsync(
+        FeatureBinding binding, Inference.Call call, IReadOnlyList<FeatureRow> rows, bool isBatch, int maxRows, CancellationToken ct)
+    {
+        var model = call.Model!;
+        if (rows.Count == 0) return (null, new RequestError(422, "the request holds no rows"));
+        if (rows.Count > maxRows) return (null, new RequestError(422, $"the request has more than {maxRows} rows"));
+
+        // Entity keys, column-major, for one online read of every row.
+        var entities = new Dictionary<string, IReadOnlyList<object?>>(StringComparer.Ordinal);
+        foreach (var key in binding.JoinKeys) entities[key] = new object?[rows.Count];
+        var schema = model.Schema;
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var row = rows[i];
+            foreach (var key in binding.JoinKeys)
+            {
+                if (row.Find(key) is not { ValueKind: not JsonValueKind.Null } value)
+                    return (null, new RequestError(400, Prefix(isBatch, i) + $"{key}: missing entity key (model '{model.Name}' reads feature service '{binding.Service}' by {string.Join(", ", binding.JoinKeys)})", key, isBatch ? i : null) { Code = "missing_entity_key" });
+                ((object?[])entities[key])[i] = value;
+            }
+            foreach (var (name, _) in row.Cells)
+            {
+                if (binding.JoinKeys.Contains(name)) continue;
+                var field = schema.IndexOf(name);
+                if (field < 0)
+                    return (null, RequestError.Invalid(name, i, isBatch, $"unknown field (send the entity keys {string.Join(", ", binding.JoinKeys)}{RequestFields(binding, schema)})"));
+                if (binding.FromStore[field])
+                    return (null, RequestError.Invalid(name, i, isBatch, $"is read from the feature store ({FeatureOf(binding, field)}); do not send it"));
+            }
+        }
+
+        OnlineFeatureResult online;
+        try
+        {
+            online = await binding.Reader.ReadAsync(binding.Features, entities, fullNames: true, includeJoinKeys: false, ct).ConfigureAwait(false);
+        }
+        catch (KilnException e)
+        {
+            // Entity keys of the wrong type: the client's mistake, named.
+            return (null, new RequestError(400, e.Message, "entities") { Code = "invalid_entity_key" });
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return (null, new RequestError(503, $"the online store could not be read: {OneLine(e)}", "feature_store"));
+        }
+        var columns = new OnlineFeatureColumn[binding.Features.Count];
+        for (var f = 0; f < columns.Length; f++)
+        {
+            var name = binding.Features[f].FullName;
+            foreach (var c in online.Columns) if (c.Name == name) { columns[f] = c; break; }
+        }
+
+        var batch = call.NewBatch(rows.Count);
+        batch.IsBatch = isBatch;
+        var missing = new List<(int Row, string Input, FeatureStatus Status)>();
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var error = batch.BeginRow();
+            if (error is not null) return (null, error);
+            foreach (var (name, value) in rows[i].Cells)
+            {
+                var field = schema.IndexOf(name);
+                if (field < 0) continue; // a join key that is not a model input
+                if ((error = batch.Mark(field)) is not null || (error = JsonRowsDecoder.SetCell(value, batch, field)) is not null) return (null, error);
+            }
+            for (var f = 0; f < columns.Length; f++)
+            {
+                var field = binding.Fields[f];
+                var column = columns[f];
+                batch.Mark(field);
+                if (column.Statuses[i] != FeatureStatus.Present || column.Values[i] is null)
+                {
+                    missing.Add((i, schema.Fields[field].Name, column.Statuses[i]));
+                    SetMissing(batch, field);
+                }
+                else if ((error = Set(batch, field, column.Values[i]!)) is not null)
+                {
+                    return (null, error);
+                }
+            }
+            if ((error = batch.EndRow()) is not null) return (null, error);
+        }
+        return (missing, null);
     }
 
     /// <summary>A feature value as the model input takes it, converted exactly as the trainer read the training set's column.</summary>
@@ -214,7 +238,8 @@ internal static class FeaturePredict
         else batch.TextValues(field)[batch.Rows] = null;
     }
 
-    private static void WriteMissing(Utf8JsonWriter writer, List<(int Row, string Input, FeatureStatus Status)> missing, int row)
+    /// <summary>The features of a row that had no value, as <c>"missing_features": {input: status}</c> (nothing when all were found).</summary>
+    internal static void WriteMissing(Utf8JsonWriter writer, List<(int Row, string Input, FeatureStatus Status)> missing, int row)
     {
         var any = false;
         foreach (var (r, input, status) in missing)
@@ -247,4 +272,16 @@ internal static class FeaturePredict
     private static string Prefix(bool batch, int row) => batch ? $"row {row}: " : "";
 
     private static string OneLine(Exception e) => e.Message.ReplaceLineEndings(" ");
+}
+
+/// <summary>One request row as a protocol decoded it: named JSON values (join keys and request fields), in request order.</summary>
+internal readonly record struct FeatureRow(IReadOnlyList<(string Name, JsonElement Value)> Cells)
+{
+    public static FeatureRow Of(JsonElement obj) => new([.. obj.EnumerateObject().Select(p => (p.Name, p.Value))]);
+
+    public JsonElement? Find(string name)
+    {
+        foreach (var (n, v) in Cells) if (n == name) return v;
+        return null;
+    }
 }

@@ -67,14 +67,28 @@ public static class V2RestEndpoints
         using var call = inference.Begin(Protocol);
         var error = call.Open(name, version);
         if (error is not null) return Error(call, error);
+        Features.FeatureBinding? binding = null;
+        if (Features.OnlineFeatures.Applies(call.Model!, inference.Options))
+        {
+            (binding, error) = await Features.FeaturePredict.BindAsync(http, inference, call, ct).ConfigureAwait(false);
+            if (error is not null) return Error(call, error);
+        }
         var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, JsonOnly, ct).ConfigureAwait(false);
         if (readError is not null) return Error(call, readError);
         string? id;
         List<string> requested;
         using (body)
         {
-            var batch = call.NewBatch();
-            error = Decode(body!.Memory, batch, out id, out requested);
+            if (binding is null)
+            {
+                var batch = call.NewBatch();
+                error = Decode(body!.Memory, batch, out id, out requested);
+            }
+            else
+            {
+                // A model that reads features: the tensors are its join keys and request fields; the store fills the rest.
+                (error, id, requested) = await DecodeWithFeaturesAsync(body!.Memory, call, binding, inference.Options.MaxRowsPerRequest, ct).ConfigureAwait(false);
+            }
             if (error is not null) return Error(call, error);
         }
         var served = call.Model!;
@@ -116,6 +130,27 @@ public static class V2RestEndpoints
         }
         await http.Response.BodyWriter.FlushAsync(ct).ConfigureAwait(false);
         return TypedResults.Empty;
+    }
+
+    private static async Task<(RequestError? Error, string? Id, List<string> Requested)> DecodeWithFeaturesAsync(ReadOnlyMemory<byte> json, Inference.Call call,
+        Features.FeatureBinding binding, int maxRows, CancellationToken ct)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException e)
+        {
+            return (RequestError.Malformed($"malformed JSON: {Validation.JsonRowsDecoder.FirstSentence(e.Message)}"), null, []);
+        }
+        using (doc)
+        {
+            var rows = new List<Features.FeatureRow>();
+            var error = Features.FeatureRows.FromV2(doc.RootElement, rows, out var id, out var requested);
+            if (error is null) (_, error) = await Features.FeaturePredict.FillAsync(binding, call, rows, isBatch: true, maxRows, ct).ConfigureAwait(false);
+            return (error, id, requested);
+        }
     }
 
     internal static RequestError? Decode(ReadOnlyMemory<byte> json, InputBatch batch, out string? id, out List<string> requested)
