@@ -2,6 +2,8 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using DuckDB.NET.Data;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Kiln.Core.Data;
 using Kiln.Core.Packaging;
 using Kiln.Features.Definitions;
@@ -11,6 +13,7 @@ using Kiln.Features.Registry;
 using Kiln.Scoring;
 using Kiln.Serving;
 using Kiln.Serving.Features;
+using Kiln.Serving.Protocols.OpenInference.Grpc;
 using Kiln.Testing;
 using Kiln.Training;
 
@@ -59,13 +62,14 @@ public sealed class FeatureServiceModelTests
         {
             Models = [new ModelSpec(result.PackageDirectory)],
             Port = 0,
-            GrpcPort = null,
+            GrpcPort = 0,
             LogDirectory = logDir,
             PollInterval = TimeSpan.Zero,
             FeatureStore = new FeatureStoreOptions { Registry = world.Registry, OnlineStore = online },
         }, logging: _ => { });
         var responses = new Dictionary<int, JsonElement>();
         JsonElement batch, mlflowRecords, mlflowSplit, v2;
+        ModelInferResponse grpc;
         await using (host)
         {
             await host.StartAndLoadAsync();
@@ -107,6 +111,27 @@ public sealed class FeatureServiceModelTests
             using (var csv = new StringContent("driver_id,amount\n1,2\n", Encoding.UTF8, "text/csv"))
             using (var csvResponse = await http.PostAsync("/invocations", csv))
                 Assert.Equal(415, (int)csvResponse.StatusCode);
+
+            // And over gRPC (inference.GRPCInferenceService), typed contents.
+            using (var channel = GrpcChannel.ForAddress(host.GrpcUri!))
+            {
+                var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+                ModelInferRequest Request(bool withKeys)
+                {
+                    var request = new ModelInferRequest { ModelName = host.Models.Default.Name };
+                    var keys = new ModelInferRequest.Types.InferInputTensor { Name = "driver_id", Datatype = "INT64", Shape = { drivers.Count }, Contents = new() };
+                    keys.Contents.Int64Contents.Add(drivers.Select(d => (long)d));
+                    var amounts = new ModelInferRequest.Types.InferInputTensor { Name = "amount", Datatype = "FP64", Shape = { drivers.Count, 1 }, Contents = new() };
+                    amounts.Contents.Fp64Contents.Add(drivers.Select(RideWorld.Amount));
+                    if (withKeys) request.Inputs.Add(keys);
+                    request.Inputs.Add(amounts);
+                    return request;
+                }
+                grpc = await client.ModelInferAsync(Request(withKeys: true));
+                var refused = await Assert.ThrowsAsync<RpcException>(async () => await client.ModelInferAsync(Request(withKeys: false)));
+                Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+                Assert.Contains("driver_id: missing entity key", refused.Status.Detail);
+            }
 
             // Client mistakes: named, never a 500, never scored.
             var (s1, b1) = await PostAsync(http, """{"amount": 3.5}""");
@@ -164,6 +189,7 @@ public sealed class FeatureServiceModelTests
             Assert.Equal(offline[d - 1].Value, mlflowSplit.GetProperty("predictions")[d - 1].GetProperty("probability").GetDouble());
             var v2Probability = v2.GetProperty("outputs").EnumerateArray().Single(o => o.GetProperty("name").GetString() == "probability");
             Assert.Equal(offline[d - 1].Value, v2Probability.GetProperty("data")[d - 1].GetDouble());
+            Assert.Equal(offline[d - 1].Value, grpc.Outputs.Single(o => o.Name == "probability").Contents.Fp64Contents[d - 1]);
 
             // Features without a value are listed with their status, and only they.
             var missing = response.TryGetProperty("missing_features", out var m) ? m.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!) : [];

@@ -33,7 +33,7 @@ internal static class FeatureRows
         }
         if (kind is null) return new RequestError(400, "the body has none of dataframe_split, dataframe_records, instances or inputs", "dataframe_split");
         if (kind == "dataframe_split") return Split(payload, rows);
-        if (payload.ValueKind == JsonValueKind.Object) return Columns(payload, kind, rows);
+        if (payload.ValueKind == JsonValueKind.Object) return FromColumns(payload, kind, rows);
         if (payload.ValueKind != JsonValueKind.Array) return new RequestError(400, $"{kind} must be an array of records", kind);
         foreach (var row in payload.EnumerateArray())
         {
@@ -68,8 +68,8 @@ internal static class FeatureRows
         return null;
     }
 
-    /// <summary>Columns {name: [v0, v1, …]} of one length, as rows.</summary>
-    private static RequestError? Columns(JsonElement value, string kind, List<FeatureRow> rows)
+    /// <summary>Columns {name: [v0, v1, …]} of one length, as rows (MLflow's columnar instances/inputs; gRPC's tensors).</summary>
+    public static RequestError? FromColumns(JsonElement value, string kind, List<FeatureRow> rows)
     {
         var columns = new List<(string Name, List<JsonElement> Values)>();
         foreach (var p in value.EnumerateObject())

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Text.Json;
 using Google.Protobuf;
 using Grpc.Core;
 using Kiln.Serving.Protocols.OpenInference.Grpc;
@@ -44,13 +46,20 @@ public sealed class V2GrpcService(Inference inference) : GRPCInferenceService.GR
         return Task.FromResult(response);
     }
 
-    public override Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
+    public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
         using var call = inference.Begin(Protocol);
         var error = call.Open(request.ModelName, string.IsNullOrEmpty(request.ModelVersion) ? null : request.ModelVersion);
         if (error is not null) throw Fail(call, error);
-        var batch = call.NewBatch();
-        error = Decode(request, batch);
+        Features.FeatureBinding? binding = null;
+        if (Features.OnlineFeatures.Applies(call.Model!, inference.Options))
+        {
+            (binding, error) = await Features.FeaturePredict.BindAsync(context.GetHttpContext(), inference, call, context.CancellationToken).ConfigureAwait(false);
+            if (error is not null) throw Fail(call, error);
+        }
+        // A model that reads features: the tensors are its join keys and request fields; the store fills the rest.
+        error = binding is null ? Decode(request, call.NewBatch())
+            : await DecodeWithFeaturesAsync(request, call, binding, inference.Options.MaxRowsPerRequest, context.CancellationToken).ConfigureAwait(false);
         if (error is not null) throw Fail(call, error);
         var served = call.Model!;
         error = V2Tensors.SelectOutputs(served, [.. request.Outputs.Select(o => o.Name)], out var outputs);
@@ -72,7 +81,67 @@ public sealed class V2GrpcService(Inference inference) : GRPCInferenceService.GR
             else tensor.Contents.Fp64Contents.Add(numbers);
             response.Outputs.Add(tensor);
         }
-        return Task.FromResult(response);
+        return response;
+    }
+
+    /// <summary>
+    /// The tensors (typed contents or raw_input_contents, each of shape [rows] or [rows, 1]) as columns of JSON values,
+    /// read as rows of join keys and request fields, and filled from the feature store.
+    /// </summary>
+    private static async Task<RequestError?> DecodeWithFeaturesAsync(ModelInferRequest request, Inference.Call call, Features.FeatureBinding binding, int maxRows, CancellationToken ct)
+    {
+        var raw = request.RawInputContents;
+        if (raw.Count > 0 && raw.Count != request.Inputs.Count)
+            return new RequestError(400, $"raw_input_contents has {raw.Count} entries for {request.Inputs.Count} inputs; send one per input, in the inputs' order", "raw_input_contents");
+        var json = new ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(json))
+        {
+            w.WriteStartObject();
+            for (var i = 0; i < request.Inputs.Count; i++)
+            {
+                var t = request.Inputs[i];
+                if (t.Shape.Count is < 1 or > 2 || t.Shape[0] < 0 || (t.Shape.Count == 2 && t.Shape[1] != 1))
+                    return new RequestError(400, $"{t.Name}: shape must be [rows] or [rows, 1]", t.Name);
+                RawValues? values = null;
+                if (raw.Count > 0)
+                {
+                    var rawError = RawValues.Decode(t.Name, t.Datatype, t.Shape, raw[i].Span, out values);
+                    if (rawError is not null) return rawError;
+                }
+                var count = values?.Count ?? Count(t);
+                if (count != t.Shape[0]) return new RequestError(400, $"{t.Name}: shape says {t.Shape[0]} values, the contents have {count}", t.Name);
+                w.WriteStartArray(t.Name);
+                for (var r = 0; r < count; r++)
+                {
+                    if (values is not null)
+                    {
+                        if (values.Texts is { } texts) w.WriteStringValue(texts[r]);
+                        else w.WriteNumberValue(values.Numbers![r]);
+                        continue;
+                    }
+                    var c = t.Contents;
+                    switch (t.Datatype)
+                    {
+                        case "BYTES": w.WriteStringValue(c.BytesContents[r].ToStringUtf8()); break;
+                        case "FP32" or "FP16": w.WriteNumberValue(c.Fp32Contents[r]); break;
+                        case "FP64": w.WriteNumberValue(c.Fp64Contents[r]); break;
+                        case "INT8" or "INT16" or "INT32": w.WriteNumberValue(c.IntContents[r]); break;
+                        case "INT64": w.WriteNumberValue(c.Int64Contents[r]); break;
+                        case "UINT8" or "UINT16" or "UINT32": w.WriteNumberValue(c.UintContents[r]); break;
+                        case "UINT64": w.WriteNumberValue(c.Uint64Contents[r]); break;
+                        case "BOOL": w.WriteBooleanValue(c.BoolContents[r]); break;
+                        default: return new RequestError(400, $"{t.Name}: datatype {t.Datatype} is not supported", t.Name);
+                    }
+                }
+                w.WriteEndArray();
+            }
+            w.WriteEndObject();
+        }
+        using var doc = JsonDocument.Parse(json.WrittenMemory);
+        var rows = new List<Features.FeatureRow>();
+        var error = Features.FeatureRows.FromColumns(doc.RootElement, "inputs", rows);
+        if (error is null) (_, error) = await Features.FeaturePredict.FillAsync(binding, call, rows, isBatch: true, maxRows, ct).ConfigureAwait(false);
+        return error;
     }
 
     private static RequestError? Decode(ModelInferRequest request, InputBatch batch)
