@@ -16,22 +16,8 @@ internal static class FeatureRows
     /// </summary>
     public static RequestError? FromMlflow(JsonElement root, List<FeatureRow> rows)
     {
-        if (root.ValueKind != JsonValueKind.Object) return new RequestError(400, "expected a JSON object with one of dataframe_split, dataframe_records, instances or inputs");
-        string? kind = null;
-        JsonElement payload = default;
-        foreach (var p in root.EnumerateObject())
-        {
-            if (p.Name is "dataframe_split" or "dataframe_records" or "instances" or "inputs")
-            {
-                if (kind is not null) return new RequestError(400, $"the body has both {kind} and {p.Name}; send exactly one", p.Name);
-                (kind, payload) = (p.Name, p.Value);
-            }
-            else if (p.Name != "params")
-            {
-                return new RequestError(400, $"unknown key '{p.Name}'; expected one of dataframe_split, dataframe_records, instances, inputs (and optional params)", p.Name);
-            }
-        }
-        if (kind is null) return new RequestError(400, "the body has none of dataframe_split, dataframe_records, instances or inputs", "dataframe_split");
+        var error = Protocols.MlflowScoring.InvocationsEndpoints.Payload(root, out var kind, out var payload);
+        if (error is not null) return error;
         if (kind == "dataframe_split") return Split(payload, rows);
         if (payload.ValueKind == JsonValueKind.Object) return FromColumns(payload, kind, rows);
         if (payload.ValueKind != JsonValueKind.Array) return new RequestError(400, $"{kind} must be an array of records", kind);
@@ -86,26 +72,8 @@ internal static class FeatureRows
     /// </summary>
     public static RequestError? FromV2(JsonElement root, List<FeatureRow> rows, out string? id, out List<string> requested)
     {
-        id = null;
-        requested = [];
-        if (root.ValueKind != JsonValueKind.Object) return new RequestError(400, "expected an inference request object with inputs");
-        if (root.TryGetProperty("id", out var idElement))
-        {
-            if (idElement.ValueKind != JsonValueKind.String) return new RequestError(400, "id must be a string", "id");
-            id = idElement.GetString();
-        }
-        if (root.TryGetProperty("outputs", out var outs))
-        {
-            if (outs.ValueKind != JsonValueKind.Array) return new RequestError(400, "outputs must be an array", "outputs");
-            foreach (var o in outs.EnumerateArray())
-            {
-                if (o.ValueKind != JsonValueKind.Object || !o.TryGetProperty("name", out var n) || n.ValueKind != JsonValueKind.String)
-                    return new RequestError(400, "each requested output needs a name", "outputs");
-                requested.Add(n.GetString()!);
-            }
-        }
-        if (!root.TryGetProperty("inputs", out var inputs) || inputs.ValueKind != JsonValueKind.Array)
-            return new RequestError(400, "inputs must be an array of tensors (one per join key and request field)", "inputs");
+        var error = Protocols.OpenInference.V2RestEndpoints.Envelope(root, out id, out requested, out var inputs);
+        if (error is not null) return error;
         var columns = new List<(string Name, List<JsonElement> Values)>();
         foreach (var t in inputs.EnumerateArray())
         {

@@ -123,32 +123,38 @@ public static class InvocationsEndpoints
         }
         using (doc)
         {
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) return new RequestError(400, "expected a JSON object with one of dataframe_split, dataframe_records, instances or inputs");
-            JsonElement? payload = null;
-            string? kind = null;
-            foreach (var p in root.EnumerateObject())
-            {
-                if (p.Name is "dataframe_split" or "dataframe_records" or "instances" or "inputs")
-                {
-                    if (kind is not null) return new RequestError(400, $"the body has both {kind} and {p.Name}; send exactly one", p.Name);
-                    kind = p.Name;
-                    payload = p.Value;
-                }
-                else if (p.Name != "params")
-                {
-                    return new RequestError(400, $"unknown key '{p.Name}'; expected one of dataframe_split, dataframe_records, instances, inputs (and optional params)", p.Name);
-                }
-            }
-            if (payload is not { } value) return new RequestError(400, "the body has none of dataframe_split, dataframe_records, instances or inputs", "dataframe_split");
+            var error = Payload(doc.RootElement, out var kind, out var value);
+            if (error is not null) return error;
             batch.IsBatch = true;
             return kind switch
             {
                 "dataframe_split" => DecodeSplit(value, batch),
                 "dataframe_records" => DecodeRecords(value, batch, kind),
-                _ => value.ValueKind == JsonValueKind.Object ? DecodeColumns(value, batch, kind!) : DecodeRecords(value, batch, kind!),
+                _ => value.ValueKind == JsonValueKind.Object ? DecodeColumns(value, batch, kind) : DecodeRecords(value, batch, kind),
             };
         }
+    }
+
+    /// <summary>The body's one payload (dataframe_split, dataframe_records, instances or inputs; params aside) and its kind.</summary>
+    internal static RequestError? Payload(JsonElement root, out string kind, out JsonElement payload)
+    {
+        kind = "";
+        payload = default;
+        if (root.ValueKind != JsonValueKind.Object) return new RequestError(400, "expected a JSON object with one of dataframe_split, dataframe_records, instances or inputs");
+        foreach (var p in root.EnumerateObject())
+        {
+            if (p.Name is "dataframe_split" or "dataframe_records" or "instances" or "inputs")
+            {
+                if (kind.Length > 0) return new RequestError(400, $"the body has both {kind} and {p.Name}; send exactly one", p.Name);
+                kind = p.Name;
+                payload = p.Value;
+            }
+            else if (p.Name != "params")
+            {
+                return new RequestError(400, $"unknown key '{p.Name}'; expected one of dataframe_split, dataframe_records, instances, inputs (and optional params)", p.Name);
+            }
+        }
+        return kind.Length == 0 ? new RequestError(400, "the body has none of dataframe_split, dataframe_records, instances or inputs", "dataframe_split") : null;
     }
 
     private static RequestError? DecodeRecords(JsonElement value, InputBatch batch, string kind)

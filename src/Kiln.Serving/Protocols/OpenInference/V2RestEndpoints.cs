@@ -168,25 +168,8 @@ public static class V2RestEndpoints
         }
         using (doc)
         {
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) return new RequestError(400, "expected an inference request object with inputs");
-            if (root.TryGetProperty("id", out var idElement))
-            {
-                if (idElement.ValueKind != JsonValueKind.String) return new RequestError(400, "id must be a string", "id");
-                id = idElement.GetString();
-            }
-            if (root.TryGetProperty("outputs", out var outs))
-            {
-                if (outs.ValueKind != JsonValueKind.Array) return new RequestError(400, "outputs must be an array", "outputs");
-                foreach (var o in outs.EnumerateArray())
-                {
-                    if (o.ValueKind != JsonValueKind.Object || !o.TryGetProperty("name", out var n) || n.ValueKind != JsonValueKind.String)
-                        return new RequestError(400, "each requested output needs a name", "outputs");
-                    requested.Add(n.GetString()!);
-                }
-            }
-            if (!root.TryGetProperty("inputs", out var inputs) || inputs.ValueKind != JsonValueKind.Array)
-                return new RequestError(400, "inputs must be an array of tensors", "inputs");
+            var envelopeError = Envelope(doc.RootElement, out id, out requested, out var inputs);
+            if (envelopeError is not null) return envelopeError;
             batch.IsBatch = true;
             var tensors = new List<(int Field, List<JsonElement> Values)>();
             var rowsPerInput = new List<(int, int)>();
@@ -226,6 +209,33 @@ public static class V2RestEndpoints
             }
             return null;
         }
+    }
+
+    /// <summary>An inference request's id, the outputs it asks for (none: all) and its array of input tensors.</summary>
+    internal static RequestError? Envelope(JsonElement root, out string? id, out List<string> requested, out JsonElement inputs)
+    {
+        id = null;
+        requested = [];
+        inputs = default;
+        if (root.ValueKind != JsonValueKind.Object) return new RequestError(400, "expected an inference request object with inputs");
+        if (root.TryGetProperty("id", out var idElement))
+        {
+            if (idElement.ValueKind != JsonValueKind.String) return new RequestError(400, "id must be a string", "id");
+            id = idElement.GetString();
+        }
+        if (root.TryGetProperty("outputs", out var outs))
+        {
+            if (outs.ValueKind != JsonValueKind.Array) return new RequestError(400, "outputs must be an array", "outputs");
+            foreach (var o in outs.EnumerateArray())
+            {
+                if (o.ValueKind != JsonValueKind.Object || !o.TryGetProperty("name", out var n) || n.ValueKind != JsonValueKind.String)
+                    return new RequestError(400, "each requested output needs a name", "outputs");
+                requested.Add(n.GetString()!);
+            }
+        }
+        if (!root.TryGetProperty("inputs", out inputs) || inputs.ValueKind != JsonValueKind.Array)
+            return new RequestError(400, "inputs must be an array of tensors", "inputs");
+        return null;
     }
 
     private static bool Flatten(JsonElement e, List<JsonElement> into, int depth)
