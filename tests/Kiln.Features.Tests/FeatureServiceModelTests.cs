@@ -101,6 +101,9 @@ public sealed class FeatureServiceModelTests
                             {"name": "amount", "datatype": "FP64", "shape": [{{drivers.Count}}, 1], "data": [{{string.Join(", ", drivers.Select(Amount))}}]}]}
                 """, path: v2Path);
             Assert.True(protocolStatus == 200, v2.ToString());
+            // v2 metadata lists what a request sends: the join key (typed as the entity declares) and the request field.
+            var metadata = JsonDocument.Parse(await http.GetStringAsync($"/v2/models/{host.Models.Default.Name}")).RootElement;
+            Assert.Equal(["driver_id:INT64", "amount:FP64"], metadata.GetProperty("inputs").EnumerateArray().Select(t => $"{t.GetProperty("name").GetString()}:{t.GetProperty("datatype").GetString()}"));
             var (m1, e1) = await PostAsync(http, """{"dataframe_records": [{"driver_id": 1, "amount": 1}, {"amount": 2}]}""", path: "/invocations");
             Assert.Equal(400, m1);
             Assert.Equal("BAD_REQUEST", e1.GetProperty("error_code").GetString());
@@ -127,6 +130,8 @@ public sealed class FeatureServiceModelTests
                     request.Inputs.Add(amounts);
                     return request;
                 }
+                var grpcMetadata = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = host.Models.Default.Name });
+                Assert.Equal(["driver_id:INT64", "amount:FP64"], grpcMetadata.Inputs.Select(t => $"{t.Name}:{t.Datatype}"));
                 grpc = await client.ModelInferAsync(Request(withKeys: true));
                 var refused = await Assert.ThrowsAsync<RpcException>(async () => await client.ModelInferAsync(Request(withKeys: false)));
                 Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Kiln.Core;
 using Kiln.Features.Online;
+using Kiln.Serving.Models;
 using Kiln.Serving.Protocols.Native;
 using Kiln.Serving.Validation;
 using Microsoft.AspNetCore.Http;
@@ -21,13 +22,12 @@ internal static class FeaturePredict
     private static readonly string[] JsonOnly = ["application/json"];
 
     /// <summary>The model version's binding, or null when it has no input from the store (then the plain path answers); an error when the store cannot be used.</summary>
-    public static async Task<(FeatureBinding? Binding, RequestError? Error)> BindAsync(HttpContext http, Inference inference, Inference.Call call, CancellationToken ct)
+    public static async Task<(FeatureBinding? Binding, RequestError? Error)> BindAsync(IServiceProvider services, ServeOptions options, ServedModel model, CancellationToken ct)
     {
-        var model = call.Model!;
-        if (!OnlineFeatures.Applies(model, inference.Options)) return (null, null);
+        if (!OnlineFeatures.Applies(model, options)) return (null, null);
         try
         {
-            var binding = await http.RequestServices.GetRequiredService<OnlineFeatures>().BindAsync(model, ct).ConfigureAwait(false);
+            var binding = await services.GetRequiredService<OnlineFeatures>().BindAsync(model, ct).ConfigureAwait(false);
             return (binding.Features.Count == 0 ? null : binding, null);
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -39,7 +39,7 @@ internal static class FeaturePredict
     /// <summary>POST /predict: answers the request, or returns null (nothing read) when the model has no input from the store.</summary>
     public static async Task<IResult?> PredictAsync(HttpContext http, Inference inference, Inference.Call call, CancellationToken ct)
     {
-        var (binding, bindError) = await BindAsync(http, inference, call, ct).ConfigureAwait(false);
+        var (binding, bindError) = await BindAsync(http.RequestServices, inference.Options, call.Model!, ct).ConfigureAwait(false);
         if (bindError is not null) return NativeEndpoints.Problem(call, bindError);
         if (binding is null) return null;
         var model = call.Model!;

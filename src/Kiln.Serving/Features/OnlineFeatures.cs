@@ -14,8 +14,9 @@ namespace Kiln.Serving.Features;
 public sealed class FeatureBinding
 {
     internal FeatureBinding(OnlineFeatureReader reader, string service, IReadOnlyList<FeatureRef> features, int[] fields,
-        IReadOnlyList<string> joinKeys, bool[] fromStore, DateTime createdAt)
+        IReadOnlyList<string> joinKeys, IReadOnlyList<FeatureType?> joinKeyTypes, bool[] fromStore, DateTime createdAt)
     {
+        JoinKeyTypes = joinKeyTypes;
         Reader = reader;
         Service = service;
         Features = features;
@@ -36,6 +37,9 @@ public sealed class FeatureBinding
 
     /// <summary>Every join key the features' views need; each request row must carry all of them.</summary>
     public IReadOnlyList<string> JoinKeys { get; }
+
+    /// <summary>The type each join key's entity declares (null: none declared), in the order of <see cref="JoinKeys"/>.</summary>
+    public IReadOnlyList<FeatureType?> JoinKeyTypes { get; }
 
     /// <summary>Per schema field: filled from the store (true) or sent with the request (false).</summary>
     public bool[] FromStore { get; }
@@ -133,7 +137,8 @@ public sealed class OnlineFeatures(ServeOptions options) : IAsyncDisposable
         foreach (var f in features)
             foreach (var k in repo.JoinKeys(repo.View(f.View)))
                 if (!joinKeys.Contains(k)) joinKeys.Add(k);
-        return new FeatureBinding(new OnlineFeatureReader(repo, _store), service, features, [.. fields], joinKeys, fromStore, DateTime.UtcNow);
+        return new FeatureBinding(new OnlineFeatureReader(repo, _store), service, features, [.. fields], joinKeys,
+            [.. joinKeys.Select(repo.JoinKeyType)], fromStore, DateTime.UtcNow);
     }
 
     /// <summary>The definitions a package was trained with (a YAML repository, when serving one, is taken as it is).</summary>

@@ -38,7 +38,7 @@ public static class InvocationsEndpoints
         if (error is not null) return Error(call, error);
         if (Features.OnlineFeatures.Applies(call.Model!, inference.Options))
         {
-            var (binding, bindError) = await Features.FeaturePredict.BindAsync(http, inference, call, ct).ConfigureAwait(false);
+            var (binding, bindError) = await Features.FeaturePredict.BindAsync(http.RequestServices, inference.Options, call.Model!, ct).ConfigureAwait(false);
             if (bindError is not null) return Error(call, bindError);
             if (binding is not null) return await InvokeWithFeaturesAsync(http, inference, call, binding, ct).ConfigureAwait(false);
         }

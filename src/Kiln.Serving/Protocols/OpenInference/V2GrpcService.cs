@@ -31,19 +31,22 @@ public sealed class V2GrpcService(Inference inference) : GRPCInferenceService.GR
     public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context) =>
         Task.FromResult(new ServerMetadataResponse { Name = V2RestEndpoints.ServerName, Version = V2RestEndpoints.ServerVersion });
 
-    public override Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context)
+    public override async Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context)
     {
         var slot = inference.Models.Find(request.Name) ?? throw new RpcException(new Status(StatusCode.NotFound, $"model '{request.Name}' is not served here"));
         var m = slot.Current ?? throw new RpcException(new Status(StatusCode.Unavailable, $"model '{slot.Name}' is not loaded yet"));
         if (!string.IsNullOrEmpty(request.Version) && request.Version != m.Version)
             throw new RpcException(new Status(StatusCode.NotFound, $"model '{slot.Name}' serves version {m.Version}, not {request.Version}"));
+        // A model that reads features takes its join keys and request fields: those are its inputs here.
+        var (binding, error) = await Features.FeaturePredict.BindAsync(context.GetHttpContext().RequestServices, inference.Options, m, context.CancellationToken).ConfigureAwait(false);
+        if (error is not null) throw new RpcException(new Status(StatusCode.Unavailable, error.Message));
         var response = new ModelMetadataResponse { Name = m.Name, Platform = V2Tensors.Platform(m) };
         response.Versions.Add(m.Version);
-        foreach (var (name, datatype, shape) in V2Tensors.Inputs(m))
+        foreach (var (name, datatype, shape) in V2Tensors.Inputs(m, binding))
             response.Inputs.Add(new ModelMetadataResponse.Types.TensorMetadata { Name = name, Datatype = datatype, Shape = { shape } });
         foreach (var (name, datatype, shape) in V2Tensors.Outputs(m))
             response.Outputs.Add(new ModelMetadataResponse.Types.TensorMetadata { Name = name, Datatype = datatype, Shape = { shape } });
-        return Task.FromResult(response);
+        return response;
     }
 
     public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
@@ -54,7 +57,7 @@ public sealed class V2GrpcService(Inference inference) : GRPCInferenceService.GR
         Features.FeatureBinding? binding = null;
         if (Features.OnlineFeatures.Applies(call.Model!, inference.Options))
         {
-            (binding, error) = await Features.FeaturePredict.BindAsync(context.GetHttpContext(), inference, call, context.CancellationToken).ConfigureAwait(false);
+            (binding, error) = await Features.FeaturePredict.BindAsync(context.GetHttpContext().RequestServices, inference.Options, call.Model!, context.CancellationToken).ConfigureAwait(false);
             if (error is not null) throw Fail(call, error);
         }
         // A model that reads features: the tensors are its join keys and request fields; the store fills the rest.

@@ -27,8 +27,8 @@ public static class V2RestEndpoints
             TypedResults.Json(new V2Ready(models.AllReady), ServingJsonContext.Default.V2Ready, statusCode: models.AllReady ? 200 : 503));
 
         var model = v2.MapGroup("/models/{name}");
-        model.MapGet("/", (ModelManager models, string name, CancellationToken ct) => Metadata(models, name, null));
-        model.MapGet("/versions/{version}", (ModelManager models, string name, string version, CancellationToken ct) => Metadata(models, name, version));
+        model.MapGet("/", (HttpContext http, ModelManager models, string name, CancellationToken ct) => MetadataAsync(http, models, name, null, ct));
+        model.MapGet("/versions/{version}", (HttpContext http, ModelManager models, string name, string version, CancellationToken ct) => MetadataAsync(http, models, name, version, ct));
         model.MapGet("/ready", (ModelManager models, string name, CancellationToken ct) => ModelReady(models, name, null));
         model.MapGet("/versions/{version}/ready", (ModelManager models, string name, string version, CancellationToken ct) => ModelReady(models, name, version));
         var inference = app.ServiceProvider.GetRequiredService<Inference>(); // once, not a DI scope per request
@@ -42,15 +42,18 @@ public static class V2RestEndpoints
         return app;
     }
 
-    private static IResult Metadata(ModelManager models, string name, string? version)
+    private static async Task<IResult> MetadataAsync(HttpContext http, ModelManager models, string name, string? version, CancellationToken ct)
     {
         var slot = models.Find(name);
         if (slot is null) return Error(404, $"model '{name}' is not served here");
         var m = slot.Current;
         if (m is null) return Error(503, $"model '{name}' is not loaded yet");
         if (version is not null && version != m.Version) return Error(404, $"model '{name}' serves version {m.Version}, not {version}");
+        // A model that reads features takes its join keys and request fields: those are its inputs here.
+        var (binding, error) = await Features.FeaturePredict.BindAsync(http.RequestServices, http.RequestServices.GetRequiredService<ServeOptions>(), m, ct).ConfigureAwait(false);
+        if (error is not null) return Error(error.Status, error.Message);
         return TypedResults.Ok(new V2ModelMetadata(m.Name, [m.Version], V2Tensors.Platform(m),
-            [.. V2Tensors.Inputs(m).Select(t => new V2TensorMetadata(t.Name, t.Datatype, [.. t.Shape]))],
+            [.. V2Tensors.Inputs(m, binding).Select(t => new V2TensorMetadata(t.Name, t.Datatype, [.. t.Shape]))],
             [.. V2Tensors.Outputs(m).Select(t => new V2TensorMetadata(t.Name, t.Datatype, [.. t.Shape]))]));
     }
 
@@ -70,7 +73,7 @@ public static class V2RestEndpoints
         Features.FeatureBinding? binding = null;
         if (Features.OnlineFeatures.Applies(call.Model!, inference.Options))
         {
-            (binding, error) = await Features.FeaturePredict.BindAsync(http, inference, call, ct).ConfigureAwait(false);
+            (binding, error) = await Features.FeaturePredict.BindAsync(http.RequestServices, inference.Options, call.Model!, ct).ConfigureAwait(false);
             if (error is not null) return Error(call, error);
         }
         var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, JsonOnly, ct).ConfigureAwait(false);

@@ -20,10 +20,32 @@ public static class V2Tensors
 
     public static string Platform(ServedModel m) => m.Package.Manifest.Runtime == ModelRuntime.Onnx ? "onnxruntime_onnx" : "mlnet";
 
-    public static IEnumerable<(string Name, string Datatype, long[] Shape)> Inputs(ServedModel m)
+    /// <summary>
+    /// The tensors a request sends: the model's inputs; for a model that reads features (<paramref name="binding"/>),
+    /// its join keys (typed as their entities declare, BYTES when undeclared) and the inputs the store does not fill.
+    /// </summary>
+    public static IEnumerable<(string Name, string Datatype, long[] Shape)> Inputs(ServedModel m, Features.FeatureBinding? binding = null)
     {
-        foreach (var f in m.Schema.Fields) yield return (f.Name, f.IsNumeric ? "FP64" : "BYTES", [-1]);
+        if (binding is not null)
+        {
+            for (var k = 0; k < binding.JoinKeys.Count; k++) yield return (binding.JoinKeys[k], Datatype(binding.JoinKeyTypes[k]), [-1]);
+        }
+        foreach (var f in m.Schema.Fields)
+        {
+            if (binding is not null && (binding.FromStore[f.Index] || binding.JoinKeys.Contains(f.Name))) continue;
+            yield return (f.Name, f.IsNumeric ? "FP64" : "BYTES", [-1]);
+        }
     }
+
+    private static string Datatype(Kiln.Features.Definitions.FeatureType? type) => type switch
+    {
+        Kiln.Features.Definitions.FeatureType.Int32 => "INT32",
+        Kiln.Features.Definitions.FeatureType.Int64 => "INT64",
+        Kiln.Features.Definitions.FeatureType.Float32 => "FP32",
+        Kiln.Features.Definitions.FeatureType.Float64 => "FP64",
+        Kiln.Features.Definitions.FeatureType.Bool => "BOOL",
+        _ => "BYTES",
+    };
 
     public static IEnumerable<(string Name, string Datatype, long[] Shape)> Outputs(ServedModel m)
     {
