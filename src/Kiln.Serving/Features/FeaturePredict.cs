@@ -14,7 +14,7 @@ namespace Kiln.Serving.Features;
 /// Scoring a model that reads its inputs from the feature store: each row carries the entity's join keys (and any
 /// request-time inputs); the features come from the online store (as of now, ttl enforced), fill the model's inputs,
 /// and the row is scored. Features that are not PRESENT reach the model as missing values and are listed. The
-/// protocols (native /predict, MLflow /invocations, Open Inference v2 REST) decode their bodies into
+/// protocols (native /predict, MLflow /invocations, Open Inference v2 over REST and gRPC) decode their bodies into
 /// <see cref="FeatureRow"/>s and render the answer; <see cref="FillAsync"/> does the rest.
 /// </summary>
 internal static class FeaturePredict
