@@ -21,7 +21,7 @@ public sealed record FeatureSpec(string Name, ColumnKind Kind, CategoricalEncodi
 /// The estimator and its hyper-parameters. <paramref name="CalibrationFolds"/>: a binary fast_forest's probabilities
 /// are calibrated on out-of-fold scores of this many folds of the training rows (0: on the training rows' own scores).
 /// </summary>
-public sealed record TrainerSpec(string Kind, int Trees, int Leaves, int MinSamplesLeaf, double LearningRate, int Iterations, int CalibrationFolds = 5)
+public sealed record TrainerSpec(string Kind, int Trees, int Leaves, int MinSamplesLeaf, double LearningRate, int Iterations, int CalibrationFolds = 3)
 {
     public static readonly string[] Kinds = ["fast_forest", "fast_tree", "lightgbm", "linear"];
 }
@@ -248,7 +248,7 @@ public sealed record TrainingSpec
             r.OptionalInt(m, "min_samples_leaf", "trainer") ?? 10,
             r.OptionalDouble(m, "learning_rate", "trainer") ?? 0.2,
             r.OptionalInt(m, "iterations", "trainer") ?? 100,
-            r.OptionalInt(m, "calibration_folds", "trainer") ?? 5);
+            r.OptionalInt(m, "calibration_folds", "trainer") ?? 3);
         if (spec.Trees < 1) throw r.Error(m, "trainer.trees", "must be at least 1");
         if (spec.Leaves < 2) throw r.Error(m, "trainer.leaves", "must be at least 2");
         if (spec.MinSamplesLeaf < 1) throw r.Error(m, "trainer.min_samples_leaf", "must be at least 1");

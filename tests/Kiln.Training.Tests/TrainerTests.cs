@@ -115,7 +115,7 @@ public class TrainerTests
             await File.WriteAllLinesAsync(path, scorer.ScoreAll(test).Select(p => p.Value.ToString("R", CultureInfo.InvariantCulture)));
             return path;
         }
-        var outOfFold = await Train("oof", 5);
+        var outOfFold = await Train("oof", 3); // the default
         var inSample = await Train("insample", 0);
 
         var py = await Proc.PythonAsync($"""
