@@ -312,9 +312,7 @@ public sealed class ParquetFlatWriter
             _body.Advance(4 + size);
             begin = end;
         }
-        var start = _position;
-        WritePage(PageData, ends.Length, EncodingPlain, _body.WrittenSpan);
-        End(new ChunkMeta(start, start, -1, 0, false, 0, 0));
+        EndPlainChunk(ends.Length, 0, false, 0, 0);
     }
 
     /// <summary>A double column; in a nullable column NaN is written as null (missing).</summary>
@@ -354,9 +352,7 @@ public sealed class ParquetFlatWriter
             BinaryPrimitives.WriteDoubleLittleEndian(span[(8 * k++)..], v);
         }
         _body.Advance(8 * k);
-        var start = _position;
-        WritePage(PageData, values.Length, EncodingPlain, _body.WrittenSpan);
-        End(new ChunkMeta(start, start, -1, nulls, any, BitConverter.DoubleToInt64Bits(min), BitConverter.DoubleToInt64Bits(max)));
+        EndPlainChunk(values.Length, nulls, any, BitConverter.DoubleToInt64Bits(min), BitConverter.DoubleToInt64Bits(max));
     }
 
     /// <summary>A non-null 32-bit integer column.</summary>
@@ -376,9 +372,7 @@ public sealed class ParquetFlatWriter
             BinaryPrimitives.WriteInt32LittleEndian(span[(4 * i)..], v);
         }
         _body.Advance(4 * values.Length);
-        var start = _position;
-        WritePage(PageData, values.Length, EncodingPlain, _body.WrittenSpan);
-        End(new ChunkMeta(start, start, -1, 0, values.Length > 0, min, max));
+        EndPlainChunk(values.Length, 0, values.Length > 0, min, max);
     }
 
     /// <summary>A non-null timestamp column (UTC; written in microseconds since the Unix epoch).</summary>
@@ -398,9 +392,15 @@ public sealed class ParquetFlatWriter
             BinaryPrimitives.WriteInt64LittleEndian(span[(8 * i)..], micros);
         }
         _body.Advance(8 * values.Length);
+        EndPlainChunk(values.Length, 0, values.Length > 0, min, max);
+    }
+
+    /// <summary>Writes the body (levels and PLAIN values) as the chunk's one data page and records the chunk.</summary>
+    private void EndPlainChunk(int values, long nulls, bool hasMinMax, long min, long max)
+    {
         var start = _position;
-        WritePage(PageData, values.Length, EncodingPlain, _body.WrittenSpan);
-        End(new ChunkMeta(start, start, -1, 0, values.Length > 0, min, max));
+        WritePage(PageData, values, EncodingPlain, _body.WrittenSpan);
+        End(new ChunkMeta(start, start, -1, nulls, hasMinMax, min, max));
     }
 
     private ParquetColumn Begin(ParquetColumnKind kind, int count)

@@ -84,14 +84,9 @@ internal static class FeatureRows
                 return new RequestError(400, $"{name}: shape must be [rows] or [rows, 1]", name);
             var dims = shape.EnumerateArray().Select(d => d.TryGetInt64(out var v) ? v : -1).ToArray();
             if (dims[0] < 0 || (dims.Length == 2 && dims[1] != 1)) return new RequestError(400, $"{name}: shape must be [rows] or [rows, 1]", name);
-            if (!t.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array)
-                return new RequestError(400, $"{name}: data must be an array", name);
             var values = new List<JsonElement>();
-            foreach (var item in data.EnumerateArray())
-            {
-                if (item.ValueKind == JsonValueKind.Array) values.AddRange(item.EnumerateArray()); // [rows, 1] written nested
-                else values.Add(item);
-            }
+            if (!t.TryGetProperty("data", out var data) || !Protocols.OpenInference.V2RestEndpoints.Flatten(data, values, 0))
+                return new RequestError(400, $"{name}: data must be an array (nested arrays are read row-major)", name);
             if (values.Count != dims[0]) return new RequestError(400, $"{name}: shape says {dims[0]} values, data has {values.Count}", name);
             columns.Add((name, values));
         }

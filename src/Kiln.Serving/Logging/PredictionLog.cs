@@ -201,11 +201,10 @@ public sealed class PredictionLog : BackgroundService
             var to = rows.DayRunEnd(from);
             var date = DateOf(rows.Timestamp(from));
             var key = (model.Name, model.Version, date);
-            var dir = Path.Combine(_options.LogDirectory!, "model=" + Safe(model.Name), "version=" + Safe(model.Version), "date=" + date);
             _partitions.TryGetValue(key, out var partition);
             try
             {
-                if (partition is null) _partitions[key] = partition = new PartitionFile(dir, log.Columns, _clock.GetUtcNow().UtcDateTime);
+                if (partition is null) _partitions[key] = partition = new PartitionFile(PartitionDirectory(model, date), log.Columns, _clock.GetUtcNow().UtcDateTime);
                 partition.Write(rows, from, to, model.Name, model.Version);
                 Interlocked.Add(ref _written, to - from);
                 _metrics.LogWritten.Add(to - from, new KeyValuePair<string, object?>("model", model.Name));
@@ -214,7 +213,7 @@ public sealed class PredictionLog : BackgroundService
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
             {
                 // These rows are lost (and said so); the next ones start a new file.
-                ServingLog.LogWriteFailed(_logger, dir, e.Message);
+                ServingLog.LogWriteFailed(_logger, partition?.Directory ?? PartitionDirectory(model, date), e.Message);
                 partition?.Abandon();
                 _partitions.Remove(key);
             }
@@ -256,6 +255,9 @@ public sealed class PredictionLog : BackgroundService
             p.Abandon();
         }
     }
+
+    private string PartitionDirectory(ServedModel model, string date) =>
+        Path.Combine(_options.LogDirectory!, "model=" + Safe(model.Name), "version=" + Safe(model.Version), "date=" + date);
 
     private static string Safe(string s)
     {

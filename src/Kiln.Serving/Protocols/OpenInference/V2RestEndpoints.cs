@@ -241,7 +241,8 @@ public static class V2RestEndpoints
         return null;
     }
 
-    private static bool Flatten(JsonElement e, List<JsonElement> into, int depth)
+    /// <summary>A tensor's data, nested arrays read row-major, into one list; false when it is not an array (or nests past 8 levels).</summary>
+    internal static bool Flatten(JsonElement e, List<JsonElement> into, int depth)
     {
         if (e.ValueKind != JsonValueKind.Array || depth > 8) return false;
         foreach (var item in e.EnumerateArray())
