@@ -66,7 +66,6 @@ if [[ -f tests/js/package.json ]]; then
   fi
 fi
 
-export KILN_REQUIRE_SERVICES=1
 export KILN_REPO_ROOT="$root"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 

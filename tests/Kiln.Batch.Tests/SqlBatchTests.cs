@@ -118,10 +118,9 @@ public sealed class SqlBatchTests(BatchFixture fx)
         Assert.Contains("t00042", rejects[1]);
     }
 
-    private static string? PostgresUri(string database)
+    private static string PostgresUri(string database)
     {
-        if (TestEnvironment.Postgres is not { } cs) return null;
-        var b = new NpgsqlConnectionStringBuilder(cs);
+        var b = new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres);
         return $"postgresql://{b.Username}@{b.Host}:{b.Port}/{database}";
     }
 
@@ -146,7 +145,6 @@ public sealed class SqlBatchTests(BatchFixture fx)
     [Fact]
     public async Task Postgres_table_to_postgres_table_by_copy_and_upsert_is_idempotent()
     {
-        if (TestEnvironment.Postgres is null) return; // test.sh always sets it (KILN_REQUIRE_SERVICES=1 makes a missing one an error)
         var (database, cs) = await CreateDatabaseAsync();
         try
         {
@@ -208,7 +206,6 @@ public sealed class SqlBatchTests(BatchFixture fx)
     [Fact]
     public async Task A_postgres_text_column_where_the_model_wants_numbers_fails_before_scoring()
     {
-        if (TestEnvironment.Postgres is null) return;
         var (database, cs) = await CreateDatabaseAsync();
         try
         {

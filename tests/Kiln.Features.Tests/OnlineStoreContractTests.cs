@@ -101,7 +101,7 @@ public sealed class RedisOnlineStoreTests : OnlineStoreContractTests
 {
     protected override async Task<IOnlineStore> OpenAsync()
     {
-        var redis = TestEnvironment.Redis ?? throw new InvalidOperationException("KILN_TEST_REDIS is not set (test.sh starts Redis)");
+        var redis = TestEnvironment.Redis;
         return await OnlineStores.OpenAsync($"redis://{redis}");
     }
 }

@@ -223,7 +223,7 @@ public sealed class PostgresStoreContractTests : StoreContractTests
 
     protected override async Task<IPipelineStore> CreateStoreAsync()
     {
-        var admin = TestEnvironment.Postgres ?? throw new InvalidOperationException("set KILN_TEST_POSTGRES (test.sh does) to run the PostgreSQL store contract");
+        var admin = TestEnvironment.Postgres;
         await using (var c = new NpgsqlConnection(admin))
         {
             await c.OpenAsync();
@@ -237,7 +237,6 @@ public sealed class PostgresStoreContractTests : StoreContractTests
     protected override async Task DropAsync()
     {
         var admin = TestEnvironment.Postgres;
-        if (admin is null) return;
         NpgsqlConnection.ClearAllPools();
         await using var c = new NpgsqlConnection(admin);
         await c.OpenAsync();

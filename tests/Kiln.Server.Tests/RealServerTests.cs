@@ -29,7 +29,7 @@ public sealed class RealServerTests
         Assert.Equal(0.8, run.Metric("auc"));
     }
 
-    public static TheoryData<string> Backends() => TestEnvironment.Postgres is null ? ["sqlite"] : ["sqlite", "postgres"];
+    public static TheoryData<string> Backends() => ["sqlite", "postgres"];
 
     [Theory]
     [MemberData(nameof(Backends))]

@@ -13,8 +13,6 @@ public sealed class ServerFixture : IStoresFixture, IAsyncLifetime
 
     public TrackingStores Stores { get; private set; } = null!;
 
-    public bool Available => true;
-
     public Uri Address { get; private set; } = null!;
 
     public HttpClient Http { get; } = new();

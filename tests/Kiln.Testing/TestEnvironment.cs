@@ -8,23 +8,20 @@ public static class TestEnvironment
     /// <summary>The repository root (the folder holding Kiln.slnx).</summary>
     public static string RepoRoot { get; } = FindRepoRoot();
 
-    /// <summary>True when test.sh runs the tests: then every service must be there.</summary>
-    public static bool ServicesRequired => Environment.GetEnvironmentVariable("KILN_REQUIRE_SERVICES") == "1";
+    /// <summary>The PostgreSQL connection string test.sh exports.</summary>
+    public static string Postgres => Service("KILN_TEST_POSTGRES", "PostgreSQL");
 
-    /// <summary>The PostgreSQL connection string test.sh exports; null when absent and not required.</summary>
-    public static string? Postgres => Service("KILN_TEST_POSTGRES");
+    /// <summary>The Redis endpoint test.sh exports.</summary>
+    public static string Redis => Service("KILN_TEST_REDIS", "Redis");
 
-    /// <summary>The Redis endpoint test.sh exports; null when absent and not required.</summary>
-    public static string? Redis => Service("KILN_TEST_REDIS");
-
-    private static string? Service(string variable)
+    // A test that needs a service fails without it, never passes by returning early: ./test.sh
+    // always installs and starts both, so an absent one is a broken run, not a reason to skip.
+    private static string Service(string variable, string name)
     {
         var value = Environment.GetEnvironmentVariable(variable);
-        if (string.IsNullOrEmpty(value) && ServicesRequired)
-        {
-            throw new InvalidOperationException($"{variable} is not set although test.sh should have started the service");
-        }
-        return string.IsNullOrEmpty(value) ? null : value;
+        return string.IsNullOrEmpty(value)
+            ? throw new InvalidOperationException($"{variable} is not set: run the tests through ./test.sh, which starts {name}")
+            : value;
     }
 
     private static string FindRepoRoot()

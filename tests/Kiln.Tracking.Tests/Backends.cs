@@ -7,9 +7,6 @@ namespace Kiln.Tracking.Tests;
 public interface IStoresFixture
 {
     TrackingStores Stores { get; }
-
-    /// <summary>False when the backend's service is absent and not required (local runs without PostgreSQL).</summary>
-    bool Available { get; }
 }
 
 /// <summary>SQLite in a fresh temporary directory.</summary>
@@ -18,8 +15,6 @@ public sealed class SqliteFixture : IStoresFixture, IAsyncLifetime
     private readonly TempDir _dir = new("kiln-tracking");
 
     public TrackingStores Stores { get; private set; } = null!;
-
-    public bool Available => true;
 
     public string Directory => _dir.Path;
 
@@ -44,14 +39,11 @@ public sealed class PostgresFixture : IStoresFixture, IAsyncLifetime
 
     public TrackingStores Stores { get; private set; } = null!;
 
-    public bool Available => _database is not null;
-
     public string ConnectionString { get; private set; } = "";
 
     public async Task InitializeAsync()
     {
         var admin = TestEnvironment.Postgres;
-        if (admin is null) return;
         _database = "kiln_" + Guid.NewGuid().ToString("N");
         await using (var c = new NpgsqlConnection(admin))
         {

@@ -13,8 +13,6 @@ public abstract class StoreContract(IStoresFixture fixture)
 
     protected IArtifactStore A => fixture.Stores.Artifacts;
 
-    protected bool Skip => !fixture.Available;
-
     protected static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 13)];
 
     private async Task<(string Exp, Run Run)> NewRunAsync(string? name = null)
@@ -36,7 +34,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task Experiment_create_get_rename_tag_delete_restore()
     {
-        if (Skip) return;
         var name = Unique("churn");
         var id = await T.CreateExperimentAsync(name, tags: [new KeyValue("team", "risk")]);
         var e = await T.GetExperimentAsync(id);
@@ -71,7 +68,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task Experiment_missing_or_malformed_ids_are_clear_errors()
     {
-        if (Skip) return;
         await Throws(ErrorCode.ResourceDoesNotExist, () => T.GetExperimentAsync("987654321"));
         var e = await Throws(ErrorCode.InvalidParameterValue, () => T.GetExperimentAsync("abc"));
         Assert.Contains("experiment_id", e.Message, StringComparison.Ordinal);
@@ -81,7 +77,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task Default_experiment_exists()
     {
-        if (Skip) return;
         var e = await T.GetExperimentAsync("0");
         Assert.Equal("Default", e.Name);
     }
@@ -91,7 +86,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task Run_lifecycle_params_metrics_tags()
     {
-        if (Skip) return;
         var (exp, run) = await NewRunAsync("first-try");
         Assert.Equal(RunStatus.Running, run.Info.Status);
         Assert.Equal("first-try", run.Info.RunName);
@@ -145,7 +139,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task Deleted_runs_are_hidden_refuse_writes_and_restore()
     {
-        if (Skip) return;
         var (exp, run) = await NewRunAsync();
         await T.DeleteRunAsync(run.RunId);
         Assert.Equal(LifecycleStage.Deleted, (await T.GetRunAsync(run.RunId)).Info.LifecycleStage);
@@ -161,7 +154,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task NaN_and_infinite_metric_values_round_trip()
     {
-        if (Skip) return;
         var (_, run) = await NewRunAsync();
         await T.LogBatchAsync(run.RunId, [new Metric("a", double.NaN, 1, 0), new Metric("b", double.PositiveInfinity, 1, 0), new Metric("c", -1e300, 1, 0)], null, null);
         var got = await T.GetRunAsync(run.RunId);
@@ -173,7 +165,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task MLflow_limits_are_refused_with_invalid_parameter_value()
     {
-        if (Skip) return;
         var (_, run) = await NewRunAsync();
         var tooMany = Enumerable.Range(0, 1001).Select(i => new Metric("m", i, i, i)).ToList();
         var e = await Throws(ErrorCode.InvalidParameterValue, () => T.LogBatchAsync(run.RunId, tooMany, null, null));
@@ -216,7 +207,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task Search_filters_with_MLflow_grammar()
     {
-        if (Skip) return;
         var (exp, runs) = await SearchFixtureAsync();
         Assert.Equal(["run-4", "run-3"], await Names(exp, "metrics.acc > 0.75"));
         Assert.Equal(["run-4", "run-3", "run-2"], await Names(exp, "metrics.acc >= 0.7"));
@@ -237,7 +227,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task Search_orders_and_pages()
     {
-        if (Skip) return;
         var (exp, _) = await SearchFixtureAsync();
         // Runs without the metric come last in both directions, as in MLflow.
         Assert.Equal(["run-4", "run-3", "run-2", "run-1", "run-0", "run-5"], await Names(exp, null, "metrics.acc DESC"));
@@ -264,7 +253,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task Search_refuses_bad_filters_and_tokens()
     {
-        if (Skip) return;
         var (exp, _) = await SearchFixtureAsync();
         foreach (var bad in (string[])["metrics.acc > 'high'", "params.lr > '0.1'", "acc > 0.5 OR 1=1", "metrics.acc >", "color.x = 'y'", "attributes.nope = 'x'", "params.lr = 0.1; DROP TABLE runs"])
         {
@@ -283,7 +271,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task Registered_models_and_versions()
     {
-        if (Skip) return;
         var (_, run) = await NewRunAsync();
         var name = Unique("churn-model");
         var m = await R.CreateRegisteredModelAsync(name, "predicts churn", [new KeyValue("owner", "risk")]);
@@ -335,7 +322,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task Aliases_record_every_move_and_roll_back()
     {
-        if (Skip) return;
         var name = Unique("fraud");
         await R.CreateRegisteredModelAsync(name);
         for (var i = 0; i < 3; i++) await R.CreateModelVersionAsync(new CreateModelVersion(name, $"file:///m{i}"));
@@ -382,7 +368,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task Artifacts_put_list_read()
     {
-        if (Skip) return;
         var root = Unique("art");
         await A.PutAsync($"{root}/model/kiln.json", new MemoryStream("{\"format_version\":1}"u8.ToArray()));
         await A.PutAsync($"{root}/model/data/weights.bin", new MemoryStream(new byte[1000]));
@@ -403,14 +388,12 @@ public abstract class StoreContract(IStoresFixture fixture)
     [InlineData("a\\..\\x")]
     public async Task Artifact_paths_that_escape_are_refused(string path)
     {
-        if (Skip) return;
         await Throws(ErrorCode.InvalidParameterValue, () => A.PutAsync(path, new MemoryStream([1, 2, 3])));
     }
 
     [Fact]
     public async Task Artifact_uploads_over_the_limit_are_refused_and_leave_nothing()
     {
-        if (Skip) return;
         var root = Unique("big");
         var e = await Throws(ErrorCode.InvalidParameterValue, () => A.PutAsync($"{root}/big.bin", new MemoryStream(new byte[1024 * 1024 + 1])));
         Assert.Contains("limit", e.Message, StringComparison.Ordinal);
@@ -422,7 +405,6 @@ public abstract class StoreContract(IStoresFixture fixture)
     [Fact]
     public async Task Sixteen_concurrent_writers_lose_no_acknowledged_metric()
     {
-        if (Skip) return;
         var exp = await T.CreateExperimentAsync(Unique("load"));
         var runs = new List<string>();
         for (var i = 0; i < 4; i++) runs.Add((await T.CreateRunAsync(new CreateRun(exp))).RunId);
