@@ -58,4 +58,40 @@ public sealed class ServeCliTests
         Assert.Equal(1, result.ExitCode);
         Assert.Contains("--poll-interval", result.StdErr);
     }
+
+    [Fact]
+    public async Task A_model_that_cannot_be_resolved_at_start_is_an_error_unless_asked_to_wait()
+    {
+        using var dir = new TempDir("kiln-cli");
+        var store = dir.File("store");
+        var result = await KilnCli.RunAsync(["serve", "--model", "models:/nosuch@production", "--tracking-uri", store, "--port", "0", "--grpc-port", "-1"],
+            timeout: TimeSpan.FromSeconds(60));
+        Assert.Equal(1, result.ExitCode);
+        var errors = result.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("error:", StringComparison.Ordinal)).ToList();
+        Assert.Single(errors);
+        Assert.Contains("--model models:/nosuch@production: cannot be loaded", errors[0]);
+        Assert.DoesNotContain("kiln serve: HTTP", result.StdOut);
+
+        // Asked to wait, it serves /health and answers /ready with 503 until the model exists.
+        var port = TestEnvironment.FreePort();
+        using var process = KilnCli.Start(["serve", "--model", "models:/nosuch@production", "--tracking-uri", store, "--wait-for-model",
+            "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--grpc-port", "-1"]);
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            int? status = null;
+            while (status is null && DateTime.UtcNow < deadline && !process.HasExited)
+            {
+                try { status = (int)(await http.GetAsync("/ready")).StatusCode; }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { await Task.Delay(200); }
+            }
+            Assert.False(process.HasExited, "kiln serve --wait-for-model exited");
+            Assert.Equal(503, status);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+    }
 }

@@ -44,6 +44,30 @@ internal static class Cli
         });
     }
 
+    /// <summary>
+    /// Fails in one line when HOST:PORT is already taken. Kestrel would find out too, but only
+    /// after the host has logged the failure with its whole stack trace.
+    /// </summary>
+    public static void EnsurePortFree(string option, string host, int port)
+    {
+        if (port <= 0) return;
+        var address = host switch
+        {
+            "localhost" => System.Net.IPAddress.Loopback,
+            _ when System.Net.IPAddress.TryParse(host, out var ip) => ip,
+            _ => System.Net.IPAddress.Any,
+        };
+        using var probe = new System.Net.Sockets.Socket(address.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        try
+        {
+            probe.Bind(new System.Net.IPEndPoint(address, port));
+        }
+        catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        {
+            throw new KilnException($"{option} {port}: {host}:{port} is already in use (another kiln or program listens there; pick another port)");
+        }
+    }
+
     private static int Fail(ParseResult parse, Exception e)
     {
         Console.Error.WriteLine($"error: {OneLine(e.Message)}");

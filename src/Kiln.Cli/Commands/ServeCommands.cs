@@ -40,10 +40,11 @@ internal static class ServeCommands
         var onlineStore = new Option<string?>("--online-store") { Description = "Online store for models that read features: a SQLite path or redis://host:port (default $KILN_ONLINE_STORE, else .kiln/online.db)." };
         var featureRegistry = new Option<string?>("--feature-registry") { Description = "Feature registry with the applied definitions: a SQLite path or PostgreSQL URI (default $KILN_FEATURE_REGISTRY, else .kiln/kiln.db)." };
         var featureRepo = new Option<string?>("--feature-repo") { Description = "Read feature definitions from this YAML repository instead of the registry (development)." };
+        var waitForModel = new Option<bool>("--wait-for-model") { Description = "Start even when a model cannot be loaded yet (not registered, alias not set): /ready says 503 until it can; without this, such a model is an error at start." };
         var command = new Command("serve", "Serve models over HTTP (/predict, MLflow /invocations, Open Inference v2) and gRPC, with /health, /ready and /metrics.")
         {
             models, port, grpcPort, host, logDir, poll, unseen, maxConcurrent, queue, maxBody, timeout, tracking, monitor, logRoll,
-            featureService, featureProject, onlineStore, featureRegistry, featureRepo,
+            featureService, featureProject, onlineStore, featureRegistry, featureRepo, waitForModel,
         };
         command.SetHandler(async (parse, ct) =>
         {
@@ -81,11 +82,24 @@ internal static class ServeCommands
                     .AddKilnMonitoring(monitoring, sp => sp.GetRequiredService<Kiln.Serving.Metrics.ServingMetrics>().Meter)
                     .Replace(ServiceDescriptor.Singleton<IModelPackageLocator>(new TrackingPackageLocator(stores))),
             };
+            Cli.EnsurePortFree("--port", options.Host, options.Port);
+            if (options.GrpcPort is { } grpcListen) Cli.EnsurePortFree("--grpc-port", options.Host, grpcListen);
             await using var server = await ServingHost.BuildAsync(options);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             // SIGTERM (docker stop, Kubernetes) stops gracefully like Ctrl+C: drain, then flush the log.
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
             await server.StartAsync(ct);
+            if (!parse.GetValue(waitForModel))
+            {
+                // A model that cannot be loaded at start is a mistake in the command (a typo in the
+                // name, an alias never set), not something to retry quietly forever.
+                await server.Models.InitialLoad.WaitAsync(ct);
+                if (server.Models.Slots.FirstOrDefault(s => s.Current is null) is { } failed)
+                {
+                    await server.StopAsync(CancellationToken.None);
+                    throw new KilnException($"--model {failed.Spec.Uri}: cannot be loaded: {failed.LastError} (--wait-for-model starts anyway and waits for it)");
+                }
+            }
             Console.Out.WriteLine($"kiln serve: HTTP {server.HttpUri}" + (server.GrpcUri is { } g ? $", gRPC {g}" : ""));
             await Console.Out.FlushAsync(ct);
             try

@@ -65,6 +65,7 @@ internal static class ServerCommands
             options.Modules.Add(new MetricsServerModule());
             if (parse.GetValue(monitor) is { } monitorFile)
                 options.Modules.Add(new MonitorServerModule(MonitorWiring.Load(monitorFile, parse.GetValue(logDir) is { } l ? Path.GetFullPath(l) : null, pipelinesInProcess: parse.GetValue(pipelines) is not null), parse.GetValue(pipelines) is not null));
+            Cli.EnsurePortFree("--port", options.Host, options.Port);
             await using var app = KilnServer.BuildApp(options);
             // Open the stores (and create the schema) before listening, so a bad --db fails at once.
             var stores = app.Services.GetService(typeof(TrackingStores)) as TrackingStores
