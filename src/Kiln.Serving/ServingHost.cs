@@ -94,6 +94,8 @@ public sealed class ServingHost : IAsyncDisposable
             o.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, options.MaxRequestBodyBytes);
             o.EnableDetailedErrors = false;
         });
+        // Server reflection, so grpcurl and other tools list and call the service without the proto file.
+        services.AddGrpcReflection();
         services.AddSingleton<RequestGate>();
 
         var app = builder.Build();
@@ -106,6 +108,7 @@ public sealed class ServingHost : IAsyncDisposable
         app.MapInvocationsEndpoints(gated: true);
         app.MapOpenInferenceEndpoints(gated: true);
         app.MapGrpcService<V2GrpcService>().RequireGate();
+        app.MapGrpcReflectionService();
         app.MapGet("/metrics", (PrometheusExporter exporter, CancellationToken ct) => TypedResults.Text(exporter.Render(), PrometheusExporter.ContentType));
         if (options.LogDirectory is not null) Kiln.Monitoring.Feedback.FeedbackEndpoints.MapKilnFeedbackEndpoints(app, options.LogDirectory);
         return Task.FromResult(new ServingHost(app, [.. listeners]));

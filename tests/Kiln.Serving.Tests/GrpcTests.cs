@@ -143,4 +143,25 @@ public sealed class GrpcTests(ServerFixture server) : IClassFixture<ServerFixtur
         Assert.Contains("amount", output.GetProperty("raw_bad_message").GetString());
         Assert.Contains("3 bytes", output.GetProperty("raw_bad_message").GetString());
     }
+
+    [Fact]
+    public async Task Server_reflection_lists_the_inference_service_and_describes_it_without_the_proto()
+    {
+        // The reflection client is gRPC's own (Grpc.Reflection), as grpcurl speaks the same protocol.
+        using var channel = GrpcChannel.ForAddress(server.Host.GrpcUri!);
+        var reflection = new Grpc.Reflection.V1Alpha.ServerReflection.ServerReflectionClient(channel);
+        using var call = reflection.ServerReflectionInfo();
+        await call.RequestStream.WriteAsync(new Grpc.Reflection.V1Alpha.ServerReflectionRequest { ListServices = "" });
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        var services = call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name).ToList();
+        Assert.Contains("inference.GRPCInferenceService", services);
+
+        await call.RequestStream.WriteAsync(new Grpc.Reflection.V1Alpha.ServerReflectionRequest { FileContainingSymbol = "inference.GRPCInferenceService" });
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        var files = call.ResponseStream.Current.FileDescriptorResponse.FileDescriptorProto
+            .Select(b => Google.Protobuf.Reflection.FileDescriptorProto.Parser.ParseFrom(b)).ToList();
+        var service = files.SelectMany(f => f.Service).Single(s => s.Name == "GRPCInferenceService");
+        Assert.Contains("ModelInfer", service.Method.Select(m => m.Name));
+        await call.RequestStream.CompleteAsync();
+    }
 }
