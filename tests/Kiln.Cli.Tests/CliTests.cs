@@ -142,5 +142,14 @@ public class CliTests
         Assert.Equal(1, report.RootElement.GetProperty("current_rows").GetInt32());
         Assert.Equal(6, report.RootElement.GetProperty("features_tested").GetInt32());
         Assert.Contains("probability", r.StdErr, StringComparison.Ordinal);
+        Assert.DoesNotContain("already held", r.StdErr, StringComparison.Ordinal);
+
+        // Run again in the same directory: it says that it registered another version and moved production.
+        var again = await KilnCli.RunAsync(["quickstart", "--dir", Quickstart], dir.Path);
+        Assert.True(again.ExitCode == 0, again.ToString());
+        var said = System.Text.RegularExpressions.Regex.Replace(again.StdErr, @"\s+", " "); // the console wraps at 80 columns when piped
+        Assert.Contains("already held 1 version(s) of fraud", said, StringComparison.Ordinal);
+        Assert.Contains("moved production from 1 to it", said, StringComparison.Ordinal);
+        Assert.Contains("./kiln models rollback fraud production", said, StringComparison.Ordinal);
     }
 }

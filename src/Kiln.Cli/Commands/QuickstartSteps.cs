@@ -17,9 +17,15 @@ internal static class QuickstartSteps
         Cli.Err.MarkupLine($"[bold]2. Track and register[/] the run in the embedded store ({TrackingUri}: SQLite + local artifacts)");
         var version = await TrackingHooks.AfterTrainingAsync(TrackingUri, "quickstart", spec.Name, spec, result, ct);
         await using var stores = TrackingStores.Open(TrackingUri);
-        await stores.Registry.SetAliasAsync(version!.Name, "production", version.Version, Environment.UserName, ct);
+        var before = (await stores.Registry.GetAliasHistoryAsync(version!.Name, "production", ct)) is [.., var last] ? last.ToVersion : null;
+        await stores.Registry.SetAliasAsync(version.Name, "production", version.Version, Environment.UserName, ct);
         var uri = $"models:/{version.Name}@production";
         Cli.Err.MarkupLineInterpolated($"Alias [green]production[/] now points at version {version.Version}: {uri}");
+        if (version.Version > 1)
+        {
+            // A second quickstart in the same directory is not a no-op: say what it changed and how to undo it.
+            Cli.Err.MarkupLineInterpolated($"[yellow]{TrackingUri} already held {version.Version - 1} version(s) of {version.Name}[/]: this run registered version {version.Version} and moved production from {before?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "nowhere"} to it. Undo with ./kiln models rollback {version.Name} production; start afresh by deleting {TrackingUri}.");
+        }
 
         Cli.Err.MarkupLine("[bold]3. Resolve and score[/] the registered package in-process (checksums verified on load)");
         var resolved = await new ModelResolver(stores).ResolveAsync(uri, ct);
