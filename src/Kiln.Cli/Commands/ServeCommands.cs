@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Runtime.InteropServices;
 using Kiln.Core;
 using Kiln.Monitoring.Continuous;
@@ -131,16 +130,6 @@ internal static class ServeCommands
         };
     }
 
-    /// <summary>Parses 5s, 250ms, 2m, 1h or a bare number of seconds.</summary>
-    internal static TimeSpan ParseDuration(string option, string text)
-    {
-        text = text.Trim();
-        double Number(string s) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v >= 0
-            ? v : throw new KilnException($"{option}: '{text}' is not a duration (examples: 5s, 250ms, 2m)");
-        if (text.EndsWith("ms", StringComparison.Ordinal)) return TimeSpan.FromMilliseconds(Number(text[..^2]));
-        if (text.EndsWith('s')) return TimeSpan.FromSeconds(Number(text[..^1]));
-        if (text.EndsWith('m')) return TimeSpan.FromMinutes(Number(text[..^1]));
-        if (text.EndsWith('h')) return TimeSpan.FromHours(Number(text[..^1]));
-        return TimeSpan.FromSeconds(Number(text));
-    }
+    /// <summary>Parses a serve duration option in the shared grammar (docs/cli.md#durations).</summary>
+    internal static TimeSpan ParseDuration(string option, string text) => Duration.Parse(text, option);
 }

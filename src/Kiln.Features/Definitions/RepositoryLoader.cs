@@ -193,7 +193,7 @@ public static class RepositoryLoader
         var name = f.RequiredString("name");
         var ttl = TimeSpan.Zero;
         if (f.OptionalString("ttl") is { } ttlText && !Duration.TryParse(ttlText, out ttl))
-            throw f.ErrorAt("ttl", $"'{ttlText}' is not a duration (e.g. 0, 3600, 90m, 1d, 2w)");
+            throw f.ErrorAt("ttl", $"ttl: '{ttlText}' is not a duration; write {Duration.Expected}");
         var online = true;
         if (f.OptionalString("online") is { } onlineText && !bool.TryParse(onlineText, out online))
             throw f.ErrorAt("online", $"'{onlineText}' is not true or false");

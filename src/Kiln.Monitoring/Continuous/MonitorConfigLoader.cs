@@ -362,8 +362,8 @@ public static class MonitorConfigLoader
         public TimeSpan Duration(YamlNode node, string path, bool positive = false)
         {
             var s = String(node, path);
-            if (!Durations.TryParse(s, out var d) || (positive && d <= TimeSpan.Zero))
-                throw Error(node, path, $"'{s}' is not a {(positive ? "positive " : "")}duration (examples: 30s, 5m, 1h, 250ms)");
+            if (!Kiln.Core.Duration.TryParse(s, out var d) || (positive && d <= TimeSpan.Zero))
+                throw Error(node, path, $"'{s}' is not a {(positive ? "positive " : "")}duration; write {Kiln.Core.Duration.Expected}");
             return d;
         }
 
@@ -385,24 +385,9 @@ public static class MonitorConfigLoader
     }
 }
 
-/// <summary>Durations as monitoring.yaml writes them: 250ms, 30s, 5m, 1h, 1d, or a bare number of seconds.</summary>
+/// <summary>Durations as monitoring reports print them; parsing is <see cref="Kiln.Core.Duration"/>.</summary>
 public static class Durations
 {
-    public static bool TryParse(string text, out TimeSpan value)
-    {
-        value = default;
-        text = text.Trim();
-        var (number, unit) = text.EndsWith("ms", StringComparison.Ordinal) ? (text[..^2], 0.001)
-            : text.EndsWith('s') ? (text[..^1], 1.0)
-            : text.EndsWith('m') ? (text[..^1], 60.0)
-            : text.EndsWith('h') ? (text[..^1], 3600.0)
-            : text.EndsWith('d') ? (text[..^1], 86400.0)
-            : (text, 1.0);
-        if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || !double.IsFinite(v) || v < 0 || v * unit > 1e9) return false;
-        value = TimeSpan.FromSeconds(v * unit);
-        return true;
-    }
-
     /// <summary>30s, 5m, 1h30m as short text.</summary>
     public static string Format(TimeSpan t) =>
         t.TotalSeconds < 1 ? $"{t.TotalMilliseconds:0}ms" : t.TotalMinutes < 1 ? $"{t.TotalSeconds:0.###}s" : t.TotalHours < 1 ? $"{t.TotalMinutes:0.###}m" : $"{t.TotalHours:0.###}h";

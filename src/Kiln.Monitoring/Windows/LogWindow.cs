@@ -43,26 +43,10 @@ public sealed record LogWindow
         return new LogWindow(logDirectory, model, end - length, end, version);
     }
 
-    /// <summary>Parses a window length: 90s, 15m, 1h, 7d, 1w, or a .NET TimeSpan (01:30:00).</summary>
-    public static TimeSpan ParseLength(string text)
-    {
-        var s = text.Trim();
-        if (s.Length >= 2 && char.IsLetter(s[^1]) && double.TryParse(s[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n > 0 && double.IsFinite(n))
-        {
-            var length = char.ToLowerInvariant(s[^1]) switch
-            {
-                's' => TimeSpan.FromSeconds(n),
-                'm' => TimeSpan.FromMinutes(n),
-                'h' => TimeSpan.FromHours(n),
-                'd' => TimeSpan.FromDays(n),
-                'w' => TimeSpan.FromDays(7 * n),
-                _ => (TimeSpan?)null,
-            };
-            if (length is { } l) return l;
-        }
-        if (TimeSpan.TryParse(s, CultureInfo.InvariantCulture, out var ts) && ts > TimeSpan.Zero) return ts;
-        throw new KilnException($"--window: '{text}' is not a duration (e.g. 15m, 1h, 7d)");
-    }
+    /// <summary>Parses a positive window length in the shared grammar (docs/cli.md#durations).</summary>
+    public static TimeSpan ParseLength(string text) =>
+        Duration.Parse(text, "--window") is { } length && length > TimeSpan.Zero ? length
+            : throw new KilnException($"--window must be positive; got '{text}'");
 
     /// <summary>Parses a point in time: ISO 8601 (a time without offset is UTC), or "now".</summary>
     public static DateTimeOffset ParseTime(string text, string option, DateTimeOffset? now = null)

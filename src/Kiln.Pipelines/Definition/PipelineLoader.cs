@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Kiln.Core;
 using Kiln.Pipelines.Tasks;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -268,8 +269,8 @@ public static class PipelineLoader
                         retry = ReadRetry(tv, prefix, errors);
                         break;
                     case "timeout":
-                        if (tv is YamlScalarNode ts && TryDuration(ts.Value, out var t)) timeout = t;
-                        else errors.Add($"{prefix}timeout must be a duration such as 30s, 5m, 1h or 500ms");
+                        if (tv is YamlScalarNode ts && Duration.TryParse(ts.Value, out var t)) timeout = t;
+                        else errors.Add($"{prefix}timeout must be a duration: {Duration.Expected}");
                         break;
                     case "cache":
                         if (tv is YamlScalarNode cs && bool.TryParse(cs.Value, out var c)) cache = c;
@@ -324,10 +325,10 @@ public static class PipelineLoader
                 case "count" when int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0:
                     p = p with { MaxAttempts = n + 1 };
                     break;
-                case "delay" when TryDuration(value, out var d):
+                case "delay" when Duration.TryParse(value, out var d):
                     p = p with { InitialDelay = d };
                     break;
-                case "max_delay" when TryDuration(value, out var d):
+                case "max_delay" when Duration.TryParse(value, out var d):
                     p = p with { MaxDelay = d };
                     break;
                 case "backoff" when double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var b) && b >= 1:
@@ -337,28 +338,11 @@ public static class PipelineLoader
                     p = p with { Jitter = j };
                     break;
                 default:
-                    errors.Add($"{prefix}retries: bad '{key}: {value}' (count: whole number >= 0, delay/max_delay: durations, backoff: number >= 1, jitter: 0..1)");
+                    errors.Add($"{prefix}retries: bad '{key}: {value}' (count: whole number >= 0, delay/max_delay: durations (docs/cli.md#durations), backoff: number >= 1, jitter: 0..1)");
                     break;
             }
         }
         return p;
-    }
-
-    /// <summary>Parses 500ms, 30s, 5m, 1h, 1d or a bare number of seconds.</summary>
-    public static bool TryDuration(string? s, out TimeSpan value)
-    {
-        value = default;
-        if (string.IsNullOrWhiteSpace(s)) return false;
-        s = s.Trim();
-        var (number, unit) = s.EndsWith("ms", StringComparison.Ordinal) ? (s[..^2], 0.001)
-            : s.EndsWith('s') ? (s[..^1], 1.0)
-            : s.EndsWith('m') ? (s[..^1], 60.0)
-            : s.EndsWith('h') ? (s[..^1], 3600.0)
-            : s.EndsWith('d') ? (s[..^1], 86400.0)
-            : (s, 1.0);
-        if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || n < 0 || double.IsInfinity(n)) return false;
-        value = TimeSpan.FromSeconds(n * unit);
-        return true;
     }
 
     private static bool IsNull(YamlScalarNode s) =>

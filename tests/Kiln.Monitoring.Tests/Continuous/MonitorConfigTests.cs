@@ -108,6 +108,15 @@ public sealed class MonitorConfigTests : IDisposable
         Assert.True(c.RaisesPipelineEvents);
     }
 
+    [Fact]
+    public void A_window_of_a_week_is_accepted_as_on_the_window_option()
+    {
+        // monitoring.yaml once refused 1w although `kiln monitor --window 1w` took it; both use Kiln.Core.Duration now.
+        var c = MonitorConfigLoader.Load("targets:\n  - model: models:/a@prod\n    log_dir: x\n    window: 1w\n", "monitoring.yaml");
+        Assert.Equal(TimeSpan.FromDays(7), c.Targets[0].Window);
+        Assert.Equal(TimeSpan.FromDays(7), Kiln.Monitoring.Windows.LogWindow.ParseLength("1w"));
+    }
+
     [Theory]
     [InlineData("interval: 1m\nrules:\n  - name: a\n    metric: m\n    threshold: 1\n    for: 5x\n", "monitoring.yaml:6: rules[0].for: '5x' is not a duration")]
     [InlineData("rules:\n  - name: a\n    metric: m\n    treshold: 1\n", "monitoring.yaml:4: rules[0].treshold: unknown key")]
