@@ -34,7 +34,7 @@ public class CliTests
 
         var verify = await KilnCli.RunAsync(["package", "verify", out_]);
         Assert.True(verify.ExitCode == 0, verify.ToString());
-        Assert.StartsWith("ok: 5 files verified", verify.StdOut, StringComparison.Ordinal);
+        Assert.StartsWith("ok: 5 files verified against kiln.json", verify.StdOut, StringComparison.Ordinal);
 
         var show = await KilnCli.RunAsync(["package", "show", out_]);
         Assert.True(show.ExitCode == 0, show.ToString());

@@ -177,7 +177,10 @@ internal static class DriftCommands
         foreach (var name in names)
         {
             if (isPredictionLog && (LogColumns.Contains(name) || name.StartsWith(LogInputPrefix, StringComparison.Ordinal) || name.StartsWith("probability_", StringComparison.Ordinal))) continue;
-            if (reference.Find(name) is null) report.AddColumnNotInReference(name);
+            if (reference.Find(name) is not null) continue;
+            // The model's own outputs (a log's probability) take their kind from the package; other columns were
+            // not read, and text is the safe guess for an unknown column.
+            report.AddColumnNotInReference(name, OutputColumns.KindOf(package, name) ?? ColumnKind.Categorical);
         }
         return report;
     }

@@ -64,8 +64,11 @@ public sealed class DriftReport
     /// <summary>Dataset-level warnings (see <see cref="DriftWarnings"/>).</summary>
     public List<string> Warnings { get; init; } = [];
 
-    /// <summary>Lists a current column the reference lacks (not tested), for callers that did not read it.</summary>
-    public void AddColumnNotInReference(string name, ColumnKind kind = ColumnKind.Categorical) => Features.Add(new FeatureDrift
+    /// <summary>
+    /// Lists a current column the reference lacks (not tested), for callers that did not read it. The kind has no
+    /// default: a default of categorical labelled the model's numeric probability column as categorical.
+    /// </summary>
+    public void AddColumnNotInReference(string name, ColumnKind kind) => Features.Add(new FeatureDrift
     {
         Name = name,
         Kind = kind,

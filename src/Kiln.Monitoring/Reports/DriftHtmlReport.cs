@@ -108,12 +108,34 @@ public static class DriftHtmlReport
         }
         if (h.Edges is { Length: >= 2 } edges)
         {
-            sb.Append("<text x=\"").Append(F(slot)).Append("\" y=\"").Append(plot + 14).Append("\" font-size=\"10\" fill=\"#5b6573\">").Append(E(G(edges[0]))).Append("</text>");
-            sb.Append("<text x=\"").Append(F(ChartWidth - slot)).Append("\" y=\"").Append(plot + 14).Append("\" font-size=\"10\" text-anchor=\"end\" fill=\"#5b6573\">").Append(E(G(edges[^1]))).Append("</text>");
+            // Ticks at round values, placed where they fall among the bin edges (the edges need not be evenly
+            // spaced): a reader sees the scale of the data, not two bare extremes.
+            var ticks = AxisTicks.Nice(edges[0], edges[^1]);
+            var labels = AxisTicks.Labels(ticks);
+            for (var t = 0; t < ticks.Count; t++)
+            {
+                var x = ValueX(edges, ticks[t], slot);
+                sb.Append("<line x1=\"").Append(F(x)).Append("\" y1=\"").Append(plot).Append("\" x2=\"").Append(F(x)).Append("\" y2=\"").Append(plot + 4).Append("\" stroke=\"#9aa4b1\"/>");
+                sb.Append("<text class=\"tick\" x=\"").Append(F(x)).Append("\" y=\"").Append(plot + 14).Append("\" font-size=\"10\" text-anchor=\"middle\" fill=\"#5b6573\">")
+                  .Append(E(labels[t])).Append("</text>");
+            }
             sb.Append("<text x=\"0\" y=\"").Append(plot + 26).Append("\" font-size=\"10\" fill=\"#9aa4b1\">below</text>");
             sb.Append("<text x=\"").Append(ChartWidth).Append("\" y=\"").Append(plot + 26).Append("\" font-size=\"10\" text-anchor=\"end\" fill=\"#9aa4b1\">above</text>");
         }
         sb.Append("</svg></div>");
+    }
+
+    // Bin i (1..edges.Length-1) spans [edges[i-1], edges[i]) and occupies slot i; slot 0 is "below", the last "above".
+    private static double ValueX(double[] edges, double value, double slot)
+    {
+        for (var j = 0; j < edges.Length - 1; j++)
+        {
+            if (value > edges[j + 1] && j < edges.Length - 2) continue;
+            var width = edges[j + 1] - edges[j];
+            var within = width > 0 ? Math.Clamp((value - edges[j]) / width, 0, 1) : 0;
+            return slot * (1 + j + within);
+        }
+        return slot;
     }
 
     private static void Bar(StringBuilder sb, double x, int baseline, double width, double height, string color, string tip)
@@ -127,9 +149,9 @@ public static class DriftHtmlReport
         if (h.Labels is { } labels && i < labels.Count) return labels[i];
         if (h.Edges is { } e)
         {
-            if (i == 0) return $"below {G(e[0])}";
-            if (i == e.Length) return $"above {G(e[^1])}";
-            return $"[{G(e[i - 1])}, {G(e[i])}" + (i == e.Length - 1 ? "]" : ")");
+            if (i == 0) return $"below {AxisTicks.Compact(e[0])}";
+            if (i == e.Length) return $"above {AxisTicks.Compact(e[^1])}";
+            return $"[{AxisTicks.Compact(e[i - 1])}, {AxisTicks.Compact(e[i])}" + (i == e.Length - 1 ? "]" : ")");
         }
         return $"bin {i}";
     }
