@@ -66,14 +66,14 @@ internal static class ServeCommands
                 GrpcPort = grpc < 0 ? null : grpc,
                 Host = parse.GetValue(host)!,
                 LogDirectory = logDirectory,
-                LogFileRollInterval = ParseDuration("--log-roll", parse.GetValue(logRoll)!) is { TotalMilliseconds: > 0 } roll ? roll
+                LogFileRollInterval = Duration.Parse(parse.GetValue(logRoll)!, "--log-roll") is { TotalMilliseconds: > 0 } roll ? roll
                     : throw new KilnException("--log-roll: must be longer than 0 (examples: 5s, 1m)"),
-                PollInterval = ParseDuration("--poll-interval", parse.GetValue(poll)!),
+                PollInterval = Duration.Parse(parse.GetValue(poll)!, "--poll-interval"),
                 UnseenCategories = policy,
                 MaxConcurrentRequests = parse.GetValue(maxConcurrent) ?? new ServeOptions().MaxConcurrentRequests,
                 QueueLimit = parse.GetValue(queue),
                 MaxRequestBodyBytes = parse.GetValue(maxBody),
-                RequestTimeout = ParseDuration("--request-timeout", parse.GetValue(timeout)!),
+                RequestTimeout = Duration.Parse(parse.GetValue(timeout)!, "--request-timeout"),
                 Sources = { registry },
                 FeatureStore = FeatureStoreOptions(parse.GetValue(featureService), parse.GetValue(featureProject), parse.GetValue(onlineStore),
                     parse.GetValue(featureRegistry), parse.GetValue(featureRepo)),
@@ -129,7 +129,4 @@ internal static class ServeCommands
             RepositoryPath = repo is null ? null : Path.GetFullPath(repo),
         };
     }
-
-    /// <summary>Parses a serve duration option in the shared grammar (docs/cli.md#durations).</summary>
-    internal static TimeSpan ParseDuration(string option, string text) => Duration.Parse(text, option);
 }

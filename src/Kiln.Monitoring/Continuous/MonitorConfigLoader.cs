@@ -384,11 +384,3 @@ public static class MonitorConfigLoader
         }
     }
 }
-
-/// <summary>Durations as monitoring reports print them; parsing is <see cref="Kiln.Core.Duration"/>.</summary>
-public static class Durations
-{
-    /// <summary>30s, 5m, 1h30m as short text.</summary>
-    public static string Format(TimeSpan t) =>
-        t.TotalSeconds < 1 ? $"{t.TotalMilliseconds:0}ms" : t.TotalMinutes < 1 ? $"{t.TotalSeconds:0.###}s" : t.TotalHours < 1 ? $"{t.TotalMinutes:0.###}m" : $"{t.TotalHours:0.###}h";
-}
