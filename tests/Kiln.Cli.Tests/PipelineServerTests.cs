@@ -8,7 +8,7 @@ namespace Kiln.Cli.Tests;
 
 /// <summary>
 /// A real `kiln server --pipelines DIR` on a loopback port, with hello.yaml and retrain-on-drift.yaml
-/// (its spec and data defaults made absolute) in its catalog; its working directory and store are a temporary directory.
+/// (its examples/quickstart defaults made absolute) in its catalog; its working directory and store are a temporary directory.
 /// </summary>
 public sealed class PipelineServer : IAsyncLifetime
 {
@@ -25,8 +25,7 @@ public sealed class PipelineServer : IAsyncLifetime
         var catalog = Directory.CreateDirectory(Dir.File("pipelines")).FullName;
         File.Copy(Path.Combine(Examples, "hello.yaml"), Path.Combine(catalog, "hello.yaml"));
         var retrain = (await File.ReadAllTextAsync(Path.Combine(Examples, "retrain-on-drift.yaml")))
-            .Replace("spec: examples/quickstart/spec.yaml", $"spec: {Path.Combine(TrainedPackage.Quickstart, "spec.yaml")}", StringComparison.Ordinal)
-            .Replace("data: examples/quickstart/transactions.csv", $"data: {TrainedPackage.Transactions}", StringComparison.Ordinal);
+            .Replace(" examples/quickstart/", $" {TrainedPackage.Quickstart}/", StringComparison.Ordinal);
         await File.WriteAllTextAsync(Path.Combine(catalog, "retrain-on-drift.yaml"), retrain);
 
         var port = TestEnvironment.FreePort();
