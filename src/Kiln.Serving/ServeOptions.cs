@@ -83,6 +83,9 @@ public sealed class ServeOptions
     /// <summary>Where models that take features read them online (see docs/serving.md, "Models that read features").</summary>
     public Features.FeatureStoreOptions FeatureStore { get; init; } = new();
 
+    /// <summary>Also push the metrics to an OpenTelemetry collector (OTLP); null = only the /metrics page.</summary>
+    public Metrics.OtlpOptions? Otlp { get; init; }
+
     /// <summary>Adds services to the host (e.g. continuous monitoring); ServingMetrics' meter is the one /metrics exports.</summary>
     public Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? ConfigureServices { get; init; }
 

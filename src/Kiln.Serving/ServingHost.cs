@@ -75,6 +75,7 @@ public sealed class ServingHost : IAsyncDisposable
         services.AddSingleton(options);
         services.AddSingleton<ServingMetrics>();
         services.AddSingleton(sp => new PrometheusExporter(sp.GetRequiredService<ServingMetrics>().Meter));
+        if (options.Otlp is { } otlp) services.AddSingleton(_ => OtlpMetrics.Start(otlp, "kiln-serve", ServingMetrics.MeterName));
         services.AddSingleton<ModelManager>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelManager>());
         services.AddSingleton<PredictionLog>();
@@ -101,6 +102,7 @@ public sealed class ServingHost : IAsyncDisposable
         var app = builder.Build();
         // Listen from the start: measurements made before the first scrape must count too.
         app.Services.GetRequiredService<PrometheusExporter>();
+        if (options.Otlp is not null) app.Services.GetRequiredService<OpenTelemetry.Metrics.MeterProvider>();
         app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = HandleExceptionAsync, StatusCodeSelector = StatusFor });
         var gate = app.Services.GetRequiredService<RequestGate>();
         app.Use(gate.InvokeAsync);

@@ -50,19 +50,24 @@ internal sealed class ServerMeter : IDisposable
     public void Dispose() => Meter.Dispose();
 }
 
-/// <summary>GET /metrics in kiln server (Prometheus text, the same exporter as kiln serve): process metrics and monitoring's gauges.</summary>
-internal sealed class MetricsServerModule : IKilnServerModule
+/// <summary>
+/// GET /metrics in kiln server (Prometheus text, the same exporter as kiln serve): process metrics and monitoring's
+/// gauges; with OTLP options, the same instruments are pushed to a collector too.
+/// </summary>
+internal sealed class MetricsServerModule(OtlpOptions? otlp = null) : IKilnServerModule
 {
     public void ConfigureServices(WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton<ServerMeter>();
         builder.Services.AddSingleton(sp => new PrometheusExporter(sp.GetRequiredService<ServerMeter>().Meter));
+        if (otlp is not null) builder.Services.AddSingleton(_ => OtlpMetrics.Start(otlp, "kiln-server", "Kiln.Server"));
     }
 
     public void MapEndpoints(WebApplication app)
     {
         // Listen from the start so that counts made before the first scrape are kept.
         app.Services.GetRequiredService<PrometheusExporter>();
+        if (otlp is not null) app.Services.GetRequiredService<OpenTelemetry.Metrics.MeterProvider>();
         app.MapGet("/metrics", (PrometheusExporter exporter, CancellationToken ct) => TypedResults.Text(exporter.Render(), PrometheusExporter.ContentType));
     }
 }

@@ -45,6 +45,8 @@ internal static class ServeCommands
             models, port, grpcPort, host, logDir, poll, unseen, maxConcurrent, queue, maxBody, timeout, tracking, monitor, logRoll,
             featureService, featureProject, onlineStore, featureRegistry, featureRepo, waitForModel,
         };
+        var otlp = new OtlpCliOptions();
+        otlp.AddTo(command);
         command.SetHandler(async (parse, ct) =>
         {
             var policy = parse.GetValue(unseen) == "flag" ? UnseenCategoryPolicy.Flag : UnseenCategoryPolicy.Reject;
@@ -75,6 +77,7 @@ internal static class ServeCommands
                 MaxRequestBodyBytes = parse.GetValue(maxBody),
                 RequestTimeout = Duration.Parse(parse.GetValue(timeout)!, "--request-timeout"),
                 Sources = { registry },
+                Otlp = otlp.Read(parse),
                 FeatureStore = FeatureStoreOptions(parse.GetValue(featureService), parse.GetValue(featureProject), parse.GetValue(onlineStore),
                     parse.GetValue(featureRegistry), parse.GetValue(featureRepo)),
                 ConfigureServices = monitoring is null ? null : services => services

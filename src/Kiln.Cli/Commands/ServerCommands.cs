@@ -38,6 +38,8 @@ internal static class ServerCommands
         {
             db, artifacts, port, host, maxArtifact, onlineStore, featureRegistry, pipelines, logDir, monitor,
         };
+        var otlp = new OtlpCliOptions();
+        otlp.AddTo(command);
         command.SetHandler(async (parse, ct) =>
         {
             var p = parse.GetValue(port);
@@ -62,7 +64,7 @@ internal static class ServerCommands
                 options.Modules.Add(new PipelineServerModule(metadataFile, pipelineDir, dbValue));
             }
             if (parse.GetValue(logDir) is { } log) options.Modules.Add(new FeedbackServerModule(log));
-            options.Modules.Add(new MetricsServerModule());
+            options.Modules.Add(new MetricsServerModule(otlp.Read(parse)));
             if (parse.GetValue(monitor) is { } monitorFile)
                 options.Modules.Add(new MonitorServerModule(MonitorWiring.Load(monitorFile, parse.GetValue(logDir) is { } l ? Path.GetFullPath(l) : null, pipelinesInProcess: parse.GetValue(pipelines) is not null), parse.GetValue(pipelines) is not null));
             Cli.EnsurePortFree("--port", options.Host, options.Port);
