@@ -4,7 +4,7 @@ using Kiln.Scoring;
 using Kiln.Serving.Logging;
 using Kiln.Serving.Metrics;
 using Kiln.Serving.Models;
-using Kiln.Serving.Validation;
+using Kiln.Scoring.Validation;
 
 namespace Kiln.Serving;
 

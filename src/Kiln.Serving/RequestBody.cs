@@ -1,5 +1,5 @@
 using System.Buffers;
-using Kiln.Serving.Validation;
+using Kiln.Scoring.Validation;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Net.Http.Headers;
 

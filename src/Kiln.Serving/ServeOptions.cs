@@ -1,16 +1,7 @@
 using Kiln.Serving.Models;
+using Kiln.Scoring.Validation;
 
 namespace Kiln.Serving;
-
-/// <summary>What a category never seen in training does to a request.</summary>
-public enum UnseenCategoryPolicy
-{
-    /// <summary>The request fails with 422 naming the field and the value.</summary>
-    Reject,
-
-    /// <summary>The row is scored (the model sees an unknown category) and the response and the log flag it.</summary>
-    Flag,
-}
 
 /// <summary>One model to serve: a URI the sources resolve, an optional name override and its validation policy.</summary>
 public sealed record ModelSpec(string Uri, string? Name = null, UnseenCategoryPolicy? UnseenCategories = null)

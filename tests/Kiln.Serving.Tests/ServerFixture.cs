@@ -2,6 +2,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Kiln.Testing;
+using Kiln.Scoring.Validation;
 
 namespace Kiln.Serving.Tests;
 

@@ -2,7 +2,7 @@ using System.Globalization;
 using Kiln.Core;
 using Kiln.Core.Data;
 using Kiln.Core.Packaging;
-using Kiln.Core.Profiling;
+using Kiln.Scoring.Validation;
 
 namespace Kiln.Batch.Validation;
 
@@ -25,7 +25,8 @@ internal sealed class ValidatedRows
 }
 
 /// <summary>
-/// Row-level checks before scoring: text that is not a number in a numeric input, a missing value
+/// Row-level checks before scoring, column by column over a chunk, with the same rules and words as request
+/// validation (<see cref="ValidationMessages"/>): text that is not a number in a numeric input, a missing value
 /// where the signature says the input is not nullable. Categories unseen in training are allowed
 /// (the model's one-hot encoding maps them to zeros) but counted.
 /// </summary>
@@ -37,8 +38,9 @@ internal sealed class RowValidator
     public RowValidator(ModelSignature signature, BadRowPolicy policy)
     {
         _policy = policy;
-        _inputs = [.. signature.Inputs.Select(i => (i.Name, i.Type == ColumnKind.Numeric, i.Nullable,
-            i.Type == ColumnKind.Categorical && i.Categories is { Count: > 0 } c ? new HashSet<string>(c, StringComparer.Ordinal) : null))];
+        // The signature compiled as request validation compiles it; unseen categories are counted, not refused (the flag policy).
+        var schema = new ModelSchema(signature, UnseenCategoryPolicy.Flag, int.MaxValue);
+        _inputs = [.. schema.Fields.Select(f => (f.Name, f.IsNumeric, f.Nullable, f.Categories))];
     }
 
     /// <summary>Checks rows [start, start + count) of a chunk whose row 0 is the source's row <paramref name="firstRow"/> (0-based).</summary>
@@ -69,7 +71,7 @@ internal sealed class RowValidator
                     if (nullable) continue;
                     var values = n.Values;
                     for (var r = 0; r < count; r++)
-                        if (double.IsNaN(values[start + r])) MarkBad(r, name, "the value is missing and the model's signature says it may not be");
+                        if (double.IsNaN(values[start + r])) MarkBad(r, name, ValidationMessages.NullNotAllowed);
                 }
                 else
                 {
@@ -79,9 +81,9 @@ internal sealed class RowValidator
                     {
                         var cell = text[start + r];
                         if (!NumericColumn.TryParseCell(cell, out numbers[r]))
-                            MarkBad(r, name, $"'{Shorten(cell!)}' is not a number");
+                            MarkBad(r, name, ValidationMessages.NotANumber(cell!));
                         else if (!nullable && double.IsNaN(numbers[r]))
-                            MarkBad(r, name, "the value is missing and the model's signature says it may not be");
+                            MarkBad(r, name, ValidationMessages.NullNotAllowed);
                     }
                     (converted ??= new(StringComparer.Ordinal))[name] = numbers;
                 }
@@ -94,7 +96,7 @@ internal sealed class RowValidator
                     var cell = text[start + r];
                     if (cell is null)
                     {
-                        if (!nullable) MarkBad(r, name, "the value is missing and the model's signature says it may not be");
+                        if (!nullable) MarkBad(r, name, ValidationMessages.NullNotAllowed);
                     }
                     else if (categories is not null && !categories.Contains(cell))
                     {
@@ -142,6 +144,4 @@ internal sealed class RowValidator
         }
         return values;
     }
-
-    private static string Shorten(string s) => s.Length <= 40 ? s : string.Concat(s.AsSpan(0, 40), "...");
 }

@@ -1,4 +1,5 @@
 using Kiln.Scoring;
+using Kiln.Scoring.Validation;
 using Kiln.Serving;
 using Kiln.Tracking;
 using Kiln.Training;
@@ -31,7 +32,7 @@ internal static class QuickstartSteps
         var resolved = await new ModelResolver(stores).ResolveAsync(uri, ct);
         using var scorer = Scorers.Open(resolved.Directory);
         var example = scorer.Package.ReadInputExample();
-        var predictions = scorer.ScoreAll(InputTables.FromJsonRows(example, scorer.Package.Signature));
+        var predictions = scorer.ScoreAll(JsonRowsDecoder.ToTable(example, scorer.Package.Signature));
         var t = new Table().AddColumns("input", "prediction", "probability");
         for (var i = 0; i < predictions.Length; i++)
             t.AddRow(Markup.Escape(string.Join(", ", example[i].Select(kv => $"{kv.Key}={kv.Value}"))), Markup.Escape(predictions[i].Label ?? ""),

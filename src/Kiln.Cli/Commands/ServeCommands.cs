@@ -5,6 +5,7 @@ using Kiln.Monitoring.Continuous;
 using Kiln.Serving;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Kiln.Scoring.Validation;
 
 namespace Kiln.Cli.Commands;
 

@@ -4,7 +4,7 @@ using Kiln.Core;
 using Kiln.Features.Online;
 using Kiln.Serving.Models;
 using Kiln.Serving.Protocols.Native;
-using Kiln.Serving.Validation;
+using Kiln.Scoring.Validation;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 

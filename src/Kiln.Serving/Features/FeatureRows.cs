@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Kiln.Serving.Validation;
+using Kiln.Scoring.Validation;
 
 namespace Kiln.Serving.Features;
 

@@ -3,7 +3,7 @@ using Kiln.Core.Data;
 using Kiln.Scoring;
 using Kiln.Serving.Metrics;
 using Kiln.Serving.Models;
-using Kiln.Serving.Validation;
+using Kiln.Scoring.Validation;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 

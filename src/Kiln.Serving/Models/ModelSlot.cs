@@ -1,3 +1,4 @@
+using Kiln.Scoring.Validation;
 namespace Kiln.Serving.Models;
 
 /// <summary>What a slot is doing: loading its first version, serving, or failed without anything to serve.</summary>

@@ -1,7 +1,7 @@
 using Kiln.Core.Data;
 using Kiln.Core.Packaging;
 using Kiln.Scoring;
-using Kiln.Serving.Validation;
+using Kiln.Scoring.Validation;
 
 namespace Kiln.Serving.Models;
 

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Kiln.Serving.Validation;
+using Kiln.Scoring.Validation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Kiln.Scoring;
 using Kiln.Serving.Models;
-using Kiln.Serving.Validation;
+using Kiln.Scoring.Validation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;

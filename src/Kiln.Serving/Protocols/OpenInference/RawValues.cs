@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
-using Kiln.Serving.Validation;
+using Kiln.Scoring.Validation;
 
 namespace Kiln.Serving.Protocols.OpenInference;
 

@@ -3,7 +3,7 @@ using System.Text.Json;
 using Google.Protobuf;
 using Grpc.Core;
 using Kiln.Serving.Protocols.OpenInference.Grpc;
-using Kiln.Serving.Validation;
+using Kiln.Scoring.Validation;
 
 namespace Kiln.Serving.Protocols.OpenInference;
 

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Kiln.Serving.Models;
-using Kiln.Serving.Validation;
+using Kiln.Scoring.Validation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -145,7 +145,7 @@ public static class V2RestEndpoints
         }
         catch (JsonException e)
         {
-            return (RequestError.Malformed($"malformed JSON: {Validation.JsonRowsDecoder.FirstSentence(e.Message)}"), null, []);
+            return (RequestError.Malformed($"malformed JSON: {JsonRowsDecoder.FirstSentence(e.Message)}"), null, []);
         }
         using (doc)
         {
@@ -167,7 +167,7 @@ public static class V2RestEndpoints
         }
         catch (JsonException e)
         {
-            return RequestError.Malformed($"malformed JSON: {Validation.JsonRowsDecoder.FirstSentence(e.Message)}");
+            return RequestError.Malformed($"malformed JSON: {JsonRowsDecoder.FirstSentence(e.Message)}");
         }
         using (doc)
         {
@@ -206,7 +206,7 @@ public static class V2RestEndpoints
                 foreach (var (field, values) in tensors)
                 {
                     if ((error = batch.Mark(field)) is not null) return error;
-                    if ((error = Validation.JsonRowsDecoder.SetCell(values[r], batch, field)) is not null) return error;
+                    if ((error = JsonRowsDecoder.SetCell(values[r], batch, field)) is not null) return error;
                 }
                 if ((error = batch.EndRow()) is not null) return error;
             }

@@ -1,7 +1,7 @@
 using Kiln.Core.Packaging;
 using Kiln.Scoring;
 using Kiln.Serving.Models;
-using Kiln.Serving.Validation;
+using Kiln.Scoring.Validation;
 
 namespace Kiln.Serving.Protocols.OpenInference;
 

@@ -1,7 +1,7 @@
 using Kiln.Core.Packaging;
 using Kiln.Core.Profiling;
 
-namespace Kiln.Serving.Validation;
+namespace Kiln.Scoring.Validation;
 
 /// <summary>One input of the signature as validation needs it.</summary>
 public sealed class SchemaField

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Kiln.Serving.Validation;
+namespace Kiln.Scoring.Validation;
 
 /// <summary>
 /// Decodes JSON rows into an <see cref="InputBatch"/>: one object of feature values, or an array of
@@ -97,6 +97,25 @@ public static class JsonRowsDecoder
         }
         var s = reader.GetString()!;
         return batch.SetString(field, s, s);
+    }
+
+    /// <summary>
+    /// Validates rows given as name → value maps (an input example, rows from a file) against a signature with the
+    /// serving rules and messages, into a table of exactly those rows; a mistake is a KilnException naming the row and field.
+    /// </summary>
+    public static Kiln.Core.Data.DataTable ToTable(IReadOnlyList<Dictionary<string, JsonElement>> rows, Kiln.Core.Packaging.ModelSignature signature)
+    {
+        var schema = new ModelSchema(signature, UnseenCategoryPolicy.Reject, int.MaxValue);
+        var batch = schema.Rent(rows.Count);
+        batch.IsBatch = true;
+        foreach (var row in rows)
+        {
+            if (DecodeRow(JsonSerializer.SerializeToElement(row), batch) is { } error) throw new Kiln.Core.KilnException(error.Message);
+        }
+        // The batch's arrays may be longer than its rows: copy exactly the rows out.
+        var all = new int[batch.Rows];
+        for (var i = 0; i < all.Length; i++) all[i] = i;
+        return batch.Table.Take(all);
     }
 
     /// <summary>Decodes one JSON object (a row) given as an element.</summary>

@@ -1,4 +1,4 @@
-namespace Kiln.Serving.Validation;
+namespace Kiln.Scoring.Validation;
 
 /// <summary>
 /// A client mistake found while reading or validating a request: the HTTP status to answer

@@ -1,6 +1,6 @@
 using Kiln.Core.Data;
 
-namespace Kiln.Serving.Validation;
+namespace Kiln.Scoring.Validation;
 
 /// <summary>
 /// The rows of one request, decoded and validated into columns named as the signature's inputs
@@ -93,7 +93,7 @@ public sealed class InputBatch
         {
             if (_seen[i]) continue;
             var f = _schema.Fields[i];
-            if (!f.Nullable) return RequestError.Invalid(f.Name, row, IsBatch, "required field is missing");
+            if (!f.Nullable) return RequestError.Invalid(f.Name, row, IsBatch, ValidationMessages.RequiredFieldMissing);
             SetMissing(i, row);
         }
         Rows = row + 1;
@@ -114,7 +114,7 @@ public sealed class InputBatch
     public RequestError? SetNumber(int field, double value)
     {
         var f = _schema.Fields[field];
-        if (!double.IsFinite(value)) return RequestError.Invalid(f.Name, Rows, IsBatch, "is not a finite number");
+        if (!double.IsFinite(value)) return RequestError.Invalid(f.Name, Rows, IsBatch, ValidationMessages.NotFinite);
         if (f.IsNumeric)
         {
             _numeric[field]![Rows] = value;
@@ -140,7 +140,7 @@ public sealed class InputBatch
         var trimmed = value.Trim();
         if (trimmed.Equals("NaN", StringComparison.OrdinalIgnoreCase))
         {
-            if (!f.Nullable) return RequestError.Invalid(f.Name, Rows, IsBatch, "NaN is not allowed (the field is not nullable)");
+            if (!f.Nullable) return RequestError.Invalid(f.Name, Rows, IsBatch, ValidationMessages.NaNNotAllowed);
             _numeric[field]![Rows] = double.NaN;
             return null;
         }
@@ -160,13 +160,13 @@ public sealed class InputBatch
             _numeric[field]![Rows] = v;
             return null;
         }
-        return SetString(field, cell, cell) ?? RequestError.Invalid(f.Name, Rows, IsBatch, $"'{cell}' is not a number");
+        return SetString(field, cell, cell) ?? RequestError.Invalid(f.Name, Rows, IsBatch, ValidationMessages.NotANumber(cell));
     }
 
     public RequestError? SetNull(int field)
     {
         var f = _schema.Fields[field];
-        if (!f.Nullable) return RequestError.Invalid(f.Name, Rows, IsBatch, "null is not allowed (the field is not nullable)");
+        if (!f.Nullable) return RequestError.Invalid(f.Name, Rows, IsBatch, ValidationMessages.NullNotAllowed);
         SetMissing(field, Rows);
         return null;
     }
@@ -191,8 +191,8 @@ public sealed class InputBatch
             return null;
         }
         if (_schema.Policy == UnseenCategoryPolicy.Reject)
-            return RequestError.Invalid(f.Name, Rows, IsBatch, $"category '{Truncate(value)}' was never seen in training");
-        (Flags ??= []).Add((Rows, $"{f.Name}: unseen category '{Truncate(value)}'"));
+            return RequestError.Invalid(f.Name, Rows, IsBatch, ValidationMessages.UnseenCategory(value));
+        (Flags ??= []).Add((Rows, $"{f.Name}: unseen category '{ValidationMessages.Shorten(value)}'"));
         _text[f.Index]![Rows] = value;
         return null;
     }
@@ -201,6 +201,4 @@ public sealed class InputBatch
         s.Equals("Infinity", StringComparison.OrdinalIgnoreCase) || s.Equals("+Infinity", StringComparison.OrdinalIgnoreCase)
         || s.Equals("-Infinity", StringComparison.OrdinalIgnoreCase) || s.Equals("inf", StringComparison.OrdinalIgnoreCase)
         || s.Equals("-inf", StringComparison.OrdinalIgnoreCase) || s.Equals("+inf", StringComparison.OrdinalIgnoreCase);
-
-    private static string Truncate(string s) => s.Length <= 64 ? s : s[..64] + "…";
 }
