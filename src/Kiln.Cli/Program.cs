@@ -17,4 +17,10 @@ root.Subcommands.Add(PipelineCommands.Create());
 root.Subcommands.Add(BatchCommands.Create());
 root.Subcommands.Add(FeatureCommands.Create());
 root.Subcommands.Add(ServeCommands.Create());
-return await root.Parse(args).InvokeAsync();
+var parse = root.Parse(args);
+if (Cli.OldJsonPath(parse) is { } oldJson)
+{
+    Console.Error.WriteLine($"error: {oldJson}");
+    return 1;
+}
+return await parse.InvokeAsync();
