@@ -1,3 +1,9 @@
 using Kiln.Cli.Commands;
 
-return await KilnCommand.Create().Parse(args).InvokeAsync();
+var parse = KilnCommand.Create().Parse(args);
+if (Cli.OldJsonPath(parse) is { } oldJson)
+{
+    Console.Error.WriteLine($"error: {oldJson}");
+    return 1;
+}
+return await parse.InvokeAsync();

@@ -41,13 +41,13 @@ public class CliTests
         Assert.Contains("merchant_category", show.StdOut, StringComparison.Ordinal);
         Assert.Contains("auc", show.StdOut, StringComparison.Ordinal);
 
-        // One flipped byte in the model: verify exits 1 and names the file.
+        // One flipped byte in the model: verify exits 2 (the check found a problem) and names the file.
         var model = Path.Combine(out_, "model.zip");
         var bytes = await File.ReadAllBytesAsync(model);
         bytes[bytes.Length / 2] ^= 0xFF;
         await File.WriteAllBytesAsync(model, bytes);
         verify = await KilnCli.RunAsync(["package", "verify", out_]);
-        Assert.Equal(1, verify.ExitCode);
+        Assert.Equal(2, verify.ExitCode);
         Assert.Contains("model.zip: SHA-256 mismatch", verify.StdErr, StringComparison.Ordinal);
     }
 
@@ -136,8 +136,8 @@ public class CliTests
 
         // The served prediction was logged; kiln drift reads the log (input_<name> columns) against the package.
         var drift = await KilnCli.RunAsync(["drift", "--model", "models:/fraud@production", "--current", Path.Combine(".kiln", "prediction-log"),
-            "--json", dir.File("drift.json")], dir.Path);
-        Assert.True(drift.ExitCode is 0 or 1, drift.ToString());
+            "--json-out", dir.File("drift.json")], dir.Path);
+        Assert.True(drift.ExitCode is 0 or 2, drift.ToString());
         using var report = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(dir.File("drift.json")));
         Assert.Equal(1, report.RootElement.GetProperty("current_rows").GetInt32());
         Assert.Equal(6, report.RootElement.GetProperty("features_tested").GetInt32());

@@ -234,8 +234,8 @@ public class PipelineKindTests(TrainedPackage package) : IClassFixture<TrainedPa
         Assert.Contains("<html", await File.ReadAllTextAsync(dir.File("reports/drift.html")), StringComparison.Ordinal);
 
         // The same verdict and scores as `kiln drift` on the same data.
-        var cli = await KilnCli.RunAsync(["drift", "--model", package.Directory, "--current", drifted, "--json", dir.File("cli.json")], dir.Path);
-        Assert.Equal(1, cli.ExitCode);
+        var cli = await KilnCli.RunAsync(["drift", "--model", package.Directory, "--current", drifted, "--json-out", dir.File("cli.json")], dir.Path);
+        Assert.Equal(2, cli.ExitCode);
         using var mine = JsonDocument.Parse(await File.ReadAllTextAsync(report.Output("report_json")));
         using var theirs = JsonDocument.Parse(await File.ReadAllTextAsync(dir.File("cli.json")));
         Assert.Equal(theirs.RootElement.GetProperty("drifted_share").GetDouble(), mine.RootElement.GetProperty("drifted_share").GetDouble());

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Kiln.Features.Online;
 using Kiln.Testing;
 
@@ -59,9 +60,12 @@ public sealed class FeatureCliTests : IDisposable
     [Fact]
     public async Task Materialize_then_incremental_fill_the_online_store()
     {
-        var m = await Kiln("features", "materialize", "repo", "--start", "2024-05-01T00:00:00Z", "--end", "2024-05-01T10:30:00Z");
+        var m = await Kiln("features", "materialize", "repo", "--start", "2024-05-01T00:00:00Z", "--end", "2024-05-01T10:30:00Z", "--json");
         Assert.True(m.ExitCode == 0, m.ToString());
-        Assert.Contains("driver_hourly_stats\t2\t2", m.StdOut);
+        var view = JsonDocument.Parse(m.StdOut).RootElement.EnumerateArray().Single(v => v.GetProperty("view").GetString() == "driver_hourly_stats");
+        Assert.Equal((2, 2), (view.GetProperty("entities").GetInt64(), view.GetProperty("written").GetInt64()));
+        // Each fact once, for a human: one line per view on stderr, no table or TSV beside it.
+        Assert.Single(m.StdErr.Split('\n'), l => l.StartsWith("driver_hourly_stats: 2 entities", StringComparison.Ordinal));
 
         await using (var store = await OnlineStores.OpenAsync(_dir.File(".kiln/online.db")))
         {
@@ -71,7 +75,8 @@ public sealed class FeatureCliTests : IDisposable
 
         var inc = await Kiln("features", "materialize-incremental", "repo", "--end", "2024-05-01T12:00:00Z", "--views", "driver_hourly_stats");
         Assert.True(inc.ExitCode == 0, inc.ToString());
-        Assert.Contains("driver_hourly_stats\t1\t1", inc.StdOut); // only 1002's 12:00 row is after 10:30
+        Assert.Equal("", inc.StdOut); // human output unless --json
+        Assert.Contains("driver_hourly_stats: 1 entities", inc.StdErr); // only 1002's 12:00 row is after 10:30
         await using (var store = await OnlineStores.OpenAsync(_dir.File(".kiln/online.db")))
         {
             var rec = (await store.ReadAsync("rides", "driver_hourly_stats", ["1002"]))[0];

@@ -14,8 +14,10 @@ public sealed class FeatureServiceCliTests
         using var world = new RideWorld(seed: 3);
         Task<Proc.Result> Kiln(params string[] args) => KilnCli.RunAsync(args, workingDirectory: world.Dir.Path);
 
+        // The old spelling still works (the materialize below reads what it applied), with one warning line.
         var apply = await Kiln("features", "apply", "repo", "--registry", "registry.db");
         Assert.True(apply.ExitCode == 0, apply.ToString());
+        Assert.StartsWith("warning: --registry is now --feature-registry\n", apply.StdErr, StringComparison.Ordinal);
 
         var train = await Kiln("train", "train.yaml", "--out", "pkg", "--json");
         Assert.True(train.ExitCode == 0, train.ToString());
@@ -31,7 +33,7 @@ public sealed class FeatureServiceCliTests
 
         var end = world.Now.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
         var start = world.Now.AddDays(-30).ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
-        var materialize = await Kiln("features", "materialize", "repo", "--start", start, "--end", end, "--registry", "registry.db", "--online-store", "online.db");
+        var materialize = await Kiln("features", "materialize", "repo", "--start", start, "--end", end, "--feature-registry", "registry.db", "--online-store", "online.db");
         Assert.True(materialize.ExitCode == 0, materialize.ToString());
 
         var port = TestEnvironment.FreePort();
@@ -95,7 +97,7 @@ public sealed class FeatureServiceCliTests
         Assert.Contains("features_from:", r.StdErr);
         Assert.Contains("nothing applied yet", r.StdErr);
 
-        Assert.Equal(0, (await Kiln("features", "apply", "repo", "--registry", "registry.db")).ExitCode);
+        Assert.Equal(0, (await Kiln("features", "apply", "repo", "--feature-registry", "registry.db")).ExitCode);
         File.WriteAllText(world.Dir.File("speed.yaml"), spec.Replace("  amount: numeric", "  speed: numeric", StringComparison.Ordinal));
         r = await Kiln("train", "speed.yaml", "--out", "pkg");
         Assert.Equal(1, r.ExitCode);

@@ -39,7 +39,7 @@ public sealed class GrpcTests(ServerFixture server) : IClassFixture<ServerFixtur
         var expected = TestPackages.PredictWithMlnet(server.FraudPackage, 420.5f, 3, "online");
         var probability = response.Outputs.Single(o => o.Name == "probability");
         Assert.Equal(expected.Probability, probability.Contents.Fp64Contents[0], 5);
-        Assert.Equal(expected.PredictedLabel ? "fraud" : "legit", response.Outputs.Single(o => o.Name == "label").Contents.BytesContents[0].ToStringUtf8());
+        Assert.Equal(expected.PredictedLabel ? "fraud" : "legit", response.Outputs.Single(o => o.Name == "prediction").Contents.BytesContents[0].ToStringUtf8());
     }
 
     [Fact]
@@ -138,7 +138,9 @@ public sealed class GrpcTests(ServerFixture server) : IClassFixture<ServerFixtur
         Assert.Equal("INVALID_ARGUMENT", output.GetProperty("bad_request_code").GetString());
         // raw_input_contents: the same row as little-endian bytes scores the same; bytes that do not fit the shape are refused, naming the input.
         Assert.Equal(expected.Probability, output.GetProperty("raw_probability").GetDouble(), 5);
-        Assert.Equal(output.GetProperty("label").GetString(), output.GetProperty("raw_label").GetString());
+        Assert.Equal(output.GetProperty("prediction").GetString(), output.GetProperty("raw_prediction").GetString());
+        // Output tensors carry the signature's names, as /predict does.
+        Assert.Equal(["prediction", "probability"], output.GetProperty("outputs").EnumerateArray().Select(o => o.GetString()));
         Assert.Equal("INVALID_ARGUMENT", output.GetProperty("raw_bad_code").GetString());
         Assert.Contains("amount", output.GetProperty("raw_bad_message").GetString());
         Assert.Contains("3 bytes", output.GetProperty("raw_bad_message").GetString());

@@ -60,7 +60,7 @@ public sealed class OnnxServingTests
         Assert.Equal(version, v2.GetProperty("model_version").GetString());
         var outputs = v2.GetProperty("outputs").EnumerateArray().ToDictionary(o => o.GetProperty("name").GetString()!);
         var probability = outputs["probability"].GetProperty("data").EnumerateArray().Select(e => e.GetDouble()).ToArray();
-        var labels = outputs["label"].GetProperty("data").EnumerateArray().Select(e => e.GetString()).ToArray();
+        var labels = outputs["prediction"].GetProperty("data").EnumerateArray().Select(e => e.GetString()).ToArray();
         for (var i = 0; i < expected.Length; i++)
         {
             Assert.Equal(expected[i], probability[i], 1e-5);

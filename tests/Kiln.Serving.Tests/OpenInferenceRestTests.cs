@@ -31,7 +31,7 @@ public sealed class OpenInferenceRestTests(ServerFixture server) : IClassFixture
             Assert.Equal("mlnet", meta.GetProperty("platform").GetString());
             var inputs = meta.GetProperty("inputs").EnumerateArray().Select(i => (i.GetProperty("name").GetString(), i.GetProperty("datatype").GetString())).ToList();
             Assert.Equal([("amount", "FP64"), ("hour", "FP64"), ("merchant", "BYTES")], inputs);
-            Assert.Equal(["label", "probability"], meta.GetProperty("outputs").EnumerateArray().Select(o => o.GetProperty("name").GetString()));
+            Assert.Equal(["prediction", "probability"], meta.GetProperty("outputs").EnumerateArray().Select(o => o.GetProperty("name").GetString()));
         }
         var (wrong, err) = await server.GetAsync("/v2/models/fraud/versions/000000000000");
         Assert.Equal(404, wrong);
@@ -60,7 +60,7 @@ public sealed class OpenInferenceRestTests(ServerFixture server) : IClassFixture
             Assert.Equal(Version, json.GetProperty("model_version").GetString());
             Assert.Equal("req-42", json.GetProperty("id").GetString());
             var outputs = json.GetProperty("outputs").EnumerateArray().ToDictionary(o => o.GetProperty("name").GetString()!);
-            Assert.Equal("BYTES", outputs["label"].GetProperty("datatype").GetString());
+            Assert.Equal("BYTES", outputs["prediction"].GetProperty("datatype").GetString());
             Assert.Equal(2, outputs["probability"].GetProperty("shape")[0].GetInt32());
             var expected = TestPackages.PredictWithMlnet(server.FraudPackage, 420.5f, 3, "online");
             Assert.Equal(expected.Probability, outputs["probability"].GetProperty("data")[1].GetDouble(), 5);
@@ -74,10 +74,10 @@ public sealed class OpenInferenceRestTests(ServerFixture server) : IClassFixture
             {"inputs": [{"name": "amount", "shape": [1], "datatype": "FP64", "data": [100]},
                         {"name": "hour", "shape": [1], "datatype": "FP64", "data": [10]},
                         {"name": "merchant", "shape": [1], "datatype": "BYTES", "data": ["travel"]}],
-             "outputs": [{"name": "value"}]}
+             "outputs": [{"name": "prediction"}]}
             """);
         Assert.Equal(200, status);
-        Assert.Equal("value", json.GetProperty("outputs")[0].GetProperty("name").GetString());
+        Assert.Equal("prediction", json.GetProperty("outputs")[0].GetProperty("name").GetString());
         Assert.Equal(1, json.GetProperty("outputs").GetArrayLength());
     }
 

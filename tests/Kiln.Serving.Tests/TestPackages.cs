@@ -101,8 +101,8 @@ public static class TestPackages
                 new InputField { Name = "merchant", Type = ColumnKind.Categorical, Nullable = false, Categories = [.. Merchants] },
             ],
             Outputs = task == ModelTask.Regression
-                ? [new OutputField { Name = "value", Type = "numeric" }]
-                : [new OutputField { Name = "label", Type = "categorical" }, new OutputField { Name = "probability", Type = "numeric" }],
+                ? [new OutputField { Name = "prediction", Type = "numeric" }]
+                : [new OutputField { Name = "prediction", Type = "categorical" }, new OutputField { Name = "probability", Type = "numeric" }],
             Label = task == ModelTask.Regression ? "spend" : "is_fraud",
             ClassLabels = classLabels,
         });

@@ -47,7 +47,7 @@ const rawInferRequest = (amountBytes) => {
   const metadata = await call('ModelMetadata', { name: model });
   const response = await call('ModelInfer', inferRequest('online'));
   const probability = response.outputs.find((o) => o.name === 'probability');
-  const label = response.outputs.find((o) => o.name === 'label');
+  const prediction = response.outputs.find((o) => o.name === 'prediction');
   let badRequestCode = null;
   try {
     await call('ModelInfer', inferRequest('casino'));
@@ -65,16 +65,17 @@ const rawInferRequest = (amountBytes) => {
   }
   process.stdout.write(JSON.stringify({
     raw_probability: raw.outputs.find((o) => o.name === 'probability').contents.fp64_contents[0],
-    raw_label: raw.outputs.find((o) => o.name === 'label').contents.bytes_contents[0].toString('utf8'),
+    raw_prediction: raw.outputs.find((o) => o.name === 'prediction').contents.bytes_contents[0].toString('utf8'),
     raw_bad_code: rawBadCode,
     raw_bad_message: rawBadMessage,
     live: live.live,
     metadata_name: metadata.name,
     inputs: metadata.inputs.map((i) => i.name),
+    outputs: metadata.outputs.map((o) => o.name),
     model_name: response.model_name,
     model_version: response.model_version,
     id: response.id,
-    label: label.contents.bytes_contents[0].toString('utf8'),
+    prediction: prediction.contents.bytes_contents[0].toString('utf8'),
     probability: probability.contents.fp64_contents[0],
     bad_request_code: badRequestCode,
   }));

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Kiln.Core;
 using Kiln.Core.Data;
 using Kiln.Core.Packaging;
@@ -12,16 +11,17 @@ using Spectre.Console;
 
 namespace Kiln.Cli.Commands;
 
-/// <summary>`kiln drift`: drift of a data file against a package's reference profile. Exit 0 no drift, 1 drift, 2 error.</summary>
+/// <summary>`kiln drift`: drift of a data file against a package's reference profile. Exit 0 no drift, 2 drift, 1 error.</summary>
 internal static class DriftCommands
 {
     public static Command Create()
     {
-        // Required in effect, but checked in the handler so that a missing one exits 2 like every other drift error.
-        var model = new Option<string?>("--model") { Description = "The model package directory (its reference profile is the baseline). Required." };
-        var current = new Option<string?>("--current") { Description = "The current data: a CSV or Parquet file, a directory or a glob. Required." };
+        var model = new Option<string>("--model") { Description = "The model package directory or models:/ URI (its reference profile is the baseline).", Required = true };
+        var current = new Option<string?>("--current") { Description = "The current data: a CSV or Parquet file, a directory or a glob (or give --log-dir)." };
         var html = new Option<string?>("--out") { Description = "Write a self-contained HTML report here." };
-        var json = new Option<string?>("--json") { Description = "Write the full report as JSON here." };
+        var json = Cli.JsonOption("the full report");
+        var jsonOut = Cli.JsonOutOption("the full report");
+        var failOnDrift = FailOnDriftOption(defaultValue: true);
         var share = new Option<double?>("--drift-share") { Description = "Share of drifted features at which the dataset drifts (default 0.5)." };
         var test = new Option<string?>("--test") { Description = "Test for every feature: ks, chisquare, z, wasserstein, jensenshannon, psi, hellinger (default: chosen per column as Evidently does)." };
         var threshold = new Option<double?>("--threshold") { Description = "Threshold for every feature (default 0.05 for p-values, 0.1 for distances)." };
@@ -35,50 +35,49 @@ internal static class DriftCommands
             Description = "Current data up to this many rows is tested on every row; more is folded row group by row group into a bounded profile " +
                 "(default: 5,000,000 for Parquet files, counted from their metadata; 100,000 for --log-dir windows).",
         };
-        var command = new Command("drift", "Compare current data with a model's reference profile; exit 0 when the dataset does not drift, 1 when it drifts, 2 on error.")
+        var command = new Command("drift", "Compare current data with a model's reference profile; exit 0 when the dataset does not drift, 2 when it drifts, 1 on error.")
         {
-            model, current, html, json, share, test, threshold, columns, exact,
+            model, current, html, json, jsonOut, failOnDrift, share, test, threshold, columns, exact,
         };
         var window = new MonitorCommands.WindowOptionSet();
         window.AddTo(command);
-        command.SetAction(async (parse, ct) =>
+        command.SetHandler(async (parse, ct) =>
         {
-            try
+            var modelDir = parse.GetValue(model)!;
+            var logDir = parse.GetValue(window.LogDir);
+            var data = parse.GetValue(current);
+            if (logDir is not null && data is not null) throw new KilnException("give either --current or --log-dir, not both");
+            if (logDir is null && data is null) throw new KilnException("--current is required (a CSV or Parquet file, directory or glob), or --log-dir with --window");
+            var driftOptions = Options(parse.GetValue(share), parse.GetValue(test), parse.GetValue(threshold), parse.GetValue(columns) ?? []);
+            var maxExact = parse.GetValue(exact);
+            if (maxExact is < 0) throw new KilnException($"--max-exact-rows: {maxExact} is negative");
+            var started = DateTime.UtcNow;
+            DriftReport report;
+            var package = await MonitorCommands.LoadPackageAsync(modelDir, ct);
+            if (logDir is not null)
             {
-                var modelDir = parse.GetValue(model) ?? throw new KilnException("--model is required (a model package directory)");
-                var logDir = parse.GetValue(window.LogDir);
-                var data = parse.GetValue(current);
-                if (logDir is not null && data is not null) throw new KilnException("give either --current or --log-dir, not both");
-                if (logDir is null && data is null) throw new KilnException("--current is required (a CSV or Parquet file, directory or glob), or --log-dir with --window");
-                var driftOptions = Options(parse.GetValue(share), parse.GetValue(test), parse.GetValue(threshold), parse.GetValue(columns) ?? []);
-                var maxExact = parse.GetValue(exact);
-                if (maxExact is < 0) throw new KilnException($"--max-exact-rows: {maxExact} is negative");
-                if (logDir is not null)
-                {
-                    var package = await MonitorCommands.LoadPackageAsync(modelDir, ct);
-                    var reference = package.Profile?.Inputs ?? throw new KilnException($"{modelDir}: the package has no reference profile");
-                    var w = window.Resolve(parse, logDir, modelDir, package);
-                    var started = DateTime.UtcNow;
-                    var (report, _, _) = await Kiln.Monitoring.Windows.WindowEvaluator.InputDriftAsync(reference, w, driftOptions,
-                        (int)Math.Min(int.MaxValue, maxExact ?? 100_000), ct);
-                    return await OutputAsync(report, package, parse.GetValue(html), parse.GetValue(json), DateTime.UtcNow - started, ct);
-                }
-                return await RunAsync(modelDir, data!, parse.GetValue(html), parse.GetValue(json), driftOptions, maxExact ?? DefaultMaxExactRows, ct);
+                var reference = package.Profile?.Inputs ?? throw new KilnException($"{modelDir}: the package has no reference profile");
+                var w = window.Resolve(parse, logDir, modelDir, package);
+                (report, _, _) = await Kiln.Monitoring.Windows.WindowEvaluator.InputDriftAsync(reference, w, driftOptions,
+                    (int)Math.Min(int.MaxValue, maxExact ?? 100_000), ct);
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                Console.Error.WriteLine("kiln: cancelled");
-                return 130;
-            }
-            catch (Exception e) when (e is KilnException or IOException or UnauthorizedAccessException or InvalidDataException or JsonException)
-            {
-                Console.Error.WriteLine($"error: {e.Message.ReplaceLineEndings(" ")}");
-                if (parse.GetValue(Cli.Verbose)) Console.Error.WriteLine(e.ToString());
-                return 2;
-            }
+            else report = await CompareAsync(package, data!, driftOptions, maxExact ?? DefaultMaxExactRows, ct);
+            if (parse.GetValue(html) is { } htmlPath) await Cli.WriteAtomicAsync(htmlPath, DriftHtmlReport.Render(report, $"Drift: {package.Name}"), "--out", ct);
+            PrintTable(report, DateTime.UtcNow - started);
+            await Cli.WriteJsonAsync(parse, json, jsonOut, () => DriftJson.Serialize(report), ct);
+            return report.DatasetDrift && parse.GetValue(failOnDrift) ? Cli.ProblemFound : 0;
         });
         return command;
     }
+
+    /// <summary>--fail-on-drift: shared by kiln drift (on by default: the command is a check) and kiln monitor evaluate (off: a report).</summary>
+    internal static Option<bool> FailOnDriftOption(bool defaultValue) => new("--fail-on-drift")
+    {
+        Description = defaultValue
+            ? "Exit 2 when the dataset drifts (default true; --fail-on-drift false exits 0 and leaves the verdict to the report)."
+            : "Exit 2 when the dataset drifts (default false: the report is the result and the exit code is 0).",
+        DefaultValueFactory = _ => defaultValue,
+    };
 
     internal static DriftOptions Options(double? share, string? test, double? threshold, string[] columns)
     {
@@ -117,22 +116,6 @@ internal static class DriftCommands
 
     /// <summary>Parquet current data with more rows than this (by its metadata) is folded row group by row group into a profile.</summary>
     internal const long DefaultMaxExactRows = 5_000_000;
-
-    private static async Task<int> RunAsync(string modelDir, string currentLocation, string? htmlPath, string? jsonPath, DriftOptions options, long maxExactRows,
-        CancellationToken ct)
-    {
-        if (modelDir.StartsWith("models:/", StringComparison.Ordinal) || modelDir.StartsWith("runs:/", StringComparison.Ordinal))
-        {
-            // A registry URI: resolved through $KILN_TRACKING_URI (default ./.kiln), as kiln batch does.
-            await using var stores = Kiln.Tracking.TrackingStores.Open(null);
-            modelDir = (await new Kiln.Tracking.ModelResolver(stores).ResolveAsync(modelDir, ct)).Directory;
-        }
-        if (!ModelPackage.IsPackage(modelDir)) throw new KilnException($"{modelDir}: not a Kiln model package (no kiln.json)");
-        var package = ModelPackage.Load(modelDir);
-        var started = DateTime.UtcNow;
-        var report = await CompareAsync(package, currentLocation, options, maxExactRows, ct);
-        return await OutputAsync(report, package, htmlPath, jsonPath, DateTime.UtcNow - started, ct);
-    }
 
     /// <summary>
     /// Drift of the data at <paramref name="currentLocation"/> (files, a directory, a glob, or kiln serve's prediction log)
@@ -213,44 +196,6 @@ internal static class DriftCommands
             });
         }
         return table;
-    }
-
-    private static async Task<int> OutputAsync(DriftReport report, ModelPackage package, string? htmlPath, string? jsonPath, TimeSpan elapsed, CancellationToken ct)
-    {
-        if (jsonPath is not null) await WriteAtomicAsync(jsonPath, DriftJson.Serialize(report), ct);
-        if (htmlPath is not null) await WriteAtomicAsync(htmlPath, DriftHtmlReport.Render(report, $"Drift: {package.Name}"), ct);
-        PrintTable(report, elapsed);
-        Console.WriteLine(Summary(report));
-        return report.DatasetDrift ? 1 : 0;
-    }
-
-    internal static async Task WriteAtomicAsync(string path, string content, CancellationToken ct)
-    {
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        if (!Directory.Exists(dir)) throw new KilnException($"{path}: directory '{dir}' does not exist");
-        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        await File.WriteAllTextAsync(temp, content, ct);
-        File.Move(temp, full, overwrite: true);
-    }
-
-    private static string Summary(DriftReport report)
-    {
-        using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream))
-        {
-            w.WriteStartObject();
-            w.WriteBoolean("dataset_drift", report.DatasetDrift);
-            w.WriteNumber("drifted_share", report.DriftedShare);
-            w.WriteNumber("features_drifted", report.FeaturesDrifted);
-            w.WriteNumber("features_tested", report.FeaturesTested);
-            w.WriteNumber("current_rows", report.CurrentRows);
-            w.WriteStartArray("warnings");
-            foreach (var warning in report.Warnings) w.WriteStringValue(warning);
-            w.WriteEndArray();
-            w.WriteEndObject();
-        }
-        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
     }
 
     private static void PrintTable(DriftReport report, TimeSpan elapsed)

@@ -13,12 +13,15 @@ namespace Kiln.Cli.Commands;
 /// <summary><c>kiln features ...</c>: plan, apply and list definitions, build training sets, materialize the online store.</summary>
 internal static class FeatureCommands
 {
-    private static readonly Option<string> _registry = new("--registry")
+    private static readonly Option<string> _registry = new("--feature-registry")
     {
-        Description = "Metadata store holding applied definitions: a SQLite path or a postgresql:// URI",
+        Description = "Metadata store holding applied definitions: a SQLite path or a postgresql:// URI (default $KILN_FEATURE_REGISTRY, else .kiln/kiln.db)",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("KILN_FEATURE_REGISTRY") ?? ".kiln/kiln.db",
         Recursive = true,
     };
+
+    // The name before train, serve and server settled on --feature-registry; still read, with a warning.
+    private static readonly Option<string?> _oldRegistry = new("--registry") { Hidden = true, Recursive = true };
 
     private static readonly Option<string> _onlineStore = new("--online-store")
     {
@@ -30,6 +33,7 @@ internal static class FeatureCommands
     {
         var features = new Command("features", "Feature store: definitions, point-in-time training sets, online store.");
         features.Options.Add(_registry);
+        features.Options.Add(_oldRegistry);
         features.Subcommands.Add(Plan());
         features.Subcommands.Add(Apply());
         features.Subcommands.Add(List());
@@ -37,6 +41,15 @@ internal static class FeatureCommands
         features.Subcommands.Add(Materialize());
         features.Subcommands.Add(MaterializeIncremental());
         return features;
+    }
+
+    /// <summary>--feature-registry, or the old --registry with a warning.</summary>
+    private static string Registry(ParseResult parse)
+    {
+        if (parse.GetValue(_oldRegistry) is not { } old) return parse.GetValue(_registry)!;
+        if (parse.GetResult(_registry) is { Implicit: false }) throw new KilnException("give --feature-registry only (--registry is its old name)");
+        Cli.WarnRenamed("--registry", "--feature-registry");
+        return old;
     }
 
     private static Argument<string> RepoArgument() => new("REPO") { Description = "Feature repository: a folder of YAML files" };
@@ -56,7 +69,7 @@ internal static class FeatureCommands
         command.SetHandler(async (parse, ct) =>
         {
             var repo = await LoadAndValidate(parse.GetValue(repoArg)!, ct);
-            await using var registry = await FeatureRegistry.OpenAsync(parse.GetValue(_registry)!, ct);
+            await using var registry = await FeatureRegistry.OpenAsync(Registry(parse), ct);
             var plan = await registry.PlanAsync(repo, ct);
             PrintPlan(plan);
             if (parse.GetValue(json)) Console.WriteLine(PlanJson(plan));
@@ -73,7 +86,7 @@ internal static class FeatureCommands
         {
             var path = parse.GetValue(repoArg)!;
             var repo = await LoadAndValidate(path, ct);
-            await using var registry = await FeatureRegistry.OpenAsync(parse.GetValue(_registry)!, ct);
+            await using var registry = await FeatureRegistry.OpenAsync(Registry(parse), ct);
             var (version, plan) = await registry.ApplyAsync(repo, path, ct);
             PrintPlan(plan);
             Cli.Err.MarkupLine(plan.HasChanges
@@ -92,7 +105,7 @@ internal static class FeatureCommands
         var command = new Command("list", "List the applied entities, sources, feature views and feature services.") { project, json };
         command.SetHandler(async (parse, ct) =>
         {
-            await using var registry = await FeatureRegistry.OpenAsync(parse.GetValue(_registry)!, ct);
+            await using var registry = await FeatureRegistry.OpenAsync(Registry(parse), ct);
             var (version, repo) = await registry.RequireLatestAsync(parse.GetValue(project), ct);
             Cli.Err.MarkupLine($"project [bold]{Markup.Escape(repo.Project)}[/] version {version.Version}, applied {version.AppliedAt:u} from {Markup.Escape(version.RepoPath)}");
             var table = new Table().AddColumns("kind", "name", "detail");
@@ -164,7 +177,7 @@ internal static class FeatureCommands
             }
             else
             {
-                await using var registry = await FeatureRegistry.OpenAsync(parse.GetValue(_registry)!, ct);
+                await using var registry = await FeatureRegistry.OpenAsync(Registry(parse), ct);
                 repo = (await registry.RequireLatestAsync(parse.GetValue(project), ct)).Repository;
             }
             var refs = serviceName is not null ? repo.ServiceFeatures(serviceName) : repo.ResolveFeatures(features!.Split(','), "--features");
@@ -196,18 +209,19 @@ internal static class FeatureCommands
         var start = new Option<string>("--start") { Description = "Start of the event time window (ISO 8601)", Required = true };
         var end = new Option<string>("--end") { Description = "End of the event time window (ISO 8601 or now)", Required = true };
         var views = ViewsOption();
+        var json = MaterializeJsonOption();
         var command = new Command("materialize", "Load the latest value per entity with event time in [start, end] into the online store.")
         {
-            repoArg, start, end, views, _onlineStore,
+            repoArg, start, end, views, _onlineStore, json,
         };
         command.SetHandler(async (parse, ct) =>
         {
             var repo = await LoadAndValidate(parse.GetValue(repoArg)!, ct);
-            await using var registry = await FeatureRegistry.OpenAsync(parse.GetValue(_registry)!, ct);
+            await using var registry = await FeatureRegistry.OpenAsync(Registry(parse), ct);
             await using var store = await OnlineStores.OpenAsync(parse.GetValue(_onlineStore), ct);
             var results = await Materializer.MaterializeAsync(repo, store, registry, SplitViews(parse.GetValue(views)),
                 ParseTime(parse.GetValue(start)!, "--start"), ParseTime(parse.GetValue(end)!, "--end"), new Progress(), ct);
-            Print(results);
+            if (parse.GetValue(json)) Console.WriteLine(MaterializeJson(results));
             return 0;
         });
         return command;
@@ -218,18 +232,19 @@ internal static class FeatureCommands
         var repoArg = RepoArgument();
         var end = new Option<string>("--end") { Description = "End of the window (ISO 8601 or now); each view starts where it last ended", Required = true };
         var views = ViewsOption();
+        var json = MaterializeJsonOption();
         var command = new Command("materialize-incremental", "Materialize each online view from where its last materialization ended up to --end.")
         {
-            repoArg, end, views, _onlineStore,
+            repoArg, end, views, _onlineStore, json,
         };
         command.SetHandler(async (parse, ct) =>
         {
             var repo = await LoadAndValidate(parse.GetValue(repoArg)!, ct);
-            await using var registry = await FeatureRegistry.OpenAsync(parse.GetValue(_registry)!, ct);
+            await using var registry = await FeatureRegistry.OpenAsync(Registry(parse), ct);
             await using var store = await OnlineStores.OpenAsync(parse.GetValue(_onlineStore), ct);
             var results = await Materializer.MaterializeIncrementalAsync(repo, store, registry, SplitViews(parse.GetValue(views)),
                 ParseTime(parse.GetValue(end)!, "--end"), new Progress(), ct);
-            Print(results);
+            if (parse.GetValue(json)) Console.WriteLine(MaterializeJson(results));
             return 0;
         });
         return command;
@@ -238,16 +253,28 @@ internal static class FeatureCommands
     private static string[]? SplitViews(string? views) =>
         views?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
-    private static void Print(IReadOnlyList<MaterializeResult> results)
+    private static Option<bool> MaterializeJsonOption() => Cli.JsonOption("one object per view (view, start, end, entities, written)");
+
+    // The progress lines on stderr already name each view with its window and counts: the human output.
+    private static string MaterializeJson(IReadOnlyList<MaterializeResult> results)
     {
-        var table = new Table().AddColumns("view", "start", "end", "entities", "written");
-        foreach (var r in results)
+        using var doc = new MemoryStream();
+        using (var w = new Utf8JsonWriter(doc, new JsonWriterOptions { Indented = true }))
         {
-            table.AddRow(Markup.Escape(r.View), r.Start.ToString("u", CultureInfo.InvariantCulture), r.End.ToString("u", CultureInfo.InvariantCulture),
-                r.Rows.ToString("N0", CultureInfo.InvariantCulture), r.Written.ToString("N0", CultureInfo.InvariantCulture));
-            Console.WriteLine($"{r.View}\t{r.Rows}\t{r.Written}");
+            w.WriteStartArray();
+            foreach (var r in results)
+            {
+                w.WriteStartObject();
+                w.WriteString("view", r.View);
+                w.WriteString("start", r.Start.ToString("O", CultureInfo.InvariantCulture));
+                w.WriteString("end", r.End.ToString("O", CultureInfo.InvariantCulture));
+                w.WriteNumber("entities", r.Rows);
+                w.WriteNumber("written", r.Written);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
         }
-        Cli.Err.Write(table);
+        return System.Text.Encoding.UTF8.GetString(doc.ToArray());
     }
 
     private sealed class Progress : IProgress<string>

@@ -94,8 +94,10 @@ internal static class MonitorCommands
     {
         var model = new Option<string>("--model") { Description = "The model: a package directory or models:/NAME/VERSION, models:/NAME@ALIAS.", Required = true };
         var window = new WindowOptionSet();
-        var json = new Option<string?>("--json") { Description = "Write the report as JSON to this file (default: stdout)." };
-        var gauges = new Option<bool>("--gauges") { Description = "Print the report as Prometheus gauges to stdout instead of JSON." };
+        var json = Cli.JsonOption("the report");
+        var jsonOut = Cli.JsonOutOption("the report");
+        var gauges = new Option<bool>("--gauges") { Description = "Print the report as Prometheus gauges on stdout." };
+        var failOnDrift = DriftCommands.FailOnDriftOption(defaultValue: false);
         var noFeedback = new Option<bool>("--no-feedback") { Description = "Do not join the feedback store (no realized metrics)." };
         var exact = new Option<int>("--max-exact-rows")
         {
@@ -108,12 +110,14 @@ internal static class MonitorCommands
         var columns = new Option<string[]>("--column") { Description = "Per-column override NAME=TEST[:THRESHOLD] (repeatable)." };
         var command = new Command("evaluate", "Evaluate a window of the prediction log: input drift, proxy metrics of the predictions, realized metrics from feedback.")
         {
-            model, json, gauges, noFeedback, exact, share, test, threshold, columns,
+            model, json, jsonOut, gauges, failOnDrift, noFeedback, exact, share, test, threshold, columns,
         };
         window.AddTo(command);
+        window.LogDir.Required = true;
         command.SetHandler(async (parse, ct) =>
         {
-            var logDir = parse.GetValue(window.LogDir) ?? throw new KilnException("--log-dir is required (the prediction log directory)");
+            var logDir = parse.GetValue(window.LogDir)!;
+            if (parse.GetValue(json) && parse.GetValue(gauges)) throw new KilnException("give either --json or --gauges, not both (each is the whole of stdout)");
             var uri = parse.GetValue(model)!;
             var drift = DriftCommands.Options(parse.GetValue(share), parse.GetValue(test), parse.GetValue(threshold), parse.GetValue(columns) ?? []);
             var package = await LoadPackageAsync(uri, ct);
@@ -131,15 +135,8 @@ internal static class MonitorCommands
             {
                 foreach (var g in report.ToGauges()) Console.Out.WriteLine(g.ToString());
             }
-            else if (parse.GetValue(json) is { } path)
-            {
-                var full = Path.GetFullPath(path);
-                var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-                await File.WriteAllTextAsync(temp, WindowJson.Serialize(report), ct);
-                File.Move(temp, full, overwrite: true);
-            }
-            else Console.Out.WriteLine(WindowJson.Serialize(report));
-            return 0;
+            await Cli.WriteJsonAsync(parse, json, jsonOut, () => WindowJson.Serialize(report), ct);
+            return report.Drift.DatasetDrift && parse.GetValue(failOnDrift) ? Cli.ProblemFound : 0;
         });
         return command;
     }
@@ -187,9 +184,10 @@ internal static class MonitorCommands
     private static Command Compact()
     {
         var logDir = new Option<string>("--log-dir") { Description = "The prediction log directory whose _feedback/ folder is compacted.", Required = true };
+        var json = Cli.JsonOption("the counts (dates, files merged and written, labels read and kept)");
         var command = new Command("compact", "Merge the small feedback files of each day into one file with the last label per request id and row (safe beside writers and readers).")
         {
-            logDir,
+            logDir, json,
         };
         command.SetHandler(async (parse, ct) =>
         {
@@ -198,7 +196,7 @@ internal static class MonitorCommands
             var store = new FeedbackStore(dir);
             var result = await FeedbackCompactor.CompactAsync(store, ct);
             Cli.Err.MarkupLine($"compacted {Markup.Escape(store.Root)}: {Markup.Escape(result.Describe())}");
-            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            if (parse.GetValue(json)) Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{{\"dates\":{result.Dates},\"files_merged\":{result.FilesMerged},\"files_written\":{result.FilesWritten},\"labels_read\":{result.LabelsRead},\"labels_kept\":{result.LabelsKept},\"dates_skipped\":{result.DatesSkipped}}}"));
             return 0;
         });
@@ -212,9 +210,10 @@ internal static class MonitorCommands
         var id = new Option<string>("--id-column") { Description = "Column of request ids.", DefaultValueFactory = _ => FeedbackImport.DefaultIdColumn };
         var label = new Option<string>("--label-column") { Description = "Column of labels.", DefaultValueFactory = _ => FeedbackImport.DefaultLabelColumn };
         var row = new Option<string?>("--row-column") { Description = "Column of row indexes within the request (default: 'row' when present, else every label is for row 0)." };
+        var json = Cli.JsonOption("the number of labels stored ({\"stored\": N})");
         var command = new Command("import", "Import labels for logged predictions from a CSV or Parquet file; a bad row aborts the import and nothing is written.")
         {
-            file, logDir, id, label, row,
+            file, logDir, id, label, row, json,
         };
         command.SetHandler(async (parse, ct) =>
         {
@@ -223,7 +222,7 @@ internal static class MonitorCommands
             var store = new FeedbackStore(dir);
             var count = await FeedbackImport.ImportAsync(store, parse.GetValue(file)!, parse.GetValue(id)!, parse.GetValue(label)!, parse.GetValue(row), ct);
             Cli.Err.MarkupLine($"imported [bold]{count:N0}[/] labels into {Markup.Escape(store.Root)}");
-            Console.Out.WriteLine($"{{\"stored\":{count}}}");
+            if (parse.GetValue(json)) Console.Out.WriteLine($"{{\"stored\":{count}}}");
             return 0;
         });
         return command;

@@ -23,10 +23,11 @@ internal static class PackageCommands
     private static Command Verify()
     {
         var path = new Argument<string>("path") { Description = "The package directory." };
-        var command = new Command("verify", "Check the manifest and every file's SHA-256; exit 1 on any mismatch.") { path };
+        var command = new Command("verify", "Check the manifest and every file's SHA-256; exit 2 on any mismatch, 1 when PATH is not a directory.") { path };
         command.SetHandler((parse, ct) =>
         {
             var dir = parse.GetValue(path)!;
+            if (!Directory.Exists(dir)) throw new KilnException($"{dir}: no such package directory");
             var problems = ModelPackage.Verify(dir);
             if (problems.Count == 0)
             {
@@ -37,7 +38,7 @@ internal static class PackageCommands
                 return Task.FromResult(0);
             }
             foreach (var p in problems) Console.Error.WriteLine($"error: {dir}: {p}");
-            return Task.FromResult(1);
+            return Task.FromResult(Cli.ProblemFound);
         });
         return command;
     }
@@ -50,7 +51,7 @@ internal static class PackageCommands
         {
             var package = ModelPackage.Load(parse.GetValue(path)!);
             var m = package.Manifest;
-            var console = AnsiConsole.Console;
+            var console = Cli.Out;
             console.MarkupLineInterpolated($"[bold]{m.Name}[/]  task={m.Task.ToString().ToLowerInvariant()}  runtime={m.Runtime.ToString().ToLowerInvariant()}  format_version={m.FormatVersion}  created={m.CreatedAt:u}");
             if (package.Metadata.Dataset is { } d) console.MarkupLineInterpolated($"data: {d.Uri} ({d.Rows:N0} rows, sha256 {d.Sha256[..12]}…)");
             if (package.Metadata.GitCommit is { } git) console.MarkupLineInterpolated($"git commit: {git}");

@@ -53,12 +53,15 @@ internal static class TrackingCommands
                 PrintJson(new SearchRunsResponse { Runs = page.Items.Select(r => r.ToDto()).ToList(), NextPageToken = page.NextPageToken }, MlflowJson.Default.SearchRunsResponse);
                 return 0;
             }
+            var experiments = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var id in page.Items.Select(r => r.Info.ExperimentId).Distinct(StringComparer.Ordinal))
+                experiments[id] = await ExperimentLabelAsync(stores.Tracking, id, ct);
             var metricKeys = page.Items.SelectMany(r => r.Data.Metrics.Select(m => m.Key)).Distinct().Order(StringComparer.Ordinal).Take(4).ToList();
             var table = new Table().AddColumns("run id", "name", "experiment", "status", "started");
             foreach (var k in metricKeys) table.AddColumn(Markup.Escape(k));
             foreach (var r in page.Items)
             {
-                var cells = new List<string> { r.RunId, Markup.Escape(r.Info.RunName), r.Info.ExperimentId, r.Info.Status, Time(r.Info.StartTime) };
+                var cells = new List<string> { r.RunId, Markup.Escape(r.Info.RunName), Markup.Escape(experiments[r.Info.ExperimentId]), r.Info.Status, Time(r.Info.StartTime) };
                 cells.AddRange(metricKeys.Select(k => r.Metric(k) is { } v ? Num(v) : ""));
                 table.AddRow(cells.ToArray());
             }
@@ -80,7 +83,7 @@ internal static class TrackingCommands
                 return 0;
             }
             var info = new Table().AddColumns("field", "value").HideHeaders();
-            info.AddRow("run id", run.RunId).AddRow("name", Markup.Escape(run.Info.RunName)).AddRow("experiment", run.Info.ExperimentId)
+            info.AddRow("run id", run.RunId).AddRow("name", Markup.Escape(run.Info.RunName)).AddRow("experiment", Markup.Escape(await ExperimentLabelAsync(stores.Tracking, run.Info.ExperimentId, ct)))
                 .AddRow("status", run.Info.Status).AddRow("started", Time(run.Info.StartTime)).AddRow("ended", Time(run.Info.EndTime))
                 .AddRow("user", Markup.Escape(run.Info.UserId)).AddRow("artifacts", Markup.Escape(run.Info.ArtifactUri));
             Cli.Err.Write(info);
@@ -131,6 +134,13 @@ internal static class TrackingCommands
         var table = new Table().AddColumns(title, "value");
         foreach (var (k, v) in rows) table.AddRow(Markup.Escape(k), Markup.Escape(v));
         if (table.Rows.Count > 0) Cli.Err.Write(table);
+    }
+
+    /// <summary>"NAME (ID)": the name a user gave, the id that --experiment and the API also take.</summary>
+    private static async Task<string> ExperimentLabelAsync(ITrackingStore store, string id, CancellationToken ct)
+    {
+        var name = (await store.GetExperimentAsync(id, ct)).Name;
+        return string.IsNullOrEmpty(name) ? id : $"{name} ({id})";
     }
 
     private static async Task<List<string>> ExperimentIdsAsync(ITrackingStore store, string? experiment, CancellationToken ct)

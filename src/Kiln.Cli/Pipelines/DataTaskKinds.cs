@@ -313,8 +313,8 @@ internal sealed class DriftCheckKind : ITaskKind
             c.Log.Info($"drift of {current} against the reference profile of {package.Name}{(version is null ? "" : $" version {version}")}");
             var r = await DriftCommands.CompareAsync(package, current, options, c.CancellationToken).ConfigureAwait(false);
             foreach (var path in new[] { html, json }) Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            await DriftCommands.WriteAtomicAsync(json, DriftJson.Serialize(r), c.CancellationToken).ConfigureAwait(false);
-            await DriftCommands.WriteAtomicAsync(html, DriftHtmlReport.Render(r, $"Drift: {package.Name}"), c.CancellationToken).ConfigureAwait(false);
+            await Commands.Cli.WriteAtomicAsync(json, DriftJson.Serialize(r), null, c.CancellationToken).ConfigureAwait(false);
+            await Commands.Cli.WriteAtomicAsync(html, DriftHtmlReport.Render(r, $"Drift: {package.Name}"), null, c.CancellationToken).ConfigureAwait(false);
             return r;
         }).ConfigureAwait(false);
 

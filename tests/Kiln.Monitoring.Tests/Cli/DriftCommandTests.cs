@@ -5,7 +5,7 @@ using Kiln.Testing;
 
 namespace Kiln.Monitoring.Tests.Cli;
 
-// Runs the real kiln binary: `kiln drift --model PACKAGE --current DATA [--out report.html] [--json report.json]`.
+// Runs the real kiln binary: `kiln drift --model PACKAGE --current DATA [--out report.html] [--json] [--json-out report.json]`.
 public sealed class DriftCommandTests : IDisposable
 {
     private readonly TempDir _dir = new("kiln-drift-cli");
@@ -17,17 +17,24 @@ public sealed class DriftCommandTests : IDisposable
     private string Package(DataTable training) => LogFixtures.Package(_dir.File("model"), training, "drift-test");
 
     [Fact]
-    public async Task Drifted_parquet_exits_1_and_writes_json_and_a_self_contained_html_report()
+    public async Task Drifted_parquet_exits_2_and_writes_json_and_a_self_contained_html_report()
     {
         var model = Package(Data(3000, 0, 1));
         var current = _dir.File("current.parquet");
         await ParquetTable.WriteAsync(Data(2000, 1.0, 2, extraColor: "purple<script>"), current);
         var json = _dir.File("report.json");
         var html = _dir.File("report.html");
-        var r = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--json", json, "--out", html]);
-        Assert.True(r.ExitCode == 1, r.ToString());
-        using var summary = JsonDocument.Parse(r.StdOut);
-        Assert.True(summary.RootElement.GetProperty("dataset_drift").GetBoolean());
+        var r = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--json", "--json-out", json, "--out", html]);
+        Assert.True(r.ExitCode == 2, r.ToString());
+        using var printed = JsonDocument.Parse(r.StdOut); // --json: the same report on stdout, nothing else
+        Assert.True(printed.RootElement.GetProperty("dataset_drift").GetBoolean());
+        Assert.Equal(await File.ReadAllTextAsync(json), r.StdOut.TrimEnd('\n'));
+
+        // --fail-on-drift false: the same report, exit 0 (the verdict is left to the report).
+        var quiet = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--fail-on-drift", "false"]);
+        Assert.True(quiet.ExitCode == 0, quiet.ToString());
+        Assert.Equal("", quiet.StdOut);
+        Assert.Contains("dataset drift", quiet.StdErr);
 
         using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(json));
         var features = doc.RootElement.GetProperty("features").EnumerateArray().ToDictionary(f => f.GetProperty("name").GetString()!);
@@ -57,30 +64,37 @@ public sealed class DriftCommandTests : IDisposable
         for (var i = 0; i < t.RowCount; i++) lines.Add($"{x[i].ToString("R", System.Globalization.CultureInfo.InvariantCulture)},{c[i]},1");
         await File.WriteAllLinesAsync(current, lines);
         var json = _dir.File("same.json");
-        var r = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--json", json]);
+        var r = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--json-out", json]);
         Assert.True(r.ExitCode == 0, r.ToString());
         var report = await File.ReadAllTextAsync(json);
         Assert.Contains("column_not_in_reference", report); // the extra column is named, not tested
     }
 
     [Fact]
-    public async Task Errors_exit_2_with_one_line_naming_the_problem()
+    public async Task Errors_exit_1_with_one_line_naming_the_problem()
     {
         var missing = await KilnCli.RunAsync(["drift", "--model", _dir.File("nope"), "--current", _dir.File("x.csv")]);
-        Assert.Equal(2, missing.ExitCode);
+        Assert.Equal(1, missing.ExitCode);
         Assert.Contains("not a Kiln model package", missing.StdErr);
 
         var model = Package(Data(100, 0, 5));
         var badTest = await KilnCli.RunAsync(["drift", "--model", model, "--current", _dir.File("x.csv"), "--test", "magic"]);
-        Assert.Equal(2, badTest.ExitCode);
+        Assert.Equal(1, badTest.ExitCode);
         Assert.Contains("--test: unknown test 'magic'", badTest.StdErr);
 
         var noCurrent = await KilnCli.RunAsync(["drift", "--model", model]);
-        Assert.Equal(2, noCurrent.ExitCode);
+        Assert.Equal(1, noCurrent.ExitCode);
         Assert.Contains("--current is required", noCurrent.StdErr);
 
+        // --json once took a file: that spelling is refused in one line that names --json-out, and writes nothing.
+        var old = await KilnCli.RunAsync(["drift", "--model", model, "--current", _dir.File("x.csv"), "--json", _dir.File("old.json")]);
+        Assert.Equal(1, old.ExitCode);
+        Assert.Equal($"error: --json {_dir.File("old.json")}: --json no longer takes a file, it prints the JSON on stdout; write the file with --json-out {_dir.File("old.json")}",
+            old.StdErr.Trim());
+        Assert.False(File.Exists(_dir.File("old.json")));
+
         var noData = await KilnCli.RunAsync(["drift", "--model", model, "--current", _dir.File("absent.parquet")]);
-        Assert.Equal(2, noData.ExitCode);
+        Assert.Equal(1, noData.ExitCode);
         Assert.Contains("absent.parquet", noData.StdErr);
     }
 
@@ -91,8 +105,8 @@ public sealed class DriftCommandTests : IDisposable
         var current = _dir.File("cur.parquet");
         await ParquetTable.WriteAsync(Data(400, 0, 7), current);
         var json = _dir.File("o.json");
-        var r = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--json", json, "--column", "x=psi:0.3"]);
-        Assert.True(r.ExitCode is 0 or 1, r.ToString());
+        var r = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--json-out", json, "--column", "x=psi:0.3"]);
+        Assert.True(r.ExitCode is 0 or 2, r.ToString());
         using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(json));
         var x = doc.RootElement.GetProperty("features").EnumerateArray().Single(f => f.GetProperty("name").GetString() == "x");
         Assert.Equal("psi", x.GetProperty("test").GetString());
@@ -126,8 +140,8 @@ public sealed class DriftCommandTests : IDisposable
         async Task<(int Exit, Dictionary<string, JsonElement> Features, JsonElement Report)> DriftAsync(string name, params string[] extra)
         {
             var json = _dir.File(name);
-            var r = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--json", json, .. extra]);
-            Assert.True(r.ExitCode is 0 or 1, r.ToString());
+            var r = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--json-out", json, .. extra]);
+            Assert.True(r.ExitCode is 0 or 2, r.ToString());
             var doc = JsonDocument.Parse(await File.ReadAllTextAsync(json)).RootElement.Clone();
             return (r.ExitCode, doc.GetProperty("features").EnumerateArray().ToDictionary(f => f.GetProperty("name").GetString()!), doc);
         }
@@ -158,7 +172,7 @@ public sealed class DriftCommandTests : IDisposable
         Assert.Equal(exactDefault.Exit, foldedDefault.Exit);
 
         var bad = await KilnCli.RunAsync(["drift", "--model", model, "--current", current, "--max-exact-rows", "-1"]);
-        Assert.Equal(2, bad.ExitCode);
+        Assert.Equal(1, bad.ExitCode);
         Assert.Contains("--max-exact-rows: -1 is negative", bad.StdErr);
     }
 }

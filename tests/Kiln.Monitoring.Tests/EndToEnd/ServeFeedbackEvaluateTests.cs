@@ -148,7 +148,7 @@ public sealed class ServeFeedbackEvaluateTests : IDisposable
 
         // The CLI over the same log and package.
         var window = new[] { "--from", LogWindow.Format(from), "--to", LogWindow.Format(to) };
-        var cli = await KilnCli.RunAsync(["monitor", "evaluate", "--model", package, "--log-dir", log, .. window]);
+        var cli = await KilnCli.RunAsync(["monitor", "evaluate", "--model", package, "--log-dir", log, "--json", .. window]);
         Assert.True(cli.ExitCode == 0, cli.ToString());
         var json = JsonDocument.Parse(cli.StdOut).RootElement;
         Assert.Equal(rows.Count, json.GetProperty("rows").GetInt64());
@@ -161,24 +161,32 @@ public sealed class ServeFeedbackEvaluateTests : IDisposable
         Assert.Contains($"kiln_monitor_window_rows{{model=\"fraud\"}} {rows.Count}", gauges.StdOut);
         Assert.Contains("kiln_monitor_realized_auc{model=\"fraud\"} ", gauges.StdOut);
 
-        var psi = await KilnCli.RunAsync(["monitor", "evaluate", "--model", package, "--log-dir", log, "--test", "psi", "--no-feedback", .. window]);
+        var psi = await KilnCli.RunAsync(["monitor", "evaluate", "--model", package, "--log-dir", log, "--test", "psi", "--no-feedback", "--json", .. window]);
         Assert.True(psi.ExitCode == 0, psi.ToString());
         var psiJson = JsonDocument.Parse(psi.StdOut).RootElement;
         Assert.All(psiJson.GetProperty("drift").GetProperty("features").EnumerateArray(), f => Assert.Equal("psi", f.GetProperty("test").GetString()));
         Assert.False(psiJson.TryGetProperty("realized", out _));
 
         var driftJson = _dir.File("drift.json");
-        var drift = await KilnCli.RunAsync(["drift", "--model", package, "--log-dir", log, "--json", driftJson, .. window]);
-        Assert.True(drift.ExitCode is 0 or 1, drift.ToString());
+        var drift = await KilnCli.RunAsync(["drift", "--model", package, "--log-dir", log, "--json", "--json-out", driftJson, .. window]);
+        Assert.True(drift.ExitCode is 0 or 2, drift.ToString());
         Assert.Equal(rows.Count, JsonDocument.Parse(drift.StdOut).RootElement.GetProperty("current_rows").GetInt64());
-        Assert.Equal(report.Drift.DatasetDrift ? 1 : 0, drift.ExitCode);
+        Assert.Equal(report.Drift.DatasetDrift ? 2 : 0, drift.ExitCode);
+
+        // monitor evaluate is a report: exit 0 whatever the verdict, unless --fail-on-drift asks for 2 on drift.
+        // Without --json, stdout is empty (the tables are on stderr); --json-out writes the file.
+        var evaluateJson = _dir.File("window.json");
+        var strict = await KilnCli.RunAsync(["monitor", "evaluate", "--model", package, "--log-dir", log, "--fail-on-drift", "--json-out", evaluateJson, .. window]);
+        Assert.True(strict.ExitCode == (report.Drift.DatasetDrift ? 2 : 0), strict.ToString());
+        Assert.Equal("", strict.StdOut);
+        Assert.Equal(rows.Count, JsonDocument.Parse(await File.ReadAllTextAsync(evaluateJson)).RootElement.GetProperty("rows").GetInt64());
         var features = JsonDocument.Parse(await File.ReadAllTextAsync(driftJson)).RootElement.GetProperty("features").EnumerateArray()
             .Select(f => f.GetProperty("name").GetString()).ToList();
         Assert.Contains("merchant_category", features);
         Assert.DoesNotContain("request_id", features);
 
         // An empty window is a report with a warning, not an error; bad options fail naming the option.
-        var empty = await KilnCli.RunAsync(["monitor", "evaluate", "--model", package, "--log-dir", log, "--from", "2020-01-01T00:00:00Z", "--to", "2020-01-01T01:00:00Z"]);
+        var empty = await KilnCli.RunAsync(["monitor", "evaluate", "--model", package, "--log-dir", log, "--from", "2020-01-01T00:00:00Z", "--to", "2020-01-01T01:00:00Z", "--json"]);
         Assert.True(empty.ExitCode == 0, empty.ToString());
         Assert.Contains("empty_window", JsonDocument.Parse(empty.StdOut).RootElement.GetProperty("warnings").GetRawText());
         var badWindow = await KilnCli.RunAsync(["monitor", "evaluate", "--model", package, "--log-dir", log, "--window", "soon"]);

@@ -158,7 +158,7 @@ public sealed class FeedbackCompactionTests : IDisposable
         for (var i = 0; i < 150; i++) await WriteAsync(i);
 
         // Labels keep arriving while the real CLI compacts (bounded: until it exits, at most 2000 writes).
-        var compact = KilnCli.RunAsync(["feedback", "compact", "--log-dir", Log]);
+        var compact = KilnCli.RunAsync(["feedback", "compact", "--log-dir", Log, "--json"]);
         var during = 0;
         while (!compact.IsCompleted && during < 2000) await WriteAsync(150 + during++);
         var r = await compact;
@@ -176,6 +176,8 @@ public sealed class FeedbackCompactionTests : IDisposable
         // A second run merges what was posted meanwhile into one file; the labels stay the same.
         r = await KilnCli.RunAsync(["feedback", "compact", "--log-dir", Log]);
         Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal("", r.StdOut); // without --json: the human line on stderr only
+        Assert.Contains("compacted", r.StdErr);
         Assert.Single(store.Files());
         labels = await store.ReadAsync();
         Assert.Equal(truth.Count, labels.Count);

@@ -116,7 +116,7 @@ public sealed class FeedbackTests : IAsyncLifetime
         Directory.CreateDirectory(Log);
         var csv = _dir.File("labels.csv");
         await File.WriteAllTextAsync(csv, "id,truth,row\nq1,yes,0\nq1,no,1\nq2,1.0,0\n");
-        var r = await KilnCli.RunAsync(["feedback", "import", csv, "--log-dir", Log, "--id-column", "id", "--label-column", "truth"]);
+        var r = await KilnCli.RunAsync(["feedback", "import", csv, "--log-dir", Log, "--id-column", "id", "--label-column", "truth", "--json"]);
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Equal(3, JsonDocument.Parse(r.StdOut).RootElement.GetProperty("stored").GetInt32());
         var labels = await new FeedbackStore(Log).ReadAsync();
@@ -127,6 +127,8 @@ public sealed class FeedbackTests : IAsyncLifetime
         await ParquetTable.WriteAsync(new DataTable(2).Add(new TextColumn("request_id", ["p1", "p2"])).Add(new NumericColumn("label", [0.25, 7])), parquet);
         r = await KilnCli.RunAsync(["feedback", "import", parquet, "--log-dir", Log]);
         Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal("", r.StdOut); // human output (on stderr) unless --json is asked for
+        Assert.Contains("imported 2 labels", r.StdErr);
         labels = await new FeedbackStore(Log).ReadAsync();
         Assert.Equal("0.25", labels[("p1", 0)].Label);
         Assert.Equal("7", labels[("p2", 0)].Label);

@@ -8,15 +8,22 @@ namespace Kiln.Serving.Protocols.OpenInference;
 /// <summary>
 /// Tensors as the Open Inference Protocol sees a Kiln model, shared by REST and gRPC: one input
 /// tensor per signature input, shape [N] or [N, 1] (numbers FP32/FP64/INT*/UINT*, categories BYTES);
-/// outputs "label" (BYTES [N]) and "probability" (FP64 [N]) for classification, plus
-/// "probabilities" (FP64 [N, C]) for multiclass, or "value" (FP64 [N]) for regression.
+/// outputs named as the signature names them (as /predict does): the prediction (BYTES [N] for classification,
+/// FP64 [N] for regression; "prediction" in packages Kiln writes) and for classification the probability (FP64 [N]),
+/// plus "probabilities" (FP64 [N, C]) for multiclass.
 /// </summary>
 public static class V2Tensors
 {
-    public const string Label = "label";
+    /// <summary>The name of the prediction output when the signature lists none.</summary>
+    public const string Prediction = "prediction";
     public const string Probability = "probability";
     public const string Probabilities = "probabilities";
-    public const string Value = "value";
+
+    // The protocol leaves output names to the model (KServe and Triton use the model's own), so
+    // they come from the signature: the first output is the prediction, the second the probability.
+    private static string PredictionName(ServedModel m) => m.Signature.Outputs is [var first, ..] ? first.Name : Prediction;
+
+    private static string ProbabilityName(ServedModel m) => m.Signature.Outputs is [_, var second, ..] ? second.Name : Probability;
 
     public static string Platform(ServedModel m) => m.Package.Manifest.Runtime == ModelRuntime.Onnx ? "onnxruntime_onnx" : "mlnet";
 
@@ -51,11 +58,11 @@ public static class V2Tensors
     {
         if (m.Signature.Task == ModelTask.Regression)
         {
-            yield return (Value, "FP64", [-1]);
+            yield return (PredictionName(m), "FP64", [-1]);
             yield break;
         }
-        yield return (Label, "BYTES", [-1]);
-        yield return (Probability, "FP64", [-1]);
+        yield return (PredictionName(m), "BYTES", [-1]);
+        yield return (ProbabilityName(m), "FP64", [-1]);
         if (m.Signature.Task == ModelTask.Multiclass) yield return (Probabilities, "FP64", [-1, m.ClassLabels.Count]);
     }
 
@@ -119,15 +126,17 @@ public static class V2Tensors
     /// <summary>Flattens predictions into one output's values.</summary>
     public static void Fill(ServedModel m, string output, ReadOnlySpan<Prediction> predictions, List<double> numbers, List<string> labels)
     {
+        var regression = m.Signature.Task == ModelTask.Regression;
+        var isPrediction = output == PredictionName(m);
+        var isProbability = !regression && output == ProbabilityName(m);
         foreach (var p in predictions)
         {
-            switch (output)
+            if (isPrediction && regression) numbers.Add(p.Value);
+            else if (isPrediction) labels.Add(p.Label ?? "");
+            else if (isProbability) numbers.Add(p.Value);
+            else if (output == Probabilities)
             {
-                case Label: labels.Add(p.Label ?? ""); break;
-                case Probability or Value: numbers.Add(p.Value); break;
-                case Probabilities:
-                    for (var c = 0; c < m.ClassLabels.Count; c++) numbers.Add(p.Probabilities is { } probs && c < probs.Length ? probs[c] : 0);
-                    break;
+                for (var c = 0; c < m.ClassLabels.Count; c++) numbers.Add(p.Probabilities is { } probs && c < probs.Length ? probs[c] : 0);
             }
         }
     }
