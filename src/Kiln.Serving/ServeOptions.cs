@@ -1,4 +1,4 @@
-using Kiln.Serving.Models;
+using Kiln.Core.Packaging;
 
 namespace Kiln.Serving;
 
@@ -30,8 +30,8 @@ public sealed class ServeOptions
 {
     public List<ModelSpec> Models { get; init; } = [];
 
-    /// <summary>Where model URIs are resolved; a local-path source is always tried last.</summary>
-    public List<IModelSource> Sources { get; init; } = [];
+    /// <summary>Where model URIs are resolved and their current version polled (default: package directories only).</summary>
+    public IModelLocator Locator { get; init; } = new DirectoryModelLocator();
 
     public string Host { get; init; } = "127.0.0.1";
 

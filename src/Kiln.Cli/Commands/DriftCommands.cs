@@ -121,14 +121,7 @@ internal static class DriftCommands
     private static async Task<int> RunAsync(string modelDir, string currentLocation, string? htmlPath, string? jsonPath, DriftOptions options, long maxExactRows,
         CancellationToken ct)
     {
-        if (modelDir.StartsWith("models:/", StringComparison.Ordinal) || modelDir.StartsWith("runs:/", StringComparison.Ordinal))
-        {
-            // A registry URI: resolved through $KILN_TRACKING_URI (default ./.kiln), as kiln batch does.
-            await using var stores = Kiln.Tracking.TrackingStores.Open(null);
-            modelDir = (await new Kiln.Tracking.ModelResolver(stores).ResolveAsync(modelDir, ct)).Directory;
-        }
-        if (!ModelPackage.IsPackage(modelDir)) throw new KilnException($"{modelDir}: not a Kiln model package (no kiln.json)");
-        var package = ModelPackage.Load(modelDir);
+        var package = ModelPackage.Load((await ModelLocators.ResolveAsync(modelDir, ct)).PackageDirectory);
         var started = DateTime.UtcNow;
         var report = await CompareAsync(package, currentLocation, options, maxExactRows, ct);
         return await OutputAsync(report, package, htmlPath, jsonPath, DateTime.UtcNow - started, ct);

@@ -56,7 +56,7 @@ internal sealed class BatchScoreKind : ITaskKind
 
     public async Task<IReadOnlyDictionary<string, string>> ExecuteAsync(TaskContext c)
     {
-        var (package, version) = await KindSettings.ResolveModelAsync(c, "model").ConfigureAwait(false);
+        var resolved = await KindSettings.ResolveModelAsync(c, "model").ConfigureAwait(false);
         var model = ModelTaskKinds.Required(c, "model");
         var output = KindSettings.LocalPath(c, ModelTaskKinds.Required(c, "output"));
         // A retry (or a run resumed after a crash) finishes what the earlier attempt wrote instead of refusing its output.
@@ -75,7 +75,7 @@ internal sealed class BatchScoreKind : ITaskKind
             PartitionRows = KindSettings.GetInt(c, "partition_rows", 1_000_000, 1),
             Threads = KindSettings.GetInt(c, "threads", 0, 0),
             RejectsDirectory = c.GetString("rejects") is { Length: > 0 } r ? KindSettings.LocalPath(c, r) : null,
-            Resolver = new Resolved(new ResolvedModel(package, version)),
+            Resolved = resolved,
         };
         c.Log.Info($"scoring {options.Input} with {model} into {output}{(resume ? " (resuming)" : "")}");
         var job = new BatchJob(options);
@@ -98,8 +98,8 @@ internal sealed class BatchScoreKind : ITaskKind
             ["unseen_categories"] = DataTaskKinds.Number(result.UnseenCategories),
             ["parts_written"] = DataTaskKinds.Number(result.PartsWritten),
             ["parts_resumed"] = DataTaskKinds.Number(result.PartsResumed),
-            ["package"] = package,
-            ["model_version"] = version ?? "",
+            ["package"] = resolved.PackageDirectory,
+            ["model_version"] = resolved.RegistryVersion?.ToString(CultureInfo.InvariantCulture) ?? "",
         };
         if (result.RejectsDirectory is { } rejects) outputs["rejects"] = rejects;
         return outputs;
@@ -125,11 +125,6 @@ internal sealed class BatchScoreKind : ITaskKind
         .Replace("--keep", "keep", StringComparison.Ordinal).Replace("--key", "key", StringComparison.Ordinal)
         .Replace("--threads", "threads", StringComparison.Ordinal).Replace("--resume", "resume", StringComparison.Ordinal)
         .Replace("--model", "model", StringComparison.Ordinal);
-
-    private sealed class Resolved(ResolvedModel model) : IModelResolver
-    {
-        public ResolvedModel Resolve(string uri) => model;
-    }
 }
 
 /// <summary>
@@ -302,7 +297,8 @@ internal sealed class DriftCheckKind : ITaskKind
         var options = Options(c);
         var onDrift = KindSettings.GetOneOf(c, "on_drift", Actions) ?? (KindSettings.GetBool(c, "fail_on_drift", false) ? "fail" : "continue");
         var onNoDrift = KindSettings.GetOneOf(c, "on_no_drift", "continue", "skip") ?? "continue";
-        var (dir, version) = await KindSettings.ResolveModelAsync(c, "model").ConfigureAwait(false);
+        var resolved = await KindSettings.ResolveModelAsync(c, "model").ConfigureAwait(false);
+        var (dir, version) = (resolved.PackageDirectory, resolved.RegistryVersion?.ToString(CultureInfo.InvariantCulture));
         var html = KindSettings.LocalPath(c, c.GetString("report") is { Length: > 0 } h ? h : Path.Combine(KindSettings.TaskDirectory(c), "drift.html"));
         var json = KindSettings.LocalPath(c, c.GetString("report_json") is { Length: > 0 } j ? j : Path.Combine(KindSettings.TaskDirectory(c), "drift.json"));
 
