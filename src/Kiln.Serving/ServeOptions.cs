@@ -86,6 +86,12 @@ public sealed class ServeOptions
     /// <summary>Adds services to the host (e.g. continuous monitoring); ServingMetrics' meter is the one /metrics exports.</summary>
     public Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? ConfigureServices { get; init; }
 
+    /// <summary>
+    /// Maps more endpoints beside the scoring ones, outside the request gate (kiln serve maps monitoring's
+    /// <c>POST /api/v1/feedback</c> here when it writes a prediction log, so that serving need not know about feedback).
+    /// </summary>
+    public Action<Microsoft.AspNetCore.Builder.WebApplication>? ConfigureEndpoints { get; init; }
+
     /// <summary>Check option values; throws a <see cref="Kiln.Core.KilnException"/> naming the option at fault.</summary>
     public void Validate()
     {

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using Kiln.Core;
 using Kiln.Core.Packaging;
 using Kiln.Monitoring.Continuous;
+using Kiln.Monitoring.Feedback;
 using Kiln.Serving;
 using Kiln.Tracking;
 using Microsoft.Extensions.DependencyInjection;
@@ -80,6 +81,8 @@ internal static class ServeCommands
                 Locator = locator,
                 FeatureStore = FeatureStoreOptions(parse.GetValue(featureService), parse.GetValue(featureProject), parse.GetValue(onlineStore),
                     parse.GetValue(featureRegistry), parse.GetValue(featureRepo)),
+                // The prediction log's delayed labels belong to monitoring; kiln serve accepts them beside the log it writes.
+                ConfigureEndpoints = logDirectory is null ? null : app => app.MapKilnFeedbackEndpoints(logDirectory),
                 ConfigureServices = monitoring is null ? null : services => services
                     .AddKilnMonitoring(monitoring, sp => sp.GetRequiredService<Kiln.Serving.Metrics.ServingMetrics>().Meter)
                     .Replace(ServiceDescriptor.Singleton<IModelLocator>(locator)),

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Kiln.Batch;
 using Kiln.Cli.Commands;
 using Kiln.Core.Packaging;
+using Kiln.Core.PredictionLog;
 using Kiln.Features.Definitions;
 using Kiln.Features.Offline;
 using Kiln.Features.Online;
@@ -347,15 +348,15 @@ internal sealed class DriftCheckKind : ITaskKind
     private static string Current(TaskContext c, string current, string model)
     {
         if (!Directory.Exists(current)) return current;
-        var models = Directory.GetDirectories(current, "model=*");
-        if (models.Length == 0) return current;
-        var mine = Path.Combine(current, $"model={model}");
+        var models = PredictionLogLayout.Models(current);
+        if (models.Count == 0) return current;
+        var mine = PredictionLogLayout.ModelDirectory(current, model);
         if (Directory.Exists(mine))
         {
-            if (models.Length > 1) c.Log.Info($"current: reading the prediction log of model {model} only ({mine})");
+            if (models.Count > 1) c.Log.Info($"current: reading the prediction log of model {model} only ({mine})");
             return mine;
         }
-        throw new TaskFailedException($"'current' {current} is a prediction log without model {model} (it has {string.Join(", ", models.Select(m => Path.GetFileName(m)[6..]).Order(StringComparer.Ordinal))})");
+        throw new TaskFailedException($"'current' {current} is a prediction log without model {model} (it has {string.Join(", ", models)})");
     }
 
     private static DriftOptions Options(TaskContext c)
