@@ -81,7 +81,7 @@ public sealed class BatchJob(BatchOptions options)
     {
         options.Validate();
         var clock = Stopwatch.StartNew();
-        var resolved = options.Resolver.Resolve(options.Model);
+        var resolved = options.Resolved ?? await options.Locator.ResolveAsync(options.Model, ct).ConfigureAwait(false);
         var package = ModelPackage.Load(resolved.PackageDirectory);
         var source = BatchSources.Open(options.Input, options.PartitionRows);
         await using var sourceScope = source.ConfigureAwait(false);
@@ -91,7 +91,7 @@ public sealed class BatchJob(BatchOptions options)
         using var scorer = Scorers.Open(package);
         var sink = BatchSinks.Open(options.Output, options.Key);
         await using var sinkScope = sink.ConfigureAwait(false);
-        var job = new JobIdentity(options.Model, package.Name, resolved.Version,
+        var job = new JobIdentity(options.Model, package.Name, resolved.RegistryVersion?.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ModelPackage.Sha256OfFile(Path.Combine(package.Directory, PackageManifest.FileName)),
             source.Uri, await source.FingerprintAsync(ct).ConfigureAwait(false), options.Shard);
         var done = await sink.OpenAsync(job, plan.Output, options.Resume, ct).ConfigureAwait(false);

@@ -1,4 +1,5 @@
 using Kiln.Core;
+using Kiln.Core.Packaging;
 
 namespace Kiln.Batch;
 
@@ -36,34 +37,6 @@ public readonly record struct ShardSpec(int Index, int Count)
     public override string ToString() => $"{Index}/{Count}";
 }
 
-/// <summary>A model URI resolved to a package directory (and, through a registry, its version).</summary>
-public sealed record ResolvedModel(string PackageDirectory, string? Version = null);
-
-/// <summary>
-/// Turns the --model URI into a package directory. The default accepts package paths only; the
-/// registry plugs in a resolver for models:/name/version and models:/name@alias URIs.
-/// </summary>
-public interface IModelResolver
-{
-    ResolvedModel Resolve(string uri);
-}
-
-/// <summary>Resolves plain package paths, and anything else through an optional function (for example the registry's).</summary>
-public sealed class ModelResolver(Func<string, ResolvedModel>? registry = null) : IModelResolver
-{
-    public ResolvedModel Resolve(string uri)
-    {
-        if (uri.StartsWith("models:/", StringComparison.Ordinal))
-        {
-            return registry is not null
-                ? registry(uri)
-                : throw new KilnException($"--model {uri}: models:/ URIs need the model registry, which is not configured here; pass a package directory");
-        }
-        if (uri.StartsWith("file://", StringComparison.Ordinal)) uri = new Uri(uri).LocalPath;
-        return new ResolvedModel(Path.GetFullPath(uri));
-    }
-}
-
 /// <summary>Everything a batch job needs: where from, where to, and how.</summary>
 public sealed class BatchOptions
 {
@@ -97,7 +70,11 @@ public sealed class BatchOptions
     /// <summary>Where rejected rows go; default: &lt;output&gt;/_rejects for a directory sink, ./_rejects/&lt;table&gt; for a table sink.</summary>
     public string? RejectsDirectory { get; init; }
 
-    public IModelResolver Resolver { get; init; } = new ModelResolver();
+    /// <summary>Where <see cref="Model"/> is resolved (default: package directories only; the CLI plugs in the registry's).</summary>
+    public IModelLocator Locator { get; init; } = new DirectoryModelLocator();
+
+    /// <summary>The model already resolved by the caller (a pipeline task resolves once and reports the version it pinned); null: resolve <see cref="Model"/>.</summary>
+    public ResolvedModel? Resolved { get; init; }
 
     internal void Validate()
     {

@@ -1,4 +1,4 @@
-using Kiln.Serving.Models;
+using Kiln.Core.Packaging;
 using Kiln.Scoring.Validation;
 
 namespace Kiln.Serving;
@@ -21,8 +21,8 @@ public sealed class ServeOptions
 {
     public List<ModelSpec> Models { get; init; } = [];
 
-    /// <summary>Where model URIs are resolved; a local-path source is always tried last.</summary>
-    public List<IModelSource> Sources { get; init; } = [];
+    /// <summary>Where model URIs are resolved and their current version polled (default: package directories only).</summary>
+    public IModelLocator Locator { get; init; } = new DirectoryModelLocator();
 
     public string Host { get; init; } = "127.0.0.1";
 
@@ -79,6 +79,12 @@ public sealed class ServeOptions
 
     /// <summary>Adds services to the host (e.g. continuous monitoring); ServingMetrics' meter is the one /metrics exports.</summary>
     public Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? ConfigureServices { get; init; }
+
+    /// <summary>
+    /// Maps more endpoints beside the scoring ones, outside the request gate (kiln serve maps monitoring's
+    /// <c>POST /api/v1/feedback</c> here when it writes a prediction log, so that serving need not know about feedback).
+    /// </summary>
+    public Action<Microsoft.AspNetCore.Builder.WebApplication>? ConfigureEndpoints { get; init; }
 
     /// <summary>Check option values; throws a <see cref="Kiln.Core.KilnException"/> naming the option at fault.</summary>
     public void Validate()

@@ -112,7 +112,7 @@ public sealed class ServingHost : IAsyncDisposable
         app.MapGrpcService<V2GrpcService>().RequireGate();
         app.MapGrpcReflectionService();
         app.MapGet("/metrics", (PrometheusExporter exporter, CancellationToken ct) => TypedResults.Text(exporter.Render(), PrometheusExporter.ContentType));
-        if (options.LogDirectory is not null) Kiln.Monitoring.Feedback.FeedbackEndpoints.MapKilnFeedbackEndpoints(app, options.LogDirectory);
+        options.ConfigureEndpoints?.Invoke(app);
         return Task.FromResult(new ServingHost(app, [.. listeners]));
     }
 

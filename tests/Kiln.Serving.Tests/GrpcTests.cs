@@ -34,7 +34,7 @@ public sealed class GrpcTests(ServerFixture server) : IClassFixture<ServerFixtur
         Assert.Equal(["amount", "hour", "merchant"], meta.Inputs.Select(i => i.Name));
         var response = await client.ModelInferAsync(Request(420.5f, "online"));
         Assert.Equal("fraud", response.ModelName);
-        Assert.Equal(Models.LocalModelSource.VersionOf(server.FraudPackage), response.ModelVersion);
+        Assert.Equal(Kiln.Core.Packaging.DirectoryModelLocator.ContentVersion(server.FraudPackage), response.ModelVersion);
         Assert.Equal("g-1", response.Id);
         var expected = TestPackages.PredictWithMlnet(server.FraudPackage, 420.5f, 3, "online");
         var probability = response.Outputs.Single(o => o.Name == "probability");
@@ -132,7 +132,7 @@ public sealed class GrpcTests(ServerFixture server) : IClassFixture<ServerFixtur
         var output = System.Text.Json.JsonDocument.Parse(result.StdOut).RootElement;
         Assert.True(output.GetProperty("live").GetBoolean());
         Assert.Equal("fraud", output.GetProperty("metadata_name").GetString());
-        Assert.Equal(Models.LocalModelSource.VersionOf(server.FraudPackage), output.GetProperty("model_version").GetString());
+        Assert.Equal(Kiln.Core.Packaging.DirectoryModelLocator.ContentVersion(server.FraudPackage), output.GetProperty("model_version").GetString());
         var expected = TestPackages.PredictWithMlnet(server.FraudPackage, 420.5f, 3, "online");
         Assert.Equal(expected.Probability, output.GetProperty("probability").GetDouble(), 5);
         Assert.Equal("INVALID_ARGUMENT", output.GetProperty("bad_request_code").GetString());

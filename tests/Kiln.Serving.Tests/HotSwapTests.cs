@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using Kiln.Serving.Models;
+using Kiln.Core.Packaging;
 using Kiln.Testing;
 
 namespace Kiln.Serving.Tests;
@@ -14,12 +14,12 @@ public sealed class HotSwapTests
         using var dir = new TempDir("kiln-swap");
         var path = dir.File("fraud");
         TestPackages.CreateFraud(path, seed: 1, trees: 10);
-        var v1 = LocalModelSource.VersionOf(path);
+        var v1 = DirectoryModelLocator.ContentVersion(path);
         // The next two versions are built aside first, so that only the swap into place is timed by the test.
         var v2Dir = TestPackages.CreateFraud(dir.File("v2"), seed: 5, trees: 30);
-        var v2 = LocalModelSource.VersionOf(v2Dir);
+        var v2 = DirectoryModelLocator.ContentVersion(v2Dir);
         var v3Dir = TestPackages.CreateFraud(dir.File("v3"), seed: 9, trees: 15);
-        var v3 = LocalModelSource.VersionOf(v3Dir);
+        var v3 = DirectoryModelLocator.ContentVersion(v3Dir);
         TestPackages.Corrupt(v3Dir);
         Assert.NotEqual(v1, v2);
 

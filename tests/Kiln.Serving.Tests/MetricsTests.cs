@@ -8,7 +8,7 @@ public sealed class MetricsTests(ServerFixture server) : IClassFixture<ServerFix
     [Fact]
     public async Task Metrics_count_requests_by_model_version_protocol_and_status_and_pass_promtool()
     {
-        var version = Models.LocalModelSource.VersionOf(server.FraudPackage);
+        var version = Kiln.Core.Packaging.DirectoryModelLocator.ContentVersion(server.FraudPackage);
         for (var i = 0; i < 3; i++) Assert.Equal(200, (await server.PostAsync("/predict", """{"amount": 5, "hour": 3, "merchant": "online"}""")).Status);
         Assert.Equal(422, (await server.PostAsync("/predict", """{"amount": "x", "hour": 3, "merchant": "online"}""")).Status);
         Assert.Equal(200, (await server.PostAsync("/invocations", """{"instances": [{"amount": 5, "hour": 3, "merchant": "online"}]}""")).Status);
@@ -23,7 +23,7 @@ public sealed class MetricsTests(ServerFixture server) : IClassFixture<ServerFix
         Assert.Contains($"kiln_serve_request_duration_seconds_bucket{{model=\"fraud\",version=\"{version}\",protocol=\"native\",le=\"+Inf\"}}", text);
         Assert.Contains("# TYPE kiln_serve_requests_in_flight gauge", text);
         Assert.Contains($"kiln_serve_prediction_value_bucket{{model=\"fraud\",version=\"{version}\",le=\"1\"}}", text);
-        Assert.Contains($"kiln_serve_model_loads_total{{model=\"spend\",version=\"{Models.LocalModelSource.VersionOf(server.SpendPackage)}\",outcome=\"success\"}} 1", text);
+        Assert.Contains($"kiln_serve_model_loads_total{{model=\"spend\",version=\"{Kiln.Core.Packaging.DirectoryModelLocator.ContentVersion(server.SpendPackage)}\",outcome=\"success\"}} 1", text);
         Assert.Contains("process_resident_memory_bytes ", text);
 
         var check = await Proc.RunAsync("promtool", ["check", "metrics"], stdin: text, timeout: TimeSpan.FromSeconds(30));

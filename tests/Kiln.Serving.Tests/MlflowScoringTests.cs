@@ -28,7 +28,7 @@ public sealed class MlflowScoringTests(ServerFixture server) : IClassFixture<Ser
         Assert.Equal(first.Probability, predictions[0].GetProperty("probability").GetDouble(), 5);
         Assert.Equal(second.Probability, predictions[1].GetProperty("probability").GetDouble(), 5);
         Assert.Equal(second.PredictedLabel ? "fraud" : "legit", predictions[1].GetProperty("prediction").GetString());
-        Assert.Equal(Models.LocalModelSource.VersionOf(server.FraudPackage), response.Headers.GetValues("X-Kiln-Model-Version").Single());
+        Assert.Equal(Kiln.Core.Packaging.DirectoryModelLocator.ContentVersion(server.FraudPackage), response.Headers.GetValues("X-Kiln-Model-Version").Single());
     }
 
     [Fact]

@@ -15,7 +15,7 @@ public sealed class NativeProtocolTests(ServerFixture server) : IClassFixture<Se
         Assert.Equal(expected.Probability, body.GetProperty("probability").GetDouble(), 5);
         Assert.Equal("fraud", body.GetProperty("model").GetString());
         var version = body.GetProperty("version").GetString();
-        Assert.Equal(Models.LocalModelSource.VersionOf(server.FraudPackage), version);
+        Assert.Equal(Kiln.Core.Packaging.DirectoryModelLocator.ContentVersion(server.FraudPackage), version);
         Assert.Equal(32, body.GetProperty("request_id").GetString()!.Length);
         Assert.Equal(version, response.Headers.GetValues("X-Kiln-Model-Version").Single());
     }

@@ -34,7 +34,7 @@ public sealed class OnnxServingTests
         {
             Models = [new ModelSpec(packageDir)], Port = 0, GrpcPort = null, PollInterval = TimeSpan.Zero,
         });
-        var version = Models.LocalModelSource.VersionOf(packageDir);
+        var version = Kiln.Core.Packaging.DirectoryModelLocator.ContentVersion(packageDir);
 
         // POST /predict: one object, then the three rows as a batch.
         var (status, one) = await server.PostAsync("/predict", Row(inputs[0]));

@@ -2,7 +2,7 @@ namespace Kiln.Serving.Tests;
 
 public sealed class OpenInferenceRestTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
-    private string Version => Models.LocalModelSource.VersionOf(server.FraudPackage);
+    private string Version => Kiln.Core.Packaging.DirectoryModelLocator.ContentVersion(server.FraudPackage);
 
     [Fact]
     public async Task Server_metadata_liveness_and_readiness()

@@ -47,7 +47,7 @@ public sealed class PredictionLogTests
         using var dir = new TempDir("kiln-log");
         var package = TestPackages.CreateFraud(dir.File("fraud"));
         var log = dir.File("log");
-        var version = Models.LocalModelSource.VersionOf(package);
+        var version = Kiln.Core.Packaging.DirectoryModelLocator.ContentVersion(package);
         await using var server = await OwnServer.StartAsync(new ServeOptions
         {
             Models = [new ModelSpec(package)], Port = 0, GrpcPort = null, LogDirectory = log, PollInterval = TimeSpan.Zero,
@@ -233,9 +233,9 @@ public sealed class PredictionLogTests
     {
         using var dir = new TempDir("kiln-log");
         var path = TestPackages.CreateFraud(dir.File("fraud"), seed: 1, trees: 10);
-        var v1 = Models.LocalModelSource.VersionOf(path);
+        var v1 = Kiln.Core.Packaging.DirectoryModelLocator.ContentVersion(path);
         var next = TestPackages.CreateFraud(dir.File("v2"), seed: 5, trees: 30);
-        var v2 = Models.LocalModelSource.VersionOf(next);
+        var v2 = Kiln.Core.Packaging.DirectoryModelLocator.ContentVersion(next);
         var log = dir.File("log");
         await using var server = await OwnServer.StartAsync(new ServeOptions
         {

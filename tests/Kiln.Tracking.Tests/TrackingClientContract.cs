@@ -50,12 +50,12 @@ public abstract class TrackingClientContract(IStoresFixture fixture)
         Assert.Equal(2, v2.Version);
         await fixture.Stores.Registry.SetAliasAsync(model, "production", 1, "ada");
 
-        var resolver = new ModelResolver(fixture.Stores, Path.Combine(dir.Path, "cache"));
+        var resolver = new RegistryModelLocator(fixture.Stores, Path.Combine(dir.Path, "cache"));
         async Task<string> Marker(string uri)
         {
             var resolved = await resolver.ResolveAsync(uri);
-            var json = await File.ReadAllTextAsync(Path.Combine(resolved.Directory, "kiln.json"));
-            Assert.Equal(70_000, new FileInfo(Path.Combine(resolved.Directory, "model", "model.zip")).Length);
+            var json = await File.ReadAllTextAsync(Path.Combine(resolved.PackageDirectory, "kiln.json"));
+            Assert.Equal(70_000, new FileInfo(Path.Combine(resolved.PackageDirectory, "model", "model.zip")).Length);
             return System.Text.Json.JsonDocument.Parse(json).RootElement.GetProperty("marker").GetString()!;
         }
         Assert.Equal("v1", await Marker($"models:/{model}/1"));
@@ -64,15 +64,15 @@ public abstract class TrackingClientContract(IStoresFixture fixture)
         Assert.Equal("v2", await Marker($"models:/{model}/latest"));
         Assert.Equal("v1", await Marker($"runs:/{run.RunId}/model"));
         var byAlias = await resolver.ResolveAsync($"models:/{model}@production");
-        Assert.Equal((model, 1, run.RunId), (byAlias.Name!, byAlias.Version!.Value, byAlias.RunId!));
+        Assert.Equal((model, 1, run.RunId), (byAlias.Name!, byAlias.RegistryVersion!.Value, byAlias.RunId!));
 
         // Serving polls the alias; after a move and a rollback it sees each version in turn.
-        Assert.Equal(1, await resolver.GetAliasVersionAsync(model, "production"));
+        Assert.Equal("1", await resolver.CurrentVersionAsync($"models:/{model}@production"));
         await fixture.Stores.Registry.SetAliasAsync(model, "production", 2, "ada");
-        Assert.Equal(2, await resolver.GetAliasVersionAsync(model, "production"));
+        Assert.Equal("2", await resolver.CurrentVersionAsync($"models:/{model}@production"));
         Assert.Equal("v2", await Marker($"models:/{model}@production"));
         await fixture.Stores.Registry.RollbackAliasAsync(model, "production", "ops");
-        Assert.Equal(1, await resolver.GetAliasVersionAsync(model, "production"));
+        Assert.Equal("1", await resolver.CurrentVersionAsync($"models:/{model}@production"));
 
         var missing = await Assert.ThrowsAsync<TrackingException>(() => resolver.ResolveAsync($"models:/{model}@staging"));
         Assert.Equal(ErrorCode.ResourceDoesNotExist, missing.Code);
@@ -80,7 +80,7 @@ public abstract class TrackingClientContract(IStoresFixture fixture)
         var bad = await Assert.ThrowsAsync<TrackingException>(() => resolver.ResolveAsync($"models:/{model}"));
         Assert.Equal(ErrorCode.InvalidParameterValue, bad.Code);
         var local = await resolver.ResolveAsync(Path.Combine(dir.Path, "package-v1"));
-        Assert.True(File.Exists(Path.Combine(local.Directory, "kiln.json")));
+        Assert.True(File.Exists(Path.Combine(local.PackageDirectory, "kiln.json")));
     }
 }
 

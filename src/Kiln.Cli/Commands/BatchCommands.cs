@@ -1,5 +1,7 @@
 using System.CommandLine;
 using Kiln.Batch;
+using Kiln.Core.Packaging;
+using Kiln.Tracking;
 using Spectre.Console;
 
 namespace Kiln.Cli.Commands;
@@ -7,22 +9,6 @@ namespace Kiln.Cli.Commands;
 /// <summary>kiln batch: score files or tables in bulk with a model package.</summary>
 internal static class BatchCommands
 {
-    /// <summary>Resolves models:/ URIs; the registry sets this when it is wired in (null: package paths only).</summary>
-    /// <summary>Resolves models:/ and runs:/ URIs through the tracking store named by $KILN_TRACKING_URI (default ./.kiln).</summary>
-    public static Func<string, ResolvedModel>? RegistryResolver { get; set; } = uri =>
-    {
-        var stores = Kiln.Tracking.TrackingStores.Open(null);
-        try
-        {
-            var r = new Kiln.Tracking.ModelResolver(stores).ResolveAsync(uri).GetAwaiter().GetResult();
-            return new ResolvedModel(r.Directory, r.Version?.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        }
-        finally
-        {
-            stores.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        }
-    };
-
     public static Command Create()
     {
         var model = new Option<string>("--model", "-m") { Description = "The model: a package directory (or models:/name/version through the registry).", Required = true };
@@ -46,9 +32,12 @@ internal static class BatchCommands
 
         command.SetHandler(async (parse, ct) =>
         {
+            var modelUri = parse.GetValue(model)!;
+            // Only a registry URI opens the tracking store ($KILN_TRACKING_URI, default ./.kiln): a package directory needs none.
+            await using var stores = DirectoryModelLocator.IsRegistryUri(modelUri) ? TrackingStores.Open(null) : null;
             var options = new BatchOptions
             {
-                Model = parse.GetValue(model)!,
+                Model = modelUri,
                 Input = parse.GetValue(input)!,
                 Output = parse.GetValue(output)!,
                 Keep = [.. (parse.GetValue(keep) ?? []).SelectMany(k => k.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))],
@@ -60,7 +49,7 @@ internal static class BatchCommands
                 PartitionRows = parse.GetValue(partitionRows),
                 Threads = parse.GetValue(threads),
                 RejectsDirectory = parse.GetValue(rejects),
-                Resolver = new ModelResolver(RegistryResolver),
+                Locator = stores is null ? new DirectoryModelLocator() : new RegistryModelLocator(stores),
             };
             var job = new BatchJob(options);
             var run = job.RunAsync(ct);

@@ -3,6 +3,7 @@ using System.Globalization;
 using Kiln.Core;
 using Kiln.Core.Data;
 using Kiln.Core.Packaging;
+using Kiln.Core.PredictionLog;
 using Kiln.Core.Profiling;
 using Kiln.Monitoring.Drift;
 using Kiln.Monitoring.Reports;
@@ -110,9 +111,7 @@ internal static class DriftCommands
         return new DriftOptions { DriftShare = share ?? 0.5, Test = all, Threshold = threshold, Columns = perColumn };
     }
 
-    private const string LogInputPrefix = "input_";
-
-    private static readonly HashSet<string> LogColumns = ["request_id", "timestamp", "model", "version", "protocol", "row", "prediction", "value", "flags"];
+    private const string LogInputPrefix = PredictionLogLayout.InputPrefix;
 
     /// <summary>Parquet current data with more rows than this (by its metadata) is folded row group by row group into a profile.</summary>
     internal const long DefaultMaxExactRows = 5_000_000;
@@ -139,7 +138,7 @@ internal static class DriftCommands
         var present = new HashSet<string>(names, StringComparer.Ordinal);
         // kiln serve's prediction log stores each input as input_<name> (docs/serving.md): read those
         // under the input's own name, and leave the log's bookkeeping columns out of the report.
-        var isPredictionLog = present.Contains("request_id") && present.Contains("version") && names.Any(n => n.StartsWith(LogInputPrefix, StringComparison.Ordinal));
+        var isPredictionLog = present.Contains(PredictionLogLayout.RequestId) && present.Contains(PredictionLogLayout.Version) && names.Any(n => n.StartsWith(LogInputPrefix, StringComparison.Ordinal));
         var requests = new List<ColumnRequest>();
         foreach (var c in reference.Columns)
         {
@@ -159,7 +158,7 @@ internal static class DriftCommands
         else report = DriftCalculator.Compare(reference, Inputs(await TableReader.ReadAllAsync(files, requests, null, ct), isPredictionLog), options);
         foreach (var name in names)
         {
-            if (isPredictionLog && (LogColumns.Contains(name) || name.StartsWith(LogInputPrefix, StringComparison.Ordinal) || name.StartsWith("probability_", StringComparison.Ordinal))) continue;
+            if (isPredictionLog && (PredictionLogLayout.FixedColumns.Contains(name) || name.StartsWith(LogInputPrefix, StringComparison.Ordinal) || name.StartsWith(PredictionLogLayout.ProbabilityPrefix, StringComparison.Ordinal))) continue;
             if (reference.Find(name) is not null) continue;
             // The model's own outputs (a log's probability) take their kind from the package; other columns were
             // not read, and text is the safe guess for an unknown column.

@@ -80,14 +80,7 @@ internal static class MonitorCommands
     /// <summary>A package directory, or a registry URI resolved through $KILN_TRACKING_URI (default ./.kiln).</summary>
     internal static async Task<ModelPackage> LoadPackageAsync(string uri, CancellationToken ct)
     {
-        var dir = uri;
-        if (uri.StartsWith("models:/", StringComparison.Ordinal) || uri.StartsWith("runs:/", StringComparison.Ordinal))
-        {
-            await using var stores = Kiln.Tracking.TrackingStores.Open(null);
-            dir = (await new Kiln.Tracking.ModelResolver(stores).ResolveAsync(uri, ct)).Directory;
-        }
-        if (!ModelPackage.IsPackage(dir)) throw new KilnException($"{uri}: not a Kiln model package (no kiln.json)");
-        return ModelPackage.Load(dir);
+        return ModelPackage.Load((await ModelLocators.ResolveAsync(uri, ct)).PackageDirectory);
     }
 
     private static Command Evaluate()

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using Kiln.Core;
+using Kiln.Core.Packaging;
 using Kiln.Monitoring.Alerts;
 using Kiln.Monitoring.Continuous;
 using Kiln.Pipelines.Execution;
@@ -29,17 +30,6 @@ internal static class MonitorWiring
         }
         return config;
     }
-}
-
-/// <summary>Resolves models:/ and runs:/ URIs of monitoring targets through the tracking store.</summary>
-internal sealed class TrackingPackageLocator(TrackingStores stores) : IModelPackageLocator
-{
-    private readonly ModelResolver _resolver = new(stores);
-
-    public async ValueTask<string> LocateAsync(string model, CancellationToken cancellationToken) =>
-        model.StartsWith("models:", StringComparison.Ordinal) || model.StartsWith("runs:", StringComparison.Ordinal)
-            ? (await _resolver.ResolveAsync(model, cancellationToken)).Directory
-            : model;
 }
 
 /// <summary>The meter of kiln server's own /metrics.</summary>
@@ -79,7 +69,7 @@ internal sealed class MonitorServerModule(MonitorConfig config, bool pipelinesIn
     {
         var services = builder.Services;
         services.AddKilnMonitoring(config, sp => sp.GetRequiredService<ServerMeter>().Meter);
-        services.Replace(ServiceDescriptor.Singleton<IModelPackageLocator>(sp => new TrackingPackageLocator(sp.GetRequiredService<TrackingStores>())));
+        services.Replace(ServiceDescriptor.Singleton<IModelLocator>(sp => new RegistryModelLocator(sp.GetRequiredService<TrackingStores>())));
         if (pipelinesInProcess && config.PipelinesUrl is null)
             services.AddSingleton<IAlertSink>(sp => new PipelineEngineAlertSink(sp.GetRequiredService<PipelineEngine>(), config.Targets, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Kiln.Monitoring.Alerts")));
     }

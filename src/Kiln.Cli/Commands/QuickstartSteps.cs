@@ -29,8 +29,9 @@ internal static class QuickstartSteps
         }
 
         Cli.Err.MarkupLine("[bold]3. Resolve and score[/] the registered package in-process (checksums verified on load)");
-        var resolved = await new ModelResolver(stores).ResolveAsync(uri, ct);
-        using var scorer = Scorers.Open(resolved.Directory);
+        var locator = new RegistryModelLocator(stores);
+        var resolved = await locator.ResolveAsync(uri, ct);
+        using var scorer = Scorers.Open(resolved.PackageDirectory);
         var example = scorer.Package.ReadInputExample();
         var predictions = scorer.ScoreAll(JsonRowsDecoder.ToTable(example, scorer.Package.Signature));
         var t = new Table().AddColumns("input", "prediction", "probability");
@@ -40,11 +41,10 @@ internal static class QuickstartSteps
         Cli.Err.Write(t);
 
         Cli.Err.MarkupLine($"[bold]4. Serve[/] {uri} over HTTP and ask for a prediction");
-        await using var source = new RegistryModelSource(TrackingStores.Open(TrackingUri));
         await using var server = await ServingHost.BuildAsync(new ServeOptions
         {
             Models = [ModelSpec.Parse(uri)],
-            Sources = { source },
+            Locator = locator,
             Port = 0,
             GrpcPort = null,
             LogDirectory = Path.GetFullPath(Path.Combine(".kiln", "prediction-log")),

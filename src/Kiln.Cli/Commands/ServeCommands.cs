@@ -1,8 +1,11 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Kiln.Core;
+using Kiln.Core.Packaging;
 using Kiln.Monitoring.Continuous;
+using Kiln.Monitoring.Feedback;
 using Kiln.Serving;
+using Kiln.Tracking;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Kiln.Scoring.Validation;
@@ -57,8 +60,9 @@ internal static class ServeCommands
                 if (!spec.Uri.StartsWith("models:", StringComparison.Ordinal) && !spec.Uri.StartsWith("runs:", StringComparison.Ordinal) && !Directory.Exists(spec.Uri))
                     throw new KilnException($"--model {spec.Uri}: no such package directory");
             }
-            var stores = Kiln.Tracking.TrackingStores.Open(parse.GetValue(tracking));
-            await using var registry = new RegistryModelSource(stores);
+            var stores = TrackingStores.Open(parse.GetValue(tracking));
+            await using var storesScope = stores;
+            var locator = new RegistryModelLocator(stores);
             var grpc = parse.GetValue(grpcPort);
             var logDirectory = parse.GetValue(logDir) is { } d ? Path.GetFullPath(d) : null;
             var monitoring = parse.GetValue(monitor) is { } m ? MonitorWiring.Load(m, logDirectory, pipelinesInProcess: false) : null;
@@ -77,13 +81,15 @@ internal static class ServeCommands
                 QueueLimit = parse.GetValue(queue),
                 MaxRequestBodyBytes = parse.GetValue(maxBody),
                 RequestTimeout = Duration.Parse(parse.GetValue(timeout)!, "--request-timeout"),
-                Sources = { registry },
+                Locator = locator,
                 Otlp = otlp.Read(parse),
                 FeatureStore = FeatureStoreOptions(parse.GetValue(featureService), parse.GetValue(featureProject), parse.GetValue(onlineStore),
                     parse.GetValue(featureRegistry), parse.GetValue(featureRepo)),
+                // The prediction log's delayed labels belong to monitoring; kiln serve accepts them beside the log it writes.
+                ConfigureEndpoints = logDirectory is null ? null : app => app.MapKilnFeedbackEndpoints(logDirectory),
                 ConfigureServices = monitoring is null ? null : services => services
                     .AddKilnMonitoring(monitoring, sp => sp.GetRequiredService<Kiln.Serving.Metrics.ServingMetrics>().Meter)
-                    .Replace(ServiceDescriptor.Singleton<IModelPackageLocator>(new TrackingPackageLocator(stores))),
+                    .Replace(ServiceDescriptor.Singleton<IModelLocator>(locator)),
             };
             Cli.EnsurePortFree("--port", options.Host, options.Port);
             if (options.GrpcPort is { } grpcListen) Cli.EnsurePortFree("--grpc-port", options.Host, grpcListen);

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Kiln.Batch;
 using Kiln.Cli.Commands;
 using Kiln.Core.Packaging;
+using Kiln.Core.PredictionLog;
 using Kiln.Features.Definitions;
 using Kiln.Features.Offline;
 using Kiln.Features.Online;
@@ -56,7 +57,7 @@ internal sealed class BatchScoreKind : ITaskKind
 
     public async Task<IReadOnlyDictionary<string, string>> ExecuteAsync(TaskContext c)
     {
-        var (package, version) = await KindSettings.ResolveModelAsync(c, "model").ConfigureAwait(false);
+        var resolved = await KindSettings.ResolveModelAsync(c, "model").ConfigureAwait(false);
         var model = ModelTaskKinds.Required(c, "model");
         var output = KindSettings.LocalPath(c, ModelTaskKinds.Required(c, "output"));
         // A retry (or a run resumed after a crash) finishes what the earlier attempt wrote instead of refusing its output.
@@ -75,7 +76,7 @@ internal sealed class BatchScoreKind : ITaskKind
             PartitionRows = KindSettings.GetInt(c, "partition_rows", 1_000_000, 1),
             Threads = KindSettings.GetInt(c, "threads", 0, 0),
             RejectsDirectory = c.GetString("rejects") is { Length: > 0 } r ? KindSettings.LocalPath(c, r) : null,
-            Resolver = new Resolved(new ResolvedModel(package, version)),
+            Resolved = resolved,
         };
         c.Log.Info($"scoring {options.Input} with {model} into {output}{(resume ? " (resuming)" : "")}");
         var job = new BatchJob(options);
@@ -98,8 +99,8 @@ internal sealed class BatchScoreKind : ITaskKind
             ["unseen_categories"] = DataTaskKinds.Number(result.UnseenCategories),
             ["parts_written"] = DataTaskKinds.Number(result.PartsWritten),
             ["parts_resumed"] = DataTaskKinds.Number(result.PartsResumed),
-            ["package"] = package,
-            ["model_version"] = version ?? "",
+            ["package"] = resolved.PackageDirectory,
+            ["model_version"] = resolved.RegistryVersion?.ToString(CultureInfo.InvariantCulture) ?? "",
         };
         if (result.RejectsDirectory is { } rejects) outputs["rejects"] = rejects;
         return outputs;
@@ -125,11 +126,6 @@ internal sealed class BatchScoreKind : ITaskKind
         .Replace("--keep", "keep", StringComparison.Ordinal).Replace("--key", "key", StringComparison.Ordinal)
         .Replace("--threads", "threads", StringComparison.Ordinal).Replace("--resume", "resume", StringComparison.Ordinal)
         .Replace("--model", "model", StringComparison.Ordinal);
-
-    private sealed class Resolved(ResolvedModel model) : IModelResolver
-    {
-        public ResolvedModel Resolve(string uri) => model;
-    }
 }
 
 /// <summary>
@@ -302,7 +298,8 @@ internal sealed class DriftCheckKind : ITaskKind
         var options = Options(c);
         var onDrift = KindSettings.GetOneOf(c, "on_drift", Actions) ?? (KindSettings.GetBool(c, "fail_on_drift", false) ? "fail" : "continue");
         var onNoDrift = KindSettings.GetOneOf(c, "on_no_drift", "continue", "skip") ?? "continue";
-        var (dir, version) = await KindSettings.ResolveModelAsync(c, "model").ConfigureAwait(false);
+        var resolved = await KindSettings.ResolveModelAsync(c, "model").ConfigureAwait(false);
+        var (dir, version) = (resolved.PackageDirectory, resolved.RegistryVersion?.ToString(CultureInfo.InvariantCulture));
         var html = KindSettings.LocalPath(c, c.GetString("report") is { Length: > 0 } h ? h : Path.Combine(KindSettings.TaskDirectory(c), "drift.html"));
         var json = KindSettings.LocalPath(c, c.GetString("report_json") is { Length: > 0 } j ? j : Path.Combine(KindSettings.TaskDirectory(c), "drift.json"));
 
@@ -351,15 +348,15 @@ internal sealed class DriftCheckKind : ITaskKind
     private static string Current(TaskContext c, string current, string model)
     {
         if (!Directory.Exists(current)) return current;
-        var models = Directory.GetDirectories(current, "model=*");
-        if (models.Length == 0) return current;
-        var mine = Path.Combine(current, $"model={model}");
+        var models = PredictionLogLayout.Models(current);
+        if (models.Count == 0) return current;
+        var mine = PredictionLogLayout.ModelDirectory(current, model);
         if (Directory.Exists(mine))
         {
-            if (models.Length > 1) c.Log.Info($"current: reading the prediction log of model {model} only ({mine})");
+            if (models.Count > 1) c.Log.Info($"current: reading the prediction log of model {model} only ({mine})");
             return mine;
         }
-        throw new TaskFailedException($"'current' {current} is a prediction log without model {model} (it has {string.Join(", ", models.Select(m => Path.GetFileName(m)[6..]).Order(StringComparer.Ordinal))})");
+        throw new TaskFailedException($"'current' {current} is a prediction log without model {model} (it has {string.Join(", ", models)})");
     }
 
     private static DriftOptions Options(TaskContext c)

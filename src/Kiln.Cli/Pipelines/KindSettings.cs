@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Kiln.Core;
+using Kiln.Core.Packaging;
 using Kiln.Pipelines.Definition;
 using Kiln.Pipelines.Tasks;
 using Kiln.Tracking;
@@ -154,29 +155,33 @@ internal static class KindSettings
     /// A model location as a package directory: a path (or file:// URI) relative to the working directory, or a
     /// models:/NAME/VERSION, models:/NAME@ALIAS or runs:/ URI resolved through the task's tracking store.
     /// </summary>
-    public static async Task<(string Directory, string? Version)> ResolveModelAsync(TaskContext c, string key)
+    public static async Task<ResolvedModel> ResolveModelAsync(TaskContext c, string key)
     {
         var uri = ModelTaskKinds.Required(c, key);
-        if (uri.StartsWith("models:/", StringComparison.Ordinal) || uri.StartsWith("runs:/", StringComparison.Ordinal))
+        var local = new DirectoryModelLocator(c.WorkingDirectory);
+        if (!DirectoryModelLocator.IsRegistryUri(uri))
         {
-            var trackingUri = ModelTaskKinds.TrackingUri(c);
             try
             {
-                await using var stores = TrackingStores.Open(trackingUri);
-                var r = await new ModelResolver(stores).ResolveAsync(uri, c.CancellationToken).ConfigureAwait(false);
-                c.Log.Info($"{key}: {uri} is {(r.Version is { } v ? $"version {v} of {r.Name}" : "a run's artifact")} ({r.Directory})");
-                return (r.Directory, r.Version?.ToString(CultureInfo.InvariantCulture));
+                return await local.ResolveAsync(uri, c.CancellationToken).ConfigureAwait(false);
             }
-            catch (TrackingException e)
+            catch (KilnException e)
             {
-                throw new TaskFailedException($"'{key}' {uri}: {e.Message} (tracking store {trackingUri})", e);
+                throw new TaskFailedException($"'{key}' {e.Message}", e);
             }
         }
-        var local = uri.StartsWith("file://", StringComparison.OrdinalIgnoreCase) ? new Uri(uri).LocalPath : uri;
-        var dir = Path.GetFullPath(local, c.WorkingDirectory);
-        if (!Kiln.Core.Packaging.ModelPackage.IsPackage(dir))
-            throw new TaskFailedException($"'{key}' {uri}: {(Directory.Exists(dir) ? "not a Kiln model package (no kiln.json)" : "no such directory")}");
-        return (dir, null);
+        var trackingUri = ModelTaskKinds.TrackingUri(c);
+        try
+        {
+            await using var stores = TrackingStores.Open(trackingUri);
+            var r = await new RegistryModelLocator(stores, local: local).ResolveAsync(uri, c.CancellationToken).ConfigureAwait(false);
+            c.Log.Info($"{key}: {uri} is {(r.RegistryVersion is { } v ? $"version {v} of {r.Name}" : "a run's artifact")} ({r.PackageDirectory})");
+            return r;
+        }
+        catch (KilnException e)
+        {
+            throw new TaskFailedException($"'{key}' {e.Message} (tracking store {trackingUri})", e);
+        }
     }
 
     /// <summary>Runs a body that reports bad input as KilnException, turning those into clean task failures.</summary>

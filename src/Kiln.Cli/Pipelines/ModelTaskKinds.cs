@@ -146,7 +146,7 @@ internal sealed class GateKind : ITaskKind
             ResolvedModel holder;
             try
             {
-                holder = await new ModelResolver(stores).ResolveAsync($"models:/{model}@{alias}", c.CancellationToken).ConfigureAwait(false);
+                holder = await new RegistryModelLocator(stores).ResolveAsync($"models:/{model}@{alias}", c.CancellationToken).ConfigureAwait(false);
             }
             catch (TrackingException e) when (e.Code == ErrorCode.ResourceDoesNotExist)
             {
@@ -154,15 +154,15 @@ internal sealed class GateKind : ITaskKind
                 outputs["previous"] = "";
                 return outputs;
             }
-            var holderPackage = ModelPackage.Load(holder.Directory);
+            var holderPackage = ModelPackage.Load(holder.PackageDirectory);
             var theirs = data is null ? holderPackage.Metadata.Metrics.GetValueOrDefault(metric, double.NaN)
                 : (await Evaluation.ScoreAsync(holderPackage, data, c.CancellationToken).ConfigureAwait(false)).GetValueOrDefault(metric, double.NaN);
             var lowerIsBetter = metric is "rmse" or "mae" or "log_loss";
             var better = double.IsNaN(theirs) || (lowerIsBetter ? value < theirs : value > theirs);
-            outputs["previous"] = holder.Version?.ToString(CultureInfo.InvariantCulture) ?? "";
+            outputs["previous"] = holder.RegistryVersion?.ToString(CultureInfo.InvariantCulture) ?? "";
             outputs[$"previous_{metric}"] = theirs.ToString("R", CultureInfo.InvariantCulture);
-            if (!better) throw new TaskSkippedException($"{metric} {value:0.####} does not beat version {holder.Version} of {model}@{alias} ({theirs:0.####})");
-            c.Log.Info($"{metric} {value:0.####} beats version {holder.Version} of {model}@{alias} ({theirs:0.####})");
+            if (!better) throw new TaskSkippedException($"{metric} {value:0.####} does not beat version {holder.RegistryVersion} of {model}@{alias} ({theirs:0.####})");
+            c.Log.Info($"{metric} {value:0.####} beats version {holder.RegistryVersion} of {model}@{alias} ({theirs:0.####})");
         }
         return outputs;
     }

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Kiln.Core.Packaging;
 using Kiln.Monitoring.Alerts;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -13,15 +14,15 @@ public static class MonitoringServiceCollectionExtensions
     /// Adds <see cref="MonitorService"/> (hosted) with the window evaluator (drift, proxy and realized metrics), gauges on <paramref name="meter"/> (the meter
     /// the host's /metrics exports), and the log and webhook sinks; with <see cref="MonitorConfig.PipelinesUrl"/>, a sink
     /// that POSTs pipeline events there. Add more <see cref="IMonitorEvaluator"/>s or <see cref="IAlertSink"/>s as
-    /// singletons; replace <see cref="IModelPackageLocator"/> to resolve registry URIs.
+    /// singletons; replace <see cref="IModelLocator"/> to resolve registry URIs.
     /// </summary>
     public static IServiceCollection AddKilnMonitoring(this IServiceCollection services, MonitorConfig config, Func<IServiceProvider, Meter> meter)
     {
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<IModelPackageLocator, DirectoryPackageLocator>();
+        services.TryAddSingleton<IModelLocator>(_ => new DirectoryModelLocator());
         services.AddSingleton(config);
         services.AddSingleton(sp => new GaugePublisher(meter(sp)));
-        services.AddSingleton<IMonitorEvaluator>(sp => new WindowMonitorEvaluator(sp.GetRequiredService<IModelPackageLocator>()));
+        services.AddSingleton<IMonitorEvaluator>(sp => new WindowMonitorEvaluator(sp.GetRequiredService<IModelLocator>()));
         services.AddSingleton(sp => new HttpDelivery("webhook", config.Delivery, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Kiln.Monitoring.Alerts"),
             time: sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IAlertSink>(sp => new LogAlertSink(sp.GetRequiredService<ILoggerFactory>().CreateLogger("Kiln.Monitoring.Alerts")));

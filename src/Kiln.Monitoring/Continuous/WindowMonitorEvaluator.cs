@@ -12,9 +12,9 @@ namespace Kiln.Monitoring.Continuous;
 /// whose <c>model</c> label is the target's name. A window with fewer than <see cref="MonitorTarget.MinRows"/> rows
 /// publishes only <c>kiln_monitor_window_rows</c>, so rules see no data rather than a verdict on a handful of rows.
 /// </summary>
-public sealed class WindowMonitorEvaluator(IModelPackageLocator? locator = null) : IMonitorEvaluator
+public sealed class WindowMonitorEvaluator(IModelLocator? locator = null) : IMonitorEvaluator
 {
-    private readonly IModelPackageLocator _locator = locator ?? new DirectoryPackageLocator();
+    private readonly IModelLocator _locator = locator ?? new DirectoryModelLocator();
     private readonly ConcurrentDictionary<string, ModelPackage> _packages = new(StringComparer.Ordinal);
 
     // Feedback is parsed once and kept between ticks, per log directory and window length (windows of one length
@@ -30,7 +30,7 @@ public sealed class WindowMonitorEvaluator(IModelPackageLocator? locator = null)
         CancellationToken cancellationToken)
     {
         // Package directories are immutable: each is loaded (and its checksums verified) once.
-        var dir = Path.GetFullPath(await _locator.LocateAsync(target.Model, cancellationToken).ConfigureAwait(false));
+        var dir = (await _locator.ResolveAsync(target.Model, cancellationToken).ConfigureAwait(false)).PackageDirectory;
         if (!_packages.TryGetValue(dir, out var package))
         {
             if (!ModelPackage.IsPackage(dir)) throw new KilnException($"{dir}: not a Kiln model package (no kiln.json)");

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using System.Runtime.CompilerServices;
 using Kiln.Core;
+using Kiln.Core.PredictionLog;
 using Kiln.Monitoring.Windows;
 using Parquet;
 using Parquet.Schema;
@@ -63,7 +63,7 @@ public sealed class FeedbackStore
 
     /// <summary>LOG_DIR/_feedback/date=YYYY-MM-DD for a UTC time of receipt.</summary>
     internal string DateDirectory(DateTime received) =>
-        Path.Combine(Root, "date=" + received.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+        Path.Combine(Root, PredictionLogLayout.DateDirectoryName(DateOnly.FromDateTime(received)));
 
     /// <summary>
     /// Writes rows as a new feedback file in <paramref name="dir"/>, named after <paramref name="nameTime"/>: under a hidden
@@ -137,12 +137,10 @@ public sealed class FeedbackStore
     {
         var files = new List<string>();
         if (!Directory.Exists(Root)) return files;
-        foreach (var dateDir in Directory.EnumerateDirectories(Root, "date=*"))
+        foreach (var (dateDir, date) in PredictionLogLayout.DateDirectories(Root))
         {
-            if (!DateOnly.TryParseExact(Path.GetFileName(dateDir)["date=".Length..], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date)) continue;
             if (since is { } s && date < s) continue;
-            foreach (var f in Directory.EnumerateFiles(dateDir, "*.parquet"))
-                if (!Path.GetFileName(f).StartsWith('.')) files.Add(f);
+            files.AddRange(PredictionLogLayout.CompleteFiles(dateDir));
         }
         files.Sort((a, b) => string.CompareOrdinal(Path.GetFileName(a), Path.GetFileName(b)));
         return files;

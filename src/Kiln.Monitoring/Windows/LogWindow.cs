@@ -1,5 +1,6 @@
 using System.Globalization;
 using Kiln.Core;
+using Kiln.Core.PredictionLog;
 
 namespace Kiln.Monitoring.Windows;
 
@@ -57,14 +58,6 @@ public sealed record LogWindow
     }
 
     public static string Format(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
-
-    /// <summary>The directory name the serving log uses for a model or version ('/', '\', '=' and control characters become '_').</summary>
-    public static string SafeName(string s)
-    {
-        var chars = s.ToCharArray();
-        for (var i = 0; i < chars.Length; i++) if (chars[i] is '/' or '\\' or '=' || char.IsControl(chars[i])) chars[i] = '_';
-        return new string(chars);
-    }
 }
 
 /// <summary>One complete prediction log file, with the version and date of its partition.</summary>
@@ -75,28 +68,10 @@ public static class PredictionLogFiles
 {
     public static IReadOnlyList<LogFile> Find(LogWindow window)
     {
-        var modelDir = Path.Combine(window.LogDirectory, "model=" + LogWindow.SafeName(window.Model));
         if (!Directory.Exists(window.LogDirectory)) throw new KilnException($"{window.LogDirectory}: the log directory does not exist");
         var files = new List<LogFile>();
-        if (!Directory.Exists(modelDir)) return files;
-        var first = DateOnly.FromDateTime(window.From.UtcDateTime);
-        var last = DateOnly.FromDateTime(window.To.UtcDateTime.AddTicks(-1));
-        foreach (var versionDir in Directory.EnumerateDirectories(modelDir, "version=*"))
-        {
-            var version = Path.GetFileName(versionDir)["version=".Length..];
-            if (window.Version is not null && version != LogWindow.SafeName(window.Version)) continue;
-            foreach (var dateDir in Directory.EnumerateDirectories(versionDir, "date=*"))
-            {
-                if (!DateOnly.TryParseExact(Path.GetFileName(dateDir)["date=".Length..], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date)) continue;
-                if (date < first || date > last) continue;
-                foreach (var file in Directory.EnumerateFiles(dateDir, "*.parquet"))
-                {
-                    // Files being written are hidden (.part-….parquet.inprogress); skip any hidden file.
-                    if (Path.GetFileName(file).StartsWith('.')) continue;
-                    files.Add(new LogFile(file, version, date));
-                }
-            }
-        }
+        foreach (var p in PredictionLogLayout.Partitions(window.LogDirectory, window.Model, window.Version, window.From, window.To))
+            foreach (var file in PredictionLogLayout.CompleteFiles(p.Directory)) files.Add(new LogFile(file, p.Version, p.Date));
         files.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
         return files;
     }

@@ -1,5 +1,6 @@
 using Kiln.Core;
 using Kiln.Core.Data;
+using Kiln.Core.PredictionLog;
 using Parquet;
 using Parquet.Schema;
 
@@ -45,8 +46,8 @@ public sealed class LogBatch
 /// </summary>
 public static class PredictionLogReader
 {
-    public const string InputPrefix = "input_";
-    public const string ProbabilityPrefix = "probability_";
+    private const string InputPrefix = PredictionLogLayout.InputPrefix;
+    private const string ProbabilityPrefix = PredictionLogLayout.ProbabilityPrefix;
 
     /// <summary>The window's rows, one batch per row group (only the rows inside [from, to)).</summary>
     public static async IAsyncEnumerable<LogBatch> ReadAsync(LogWindow window,
@@ -84,11 +85,11 @@ public static class PredictionLogReader
         var fields = reader.Schema.GetDataFields();
         DataField Required(string name) => Array.Find(fields, f => f.Name == name)
             ?? throw new KilnException($"{file.Path}: column '{name}' is missing; is this a kiln serve prediction log?");
-        var requestId = Required("request_id");
-        var timestamp = Required("timestamp");
-        var row = Array.Find(fields, f => f.Name == "row");
-        var prediction = Array.Find(fields, f => f.Name == "prediction");
-        var value = Required("value");
+        var requestId = Required(PredictionLogLayout.RequestId);
+        var timestamp = Required(PredictionLogLayout.Timestamp);
+        var row = Array.Find(fields, f => f.Name == PredictionLogLayout.Row);
+        var prediction = Array.Find(fields, f => f.Name == PredictionLogLayout.Prediction);
+        var value = Required(PredictionLogLayout.Value);
         var inputs = new List<DataField>();
         var probabilities = new List<DataField>();
         foreach (var f in fields)

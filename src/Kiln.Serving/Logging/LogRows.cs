@@ -1,4 +1,5 @@
 using Kiln.Core.Data;
+using Kiln.Core.PredictionLog;
 using Kiln.Scoring;
 using Kiln.Serving.Models;
 using Kiln.Scoring.Validation;
@@ -185,19 +186,19 @@ internal static class LogColumns
     {
         var columns = new List<ParquetColumn>
         {
-            new("request_id", ParquetColumnKind.Text, true),
-            new("timestamp", ParquetColumnKind.Timestamp, false),
-            new("model", ParquetColumnKind.Text, true),
-            new("version", ParquetColumnKind.Text, true),
-            new("protocol", ParquetColumnKind.Text, true),
-            new("row", ParquetColumnKind.Int32, false),
+            new(PredictionLogLayout.RequestId, ParquetColumnKind.Text, true),
+            new(PredictionLogLayout.Timestamp, ParquetColumnKind.Timestamp, false),
+            new(PredictionLogLayout.Model, ParquetColumnKind.Text, true),
+            new(PredictionLogLayout.Version, ParquetColumnKind.Text, true),
+            new(PredictionLogLayout.Protocol, ParquetColumnKind.Text, true),
+            new(PredictionLogLayout.Row, ParquetColumnKind.Int32, false),
         };
         foreach (var f in model.Schema.Fields)
-            columns.Add(new("input_" + f.Name, f.IsNumeric ? ParquetColumnKind.Double : ParquetColumnKind.Text, true));
-        columns.Add(new("prediction", ParquetColumnKind.Text, true));
-        columns.Add(new("value", ParquetColumnKind.Double, false));
-        for (var c = 0; c < ProbabilityColumns(model); c++) columns.Add(new("probability_" + model.ClassLabels[c], ParquetColumnKind.Double, true));
-        columns.Add(new("flags", ParquetColumnKind.Text, true));
+            columns.Add(new(PredictionLogLayout.InputPrefix + f.Name, f.IsNumeric ? ParquetColumnKind.Double : ParquetColumnKind.Text, true));
+        columns.Add(new(PredictionLogLayout.Prediction, ParquetColumnKind.Text, true));
+        columns.Add(new(PredictionLogLayout.Value, ParquetColumnKind.Double, false));
+        for (var c = 0; c < ProbabilityColumns(model); c++) columns.Add(new(PredictionLogLayout.ProbabilityPrefix + model.ClassLabels[c], ParquetColumnKind.Double, true));
+        columns.Add(new(PredictionLogLayout.Flags, ParquetColumnKind.Text, true));
         return [.. columns];
     }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Kiln.Core.Data;
+using Kiln.Core.PredictionLog;
 using Kiln.Scoring;
 using Kiln.Serving.Metrics;
 using Kiln.Serving.Models;
@@ -52,12 +53,10 @@ public sealed class PredictionLog : BackgroundService
     private readonly TimeProvider _clock;
     private readonly List<ModelLog> _models = []; // guarded by itself
     private readonly List<ModelLog> _snapshot = [];
-    private readonly Dictionary<(string Model, string Version, string Date), PartitionFile> _partitions = [];
+    private readonly Dictionary<(string Model, string Version, DateOnly Date), PartitionFile> _partitions = [];
     private readonly SemaphoreSlim _wake = new(0);
     private bool _closed; // guarded by _models
     private volatile bool _stopping;
-    private long _lastDay = -1;
-    private string _lastDate = "";
     private long _dropped;
     private long _written;
 
@@ -221,26 +220,17 @@ public sealed class PredictionLog : BackgroundService
         }
     }
 
-    private string DateOf(DateTime timestamp)
-    {
-        var day = timestamp.Ticks / TimeSpan.TicksPerDay;
-        if (day != _lastDay)
-        {
-            _lastDate = timestamp.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
-            _lastDay = day;
-        }
-        return _lastDate;
-    }
+    private static DateOnly DateOf(DateTime timestamp) => DateOnly.FromDateTime(timestamp);
 
     private void CloseDue(DateTime now, bool final)
     {
-        List<((string, string, string) Key, PartitionFile File)>? due = null;
+        List<((string, string, DateOnly) Key, PartitionFile File)>? due = null;
         foreach (var (key, p) in _partitions)
             if (final || now - p.OpenedAt >= _options.LogFileRollInterval) (due ??= []).Add((key, p));
         if (due is not null) foreach (var (key, p) in due) Close(key, p);
     }
 
-    private void Close((string, string, string) key, PartitionFile p)
+    private void Close((string, string, DateOnly) key, PartitionFile p)
     {
         _partitions.Remove(key);
         try
@@ -256,15 +246,8 @@ public sealed class PredictionLog : BackgroundService
         }
     }
 
-    private string PartitionDirectory(ServedModel model, string date) =>
-        Path.Combine(_options.LogDirectory!, "model=" + Safe(model.Name), "version=" + Safe(model.Version), "date=" + date);
-
-    private static string Safe(string s)
-    {
-        var chars = s.ToCharArray();
-        for (var i = 0; i < chars.Length; i++) if (chars[i] is '/' or '\\' or '=' || char.IsControl(chars[i])) chars[i] = '_';
-        return new string(chars);
-    }
+    private string PartitionDirectory(ServedModel model, DateOnly date) =>
+        PredictionLogLayout.PartitionDirectory(_options.LogDirectory!, model.Name, model.Version, date);
 
     /// <summary>One partition's open file, written by Kiln's own Parquet writer a row group at a time.</summary>
     private sealed class PartitionFile

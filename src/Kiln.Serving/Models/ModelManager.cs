@@ -27,16 +27,8 @@ public sealed class ModelManager : BackgroundService
         _options = options;
         _metrics = metrics;
         _logger = logger;
-        var sources = options.Sources.Append(new LocalModelSource()).ToList();
-        var slots = new List<ModelSlot>();
-        foreach (var spec in options.Models)
-        {
-            var source = sources.FirstOrDefault(s => s.CanResolve(spec.Uri))
-                ?? throw new KilnException($"--model {spec.Uri}: no model source understands this URI (models:/ URIs need a registry)");
-            slots.Add(new ModelSlot(spec, source, spec.UnseenCategories ?? options.UnseenCategories));
-        }
-        Slots = slots;
-        foreach (var s in slots) _byName[s.Name] = s;
+        Slots = [.. options.Models.Select(spec => new ModelSlot(spec, spec.UnseenCategories ?? options.UnseenCategories))];
+        foreach (var s in Slots) _byName[s.Name] = s;
         metrics.Meter.CreateObservableGauge("kiln.serve.model.ready", ObserveReady, null, "1 for the version each model serves now.");
     }
 
@@ -94,7 +86,7 @@ public sealed class ModelManager : BackgroundService
         string version;
         try
         {
-            version = await slot.Source.CurrentVersionAsync(slot.Spec.Uri, ct).ConfigureAwait(false);
+            version = await _options.Locator.CurrentVersionAsync(slot.Spec.Uri, ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is KilnException or IOException or UnauthorizedAccessException or HttpRequestException)
         {
@@ -117,7 +109,7 @@ public sealed class ModelManager : BackgroundService
         string version = "?";
         try
         {
-            var resolved = await slot.Source.ResolveAsync(slot.Spec.Uri, ct).ConfigureAwait(false);
+            var resolved = await _options.Locator.ResolveAsync(slot.Spec.Uri, ct).ConfigureAwait(false);
             version = resolved.Version;
             var name = slot.Spec.Name ?? slot.Current?.Name;
             var model = await Task.Run(() => ServedModel.Load(resolved.PackageDirectory, name, resolved.Version, slot.Policy, _options.MaxRowsPerRequest), ct).ConfigureAwait(false);

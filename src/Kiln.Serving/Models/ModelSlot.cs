@@ -17,17 +17,14 @@ public sealed class ModelSlot
 {
     private ServedModel? _current;
 
-    public ModelSlot(ModelSpec spec, IModelSource source, UnseenCategoryPolicy policy)
+    public ModelSlot(ModelSpec spec, UnseenCategoryPolicy policy)
     {
         Spec = spec;
-        Source = source;
         Policy = policy;
         Name = spec.Name ?? GuessName(spec.Uri);
     }
 
     public ModelSpec Spec { get; }
-
-    public IModelSource Source { get; }
 
     public UnseenCategoryPolicy Policy { get; }
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Kiln.Core.Packaging;
+using Kiln.Monitoring.Feedback;
 using Kiln.Monitoring.Tests.Statistics;
 using Kiln.Monitoring.Windows;
 using Kiln.Serving;
@@ -80,6 +81,8 @@ public sealed class ServeFeedbackEvaluateTests : IDisposable
         await using (var host = await ServingHost.BuildAsync(new ServeOptions
         {
             Models = [new ModelSpec(package)], Port = 0, GrpcPort = null, LogDirectory = log, PollInterval = TimeSpan.Zero,
+            // As kiln serve does with --log-dir: feedback is monitoring's endpoint, mapped beside the log.
+            ConfigureEndpoints = app => app.MapKilnFeedbackEndpoints(log),
         }, logging: _ => { }))
         {
             await host.StartAndLoadAsync();
@@ -192,6 +195,46 @@ public sealed class ServeFeedbackEvaluateTests : IDisposable
         var badWindow = await KilnCli.RunAsync(["monitor", "evaluate", "--model", package, "--log-dir", log, "--window", "soon"]);
         Assert.Equal(1, badWindow.ExitCode);
         Assert.Contains("--window", badWindow.StdErr);
+    }
+
+    [Fact]
+    public async Task Kiln_serve_with_log_dir_accepts_feedback_beside_its_log()
+    {
+        var package = await TrainAsync();
+        var log = _dir.File("serve-log");
+        var port = TestEnvironment.FreePort();
+        using var serve = KilnCli.Start(["serve", "--model", package, "--port", port.ToString(CultureInfo.InvariantCulture), "--grpc-port", "0",
+            "--log-dir", log, "--tracking-uri", _dir.File(".kiln")]);
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
+            var ready = false;
+            for (var i = 0; i < 600 && !ready && !serve.HasExited; i++)
+            {
+                try
+                {
+                    using var health = await http.GetAsync("/ready");
+                    ready = health.IsSuccessStatusCode;
+                }
+                catch (HttpRequestException)
+                {
+                }
+                catch (TaskCanceledException)
+                {
+                }
+                if (!ready) await Task.Delay(100);
+            }
+            Assert.True(ready, "kiln serve did not become ready");
+            using var ok = await http.PostAsync("/api/v1/feedback", new StringContent("""{"request_id":"r1","row":0,"label":"1"}""", Encoding.UTF8, "application/json"));
+            Assert.Equal(200, (int)ok.StatusCode);
+            var labels = await new Kiln.Monitoring.Feedback.FeedbackStore(log).ReadAsync();
+            Assert.Equal("1", Assert.Single(labels).Value.Label);
+        }
+        finally
+        {
+            serve.Kill(entireProcessTree: true);
+            await serve.WaitForExitAsync();
+        }
     }
 
     [Fact]
