@@ -106,8 +106,10 @@ public sealed record StorageLocation
 
     private static StorageLocation BarePath(string original, string path)
     {
-        // A directory holds kiln.db; a name with an extension (x.db, x.sqlite) is the file itself.
-        var file = File.Exists(path) ? path : Directory.Exists(path) || !System.IO.Path.HasExtension(path) ? System.IO.Path.Combine(path, "kiln.db") : path;
+        // A directory holds kiln.db; a name with an extension (x.db, x.sqlite) is the file itself. A leading dot is
+        // not an extension: ./.kiln is the default directory.
+        var name = System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(path)).TrimStart('.');
+        var file = File.Exists(path) ? path : Directory.Exists(path) || !System.IO.Path.HasExtension(name) ? System.IO.Path.Combine(path, "kiln.db") : path;
         var full = System.IO.Path.GetFullPath(file);
         return new StorageLocation(StorageKind.Sqlite, original, full) { SqlitePath = full };
     }

@@ -34,6 +34,10 @@ public sealed class LocationTests
         Assert.Equal(Path.Combine(dir.Path, "new", "kiln.db"), Parse(Path.Combine(dir.Path, "new")).SqlitePath);
         Assert.Equal(dir.File("meta.db"), Parse(dir.File("meta.db")).SqlitePath);
         Assert.Equal(Path.Combine(dir.Path, "kiln.db"), Parse("file://" + dir.Path).SqlitePath);
+        // A leading dot is a hidden directory, not an extension: the default ./.kiln before it exists.
+        Assert.Equal(Path.Combine(dir.Path, ".kiln", "kiln.db"), Parse(Path.Combine(dir.Path, ".kiln")).SqlitePath);
+        Assert.Equal(Path.Combine(dir.Path, ".kiln", "kiln.db"), Parse(Path.Combine(dir.Path, ".kiln") + "/").SqlitePath);
+        Assert.Equal(dir.File(".meta.db"), Parse(dir.File(".meta.db")).SqlitePath);
     }
 
     [Fact]

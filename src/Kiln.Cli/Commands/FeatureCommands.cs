@@ -15,7 +15,7 @@ internal static class FeatureCommands
 {
     private static readonly Option<string> _registry = new("--registry")
     {
-        Description = "Metadata store holding applied definitions: a SQLite path or a postgresql:// URI",
+        Description = "Metadata store holding applied definitions (docs/cli.md#locations): a SQLite path or directory, sqlite:///FILE, or a postgresql:// URI",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("KILN_FEATURE_REGISTRY") ?? ".kiln/kiln.db",
         Recursive = true,
     };
