@@ -46,7 +46,7 @@ foreach (var n in sizes)
         Directory.CreateDirectory(dir);
         try
         {
-            await using var store = new SqlitePipelineStore(Path.Combine(dir, "kiln.db"));
+            await using var store = PipelineStores.Create(Path.Combine(dir, "kiln.db"));
             await store.InitializeAsync();
             await using var engine = new PipelineEngine(store, kinds);
             var sw = Stopwatch.StartNew();

@@ -2,6 +2,7 @@ using Kiln.Pipelines.Execution;
 using Kiln.Pipelines.Scheduling;
 using Kiln.Pipelines.State;
 using Kiln.Pipelines.Tasks;
+using Kiln.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -12,7 +13,7 @@ namespace Kiln.Pipelines;
 /// <summary>Settings of the pipeline services in a host (<c>kiln server</c>).</summary>
 public sealed class KilnPipelineOptions
 {
-    /// <summary>The store: null for ./.kiln/kiln.db, a path, or a postgres:// URI (see <see cref="PipelineStores"/>).</summary>
+    /// <summary>The store: null for the host's <see cref="MetadataDatabase"/> if it registered one, else ./.kiln/kiln.db; or a location (docs/cli.md#locations).</summary>
     public string? Store { get; set; }
 
     /// <summary>A directory of pipeline YAML files loaded into the catalog at start.</summary>
@@ -34,7 +35,12 @@ public static class PipelineServiceCollectionExtensions
         var options = services.AddOptions<KilnPipelineOptions>();
         if (configure is not null) options.Configure(configure);
         services.AddSingleton(TimeProvider.System);
-        services.AddSingleton(sp => PipelineStores.Create(sp.GetRequiredService<IOptions<KilnPipelineOptions>>().Value.Store));
+        services.AddSingleton<IPipelineStore>(sp =>
+        {
+            // A host that registered one metadata database (kiln server) shares it unless a store is named.
+            var store = sp.GetRequiredService<IOptions<KilnPipelineOptions>>().Value.Store;
+            return store is null && sp.GetService<MetadataDatabase>() is { } shared ? new SqlPipelineStore(shared) : PipelineStores.Create(store);
+        });
         services.AddSingleton(sp =>
         {
             var registry = TaskKindRegistry.CreateDefault();

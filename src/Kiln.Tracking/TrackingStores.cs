@@ -1,5 +1,6 @@
 using Kiln.Tracking.Artifacts;
 using Kiln.Tracking.Http;
+using Kiln.Storage;
 using Kiln.Tracking.Sql;
 
 namespace Kiln.Tracking;
@@ -45,52 +46,50 @@ public sealed class TrackingStores : IAsyncDisposable
         : DefaultUri;
 
     /// <summary>
-    /// Opens the stores a URI names. http(s)://host:port → a kiln server's REST API. A local path →
-    /// SQLite at PATH/kiln.db and artifacts under PATH/artifacts. sqlite:///file.db, postgresql://…
-    /// or an Npgsql connection string (Host=…) → that database, with artifacts under
-    /// <paramref name="artifactsRoot"/> (default ./.kiln/artifacts).
+    /// Opens the stores a URI names (docs/cli.md#locations). http(s)://host:port → a kiln server's REST API.
+    /// A directory → SQLite at DIR/kiln.db with artifacts under DIR/artifacts. sqlite:///FILE or a *.db
+    /// path → that file, artifacts next to it. postgresql://… or an Npgsql connection string (Host=…)
+    /// → that database, with artifacts under <paramref name="artifactsRoot"/> (default ./.kiln/artifacts).
     /// </summary>
     public static TrackingStores Open(string? uri, string? artifactsRoot = null, long maxArtifactBytes = LocalArtifactStore.DefaultMaxFileBytes,
         HttpClient? httpClient = null)
     {
         var u = ResolveUri(uri);
-        if (u.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || u.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+        StorageLocation location;
+        try
         {
-            var client = new KilnHttpClient(new System.Uri(u), httpClient);
+            location = StorageLocation.Parse(u, "tracking URI");
+        }
+        catch (Kiln.Core.KilnException e)
+        {
+            throw TrackingException.Invalid(e.Message);
+        }
+        if (location.Kind == StorageKind.Remote)
+        {
+            var client = new KilnHttpClient(location.Server!, httpClient);
             return new TrackingStores(client, client, client, u, isRemote: true, client);
         }
-        SqlDatabase db;
-        string artifacts;
-        if (u.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase) || u.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase)
-            || u.Contains("Host=", StringComparison.OrdinalIgnoreCase))
-        {
-            db = SqlDatabase.Postgres(u);
-            artifacts = artifactsRoot ?? Path.Combine(DefaultUri, "artifacts");
-        }
-        else if (u.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase))
-        {
-            var path = u["sqlite:".Length..];
-            // sqlite:///abs/path.db and sqlite:relative.db, as SQLAlchemy and MLflow spell them.
-            if (path.StartsWith("///", StringComparison.Ordinal)) path = path[2..];
-            else if (path.StartsWith("//", StringComparison.Ordinal)) path = path[2..];
-            if (path.Length == 0) throw TrackingException.Invalid($"invalid tracking URI '{u}': sqlite: needs a file path");
-            db = SqlDatabase.Sqlite(path);
-            artifacts = artifactsRoot ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".", "artifacts");
-        }
-        else if (u.Contains("://", StringComparison.Ordinal) && !u.StartsWith("file://", StringComparison.OrdinalIgnoreCase))
-        {
-            throw TrackingException.Invalid($"unsupported tracking URI '{u}': use a local path, file://, sqlite:, postgresql:// or http(s)://");
-        }
-        else
-        {
-            var dir = u.StartsWith("file://", StringComparison.OrdinalIgnoreCase) ? new System.Uri(u).LocalPath : u;
-            if (File.Exists(dir)) throw TrackingException.Invalid($"tracking URI '{u}' is a file; name a directory (kiln.db and artifacts/ go inside)");
-            db = SqlDatabase.Sqlite(Path.Combine(dir, "kiln.db"));
-            artifacts = artifactsRoot ?? Path.Combine(dir, "artifacts");
-        }
-        return new TrackingStores(new SqlTrackingStore(db), new SqlModelRegistry(db), new LocalArtifactStore(artifacts, maxArtifactBytes), u,
-            isRemote: false, db);
+        var db = MetadataDatabase.Open(location);
+        return Open(db, artifactsRoot, maxArtifactBytes, ownsDatabase: true, u);
     }
+
+    /// <summary>
+    /// The stores on a database that is already open (the one <c>kiln server</c> shares between its areas);
+    /// artifacts default to ./.kiln/artifacts for PostgreSQL and to the folder next to a SQLite file.
+    /// </summary>
+    public static TrackingStores Open(MetadataDatabase database, string? artifactsRoot, long maxArtifactBytes = LocalArtifactStore.DefaultMaxFileBytes,
+        bool ownsDatabase = false, string? uri = null)
+    {
+        ArgumentNullException.ThrowIfNull(database);
+        var artifacts = artifactsRoot
+            ?? (database.Location.SqliteDirectory is { } dir ? Path.Combine(dir, "artifacts") : Path.Combine(DefaultUri, "artifacts"));
+        var sql = new SqlDatabase(database, ownsDatabase);
+        return new TrackingStores(new SqlTrackingStore(sql), new SqlModelRegistry(sql), new LocalArtifactStore(artifacts, maxArtifactBytes),
+            uri ?? database.Location.Original, isRemote: false, sql) { Database = database };
+    }
+
+    /// <summary>The metadata database underneath, or null when the stores go through a server.</summary>
+    public MetadataDatabase? Database { get; private init; }
 
     public ValueTask DisposeAsync() => _owned?.DisposeAsync() ?? ValueTask.CompletedTask;
 }

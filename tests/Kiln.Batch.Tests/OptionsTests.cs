@@ -41,10 +41,10 @@ public sealed class OptionsTests
         Assert.Contains("Database=warehouse", t.ConnectionString);
         Assert.Equal("\"sales\".\"tx\"", SqlLocation.Quote(t.Table!));
 
-        var q = SqlLocation.Parse("sqlite:///tmp/a.db?query=SELECT * FROM t WHERE a = 1 AND b = 'x&y'", "--input");
+        var q = SqlLocation.Parse("sqlite:////tmp/a.db?query=SELECT * FROM t WHERE a = 1 AND b = 'x&y'", "--input");
         Assert.Equal(SqlDialect.Sqlite, q.Dialect);
         Assert.Equal("SELECT * FROM t WHERE a = 1 AND b = 'x&y'", q.Query);
-        Assert.Contains("/tmp/a.db", q.ConnectionString);
+        Assert.Contains("Data Source=/tmp/a.db", q.ConnectionString);
     }
 
     [Theory]

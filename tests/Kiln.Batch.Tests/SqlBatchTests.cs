@@ -77,8 +77,8 @@ public sealed class SqlBatchTests(BatchFixture fx)
         var options = new BatchOptions
         {
             Model = fx.Package,
-            Input = $"sqlite://{dir.File("in.db")}?table=tx",
-            Output = $"sqlite://{dir.File("out.db")}?table=scores",
+            Input = $"sqlite:///{dir.File("in.db")}?table=tx",
+            Output = $"sqlite:///{dir.File("out.db")}?table=scores",
             Keep = ["transaction_id", "hour"],
             Key = "transaction_id",
             PartitionRows = 3000,
@@ -105,7 +105,7 @@ public sealed class SqlBatchTests(BatchFixture fx)
         var result = await new BatchJob(new BatchOptions
         {
             Model = fx.Package,
-            Input = $"sqlite://{dir.File("in.db")}?query=SELECT * FROM tx WHERE hour >= 0 ORDER BY transaction_id",
+            Input = $"sqlite:///{dir.File("in.db")}?query=SELECT * FROM tx WHERE hour >= 0 ORDER BY transaction_id",
             Output = dir.File("out"),
             Keep = ["transaction_id"],
             OnBadRow = BadRowPolicy.Skip,

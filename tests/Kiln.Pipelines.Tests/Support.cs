@@ -11,14 +11,14 @@ internal sealed class EngineFixture : IAsyncDisposable
 {
     private readonly TempDir _dir;
 
-    private EngineFixture(TempDir dir, SqlitePipelineStore store, PipelineEngine engine)
+    private EngineFixture(TempDir dir, SqlPipelineStore store, PipelineEngine engine)
     {
         _dir = dir;
         Store = store;
         Engine = engine;
     }
 
-    public SqlitePipelineStore Store { get; }
+    public SqlPipelineStore Store { get; }
     public PipelineEngine Engine { get; }
     public TaskKindRegistry Kinds => Engine.Kinds;
     public string Dir => _dir.Path;
@@ -26,7 +26,7 @@ internal sealed class EngineFixture : IAsyncDisposable
     public static async Task<EngineFixture> CreateAsync(PipelineEngineOptions? options = null, TimeProvider? time = null)
     {
         var dir = new TempDir("kiln-pipelines");
-        var store = new SqlitePipelineStore(Path.Combine(dir.Path, "kiln.db"));
+        var store = PipelineStores.Create(Path.Combine(dir.Path, "kiln.db"));
         await store.InitializeAsync();
         options ??= new PipelineEngineOptions();
         options.WorkingDirectory = dir.Path;

@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Kiln.Core;
+using Kiln.Storage;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 
@@ -13,7 +14,7 @@ internal enum SqlDialect
 }
 
 /// <summary>
-/// A table or query in SQLite or PostgreSQL: sqlite:///abs/path.db?table=T, sqlite://relative.db?query=SELECT…,
+/// A table or query in SQLite or PostgreSQL: sqlite:////abs/path.db?table=T, sqlite:///relative.db?query=SELECT…,
 /// postgresql://user:password@host:port/database?table=schema.T&amp;key=id. The query parameter, when given,
 /// must come last: the rest of the URI is the query, so it may hold '&amp;' and '='.
 /// </summary>
@@ -50,34 +51,20 @@ internal sealed record SqlLocation(SqlDialect Dialect, string ConnectionString, 
         if (table is not null && query is not null) throw new KilnException($"{option} {uri}: give table or query, not both");
         if (table is null && query is null) throw new KilnException($"{option} {uri}: name a table (?table=NAME) or a query (?query=SELECT ...)");
 
-        if (head.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase))
+        // The database part follows the one location grammar (docs/cli.md#locations): sqlite:///relative.db,
+        // sqlite:////absolute/path.db, postgresql://user:password@host:port/database.
+        var location = StorageLocation.Parse(head, option);
+        switch (location.Kind)
         {
-            var path = head["sqlite:".Length..];
-            if (path.StartsWith("//", StringComparison.Ordinal)) path = path[2..];
-            if (path.Length == 0) throw new KilnException($"{option} {uri}: no database file (sqlite:///path/to/file.db?table=T)");
-            path = Path.GetFullPath(Uri.UnescapeDataString(path));
-            var cs = new SqliteConnectionStringBuilder { DataSource = path, DefaultTimeout = 60, Pooling = false };
-            return new SqlLocation(SqlDialect.Sqlite, cs.ConnectionString, $"sqlite://{path}", table, query, key);
+            case StorageKind.Sqlite:
+                var cs = new SqliteConnectionStringBuilder { DataSource = location.SqlitePath, DefaultTimeout = 60, Pooling = false };
+                return new SqlLocation(SqlDialect.Sqlite, cs.ConnectionString, location.Display, table, query, key);
+            case StorageKind.Postgres:
+                var builder = new NpgsqlConnectionStringBuilder(location.PostgresConnectionString) { Pooling = false };
+                return new SqlLocation(SqlDialect.Postgres, builder.ConnectionString, location.Display, table, query, key);
+            default:
+                throw new KilnException($"{option} {uri}: a server URL is not a SQL table; give sqlite:///FILE?table=T or postgresql://...?table=T");
         }
-
-        Uri parsed;
-        try { parsed = new Uri(head); }
-        catch (UriFormatException e) { throw new KilnException($"{option} {uri}: not a valid PostgreSQL URI ({e.Message})", e); }
-        var builder = new NpgsqlConnectionStringBuilder
-        {
-            Host = parsed.Host,
-            Port = parsed.IsDefaultPort || parsed.Port <= 0 ? 5432 : parsed.Port,
-            Database = Uri.UnescapeDataString(parsed.AbsolutePath.Trim('/')) is { Length: > 0 } db ? db : "postgres",
-            Pooling = false,
-        };
-        if (parsed.UserInfo.Length > 0)
-        {
-            var colon = parsed.UserInfo.IndexOf(':', StringComparison.Ordinal);
-            builder.Username = Uri.UnescapeDataString(colon < 0 ? parsed.UserInfo : parsed.UserInfo[..colon]);
-            if (colon >= 0) builder.Password = Uri.UnescapeDataString(parsed.UserInfo[(colon + 1)..]);
-        }
-        var display = $"postgresql://{parsed.Host}:{builder.Port}/{builder.Database}";
-        return new SqlLocation(SqlDialect.Postgres, builder.ConnectionString, display, table, query, key);
     }
 
     public async Task<DbConnection> OpenAsync(CancellationToken ct)

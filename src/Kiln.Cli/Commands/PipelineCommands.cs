@@ -18,7 +18,7 @@ internal static class PipelineCommands
 {
     private static readonly Option<string?> Db = new("--db", "--tracking-uri")
     {
-        Description = "The pipeline store: a directory (./.kiln), a *.db file, a postgres:// URI, or a kiln server's http(s):// URL (commands then go through its API). Default: $KILN_TRACKING_URI or ./.kiln/kiln.db",
+        Description = "The pipeline store (docs/cli.md#locations): a directory (./.kiln), a *.db file, sqlite:///FILE, a postgresql:// URI, or a kiln server's http(s):// URL (commands then go through its API). Default: $KILN_TRACKING_URI or ./.kiln/kiln.db",
         Recursive = true,
     };
 

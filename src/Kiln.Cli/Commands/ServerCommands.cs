@@ -12,7 +12,7 @@ internal static class ServerCommands
     {
         var db = new Option<string>("--db")
         {
-            Description = "Metadata database: a directory (SQLite kiln.db inside), sqlite:FILE, or postgresql://user:pass@host:port/db",
+            Description = "Metadata database of tracking, pipelines and features (docs/cli.md#locations): a directory (kiln.db inside), sqlite:///FILE, or postgresql://user:pass@host:port/db",
             DefaultValueFactory = _ => TrackingStores.DefaultUri,
         };
         var artifacts = new Option<string?>("--artifacts")
@@ -55,13 +55,13 @@ internal static class ServerCommands
                 MaxArtifactBytes = max,
             };
             var dbValue = parse.GetValue(db)!;
-            var metadataFile = Directory.Exists(dbValue) || !dbValue.Contains(':', StringComparison.Ordinal) ? Path.Combine(dbValue, "kiln.db") : dbValue;
+            // Features and pipelines share the server's one metadata database (--db) unless told otherwise.
             if (parse.GetValue(onlineStore) is { } online)
-                options.Modules.Add(new FeatureServerModule(parse.GetValue(featureRegistry) ?? metadataFile, online));
+                options.Modules.Add(new FeatureServerModule(parse.GetValue(featureRegistry), online));
             if (parse.GetValue(pipelines) is { } pipelineDir)
             {
                 if (!Directory.Exists(pipelineDir)) throw new Kiln.Core.KilnException($"--pipelines: directory '{pipelineDir}' does not exist");
-                options.Modules.Add(new PipelineServerModule(metadataFile, pipelineDir, dbValue));
+                options.Modules.Add(new PipelineServerModule(null, pipelineDir, dbValue));
             }
             if (parse.GetValue(logDir) is { } log) options.Modules.Add(new FeedbackServerModule(log));
             options.Modules.Add(new MetricsServerModule(otlp.Read(parse)));

@@ -10,7 +10,7 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Kiln.Cli.Commands;
 
 /// <summary>The feature store's online API (Feast's /get-online-features and /push) inside kiln server.</summary>
-internal sealed class FeatureServerModule(string registry, string onlineStore) : IKilnServerModule
+internal sealed class FeatureServerModule(string? registry, string onlineStore) : IKilnServerModule
 {
     public void ConfigureServices(WebApplicationBuilder builder) =>
         builder.Services.AddKilnFeatures(o => { o.Registry = registry; o.OnlineStore = onlineStore; });
@@ -19,7 +19,7 @@ internal sealed class FeatureServerModule(string registry, string onlineStore) :
 }
 
 /// <summary>Pipelines inside kiln server: the /api/v1/pipelines API, the cron scheduler and orphan recovery.</summary>
-internal sealed class PipelineServerModule(string store, string? pipelinesDirectory, string? trackingUri = null) : IKilnServerModule
+internal sealed class PipelineServerModule(string? store, string? pipelinesDirectory, string? trackingUri = null) : IKilnServerModule
 {
     public void ConfigureServices(WebApplicationBuilder builder)
     {

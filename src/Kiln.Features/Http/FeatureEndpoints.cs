@@ -19,7 +19,7 @@ public static class FeatureEndpoints
         var options = services.AddOptions<KilnFeatureOptions>();
         if (configure is not null) options.Configure(configure);
         options.Validate(o => !string.IsNullOrWhiteSpace(o.OnlineStore), "KilnFeatureOptions.OnlineStore is empty")
-            .Validate(o => o.RepositoryPath is not null || !string.IsNullOrWhiteSpace(o.Registry), "KilnFeatureOptions needs Registry or RepositoryPath")
+            .Validate(o => o.RepositoryPath is not null || o.Registry is null || !string.IsNullOrWhiteSpace(o.Registry), "KilnFeatureOptions.Registry is empty")
             .Validate(o => o.RefreshInterval >= TimeSpan.Zero, "KilnFeatureOptions.RefreshInterval is negative")
             .ValidateOnStart();
         services.AddSingleton<FeatureServing>();

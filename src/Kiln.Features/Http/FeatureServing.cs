@@ -1,6 +1,8 @@
+using Kiln.Core;
 using Kiln.Features.Definitions;
 using Kiln.Features.Online;
 using Kiln.Features.Registry;
+using Kiln.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Kiln.Features.Http;
@@ -19,7 +21,27 @@ public sealed class FeatureServing : IAsyncDisposable
     private OnlineFeatureReader? _reader;
     private DateTime _loadedAt;
 
-    public FeatureServing(IOptions<KilnFeatureOptions> options) => _options = options.Value;
+    private readonly MetadataDatabase? _hostDatabase;
+
+    /// <param name="options">Where definitions and values are.</param>
+    /// <param name="hostDatabase">The host's metadata database, used when <see cref="KilnFeatureOptions.Registry"/> is null.</param>
+    public FeatureServing(IOptions<KilnFeatureOptions> options, MetadataDatabase? hostDatabase = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Value;
+        _hostDatabase = hostDatabase;
+    }
+
+    /// <summary>The registry the definitions come from: the host's database or the one <see cref="KilnFeatureOptions.Registry"/> names.</summary>
+    public async ValueTask<FeatureRegistry> GetRegistryAsync(CancellationToken cancellationToken = default)
+    {
+        if (_registry is not null) return _registry;
+        if (_options.Registry is { } location) return _registry = await FeatureRegistry.OpenAsync(location, cancellationToken).ConfigureAwait(false);
+        var shared = _hostDatabase ?? throw new KilnException("the feature registry is not set: give --feature-registry (or KilnFeatureOptions.Registry)");
+        var registry = new FeatureRegistry(shared);
+        await registry.InitializeAsync(cancellationToken).ConfigureAwait(false);
+        return _registry = registry;
+    }
 
     /// <summary>A reader over the current definitions and the online store.</summary>
     public async ValueTask<OnlineFeatureReader> GetReaderAsync(CancellationToken cancellationToken = default)
@@ -38,8 +60,8 @@ public sealed class FeatureServing : IAsyncDisposable
             }
             else
             {
-                _registry ??= await FeatureRegistry.OpenAsync(_options.Registry, cancellationToken).ConfigureAwait(false);
-                repo = (await _registry.RequireLatestAsync(_options.Project, cancellationToken).ConfigureAwait(false)).Repository;
+                var registry = await GetRegistryAsync(cancellationToken).ConfigureAwait(false);
+                repo = (await registry.RequireLatestAsync(_options.Project, cancellationToken).ConfigureAwait(false)).Repository;
             }
             _reader = new OnlineFeatureReader(repo, _store);
             _loadedAt = DateTime.UtcNow;

@@ -3,8 +3,11 @@ namespace Kiln.Features.Http;
 /// <summary>Where the feature endpoints find their definitions and values.</summary>
 public sealed class KilnFeatureOptions
 {
-    /// <summary>The metadata store holding applied definitions: a SQLite path (default <c>.kiln/kiln.db</c>) or a PostgreSQL URI.</summary>
-    public string Registry { get; set; } = ".kiln/kiln.db";
+    /// <summary>
+    /// The metadata store holding applied definitions (default <c>.kiln/kiln.db</c>; docs/cli.md#locations); null uses the
+    /// host's one <see cref="Kiln.Storage.MetadataDatabase"/> (kiln server registers it).
+    /// </summary>
+    public string? Registry { get; set; } = ".kiln/kiln.db";
 
     /// <summary>The project to serve; null serves the most recently applied project.</summary>
     public string? Project { get; set; }

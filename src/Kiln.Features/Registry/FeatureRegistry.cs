@@ -4,8 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Kiln.Core;
 using Kiln.Features.Definitions;
-using Microsoft.Data.Sqlite;
-using Npgsql;
+using Kiln.Storage;
 
 namespace Kiln.Features.Registry;
 
@@ -31,109 +30,76 @@ public sealed record RepositoryPlan(string Project, int? CurrentVersion, IReadOn
 public sealed record RegistryVersion(string Project, int Version, DateTime AppliedAt, string RepoPath);
 
 /// <summary>
-/// The feature registry in the metadata store: versioned definitions and materialization history, in tables prefixed
-/// <c>feature_</c>. SQLite (WAL mode, busy timeout) for a file path; PostgreSQL for a <c>postgres://</c> URI or a
-/// connection string with <c>Host=</c>.
+/// The feature registry in the metadata database (<see cref="MetadataDatabase"/>): versioned definitions and
+/// materialization history, in tables prefixed <c>feature_</c> (the "features" area of kiln_schema).
 /// </summary>
 public sealed class FeatureRegistry : IAsyncDisposable
 {
-    private readonly Func<CancellationToken, Task<DbConnection>> _open;
-    private readonly NpgsqlDataSource? _dataSource;
+    private readonly bool _ownsDatabase;
     private readonly string _description;
 
-    private FeatureRegistry(Func<CancellationToken, Task<DbConnection>> open, NpgsqlDataSource? dataSource, string description)
+    /// <param name="database">The metadata database.</param>
+    /// <param name="ownsDatabase">Dispose the database with the registry (false when a host shares it).</param>
+    public FeatureRegistry(MetadataDatabase database, bool ownsDatabase = false)
     {
-        _open = open;
-        _dataSource = dataSource;
-        _description = description;
+        ArgumentNullException.ThrowIfNull(database);
+        Database = database;
+        _ownsDatabase = ownsDatabase;
+        _description = database.Description;
     }
+
+    /// <summary>The database underneath.</summary>
+    public MetadataDatabase Database { get; }
 
     /// <summary>Where the registry lives, for messages.</summary>
     public override string ToString() => _description;
 
-    /// <summary>Opens (and creates the tables of) the registry at a SQLite path, a folder (then kiln.db inside) or a PostgreSQL URI.</summary>
+    /// <summary>The features area: version 1 is the schema of every kiln.db made before kiln_schema.</summary>
+    internal static readonly SchemaArea Schema = new("features", "feature_registry_versions",
+    [
+        new Migration(1, """
+            CREATE TABLE feature_registry_versions (
+                project TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL, repo_path TEXT NOT NULL,
+                snapshot TEXT NOT NULL, PRIMARY KEY (project, version));
+            CREATE TABLE feature_objects (
+                project TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, registry_version INTEGER NOT NULL,
+                change TEXT NOT NULL, spec TEXT, PRIMARY KEY (project, kind, name, registry_version));
+            CREATE TABLE feature_materializations (
+                project TEXT NOT NULL, view TEXT NOT NULL, start_ts TEXT NOT NULL, end_ts TEXT NOT NULL,
+                row_count BIGINT NOT NULL, finished_at TEXT NOT NULL)
+            """),
+    ]);
+
+    /// <summary>
+    /// Opens (and brings up to date the tables of) the registry at a location (docs/cli.md#locations): a SQLite
+    /// file, a folder (then kiln.db inside), sqlite:///FILE or a PostgreSQL URI.
+    /// </summary>
     public static async Task<FeatureRegistry> OpenAsync(string location, CancellationToken cancellationToken = default)
     {
-        FeatureRegistry registry;
-        if (IsPostgres(location))
-        {
-            var dataSource = NpgsqlDataSource.Create(PostgresConnectionString(location));
-            registry = new FeatureRegistry(async ct => await dataSource.OpenConnectionAsync(ct).ConfigureAwait(false), dataSource, "postgresql");
-        }
-        else
-        {
-            var path = Directory.Exists(location) ? Path.Combine(location, "kiln.db") : location;
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            var cs = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
-            registry = new FeatureRegistry(async ct =>
-            {
-                var c = new SqliteConnection(cs);
-                await c.OpenAsync(ct).ConfigureAwait(false);
-                await Exec(c, "PRAGMA busy_timeout = 10000", ct).ConfigureAwait(false);
-                return c;
-            }, null, path);
-            var c = await registry._open(cancellationToken).ConfigureAwait(false);
-            await using var cScope = c.ConfigureAwait(false);
-            await Exec(c, "PRAGMA journal_mode = WAL", cancellationToken).ConfigureAwait(false);
-        }
+        var parsed = StorageLocation.Parse(location, "feature registry");
+        if (parsed.Kind == StorageKind.Remote)
+            throw new KilnException($"feature registry {location}: a server URL is not a registry (there is no features REST client); give a path, sqlite:///FILE or postgresql://...");
+        var registry = new FeatureRegistry(MetadataDatabase.Open(parsed), ownsDatabase: true);
         try
         {
-            await registry.CreateTablesAsync(cancellationToken).ConfigureAwait(false);
+            await registry.InitializeAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is DbException or System.Net.Sockets.SocketException or TimeoutException)
+        catch (Exception e) when (e is DbException or System.Net.Sockets.SocketException or TimeoutException or KilnException)
         {
             await registry.DisposeAsync().ConfigureAwait(false);
+            if (e is KilnException) throw;
             throw new KilnException($"feature registry {registry._description}: cannot open ({e.Message.Split('\n')[0]})", e);
         }
         return registry;
     }
 
-    internal static bool IsPostgres(string location) =>
-        location.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase)
-        || location.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase)
-        || location.Contains("Host=", StringComparison.OrdinalIgnoreCase);
+    /// <summary>Brings the registry's tables up to the version this build knows.</summary>
+    public Task InitializeAsync(CancellationToken cancellationToken = default) => Database.EnsureSchemaAsync(Schema, cancellationToken);
 
-    /// <summary>Turns <c>postgresql://user:pass@host:port/db?k=v</c> into an Npgsql connection string.</summary>
-    internal static string PostgresConnectionString(string location)
+    private async Task<DbConnection> ConnectAsync(CancellationToken ct)
     {
-        if (!location.Contains("://", StringComparison.Ordinal)) return location;
-        var uri = new Uri(location);
-        var b = new NpgsqlConnectionStringBuilder { Host = uri.Host, Port = uri.Port > 0 ? uri.Port : 5432 };
-        if (uri.UserInfo.Length > 0)
-        {
-            var parts = uri.UserInfo.Split(':', 2);
-            b.Username = Uri.UnescapeDataString(parts[0]);
-            if (parts.Length > 1) b.Password = Uri.UnescapeDataString(parts[1]);
-        }
-        var db = uri.AbsolutePath.Trim('/');
-        if (db.Length > 0) b.Database = Uri.UnescapeDataString(db);
-        foreach (var pair in uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var kv = pair.Split('=', 2);
-            b[Uri.UnescapeDataString(kv[0])] = kv.Length > 1 ? Uri.UnescapeDataString(kv[1]) : "";
-        }
-        return b.ToString();
-    }
-
-    private async Task CreateTablesAsync(CancellationToken ct)
-    {
-        var c = await _open(ct).ConfigureAwait(false);
-        await using var cScope = c.ConfigureAwait(false);
-        await Exec(c, """
-            CREATE TABLE IF NOT EXISTS feature_registry_versions (
-                project TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL, repo_path TEXT NOT NULL,
-                snapshot TEXT NOT NULL, PRIMARY KEY (project, version))
-            """, ct).ConfigureAwait(false);
-        await Exec(c, """
-            CREATE TABLE IF NOT EXISTS feature_objects (
-                project TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, registry_version INTEGER NOT NULL,
-                change TEXT NOT NULL, spec TEXT, PRIMARY KEY (project, kind, name, registry_version))
-            """, ct).ConfigureAwait(false);
-        await Exec(c, """
-            CREATE TABLE IF NOT EXISTS feature_materializations (
-                project TEXT NOT NULL, view TEXT NOT NULL, start_ts TEXT NOT NULL, end_ts TEXT NOT NULL,
-                row_count BIGINT NOT NULL, finished_at TEXT NOT NULL)
-            """, ct).ConfigureAwait(false);
+        await InitializeAsync(ct).ConfigureAwait(false);
+        return await Database.OpenConnectionAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>Compares a repository with the latest recorded version of its project.</summary>
@@ -165,8 +131,9 @@ public sealed class FeatureRegistry : IAsyncDisposable
         var version = (plan.CurrentVersion ?? 0) + 1;
         var now = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture);
         var specs = Specs(repo);
-        var c = await _open(cancellationToken).ConfigureAwait(false);
-        await using var cScope = c.ConfigureAwait(false);
+        await InitializeAsync(cancellationToken).ConfigureAwait(false);
+        using var lease = await Database.LeaseWriterAsync(cancellationToken).ConfigureAwait(false);
+        var c = lease.Connection;
         var tx = await c.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using var txScope = tx.ConfigureAwait(false);
         try
@@ -198,7 +165,7 @@ public sealed class FeatureRegistry : IAsyncDisposable
     /// <summary>The latest recorded definitions of a project (or of the most recently applied project when null).</summary>
     public async Task<(RegistryVersion Version, FeatureRepository Repository)?> LatestAsync(string? project, CancellationToken cancellationToken = default)
     {
-        var c = await _open(cancellationToken).ConfigureAwait(false);
+        var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
         await using var cScope = c.ConfigureAwait(false);
         var sql = project is null
             ? "SELECT project, version, applied_at, repo_path, snapshot FROM feature_registry_versions ORDER BY applied_at DESC, version DESC LIMIT 1"
@@ -217,7 +184,7 @@ public sealed class FeatureRegistry : IAsyncDisposable
     /// <summary>The definitions of one applied version of a project, or null when there is no such version.</summary>
     public async Task<(RegistryVersion Version, FeatureRepository Repository)?> VersionAsync(string project, int version, CancellationToken cancellationToken = default)
     {
-        var c = await _open(cancellationToken).ConfigureAwait(false);
+        var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
         await using var cScope = c.ConfigureAwait(false);
         var cmd = Command(c, null, "SELECT project, version, applied_at, repo_path, snapshot FROM feature_registry_versions WHERE project = @p AND version = @v",
             ("p", project), ("v", version));
@@ -232,19 +199,7 @@ public sealed class FeatureRegistry : IAsyncDisposable
     }
 
     /// <summary>A registry location fit for logs and metadata: a PostgreSQL password is left out.</summary>
-    public static string Redact(string location)
-    {
-        if (!IsPostgres(location)) return location;
-        if (location.Contains("://", StringComparison.Ordinal))
-        {
-            var at = location.IndexOf('@', StringComparison.Ordinal);
-            var scheme = location.IndexOf("://", StringComparison.Ordinal) + 3;
-            if (at < 0) return location;
-            var colon = location.IndexOf(':', scheme);
-            return colon >= 0 && colon < at ? location[..colon] + location[at..] : location;
-        }
-        return string.Join(';', location.Split(';').Where(p => !p.TrimStart().StartsWith("Password", StringComparison.OrdinalIgnoreCase)));
-    }
+    public static string Redact(string location) => StorageLocation.Redact(location);
 
     /// <summary>The latest definitions, or a KilnException telling the user to apply first.</summary>
     public async Task<(RegistryVersion Version, FeatureRepository Repository)> RequireLatestAsync(string? project, CancellationToken cancellationToken = default) =>
@@ -256,7 +211,7 @@ public sealed class FeatureRegistry : IAsyncDisposable
     /// <summary>Every recorded version, newest first.</summary>
     public async Task<IReadOnlyList<RegistryVersion>> VersionsAsync(string? project, CancellationToken cancellationToken = default)
     {
-        var c = await _open(cancellationToken).ConfigureAwait(false);
+        var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
         await using var cScope = c.ConfigureAwait(false);
         var cmd = project is null
             ? Command(c, null, "SELECT project, version, applied_at, repo_path FROM feature_registry_versions ORDER BY applied_at DESC, version DESC")
@@ -272,8 +227,9 @@ public sealed class FeatureRegistry : IAsyncDisposable
     /// <summary>Records that a view was materialized over [start, end].</summary>
     public async Task RecordMaterializationAsync(string project, string view, DateTime start, DateTime end, long rows, CancellationToken cancellationToken = default)
     {
-        var c = await _open(cancellationToken).ConfigureAwait(false);
-        await using var cScope = c.ConfigureAwait(false);
+        await InitializeAsync(cancellationToken).ConfigureAwait(false);
+        using var lease = await Database.LeaseWriterAsync(cancellationToken).ConfigureAwait(false);
+        var c = lease.Connection;
         var cmd = Command(c, null, "INSERT INTO feature_materializations (project, view, start_ts, end_ts, row_count, finished_at) VALUES (@p, @v, @s, @e, @n, @f)",
             ("p", project), ("v", view), ("s", Iso(start)), ("e", Iso(end)), ("n", rows), ("f", Iso(DateTime.UtcNow)));
         await using var cmdScope = cmd.ConfigureAwait(false);
@@ -283,7 +239,7 @@ public sealed class FeatureRegistry : IAsyncDisposable
     /// <summary>The latest end time a view was materialized to, or null.</summary>
     public async Task<DateTime?> LastMaterializedEndAsync(string project, string view, CancellationToken cancellationToken = default)
     {
-        var c = await _open(cancellationToken).ConfigureAwait(false);
+        var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
         await using var cScope = c.ConfigureAwait(false);
         var cmd = Command(c, null, "SELECT max(end_ts) FROM feature_materializations WHERE project = @p AND view = @v", ("p", project), ("v", view));
         await using var cmdScope = cmd.ConfigureAwait(false);
@@ -291,10 +247,7 @@ public sealed class FeatureRegistry : IAsyncDisposable
         return value is string s ? DateTime.Parse(s, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal) : null;
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        if (_dataSource is not null) await _dataSource.DisposeAsync().ConfigureAwait(false);
-    }
+    public ValueTask DisposeAsync() => _ownsDatabase ? Database.DisposeAsync() : ValueTask.CompletedTask;
 
     private static string Iso(DateTime t) => t.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ss.ffffffZ", CultureInfo.InvariantCulture);
 
@@ -345,16 +298,7 @@ public sealed class FeatureRegistry : IAsyncDisposable
         static string Show(JsonNode? n) => n?.ToJsonString() ?? "null";
     }
 
-    private static bool IsUniqueViolation(DbException e) =>
-        e is SqliteException { SqliteErrorCode: 19 } || e is PostgresException { SqlState: "23505" };
-
-    private static async Task Exec(DbConnection c, string sql, CancellationToken ct)
-    {
-        var cmd = c.CreateCommand();
-        await using var cmdScope = cmd.ConfigureAwait(false);
-        cmd.CommandText = sql;
-        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-    }
+    private bool IsUniqueViolation(DbException e) => Database.Dialect.IsUniqueViolation(e);
 
     private static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, params (string Name, object? Value)[] parameters)
     {

@@ -1,38 +1,78 @@
 using System.Data.Common;
 using System.Globalization;
 using System.Text.Json;
+using Kiln.Storage;
 
 namespace Kiln.Pipelines.State;
 
-/// <summary>The SQL shared by the SQLite and PostgreSQL stores (both accept this dialect); each subclass supplies DDL and connections.</summary>
-public abstract class SqlPipelineStore : IPipelineStore
+/// <summary>
+/// The pipeline state store on the metadata database (<see cref="MetadataDatabase"/>): one class for SQLite and
+/// PostgreSQL, whose SQL both accept; the tables are the "pipelines" area of kiln_schema.
+/// </summary>
+public sealed class SqlPipelineStore : IPipelineStore
 {
     private const string RunColumns = "run_id, pipeline, state, trigger_kind, params_json, definition, source_path, created_at, started_at, finished_at, error, owner, lease_expires_ms, cancel_requested, scheduled_for";
     private const string TaskColumns = "run_id, task, kind, state, depends_on, attempts, started_at, finished_at, outputs_json, error, cache_key, cached";
 
-    /// <summary>A connection for one operation; disposing it returns it (and any lock) to the store.</summary>
-    protected abstract ValueTask<ConnectionLease> ConnectAsync(CancellationToken cancellationToken);
+    private readonly bool _ownsDatabase;
 
-    /// <summary>The statements creating the tables, one per element.</summary>
-    protected abstract IReadOnlyList<string> Schema { get; }
-
-    /// <summary>A borrowed connection.</summary>
-    protected sealed class ConnectionLease(DbConnection connection, Action release) : IDisposable
+    /// <param name="database">The metadata database.</param>
+    /// <param name="ownsDatabase">Dispose the database with the store (false when a host shares it).</param>
+    public SqlPipelineStore(MetadataDatabase database, bool ownsDatabase = false)
     {
-        public DbConnection Connection { get; } = connection;
-
-        public void Dispose() => release();
+        Database = database;
+        _ownsDatabase = ownsDatabase;
     }
 
-    public virtual async Task InitializeAsync(CancellationToken cancellationToken = default)
+    /// <summary>The database underneath.</summary>
+    public MetadataDatabase Database { get; }
+
+    /// <summary>The pipelines area: version 1 is the schema of every kiln.db made before kiln_schema.</summary>
+    internal static readonly SchemaArea Schema = new("pipelines", "pipeline_runs",
+    [
+        new Migration(1, """
+            CREATE TABLE pipeline_runs (
+                run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, state TEXT NOT NULL, trigger_kind TEXT NOT NULL,
+                params_json TEXT NOT NULL, definition TEXT, source_path TEXT, created_at TEXT NOT NULL,
+                started_at TEXT, finished_at TEXT, error TEXT, owner TEXT, lease_expires_ms {BIGINT},
+                cancel_requested {BIGINT} NOT NULL DEFAULT 0, scheduled_for TEXT);
+            CREATE INDEX pipeline_runs_by_pipeline ON pipeline_runs (pipeline, created_at);
+            CREATE INDEX pipeline_runs_by_state ON pipeline_runs (state);
+            CREATE TABLE pipeline_tasks (
+                run_id TEXT NOT NULL, task TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL, depends_on TEXT NOT NULL,
+                attempts {BIGINT} NOT NULL DEFAULT 0, started_at TEXT, finished_at TEXT, outputs_json TEXT, error TEXT,
+                cache_key TEXT, cached {BIGINT} NOT NULL DEFAULT 0, PRIMARY KEY (run_id, task));
+            CREATE TABLE pipeline_attempts (
+                run_id TEXT NOT NULL, task TEXT NOT NULL, attempt {BIGINT} NOT NULL, state TEXT NOT NULL,
+                started_at TEXT NOT NULL, finished_at TEXT, error TEXT, owner TEXT, PRIMARY KEY (run_id, task, attempt));
+            CREATE TABLE pipeline_logs (
+                id {ID}, run_id TEXT NOT NULL, task TEXT NOT NULL, attempt {BIGINT} NOT NULL,
+                at TEXT NOT NULL, stream TEXT NOT NULL, line TEXT NOT NULL);
+            CREATE INDEX pipeline_logs_by_run ON pipeline_logs (run_id, task, id);
+            CREATE TABLE pipeline_cache (cache_key TEXT PRIMARY KEY, outputs_json TEXT NOT NULL, run_id TEXT NOT NULL, task TEXT NOT NULL, created_at TEXT NOT NULL);
+            CREATE TABLE pipeline_schedules (schedule_key TEXT PRIMARY KEY, last_fire TEXT NOT NULL)
+            """),
+    ]);
+
+    public Task InitializeAsync(CancellationToken cancellationToken = default) => Database.EnsureSchemaAsync(Schema, cancellationToken);
+
+    /// <summary>A pooled connection for a read.</summary>
+    private async ValueTask<DbConnection> ConnectAsync(CancellationToken cancellationToken)
     {
-        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
-        foreach (var sql in Schema) await ExecAsync(c.Connection, null, sql, cancellationToken).ConfigureAwait(false);
+        await InitializeAsync(cancellationToken).ConfigureAwait(false);
+        return await Database.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A connection held as the process's one writer until disposed.</summary>
+    private async ValueTask<WriterLease> ConnectWriteAsync(CancellationToken cancellationToken)
+    {
+        await InitializeAsync(cancellationToken).ConfigureAwait(false);
+        return await Database.LeaseWriterAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken = default)
     {
-        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
         using var tx = await c.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await ExecAsync(c.Connection, tx,
             $"INSERT INTO pipeline_runs ({RunColumns}) VALUES (@run_id, @pipeline, @state, @trigger, @params, @definition, @source_path, @created_at, @started_at, @finished_at, @error, @owner, @lease, @cancel, @scheduled_for)",
@@ -101,7 +141,7 @@ public abstract class SqlPipelineStore : IPipelineStore
 
     public async Task SetRunStateAsync(string runId, RunState state, DateTimeOffset at, string? error = null, CancellationToken cancellationToken = default)
     {
-        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
         var sql = state switch
         {
             RunState.Running => "UPDATE pipeline_runs SET state = @state, started_at = COALESCE(started_at, @at), finished_at = NULL, error = NULL WHERE run_id = @id",
@@ -113,7 +153,7 @@ public abstract class SqlPipelineStore : IPipelineStore
 
     public async Task SetTaskStateAsync(string runId, string task, TaskState state, DateTimeOffset at, string? error = null, CancellationToken cancellationToken = default)
     {
-        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
         var sql = state.IsTerminal()
             ? "UPDATE pipeline_tasks SET state = @state, finished_at = @at, error = @error WHERE run_id = @id AND task = @task"
             : "UPDATE pipeline_tasks SET state = @state, finished_at = NULL, error = @error WHERE run_id = @id AND task = @task";
@@ -122,7 +162,7 @@ public abstract class SqlPipelineStore : IPipelineStore
 
     public async Task StartAttemptAsync(string runId, string task, int attempt, DateTimeOffset at, string? owner, CancellationToken cancellationToken = default)
     {
-        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
         using var tx = await c.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await ExecAsync(c.Connection, tx,
             "INSERT INTO pipeline_attempts (run_id, task, attempt, state, started_at, finished_at, error, owner) VALUES (@id, @task, @attempt, 'running', @at, NULL, NULL, @owner)",
@@ -135,7 +175,7 @@ public abstract class SqlPipelineStore : IPipelineStore
 
     public async Task EndAttemptAsync(AttemptEnd end, CancellationToken cancellationToken = default)
     {
-        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
         using var tx = await c.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         if (end.Attempt > 0)
         {
@@ -155,7 +195,7 @@ public abstract class SqlPipelineStore : IPipelineStore
     public async Task AppendLogsAsync(IReadOnlyList<LogLine> lines, CancellationToken cancellationToken = default)
     {
         if (lines.Count == 0) return;
-        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
         using var tx = await c.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         using var cmd = c.Connection.CreateCommand();
         cmd.Transaction = tx;
@@ -182,7 +222,7 @@ public abstract class SqlPipelineStore : IPipelineStore
 
     public async Task<bool> TryAcquireLeaseAsync(string runId, string owner, DateTimeOffset now, DateTimeOffset expires, string? deadOwner = null, CancellationToken cancellationToken = default)
     {
-        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
         var n = await ExecAsync(c.Connection, null,
             "UPDATE pipeline_runs SET owner = @owner, lease_expires_ms = @expires WHERE run_id = @id AND (owner IS NULL OR owner = @owner OR lease_expires_ms IS NULL OR lease_expires_ms < @now OR owner = @dead)",
             cancellationToken, ("owner", owner), ("expires", expires.ToUnixTimeMilliseconds()), ("id", runId), ("now", now.ToUnixTimeMilliseconds()), ("dead", deadOwner)).ConfigureAwait(false);
@@ -191,7 +231,7 @@ public abstract class SqlPipelineStore : IPipelineStore
 
     public async Task<LeaseStatus> RenewLeaseAsync(string runId, string owner, DateTimeOffset expires, CancellationToken cancellationToken = default)
     {
-        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
         var n = await ExecAsync(c.Connection, null, "UPDATE pipeline_runs SET lease_expires_ms = @expires WHERE run_id = @id AND owner = @owner",
             cancellationToken, ("expires", expires.ToUnixTimeMilliseconds()), ("id", runId), ("owner", owner)).ConfigureAwait(false);
         using var cmd = c.Connection.CreateCommand();
@@ -203,14 +243,14 @@ public abstract class SqlPipelineStore : IPipelineStore
 
     public async Task ReleaseLeaseAsync(string runId, string owner, CancellationToken cancellationToken = default)
     {
-        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
         await ExecAsync(c.Connection, null, "UPDATE pipeline_runs SET owner = NULL, lease_expires_ms = NULL WHERE run_id = @id AND owner = @owner",
             cancellationToken, ("id", runId), ("owner", owner)).ConfigureAwait(false);
     }
 
     public async Task<bool> RequestCancelAsync(string runId, bool cancel = true, CancellationToken cancellationToken = default)
     {
-        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
         return await ExecAsync(c.Connection, null, "UPDATE pipeline_runs SET cancel_requested = @cancel WHERE run_id = @id",
             cancellationToken, ("cancel", cancel ? 1L : 0L), ("id", runId)).ConfigureAwait(false) == 1;
     }
@@ -225,7 +265,7 @@ public abstract class SqlPipelineStore : IPipelineStore
 
     public async Task PutCacheAsync(CacheEntry entry, CancellationToken cancellationToken = default)
     {
-        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
         await ExecAsync(c.Connection, null,
             "INSERT INTO pipeline_cache (cache_key, outputs_json, run_id, task, created_at) VALUES (@key, @outputs, @run, @task, @at) " +
             "ON CONFLICT (cache_key) DO UPDATE SET outputs_json = excluded.outputs_json, run_id = excluded.run_id, task = excluded.task, created_at = excluded.created_at",
@@ -242,13 +282,13 @@ public abstract class SqlPipelineStore : IPipelineStore
 
     public async Task SetScheduleCursorAsync(string key, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
-        using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
         await ExecAsync(c.Connection, null,
             "INSERT INTO pipeline_schedules (schedule_key, last_fire) VALUES (@key, @at) ON CONFLICT (schedule_key) DO UPDATE SET last_fire = excluded.last_fire",
             cancellationToken, ("key", key), ("at", Time(at))).ConfigureAwait(false);
     }
 
-    public abstract ValueTask DisposeAsync();
+    public ValueTask DisposeAsync() => _ownsDatabase ? Database.DisposeAsync() : ValueTask.CompletedTask;
 
     // ---- helpers ----------------------------------------------------------------------------
 
@@ -291,14 +331,14 @@ public abstract class SqlPipelineStore : IPipelineStore
         JsonSerializer.Deserialize(json, PipelineJson.Default.IReadOnlyDictionaryStringString) ?? new Dictionary<string, string>();
 
     /// <summary>Times are stored as ISO 8601 UTC text with a fixed width, so text order is time order.</summary>
-    protected static string? Time(DateTimeOffset? t) => t?.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+    private static string? Time(DateTimeOffset? t) => t?.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
 
     private static DateTimeOffset ParseTime(string s) => DateTimeOffset.Parse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
 
     private async Task<IReadOnlyList<T>> QueryAsync<T>(string sql, Func<DbDataReader, T> read, CancellationToken cancellationToken, params (string Name, object? Value)[] args)
     {
         using var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
-        using var cmd = c.Connection.CreateCommand();
+        using var cmd = c.CreateCommand();
         cmd.CommandText = sql;
         foreach (var (n, v) in args)
         {
@@ -311,7 +351,7 @@ public abstract class SqlPipelineStore : IPipelineStore
     }
 
     /// <summary>Runs one statement; returns the rows affected.</summary>
-    protected static async Task<int> ExecAsync(DbConnection connection, DbTransaction? tx, string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] args)
+    private static async Task<int> ExecAsync(DbConnection connection, DbTransaction? tx, string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] args)
     {
         using var cmd = connection.CreateCommand();
         cmd.Transaction = tx;

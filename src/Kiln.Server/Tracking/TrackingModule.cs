@@ -1,3 +1,4 @@
+using Kiln.Storage;
 using Kiln.Tracking;
 
 namespace Kiln.Server.Tracking;
@@ -26,10 +27,21 @@ internal sealed class TrackingModule(KilnServerOptions options) : IKilnServerMod
 /// <summary>Registration of the tracking stores.</summary>
 public static class TrackingServiceCollectionExtensions
 {
-    /// <summary>Opens the stores named by a database URI (and artifact root) once, as singletons.</summary>
+    /// <summary>
+    /// Opens the stores named by a database URI (and artifact root) once, as singletons. The metadata database is
+    /// registered too (<see cref="MetadataDatabase"/>), so that the other modules of the host share it.
+    /// </summary>
     public static IServiceCollection AddKilnTracking(this IServiceCollection services, string db, string? artifacts, long maxArtifactBytes)
     {
-        services.AddSingleton(_ => TrackingStores.Open(db, artifacts, maxArtifactBytes));
+        if (StorageLocation.IsServer(db))
+        {
+            services.AddSingleton(_ => TrackingStores.Open(db, artifacts, maxArtifactBytes));
+        }
+        else
+        {
+            services.AddSingleton(_ => MetadataDatabase.Open(db, "--db"));
+            services.AddSingleton(sp => TrackingStores.Open(sp.GetRequiredService<MetadataDatabase>(), artifacts, maxArtifactBytes, uri: db));
+        }
         services.AddSingleton(sp => sp.GetRequiredService<TrackingStores>().Tracking);
         services.AddSingleton(sp => sp.GetRequiredService<TrackingStores>().Registry);
         services.AddSingleton(sp => sp.GetRequiredService<TrackingStores>().Artifacts);
