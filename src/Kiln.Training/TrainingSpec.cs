@@ -2,7 +2,7 @@ using System.Globalization;
 using Kiln.Core;
 using Kiln.Core.Packaging;
 using Kiln.Core.Profiling;
-using YamlDotNet.Core;
+using Kiln.Core.Yaml;
 using YamlDotNet.RepresentationModel;
 
 namespace Kiln.Training;
@@ -101,23 +101,14 @@ public sealed record TrainingSpec
 
     public static TrainingSpec Parse(string text, string source, string baseDirectory)
     {
-        var stream = new YamlStream();
-        try
-        {
-            stream.Load(new StringReader(text));
-        }
-        catch (YamlException e)
-        {
-            throw new KilnException($"{source}: line {e.Start.Line}: invalid YAML ({e.Message})", e);
-        }
-        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
+        if (YamlFiles.ParseMapping(text, source) is not { } root)
             throw new KilnException($"{source}: the spec must be a YAML mapping (name, task, data, label, features, ...)");
         var r = new Reader(source);
         var known = new HashSet<string> { "name", "task", "data", "features_from", "label", "positive", "features", "trainer", "holdout", "seed", "description" };
         foreach (var key in root.Children.Keys)
         {
             var k = ((YamlScalarNode)key).Value ?? "";
-            if (!known.Contains(k)) throw r.Error(key, k, $"unknown key (expected one of: {string.Join(", ", known.Order())})");
+            if (!known.Contains(k)) throw r.Fail(key, YamlFiles.UnknownKey(k, known.Order()));
         }
 
         var name = r.RequiredString(root, "name");
@@ -210,7 +201,7 @@ public sealed record TrainingSpec
         foreach (var key in m.Children.Keys)
         {
             var k = ((YamlScalarNode)key).Value ?? "";
-            if (!known.Contains(k)) throw r.Error(key, $"features_from.{k}", $"unknown key (expected one of: {string.Join(", ", known.Order())})");
+            if (!known.Contains(k)) throw r.Fail(key, $"features_from: {YamlFiles.UnknownKey(k, known.Order())}");
         }
         var fullNames = r.OptionalString(m, "full_names", "features_from");
         return new FeatureServiceSource
@@ -238,7 +229,7 @@ public sealed record TrainingSpec
         foreach (var key in m.Children.Keys)
         {
             var k = ((YamlScalarNode)key).Value ?? "";
-            if (!known.Contains(k)) throw r.Error(key, $"trainer.{k}", $"unknown trainer parameter (expected one of: {string.Join(", ", known.Order())})");
+            if (!known.Contains(k)) throw r.Fail(key, $"trainer: {YamlFiles.UnknownKey(k, known.Order())}");
         }
         var kind = r.OptionalString(m, "kind", "trainer") ?? "fast_forest";
         if (!TrainerSpec.Kinds.Contains(kind)) throw r.Error(r.Node(m, "kind")!, "trainer.kind", $"'{kind}' is not a trainer (expected {string.Join(", ", TrainerSpec.Kinds)})");
@@ -264,8 +255,9 @@ public sealed record TrainingSpec
         public YamlNode? Node(YamlMappingNode map, string key) =>
             map.Children.TryGetValue(new YamlScalarNode(key), out var v) ? v : null;
 
-        public KilnException Error(YamlNode node, string key, string message) =>
-            new($"{source}: line {node.Start.Line}: '{key}' {message}");
+        public KilnException Error(YamlNode node, string key, string message) => Fail(node, $"'{key}' {message}");
+
+        public KilnException Fail(YamlNode node, string message) => new($"{YamlFiles.Where(source, node)}: {message}");
 
         public string RequiredString(YamlMappingNode map, string key, string? parent = null) =>
             OptionalString(map, key, parent) ?? throw Error(map, Qualified(parent, key), "is required");

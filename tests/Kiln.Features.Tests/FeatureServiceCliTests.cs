@@ -89,7 +89,7 @@ public sealed class FeatureServiceCliTests
         File.WriteAllText(world.Dir.File("typo.yaml"), spec.Replace("  service: acceptance", "  servce: acceptance", StringComparison.Ordinal));
         r = await Kiln("train", "typo.yaml", "--out", "pkg");
         Assert.Equal(1, r.ExitCode);
-        Assert.Contains("'features_from.servce' unknown key", r.StdErr);
+        Assert.Contains("typo.yaml:4:3: features_from: unknown key 'servce' (did you mean 'service'?;", r.StdErr);
 
         // Not applied yet: the registry says so.
         r = await Kiln("train", "train.yaml", "--out", "pkg");

@@ -197,7 +197,7 @@ public sealed class BadInputTests
         using var d = new DriverRepo(extraYaml: "");
         File.AppendAllText(d.Dir.File("more.yaml"), "feature_views:\n  - name: broken\n    entities: [driver]\n    source: driver_stats_source\n    ttl: soon\n    schema: [{name: a, dtype: int64}]\n");
         var e = Assert.Throws<KilnException>(() => d.Load());
-        Assert.Equal($"more.yaml line 5: feature view 'broken': ttl: 'soon' is not a duration; write {Duration.Expected}", e.Message);
+        Assert.Equal($"more.yaml:5:10: feature view 'broken': ttl: 'soon' is not a duration; write {Duration.Expected}", e.Message);
 
         File.WriteAllText(d.Dir.File("more.yaml"), "feature_views:\n  - name: broken\n    entities: [rider]\n    source: driver_stats_source\n    schema: [{name: a, dtype: int64}]\n");
         e = Assert.Throws<KilnException>(() => d.Load());

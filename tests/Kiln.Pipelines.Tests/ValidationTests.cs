@@ -155,7 +155,7 @@ public class ValidationTests
     public void Invalid_yaml_names_the_line()
     {
         var e = Refused("name: p\ntasks:\n  t:\n    kind: noop\n   bad: [\n");
-        Assert.Matches(@"^p\.yaml:\d+: invalid YAML", Assert.Single(e.Errors));
+        Assert.Matches(@"^p\.yaml:\d+:\d+: invalid YAML: ", Assert.Single(e.Errors));
     }
 
     [Fact]

@@ -1,5 +1,5 @@
 using Kiln.Core;
-using YamlDotNet.Core;
+using Kiln.Core.Yaml;
 using YamlDotNet.RepresentationModel;
 
 namespace Kiln.Features.Definitions;
@@ -48,17 +48,9 @@ public static class RepositoryLoader
         foreach (var file in files)
         {
             var rel = Path.GetRelativePath(root, file);
-            var stream = new YamlStream();
-            try
-            {
-                using var reader = new StreamReader(file);
-                stream.Load(reader);
-            }
-            catch (YamlException e)
-            {
-                throw new KilnException($"{rel} line {e.Start.Line}: invalid YAML: {e.Message}", e);
-            }
-            foreach (var doc in stream.Documents)
+            IReadOnlyList<YamlDocument> documents;
+            using (var reader = new StreamReader(file)) documents = YamlFiles.Parse(reader, rel);
+            foreach (var doc in documents)
             {
                 if (doc.RootNode is YamlScalarNode { Value: null or "" }) continue;
                 if (doc.RootNode is not YamlMappingNode top) throw Error(rel, doc.RootNode, "the file must be a mapping of sections (entities, sources, feature_views, ...)");
@@ -88,7 +80,7 @@ public static class RepositoryLoader
                             foreach (var m in Items(rel, value, key)) services.Add(Remember(ParseService(rel, m)));
                             break;
                         default:
-                            throw Error(rel, keyNode, $"unknown section '{key}' (expected one of: {string.Join(", ", _topKeys)})");
+                            throw Error(rel, keyNode, YamlFiles.UnknownKey(key, _topKeys));
                     }
                 }
             }
@@ -238,7 +230,7 @@ public static class RepositoryLoader
         node is YamlScalarNode { Value: { Length: > 0 } v } ? v : throw Error(file, node, $"'{what}' must be a non-empty value");
 
     private static KilnException Error(string file, YamlNode node, string message) =>
-        new($"{file} line {node.Start.Line}: {message}");
+        new($"{YamlFiles.Where(file, node)}: {message}");
 
     /// <summary>The keys of one definition, with errors that name the definition.</summary>
     private sealed class Fields
@@ -257,7 +249,7 @@ public static class RepositoryLoader
             {
                 var key = (k as YamlScalarNode)?.Value ?? "";
                 if (!allowed.Contains(key))
-                    throw Error(file, k, $"{Label}: unknown key '{key}' (expected one of: {string.Join(", ", allowed)})");
+                    throw Error(file, k, $"{Label}: {YamlFiles.UnknownKey(key, allowed)}");
                 _values[key] = v;
             }
         }

@@ -1,9 +1,9 @@
 using System.Globalization;
 using Kiln.Core;
 using Kiln.Core.Packaging;
+using Kiln.Core.Yaml;
 using Kiln.Monitoring.Alerts;
 using Kiln.Monitoring.Drift;
-using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Kiln.Monitoring.Continuous;
@@ -32,21 +32,8 @@ public static class MonitorConfigLoader
     {
         defaults ??= new MonitorDefaults();
         var baseDir = Path.GetDirectoryName(Path.GetFullPath(file)) ?? Directory.GetCurrentDirectory();
-        YamlMappingNode root;
-        try
-        {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(yaml));
-            if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode m)
-                throw new KilnException($"{file}:1: monitoring configuration is a YAML mapping with 'targets' and 'rules'");
-            root = m;
-        }
-        catch (YamlException e)
-        {
-            var inner = e;
-            while (inner.InnerException is YamlException i) inner = i;
-            throw new KilnException($"{file}:{e.Start.Line}: invalid YAML: {inner.Message}");
-        }
+        var root = YamlFiles.ParseMapping(yaml, file)
+            ?? throw new KilnException($"{file}:1: monitoring configuration is a YAML mapping with 'targets' and 'rules'");
         var r = new Reader(file);
         var interval = TimeSpan.FromMinutes(1);
         Uri? external = null, pipelines = null;
@@ -319,7 +306,7 @@ public static class MonitorConfigLoader
                 var key = (k as YamlScalarNode)?.Value ?? throw Error(k, path, "keys must be plain names");
                 var full = path.Length == 0 ? key : path + "." + key;
                 if (allowed is not null && Array.IndexOf(allowed, key) < 0)
-                    throw Error(k, full, $"unknown key (expected one of: {string.Join(", ", allowed)})");
+                    throw path.Length == 0 ? new KilnException($"{File}:{k.Start.Line}: {YamlFiles.UnknownKey(key, allowed)}") : Error(k, path, YamlFiles.UnknownKey(key, allowed));
                 if (!seen.Add(key)) throw Error(k, full, "given twice");
                 yield return (key, v);
             }

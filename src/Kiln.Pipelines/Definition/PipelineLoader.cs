@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Kiln.Core;
+using Kiln.Core.Yaml;
 using Kiln.Pipelines.Tasks;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -25,15 +26,12 @@ public static class PipelineLoader
         YamlMappingNode root;
         try
         {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(yaml));
-            if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode m)
-                throw new PipelineValidationException($"{file}:1: a pipeline is a YAML mapping with 'name' and 'tasks'");
-            root = m;
+            root = YamlFiles.ParseMapping(yaml, file)
+                ?? throw new PipelineValidationException($"{file}:1: a pipeline is a YAML mapping with 'name' and 'tasks'");
         }
-        catch (YamlException e)
+        catch (KilnException e) when (e is not PipelineValidationException)
         {
-            throw new PipelineValidationException($"{file}:{e.Start.Line}: invalid YAML: {InnerMost(e).Message}");
+            throw new PipelineValidationException(e.Message, e);
         }
 
         var errors = new List<string>();
@@ -73,7 +71,7 @@ public static class PipelineLoader
                     ReadTriggers(v, schedules, events, errors, Where);
                     break;
                 default:
-                    errors.Add($"{Where(k)}unknown key '{key}' (expected one of: {string.Join(", ", s_topKeys)})");
+                    errors.Add($"{Where(k)}{YamlFiles.UnknownKey(key, s_topKeys)}");
                     break;
             }
         }
@@ -98,12 +96,6 @@ public static class PipelineLoader
         }
         if (errors.Count > 0) throw new PipelineValidationException(errors);
         return def;
-    }
-
-    private static Exception InnerMost(Exception e)
-    {
-        while (e.InnerException is not null) e = e.InnerException;
-        return e;
     }
 
     private static string? Scalar(YamlNode node, string field, List<string> errors, Func<YamlNode, string> where)
@@ -137,7 +129,7 @@ public static class PipelineLoader
                         var pkey = ((YamlScalarNode)pk).Value;
                         if (pkey == "default") def = pv is YamlScalarNode ds && !IsNull(ds) ? ds.Value : null;
                         else if (pkey == "description") desc = (pv as YamlScalarNode)?.Value;
-                        else errors.Add($"{where(pk)}parameter '{name}': unknown key '{pkey}' (expected default, description)");
+                        else errors.Add($"{where(pk)}parameter '{name}': {YamlFiles.UnknownKey(pkey ?? "", ["default", "description"])}");
                     }
                     result.Add(new ParameterDefinition(name, def, desc, (int)k.Start.Line));
                     break;
@@ -174,7 +166,7 @@ public static class PipelineLoader
                     case "timezone": tz = value; tzNode = v; break;
                     case "missed": missed = value; missedNode = v; break;
                     case "event": ev = value; break;
-                    default: errors.Add($"{where(k)}unknown trigger key '{key}' (expected cron, timezone, missed, event)"); break;
+                    default: errors.Add($"{where(k)}trigger: {YamlFiles.UnknownKey(key ?? "", ["cron", "timezone", "missed", "event"])}"); break;
                 }
             }
             if (ev is not null)

@@ -92,22 +92,8 @@ public static class PipelineValidator
     internal static bool IsName(string s) =>
         s.Length > 0 && s.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-');
 
-    private static string Suggest(string name, IEnumerable<string> known)
-    {
-        var close = known.FirstOrDefault(k => Distance(k, name) <= 2);
-        return close is null ? "" : $" (did you mean '{close}'?)";
-    }
-
-    private static int Distance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (var i = 0; i <= a.Length; i++) d[i, 0] = i;
-        for (var j = 0; j <= b.Length; j++) d[0, j] = j;
-        for (var i = 1; i <= a.Length; i++)
-            for (var j = 1; j <= b.Length; j++)
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-        return d[a.Length, b.Length];
-    }
+    private static string Suggest(string name, IEnumerable<string> known) =>
+        Kiln.Core.Yaml.YamlFiles.Nearest(name, known) is { } close ? $" (did you mean '{close}'?)" : "";
 
     /// <summary>One cycle as the list of tasks on it, in dependency order; null when the graph is acyclic.</summary>
     internal static List<string>? FindCycle(IReadOnlyList<TaskDefinition> tasks, Dictionary<string, TaskDefinition> byName)

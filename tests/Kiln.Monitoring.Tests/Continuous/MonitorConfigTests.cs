@@ -119,7 +119,7 @@ public sealed class MonitorConfigTests : IDisposable
 
     [Theory]
     [InlineData("interval: 1m\nrules:\n  - name: a\n    metric: m\n    threshold: 1\n    for: 5x\n", "monitoring.yaml:6: rules[0].for: '5x' is not a duration")]
-    [InlineData("rules:\n  - name: a\n    metric: m\n    treshold: 1\n", "monitoring.yaml:4: rules[0].treshold: unknown key")]
+    [InlineData("rules:\n  - name: a\n    metric: m\n    treshold: 1\n", "monitoring.yaml:4: rules[0]: unknown key 'treshold' (did you mean 'threshold'?;")]
     [InlineData("rules:\n  - name: a\n    metric: m\n", "monitoring.yaml:2: rules[0].threshold is required")]
     [InlineData("rules:\n  - name: a\n    metric: m\n    threshold: high\n", "monitoring.yaml:4: rules[0].threshold: 'high' is not a number")]
     [InlineData("rules:\n  - name: a\n    metric: m\n    threshold: 1\n    condition: over\n", "monitoring.yaml:5: rules[0].condition: 'over' is not a condition")]
@@ -127,7 +127,7 @@ public sealed class MonitorConfigTests : IDisposable
     [InlineData("rules:\n  - name: a\n    metric: kiln-drift\n    threshold: 1\n", "monitoring.yaml:3: rules[0].metric: 'kiln-drift' is not a metric name")]
     [InlineData("rules:\n  - name: a\n    metric: m\n    threshold: 1\n    no_data: maybe\n", "monitoring.yaml:5: rules[0].no_data: 'maybe' is not a no-data policy")]
     [InlineData("interval: 0s\n", "monitoring.yaml:1: interval: '0s' is not a positive duration")]
-    [InlineData("intervall: 1m\n", "monitoring.yaml:1: intervall: unknown key (expected one of: interval,")]
+    [InlineData("intervall: 1m\n", "monitoring.yaml:1: unknown key 'intervall' (did you mean 'interval'?; expected one of: interval,")]
     [InlineData("targets:\n  - log_dir: x\n", "monitoring.yaml:2: targets[0].model is required")]
     [InlineData("targets:\n  - model: models:/a@prod\n", "monitoring.yaml:2: targets[0].log_dir is required")]
     [InlineData("targets:\n  - model: nowhere\n    log_dir: x\n", "monitoring.yaml:2: targets[0].model: ")]
@@ -135,8 +135,8 @@ public sealed class MonitorConfigTests : IDisposable
     [InlineData("targets:\n  - model: models:/a@prod\n    log_dir: x\n    window: -1h\n", "monitoring.yaml:4: targets[0].window: '-1h' is not a positive duration")]
     [InlineData("webhook:\n  attempts: 0\n", "monitoring.yaml:2: webhook.attempts: 0 is out of range")]
     [InlineData("feedback:\n  compact_after: -1\n", "monitoring.yaml:2: feedback.compact_after: -1 is out of range")]
-    [InlineData("feedback:\n  compact: 3\n", "monitoring.yaml:2: feedback.compact: unknown key")]
-    [InlineData("rules: [a: [b\n", "monitoring.yaml:2: invalid YAML")]
+    [InlineData("feedback:\n  compact: 3\n", "monitoring.yaml:2: feedback: unknown key 'compact' (expected one of:")]
+    [InlineData("rules: [a: [b\n", "monitoring.yaml:2:1: invalid YAML: ")]
     [InlineData("rules:\n  - {name: a, metric: m, threshold: 1}\n  - {name: a, metric: n, threshold: 2}\n", "two entries have the name 'a'")]
     public void Mistakes_name_the_file_line_and_key(string yaml, string expected)
     {
