@@ -135,6 +135,25 @@ public static class ParquetTable
     private static bool OwnDecoder =>
         !string.Equals(Environment.GetEnvironmentVariable("KILN_PARQUET_DECODER"), "parquet.net", StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// One text column of a row group (missing values null), decoded by Kiln's own decoder when it handles the chunk
+    /// (flat UTF-8, the usual encodings and codecs), else by Parquet.Net; for readers that walk row groups themselves
+    /// (the monitoring log reader). <paramref name="file"/> is a handle on <paramref name="path"/> open for positional reads.
+    /// </summary>
+    public static async Task<string?[]> ReadTextChunkAsync(ParquetRowGroupReader rg, DataField field, int rows,
+        Microsoft.Win32.SafeHandles.SafeFileHandle file, string path, int rowGroup, CancellationToken ct = default) =>
+        (OwnDecoder && rg.GetMetadata(field) is { } chunk ? ParquetColumnDecoder.TryReadText(file, path, rowGroup, chunk, field, rows, ct) : null)
+            ?? await ReadTextAsync(rg, field, rows, ct).ConfigureAwait(false);
+
+    /// <summary>
+    /// One DOUBLE column of a row group (missing values NaN), decoded by Kiln's own decoder when it handles the chunk,
+    /// else by Parquet.Net; see <see cref="ReadTextChunkAsync"/>.
+    /// </summary>
+    public static async Task<double[]> ReadDoubleChunkAsync(ParquetRowGroupReader rg, DataField field, int rows,
+        Microsoft.Win32.SafeHandles.SafeFileHandle file, string path, int rowGroup, CancellationToken ct = default) =>
+        (OwnDecoder && rg.GetMetadata(field) is { } chunk ? ParquetColumnDecoder.TryReadDoubles(file, path, rowGroup, chunk, field, rows, ct) : null)
+            ?? await ReadDoublesAsync(rg, field, rows, ct).ConfigureAwait(false);
+
     /// <summary>Reads one column of a row group; whatever Parquet.Net throws on a damaged file becomes an error naming it.</summary>
     private static async Task<Column> ReadColumnAsync(ParquetRowGroupReader rg, DataField field, ColumnRequest request, int rows,
         GroupSource source, CancellationToken ct)

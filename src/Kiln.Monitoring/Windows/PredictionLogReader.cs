@@ -42,7 +42,10 @@ public sealed class LogBatch
 /// <summary>
 /// Reads a window of the prediction log written by kiln serve (docs/serving.md): partitions outside the window's dates
 /// are never opened, row groups whose timestamp range misses the window are skipped, and the rest are read one row group
-/// at a time, so memory stays bounded by the row group size whatever the window holds.
+/// at a time, so memory stays bounded by the row group size whatever the window holds. Text and double columns (ids,
+/// inputs, predictions, values, probabilities) go through Kiln's own Parquet decoder, as kiln drift reads them
+/// (<see cref="ParquetTable.ReadTextChunkAsync"/>); the file's metadata, statistics, timestamps and other column
+/// types through Parquet.Net.
 /// </summary>
 public static class PredictionLogReader
 {
@@ -82,6 +85,8 @@ public static class PredictionLogReader
             throw new KilnException($"{file.Path}: not a readable Parquet file ({e.Message})", e);
         }
         await using var readerScope = reader.ConfigureAwait(false);
+        // Kiln's decoder reads column chunks by positional reads of this handle.
+        using var handle = File.OpenHandle(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
         var fields = reader.Schema.GetDataFields();
         DataField Required(string name) => Array.Find(fields, f => f.Name == name)
             ?? throw new KilnException($"{file.Path}: column '{name}' is missing; is this a kiln serve prediction log?");
@@ -117,20 +122,21 @@ public static class PredictionLogReader
             if (kept == 0) continue;
             var all = kept == rows;
 
-            var ids = Select(await LogColumns.ReadStringsAsync(rg, requestId, rows, ct).ConfigureAwait(false), keep, kept, all);
+            var chunk = new ChunkSource(rg, rows, handle, file.Path, g);
+            var ids = Select(await StringsAsync(chunk, requestId, ct).ConfigureAwait(false), keep, kept, all);
             var rowIndexes = row is null ? new int[kept] : Select(await LogColumns.ReadIntsAsync(rg, row, rows, file.Path, ct).ConfigureAwait(false), keep, kept, all);
-            var labels = prediction is null ? new string?[kept] : Select(await LogColumns.ReadStringsAsync(rg, prediction, rows, ct).ConfigureAwait(false), keep, kept, all);
-            var values = Select(await LogColumns.ReadDoublesAsync(rg, value, rows, file.Path, ct).ConfigureAwait(false), keep, kept, all);
+            var labels = prediction is null ? new string?[kept] : Select(await StringsAsync(chunk, prediction, ct).ConfigureAwait(false), keep, kept, all);
+            var values = Select(await DoublesAsync(chunk, value, ct).ConfigureAwait(false), keep, kept, all);
             var table = new DataTable(kept);
             foreach (var f in inputs)
             {
                 var name = f.Name[InputPrefix.Length..];
-                if (LogColumns.IsText(f)) table.Add(new TextColumn(name, Select(await LogColumns.ReadStringsAsync(rg, f, rows, ct).ConfigureAwait(false), keep, kept, all)));
-                else table.Add(new NumericColumn(name, Select(await LogColumns.ReadDoublesAsync(rg, f, rows, file.Path, ct).ConfigureAwait(false), keep, kept, all)));
+                if (LogColumns.IsText(f)) table.Add(new TextColumn(name, Select(await StringsAsync(chunk, f, ct).ConfigureAwait(false), keep, kept, all)));
+                else table.Add(new NumericColumn(name, Select(await DoublesAsync(chunk, f, ct).ConfigureAwait(false), keep, kept, all)));
             }
             var probs = new List<KeyValuePair<string, double[]>>(probabilities.Count);
             foreach (var f in probabilities)
-                probs.Add(new(f.Name[ProbabilityPrefix.Length..], Select(await LogColumns.ReadDoublesAsync(rg, f, rows, file.Path, ct).ConfigureAwait(false), keep, kept, all)));
+                probs.Add(new(f.Name[ProbabilityPrefix.Length..], Select(await DoublesAsync(chunk, f, ct).ConfigureAwait(false), keep, kept, all)));
             yield return new LogBatch
             {
                 File = file.Path,
@@ -167,6 +173,26 @@ public static class PredictionLogReader
             // No usable statistics: read the timestamps.
         }
         return false;
+    }
+
+    /// <summary>One row group of one open log file, for the column reads.</summary>
+    private readonly record struct ChunkSource(ParquetRowGroupReader Group, int Rows, Microsoft.Win32.SafeHandles.SafeFileHandle File, string Path, int Index);
+
+    /// <summary>A column as text: text columns through Kiln's decoder, numbers formatted as before.</summary>
+    private static async Task<string?[]> StringsAsync(ChunkSource c, DataField field, CancellationToken ct) =>
+        LogColumns.IsText(field)
+            ? await ParquetTable.ReadTextChunkAsync(c.Group, field, c.Rows, c.File, c.Path, c.Index, ct).ConfigureAwait(false)
+            : await LogColumns.ReadStringsAsync(c.Group, field, c.Rows, ct).ConfigureAwait(false);
+
+    /// <summary>A column as numbers: doubles and text (parsed; unparsable = NaN) through Kiln's decoder, other number types through Parquet.Net.</summary>
+    private static async Task<double[]> DoublesAsync(ChunkSource c, DataField field, CancellationToken ct)
+    {
+        if (field.ClrType == typeof(double)) return await ParquetTable.ReadDoubleChunkAsync(c.Group, field, c.Rows, c.File, c.Path, c.Index, ct).ConfigureAwait(false);
+        if (!LogColumns.IsText(field)) return await LogColumns.ReadDoublesAsync(c.Group, field, c.Rows, c.Path, ct).ConfigureAwait(false);
+        var s = await ParquetTable.ReadTextChunkAsync(c.Group, field, c.Rows, c.File, c.Path, c.Index, ct).ConfigureAwait(false);
+        var d = new double[c.Rows];
+        for (var i = 0; i < d.Length; i++) d[i] = NumericColumn.ParseOrNaN(s[i]);
+        return d;
     }
 
     private static T[] Select<T>(T[] values, int[] index, int count, bool all)
