@@ -1,6 +1,9 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Text.Json;
+using Kiln.Features.Online;
 using Kiln.Scoring;
+using Kiln.Serving.Features;
 using Kiln.Serving.Logging;
 using Kiln.Serving.Metrics;
 using Kiln.Serving.Models;
@@ -9,16 +12,38 @@ using Kiln.Scoring.Validation;
 namespace Kiln.Serving;
 
 /// <summary>
-/// What every protocol shares: find and lease the model, score a validated batch, hand the rows
-/// to the prediction log and record metrics. Protocols only decode and render.
+/// What every protocol shares: find and lease the model, bind it to the feature store (once per model version), fill
+/// the features of the rows a protocol decoded, score a validated batch, hand the rows to the prediction log and record
+/// metrics. Protocols only decode and render.
 /// </summary>
-public sealed class Inference(ModelManager models, PredictionLog log, ServingMetrics metrics, ServeOptions options)
+public sealed class Inference(ModelManager models, PredictionLog log, ServingMetrics metrics, ServeOptions options, OnlineFeatures features)
 {
     public ModelManager Models => models;
 
     public ServeOptions Options => options;
 
     public ServingMetrics Metrics => metrics;
+
+    /// <summary>
+    /// The feature binding of a model version: null (and no error) when it reads nothing from the store, an error (503)
+    /// when the store cannot be used. Made on the version's first request and kept on it; a model without a feature
+    /// service answers synchronously, with nothing allocated.
+    /// </summary>
+    internal ValueTask<(FeatureBinding? Binding, RequestError? Error)> FeaturesAsync(ServedModel model, CancellationToken ct) =>
+        OnlineFeatures.Applies(model, options) ? BindAsync(model, ct) : default;
+
+    private async ValueTask<(FeatureBinding? Binding, RequestError? Error)> BindAsync(ServedModel model, CancellationToken ct)
+    {
+        try
+        {
+            var binding = await features.BindAsync(model, ct).ConfigureAwait(false);
+            return (binding.Features.Count == 0 ? null : binding, null);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return (null, new RequestError(503, $"model '{model.Name}': the feature store is not usable: {e.Message.ReplaceLineEndings(" ")}", "feature_store"));
+        }
+    }
 
     /// <summary>Starts timing a request of a protocol (and counts it in flight until <see cref="Call.Dispose"/>).</summary>
     public Call Begin(string protocol) => new(this, protocol);
@@ -78,6 +103,12 @@ public sealed class Inference(ModelManager models, PredictionLog log, ServingMet
 
         public InputBatch? Batch { get; private set; }
 
+        /// <summary>The leased model's feature binding (set by <see cref="BindFeaturesAsync"/>); null for a model that reads no features.</summary>
+        public FeatureBinding? Features { get; private set; }
+
+        /// <summary>The features of the filled rows that had no value (row, input, status); null until <see cref="FillFeaturesAsync"/>.</summary>
+        internal List<(int Row, string Input, FeatureStatus Status)>? MissingFeatures { get; private set; }
+
         /// <summary>The status to record (set by the protocol before disposing).</summary>
         public int Status { get; set; } = 200;
 
@@ -97,6 +128,54 @@ public sealed class Inference(ModelManager models, PredictionLog log, ServingMet
             if (version is not null && version != model.Version)
                 return new RequestError(404, $"model '{slot.Name}' serves version {model.Version}, not {version}", "version");
             return null;
+        }
+
+        /// <summary>
+        /// Looks up the leased model's feature binding (<see cref="Features"/>). Protocols call it after <see cref="Open"/>:
+        /// when it is set, they decode their rows with <see cref="FillFeaturesAsync"/> instead of into <see cref="NewBatch"/>.
+        /// </summary>
+        public ValueTask<RequestError?> BindFeaturesAsync(CancellationToken ct)
+        {
+            var pending = _owner.FeaturesAsync(Model!, ct);
+            if (pending.IsCompletedSuccessfully)
+            {
+                (Features, var error) = pending.Result;
+                return new(error);
+            }
+            return AwaitBindingAsync(pending);
+        }
+
+        private async ValueTask<RequestError?> AwaitBindingAsync(ValueTask<(FeatureBinding? Binding, RequestError? Error)> pending)
+        {
+            (Features, var error) = await pending.ConfigureAwait(false);
+            return error;
+        }
+
+        /// <summary>
+        /// The one path by which features reach a model: parses a protocol's JSON body, lets the protocol's decoder read
+        /// it as rows (entity keys and request fields; it says whether the request was a batch), then checks the rows,
+        /// reads every row's features in one online read and fills the batch. Errors are the client's (400/422 naming
+        /// the key, field and row) or the store's (503).
+        /// </summary>
+        internal async ValueTask<RequestError?> FillFeaturesAsync(ReadOnlyMemory<byte> json, Func<JsonElement, List<FeatureRow>, (RequestError? Error, bool IsBatch)> decode, CancellationToken ct)
+        {
+            JsonDocument doc;
+            try
+            {
+                doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 64 });
+            }
+            catch (JsonException e)
+            {
+                return RequestError.Malformed($"malformed JSON: {JsonRowsDecoder.FirstSentence(e.Message)}");
+            }
+            using (doc) // the rows are views into the document: it goes only after the batch is filled
+            {
+                var rows = new List<FeatureRow>();
+                var (error, isBatch) = decode(doc.RootElement, rows);
+                if (error is not null) return error;
+                (MissingFeatures, error) = await FeaturePredict.FillAsync(Features!, this, rows, isBatch, _owner.Options.MaxRowsPerRequest, ct).ConfigureAwait(false);
+                return error;
+            }
         }
 
         /// <summary>A cleared batch for the leased model.</summary>
@@ -129,6 +208,8 @@ public sealed class Inference(ModelManager models, PredictionLog log, ServingMet
             _predictions = null;
             Batch = null;
             Model = null;
+            Features = null;
+            MissingFeatures = null;
         }
     }
 

@@ -69,7 +69,7 @@ public sealed class FeatureServiceModelTests
         }, logging: _ => { });
         var responses = new Dictionary<int, JsonElement>();
         JsonElement batch, mlflowRecords, mlflowSplit, v2;
-        ModelInferResponse grpc;
+        ModelInferResponse grpc, grpcRaw;
         await using (host)
         {
             await host.StartAndLoadAsync();
@@ -133,6 +133,13 @@ public sealed class FeatureServiceModelTests
                 var grpcMetadata = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = host.Models.Default.Name });
                 Assert.Equal(["driver_id:INT64", "amount:FP64"], grpcMetadata.Inputs.Select(t => $"{t.Name}:{t.Datatype}"));
                 grpc = await client.ModelInferAsync(Request(withKeys: true));
+                // raw_input_contents (little-endian int64 keys, float64 amounts) take the same path to the store.
+                var raw = new ModelInferRequest { ModelName = host.Models.Default.Name };
+                raw.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "driver_id", Datatype = "INT64", Shape = { drivers.Count } });
+                raw.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "amount", Datatype = "FP64", Shape = { drivers.Count, 1 } });
+                raw.RawInputContents.Add(Google.Protobuf.ByteString.CopyFrom([.. drivers.SelectMany(d => BitConverter.GetBytes((long)d))]));
+                raw.RawInputContents.Add(Google.Protobuf.ByteString.CopyFrom([.. drivers.SelectMany(d => BitConverter.GetBytes(RideWorld.Amount(d)))]));
+                grpcRaw = await client.ModelInferAsync(raw);
                 var refused = await Assert.ThrowsAsync<RpcException>(async () => await client.ModelInferAsync(Request(withKeys: false)));
                 Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
                 Assert.Contains("driver_id: missing entity key", refused.Status.Detail);
@@ -195,6 +202,12 @@ public sealed class FeatureServiceModelTests
             var v2Probability = v2.GetProperty("outputs").EnumerateArray().Single(o => o.GetProperty("name").GetString() == "probability");
             Assert.Equal(offline[d - 1].Value, v2Probability.GetProperty("data")[d - 1].GetDouble());
             Assert.Equal(offline[d - 1].Value, grpc.Outputs.Single(o => o.Name == "probability").Contents.Fp64Contents[d - 1]);
+            Assert.Equal(offline[d - 1].Value, grpcRaw.Outputs.Single(o => o.Name == "probability").Contents.Fp64Contents[d - 1]);
+            // Every protocol gives the same entity the same prediction: the label too, where the protocol answers one.
+            Assert.Equal(offline[d - 1].Label, mlflowRecords.GetProperty("predictions")[d - 1].GetProperty("prediction").GetString());
+            var v2Label = v2.GetProperty("outputs").EnumerateArray().Single(o => o.GetProperty("datatype").GetString() == "BYTES");
+            Assert.Equal(offline[d - 1].Label, v2Label.GetProperty("data")[d - 1].GetString());
+            Assert.Equal(offline[d - 1].Label, grpc.Outputs.Single(o => o.Datatype == "BYTES").Contents.BytesContents[d - 1].ToStringUtf8());
 
             // Features without a value are listed with their status, and only they.
             var missing = response.TryGetProperty("missing_features", out var m) ? m.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!) : [];
@@ -253,12 +266,12 @@ public sealed class FeatureServiceModelTests
         }
         await host.StopAsync();
 
-        // An online store that does not exist is a 503 naming it, not an empty store created on the fly.
+        // An online store that does not exist is a 503 naming it, not an empty store created on the fly, on every protocol.
         await using var wrong = await ServingHost.BuildAsync(new ServeOptions
         {
             Models = [new ModelSpec(fromService.PackageDirectory)],
             Port = 0,
-            GrpcPort = null,
+            GrpcPort = 0,
             PollInterval = TimeSpan.Zero,
             FeatureStore = new FeatureStoreOptions { Registry = world.Registry, OnlineStore = world.Dir.File("nope.db") },
         }, logging: _ => { });
@@ -267,6 +280,24 @@ public sealed class FeatureServiceModelTests
         var (status, problem) = await PostAsync(http2, """{"driver_id": 2, "amount": 1}""");
         Assert.Equal(503, status);
         Assert.Contains("nope.db does not exist", problem.GetProperty("detail").GetString());
+        var (mlflowStatus, mlflowError) = await PostAsync(http2, """{"dataframe_records": [{"driver_id": 2, "amount": 1}]}""", path: "/invocations");
+        Assert.Equal(503, mlflowStatus);
+        Assert.Equal("TEMPORARILY_UNAVAILABLE", mlflowError.GetProperty("error_code").GetString());
+        Assert.Contains("nope.db does not exist", mlflowError.GetProperty("message").GetString());
+        var (v2Status, v2Error) = await PostAsync(http2, """{"inputs": [{"name": "driver_id", "datatype": "INT64", "shape": [1], "data": [2]}, {"name": "amount", "datatype": "FP64", "shape": [1], "data": [1]}]}""",
+            path: $"/v2/models/{wrong.Models.Default.Name}/infer");
+        Assert.Equal(503, v2Status);
+        Assert.Contains("nope.db does not exist", v2Error.GetProperty("error").GetString());
+        using (var channel = GrpcChannel.ForAddress(wrong.GrpcUri!))
+        {
+            var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+            var request = new ModelInferRequest { ModelName = wrong.Models.Default.Name };
+            request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "driver_id", Datatype = "INT64", Shape = { 1 }, Contents = new() { Int64Contents = { 2 } } });
+            request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "amount", Datatype = "FP64", Shape = { 1 }, Contents = new() { Fp64Contents = { 1 } } });
+            var refused = await Assert.ThrowsAsync<RpcException>(async () => await client.ModelInferAsync(request));
+            Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
+            Assert.Contains("nope.db does not exist", refused.Status.Detail);
+        }
         Assert.False(File.Exists(world.Dir.File("nope.db")));
     }
 

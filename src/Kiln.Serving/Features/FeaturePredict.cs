@@ -2,11 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Kiln.Core;
 using Kiln.Features.Online;
-using Kiln.Serving.Models;
-using Kiln.Serving.Protocols.Native;
 using Kiln.Scoring.Validation;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Kiln.Serving.Features;
 
@@ -15,101 +11,11 @@ namespace Kiln.Serving.Features;
 /// request-time inputs); the features come from the online store (as of now, ttl enforced), fill the model's inputs,
 /// and the row is scored. Features that are not PRESENT reach the model as missing values and are listed. The
 /// protocols (native /predict, MLflow /invocations, Open Inference v2 over REST and gRPC) decode their bodies into
-/// <see cref="FeatureRow"/>s and render the answer; <see cref="FillAsync"/> does the rest.
+/// <see cref="FeatureRow"/>s (<see cref="FeatureRows"/>) and render the answer; <see cref="Inference.Call.FillFeaturesAsync"/>
+/// hands the rows to <see cref="FillAsync"/>, with the binding the model version made once.
 /// </summary>
 internal static class FeaturePredict
 {
-    private static readonly string[] JsonOnly = ["application/json"];
-
-    /// <summary>The model version's binding, or null when it has no input from the store (then the plain path answers); an error when the store cannot be used.</summary>
-    public static async Task<(FeatureBinding? Binding, RequestError? Error)> BindAsync(IServiceProvider services, ServeOptions options, ServedModel model, CancellationToken ct)
-    {
-        if (!OnlineFeatures.Applies(model, options)) return (null, null);
-        try
-        {
-            var binding = await services.GetRequiredService<OnlineFeatures>().BindAsync(model, ct).ConfigureAwait(false);
-            return (binding.Features.Count == 0 ? null : binding, null);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            return (null, new RequestError(503, $"model '{model.Name}': the feature store is not usable: {OneLine(e)}", "feature_store"));
-        }
-    }
-
-    /// <summary>POST /predict: answers the request, or returns null (nothing read) when the model has no input from the store.</summary>
-    public static async Task<IResult?> PredictAsync(HttpContext http, Inference inference, Inference.Call call, CancellationToken ct)
-    {
-        var (binding, bindError) = await BindAsync(http.RequestServices, inference.Options, call.Model!, ct).ConfigureAwait(false);
-        if (bindError is not null) return NativeEndpoints.Problem(call, bindError);
-        if (binding is null) return null;
-        var model = call.Model!;
-
-        var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, JsonOnly, ct).ConfigureAwait(false);
-        if (readError is not null) return NativeEndpoints.Problem(call, readError);
-        using var pooled = body!; // the document reads the pooled buffer in place: it goes back only after the answer
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(pooled.Memory, new JsonDocumentOptions { MaxDepth = 64 });
-        }
-        catch (JsonException e)
-        {
-            return NativeEndpoints.Problem(call, RequestError.Malformed($"malformed JSON: {JsonRowsDecoder.FirstSentence(e.Message)}"));
-        }
-        using (document)
-        {
-            var root = document.RootElement;
-            var isBatch = root.ValueKind == JsonValueKind.Array;
-            if (!isBatch && root.ValueKind != JsonValueKind.Object)
-                return NativeEndpoints.Problem(call, new RequestError(400, $"expected a JSON object (join keys and request fields) or an array of them, got {JsonRowsDecoder.Describe(root.ValueKind)}"));
-            var rows = new List<FeatureRow>();
-            foreach (var r in isBatch ? [.. root.EnumerateArray()] : new[] { root })
-            {
-                if (r.ValueKind != JsonValueKind.Object)
-                    return NativeEndpoints.Problem(call, new RequestError(422, $"row {rows.Count}: expected a JSON object, got {JsonRowsDecoder.Describe(r.ValueKind)}", Row: rows.Count));
-                rows.Add(FeatureRow.Of(r));
-            }
-            var (missing, error) = await FillAsync(binding, call, rows, isBatch, inference.Options.MaxRowsPerRequest, ct).ConfigureAwait(false);
-            if (error is not null) return NativeEndpoints.Problem(call, error);
-
-            var requestId = Inference.RequestId(http.Request.Headers["X-Request-Id"]);
-            var predictions = call.Score(requestId);
-            var batch = call.Batch!;
-            var response = http.Response;
-            response.Headers["X-Request-Id"] = requestId;
-            response.Headers["X-Kiln-Model-Version"] = model.Version;
-            response.ContentType = "application/json";
-            using (var writer = new Utf8JsonWriter(response.BodyWriter))
-            {
-                writer.WriteStartObject();
-                if (isBatch)
-                {
-                    writer.WriteStartArray("predictions");
-                    for (var i = 0; i < predictions.Length; i++)
-                    {
-                        writer.WriteStartObject();
-                        NativeEndpoints.WritePrediction(writer, model, predictions[i], batch, i);
-                        WriteMissing(writer, missing!, i);
-                        writer.WriteEndObject();
-                    }
-                    writer.WriteEndArray();
-                }
-                else
-                {
-                    NativeEndpoints.WritePrediction(writer, model, predictions[0], batch, 0);
-                    WriteMissing(writer, missing!, 0);
-                }
-                writer.WriteString("model", model.Name);
-                writer.WriteString("version", model.Version);
-                writer.WriteString("feature_service", binding.Service);
-                writer.WriteString("request_id", requestId);
-                writer.WriteEndObject();
-            }
-            await response.BodyWriter.FlushAsync(ct).ConfigureAwait(false);
-            return TypedResults.Empty;
-        }
-    }
-
     /// <summary>
     /// Checks the rows (every join key, no feature sent, only the model's request fields), reads the features of every
     /// row in one online read and fills the call's batch. Returns the features that had no value (row, input, status),

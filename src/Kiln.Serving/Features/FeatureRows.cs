@@ -4,12 +4,32 @@ using Kiln.Scoring.Validation;
 namespace Kiln.Serving.Features;
 
 /// <summary>
-/// The request bodies of MLflow's scoring protocol and Open Inference v2 read as rows of named values, for models that
+/// The request bodies of the native protocol, MLflow's scoring protocol and Open Inference v2 read as rows of named values, for models that
 /// read features: there the names are join keys and request fields, not the model's inputs, so the bodies cannot go
 /// straight into the model's input batch as they do for other models.
 /// </summary>
 internal static class FeatureRows
 {
+    /// <summary>Native /predict: one object of join keys and request fields, or an array of them (a batch).</summary>
+    public static (RequestError? Error, bool IsBatch) FromNative(JsonElement root, List<FeatureRow> rows)
+    {
+        var isBatch = root.ValueKind == JsonValueKind.Array;
+        if (!isBatch && root.ValueKind != JsonValueKind.Object)
+            return (new RequestError(400, $"expected a JSON object (join keys and request fields) or an array of them, got {JsonRowsDecoder.Describe(root.ValueKind)}"), false);
+        if (!isBatch)
+        {
+            rows.Add(FeatureRow.Of(root));
+            return (null, false);
+        }
+        foreach (var r in root.EnumerateArray())
+        {
+            if (r.ValueKind != JsonValueKind.Object)
+                return (new RequestError(422, $"row {rows.Count}: expected a JSON object, got {JsonRowsDecoder.Describe(r.ValueKind)}", Row: rows.Count), true);
+            rows.Add(FeatureRow.Of(r));
+        }
+        return (null, true);
+    }
+
     /// <summary>
     /// MLflow: dataframe_split ({columns, data}), dataframe_records, or instances/inputs as records or as columns
     /// ({name: [values]}). Rows without names (positional lists) are refused: the names say which value is which key.

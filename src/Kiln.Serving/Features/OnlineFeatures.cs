@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Kiln.Core;
 using Kiln.Features.Definitions;
 using Kiln.Features.Online;
@@ -49,7 +48,7 @@ public sealed class FeatureBinding
 
 /// <summary>
 /// The feature store as <c>kiln serve</c> sees it: the online store and the registry (opened on first use) and one
-/// <see cref="FeatureBinding"/> per served model version. A package that records a feature service is bound to the
+/// <see cref="FeatureBinding"/> per served model version, kept on the <see cref="ServedModel"/> itself. A package that records a feature service is bound to the
 /// definitions version it was trained with; <see cref="FeatureStoreOptions.Service"/> binds other packages to the
 /// latest definitions (looked up again every refresh interval).
 /// </summary>
@@ -57,7 +56,6 @@ public sealed class OnlineFeatures(ServeOptions options) : IAsyncDisposable
 {
     private readonly FeatureStoreOptions _options = options.FeatureStore;
     private readonly SemaphoreSlim _lock = new(1, 1);
-    private readonly ConditionalWeakTable<ServedModel, FeatureBinding> _bindings = [];
     private readonly Dictionary<(string Project, int Version), FeatureRepository> _pinned = [];
     private IOnlineStore? _store;
     private FeatureRegistry? _registry;
@@ -70,13 +68,13 @@ public sealed class OnlineFeatures(ServeOptions options) : IAsyncDisposable
     /// <summary>The binding of a model version, built on first use; a KilnException when the store or definitions do not fit.</summary>
     public async ValueTask<FeatureBinding> BindAsync(ServedModel model, CancellationToken ct)
     {
-        if (_bindings.TryGetValue(model, out var binding) && !Stale(model, binding)) return binding;
+        if (model.FeatureBinding is { } binding && !Stale(model, binding)) return binding;
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (_bindings.TryGetValue(model, out binding) && !Stale(model, binding)) return binding;
+            if (model.FeatureBinding is { } again && !Stale(model, again)) return again;
             binding = await CreateAsync(model, ct).ConfigureAwait(false);
-            _bindings.AddOrUpdate(model, binding);
+            model.FeatureBinding = binding;
             return binding;
         }
         finally

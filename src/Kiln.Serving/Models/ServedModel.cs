@@ -14,6 +14,7 @@ public sealed class ServedModel
 {
     private readonly IScorer _scorer;
     private int _leases = 1; // the slot's own reference
+    private Features.FeatureBinding? _featureBinding;
 
     public ServedModel(string name, string version, IScorer scorer, ModelSchema schema)
     {
@@ -38,6 +39,13 @@ public sealed class ServedModel
 
     /// <summary>The prediction log's buffers for this version (made by the log on the first logged request).</summary>
     internal Logging.ModelLog? Log { get; set; }
+
+    /// <summary>How this version reads the feature store (made on its first request by <see cref="Features.OnlineFeatures"/>; null before, or when it reads nothing).</summary>
+    internal Features.FeatureBinding? FeatureBinding
+    {
+        get => Volatile.Read(ref _featureBinding);
+        set => Volatile.Write(ref _featureBinding, value);
+    }
 
     /// <summary>True once the version has been retired and every request using it has finished.</summary>
     internal bool IsReleased => Volatile.Read(ref _leases) == 0;

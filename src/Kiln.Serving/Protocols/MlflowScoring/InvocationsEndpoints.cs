@@ -36,46 +36,24 @@ public static class InvocationsEndpoints
         using var call = inference.Begin(Protocol);
         var error = call.Open(model);
         if (error is not null) return Error(call, error);
-        if (Features.OnlineFeatures.Applies(call.Model!, inference.Options))
-        {
-            var (binding, bindError) = await Features.FeaturePredict.BindAsync(http.RequestServices, inference.Options, call.Model!, ct).ConfigureAwait(false);
-            if (bindError is not null) return Error(call, bindError);
-            if (binding is not null) return await InvokeWithFeaturesAsync(http, inference, call, binding, ct).ConfigureAwait(false);
-        }
+        error = await call.BindFeaturesAsync(ct).ConfigureAwait(false);
+        if (error is not null) return Error(call, error);
         var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, Accepted, ct).ConfigureAwait(false);
         if (readError is not null) return Error(call, readError);
         using (body)
         {
-            var batch = call.NewBatch();
-            error = body!.MediaType == "text/csv" ? DecodeCsv(body.Span, batch) : DecodeJson(body.Memory, batch);
-            if (error is not null) return Error(call, error);
-        }
-        return await AnswerAsync(http, call, ct).ConfigureAwait(false);
-    }
-
-    /// <summary>A model that reads features: the rows name join keys and request fields (JSON only); the store fills the rest.</summary>
-    private static async Task<IResult> InvokeWithFeaturesAsync(HttpContext http, Inference inference, Inference.Call call, Features.FeatureBinding binding, CancellationToken ct)
-    {
-        var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, Accepted, ct).ConfigureAwait(false);
-        if (readError is not null) return Error(call, readError);
-        using var pooled = body!; // the document reads the pooled buffer in place: it goes back only after the answer
-        if (pooled.MediaType == "text/csv")
-            return Error(call, new RequestError(415, $"model '{call.Model!.Name}' reads feature service '{binding.Service}': send JSON rows of its join keys ({string.Join(", ", binding.JoinKeys)}) and request fields, not CSV"));
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(pooled.Memory, new JsonDocumentOptions { MaxDepth = 64 });
-        }
-        catch (JsonException e)
-        {
-            return Error(call, RequestError.Malformed($"malformed JSON: {JsonRowsDecoder.FirstSentence(e.Message)}"));
-        }
-        using (doc)
-        {
-            var rows = new List<Features.FeatureRow>();
-            var error = Features.FeatureRows.FromMlflow(doc.RootElement, rows);
-            if (error is not null) return Error(call, error);
-            (_, error) = await Features.FeaturePredict.FillAsync(binding, call, rows, isBatch: true, inference.Options.MaxRowsPerRequest, ct).ConfigureAwait(false);
+            if (call.Features is { } binding)
+            {
+                // A model that reads features: the rows name join keys and request fields (JSON only); the store fills the rest.
+                if (body!.MediaType == "text/csv")
+                    return Error(call, new RequestError(415, $"model '{call.Model!.Name}' reads feature service '{binding.Service}': send JSON rows of its join keys ({string.Join(", ", binding.JoinKeys)}) and request fields, not CSV"));
+                error = await call.FillFeaturesAsync(body.Memory, static (root, rows) => (Features.FeatureRows.FromMlflow(root, rows), true), ct).ConfigureAwait(false);
+            }
+            else
+            {
+                var batch = call.NewBatch();
+                error = body!.MediaType == "text/csv" ? DecodeCsv(body.Span, batch) : DecodeJson(body.Memory, batch);
+            }
             if (error is not null) return Error(call, error);
         }
         return await AnswerAsync(http, call, ct).ConfigureAwait(false);

@@ -48,14 +48,22 @@ public static class NativeEndpoints
         using var call = inference.Begin(Protocol);
         var error = call.Open(model);
         if (error is not null) return Problem(call, error);
-        if (Features.OnlineFeatures.Applies(call.Model!, inference.Options)
-            && await Features.FeaturePredict.PredictAsync(http, inference, call, ct).ConfigureAwait(false) is { } featured) return featured;
+        error = await call.BindFeaturesAsync(ct).ConfigureAwait(false);
+        if (error is not null) return Problem(call, error);
         var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, JsonOnly, ct).ConfigureAwait(false);
         if (readError is not null) return Problem(call, readError);
         using (body)
         {
-            var batch = call.NewBatch();
-            error = JsonRowsDecoder.Decode(body!.Span, batch);
+            if (call.Features is null)
+            {
+                var batch = call.NewBatch();
+                error = JsonRowsDecoder.Decode(body!.Span, batch);
+            }
+            else
+            {
+                // A model that reads features: the rows carry join keys and request fields; the store fills the rest.
+                error = await call.FillFeaturesAsync(body!.Memory, Features.FeatureRows.FromNative, ct).ConfigureAwait(false);
+            }
             if (error is not null) return Problem(call, error);
         }
         var requestId = Inference.RequestId(http.Request.Headers["X-Request-Id"]);
@@ -76,6 +84,7 @@ public static class NativeEndpoints
                 {
                     writer.WriteStartObject();
                     WritePrediction(writer, served, predictions[i], batch, i);
+                    if (call.MissingFeatures is { } missing) Features.FeaturePredict.WriteMissing(writer, missing, i);
                     writer.WriteEndObject();
                 }
                 writer.WriteEndArray();
@@ -83,9 +92,11 @@ public static class NativeEndpoints
             else
             {
                 WritePrediction(writer, served, predictions[0], batch, 0);
+                if (call.MissingFeatures is { } missing) Features.FeaturePredict.WriteMissing(writer, missing, 0);
             }
             writer.WriteString("model", served.Name);
             writer.WriteString("version", served.Version);
+            if (call.Features is { } binding) writer.WriteString("feature_service", binding.Service);
             writer.WriteString("request_id", requestId);
             writer.WriteEndObject();
         }

@@ -38,7 +38,7 @@ public sealed class V2GrpcService(Inference inference) : GRPCInferenceService.GR
         if (!string.IsNullOrEmpty(request.Version) && request.Version != m.Version)
             throw new RpcException(new Status(StatusCode.NotFound, $"model '{slot.Name}' serves version {m.Version}, not {request.Version}"));
         // A model that reads features takes its join keys and request fields: those are its inputs here.
-        var (binding, error) = await Features.FeaturePredict.BindAsync(context.GetHttpContext().RequestServices, inference.Options, m, context.CancellationToken).ConfigureAwait(false);
+        var (binding, error) = await inference.FeaturesAsync(m, context.CancellationToken).ConfigureAwait(false);
         if (error is not null) throw new RpcException(new Status(StatusCode.Unavailable, error.Message));
         var response = new ModelMetadataResponse { Name = m.Name, Platform = V2Tensors.Platform(m) };
         response.Versions.Add(m.Version);
@@ -54,15 +54,11 @@ public sealed class V2GrpcService(Inference inference) : GRPCInferenceService.GR
         using var call = inference.Begin(Protocol);
         var error = call.Open(request.ModelName, string.IsNullOrEmpty(request.ModelVersion) ? null : request.ModelVersion);
         if (error is not null) throw Fail(call, error);
-        Features.FeatureBinding? binding = null;
-        if (Features.OnlineFeatures.Applies(call.Model!, inference.Options))
-        {
-            (binding, error) = await Features.FeaturePredict.BindAsync(context.GetHttpContext().RequestServices, inference.Options, call.Model!, context.CancellationToken).ConfigureAwait(false);
-            if (error is not null) throw Fail(call, error);
-        }
+        error = await call.BindFeaturesAsync(context.CancellationToken).ConfigureAwait(false);
+        if (error is not null) throw Fail(call, error);
         // A model that reads features: the tensors are its join keys and request fields; the store fills the rest.
-        error = binding is null ? Decode(request, call.NewBatch())
-            : await DecodeWithFeaturesAsync(request, call, binding, inference.Options.MaxRowsPerRequest, context.CancellationToken).ConfigureAwait(false);
+        error = call.Features is null ? Decode(request, call.NewBatch())
+            : await DecodeWithFeaturesAsync(request, call, context.CancellationToken).ConfigureAwait(false);
         if (error is not null) throw Fail(call, error);
         var served = call.Model!;
         error = V2Tensors.SelectOutputs(served, [.. request.Outputs.Select(o => o.Name)], out var outputs);
@@ -89,9 +85,9 @@ public sealed class V2GrpcService(Inference inference) : GRPCInferenceService.GR
 
     /// <summary>
     /// The tensors (typed contents or raw_input_contents, each of shape [rows] or [rows, 1]) as columns of JSON values,
-    /// read as rows of join keys and request fields, and filled from the feature store.
+    /// read as rows of join keys and request fields, and filled from the feature store by the shared path.
     /// </summary>
-    private static async Task<RequestError?> DecodeWithFeaturesAsync(ModelInferRequest request, Inference.Call call, Features.FeatureBinding binding, int maxRows, CancellationToken ct)
+    private static async Task<RequestError?> DecodeWithFeaturesAsync(ModelInferRequest request, Inference.Call call, CancellationToken ct)
     {
         var raw = request.RawInputContents;
         if (raw.Count > 0 && raw.Count != request.Inputs.Count)
@@ -140,11 +136,7 @@ public sealed class V2GrpcService(Inference inference) : GRPCInferenceService.GR
             }
             w.WriteEndObject();
         }
-        using var doc = JsonDocument.Parse(json.WrittenMemory);
-        var rows = new List<Features.FeatureRow>();
-        var error = Features.FeatureRows.FromColumns(doc.RootElement, "inputs", rows);
-        if (error is null) (_, error) = await Features.FeaturePredict.FillAsync(binding, call, rows, isBatch: true, maxRows, ct).ConfigureAwait(false);
-        return error;
+        return await call.FillFeaturesAsync(json.WrittenMemory, static (root, rows) => (Features.FeatureRows.FromColumns(root, "inputs", rows), true), ct).ConfigureAwait(false);
     }
 
     private static RequestError? Decode(ModelInferRequest request, InputBatch batch)

@@ -50,7 +50,7 @@ public static class V2RestEndpoints
         if (m is null) return Error(503, $"model '{name}' is not loaded yet");
         if (version is not null && version != m.Version) return Error(404, $"model '{name}' serves version {m.Version}, not {version}");
         // A model that reads features takes its join keys and request fields: those are its inputs here.
-        var (binding, error) = await Features.FeaturePredict.BindAsync(http.RequestServices, http.RequestServices.GetRequiredService<ServeOptions>(), m, ct).ConfigureAwait(false);
+        var (binding, error) = await http.RequestServices.GetRequiredService<Inference>().FeaturesAsync(m, ct).ConfigureAwait(false);
         if (error is not null) return Error(error.Status, error.Message);
         return TypedResults.Ok(new V2ModelMetadata(m.Name, [m.Version], V2Tensors.Platform(m),
             [.. V2Tensors.Inputs(m, binding).Select(t => new V2TensorMetadata(t.Name, t.Datatype, [.. t.Shape]))],
@@ -70,19 +70,15 @@ public static class V2RestEndpoints
         using var call = inference.Begin(Protocol);
         var error = call.Open(name, version);
         if (error is not null) return Error(call, error);
-        Features.FeatureBinding? binding = null;
-        if (Features.OnlineFeatures.Applies(call.Model!, inference.Options))
-        {
-            (binding, error) = await Features.FeaturePredict.BindAsync(http.RequestServices, inference.Options, call.Model!, ct).ConfigureAwait(false);
-            if (error is not null) return Error(call, error);
-        }
+        error = await call.BindFeaturesAsync(ct).ConfigureAwait(false);
+        if (error is not null) return Error(call, error);
         var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, JsonOnly, ct).ConfigureAwait(false);
         if (readError is not null) return Error(call, readError);
         string? id;
         List<string> requested;
         using (body)
         {
-            if (binding is null)
+            if (call.Features is null)
             {
                 var batch = call.NewBatch();
                 error = Decode(body!.Memory, batch, out id, out requested);
@@ -90,7 +86,10 @@ public static class V2RestEndpoints
             else
             {
                 // A model that reads features: the tensors are its join keys and request fields; the store fills the rest.
-                (error, id, requested) = await DecodeWithFeaturesAsync(body!.Memory, call, binding, inference.Options.MaxRowsPerRequest, ct).ConfigureAwait(false);
+                string? v2Id = null;
+                List<string> v2Requested = [];
+                error = await call.FillFeaturesAsync(body!.Memory, (root, rows) => (Features.FeatureRows.FromV2(root, rows, out v2Id, out v2Requested), true), ct).ConfigureAwait(false);
+                (id, requested) = (v2Id, v2Requested);
             }
             if (error is not null) return Error(call, error);
         }
@@ -133,27 +132,6 @@ public static class V2RestEndpoints
         }
         await http.Response.BodyWriter.FlushAsync(ct).ConfigureAwait(false);
         return TypedResults.Empty;
-    }
-
-    private static async Task<(RequestError? Error, string? Id, List<string> Requested)> DecodeWithFeaturesAsync(ReadOnlyMemory<byte> json, Inference.Call call,
-        Features.FeatureBinding binding, int maxRows, CancellationToken ct)
-    {
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 64 });
-        }
-        catch (JsonException e)
-        {
-            return (RequestError.Malformed($"malformed JSON: {JsonRowsDecoder.FirstSentence(e.Message)}"), null, []);
-        }
-        using (doc)
-        {
-            var rows = new List<Features.FeatureRow>();
-            var error = Features.FeatureRows.FromV2(doc.RootElement, rows, out var id, out var requested);
-            if (error is null) (_, error) = await Features.FeaturePredict.FillAsync(binding, call, rows, isBatch: true, maxRows, ct).ConfigureAwait(false);
-            return (error, id, requested);
-        }
     }
 
     internal static RequestError? Decode(ReadOnlyMemory<byte> json, InputBatch batch, out string? id, out List<string> requested)
