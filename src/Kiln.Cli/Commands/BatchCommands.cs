@@ -11,7 +11,7 @@ internal static class BatchCommands
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "The model: a package directory (or models:/name/version through the registry).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "The model: a package directory, models:/NAME/VERSION, models:/NAME@ALIAS or runs:/RUN_ID/PATH (through the registry at $KILN_TRACKING_URI, default ./.kiln).", Required = true };
         var input = new Option<string>("--input", "-i") { Description = "CSV/Parquet file, directory or glob; sqlite:///path.db?table=T|query=...; postgresql://user@host:port/db?table=T[&key=COL]|query=...", Required = true };
         var output = new Option<string>("--output", "-o") { Description = "A directory for Parquet parts, or sqlite:///path.db?table=T / postgresql://...?table=T.", Required = true };
         var keep = new Option<string[]>("--keep") { Description = "Input columns to copy to the output (comma-separated or repeated), e.g. ids.", AllowMultipleArgumentsPerToken = true };

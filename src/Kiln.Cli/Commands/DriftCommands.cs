@@ -1,13 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using Kiln.Core;
-using Kiln.Core.Data;
-using Kiln.Core.Packaging;
-using Kiln.Core.PredictionLog;
-using Kiln.Core.Profiling;
 using Kiln.Monitoring.Drift;
 using Kiln.Monitoring.Reports;
-using Kiln.Monitoring.Windows;
 using Spectre.Console;
 
 namespace Kiln.Cli.Commands;
@@ -62,7 +57,7 @@ internal static class DriftCommands
                 (report, _, _) = await Kiln.Monitoring.Windows.WindowEvaluator.InputDriftAsync(reference, w, driftOptions,
                     (int)Math.Min(int.MaxValue, maxExact ?? 100_000), ct);
             }
-            else report = await CompareAsync(package, data!, driftOptions, maxExact ?? DefaultMaxExactRows, ct);
+            else report = await DataDrift.CompareAsync(package, data!, driftOptions, maxExact ?? DataDrift.DefaultMaxExactRows, ct);
             if (parse.GetValue(html) is { } htmlPath) await Cli.WriteAtomicAsync(htmlPath, DriftHtmlReport.Render(report, $"Drift: {package.Name}"), "--out", ct);
             PrintTable(report, DateTime.UtcNow - started);
             await Cli.WriteJsonAsync(parse, json, jsonOut, () => DriftJson.Serialize(report), ct);
@@ -109,92 +104,6 @@ internal static class DriftCommands
             perColumn[name] = new ColumnDriftOptions { Test = ct, Threshold = t };
         }
         return new DriftOptions { DriftShare = share ?? 0.5, Test = all, Threshold = threshold, Columns = perColumn };
-    }
-
-    private const string LogInputPrefix = PredictionLogLayout.InputPrefix;
-
-    /// <summary>Parquet current data with more rows than this (by its metadata) is folded row group by row group into a profile.</summary>
-    internal const long DefaultMaxExactRows = 5_000_000;
-
-    /// <summary>
-    /// Drift of the data at <paramref name="currentLocation"/> (files, a directory, a glob, or kiln serve's prediction log)
-    /// against the package's reference profile. Shared by <c>kiln drift</c> and the pipeline kind <c>drift_check</c>.
-    /// </summary>
-    internal static Task<DriftReport> CompareAsync(ModelPackage package, string currentLocation, DriftOptions options, CancellationToken ct) =>
-        CompareAsync(package, currentLocation, options, DefaultMaxExactRows, ct);
-
-    /// <remarks>
-    /// Parquet files with at most <paramref name="maxExactRows"/> rows in all (counted from their row-group metadata),
-    /// and CSV files, are read whole and every row is tested. Parquet files with more are folded row group by row group
-    /// into a profile shaped like the reference (<see cref="CurrentData"/>, as prediction-log windows are), so memory
-    /// holds one row group and one profile however large the files; the report then carries the warning <c>summarized</c>.
-    /// </remarks>
-    internal static async Task<DriftReport> CompareAsync(ModelPackage package, string currentLocation, DriftOptions options, long maxExactRows,
-        CancellationToken ct)
-    {
-        var reference = package.Profile?.Inputs ?? throw new KilnException($"{package.Directory}: the package has no reference profile");
-        var files = DataSources.Resolve(currentLocation);
-        var names = await TableReader.ReadColumnNamesAsync(files[0], ct);
-        var present = new HashSet<string>(names, StringComparer.Ordinal);
-        // kiln serve's prediction log stores each input as input_<name> (docs/serving.md): read those
-        // under the input's own name, and leave the log's bookkeeping columns out of the report.
-        var isPredictionLog = present.Contains(PredictionLogLayout.RequestId) && present.Contains(PredictionLogLayout.Version) && names.Any(n => n.StartsWith(LogInputPrefix, StringComparison.Ordinal));
-        var requests = new List<ColumnRequest>();
-        foreach (var c in reference.Columns)
-        {
-            var source = !present.Contains(c.Name) && isPredictionLog && present.Contains(LogInputPrefix + c.Name) ? LogInputPrefix + c.Name : c.Name;
-            if (present.Contains(source)) requests.Add(new ColumnRequest(source, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
-        }
-        DriftReport report;
-        if (await ParquetRowsAsync(files, ct) > maxExactRows)
-        {
-            // Bounded memory: every row group is folded into the profile as it is read.
-            var folded = new CurrentData(reference, maxExactRows: 0);
-            foreach (var file in files)
-                await foreach (var batch in TableReader.ReadBatchesAsync(file, requests, ct: ct)) folded.Add(Inputs(batch, isPredictionLog));
-            report = folded.Compare(options);
-            report.Warnings.Add(WindowWarnings.Summarized);
-        }
-        else report = DriftCalculator.Compare(reference, Inputs(await TableReader.ReadAllAsync(files, requests, null, ct), isPredictionLog), options);
-        foreach (var name in names)
-        {
-            if (isPredictionLog && (PredictionLogLayout.FixedColumns.Contains(name) || name.StartsWith(LogInputPrefix, StringComparison.Ordinal) || name.StartsWith(PredictionLogLayout.ProbabilityPrefix, StringComparison.Ordinal))) continue;
-            if (reference.Find(name) is not null) continue;
-            // The model's own outputs (a log's probability) take their kind from the package; other columns were
-            // not read, and text is the safe guess for an unknown column.
-            report.AddColumnNotInReference(name, OutputColumns.KindOf(package, name) ?? ColumnKind.Categorical);
-        }
-        return report;
-    }
-
-    /// <summary>The rows of the files when they are all Parquet (from row-group metadata, nothing decoded); else -1.</summary>
-    private static async Task<long> ParquetRowsAsync(IReadOnlyList<string> files, CancellationToken ct)
-    {
-        long rows = 0;
-        foreach (var file in files)
-        {
-            if (!DataSources.IsParquet(file)) return -1;
-            foreach (var n in await ParquetTable.ReadRowGroupSizesAsync(file, ct)) rows += n;
-        }
-        return rows;
-    }
-
-    /// <summary>The table with the prediction log's input_&lt;name&gt; columns under the input's own name.</summary>
-    private static DataTable Inputs(DataTable read, bool isPredictionLog)
-    {
-        if (!isPredictionLog) return read;
-        var table = new DataTable(read.RowCount);
-        foreach (var column in read.Columns)
-        {
-            var name = column.Name.StartsWith(LogInputPrefix, StringComparison.Ordinal) ? column.Name[LogInputPrefix.Length..] : column.Name;
-            table.Add(column switch
-            {
-                NumericColumn n => new NumericColumn(name, n.Values),
-                TextColumn t => new TextColumn(name, t.Values),
-                _ => column,
-            });
-        }
-        return table;
     }
 
     private static void PrintTable(DriftReport report, TimeSpan elapsed)

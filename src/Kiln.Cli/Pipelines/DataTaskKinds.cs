@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Kiln.Batch;
-using Kiln.Cli.Commands;
 using Kiln.Core.Packaging;
 using Kiln.Core.PredictionLog;
 using Kiln.Features.Definitions;
@@ -308,7 +307,7 @@ internal sealed class DriftCheckKind : ITaskKind
             var package = ModelPackage.Load(dir);
             var current = Current(c, KindSettings.LocalPath(c, ModelTaskKinds.Required(c, "current")), package.Name);
             c.Log.Info($"drift of {current} against the reference profile of {package.Name}{(version is null ? "" : $" version {version}")}");
-            var r = await DriftCommands.CompareAsync(package, current, options, c.CancellationToken).ConfigureAwait(false);
+            var r = await DataDrift.CompareAsync(package, current, options, c.CancellationToken).ConfigureAwait(false);
             foreach (var path in new[] { html, json }) Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             await Commands.Cli.WriteAtomicAsync(json, DriftJson.Serialize(r), null, c.CancellationToken).ConfigureAwait(false);
             await Commands.Cli.WriteAtomicAsync(html, DriftHtmlReport.Render(r, $"Drift: {package.Name}"), null, c.CancellationToken).ConfigureAwait(false);
