@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using Kiln.Cli.Pipelines;
 using Kiln.Core;
 using Kiln.Pipelines;
 using Kiln.Pipelines.Definition;
@@ -9,6 +8,7 @@ using Kiln.Pipelines.Http;
 using Kiln.Pipelines.Scheduling;
 using Kiln.Pipelines.State;
 using Kiln.Pipelines.Tasks;
+using Kiln.Server.Composition;
 using Spectre.Console;
 
 namespace Kiln.Cli.Commands;
@@ -24,8 +24,12 @@ internal static class PipelineCommands
 
     private static readonly Option<bool> Json = new("--json") { Description = "Print JSON on stdout instead of a table." };
 
-    /// <summary>The task kinds the CLI knows; areas add theirs here when they are merged.</summary>
-    internal static TaskKindRegistry Kinds() => TaskKindRegistry.CreateDefault().AddModelKinds().AddDataKinds();
+    /// <summary>The task kinds: every area's, composed once in Kiln.Server as kiln server does.</summary>
+    internal static TaskKindRegistry Kinds() => KilnTaskKinds.Create();
+
+    /// <summary>A local engine over the store, with the services its kinds ask the host for (the registry's model resolver).</summary>
+    private static PipelineEngine Engine(IPipelineStore store, TaskKindRegistry kinds) =>
+        new(store, kinds, new PipelineEngineOptions { Services = KilnTaskKinds.StandaloneServices() });
 
     public static Command Create()
     {
@@ -68,7 +72,7 @@ internal static class PipelineCommands
             }
             var def = PipelineLoader.LoadFile(parse.GetValue(file)!, kinds);
             await using var store = await OpenStoreAsync(parse, ct);
-            await using var engine = new PipelineEngine(store, kinds);
+            await using var engine = Engine(store, kinds);
             engine.TaskStateChanged += Progress;
             var run = await engine.CreateRunAsync(def, values, "manual", null, ct);
             Console.Out.WriteLine(run.RunId);
@@ -388,7 +392,7 @@ internal static class PipelineCommands
                 return 0;
             }
             await using var store = await OpenStoreAsync(parse, ct);
-            await using var engine = new PipelineEngine(store, Kinds());
+            await using var engine = Engine(store, Kinds());
             var run = await store.GetRunAsync(id, ct) ?? throw new KilnException($"no pipeline run '{id}'");
             if (run.State.IsTerminal()) throw new KilnException($"run {id} already finished ({run.State.Name()})");
             await engine.CancelAsync(id, ct);
@@ -416,7 +420,7 @@ internal static class PipelineCommands
                 }
             }
             await using var store = await OpenStoreAsync(parse, ct);
-            await using var engine = new PipelineEngine(store, Kinds());
+            await using var engine = Engine(store, Kinds());
             engine.TaskStateChanged += Progress;
             Cli.Err.MarkupLineInterpolated($"resuming run [blue]{id}[/]");
             var state = await engine.ResumeAsync(id, null, ct);
@@ -433,7 +437,7 @@ internal static class PipelineCommands
             if (PipelineApiClient.IsServerUri(StoreUri(parse)))
                 throw new KilnException($"{StoreUri(parse)}: a kiln server recovers orphaned runs itself when it starts; use kiln pipeline resume RUN to resume one run through it");
             await using var store = await OpenStoreAsync(parse, ct);
-            await using var engine = new PipelineEngine(store, Kinds());
+            await using var engine = Engine(store, Kinds());
             engine.TaskStateChanged += Progress;
             var ids = await engine.RecoverAsync(ct);
             Cli.Err.MarkupLineInterpolated($"recovering {ids.Count} run(s)");
@@ -463,7 +467,7 @@ internal static class PipelineCommands
             }
             var kinds = Kinds();
             await using var store = await OpenStoreAsync(parse, ct);
-            await using var engine = new PipelineEngine(store, kinds);
+            await using var engine = Engine(store, kinds);
             foreach (var f in parse.GetValue(files)!)
             {
                 var def = PipelineLoader.LoadFile(f, kinds);
