@@ -51,7 +51,10 @@ internal static class PipelineCommands
 
     private static Task<IPipelineStore> OpenStoreAsync(ParseResult parse, CancellationToken ct) => PipelineStores.OpenAsync(StoreUri(parse), ct);
 
-    /// <summary>A client of the server when the tracking URI is http(s)://, else null (the store is opened directly).</summary>
+    /// <summary>The runs --db names: a kiln server's through its API, or the embedded store's (chosen once, from the location).</summary>
+    private static Task<IPipelineRuns> OpenRunsAsync(ParseResult parse, CancellationToken ct) => PipelineRuns.OpenAsync(StoreUri(parse), Kinds(), ct);
+
+    /// <summary>A client of the server when the tracking URI is http(s)://, else null (the store is opened directly): run and resume execute here or there.</summary>
     private static PipelineApiClient? Remote(ParseResult parse) =>
         PipelineApiClient.IsServerUri(StoreUri(parse)) ? new PipelineApiClient(new Uri(StoreUri(parse)!)) : null;
 
@@ -260,16 +263,8 @@ internal static class PipelineCommands
                 catch (InvalidDataException) { throw new KilnException($"--state {st}: expected pending, running, succeeded, failed or cancelled"); }
             }
             if (parse.GetValue(limit) is < 1 or > 1000) throw new KilnException($"--limit {parse.GetValue(limit)}: expected 1 to 1000");
-            RunListDto list;
-            if (Remote(parse) is { } api)
-            {
-                using (api) list = await api.ListRunsAsync(parse.GetValue(name), s?.Name(), parse.GetValue(limit), ct);
-            }
-            else
-            {
-                await using var store = await OpenStoreAsync(parse, ct);
-                list = new RunListDto([.. (await store.ListRunsAsync(parse.GetValue(name), s, parse.GetValue(limit), ct)).Select(RunDto.From)]);
-            }
+            await using var runs = await OpenRunsAsync(parse, ct);
+            var list = await runs.ListRunsAsync(parse.GetValue(name), s, parse.GetValue(limit), ct);
             if (parse.GetValue(Json))
             {
                 Console.Out.WriteLine(JsonSerializer.Serialize(list, PipelineJson.Default.RunListDto));
@@ -296,19 +291,8 @@ internal static class PipelineCommands
         cmd.SetHandler(async (parse, ct) =>
         {
             var id = parse.GetValue(runArg)!;
-            RunDetailDto detail;
-            if (Remote(parse) is { } api)
-            {
-                using (api) detail = await api.GetRunAsync(id, ct);
-            }
-            else
-            {
-                await using var store = await OpenStoreAsync(parse, ct);
-                var found = await store.GetRunAsync(id, ct) ?? throw new KilnException($"no pipeline run '{id}'");
-                var tasks = await store.GetTasksAsync(id, ct);
-                var attempts = await store.GetAttemptsAsync(id, null, ct);
-                detail = new RunDetailDto(RunDto.From(found), [.. tasks.Select(TaskDto.From)], [.. attempts.Select(AttemptDto.From)]);
-            }
+            await using var runs = await OpenRunsAsync(parse, ct);
+            var detail = await runs.GetRunAsync(id, ct);
             if (parse.GetValue(Json))
             {
                 Console.Out.WriteLine(JsonSerializer.Serialize(detail, PipelineJson.Default.RunDetailDto));
@@ -343,34 +327,16 @@ internal static class PipelineCommands
             var id = parse.GetValue(runArg)!;
             var task = parse.GetValue(taskArg);
             void Print(string t, int attempt, string line) => Console.Out.WriteLine(task is null ? $"[{t}#{attempt}] {line}" : line);
-            if (Remote(parse) is { } api)
-            {
-                using (api)
-                {
-                    var detail = await api.GetRunAsync(id, ct);
-                    if (task is not null && !detail.Tasks.Any(t => t.Task == task)) throw new KilnException($"run {id} has no task '{task}'");
-                    long cursor = 0;
-                    while (true)
-                    {
-                        var page = await api.GetLogsAsync(id, task, cursor, ct);
-                        if (page.Logs.Count == 0) break;
-                        foreach (var l in page.Logs) Print(l.Task, l.Attempt, l.Line);
-                        cursor = page.NextAfter;
-                    }
-                }
-                return 0;
-            }
-            await using var store = await OpenStoreAsync(parse, ct);
-            _ = await store.GetRunAsync(id, ct) ?? throw new KilnException($"no pipeline run '{id}'");
-            if (task is not null && !(await store.GetTasksAsync(id, ct)).Any(t => t.Task == task))
-                throw new KilnException($"run {id} has no task '{task}'");
-            long after = 0;
+            await using var runs = await OpenRunsAsync(parse, ct);
+            var detail = await runs.GetRunAsync(id, ct);
+            if (task is not null && !detail.Tasks.Any(t => t.Task == task)) throw new KilnException($"run {id} has no task '{task}'");
+            long cursor = 0;
             while (true)
             {
-                var lines = await store.GetLogsAsync(id, task, after, 10_000, ct);
-                if (lines.Count == 0) break;
-                foreach (var l in lines) Print(l.Task, l.Attempt, l.Line);
-                after = lines[^1].Id;
+                var page = await runs.GetLogsAsync(id, task, cursor, ct);
+                if (page.Logs.Count == 0) break;
+                foreach (var l in page.Logs) Print(l.Task, l.Attempt, l.Line);
+                cursor = page.NextAfter;
             }
             return 0;
         });
@@ -385,17 +351,8 @@ internal static class PipelineCommands
         cmd.SetHandler(async (parse, ct) =>
         {
             var id = parse.GetValue(runArg)!;
-            if (Remote(parse) is { } api)
-            {
-                using (api) await api.CancelAsync(id, ct);
-                Cli.Err.MarkupLineInterpolated($"cancel requested for run [blue]{id}[/]");
-                return 0;
-            }
-            await using var store = await OpenStoreAsync(parse, ct);
-            await using var engine = Engine(store, Kinds());
-            var run = await store.GetRunAsync(id, ct) ?? throw new KilnException($"no pipeline run '{id}'");
-            if (run.State.IsTerminal()) throw new KilnException($"run {id} already finished ({run.State.Name()})");
-            await engine.CancelAsync(id, ct);
+            await using var runs = await OpenRunsAsync(parse, ct);
+            await runs.CancelAsync(id, ct);
             Cli.Err.MarkupLineInterpolated($"cancel requested for run [blue]{id}[/]");
             return 0;
         });
