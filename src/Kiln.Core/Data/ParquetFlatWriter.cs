@@ -6,25 +6,6 @@ using System.Text;
 
 namespace Kiln.Core.Data;
 
-/// <summary>The value kinds <see cref="ParquetFlatWriter"/> writes.</summary>
-public enum ParquetColumnKind
-{
-    /// <summary>UTF-8 text (BYTE_ARRAY, STRING).</summary>
-    Text,
-
-    /// <summary>DOUBLE.</summary>
-    Double,
-
-    /// <summary>INT32.</summary>
-    Int32,
-
-    /// <summary>INT64 TIMESTAMP(MICROS, adjusted to UTC).</summary>
-    Timestamp,
-}
-
-/// <summary>A top-level column of a flat Parquet file.</summary>
-public sealed record ParquetColumn(string Name, ParquetColumnKind Kind, bool Nullable);
-
 /// <summary>
 /// Kiln's Parquet writer for flat tables (the prediction log's files): row groups written column by
 /// column straight from the caller's buffers, one Snappy-compressed V1 data page per column chunk,

@@ -4,7 +4,7 @@ using Parquet.Schema;
 namespace Kiln.Core.Data;
 
 /// <summary>Reads Parquet row groups into <see cref="DataTable"/>s and writes tables as Parquet.</summary>
-public static class ParquetTable
+public static class OldParquetTable
 {
     /// <summary>The column names of a Parquet file.</summary>
     public static async Task<IReadOnlyList<string>> ReadColumnNamesAsync(string path, CancellationToken ct = default)
