@@ -307,6 +307,27 @@ public sealed class ParquetTableWriter : IDisposable
         }
     }
 
+    /// <summary>The next column, as timestamps (UTC; null = missing).</summary>
+    public void WriteTimestamp(ReadOnlySpan<DateTime?> values)
+    {
+        var c = Next(_columns[_next].Kind is ParquetColumnKind.LocalTimestamp ? ParquetColumnKind.LocalTimestamp : ParquetColumnKind.Timestamp, values.Length);
+        if (_longs.Length < values.Length) _longs = new long[Math.Max(values.Length, 1024)];
+        var present = 0;
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (values[i] is not { } t)
+            {
+                if (!c.Nullable) throw new InvalidOperationException($"column '{c.Name}' is required but row {i} is missing");
+                _levels[i] = 0;
+                continue;
+            }
+            _levels[i] = 1;
+            _longs[present++] = (t.Ticks - DateTime.UnixEpoch.Ticks) / 10;
+        }
+        using var w = (ColumnWriter<long>)_group!.NextColumn();
+        w.WriteBatch(values.Length, c.Nullable ? _levels.AsSpan(0, values.Length) : ReadOnlySpan<short>.Empty, ReadOnlySpan<short>.Empty, _longs.AsSpan(0, present));
+    }
+
     /// <summary>The next column, as timestamps from ISO 8601 text (null = missing), as <see cref="ParquetFile"/> reads them.</summary>
     public void WriteTimestampText(ReadOnlySpan<string?> values)
     {
