@@ -114,6 +114,12 @@ public sealed class ParquetFile : IDisposable
 
     public int RowGroupCount => RowGroupRows.Length;
 
+    /// <summary>
+    /// Parquet.Net (6.x) writes INT64 timestamp statistics in another unit than the column's: its files' min/max are not
+    /// used to skip row groups (their timestamps are read instead).
+    /// </summary>
+    private bool TrustedStatistics => CreatedBy is null || !CreatedBy.StartsWith("Parquet.Net", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>Opens a file; a missing, truncated or non-Parquet file is refused in one line naming it.</summary>
     public static ParquetFile Open(string path)
     {
@@ -223,7 +229,7 @@ public sealed class ParquetFile : IDisposable
     /// <summary>The smallest and largest timestamp of a row group from its statistics, when the file has them.</summary>
     public (DateTime Min, DateTime Max)? TimestampRange(int group, ParquetField field)
     {
-        if (field.Type != ParquetValueType.Timestamp || field.Physical != PhysicalType.Int64) return null;
+        if (field.Type != ParquetValueType.Timestamp || field.Physical != PhysicalType.Int64 || !TrustedStatistics) return null;
         try
         {
             using var chunk = Group(group).MetaData.GetColumnChunkMetaData(field.Index);
