@@ -1,8 +1,10 @@
-// Parquet benchmarks (figures in docs/benchmarks.md, ## Parquet): Kiln's reader and writer against the code they
-// replaced, in alternating rounds in one process after a warm-up, on 1M-row files with 65,536-row groups, Snappy.
+// Parquet benchmarks (figures in docs/benchmarks.md, ## Parquet): Kiln's reader and writer (ParquetSharp) on 1M-row
+// files with 65,536-row groups, Snappy, rounds after a warm-up:
 //  read:  1M x 20 doubles (5% missing), and a prediction-log-like table (timestamp, two text columns, an int, four
-//         doubles), all columns, old decoder (OldParquetTable) vs ParquetSharp (ParquetTable); every value compared.
-//  write: the log-like table, Kiln's ParquetFlatWriter vs ParquetTableWriter (ParquetSharp).
+//         doubles), all columns;
+//  write: the log-like table.
+// At fc110f7 the same program also ran the code this replaced in alternating rounds (Kiln's own page decoder,
+// OldParquetTable, and its writer, ParquetFlatWriter); those figures are in docs/benchmarks.md. The code is deleted.
 // Usage: dotnet run -c Release --project bench/Kiln.Bench.Parquet -- [--rows 1000000] [--rounds 5]
 using System.Diagnostics;
 using System.Globalization;
@@ -60,32 +62,18 @@ try
         new("v0", ColumnType.Numeric), new("v1", ColumnType.Numeric), new("v2", ColumnType.Numeric), new("v3", ColumnType.Numeric),
     ];
 
-    // Same values from both readers (timestamps compared as instants: the old path formats through Parquet.Net).
-    Check(await ReadOld(wide, wideRequests), await ReadNew(wide, wideRequests), wideRequests);
-    Check(await ReadOld(logFile, logRequests), await ReadNew(logFile, logRequests), logRequests);
-    Console.WriteLine("values: both readers agree on every cell of both files");
-
     var results = new Dictionary<string, List<double>>();
     void Record(string key, double v) => (results.TryGetValue(key, out var l) ? l : results[key] = []).Add(v);
     for (var round = 0; round <= rounds; round++) // round 0 is the warm-up
     {
-        var oldWide = await Time(() => ReadOld(wide, wideRequests));
         var newWide = await Time(() => ReadNew(wide, wideRequests));
-        var oldLog = await Time(() => ReadOld(logFile, logRequests));
         var newLog = await Time(() => ReadNew(logFile, logRequests));
-        var flat = await Time(() => { using var s = File.Create(Path.Combine(dir, "w-old.parquet")); WriteLogOld(s, log, rows); return Task.FromResult(0); });
         var sharp = await Time(() => { using var s = File.Create(Path.Combine(dir, "w-new.parquet")); WriteLogNew(s, log, rows); return Task.FromResult(0); });
         if (round == 0) continue;
-        Console.WriteLine($"round {round}: read wide old {oldWide.Ms:F0} ms ({oldWide.Mb:F0} MB) / new {newWide.Ms:F0} ms ({newWide.Mb:F0} MB) = {oldWide.Ms / newWide.Ms:F2}x; " +
-                          $"read log old {oldLog.Ms:F0} ms ({oldLog.Mb:F0} MB) / new {newLog.Ms:F0} ms ({newLog.Mb:F0} MB) = {oldLog.Ms / newLog.Ms:F2}x; " +
-                          $"write log flat {flat.Ms:F0} ms / ParquetSharp {sharp.Ms:F0} ms = {sharp.Ms / flat.Ms:F2}x");
-        Record("read wide old", oldWide.Ms); Record("read wide new", newWide.Ms); Record("read wide ratio", oldWide.Ms / newWide.Ms);
-        Record("read log old", oldLog.Ms); Record("read log new", newLog.Ms); Record("read log ratio", oldLog.Ms / newLog.Ms);
-        Record("write log flat", flat.Ms); Record("write log ParquetSharp", sharp.Ms);
-        Record("alloc wide old MB", oldWide.Mb); Record("alloc wide new MB", newWide.Mb);
-        Record("alloc log old MB", oldLog.Mb); Record("alloc log new MB", newLog.Mb);
+        Console.WriteLine($"round {round}: read wide {newWide.Ms:F0} ms ({newWide.Mb:F0} MB); read log {newLog.Ms:F0} ms ({newLog.Mb:F0} MB); write log {sharp.Ms:F0} ms");
+        Record("read wide", newWide.Ms); Record("read log", newLog.Ms); Record("write log", sharp.Ms);
+        Record("alloc wide MB", newWide.Mb); Record("alloc log MB", newLog.Mb);
     }
-    Console.WriteLine($"sizes: log by ParquetFlatWriter {new FileInfo(Path.Combine(dir, "w-old.parquet")).Length / 1048576.0:F1} MiB, by ParquetSharp {new FileInfo(Path.Combine(dir, "w-new.parquet")).Length / 1048576.0:F1} MiB");
     foreach (var (k, v) in results) Console.WriteLine($"median {k}: {Median(v):F2} (range {v.Min():F2}-{v.Max():F2})");
 }
 finally
@@ -110,37 +98,11 @@ static async Task<(double Ms, double Mb)> Time<T>(Func<Task<T>> f)
     return (ms, (GC.GetTotalAllocatedBytes(true) - a0) / 1e6);
 }
 
-static async Task<DataTable> ReadOld(string path, List<ColumnRequest> requests)
-{
-    var parts = new List<DataTable>();
-    await foreach (var t in OldParquetTable.ReadRowGroupsAsync(path, requests)) parts.Add(t);
-    return DataTable.Concat(parts);
-}
-
 static async Task<DataTable> ReadNew(string path, List<ColumnRequest> requests)
 {
     var parts = new List<DataTable>();
     await foreach (var t in ParquetTable.ReadRowGroupsAsync(path, requests)) parts.Add(t);
     return DataTable.Concat(parts);
-}
-
-static void Check(DataTable a, DataTable b, List<ColumnRequest> requests)
-{
-    if (a.RowCount != b.RowCount) throw new InvalidOperationException($"rows {a.RowCount} vs {b.RowCount}");
-    foreach (var r in requests)
-    {
-        for (var i = 0; i < a.RowCount; i++)
-        {
-            var x = a.Cell(r.Name, i);
-            var y = b.Cell(r.Name, i);
-            if (r.Name == "timestamp")
-            {
-                x = x is string sx ? DateTime.Parse(sx, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal) : null;
-                y = y is string sy ? DateTime.Parse(sy, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal) : null;
-            }
-            if (!Equals(x, y)) throw new InvalidOperationException($"column {r.Name} row {i}: {x} vs {y}");
-        }
-    }
 }
 
 static Log MakeLog(int rows, Random rng)
@@ -169,23 +131,6 @@ static ParquetColumn[] LogColumns() =>
 static void WriteLogNew(Stream s, Log log, int rows)
 {
     using var w = new ParquetTableWriter(s, LogColumns());
-    for (var start = 0; start < rows; start += GroupRows)
-    {
-        var n = Math.Min(GroupRows, rows - start);
-        w.BeginRowGroup(n);
-        w.WriteTimestamp(log.Times.AsSpan(start, n));
-        w.WriteText(log.Ids.AsSpan(start, n));
-        w.WriteText(log.Labels.AsSpan(start, n));
-        w.WriteInt32(log.Rows.AsSpan(start, n));
-        foreach (var v in log.Values) w.WriteDouble(v.AsSpan(start, n));
-        w.EndRowGroup();
-    }
-    w.Finish();
-}
-
-static void WriteLogOld(Stream s, Log log, int rows)
-{
-    var w = new ParquetFlatWriter(s, LogColumns());
     for (var start = 0; start < rows; start += GroupRows)
     {
         var n = Math.Min(GroupRows, rows - start);

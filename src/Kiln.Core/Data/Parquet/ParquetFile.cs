@@ -365,23 +365,65 @@ public sealed class ParquetFile : IDisposable
     }
 
     /// <summary>
-    /// Text through ParquetSharp's string reader, which makes one string per dictionary entry of a dictionary-encoded chunk
-    /// (a category repeated over a million rows is one string, not a million).
+    /// Text straight from the column's byte arrays. A value of up to <see cref="InternLength"/> characters is looked up
+    /// among the strings this chunk already made (by its characters, decoded on the stack), so a category repeated over a
+    /// million rows is one string, not a million, and nothing is allocated for it per row; longer values, and every value
+    /// once a chunk has <see cref="InternEntries"/> distinct ones (ids), are made as they come.
     /// </summary>
-    private static string?[] ReadTextCore(ColumnReader column, int rows)
+    private static unsafe string?[] ReadTextCore(ColumnReader column, int rows)
     {
-        using var reader = column.LogicalReader<string?>();
+        var reader = (ColumnReader<ByteArray>)column;
+        var nullable = column.ColumnDescriptor.MaxDefinitionLevel > 0;
         var result = new string?[rows];
-        var read = 0;
-        while (read < rows && reader.HasNext)
+        const int Batch = 4096;
+        var values = ArrayPool<ByteArray>.Shared.Rent(Batch);
+        var levels = nullable ? ArrayPool<short>.Shared.Rent(Batch) : null;
+        var interned = new Dictionary<string, string>(StringComparer.Ordinal);
+        var lookup = interned.GetAlternateLookup<ReadOnlySpan<char>>();
+        Span<char> chars = stackalloc char[InternLength];
+        try
         {
-            var n = reader.ReadBatch(result, read, rows - read);
-            if (n == 0) break;
-            read += n;
+            var row = 0;
+            while (row < rows && reader.HasNext)
+            {
+                var n = (int)reader.ReadBatch(Math.Min(Batch, rows - row), levels is null ? Span<short>.Empty : levels.AsSpan(0, Batch), Span<short>.Empty,
+                    values.AsSpan(0, Batch), out _);
+                if (n == 0) break;
+                var next = 0;
+                for (var i = 0; i < n; i++, row++)
+                {
+                    if (levels is not null && levels[i] == 0) continue;
+                    var v = values[next++];
+                    var bytes = new ReadOnlySpan<byte>((void*)v.Pointer, v.Length);
+                    if (v.Length > InternLength || interned.Count >= InternEntries)
+                    {
+                        result[row] = System.Text.Encoding.UTF8.GetString(bytes);
+                        continue;
+                    }
+                    var length = System.Text.Encoding.UTF8.GetChars(bytes, chars);
+                    if (!lookup.TryGetValue(chars[..length], out var text))
+                    {
+                        text = new string(chars[..length]);
+                        interned[text] = text;
+                    }
+                    result[row] = text;
+                }
+            }
+            if (row != rows) throw new InvalidOperationException($"the column chunk holds {row} of the row group's {rows} rows");
+            return result;
         }
-        if (read != rows) throw new InvalidOperationException($"the column chunk holds {read} of the row group's {rows} rows");
-        return result;
+        finally
+        {
+            ArrayPool<ByteArray>.Shared.Return(values);
+            if (levels is not null) ArrayPool<short>.Shared.Return(levels);
+        }
     }
+
+    /// <summary>Text values up to this many bytes are made once per chunk (see <see cref="ReadTextCore"/>).</summary>
+    private const int InternLength = 64;
+
+    /// <summary>A chunk stops making each distinct text value once after this many (a column of ids).</summary>
+    private const int InternEntries = 65_536;
 
     private DateTime[] ReadTimesCore(int group, ParquetField field, out bool[]? missing)
     {
