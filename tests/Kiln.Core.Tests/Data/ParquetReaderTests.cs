@@ -62,7 +62,10 @@ public sealed class ParquetReaderTests
         var table = await TableReader.ReadAllAsync([path], requests);
 
         Assert.Equal(25000, table.RowCount);
-        Assert.Equal((25000 + rowGroup - 1) / rowGroup, (await ParquetTable.ReadRowGroupSizesAsync(path)).Length);
+        // DuckDB rounds its row group size to its vectors; the groups are the ones its own metadata lists.
+        var groups = (await ParquetTable.ReadRowGroupSizesAsync(path)).Length;
+        Assert.Equal(DuckRows($"SELECT count(DISTINCT row_group_id) FROM parquet_metadata('{path}')")[0][0], (long)groups);
+        Assert.True(rowGroup >= 25000 || groups > 1, "the file has several row groups");
         foreach (var c in TextColumns) Assert.Equal(DuckColumn(path, c).Cast<string?>(), table.Text(c).Values);
         foreach (var c in NumberColumns)
             Assert.Equal(DuckColumn(path, c).Select(v => v switch { null => double.NaN, bool b => b ? 1 : 0, decimal d => (double)d, _ => Convert.ToDouble(v, System.Globalization.CultureInfo.InvariantCulture) }), table.Numeric(c).Values);
@@ -141,7 +144,7 @@ public sealed class ParquetReaderTests
         Assert.Equal([1, -2, int.MaxValue, int.MinValue, 0], DuckColumn(path, "n32").Cast<int>());
         Assert.Equal([1L << 40, null, -5L, 0L, 7L], DuckColumn(path, "n64"));
         Assert.Equal([true, false, null, true, false], DuckColumn(path, "flag"));
-        Assert.Equal(Enumerable.Range(0, 5).Select(i => t0.AddHours(i)), DuckColumn(path, "at").Select(v => ((DateTimeOffset)v!).UtcDateTime));
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => t0.AddHours(i)), DuckColumn(path, "at").Select(v => v is DateTimeOffset o ? o.UtcDateTime : DateTime.SpecifyKind((DateTime)v!, DateTimeKind.Utc)));
         Assert.Equal([new DateTime(2026, 1, 2, 3, 4, 5).AddTicks(60), null, new DateTime(2026, 1, 2, 3, 4, 5), null, new DateTime(1999, 12, 31, 23, 59, 59, 999)], DuckColumn(path, "local"));
         // Required columns are declared required (DuckDB's parquet_schema repetition_type).
         var repetition = DuckRows($"SELECT name, repetition_type FROM parquet_schema('{path}') WHERE name IN ('required_text', 'n32', 'at', 'text')").ToDictionary(r => (string)r[0]!, r => (string)r[1]!);
