@@ -2,8 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using Kiln.Core.Data;
 using Kiln.Scoring;
-using Parquet;
-using Parquet.Schema;
 
 // The batch benchmark's helper (bench/batch/run.sh drives it):
 //   gen ROWS DIR         writes DIR/data.parquet (3 float features, row groups of 500,000), DIR/data.csv (the same rows,
@@ -49,10 +47,9 @@ static async Task Generate(long rows, string dir)
             train.Write(string.Create(inv, $"{(float)a},{(float)b},{(float)c},{l}\n"));
         }
     }
-    var fields = new DataField[] { new DataField<long>("id"), new DataField<float>("f0"), new DataField<float>("f1"), new DataField<float>("f2") };
-    var schema = new ParquetSchema(fields);
     await using var stream = File.Create(Path.Combine(dir, "data.parquet"));
-    await using var writer = await ParquetWriter.CreateAsync(schema, stream);
+    using var writer = new ParquetTableWriter(stream,
+        [new("id", ParquetColumnKind.Int64, false), new("f0", ParquetColumnKind.Double, false), new("f1", ParquetColumnKind.Double, false), new("f2", ParquetColumnKind.Double, false)]);
     using var csv = new StreamWriter(Path.Combine(dir, "data.csv"), false, System.Text.Encoding.UTF8, 1 << 20);
     csv.Write("id,f0,f1,f2\n");
     const int Group = 500_000;
@@ -71,10 +68,12 @@ static async Task Generate(long rows, string dir)
             f[2][i] = (float)c;
             csv.Write(string.Create(inv, $"{id[i]},{f[0][i]},{f[1][i]},{f[2][i]}\n"));
         }
-        using var rg = writer.CreateRowGroup();
-        await rg.WriteAsync<long>(fields[0], id.AsMemory());
-        for (var k = 0; k < 3; k++) await rg.WriteAsync<float>(fields[k + 1], f[k].AsMemory());
+        writer.BeginRowGroup(n);
+        writer.WriteWhole([.. id.Select(v => (double)v)]);
+        for (var k = 0; k < 3; k++) writer.WriteDouble([.. f[k].Select(v => (double)v)]);
+        writer.EndRowGroup();
     }
+    writer.Finish();
 }
 
 static async Task ModelOnly(string package, string file)

@@ -1,8 +1,8 @@
 // Reading one window of the prediction log (figures in docs/benchmarks.md, ## Monitoring, "Reading a log window"):
-// writes ROWS logged rows x FEATURES inputs with Kiln's log writer (ParquetFlatWriter) in kiln serve's log columns
-// (row groups of 50 000), then reads the whole window with the old reader (OldLogReader.cs: every column through
-// Parquet.Net) and with PredictionLogReader (text and double columns through Kiln's decoder), in alternating rounds in
-// one process (the first reader of a round alternates), and prints wall and CPU time per reader and their ratio per round.
+// writes ROWS logged rows x FEATURES inputs with Kiln's log writer (ParquetTableWriter) in kiln serve's log columns
+// (row groups of 50 000), then reads the whole window with PredictionLogReader (ParquetSharp underneath) ROUNDS times
+// and prints wall and CPU time per round. (The readers it was compared with, Parquet.Net and Kiln's own decoder, were
+// deleted; their figures stay in docs/benchmarks.md.)
 // Usage: dotnet run -c Release --project bench/Kiln.Bench.Monitoring -- logread [--rows 1000000] [--features 20] [--rounds 5]
 using System.Diagnostics;
 using System.Globalization;
@@ -44,29 +44,13 @@ internal static class LogReadBench
             var file = new LogFile(path, "1", DateOnly.FromDateTime(start));
             var from = start;
             var to = start.AddDays(1);
-            // Warm-up, and the check that both readers return the same window.
-            var oldSum = await ReadAsync(OldLogReader.ReadFileAsync(file, from, to));
-            var newSum = await ReadAsync(PredictionLogReader.ReadFileAsync(file, from, to));
-            if (oldSum != newSum)
-            {
-                Console.Error.WriteLine($"the readers differ: old {oldSum}, new {newSum}");
-                return 1;
-            }
-            Console.WriteLine($"both readers: {oldSum.Rows:N0} rows, checksum {oldSum.Checksum:R}");
-
-            Console.WriteLine("round | first | old wall / CPU | new wall / CPU | old/new wall | old/new CPU");
+            var sum = await ReadAsync(PredictionLogReader.ReadFileAsync(file, from, to)); // warm-up
+            Console.WriteLine($"reader: {sum.Rows:N0} rows, checksum {sum.Checksum:R}");
+            Console.WriteLine("round | wall / CPU");
             for (var r = 1; r <= rounds; r++)
             {
-                var newFirst = r % 2 == 0;
-                (double Wall, double Cpu) old = default, now = default;
-                for (var k = 0; k < 2; k++)
-                {
-                    var runNew = (k == 0) == newFirst;
-                    var m = await TimeAsync(runNew ? PredictionLogReader.ReadFileAsync(file, from, to) : OldLogReader.ReadFileAsync(file, from, to));
-                    if (runNew) now = m;
-                    else old = m;
-                }
-                Console.WriteLine($"{r} | {(newFirst ? "new" : "old")} | {old.Wall:F2} s / {old.Cpu:F2} s | {now.Wall:F2} s / {now.Cpu:F2} s | {old.Wall / now.Wall:F1}x | {old.Cpu / now.Cpu:F1}x");
+                var m = await TimeAsync(PredictionLogReader.ReadFileAsync(file, from, to));
+                Console.WriteLine($"{r} | {m.Wall:F2} s / {m.Cpu:F2} s");
             }
             return 0;
         }
@@ -127,7 +111,7 @@ internal static class LogReadBench
         columns.Add(new(PredictionLogLayout.Flags, ParquetColumnKind.Text, true));
         var rng = new Random(42);
         using var stream = File.Create(path);
-        var writer = new ParquetFlatWriter(stream, columns);
+        using var writer = new ParquetTableWriter(stream, columns);
         const int Group = 50_000;
         var text = new string?[Group];
         var numbers = new double[Group];

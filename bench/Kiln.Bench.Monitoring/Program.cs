@@ -1,8 +1,7 @@
 // Monitoring benchmarks (figures in docs/benchmarks.md, ## Monitoring):
 //  1. the cost of updating a live profile, per feature per logged row (goal: <= 1 µs);
 //  2. drift of ROWS current rows x FEATURES features against a reference profile, from Parquet, end to end (goal: <= 1 s).
-// Usage: dotnet run -c Release --project bench/Kiln.Bench.Monitoring -- [--rows 1000000] [--features 20] [--runs 3] [--before 1]
-// (--before 1 first runs the drift with every column read by Parquet.Net, KILN_PARQUET_DECODER=parquet.net, then with Kiln's decoder.)
+// Usage: dotnet run -c Release --project bench/Kiln.Bench.Monitoring -- [--rows 1000000] [--features 20] [--runs 3]
 // (`-- window …` runs WindowBench.cs: evaluation of a prediction-log window; `-- logread …` runs LogReadBench.cs: reading one, old reader vs new.)
 using System.Diagnostics;
 using System.Globalization;
@@ -15,7 +14,6 @@ if (args.Length > 0 && args[0] == "logread") return await LogReadBench.RunAsync(
 var rows = 1_000_000;
 var features = 20;
 var runs = 3;
-var before = false;
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
     var v = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
@@ -24,7 +22,6 @@ for (var i = 0; i + 1 < args.Length; i += 2)
         case "--rows": rows = v; break;
         case "--features": features = v; break;
         case "--runs": runs = v; break;
-        case "--before": before = v != 0; break;
         default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
     }
 }
@@ -106,9 +103,8 @@ try
     await ParquetTable.WriteAsync(MakeTable(rows, 0.05), file);
     var requests = new List<ColumnRequest>();
     foreach (var c in reference.Columns) requests.Add(new ColumnRequest(c.Name, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
-    foreach (var decoder in before ? new[] { "parquet.net", "kiln" } : ["kiln"])
+    foreach (var decoder in new[] { "ParquetSharp" })
     {
-        Environment.SetEnvironmentVariable("KILN_PARQUET_DECODER", decoder);
         var best = double.MaxValue;
         for (var run = 0; run < runs; run++)
         {

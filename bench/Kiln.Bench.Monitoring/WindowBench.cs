@@ -9,8 +9,6 @@ using Kiln.Core.Data;
 using Kiln.Core.Packaging;
 using Kiln.Core.Profiling;
 using Kiln.Monitoring.Windows;
-using Parquet;
-using Parquet.Schema;
 
 internal static class WindowBench
 {
@@ -93,37 +91,38 @@ internal static class WindowBench
             var clock = Stopwatch.StartNew();
             var dir = Path.Combine(root, "log", "model=bench", "version=1", "date=2026-11-26");
             Directory.CreateDirectory(dir);
-            var fields = new List<DataField>
+            var columns = new List<ParquetColumn>
             {
-                new DataField<string>("request_id"),
-                new DateTimeDataField("timestamp", DateTimeFormat.Timestamp, isAdjustedToUTC: true, unit: DateTimeTimeUnit.Micros),
-                new DataField<int>("row"),
+                new("request_id", ParquetColumnKind.Text, true),
+                new("timestamp", ParquetColumnKind.Timestamp, false),
+                new("row", ParquetColumnKind.Int32, false),
             };
-            for (var f = 0; f < features; f++) fields.Add(f < categorical ? new DataField<string>($"input_c{f}") : new DataField<double?>($"input_x{f}"));
-            fields.Add(new DataField<string>("prediction"));
-            fields.Add(new DataField<double>("value"));
+            for (var f = 0; f < features; f++) columns.Add(f < categorical ? new($"input_c{f}", ParquetColumnKind.Text, true) : new($"input_x{f}", ParquetColumnKind.Double, true));
+            columns.Add(new("prediction", ParquetColumnKind.Text, true));
+            columns.Add(new("value", ParquetColumnKind.Double, false));
             await using (var stream = File.Create(Path.Combine(dir, "part-1.parquet")))
-            await using (var pw = await ParquetWriter.CreateAsync(new ParquetSchema(fields), stream))
+            using (var pw = new ParquetTableWriter(stream, columns))
             {
                 const int Group = 50_000;
                 for (var first = 0; first < rows; first += Group)
                 {
                     var n = Math.Min(Group, rows - first);
                     var t = Make(n, 0.3);
-                    using var rg = pw.CreateRowGroup();
-                    var k = 0;
-                    await rg.WriteAsync(fields[k++], Enumerable.Range(first, n).Select(i => "r" + i.ToString(CultureInfo.InvariantCulture)).ToArray(), null);
-                    await rg.WriteAsync<DateTime>(fields[k++], Enumerable.Range(first, n).Select(i => start.AddSeconds(i * 86_000.0 / rows)).ToArray().AsMemory(), null, null, default);
-                    await rg.WriteAsync<int>(fields[k++], new int[n].AsMemory(), null, null, default);
+                    pw.BeginRowGroup(n);
+                    pw.WriteText(Enumerable.Range(first, n).Select(i => (string?)("r" + i.ToString(CultureInfo.InvariantCulture))).ToArray());
+                    pw.WriteTimestamp(Enumerable.Range(first, n).Select(i => start.AddSeconds(i * 86_000.0 / rows)).ToArray());
+                    pw.WriteInt32(new int[n]);
                     foreach (var c in t.Columns)
                     {
-                        if (c is TextColumn tc) await rg.WriteAsync(fields[k++], tc.Values!, null);
-                        else await rg.WriteAsync<double>(fields[k++], ((NumericColumn)c).Values.Select(v => (double?)v).ToArray().AsMemory(), null, null, default);
+                        if (c is TextColumn tc) pw.WriteText(tc.Values.AsSpan(0, n));
+                        else pw.WriteDouble(((NumericColumn)c).Values.AsSpan(0, n));
                     }
                     var p = Enumerable.Range(0, n).Select(_ => rng.NextDouble()).ToArray();
-                    await rg.WriteAsync(fields[k++], p.Select(v => v >= 0.5 ? "yes" : "no").ToArray(), null);
-                    await rg.WriteAsync<double>(fields[k++], p.AsMemory(), null, null, default);
+                    pw.WriteText(p.Select(v => (string?)(v >= 0.5 ? "yes" : "no")).ToArray());
+                    pw.WriteDouble(p);
+                    pw.EndRowGroup();
                 }
+                pw.Finish();
             }
             Report("write the log", clock.Elapsed, TimeSpan.Zero);
 

@@ -45,10 +45,26 @@ public enum ValueKind
 
     /// <summary>Not declared (CSV cells, untyped SQLite expressions): checked row by row.</summary>
     Unknown,
+
+    /// <summary>32-bit whole numbers (Parquet INT32; written back as INT32, to SQL as BIGINT).</summary>
+    Integer32,
+
+    /// <summary>True or false (read as 1 or 0; written back to Parquet as BOOLEAN).</summary>
+    Boolean,
+
+    /// <summary>Instants (Parquet timestamps adjusted to UTC): read as ISO 8601 text, written back as timestamps.</summary>
+    Timestamp,
+
+    /// <summary>Wall-clock times (Parquet timestamps without a time zone): read as ISO 8601 text, written back as such.</summary>
+    LocalTimestamp,
 }
 
 /// <summary>A column as a source declares it.</summary>
-public sealed record SourceColumn(string Name, ValueKind Kind);
+public sealed record SourceColumn(string Name, ValueKind Kind, bool Nullable = true)
+{
+    /// <summary>Why the column cannot be read (a nested or unsupported Parquet column); null when it can.</summary>
+    public string? Unsupported { get; init; }
+}
 
 /// <summary>The columns of one file or table of a source.</summary>
 public sealed record SourceSchema(string Source, IReadOnlyList<SourceColumn> Columns)

@@ -2,8 +2,6 @@ using Kiln.Core.Data;
 using Kiln.Scoring;
 using Kiln.Testing;
 using Kiln.Training;
-using Parquet;
-using Parquet.Schema;
 
 namespace Kiln.Batch.Tests;
 
@@ -89,30 +87,15 @@ public sealed class BatchFixture : IAsyncLifetime
     /// <summary>Writes a table as Parquet with row groups of <paramref name="rowGroupRows"/> rows (numbers as nullable doubles).</summary>
     public static async Task WriteParquetAsync(DataTable table, string path, int rowGroupRows)
     {
-        var fields = table.Columns.Select(c => c is NumericColumn ? (Field)new DataField<double?>(c.Name) : new DataField<string>(c.Name)).ToArray();
-        var schema = new ParquetSchema(fields);
+        var columns = table.Columns.Select(c => new ParquetColumn(c.Name, c is NumericColumn ? ParquetColumnKind.Double : ParquetColumnKind.Text, true)).ToArray();
         await using var stream = File.Create(path);
-        await using var writer = await ParquetWriter.CreateAsync(schema, stream);
+        using var writer = new ParquetTableWriter(stream, columns);
         for (var start = 0; start < table.RowCount; start += rowGroupRows)
         {
             var n = Math.Min(rowGroupRows, table.RowCount - start);
-            using var rg = writer.CreateRowGroup();
-            for (var i = 0; i < fields.Length; i++)
-            {
-                var df = (DataField)fields[i];
-                switch (table.Columns[i])
-                {
-                    case NumericColumn num:
-                        var v = new double?[n];
-                        for (var r = 0; r < n; r++) v[r] = double.IsNaN(num.Values[start + r]) ? null : num.Values[start + r];
-                        await rg.WriteAsync<double>(df, v.AsMemory());
-                        break;
-                    case TextColumn text:
-                        await rg.WriteAsync(df, new ArraySegment<string>(text.Values!, start, n), null);
-                        break;
-                }
-            }
+            writer.WriteRowGroup(table.Take([.. Enumerable.Range(start, n)]));
         }
+        writer.Finish();
     }
 
     /// <summary>Writes a table as CSV (invariant numbers, empty cells for missing values).</summary>

@@ -105,18 +105,18 @@ public class DataReaderTests
     {
         using var dir = new TempDir();
         var path = dir.File("groups.parquet");
-        var schema = new Parquet.Schema.ParquetSchema(new Parquet.Schema.DataField<double>("x"), new Parquet.Schema.DataField<int?>("k"), new Parquet.Schema.DataField<string>("s"));
         await using (var stream = File.Create(path))
         {
-            await using var writer = await Parquet.ParquetWriter.CreateAsync(schema, stream);
+            using var writer = new ParquetTableWriter(stream, [new("x", ParquetColumnKind.Double, false), new("k", ParquetColumnKind.Int32, true), new("s", ParquetColumnKind.Text, true)]);
             for (var g = 0; g < 3; g++)
             {
-                using var rg = writer.CreateRowGroup();
                 var n = 100_000 + g;
-                await rg.WriteAsync<double>(schema.DataFields[0], new ReadOnlyMemory<double>(Enumerable.Range(0, n).Select(i => g * 1e6 + i + 0.5).ToArray()), null, null);
-                await rg.WriteAsync<int>(schema.DataFields[1], new ReadOnlyMemory<int?>(Enumerable.Range(0, n).Select(i => i % 7 == 0 ? (int?)null : i - g).ToArray()), null, null);
-                await rg.WriteAsync(schema.DataFields[2], Enumerable.Range(0, n).Select(i => i % 5 == 0 ? null : $"s{i % 3}").ToArray());
+                writer.WriteRowGroup(new DataTable(n)
+                    .Add(new NumericColumn("x", [.. Enumerable.Range(0, n).Select(i => g * 1e6 + i + 0.5)]))
+                    .Add(new NumericColumn("k", [.. Enumerable.Range(0, n).Select(i => i % 7 == 0 ? double.NaN : i - g)]))
+                    .Add(new TextColumn("s", [.. Enumerable.Range(0, n).Select(i => i % 5 == 0 ? null : $"s{i % 3}")])));
             }
+            writer.Finish();
         }
         var back = await TableReader.ReadAllAsync([path], [new("x", ColumnType.Numeric), new("k", ColumnType.Numeric), new("s", ColumnType.Text)]);
         Assert.Equal(300_003, back.RowCount);

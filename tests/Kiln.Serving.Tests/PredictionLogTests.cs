@@ -1,24 +1,21 @@
 using Kiln.Testing;
-using Parquet;
-using Parquet.Schema;
+using Kiln.Core.Data;
 
 namespace Kiln.Serving.Tests;
 
 public sealed class PredictionLogTests
 {
-    private static async Task<List<Dictionary<string, object?>>> ReadLogAsync(string root)
+    private static Task<List<Dictionary<string, object?>>> ReadLogAsync(string root)
     {
         var rows = new List<Dictionary<string, object?>>();
         foreach (var file in Directory.EnumerateFiles(root, "*.parquet", SearchOption.AllDirectories))
         {
-            await using var reader = await ParquetReader.CreateAsync(file);
-            var fields = reader.Schema.GetDataFields();
+            using var reader = ParquetFile.Open(file);
             for (var g = 0; g < reader.RowGroupCount; g++)
             {
-                using var group = reader.OpenRowGroupReader(g);
                 var columns = new Dictionary<string, Array>();
-                var n = (int)group.RowCount;
-                foreach (var f in fields) columns[f.Name] = await ReadColumnAsync(group, f, n);
+                var n = (int)reader.RowGroupRows[g];
+                foreach (var f in reader.Fields) columns[f.Name] = ReadColumn(reader, g, f);
                 for (var i = 0; i < n; i++)
                 {
                     var row = new Dictionary<string, object?> { ["_file"] = file };
@@ -27,19 +24,18 @@ public sealed class PredictionLogTests
                 }
             }
         }
-        return rows;
+        return Task.FromResult(rows);
     }
 
-    private static async Task<Array> ReadColumnAsync(ParquetRowGroupReader group, DataField f, int n)
+    /// <summary>A column as the test compares it: text, int, UTC time, double (nullable doubles as double?).</summary>
+    private static Array ReadColumn(ParquetFile reader, int group, ParquetField f) => f.Type switch
     {
-        if (f.ClrType == typeof(string) || f.ClrType == typeof(ReadOnlyMemory<char>)) { var a = new string?[n]; await group.ReadAsync(f, a.AsMemory(), null); return a; }
-        if (f.ClrType == typeof(int)) { var a = new int[n]; await group.ReadAsync<int>(f, a.AsMemory(), null); return a; }
-        if (f.ClrType == typeof(DateTime)) { var a = new DateTime[n]; await group.ReadAsync<DateTime>(f, a.AsMemory(), null); return a; }
-        if (f.IsNullable) { var a = new double?[n]; await group.ReadAsync<double>(f, a.AsMemory(), null); return a; }
-        var d = new double[n];
-        await group.ReadAsync<double>(f, d.AsMemory(), null);
-        return d;
-    }
+        ParquetValueType.Text => reader.ReadText(group, f),
+        ParquetValueType.Int32 => reader.ReadNumbers(group, f).Select(v => (int)v).ToArray(),
+        ParquetValueType.Timestamp => reader.ReadTimestamps(group, f),
+        _ when f.Nullable => reader.ReadNumbers(group, f).Select(v => double.IsNaN(v) ? (double?)null : v).ToArray(),
+        _ => reader.ReadNumbers(group, f),
+    };
 
     [Fact]
     public async Task Every_request_is_in_the_log_after_a_graceful_shutdown_partitioned_by_model_version_and_date()

@@ -1,8 +1,6 @@
 using Kiln.Batch.Validation;
 using Kiln.Core;
 using Kiln.Core.Data;
-using Parquet;
-using Parquet.Schema;
 
 namespace Kiln.Batch.Sinks;
 
@@ -15,7 +13,7 @@ internal sealed class ParquetDirectorySink(string directory) : IBatchSink
 {
     private BatchManifest? _manifest;
     private string _manifestPath = "";
-    private ParquetSchema? _schema;
+    private ParquetColumn[] _schema = [];
     private IReadOnlyList<OutputColumn> _columns = [];
     private readonly Lock _lock = new();
 
@@ -28,12 +26,17 @@ internal sealed class ParquetDirectorySink(string directory) : IBatchSink
         if (File.Exists(directory)) throw new KilnException($"--output {directory}: is a file; give a directory for Parquet parts");
         Directory.CreateDirectory(directory);
         _columns = columns;
-        _schema = new ParquetSchema(columns.Select(c => c.Kind switch
+        // Types survive the trip: what the input declared is written back (an INT32 stays INT32, a timestamp a timestamp).
+        _schema = [.. columns.Select(c => new ParquetColumn(c.Name, c.Kind switch
         {
-            ValueKind.Integer => (Field)new DataField<long?>(c.Name),
-            ValueKind.Real => new DataField<double?>(c.Name),
-            _ => new DataField<string>(c.Name),
-        }).ToArray());
+            ValueKind.Integer => ParquetColumnKind.Int64,
+            ValueKind.Integer32 => ParquetColumnKind.Int32,
+            ValueKind.Boolean => ParquetColumnKind.Boolean,
+            ValueKind.Real => ParquetColumnKind.Double,
+            ValueKind.Timestamp => ParquetColumnKind.Timestamp,
+            ValueKind.LocalTimestamp => ParquetColumnKind.LocalTimestamp,
+            _ => ParquetColumnKind.Text,
+        }, c.Nullable))];
         _manifestPath = Path.Combine(directory, BatchManifest.FileName(job.Shard));
         var existing = BatchManifest.Read(_manifestPath);
         var done = new HashSet<PartitionId>();
@@ -82,7 +85,7 @@ internal sealed class ParquetDirectorySink(string directory) : IBatchSink
         var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16);
         try
         {
-            var writer = await ParquetWriter.CreateAsync(_schema!, stream, null, false, ct).ConfigureAwait(false);
+            var writer = new ParquetTableWriter(stream, _schema);
             return new PartWriter(this, stream, writer, tmp, final);
         }
         catch
@@ -138,45 +141,30 @@ internal sealed class ParquetDirectorySink(string directory) : IBatchSink
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
-    private sealed class PartWriter(ParquetDirectorySink sink, FileStream stream, ParquetWriter writer, string tmp, string final) : IPartWriter
+    private sealed class PartWriter(ParquetDirectorySink sink, FileStream stream, ParquetTableWriter writer, string tmp, string final) : IPartWriter
     {
         private bool _committed;
         private bool _closed;
 
-        public async Task WriteAsync(DataTable rows, CancellationToken ct)
+        public Task WriteAsync(DataTable rows, CancellationToken ct)
         {
-            if (rows.RowCount == 0) return;
-            var fields = sink._schema!.GetDataFields();
-            using var rg = writer.CreateRowGroup();
-            for (var i = 0; i < fields.Length; i++)
+            if (rows.RowCount == 0) return Task.CompletedTask;
+            try
             {
-                var column = rows[fields[i].Name];
-                var kind = sink._columns[i].Kind;
-                switch (column)
-                {
-                    case NumericColumn n when kind == ValueKind.Integer:
-                    {
-                        var values = new long?[rows.RowCount];
-                        for (var r = 0; r < values.Length; r++) values[r] = double.IsNaN(n.Values[r]) ? null : (long)n.Values[r];
-                        await rg.WriteAsync<long>(fields[i], values.AsMemory(), null, null, ct).ConfigureAwait(false);
-                        break;
-                    }
-                    case NumericColumn n:
-                    {
-                        var values = new double?[rows.RowCount];
-                        for (var r = 0; r < values.Length; r++) values[r] = double.IsNaN(n.Values[r]) ? null : n.Values[r];
-                        await rg.WriteAsync<double>(fields[i], values.AsMemory(), null, null, ct).ConfigureAwait(false);
-                        break;
-                    }
-                    case TextColumn t:
-                        await rg.WriteAsync(fields[i], new ArraySegment<string>(t.Values!, 0, rows.RowCount), null).ConfigureAwait(false);
-                        break;
-                }
+                writer.WriteRowGroup(rows);
             }
+            catch (InvalidOperationException e)
+            {
+                throw new KilnException($"{final}: {e.Message}", e);
+            }
+            return Task.CompletedTask;
         }
+
+        private bool _committing;
 
         public async Task CommitAsync(PartRecord record, CancellationToken ct)
         {
+            _committing = true;
             await CloseAsync().ConfigureAwait(false);
             File.Move(tmp, final, overwrite: true);
             _committed = true;
@@ -197,7 +185,14 @@ internal sealed class ParquetDirectorySink(string directory) : IBatchSink
         {
             if (_closed) return;
             _closed = true;
-            await writer.DisposeAsync().ConfigureAwait(false);
+            try
+            {
+                if (_committing) writer.Finish();
+            }
+            finally
+            {
+                writer.Dispose();
+            }
             await stream.FlushAsync().ConfigureAwait(false);
             stream.Flush(flushToDisk: true);
             await stream.DisposeAsync().ConfigureAwait(false);

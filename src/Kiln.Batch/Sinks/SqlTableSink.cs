@@ -118,7 +118,7 @@ internal sealed class SqlTableSink(SqlLocation location, string? key) : IBatchSi
 
     private static string SqlType(ValueKind kind, bool pg) => kind switch
     {
-        ValueKind.Integer => "BIGINT",
+        ValueKind.Integer or ValueKind.Integer32 or ValueKind.Boolean => "BIGINT",
         ValueKind.Real => pg ? "DOUBLE PRECISION" : "REAL",
         _ => "TEXT",
     };
@@ -168,7 +168,7 @@ internal sealed class SqlTableSink(SqlLocation location, string? key) : IBatchSi
     private static object? Cell(Column column, ValueKind kind, int row) => column switch
     {
         NumericColumn n when double.IsNaN(n.Values[row]) => null,
-        NumericColumn n when kind == ValueKind.Integer => (long)n.Values[row],
+        NumericColumn n when kind is ValueKind.Integer or ValueKind.Integer32 or ValueKind.Boolean => (long)n.Values[row],
         NumericColumn n => n.Values[row],
         TextColumn t => t.Values[row],
         _ => null,

@@ -1,9 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
-using Kiln.Core;
 using Kiln.Core.Data;
-using Parquet;
 
 namespace Kiln.Batch.Sources;
 
@@ -26,9 +24,7 @@ internal sealed class FileSource(string location, IReadOnlyList<string> files, i
         {
             if (DataSources.IsParquet(file))
             {
-                var reader = await OpenParquetAsync(file, ct).ConfigureAwait(false);
-                await using var scope = reader.ConfigureAwait(false);
-                var columns = reader.Schema.GetDataFields().Select(f => new SourceColumn(f.Name, KindOf(f.ClrType))).ToList();
+                var columns = ParquetTable.ReadSchema(file).Select(f => new SourceColumn(f.Name, KindOf(f), f.Nullable) { Unsupported = f.Type == ParquetValueType.Unsupported ? f.Unsupported : null }).ToList();
                 result.Add(new SourceSchema(file, columns));
             }
             else
@@ -120,25 +116,15 @@ internal sealed class FileSource(string location, IReadOnlyList<string> files, i
         return t;
     }
 
-    private static ValueKind KindOf(Type t)
+    private static ValueKind KindOf(ParquetField f) => f.Type switch
     {
-        if (t == typeof(double) || t == typeof(float) || t == typeof(decimal)) return ValueKind.Real;
-        if (t == typeof(int) || t == typeof(long) || t == typeof(short) || t == typeof(byte) || t == typeof(sbyte)
-            || t == typeof(uint) || t == typeof(ulong) || t == typeof(ushort) || t == typeof(bool)) return ValueKind.Integer;
-        return ValueKind.Text;
-    }
-
-    private static async Task<ParquetReader> OpenParquetAsync(string path, CancellationToken ct)
-    {
-        try
-        {
-            return await ParquetReader.CreateAsync(path, null, ct).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException)
-        {
-            throw new KilnException($"{path}: not a readable Parquet file ({e.Message})", e);
-        }
-    }
+        ParquetValueType.Double or ParquetValueType.Float or ParquetValueType.Decimal => ValueKind.Real,
+        ParquetValueType.Int32 => ValueKind.Integer32,
+        ParquetValueType.Int64 => ValueKind.Integer,
+        ParquetValueType.Boolean => ValueKind.Boolean,
+        ParquetValueType.Timestamp => f.Utc ? ValueKind.Timestamp : ValueKind.LocalTimestamp,
+        _ => ValueKind.Text,
+    };
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

@@ -6,7 +6,7 @@ using Kiln.Core.Profiling;
 namespace Kiln.Batch.Validation;
 
 /// <summary>A column of the job's output.</summary>
-public sealed record OutputColumn(string Name, ValueKind Kind);
+public sealed record OutputColumn(string Name, ValueKind Kind, bool Nullable = true);
 
 /// <summary>What to read and what to write, decided once the input's schema has passed the check.</summary>
 internal sealed record ReadPlan(IReadOnlyList<ColumnRequest> Requests, IReadOnlyList<OutputColumn> Output, IReadOnlyList<string> Keep);
@@ -27,12 +27,17 @@ internal static class SchemaCheck
             {
                 var column = schema.Find(input.Name)
                     ?? throw new KilnException($"{schema.Source}: column '{input.Name}' that the model needs is missing (the input has: {Names(schema)})");
+                if (column.Unsupported is not null)
+                    throw new KilnException($"{schema.Source}: column '{input.Name}' is {column.Unsupported}, which Kiln cannot read");
                 if (input.Type == ColumnKind.Numeric && column.Kind == ValueKind.Text)
                     throw new KilnException($"{schema.Source}: column '{input.Name}' holds text, but the model expects numbers");
+                if (input.Type == ColumnKind.Numeric && column.Kind is ValueKind.Timestamp or ValueKind.LocalTimestamp)
+                    throw new KilnException($"{schema.Source}: column '{input.Name}' holds timestamps, but the model expects numbers");
             }
             foreach (var k in keep)
             {
-                if (schema.Find(k) is null) throw new KilnException($"{schema.Source}: --keep column '{k}' is missing (the input has: {Names(schema)})");
+                var column = schema.Find(k) ?? throw new KilnException($"{schema.Source}: --keep column '{k}' is missing (the input has: {Names(schema)})");
+                if (column.Unsupported is not null) throw new KilnException($"{schema.Source}: --keep column '{k}' is {column.Unsupported}, which Kiln cannot read");
             }
         }
 
@@ -49,13 +54,18 @@ internal static class SchemaCheck
         foreach (var k in keep)
         {
             var kinds = schemas.Select(s => s.Find(k)!.Kind).Distinct().ToList();
-            var kind = kinds.Count == 1 ? kinds[0] : kinds.All(x => x is ValueKind.Integer or ValueKind.Real) ? ValueKind.Real : ValueKind.Text;
+            var nullable = schemas.Any(s => s.Find(k)!.Nullable);
+            var kind = kinds.Count == 1 ? kinds[0]
+                : kinds.All(x => x is ValueKind.Integer or ValueKind.Integer32) ? ValueKind.Integer
+                : kinds.All(x => x is ValueKind.Integer or ValueKind.Integer32 or ValueKind.Real) ? ValueKind.Real
+                : ValueKind.Text;
             if (kind == ValueKind.Unknown) kind = ValueKind.Text;
             var input = signature.FindInput(k);
-            if (input is null) requests.Add(new ColumnRequest(k, kind == ValueKind.Text ? ColumnType.Text : ColumnType.Numeric));
-            else if (input.Type != ColumnKind.Numeric) kind = ValueKind.Text;
+            if (input is null) requests.Add(new ColumnRequest(k, IsText(kind) ? ColumnType.Text : ColumnType.Numeric));
+            else if (input.Type != ColumnKind.Numeric) kind = kind is ValueKind.Timestamp or ValueKind.LocalTimestamp ? kind : ValueKind.Text;
             else if (kind == ValueKind.Text) kind = ValueKind.Real;
-            output.Add(new OutputColumn(k, kind));
+            // A model input may be read as text (CSV with bad rows skipped) or with missing cells: keep it nullable then.
+            output.Add(new OutputColumn(k, kind, nullable || input is not null && kind == ValueKind.Text));
         }
         foreach (var p in PredictionColumns(signature))
         {
@@ -81,6 +91,9 @@ internal static class SchemaCheck
                 return columns;
         }
     }
+
+    /// <summary>Kinds read as text: text itself and timestamps (ISO 8601).</summary>
+    public static bool IsText(ValueKind kind) => kind is ValueKind.Text or ValueKind.Timestamp or ValueKind.LocalTimestamp;
 
     private static string Names(SourceSchema s) => string.Join(", ", s.Columns.Select(c => c.Name));
 }

@@ -1,10 +1,9 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Kiln.Core;
+using Kiln.Core.Data;
 using Kiln.Core.PredictionLog;
 using Kiln.Monitoring.Windows;
-using Parquet;
-using Parquet.Schema;
 
 namespace Kiln.Monitoring.Feedback;
 
@@ -26,12 +25,14 @@ public sealed class FeedbackStore
     public const string DirectoryName = "_feedback";
     private const int RowGroupSize = 100_000;
 
-    private static readonly DataField RequestIdField = new DataField<string>("request_id");
-    private static readonly DataField RowField = new DataField<int>("row");
-    private static readonly DataField LabelField = new DataField<string>("label");
-    private static readonly DataField TimestampField = new DateTimeDataField("timestamp", DateTimeFormat.Timestamp, isAdjustedToUTC: true, unit: DateTimeTimeUnit.Micros, isNullable: true);
-    private static readonly DataField ReceivedField = new DateTimeDataField("received_at", DateTimeFormat.Timestamp, isAdjustedToUTC: true, unit: DateTimeTimeUnit.Micros);
-    private static readonly ParquetSchema Schema = new(RequestIdField, RowField, LabelField, TimestampField, ReceivedField);
+    private static readonly ParquetColumn[] Columns =
+    [
+        new("request_id", ParquetColumnKind.Text, true),
+        new("row", ParquetColumnKind.Int32, false),
+        new("label", ParquetColumnKind.Text, true),
+        new("timestamp", ParquetColumnKind.Timestamp, true),
+        new("received_at", ParquetColumnKind.Timestamp, false),
+    ];
 
     public FeedbackStore(string logDirectory)
     {
@@ -81,20 +82,21 @@ public sealed class FeedbackStore
             var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
             await using (stream.ConfigureAwait(false))
             {
-                var writer = await ParquetWriter.CreateAsync(Schema, stream, null, false, ct).ConfigureAwait(false);
-                await using (writer.ConfigureAwait(false))
+                using (var writer = new ParquetTableWriter(stream, Columns))
                 {
                     var count = contents.Count;
                     for (var start = 0; start < count; start += RowGroupSize)
                     {
                         var n = Math.Min(RowGroupSize, count - start);
-                        using var rg = writer.CreateRowGroup();
-                        await rg.WriteAsync(RequestIdField, Slice(contents.RequestIds, start, n), null).ConfigureAwait(false);
-                        await rg.WriteAsync<int>(RowField, contents.Rows.AsMemory(start, n), null, null, ct).ConfigureAwait(false);
-                        await rg.WriteAsync(LabelField, Slice(contents.Labels, start, n), null).ConfigureAwait(false);
-                        await rg.WriteAsync<DateTime>(TimestampField, contents.Timestamps.AsMemory(start, n), null, null, ct).ConfigureAwait(false);
-                        await rg.WriteAsync<DateTime>(ReceivedField, contents.ReceivedAt.AsMemory(start, n), null, null, ct).ConfigureAwait(false);
+                        writer.BeginRowGroup(n);
+                        writer.WriteText(contents.RequestIds.AsSpan(start, n)!);
+                        writer.WriteInt32(contents.Rows.AsSpan(start, n));
+                        writer.WriteText(contents.Labels.AsSpan(start, n)!);
+                        writer.WriteTimestamp(contents.Timestamps.AsSpan(start, n));
+                        writer.WriteTimestamp(contents.ReceivedAt.AsSpan(start, n));
+                        writer.EndRowGroup();
                     }
+                    writer.Finish();
                 }
                 await stream.FlushAsync(ct).ConfigureAwait(false);
                 stream.Flush(flushToDisk: true);
@@ -108,8 +110,6 @@ public sealed class FeedbackStore
             throw;
         }
     }
-
-    private static string[] Slice(string[] values, int start, int n) => start == 0 && n == values.Length ? values : values[start..(start + n)];
 
     /// <summary>The suffix of a feedback file being written (hidden: its name starts with '.').</summary>
     internal const string TempSuffix = ".inprogress";
@@ -201,29 +201,15 @@ public sealed class FeedbackStore
     /// Reads one feedback file (rows without a request id or label are left out). A file that does not exist (any
     /// more) throws <see cref="FileNotFoundException"/>; any other failure a <see cref="KilnException"/> naming it.
     /// </summary>
-    internal static async Task<FeedbackFileContents> ReadFileAsync(string file, CancellationToken ct)
+    internal static Task<FeedbackFileContents> ReadFileAsync(string file, CancellationToken ct)
     {
-        ParquetReader reader;
-        try
-        {
-            reader = await ParquetReader.CreateAsync(file, null, ct).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new FileNotFoundException($"{file}: no such feedback file", file, e);
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException)
-        {
-            throw new KilnException($"{file}: not a readable feedback file ({e.Message})", e);
-        }
-        await using var scope = reader.ConfigureAwait(false);
-        var fields = reader.Schema.GetDataFields();
-        DataField Field(string name) => Array.Find(fields, f => f.Name == name) ?? throw new KilnException($"{file}: column '{name}' is missing");
-        var idField = Field("request_id");
-        var rowField = Field("row");
-        var labelField = Field("label");
-        var timestampField = Array.Find(fields, f => f.Name == "timestamp");
-        var receivedField = Field("received_at");
+        if (!File.Exists(file)) throw new FileNotFoundException($"{file}: no such feedback file", file);
+        using var reader = ParquetFile.Open(file);
+        var idField = reader.Readable("request_id");
+        var rowField = reader.Readable("row");
+        var labelField = reader.Readable("label");
+        var timestampField = reader.Find("timestamp");
+        var receivedField = reader.Readable("received_at");
         var ids = new List<string>();
         var rowList = new List<int>();
         var labelList = new List<string>();
@@ -231,24 +217,24 @@ public sealed class FeedbackStore
         var receivedList = new List<DateTime>();
         for (var g = 0; g < reader.RowGroupCount; g++)
         {
-            using var rg = reader.OpenRowGroupReader(g);
-            var n = checked((int)rg.RowCount);
-            var id = await LogColumns.ReadStringsAsync(rg, idField, n, ct).ConfigureAwait(false);
-            var rows = await LogColumns.ReadIntsAsync(rg, rowField, n, file, ct).ConfigureAwait(false);
-            var values = await LogColumns.ReadStringsAsync(rg, labelField, n, ct).ConfigureAwait(false);
-            var times = timestampField is null ? null : await LogColumns.ReadTimesAsync(rg, timestampField, n, file, ct).ConfigureAwait(false);
-            var received = await LogColumns.ReadTimesAsync(rg, receivedField, n, file, ct).ConfigureAwait(false);
+            ct.ThrowIfCancellationRequested();
+            var n = checked((int)reader.RowGroupRows[g]);
+            var id = reader.ReadText(g, idField);
+            var rows = PredictionLogReader.Ints(reader.ReadNumbers(g, rowField));
+            var values = reader.ReadText(g, labelField);
+            var times = timestampField is null ? null : reader.ReadTimestamps(g, timestampField);
+            var received = reader.ReadTimestamps(g, receivedField);
             for (var i = 0; i < n; i++)
             {
                 if (id[i] is not { } requestId || values[i] is not { } label) continue;
                 ids.Add(requestId);
                 rowList.Add(rows[i]);
                 labelList.Add(label);
-                timeList.Add(times is null || times[i] == DateTime.MinValue ? null : times[i]);
-                receivedList.Add(received[i]);
+                timeList.Add(times is null || times[i] == DateTime.MinValue ? null : PredictionLogReader.Utc(times[i]));
+                receivedList.Add(PredictionLogReader.Utc(received[i]));
             }
         }
-        return new FeedbackFileContents([.. ids], [.. rowList], [.. labelList], [.. timeList], [.. receivedList]);
+        return Task.FromResult(new FeedbackFileContents([.. ids], [.. rowList], [.. labelList], [.. timeList], [.. receivedList]));
     }
 }
 

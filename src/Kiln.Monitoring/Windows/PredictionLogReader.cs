@@ -1,8 +1,6 @@
 using Kiln.Core;
 using Kiln.Core.Data;
 using Kiln.Core.PredictionLog;
-using Parquet;
-using Parquet.Schema;
 
 namespace Kiln.Monitoring.Windows;
 
@@ -43,9 +41,8 @@ public sealed class LogBatch
 /// Reads a window of the prediction log written by kiln serve (docs/serving.md): partitions outside the window's dates
 /// are never opened, row groups whose timestamp range misses the window are skipped, and the rest are read one row group
 /// at a time, so memory stays bounded by the row group size whatever the window holds. Text and double columns (ids,
-/// inputs, predictions, values, probabilities) go through Kiln's own Parquet decoder, as kiln drift reads them
-/// (<see cref="ParquetTable.ReadTextChunkAsync"/>); the file's metadata, statistics, timestamps and other column
-/// types through Parquet.Net.
+/// inputs, predictions, values, probabilities) are read by Kiln's one Parquet reader (<see cref="ParquetFile"/>), as
+/// kiln drift reads them; row groups are skipped by their timestamp statistics.
 /// </summary>
 public static class PredictionLogReader
 {
@@ -75,42 +72,33 @@ public static class PredictionLogReader
     public static async IAsyncEnumerable<LogBatch> ReadFileAsync(LogFile file, DateTime from, DateTime to,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
     {
-        ParquetReader reader;
-        try
-        {
-            reader = await ParquetReader.CreateAsync(file.Path, null, ct).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException)
-        {
-            throw new KilnException($"{file.Path}: not a readable Parquet file ({e.Message})", e);
-        }
-        await using var readerScope = reader.ConfigureAwait(false);
-        // Kiln's decoder reads column chunks by positional reads of this handle.
-        using var handle = File.OpenHandle(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
-        var fields = reader.Schema.GetDataFields();
-        DataField Required(string name) => Array.Find(fields, f => f.Name == name)
-            ?? throw new KilnException($"{file.Path}: column '{name}' is missing; is this a kiln serve prediction log?");
+        await Task.Yield(); // reading is synchronous; do not run it on the caller's stack
+        using var reader = ParquetFile.Open(file.Path);
+        ParquetField Required(string name) => reader.Find(name) is { } f
+            ? (f.Type == ParquetValueType.Unsupported ? reader.Readable(name) : f)
+            : throw new KilnException($"{file.Path}: column '{name}' is missing; is this a kiln serve prediction log?");
         var requestId = Required(PredictionLogLayout.RequestId);
         var timestamp = Required(PredictionLogLayout.Timestamp);
-        var row = Array.Find(fields, f => f.Name == PredictionLogLayout.Row);
-        var prediction = Array.Find(fields, f => f.Name == PredictionLogLayout.Prediction);
+        if (timestamp.Type != ParquetValueType.Timestamp) throw new KilnException($"{file.Path}: column '{timestamp.Name}' is not a timestamp");
+        var row = reader.Find(PredictionLogLayout.Row);
+        var prediction = reader.Find(PredictionLogLayout.Prediction);
         var value = Required(PredictionLogLayout.Value);
-        var inputs = new List<DataField>();
-        var probabilities = new List<DataField>();
-        foreach (var f in fields)
+        var inputs = new List<ParquetField>();
+        var probabilities = new List<ParquetField>();
+        foreach (var f in reader.Fields)
         {
-            if (f.Name.StartsWith(InputPrefix, StringComparison.Ordinal)) inputs.Add(f);
-            else if (f.Name.StartsWith(ProbabilityPrefix, StringComparison.Ordinal)) probabilities.Add(f);
+            if (f.Name.StartsWith(InputPrefix, StringComparison.Ordinal)) inputs.Add(reader.Readable(f.Name));
+            else if (f.Name.StartsWith(ProbabilityPrefix, StringComparison.Ordinal)) probabilities.Add(reader.Readable(f.Name));
         }
 
-        var kilnWritten = reader.Metadata?.CreatedBy?.StartsWith(Kiln.Core.Data.ParquetFlatWriter.CreatedBy, StringComparison.Ordinal) == true;
         for (var g = 0; g < reader.RowGroupCount; g++)
         {
             ct.ThrowIfCancellationRequested();
-            using var rg = reader.OpenRowGroupReader(g);
-            var rows = checked((int)rg.RowCount);
-            if (rows == 0 || OutsideByStatistics(rg, timestamp, kilnWritten, from, to)) continue;
-            var times = await LogColumns.ReadTimesAsync(rg, timestamp, rows, file.Path, ct).ConfigureAwait(false);
+            var rows = checked((int)reader.RowGroupRows[g]);
+            if (rows == 0) continue;
+            if (reader.TimestampRange(g, timestamp) is { } range && (Utc(range.Max) < from || Utc(range.Min) >= to)) continue;
+            var times = reader.ReadTimestamps(g, timestamp);
+            for (var i = 0; i < rows; i++) times[i] = Utc(times[i]);
             // Keep the rows inside the window; most row groups are wholly in or out.
             var keep = new int[rows];
             var kept = 0;
@@ -122,21 +110,20 @@ public static class PredictionLogReader
             if (kept == 0) continue;
             var all = kept == rows;
 
-            var chunk = new ChunkSource(rg, rows, handle, file.Path, g);
-            var ids = Select(await StringsAsync(chunk, requestId, ct).ConfigureAwait(false), keep, kept, all);
-            var rowIndexes = row is null ? new int[kept] : Select(await LogColumns.ReadIntsAsync(rg, row, rows, file.Path, ct).ConfigureAwait(false), keep, kept, all);
-            var labels = prediction is null ? new string?[kept] : Select(await StringsAsync(chunk, prediction, ct).ConfigureAwait(false), keep, kept, all);
-            var values = Select(await DoublesAsync(chunk, value, ct).ConfigureAwait(false), keep, kept, all);
+            var ids = Select(reader.ReadText(g, requestId), keep, kept, all);
+            var rowIndexes = row is null ? new int[kept] : Select(Ints(reader.ReadNumbers(g, row)), keep, kept, all);
+            var labels = prediction is null ? new string?[kept] : Select(reader.ReadText(g, prediction), keep, kept, all);
+            var values = Select(Numbers(reader, g, value), keep, kept, all);
             var table = new DataTable(kept);
             foreach (var f in inputs)
             {
                 var name = f.Name[InputPrefix.Length..];
-                if (LogColumns.IsText(f)) table.Add(new TextColumn(name, Select(await StringsAsync(chunk, f, ct).ConfigureAwait(false), keep, kept, all)));
-                else table.Add(new NumericColumn(name, Select(await DoublesAsync(chunk, f, ct).ConfigureAwait(false), keep, kept, all)));
+                if (f.Type is ParquetValueType.Text or ParquetValueType.Timestamp) table.Add(new TextColumn(name, Select(reader.ReadText(g, f), keep, kept, all)));
+                else table.Add(new NumericColumn(name, Select(reader.ReadNumbers(g, f), keep, kept, all)));
             }
             var probs = new List<KeyValuePair<string, double[]>>(probabilities.Count);
             foreach (var f in probabilities)
-                probs.Add(new(f.Name[ProbabilityPrefix.Length..], Select(await DoublesAsync(chunk, f, ct).ConfigureAwait(false), keep, kept, all)));
+                probs.Add(new(f.Name[ProbabilityPrefix.Length..], Select(Numbers(reader, g, f), keep, kept, all)));
             yield return new LogBatch
             {
                 File = file.Path,
@@ -153,46 +140,24 @@ public static class PredictionLogReader
         }
     }
 
-    /// <summary>
-    /// True when the row group's min/max timestamp statistics show it holds no row of the window. Parquet.Net
-    /// returns INT64 timestamp statistics as raw numbers; they are trusted (as microseconds) only in files Kiln's
-    /// own writer made, whose unit is known (statistics Parquet.Net wrote were seen in another unit than the column's).
-    /// </summary>
-    private static bool OutsideByStatistics(ParquetRowGroupReader rg, DataField timestamp, bool kilnWritten, DateTime from, DateTime to)
+    /// <summary>A log timestamp as UTC: a timestamp without a time zone is taken as UTC.</summary>
+    internal static DateTime Utc(DateTime t) => t.Kind == DateTimeKind.Local ? t.ToUniversalTime() : DateTime.SpecifyKind(t, DateTimeKind.Utc);
+
+    /// <summary>A column as numbers; text that is not a number becomes NaN (a log's outputs are never refused cell by cell).</summary>
+    private static double[] Numbers(ParquetFile reader, int group, ParquetField field)
     {
-        try
-        {
-            var stats = rg.GetStatistics(timestamp);
-            if (stats?.MinValue is DateTime min && stats.MaxValue is DateTime max)
-                return LogColumns.Utc(max) < from || LogColumns.Utc(min) >= to;
-            if (kilnWritten && stats?.MinValue is long minMicros && stats.MaxValue is long maxMicros)
-                return DateTime.UnixEpoch.AddTicks(maxMicros * 10) < from || DateTime.UnixEpoch.AddTicks(minMicros * 10) >= to;
-        }
-        catch (Exception e) when (e is InvalidOperationException or NotSupportedException or ArgumentException or InvalidCastException)
-        {
-            // No usable statistics: read the timestamps.
-        }
-        return false;
-    }
-
-    /// <summary>One row group of one open log file, for the column reads.</summary>
-    private readonly record struct ChunkSource(ParquetRowGroupReader Group, int Rows, Microsoft.Win32.SafeHandles.SafeFileHandle File, string Path, int Index);
-
-    /// <summary>A column as text: text columns through Kiln's decoder, numbers formatted as before.</summary>
-    private static async Task<string?[]> StringsAsync(ChunkSource c, DataField field, CancellationToken ct) =>
-        LogColumns.IsText(field)
-            ? await ParquetTable.ReadTextChunkAsync(c.Group, field, c.Rows, c.File, c.Path, c.Index, ct).ConfigureAwait(false)
-            : await LogColumns.ReadStringsAsync(c.Group, field, c.Rows, ct).ConfigureAwait(false);
-
-    /// <summary>A column as numbers: doubles and text (parsed; unparsable = NaN) through Kiln's decoder, other number types through Parquet.Net.</summary>
-    private static async Task<double[]> DoublesAsync(ChunkSource c, DataField field, CancellationToken ct)
-    {
-        if (field.ClrType == typeof(double)) return await ParquetTable.ReadDoubleChunkAsync(c.Group, field, c.Rows, c.File, c.Path, c.Index, ct).ConfigureAwait(false);
-        if (!LogColumns.IsText(field)) return await LogColumns.ReadDoublesAsync(c.Group, field, c.Rows, c.Path, ct).ConfigureAwait(false);
-        var s = await ParquetTable.ReadTextChunkAsync(c.Group, field, c.Rows, c.File, c.Path, c.Index, ct).ConfigureAwait(false);
-        var d = new double[c.Rows];
+        if (field.Type != ParquetValueType.Text) return reader.ReadNumbers(group, field);
+        var s = reader.ReadText(group, field);
+        var d = new double[s.Length];
         for (var i = 0; i < d.Length; i++) d[i] = NumericColumn.ParseOrNaN(s[i]);
         return d;
+    }
+
+    internal static int[] Ints(double[] d)
+    {
+        var result = new int[d.Length];
+        for (var i = 0; i < d.Length; i++) result[i] = double.IsNaN(d[i]) ? 0 : (int)d[i];
+        return result;
     }
 
     private static T[] Select<T>(T[] values, int[] index, int count, bool all)
@@ -280,93 +245,5 @@ public static class PredictionLogReader
             Values = values,
             Probabilities = probabilities,
         };
-    }
-}
-
-/// <summary>Reads Parquet columns of any numeric, string or timestamp type as the log reader needs them.</summary>
-internal static class LogColumns
-{
-    public static bool IsText(DataField f) => f.ClrType == typeof(string) || f.ClrType == typeof(ReadOnlyMemory<char>);
-
-    public static async Task<string?[]> ReadStringsAsync(ParquetRowGroupReader rg, DataField field, int rows, CancellationToken ct)
-    {
-        if (IsText(field))
-        {
-            var s = new string?[rows];
-            await rg.ReadAsync(field, s.AsMemory(), null, ct).ConfigureAwait(false);
-            return s;
-        }
-        var d = await ReadDoublesAsync(rg, field, rows, "", ct).ConfigureAwait(false);
-        var text = new string?[rows];
-        for (var i = 0; i < rows; i++) text[i] = double.IsNaN(d[i]) ? null : d[i].ToString("R", System.Globalization.CultureInfo.InvariantCulture);
-        return text;
-    }
-
-    public static async Task<double[]> ReadDoublesAsync(ParquetRowGroupReader rg, DataField field, int rows, string path, CancellationToken ct)
-    {
-        var t = field.ClrType;
-        if (t == typeof(double)) return await ReadAs<double>(rg, field, rows, v => v, ct).ConfigureAwait(false);
-        if (t == typeof(float)) return await ReadAs<float>(rg, field, rows, v => v, ct).ConfigureAwait(false);
-        if (t == typeof(int)) return await ReadAs<int>(rg, field, rows, v => v, ct).ConfigureAwait(false);
-        if (t == typeof(long)) return await ReadAs<long>(rg, field, rows, v => v, ct).ConfigureAwait(false);
-        if (t == typeof(short)) return await ReadAs<short>(rg, field, rows, v => v, ct).ConfigureAwait(false);
-        if (t == typeof(bool)) return await ReadAs<bool>(rg, field, rows, v => v ? 1 : 0, ct).ConfigureAwait(false);
-        if (t == typeof(decimal)) return await ReadAs<decimal>(rg, field, rows, v => (double)v, ct).ConfigureAwait(false);
-        if (IsText(field))
-        {
-            var s = await ReadStringsAsync(rg, field, rows, ct).ConfigureAwait(false);
-            var d = new double[rows];
-            for (var i = 0; i < rows; i++) d[i] = NumericColumn.ParseOrNaN(s[i]);
-            return d;
-        }
-        throw new KilnException($"{path}: column '{field.Name}' has type {t.Name}, not a number");
-    }
-
-    public static async Task<int[]> ReadIntsAsync(ParquetRowGroupReader rg, DataField field, int rows, string path, CancellationToken ct)
-    {
-        var d = await ReadDoublesAsync(rg, field, rows, path, ct).ConfigureAwait(false);
-        var result = new int[rows];
-        for (var i = 0; i < rows; i++) result[i] = double.IsNaN(d[i]) ? 0 : (int)d[i];
-        return result;
-    }
-
-    public static async Task<DateTime[]> ReadTimesAsync(ParquetRowGroupReader rg, DataField field, int rows, string path, CancellationToken ct)
-    {
-        if (field.ClrType != typeof(DateTime)) throw new KilnException($"{path}: column '{field.Name}' is not a timestamp");
-        var result = new DateTime[rows];
-        if (field.IsNullable)
-        {
-            var values = new DateTime?[rows];
-            await rg.ReadAsync(field, values.AsMemory(), null, ct).ConfigureAwait(false);
-            for (var i = 0; i < rows; i++) result[i] = values[i] is { } v ? Utc(v) : DateTime.MinValue;
-        }
-        else
-        {
-            await rg.ReadAsync(field, result.AsMemory(), null, ct).ConfigureAwait(false);
-            for (var i = 0; i < rows; i++) result[i] = Utc(result[i]);
-        }
-        return result;
-    }
-
-    /// <summary>A log timestamp as UTC: Parquet's UTC-adjusted timestamps may come back as local or unspecified kinds.</summary>
-    public static DateTime Utc(DateTime t) => t.Kind == DateTimeKind.Local ? t.ToUniversalTime() : DateTime.SpecifyKind(t, DateTimeKind.Utc);
-
-    private static async Task<double[]> ReadAs<T>(ParquetRowGroupReader rg, DataField field, int rows, Func<T, double> convert, CancellationToken ct)
-        where T : struct
-    {
-        var result = new double[rows];
-        if (field.IsNullable)
-        {
-            var values = new T?[rows];
-            await rg.ReadAsync(field, values.AsMemory(), null, ct).ConfigureAwait(false);
-            for (var i = 0; i < rows; i++) result[i] = values[i] is { } v ? convert(v) : double.NaN;
-        }
-        else
-        {
-            var values = new T[rows];
-            await rg.ReadAsync(field, values.AsMemory(), null, ct).ConfigureAwait(false);
-            for (var i = 0; i < rows; i++) result[i] = convert(values[i]);
-        }
-        return result;
     }
 }

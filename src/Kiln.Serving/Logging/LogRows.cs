@@ -133,7 +133,7 @@ internal sealed class LogRows
     }
 
     /// <summary>Writes rows [from, to) as one row group, in the column order of <see cref="LogColumns.For"/>.</summary>
-    public void WriteRowGroup(ParquetFlatWriter w, int from, int to, string model, string version)
+    public void WriteRowGroup(ParquetTableWriter w, int from, int to, string model, string version)
     {
         var n = to - from;
         w.BeginRowGroup(n);

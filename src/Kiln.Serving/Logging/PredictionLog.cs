@@ -209,7 +209,7 @@ public sealed class PredictionLog : BackgroundService
                 _metrics.LogWritten.Add(to - from, new KeyValuePair<string, object?>("model", model.Name));
                 if (partition.FileRows >= _options.LogMaxRowsPerFile) Close(key, partition);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException or ParquetSharp.ParquetException)
             {
                 // These rows are lost (and said so); the next ones start a new file.
                 ServingLog.LogWriteFailed(_logger, partition?.Directory ?? PartitionDirectory(model, date), e.Message);
@@ -238,7 +238,7 @@ public sealed class PredictionLog : BackgroundService
             var (path, rows) = p.CloseFile();
             ServingLog.LogFileClosed(_logger, path, rows);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ParquetSharp.ParquetException)
         {
             // A footer that cannot be written (disk full, directory gone) loses this file, not the writer.
             ServingLog.LogWriteFailed(_logger, p.Directory, e.Message);
@@ -249,10 +249,10 @@ public sealed class PredictionLog : BackgroundService
     private string PartitionDirectory(ServedModel model, DateOnly date) =>
         PredictionLogLayout.PartitionDirectory(_options.LogDirectory!, model.Name, model.Version, date);
 
-    /// <summary>One partition's open file, written by Kiln's own Parquet writer a row group at a time.</summary>
+    /// <summary>One partition's open file, written by Kiln's Parquet writer a row group at a time.</summary>
     private sealed class PartitionFile
     {
-        private readonly ParquetFlatWriter _writer;
+        private readonly ParquetTableWriter _writer;
         private readonly FileStream _stream;
         private readonly string _tempPath;
 
@@ -263,7 +263,7 @@ public sealed class PredictionLog : BackgroundService
             var stamp = openedAt.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
             _tempPath = Path.Combine(directory, $".part-{stamp}-{Guid.NewGuid():N}.parquet.inprogress");
             _stream = new FileStream(_tempPath, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 1 << 16);
-            _writer = new ParquetFlatWriter(_stream, columns);
+            _writer = new ParquetTableWriter(_stream, columns);
             OpenedAt = openedAt;
         }
 
@@ -283,6 +283,7 @@ public sealed class PredictionLog : BackgroundService
         public (string Path, long Rows) CloseFile()
         {
             _writer.Finish();
+            _writer.Dispose();
             _stream.Flush(flushToDisk: true);
             _stream.Dispose();
             var final = Path.Combine(Directory, Path.GetFileName(_tempPath)[1..].Replace(".inprogress", "", StringComparison.Ordinal));
@@ -293,6 +294,7 @@ public sealed class PredictionLog : BackgroundService
         /// <summary>After a write error: let go of the broken file (left as .inprogress) so the next rows start a new one.</summary>
         public void Abandon()
         {
+            try { _writer.Dispose(); } catch (Exception e) when (e is IOException or ParquetSharp.ParquetException) { }
             try { _stream.Dispose(); } catch (IOException) { }
         }
     }

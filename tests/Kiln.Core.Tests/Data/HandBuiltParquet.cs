@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Text;
-using Kiln.Core.Data;
 
 namespace Kiln.Core.Tests.Data;
 
@@ -9,8 +8,8 @@ namespace Kiln.Core.Tests.Data;
 /// column that falls back to PLAIN mid-chunk (as parquet-mr and Arrow do when the dictionary grows too large), V1
 /// and V2 pages in one chunk, bit-packed and RLE runs, and deliberately corrupt pages. One optional UTF-8 column,
 /// one row group, uncompressed. Written from the format spec (parquet.thrift), independently of the decoder; the
-/// page headers and footer go through Kiln's ThriftCompactWriter (whose output DuckDB and Parquet.Net read in
-/// ParquetFlatWriterTests).
+/// page headers and footer go through the tests' ThriftCompactWriter (DuckDB reads its output in
+/// ParquetReaderTests).
 /// </summary>
 internal sealed class HandBuiltParquet
 {

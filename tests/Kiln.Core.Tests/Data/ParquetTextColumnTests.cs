@@ -4,9 +4,8 @@ using Kiln.Testing;
 namespace Kiln.Core.Tests.Data;
 
 /// <summary>
-/// Parquet.Net reports the text columns of a schema read from a file as ReadOnlyMemory&lt;char&gt;:
-/// the reader must still load them (found by bench/Kiln.Bench.Training, which could not read back
-/// the Parquet file Kiln itself wrote).
+/// Text columns of a file Kiln wrote read back as text, and as numbers only where every cell is one
+/// (bench/Kiln.Bench.Training once could not read back the Parquet file Kiln itself wrote).
 /// </summary>
 public sealed class ParquetTextColumnTests
 {

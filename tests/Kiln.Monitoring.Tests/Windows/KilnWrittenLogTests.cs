@@ -3,11 +3,10 @@ using Kiln.Core.Data;
 using Kiln.Core.PredictionLog;
 using Kiln.Monitoring.Windows;
 using Kiln.Testing;
-using Parquet;
 
 namespace Kiln.Monitoring.Tests.Windows;
 
-/// <summary>Logs written by Kiln's own log writer (as kiln serve writes them), read through Kiln's Parquet decoder.</summary>
+/// <summary>Logs written by Kiln's own log writer (as kiln serve writes them), read through Kiln's Parquet reader.</summary>
 public sealed class KilnWrittenLogTests : IDisposable
 {
     private static readonly DateTime Start = new(2026, 11, 26, 6, 0, 0, DateTimeKind.Utc);
@@ -35,7 +34,7 @@ public sealed class KilnWrittenLogTests : IDisposable
             new(PredictionLogLayout.ProbabilityPrefix + "a", ParquetColumnKind.Double, true),
         ];
         using var stream = File.Create(path);
-        var writer = new ParquetFlatWriter(stream, columns);
+        using var writer = new ParquetTableWriter(stream, columns);
         for (var g = 0; g < 2; g++)
         {
             const int N = 300;
@@ -90,11 +89,13 @@ public sealed class KilnWrittenLogTests : IDisposable
         // Damage the first row group's input_x pages: a window that needs that group fails naming the file, column
         // and group; a window after it never decodes it (its timestamp statistics say it lies outside) and reads fine.
         long offset;
-        await using (var reader = await ParquetReader.CreateAsync(path))
+        // Where the chunk's first data page starts, as DuckDB (an independent reader) reports it.
+        using (var duck = new DuckDB.NET.Data.DuckDBConnection("DataSource=:memory:"))
         {
-            using var rg = reader.OpenRowGroupReader(0);
-            var field = reader.Schema.GetDataFields().Single(f => f.Name == "input_x");
-            offset = rg.GetMetadata(field)!.MetaData!.DataPageOffset;
+            duck.Open();
+            using var command = duck.CreateCommand();
+            command.CommandText = $"SELECT data_page_offset FROM parquet_metadata('{path}') WHERE row_group_id = 0 AND path_in_schema = 'input_x'";
+            offset = Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
         }
         using (var stream = new FileStream(path, FileMode.Open, FileAccess.Write))
         {

@@ -1,6 +1,5 @@
 using System.Globalization;
-using Parquet;
-using Parquet.Schema;
+using Kiln.Core.Data;
 
 namespace Kiln.Monitoring.Tests.Windows;
 
@@ -17,45 +16,46 @@ internal static class SyntheticLog
         var dir = Path.Combine(logDir, "model=" + model, "version=" + version, "date=" + date);
         Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, fileName ?? $"part-{Guid.NewGuid():N}.parquet");
-        var fields = new List<DataField>
+        var columns = new List<ParquetColumn>
         {
-            new DataField<string>("request_id"),
-            new DateTimeDataField("timestamp", DateTimeFormat.Timestamp, isAdjustedToUTC: true, unit: DateTimeTimeUnit.Micros),
-            new DataField<string>("model"),
-            new DataField<string>("version"),
-            new DataField<string>("protocol"),
-            new DataField<int>("row"),
-            new DataField<double?>("input_x"),
-            new DataField<string>("input_color"),
-            new DataField<string>("prediction"),
-            new DataField<double>("value"),
+            new("request_id", ParquetColumnKind.Text, true),
+            new("timestamp", ParquetColumnKind.Timestamp, false),
+            new("model", ParquetColumnKind.Text, true),
+            new("version", ParquetColumnKind.Text, true),
+            new("protocol", ParquetColumnKind.Text, true),
+            new("row", ParquetColumnKind.Int32, false),
+            new("input_x", ParquetColumnKind.Double, true),
+            new("input_color", ParquetColumnKind.Text, true),
+            new("prediction", ParquetColumnKind.Text, true),
+            new("value", ParquetColumnKind.Double, false),
         };
-        foreach (var c in probabilityClasses ?? []) fields.Add(new DataField<double?>("probability_" + c));
-        fields.Add(new DataField<string>("flags"));
+        foreach (var c in probabilityClasses ?? []) columns.Add(new("probability_" + c, ParquetColumnKind.Double, true));
+        columns.Add(new("flags", ParquetColumnKind.Text, true));
         await using var stream = File.Create(path);
-        await using var writer = await ParquetWriter.CreateAsync(new ParquetSchema(fields), stream);
+        using var writer = new ParquetTableWriter(stream, columns);
         for (var start = 0; start < rows.Count; start += rowGroupSize)
         {
             var part = rows.Skip(start).Take(rowGroupSize).ToList();
-            using var rg = writer.CreateRowGroup();
-            var f = 0;
-            await rg.WriteAsync(fields[f++], part.Select(r => r.RequestId).ToArray(), null);
-            await rg.WriteAsync<DateTime>(fields[f++], part.Select(r => r.Timestamp).ToArray().AsMemory(), null, null, default);
-            await rg.WriteAsync(fields[f++], part.Select(_ => model).ToArray(), null);
-            await rg.WriteAsync(fields[f++], part.Select(_ => version).ToArray(), null);
-            await rg.WriteAsync(fields[f++], part.Select(_ => "native").ToArray(), null);
-            await rg.WriteAsync<int>(fields[f++], part.Select(r => r.Row).ToArray().AsMemory(), null, null, default);
-            await rg.WriteAsync<double>(fields[f++], part.Select(r => r.X).ToArray().AsMemory(), null, null, default);
-            await rg.WriteAsync(fields[f++], part.Select(r => r.Color).ToArray()!, null);
-            await rg.WriteAsync(fields[f++], part.Select(r => r.Prediction).ToArray()!, null);
-            await rg.WriteAsync<double>(fields[f++], part.Select(r => r.Value).ToArray().AsMemory(), null, null, default);
+            writer.BeginRowGroup(part.Count);
+            writer.WriteText(part.Select(r => (string?)r.RequestId).ToArray());
+            writer.WriteTimestamp(part.Select(r => r.Timestamp).ToArray());
+            writer.WriteText(part.Select(_ => (string?)model).ToArray());
+            writer.WriteText(part.Select(_ => (string?)version).ToArray());
+            writer.WriteText(part.Select(_ => (string?)"native").ToArray());
+            writer.WriteInt32(part.Select(r => r.Row).ToArray());
+            writer.WriteDouble(part.Select(r => r.X ?? double.NaN).ToArray());
+            writer.WriteText(part.Select(r => r.Color).ToArray());
+            writer.WriteText(part.Select(r => r.Prediction).ToArray());
+            writer.WriteDouble(part.Select(r => r.Value).ToArray());
             for (var c = 0; c < (probabilityClasses?.Length ?? 0); c++)
             {
                 var cc = c;
-                await rg.WriteAsync<double>(fields[f++], part.Select(r => r.Probabilities is { } p ? p[cc] : (double?)null).ToArray().AsMemory(), null, null, default);
+                writer.WriteDouble(part.Select(r => r.Probabilities is { } p ? p[cc] : double.NaN).ToArray());
             }
-            await rg.WriteAsync(fields[f++], part.Select(_ => (string?)null).ToArray()!, null);
+            writer.WriteText(part.Select(_ => (string?)null).ToArray());
+            writer.EndRowGroup();
         }
+        writer.Finish();
         return path;
     }
 }

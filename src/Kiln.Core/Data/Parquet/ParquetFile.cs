@@ -1,0 +1,516 @@
+using System.Buffers;
+using System.Globalization;
+using ParquetSharp;
+
+namespace Kiln.Core.Data;
+
+/// <summary>What a flat Parquet column holds, as Kiln reads it.</summary>
+public enum ParquetValueType
+{
+    Boolean,
+
+    /// <summary>INT32, and the narrower integers stored in it.</summary>
+    Int32,
+
+    /// <summary>INT64 (and unsigned 32-bit integers, which need it).</summary>
+    Int64,
+
+    Float,
+
+    Double,
+
+    /// <summary>Decimal numbers stored as INT32 or INT64, read as doubles.</summary>
+    Decimal,
+
+    /// <summary>UTF-8 text (BYTE_ARRAY: STRING, ENUM, JSON or unannotated).</summary>
+    Text,
+
+    /// <summary>A point in time: TIMESTAMP in any unit, with or without a time zone, or legacy INT96.</summary>
+    Timestamp,
+
+    /// <summary>Nested, or a type Kiln does not read (see <see cref="ParquetField.Unsupported"/>).</summary>
+    Unsupported,
+}
+
+/// <summary>A top-level column of a Parquet file: its type, nullability, and for timestamps the unit and time zone.</summary>
+public sealed record ParquetField(string Name, ParquetValueType Type, bool Nullable)
+{
+    /// <summary>The leaf's index in the file's schema (-1 for nested columns).</summary>
+    public int Index { get; init; } = -1;
+
+    /// <summary>Timestamps: ticks (100 ns) per stored unit; 0 for nanoseconds (stored value / 100) and INT96.</summary>
+    internal long TicksPerUnit { get; init; }
+
+    /// <summary>Timestamps: true for instants (UTC-adjusted), false for local (wall-clock) times.</summary>
+    public bool Utc { get; init; }
+
+    /// <summary>Decimals: the scale.</summary>
+    internal int Scale { get; init; }
+
+    /// <summary>Unsigned integer columns (read through their unsigned value).</summary>
+    internal bool Unsigned { get; init; }
+
+    internal PhysicalType Physical { get; init; }
+
+    /// <summary>Why Kiln cannot read the column (nested, or the type), for unsupported columns.</summary>
+    public string? Unsupported { get; init; }
+
+    /// <summary>True for numbers and booleans (what a numeric column can be read from directly).</summary>
+    public bool IsNumber => Type is ParquetValueType.Boolean or ParquetValueType.Int32 or ParquetValueType.Int64
+        or ParquetValueType.Float or ParquetValueType.Double or ParquetValueType.Decimal;
+}
+
+/// <summary>
+/// Kiln's one Parquet reader, on ParquetSharp (Apache Arrow's C++ Parquet implementation): the schema of the top-level
+/// columns, the row groups, and one column of one row group at a time into the arrays of a <see cref="DataTable"/>
+/// (numbers as doubles with NaN for missing, text as strings with null, timestamps as UTC <see cref="DateTime"/>s).
+/// Only the columns asked for are read. An instance is not safe to share between threads: parallel readers open one each.
+/// Every failure is a <see cref="KilnException"/> naming the file (and the column and row group where there is one).
+/// </summary>
+public sealed class ParquetFile : IDisposable
+{
+    private readonly ParquetFileReader _reader;
+    private readonly Dictionary<string, ParquetField> _byName = new(StringComparer.Ordinal);
+    private readonly RowGroupReader?[] _groups;
+
+    private ParquetFile(string path, ParquetFileReader reader)
+    {
+        Path = path;
+        _reader = reader;
+        using var meta = reader.FileMetaData;
+        CreatedBy = meta.CreatedBy;
+        var schema = meta.Schema;
+        var fields = new List<ParquetField>();
+        for (var i = 0; i < schema.NumColumns; i++)
+        {
+            var d = schema.Column(i);
+            using var columnPath = d.Path;
+            var parts = columnPath.ToDotVector();
+            var name = parts[0];
+            if (_byName.ContainsKey(name)) continue;
+            var field = parts.Length > 1 || d.MaxRepetitionLevel > 0
+                ? new ParquetField(name, ParquetValueType.Unsupported, true) { Unsupported = "a nested column (struct, list or map)" }
+                : Describe(d, name, i);
+            _byName[name] = field;
+            fields.Add(field);
+        }
+        Fields = fields;
+        var groups = meta.NumRowGroups;
+        _groups = new RowGroupReader?[groups];
+        RowGroupRows = new long[groups];
+        for (var g = 0; g < groups; g++) RowGroupRows[g] = Group(g).MetaData.NumRows;
+    }
+
+    public string Path { get; }
+
+    /// <summary>The writer the footer names (created_by).</summary>
+    public string? CreatedBy { get; }
+
+    /// <summary>The top-level columns in file order; nested or unreadable ones have type <see cref="ParquetValueType.Unsupported"/>.</summary>
+    public IReadOnlyList<ParquetField> Fields { get; }
+
+    /// <summary>Rows in each row group.</summary>
+    public long[] RowGroupRows { get; }
+
+    public int RowGroupCount => RowGroupRows.Length;
+
+    /// <summary>
+    /// Parquet.Net (6.x) writes INT64 timestamp statistics in another unit than the column's: its files' min/max are not
+    /// used to skip row groups (their timestamps are read instead).
+    /// </summary>
+    private bool TrustedStatistics => CreatedBy is null || !CreatedBy.StartsWith("Parquet.Net", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Opens a file; a missing, truncated or non-Parquet file is refused in one line naming it.</summary>
+    public static ParquetFile Open(string path)
+    {
+        if (!File.Exists(path)) throw new KilnException($"{path}: no such file");
+        ParquetFileReader? reader = null;
+        try
+        {
+            reader = new ParquetFileReader(path);
+            return new ParquetFile(path, reader);
+        }
+        catch (Exception e) when (e is ParquetException or IOException or InvalidOperationException or ArgumentException)
+        {
+            reader?.Dispose();
+            throw new KilnException($"{path}: not a readable Parquet file ({FirstLine(e.Message)})", e);
+        }
+    }
+
+    public ParquetField? Find(string name) => _byName.GetValueOrDefault(name);
+
+    /// <summary>The column by name; a missing column is an error naming the file, the column and the columns there are.</summary>
+    public ParquetField Field(string name) => Find(name)
+        ?? throw new KilnException($"{Path}: column '{name}' is missing (the file has: {string.Join(", ", Fields.Select(f => f.Name))})");
+
+    /// <summary>The column by name, refused in one line if Kiln cannot read it.</summary>
+    public ParquetField Readable(string name)
+    {
+        var f = Field(name);
+        if (f.Type == ParquetValueType.Unsupported) throw new KilnException($"{Path}: column '{name}' is {f.Unsupported}, which Kiln cannot read");
+        return f;
+    }
+
+    /// <summary>The column as numbers (NaN for missing); text is parsed (a cell that is not a number is an error naming its row).</summary>
+    public double[] ReadNumbers(int group, ParquetField field, long firstRow = 0) => Guard(group, field, () =>
+    {
+        var rows = Rows(group);
+        var column = Group(group).Column(field.Index);
+        using var _ = column;
+        switch (field.Type)
+        {
+            case ParquetValueType.Double:
+                {
+                    var values = new double[rows];
+                    var present = ReadPacked((ColumnReader<double>)column, field, values, out var levels);
+                    Spread(values, present, levels, field, double.NaN);
+                    return values;
+                }
+            case ParquetValueType.Float: return Widen<float>(column, field, rows, v => v);
+            case ParquetValueType.Boolean: return Widen<bool>(column, field, rows, v => v ? 1 : 0);
+            case ParquetValueType.Int32 when field.Unsigned: return Widen<int>(column, field, rows, v => (uint)v);
+            case ParquetValueType.Int32: return Widen<int>(column, field, rows, v => v);
+            case ParquetValueType.Int64 when field.Unsigned: return Widen<long>(column, field, rows, v => (ulong)v);
+            case ParquetValueType.Int64: return Widen<long>(column, field, rows, v => v);
+            case ParquetValueType.Decimal when field.Physical == PhysicalType.Int32:
+                {
+                    var scale = Math.Pow(10, field.Scale);
+                    return Widen<int>(column, field, rows, v => v / scale);
+                }
+            case ParquetValueType.Decimal:
+                {
+                    var scale = Math.Pow(10, field.Scale);
+                    return Widen<long>(column, field, rows, v => v / scale);
+                }
+            case ParquetValueType.Text:
+                {
+                    var text = ReadTextCore(column, rows);
+                    var values = new double[rows];
+                    for (var i = 0; i < rows; i++)
+                    {
+                        if (!NumericColumn.TryParseCell(text[i], out values[i]))
+                            throw new KilnException($"{Path}: row {firstRow + i + 1}, column '{field.Name}': '{text[i]}' is not a number");
+                    }
+                    return values;
+                }
+            default:
+                throw new KilnException($"{Path}: column '{field.Name}' holds {Describe(field)}, not numbers");
+        }
+    });
+
+    /// <summary>The column as text (null for missing): numbers in their shortest round-trip form, timestamps in ISO 8601.</summary>
+    public string?[] ReadText(int group, ParquetField field) => Guard(group, field, () =>
+    {
+        var rows = Rows(group);
+        if (field.Type == ParquetValueType.Text)
+        {
+            using var column = Group(group).Column(field.Index);
+            return ReadTextCore(column, rows);
+        }
+        var text = new string?[rows];
+        if (field.Type == ParquetValueType.Timestamp)
+        {
+            var times = ReadTimesCore(group, field, out var missing);
+            for (var i = 0; i < rows; i++) text[i] = missing?[i] == true ? null : times[i].ToString("O", CultureInfo.InvariantCulture);
+            return text;
+        }
+        var numbers = ReadNumbers(group, field);
+        for (var i = 0; i < rows; i++) text[i] = double.IsNaN(numbers[i]) ? null : numbers[i].ToString("R", CultureInfo.InvariantCulture);
+        return text;
+    });
+
+    /// <summary>A timestamp column as <see cref="DateTime"/>s (UTC for instants, unspecified for local times); missing rows are <see cref="DateTime.MinValue"/>.</summary>
+    public DateTime[] ReadTimestamps(int group, ParquetField field) => Guard(group, field, () =>
+    {
+        if (field.Type != ParquetValueType.Timestamp) throw new KilnException($"{Path}: column '{field.Name}' holds {Describe(field)}, not timestamps");
+        return ReadTimesCore(group, field, out _);
+    });
+
+    /// <summary>The smallest and largest timestamp of a row group from its statistics, when the file has them.</summary>
+    public (DateTime Min, DateTime Max)? TimestampRange(int group, ParquetField field)
+    {
+        if (field.Type != ParquetValueType.Timestamp || field.Physical != PhysicalType.Int64 || !TrustedStatistics) return null;
+        try
+        {
+            using var chunk = Group(group).MetaData.GetColumnChunkMetaData(field.Index);
+            if (!chunk.IsStatsSet) return null;
+            using var stats = chunk.Statistics;
+            if (stats is Statistics<long> s && s.HasMinMax) return (ToDateTime(s.Min, field), ToDateTime(s.Max, field));
+        }
+        catch (ParquetException)
+        {
+            // No usable statistics: the caller reads the timestamps.
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Reads the requested columns of a row group into a table: numbers as numbers, everything as text when text is asked
+    /// for; a requested column that is missing or unreadable is refused naming the file and the column.
+    /// </summary>
+    public DataTable ReadRowGroup(int group, IReadOnlyList<ColumnRequest> requests, long firstRow = 0)
+    {
+        var fields = requests.Select(r => Readable(r.Name)).ToArray();
+        var table = new DataTable(Rows(group));
+        for (var r = 0; r < requests.Count; r++) table.Add(ReadColumn(group, fields[r], requests[r].Type, firstRow));
+        return table;
+    }
+
+    /// <summary>One column of a row group as a <see cref="DataTable"/> column of the requested type.</summary>
+    public Column ReadColumn(int group, ParquetField field, ColumnType type, long firstRow = 0)
+    {
+        if (type == ColumnType.Text) return new TextColumn(field.Name, ReadText(group, field));
+        if (field.Type == ParquetValueType.Timestamp)
+            throw new KilnException($"{Path}: column '{field.Name}' holds timestamps, which Kiln cannot read as numbers");
+        return new NumericColumn(field.Name, ReadNumbers(group, field, firstRow));
+    }
+
+    public void Dispose()
+    {
+        foreach (var g in _groups) g?.Dispose();
+        _reader.Dispose();
+    }
+
+    /// <summary>How a column's type is named in messages.</summary>
+    public static string Describe(ParquetField f) => f.Type switch
+    {
+        ParquetValueType.Unsupported => f.Unsupported ?? "an unsupported type",
+        ParquetValueType.Timestamp => f.Utc ? "timestamps (UTC)" : "timestamps (local time)",
+        _ => f.Type.ToString().ToLowerInvariant(),
+    };
+
+    private RowGroupReader Group(int g) => _groups[g] ??= _reader.RowGroup(g);
+
+    private int Rows(int group) => checked((int)RowGroupRows[group]);
+
+    private T Guard<T>(int group, ParquetField field, Func<T> read)
+    {
+        if (field.Type == ParquetValueType.Unsupported) throw new KilnException($"{Path}: column '{field.Name}' is {field.Unsupported}, which Kiln cannot read");
+        try
+        {
+            return read();
+        }
+        catch (Exception e) when (e is ParquetException or IOException or InvalidOperationException or InvalidCastException or ArgumentException)
+        {
+            throw new KilnException($"{Path}: column '{field.Name}', row group {group}: unreadable ({FirstLine(e.Message)})", e);
+        }
+    }
+
+    private static string FirstLine(string message)
+    {
+        var end = message.IndexOfAny(['\r', '\n']);
+        return (end < 0 ? message : message[..end]).Trim();
+    }
+
+    /// <summary>
+    /// Reads a column chunk's values packed at the front of <paramref name="values"/>; returns how many are present.
+    /// <paramref name="levels"/> receives the definition levels (rented; null for required columns).
+    /// </summary>
+    private static int ReadPacked<T>(ColumnReader<T> reader, ParquetField field, Span<T> values, out short[]? levels) where T : unmanaged
+    {
+        var rows = values.Length;
+        levels = field.Nullable ? ArrayPool<short>.Shared.Rent(Math.Max(rows, 1)) : null;
+        long read = 0, present = 0;
+        while (read < rows && reader.HasNext)
+        {
+            var n = reader.ReadBatch(rows - read, levels is null ? Span<short>.Empty : levels.AsSpan((int)read), Span<short>.Empty,
+                values[(int)present..], out var valuesRead);
+            if (n == 0) break;
+            read += n;
+            present += valuesRead;
+        }
+        if (read != rows) throw new InvalidOperationException($"the column chunk holds {read} of the row group's {rows} rows");
+        return (int)present;
+    }
+
+    /// <summary>Moves packed values to the rows whose definition level says present, filling the rest with <paramref name="missing"/>.</summary>
+    private static void Spread<T>(T[] values, int present, short[]? levels, ParquetField field, T missing)
+    {
+        if (levels is null) return;
+        try
+        {
+            if (present == values.Length) return;
+            var max = (short)1;
+            for (var i = values.Length - 1; i >= 0; i--)
+                values[i] = levels[i] == max ? values[--present] : missing;
+        }
+        finally
+        {
+            ArrayPool<short>.Shared.Return(levels);
+        }
+    }
+
+    private static double[] Widen<T>(ColumnReader column, ParquetField field, int rows, Func<T, double> convert) where T : unmanaged
+    {
+        var raw = ArrayPool<T>.Shared.Rent(Math.Max(rows, 1));
+        try
+        {
+            var present = ReadPacked((ColumnReader<T>)column, field, raw.AsSpan(0, rows), out var levels);
+            var result = new double[rows];
+            if (levels is null)
+            {
+                for (var i = 0; i < rows; i++) result[i] = convert(raw[i]);
+                return result;
+            }
+            var next = 0;
+            for (var i = 0; i < rows; i++) result[i] = levels[i] == 1 ? convert(raw[next++]) : double.NaN;
+            ArrayPool<short>.Shared.Return(levels);
+            _ = present;
+            return result;
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(raw);
+        }
+    }
+
+    /// <summary>
+    /// Text straight from the column's byte arrays. A value of up to <see cref="InternLength"/> characters is looked up
+    /// among the strings this chunk already made (by its characters, decoded on the stack), so a category repeated over a
+    /// million rows is one string, not a million, and nothing is allocated for it per row; longer values, and every value
+    /// once a chunk has <see cref="InternEntries"/> distinct ones (ids), are made as they come.
+    /// </summary>
+    private static unsafe string?[] ReadTextCore(ColumnReader column, int rows)
+    {
+        var reader = (ColumnReader<ByteArray>)column;
+        var nullable = column.ColumnDescriptor.MaxDefinitionLevel > 0;
+        var result = new string?[rows];
+        const int Batch = 4096;
+        var values = ArrayPool<ByteArray>.Shared.Rent(Batch);
+        var levels = nullable ? ArrayPool<short>.Shared.Rent(Batch) : null;
+        var interned = new Dictionary<string, string>(StringComparer.Ordinal);
+        var lookup = interned.GetAlternateLookup<ReadOnlySpan<char>>();
+        Span<char> chars = stackalloc char[InternLength];
+        try
+        {
+            var row = 0;
+            while (row < rows && reader.HasNext)
+            {
+                var n = (int)reader.ReadBatch(Math.Min(Batch, rows - row), levels is null ? Span<short>.Empty : levels.AsSpan(0, Batch), Span<short>.Empty,
+                    values.AsSpan(0, Batch), out _);
+                if (n == 0) break;
+                var next = 0;
+                for (var i = 0; i < n; i++, row++)
+                {
+                    if (levels is not null && levels[i] == 0) continue;
+                    var v = values[next++];
+                    var bytes = new ReadOnlySpan<byte>((void*)v.Pointer, v.Length);
+                    if (v.Length > InternLength || interned.Count >= InternEntries)
+                    {
+                        result[row] = System.Text.Encoding.UTF8.GetString(bytes);
+                        continue;
+                    }
+                    var length = System.Text.Encoding.UTF8.GetChars(bytes, chars);
+                    if (!lookup.TryGetValue(chars[..length], out var text))
+                    {
+                        text = new string(chars[..length]);
+                        interned[text] = text;
+                    }
+                    result[row] = text;
+                }
+            }
+            if (row != rows) throw new InvalidOperationException($"the column chunk holds {row} of the row group's {rows} rows");
+            return result;
+        }
+        finally
+        {
+            ArrayPool<ByteArray>.Shared.Return(values);
+            if (levels is not null) ArrayPool<short>.Shared.Return(levels);
+        }
+    }
+
+    /// <summary>Text values up to this many bytes are made once per chunk (see <see cref="ReadTextCore"/>).</summary>
+    private const int InternLength = 64;
+
+    /// <summary>A chunk stops making each distinct text value once after this many (a column of ids).</summary>
+    private const int InternEntries = 65_536;
+
+    private DateTime[] ReadTimesCore(int group, ParquetField field, out bool[]? missing)
+    {
+        var rows = Rows(group);
+        using var column = Group(group).Column(field.Index);
+        var result = new DateTime[rows];
+        missing = null;
+        if (field.Physical == PhysicalType.Int96)
+        {
+            var raw = new Int96[rows];
+            var present = ReadPacked((ColumnReader<Int96>)column, field, raw, out var levels);
+            var next = 0;
+            if (levels is not null) missing = new bool[rows];
+            for (var i = 0; i < rows; i++)
+            {
+                if (levels is not null && levels[i] != 1) { missing![i] = true; continue; }
+                var v = raw[next++];
+                var nanos = (long)(((ulong)(uint)v.B << 32) | (uint)v.A);
+                result[i] = DateTime.SpecifyKind(DateTime.UnixEpoch.AddDays(v.C - 2440588L).AddTicks(nanos / 100), DateTimeKind.Unspecified);
+            }
+            if (levels is not null) ArrayPool<short>.Shared.Return(levels);
+            _ = present;
+            return result;
+        }
+        var longs = ArrayPool<long>.Shared.Rent(Math.Max(rows, 1));
+        try
+        {
+            ReadPacked((ColumnReader<long>)column, field, longs.AsSpan(0, rows), out var levels);
+            var next = 0;
+            if (levels is not null) missing = new bool[rows];
+            for (var i = 0; i < rows; i++)
+            {
+                if (levels is not null && levels[i] != 1) { missing![i] = true; continue; }
+                result[i] = ToDateTime(longs[next++], field);
+            }
+            if (levels is not null) ArrayPool<short>.Shared.Return(levels);
+            return result;
+        }
+        finally
+        {
+            ArrayPool<long>.Shared.Return(longs);
+        }
+    }
+
+    private static DateTime ToDateTime(long stored, ParquetField field)
+    {
+        var ticks = field.TicksPerUnit == 0 ? stored / 100 : stored * field.TicksPerUnit;
+        return new DateTime(DateTime.UnixEpoch.Ticks + ticks, field.Utc ? DateTimeKind.Utc : DateTimeKind.Unspecified);
+    }
+
+    private static ParquetField Describe(ColumnDescriptor d, string name, int index)
+    {
+        var nullable = d.MaxDefinitionLevel > 0;
+        var physical = d.PhysicalType;
+        using var logical = d.LogicalType;
+        ParquetField Of(ParquetValueType type) => new(name, type, nullable) { Index = index, Physical = physical };
+        ParquetField Refused(string what) => new(name, ParquetValueType.Unsupported, nullable) { Unsupported = what, Physical = physical };
+        switch (logical)
+        {
+            case TimestampLogicalType t when physical == PhysicalType.Int64:
+                return Of(ParquetValueType.Timestamp) with
+                {
+                    Utc = t.IsAdjustedToUtc,
+                    TicksPerUnit = t.TimeUnit switch { TimeUnit.Millis => TimeSpan.TicksPerMillisecond, TimeUnit.Micros => 10, _ => 0 },
+                };
+            case DecimalLogicalType dec when physical is PhysicalType.Int32 or PhysicalType.Int64:
+                return Of(ParquetValueType.Decimal) with { Scale = dec.Scale };
+            case IntLogicalType i when physical == PhysicalType.Int32:
+                return Of(i.IsSigned ? ParquetValueType.Int32 : ParquetValueType.Int64) with { Unsigned = !i.IsSigned };
+            case IntLogicalType i when physical == PhysicalType.Int64:
+                return Of(ParquetValueType.Int64) with { Unsigned = !i.IsSigned };
+            case StringLogicalType or EnumLogicalType or JsonLogicalType or NoneLogicalType when physical == PhysicalType.ByteArray:
+                return Of(ParquetValueType.Text);
+            case NoneLogicalType:
+                break;
+            default:
+                return Refused($"of type {logical} ({physical})");
+        }
+        return physical switch
+        {
+            PhysicalType.Boolean => Of(ParquetValueType.Boolean),
+            PhysicalType.Int32 => Of(ParquetValueType.Int32),
+            PhysicalType.Int64 => Of(ParquetValueType.Int64),
+            PhysicalType.Float => Of(ParquetValueType.Float),
+            PhysicalType.Double => Of(ParquetValueType.Double),
+            PhysicalType.Int96 => Of(ParquetValueType.Timestamp) with { Utc = false },
+            _ => Refused($"of type {physical}"),
+        };
+    }
+}
