@@ -39,6 +39,26 @@ public sealed class DurabilityTests : IDisposable
     }
 
     [Fact]
+    public void Writes_after_a_snapshot_and_a_reopen_survive_the_next_reopen()
+    {
+        using (var store = new VectorStore(_dir.Path))
+        {
+            var c = store.Create("v", new CollectionConfig { Dimension = 2 });
+            c.Upsert([new PointInput(PointId.Of(1), [1, 0], null)]);
+            c.Snapshot();
+        }
+        using (var store = new VectorStore(_dir.Path))
+        {
+            store.Get("v").Upsert([new PointInput(PointId.Of(2), [0, 1], null)]);
+            store.Get("v").Delete([PointId.Of(1)]);
+        }
+        using (var store = new VectorStore(_dir.Path))
+        {
+            Assert.Equal([2UL], store.Get("v").Scroll(null, null, 10).Points.Select(p => p.Id.Number));
+        }
+    }
+
+    [Fact]
     public void A_torn_record_at_the_end_of_the_log_is_cut_off_and_the_rest_kept()
     {
         using (var store = new VectorStore(_dir.Path))

@@ -44,7 +44,6 @@ internal sealed class WriteAheadLog : IDisposable
         CurrentSegment++;
         // Created at once: a reopened log numbers its next writes after the newest segment file.
         _current = OpenForAppend(CurrentSegment);
-        _current = OpenForAppend(CurrentSegment);
         return CurrentSegment;
     }
 
