@@ -4,6 +4,7 @@ using Kiln.Pipelines;
 using Kiln.Pipelines.Http;
 using Kiln.Pipelines.Tasks;
 using Kiln.Server;
+using Kiln.Vectors.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -43,4 +44,13 @@ internal sealed class FeedbackServerModule(string logDirectory) : IKilnServerMod
     }
 
     public void MapEndpoints(WebApplication app) => Kiln.Monitoring.Feedback.FeedbackEndpoints.MapKilnFeedbackEndpoints(app, logDirectory);
+}
+
+/// <summary>Vector collections inside kiln server: Qdrant's REST API under /collections.</summary>
+internal sealed class VectorServerModule(string directory) : IKilnServerModule
+{
+    public void ConfigureServices(WebApplicationBuilder builder) =>
+        builder.Services.AddKilnVectors(o => o.Directory = directory);
+
+    public void MapEndpoints(WebApplication app) => app.MapKilnVectorEndpoints();
 }
