@@ -41,7 +41,7 @@ public sealed partial class VectorStore : IDisposable
         if (config.Hnsw.M < 2 || config.Hnsw.EfConstruct < 4 || config.Hnsw.Ef < 1) throw new VectorInputException("hnsw_config: m must be at least 2, ef_construct at least 4");
         lock (_gate)
         {
-            if (_collections.ContainsKey(name)) throw new VectorConflictException($"Wrong input: Collection `{name}` already exists!");
+            if (_collections.ContainsKey(name)) throw new VectorConflictException($"Collection `{name}` already exists!");
             // Built under a hidden name and renamed, so that a crash leaves either no collection or a whole one.
             var hidden = Path.Combine(Directory, "." + name + ".creating");
             if (System.IO.Directory.Exists(hidden)) System.IO.Directory.Delete(hidden, true);
