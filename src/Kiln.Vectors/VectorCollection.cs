@@ -284,6 +284,15 @@ public sealed class VectorCollection : IDisposable
         return copy;
     }
 
+    /// <summary>Sets the graph's search candidate list size (ef) for the searches that follow: higher is slower and more exact.</summary>
+    public void SetSearchExpansion(int ef)
+    {
+        if (ef < 1) throw new VectorInputException($"ef: must be at least 1, got {ef}");
+        _lock.EnterWriteLock();
+        try { _index.SetExpansionSearch(ef); }
+        finally { _lock.ExitWriteLock(); }
+    }
+
     // ---- reads ----
 
     public IReadOnlyList<StoredPoint> Get(IEnumerable<PointId> ids)

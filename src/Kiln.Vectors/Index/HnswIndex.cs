@@ -57,6 +57,13 @@ internal sealed unsafe class HnswIndex : IDisposable
         }
     }
 
+    /// <summary>The candidate list size of searches from now on (USearch's expansion_search, hnswlib's ef).</summary>
+    public void SetExpansionSearch(int ef)
+    {
+        USearchNative.ChangeExpansionSearch(_handle, (nuint)ef, out var error);
+        USearchNative.Check(error);
+    }
+
     public void Reserve(long points)
     {
         if ((ulong)points <= _capacity) return;
