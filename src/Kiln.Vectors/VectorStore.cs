@@ -19,7 +19,12 @@ public sealed partial class VectorStore : IDisposable
         foreach (var dir in System.IO.Directory.EnumerateDirectories(Directory))
         {
             var name = Path.GetFileName(dir);
-            if (name.StartsWith('.')) { System.IO.Directory.Delete(dir, true); continue; }
+            if (name.StartsWith('.'))
+            {
+                // Only what Create and Delete leave behind when a crash interrupts them; nothing else is touched.
+                if (name.EndsWith(".creating", StringComparison.Ordinal) || name.EndsWith(".deleting", StringComparison.Ordinal)) System.IO.Directory.Delete(dir, true);
+                continue;
+            }
             if (!File.Exists(Path.Combine(dir, "collection.json"))) continue;
             _collections[name] = VectorCollection.Open(name, dir);
         }

@@ -59,6 +59,19 @@ public sealed class DurabilityTests : IDisposable
     }
 
     [Fact]
+    public void Opening_a_store_removes_only_the_leftovers_of_an_interrupted_create_or_delete()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir.Path, ".git"));
+        Directory.CreateDirectory(Path.Combine(_dir.Path, ".half.creating"));
+        Directory.CreateDirectory(Path.Combine(_dir.Path, ".gone.deleting"));
+        using var store = new VectorStore(_dir.Path);
+        Assert.True(Directory.Exists(Path.Combine(_dir.Path, ".git")));
+        Assert.False(Directory.Exists(Path.Combine(_dir.Path, ".half.creating")));
+        Assert.False(Directory.Exists(Path.Combine(_dir.Path, ".gone.deleting")));
+        Assert.Empty(store.Names);
+    }
+
+    [Fact]
     public void A_torn_record_at_the_end_of_the_log_is_cut_off_and_the_rest_kept()
     {
         using (var store = new VectorStore(_dir.Path))
