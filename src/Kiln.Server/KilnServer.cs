@@ -45,6 +45,9 @@ public sealed class KilnServerOptions
     /// <summary>Continuous monitoring of prediction logs: a monitoring.yaml (gauges on /metrics, alerts, pipeline events).</summary>
     public string? MonitorFile { get; set; }
 
+    /// <summary>Serve vector collections (Qdrant's REST API under /collections) stored in this directory.</summary>
+    public string? VectorsDirectory { get; set; }
+
     /// <summary>Also push /metrics' instruments to an OpenTelemetry collector.</summary>
     public OtlpOptions? Otlp { get; set; }
 
@@ -63,6 +66,7 @@ public sealed class KilnServerOptions
         // Pipelines share the server's one metadata database, and its store is their kinds' tracking store.
         if (PipelinesDirectory is { } pipelines) modules.Add(new PipelineServerModule(null, pipelines, Db));
         if (FeedbackLogDirectory is { } log) modules.Add(new FeedbackServerModule(log));
+        if (VectorsDirectory is { } vectors) modules.Add(new VectorServerModule(vectors));
         modules.Add(new MetricsServerModule(Otlp));
         if (MonitorFile is { } monitor)
         {

@@ -22,6 +22,7 @@ internal static class KilnCommand
         root.Subcommands.Add(BatchCommands.Create());
         root.Subcommands.Add(FeatureCommands.Create());
         root.Subcommands.Add(ServeCommands.Create());
+        root.Subcommands.Add(VectorCommands.Create());
         return root;
     }
 }

@@ -33,10 +33,11 @@ internal static class ServerCommands
         var featureRegistry = new Option<string?>("--feature-registry") { Description = "Feature definitions store (default: kiln.db of --db when it is a directory)" };
         var monitor = new Option<string?>("--monitor") { Description = "Continuous monitoring of prediction logs (e.g. of many kiln serve replicas): a monitoring.yaml; gauges on /metrics, alerts to the log, webhooks and pipelines" };
         var pipelines = new Option<string?>("--pipelines") { Description = "Run pipelines in the server: a directory of pipeline YAML files (API under /api/v1/pipelines, cron schedules, recovery)" };
+        var vectors = new Option<string?>("--vectors") { Description = "Serve vector collections (Qdrant's REST API under /collections) stored in this directory" };
         var logDir = new Option<string?>("--log-dir") { Description = "The shared prediction log of the serving replicas: accept delayed labels on POST /api/v1/feedback into its _feedback/ folder" };
         var command = new Command("server", "Run the Kiln server: tracking, model registry and artifacts, speaking MLflow's REST API 2.0; optionally the online feature API and pipelines.")
         {
-            db, artifacts, port, host, maxArtifact, onlineStore, featureRegistry, pipelines, logDir, monitor,
+            db, artifacts, port, host, maxArtifact, onlineStore, featureRegistry, pipelines, logDir, monitor, vectors,
         };
         var otlp = new OtlpCliOptions();
         otlp.AddTo(command);
@@ -59,6 +60,7 @@ internal static class ServerCommands
                 FeedbackLogDirectory = parse.GetValue(logDir),
                 MonitorFile = parse.GetValue(monitor),
                 Otlp = otlp.Read(parse),
+                VectorsDirectory = parse.GetValue(vectors),
             };
             Cli.EnsurePortFree("--port", options.Host, options.Port);
             await using var app = KilnServer.BuildApp(options);

@@ -1,6 +1,7 @@
 using Kiln.Features.Http;
 using Kiln.Pipelines;
 using Kiln.Pipelines.Http;
+using Kiln.Vectors.Http;
 
 namespace Kiln.Server.Composition;
 
@@ -36,4 +37,13 @@ internal sealed class FeedbackServerModule(string logDirectory) : IKilnServerMod
     }
 
     public void MapEndpoints(WebApplication app) => Kiln.Monitoring.Feedback.FeedbackEndpoints.MapKilnFeedbackEndpoints(app, logDirectory);
+}
+
+/// <summary>Vector collections inside kiln server: Qdrant's REST API under /collections.</summary>
+internal sealed class VectorServerModule(string directory) : IKilnServerModule
+{
+    public void ConfigureServices(WebApplicationBuilder builder) =>
+        builder.Services.AddKilnVectors(o => o.Directory = directory);
+
+    public void MapEndpoints(WebApplication app) => app.MapKilnVectorEndpoints();
 }

@@ -1,0 +1,81 @@
+"""Data generator and hnswlib peer for bench/Kiln.Bench.Vectors (Debian's python3-hnswlib, one thread).
+
+  hnswlib_peer.py data DIR N DIM LATENT QUERIES SEED   base.f32, queries.f32, gt.i32 (exact top-10, L2)
+  hnswlib_peer.py build DIR M EF_CONSTRUCTION           builds and saves hnswlib.bin; prints {"build_seconds": s}
+  hnswlib_peer.py query DIR EF[,EF...]                  prints one {"ef", "recall", "qps"} line per ef
+"""
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def data(d, n, dim, latent, queries, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((latent, dim)).astype(np.float32)
+
+    def gen(m):
+        z = rng.standard_normal((m, latent)).astype(np.float32)
+        return (z @ a + 0.1 * rng.standard_normal((m, dim)).astype(np.float32)).astype(np.float32)
+
+    x = gen(n)
+    q = gen(queries)
+    x.tofile(f"{d}/base.f32")
+    q.tofile(f"{d}/queries.f32")
+    xx = (x * x).sum(axis=1)
+    gt = np.empty((queries, 10), dtype=np.int32)
+    for s in range(0, queries, 100):
+        qs = q[s:s + 100]
+        dist = xx[None, :] - 2 * qs @ x.T
+        part = np.argpartition(dist, 10, axis=1)[:, :10]
+        order = np.take_along_axis(dist, part, axis=1).argsort(axis=1)
+        gt[s:s + 100] = np.take_along_axis(part, order, axis=1)
+    gt.tofile(f"{d}/gt.i32")
+
+
+def load(d, name, dim):
+    return np.fromfile(f"{d}/{name}", dtype=np.float32).reshape(-1, dim)
+
+
+def build(d, m, efc):
+    import hnswlib
+    meta = json.load(open(f"{d}/meta.json"))
+    x = load(d, "base.f32", meta["dim"])
+    index = hnswlib.Index(space="l2", dim=meta["dim"])
+    index.init_index(max_elements=len(x), M=m, ef_construction=efc, random_seed=100)
+    index.set_num_threads(1)
+    t = time.perf_counter()
+    index.add_items(x, np.arange(len(x)), num_threads=1)
+    seconds = time.perf_counter() - t
+    index.save_index(f"{d}/hnswlib.bin")
+    print(json.dumps({"build_seconds": seconds}))
+
+
+def query(d, efs):
+    import hnswlib
+    meta = json.load(open(f"{d}/meta.json"))
+    q = load(d, "queries.f32", meta["dim"])
+    gt = np.fromfile(f"{d}/gt.i32", dtype=np.int32).reshape(-1, 10)
+    index = hnswlib.Index(space="l2", dim=meta["dim"])
+    index.load_index(f"{d}/hnswlib.bin")
+    index.set_num_threads(1)
+    for ef in efs:
+        index.set_ef(ef)
+        t = time.perf_counter()
+        labels, _ = index.knn_query(q, k=10, num_threads=1)
+        seconds = time.perf_counter() - t
+        recall = np.mean([len(set(labels[i]) & set(gt[i])) / 10 for i in range(len(q))])
+        print(json.dumps({"ef": ef, "recall": float(recall), "qps": len(q) / seconds}), flush=True)
+
+
+if __name__ == "__main__":
+    cmd, d = sys.argv[1], sys.argv[2]
+    if cmd == "data":
+        n, dim, latent, queries, seed = map(int, sys.argv[3:8])
+        data(d, n, dim, latent, queries, seed)
+        json.dump({"n": n, "dim": dim, "queries": queries}, open(f"{d}/meta.json", "w"))
+    elif cmd == "build":
+        build(d, int(sys.argv[3]), int(sys.argv[4]))
+    elif cmd == "query":
+        query(d, [int(e) for e in sys.argv[3].split(",")])

@@ -1,0 +1,227 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Kiln.Core;
+using Kiln.Vectors;
+using Kiln.Vectors.Filtering;
+using Spectre.Console;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary>kiln vectors: collections in a local vector store directory (the same files kiln server --vectors serves).</summary>
+internal static class VectorCommands
+{
+    private static Option<string> DirOption() => new("--dir")
+    {
+        Description = "The vector store directory (the one kiln server --vectors serves; not while that server runs)",
+        DefaultValueFactory = _ => Path.Combine(".kiln", "vectors"),
+    };
+
+    public static Command Create()
+    {
+        var command = new Command("vectors", "Vector collections: create, import points, search with filters, inspect, snapshot, delete.");
+        command.Subcommands.Add(CreateCollection());
+        command.Subcommands.Add(Import());
+        command.Subcommands.Add(Search());
+        command.Subcommands.Add(Info());
+        command.Subcommands.Add(Snapshot());
+        command.Subcommands.Add(Delete());
+        return command;
+    }
+
+    private static Command CreateCollection()
+    {
+        var name = new Argument<string>("name") { Description = "Collection name" };
+        var size = new Option<int>("--size") { Description = "Vector dimension", Required = true };
+        var distance = new Option<string>("--distance") { Description = "Cosine, Dot or Euclid", DefaultValueFactory = _ => "Cosine" };
+        var datatype = new Option<string>("--datatype") { Description = "How the graph stores components: float32, or float16 (half the memory)", DefaultValueFactory = _ => "float32" };
+        var m = new Option<int>("--m") { Description = "HNSW links per node", DefaultValueFactory = _ => 16 };
+        var efConstruct = new Option<int>("--ef-construct") { Description = "HNSW candidate list size while building", DefaultValueFactory = _ => 100 };
+        var noFsync = new Option<bool>("--no-fsync") { Description = "Acknowledge writes before the write-ahead log reaches the disk (faster; a machine crash may lose the last writes)" };
+        var dir = DirOption();
+        var command = new Command("create", "Create a collection.") { name, size, distance, datatype, m, efConstruct, noFsync, dir };
+        command.SetHandler((parse, ct) =>
+        {
+            using var store = new VectorStore(parse.GetValue(dir)!);
+            store.Create(parse.GetValue(name)!, new CollectionConfig
+            {
+                Dimension = parse.GetValue(size),
+                Distance = CollectionConfig.ParseDistance(parse.GetValue(distance), "--distance"),
+                Datatype = CollectionConfig.ParseDatatype(parse.GetValue(datatype), "--datatype"),
+                Hnsw = new HnswParameters(parse.GetValue(m), parse.GetValue(efConstruct)),
+                WalFsync = !parse.GetValue(noFsync),
+            });
+            Cli.Err.MarkupLineInterpolated($"[green]created[/] {parse.GetValue(name)} in {store.Directory}");
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private static Command Import()
+    {
+        var name = new Argument<string>("name") { Description = "Collection name" };
+        var file = new Argument<string>("file") { Description = "JSONL, CSV or Parquet file (in CSV and Parquet the vector column holds a JSON list)" };
+        var idColumn = new Option<string>("--id-column") { Description = "Column of point ids (unsigned integers or UUIDs)", DefaultValueFactory = _ => "id" };
+        var vectorColumn = new Option<string>("--vector-column") { Description = "Column of vectors (lists of numbers)", DefaultValueFactory = _ => "vector" };
+        var payload = new Option<string?>("--payload") { Description = "Comma-separated payload columns (default: every other column)" };
+        var batch = new Option<int>("--batch") { Description = "Points per logged write", DefaultValueFactory = _ => 1000 };
+        var dir = DirOption();
+        var command = new Command("import", "Insert or replace points read from a file, with a progress bar.") { name, file, idColumn, vectorColumn, payload, batch, dir };
+        command.SetHandler(async (parse, ct) =>
+        {
+            if (parse.GetValue(batch) < 1) throw new KilnException($"--batch must be at least 1; got {parse.GetValue(batch)}");
+            using var store = new VectorStore(parse.GetValue(dir)!);
+            var collection = store.Get(parse.GetValue(name)!);
+            var path = parse.GetValue(file)!;
+            var options = new ImportOptions
+            {
+                IdColumn = parse.GetValue(idColumn)!,
+                VectorColumn = parse.GetValue(vectorColumn)!,
+                PayloadColumns = parse.GetValue(payload)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                BatchSize = parse.GetValue(batch),
+            };
+            var started = DateTime.UtcNow;
+            long rows = 0;
+            if (!Console.IsErrorRedirected)
+            {
+                var total = new FileInfo(path).Exists ? new FileInfo(path).Length : 0;
+                await Cli.Err.Progress().AutoClear(false)
+                    .Columns(new TaskDescriptionColumn(), new SpinnerColumn(), new ElapsedTimeColumn())
+                    .StartAsync(async ctx =>
+                    {
+                        var task = ctx.AddTask("importing");
+                        task.IsIndeterminate = true;
+                        var progress = new Progress<long>(n => task.Description = $"{n:N0} points, {n / Math.Max(0.001, (DateTime.UtcNow - started).TotalSeconds):N0}/s");
+                        rows = await VectorImport.ImportAsync(collection, path, options, progress, ct);
+                        task.StopTask();
+                    });
+            }
+            else
+            {
+                var last = DateTime.UtcNow;
+                var progress = new Progress<long>(n =>
+                {
+                    if ((DateTime.UtcNow - last).TotalSeconds < 5) return;
+                    last = DateTime.UtcNow;
+                    Console.Error.WriteLine($"{n:N0} points");
+                });
+                rows = await VectorImport.ImportAsync(collection, path, options, progress, ct);
+            }
+            Cli.Err.MarkupLineInterpolated($"[green]imported[/] {rows:N0} points into {collection.Name} in {(DateTime.UtcNow - started).TotalSeconds:0.0} s ({collection.Count:N0} in the collection)");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Search()
+    {
+        var name = new Argument<string>("name") { Description = "Collection name" };
+        var vector = new Option<string>("--vector") { Description = "The query vector as a JSON list, e.g. \"[0.2, 0.1, 0.9, 0.7]\"", Required = true };
+        var limit = new Option<int>("--limit") { Description = "Number of results", DefaultValueFactory = _ => 10 };
+        var filter = new Option<string?>("--filter") { Description = "A Qdrant filter as JSON, e.g. '{\"must\":[{\"key\":\"city\",\"match\":{\"value\":\"London\"}}]}'" };
+        var exact = new Option<bool>("--exact") { Description = "Scan every vector instead of walking the graph" };
+        var json = Cli.JsonOption("the results");
+        var dir = DirOption();
+        var command = new Command("search", "Search a collection for the nearest points to a vector.") { name, vector, limit, filter, exact, json, dir };
+        command.SetHandler((parse, ct) =>
+        {
+            using var store = new VectorStore(parse.GetValue(dir)!);
+            var collection = store.Get(parse.GetValue(name)!);
+            float[] query;
+            try
+            {
+                query = (JsonNode.Parse(parse.GetValue(vector)!) as JsonArray ?? throw new KilnException("--vector: a JSON list of numbers"))
+                    .Select(x => x is JsonValue v && v.TryGetValue<double>(out var d) ? (float)d : throw new KilnException("--vector: a JSON list of numbers")).ToArray();
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                throw new KilnException($"--vector: not JSON ({e.Message})");
+            }
+            PointFilter? parsedFilter;
+            try
+            {
+                parsedFilter = parse.GetValue(filter) is { } f ? PointFilter.Parse(JsonNode.Parse(f), "--filter") : null;
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                throw new KilnException($"--filter: not JSON ({e.Message})");
+            }
+            var hits = collection.Search(new SearchRequest(query, parse.GetValue(limit)) { Filter = parsedFilter, Exact = parse.GetValue(exact) }, "--vector");
+            if (parse.GetValue(json))
+            {
+                var array = new JsonArray([.. hits.Select(h => (JsonNode)new JsonObject { ["id"] = h.Point.Id.ToJson(), ["score"] = h.Score, ["payload"] = h.Point.Payload?.DeepClone() })]);
+                Console.Out.WriteLine(array.ToJsonString());
+                return Task.FromResult(0);
+            }
+            var table = new Table().AddColumns("id", "score", "payload");
+            foreach (var h in hits) table.AddRow(Markup.Escape(h.Point.Id.ToString()), h.Score.ToString("0.0000", CultureInfo.InvariantCulture), Markup.Escape(h.Point.Payload?.ToJsonString() ?? ""));
+            Cli.Out.Write(table);
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private static Command Info()
+    {
+        var name = new Argument<string?>("name") { Description = "Collection name (omit to list the collections)", Arity = ArgumentArity.ZeroOrOne };
+        var json = Cli.JsonOption("the collection's configuration and counts");
+        var dir = DirOption();
+        var command = new Command("info", "Show a collection's configuration and counts, or list the collections.") { name, json, dir };
+        command.SetHandler((parse, ct) =>
+        {
+            using var store = new VectorStore(parse.GetValue(dir)!);
+            var names = parse.GetValue(name) is { } n ? [n] : store.Names;
+            var result = new JsonArray();
+            var table = new Table().AddColumns("name", "points", "deleted slots", "size", "distance", "datatype", "payload indexes");
+            foreach (var each in names)
+            {
+                var c = store.Get(each);
+                var o = c.Config.ToJson();
+                o["name"] = each;
+                o["points_count"] = c.Count;
+                o["deleted_slots"] = c.DeletedSlots;
+                result.Add(o);
+                table.AddRow(Markup.Escape(each), c.Count.ToString("N0", CultureInfo.InvariantCulture), c.DeletedSlots.ToString("N0", CultureInfo.InvariantCulture),
+                    c.Config.Dimension.ToString(CultureInfo.InvariantCulture), c.Config.Distance.ToString(), o["datatype"]!.GetValue<string>(),
+                    Markup.Escape(string.Join(", ", c.Config.PayloadIndexes.Select(p => $"{p.Key}:{p.Value.ToString().ToLowerInvariant()}"))));
+            }
+            if (parse.GetValue(json)) Console.Out.WriteLine(parse.GetValue(name) is null ? result.ToJsonString() : result[0]!.ToJsonString());
+            else Cli.Out.Write(table);
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private static Command Snapshot()
+    {
+        var name = new Argument<string>("name") { Description = "Collection name" };
+        var compact = new Option<bool>("--compact") { Description = "Rebuild the graph without the slots of deleted points first" };
+        var dir = DirOption();
+        var command = new Command("snapshot", "Write the collection's graph and points to a snapshot and drop the log it covers.") { name, compact, dir };
+        command.SetHandler((parse, ct) =>
+        {
+            using var store = new VectorStore(parse.GetValue(dir)!);
+            var c = store.Get(parse.GetValue(name)!);
+            if (parse.GetValue(compact)) c.Compact();
+            else c.Snapshot();
+            Cli.Err.MarkupLineInterpolated($"[green]snapshot[/] of {c.Name}: {c.Count:N0} points");
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private static Command Delete()
+    {
+        var name = new Argument<string>("name") { Description = "Collection name" };
+        var dir = DirOption();
+        var command = new Command("delete", "Delete a collection and its files.") { name, dir };
+        command.SetHandler((parse, ct) =>
+        {
+            using var store = new VectorStore(parse.GetValue(dir)!);
+            if (!store.Delete(parse.GetValue(name)!)) throw new KilnException($"collection '{parse.GetValue(name)}' does not exist in {store.Directory}");
+            Cli.Err.MarkupLineInterpolated($"[green]deleted[/] {parse.GetValue(name)}");
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+}

@@ -1,0 +1,264 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Kiln.Vectors.Filtering;
+
+/// <summary>
+/// A Qdrant filter (must / should / must_not of conditions: match value, match any, match except, range,
+/// is_empty, is_null, has_id, and nested filters), parsed once and evaluated per point.
+/// Keys are dotted paths; an array on the way is searched element by element ("a[].b" and "a.b" alike),
+/// and a condition holds when any value found at the path satisfies it.
+/// </summary>
+public sealed class PointFilter
+{
+    private readonly Func<PointId, JsonObject?, bool> _predicate;
+
+    private PointFilter(Func<PointId, JsonObject?, bool> predicate) => _predicate = predicate;
+
+    public bool Matches(PointId id, JsonObject? payload) => _predicate(id, payload);
+
+    /// <summary>Null for an absent or JSON-null filter; otherwise the parsed filter or an error naming the field.</summary>
+    public static PointFilter? Parse(JsonNode? node, string field = "filter") =>
+        node is null ? null : new PointFilter(ParseFilter(node, field));
+
+    private static Func<PointId, JsonObject?, bool> ParseFilter(JsonNode node, string field)
+    {
+        if (node is not JsonObject o) throw new VectorInputException($"{field}: a filter is an object with must, should or must_not");
+        var must = new List<Func<PointId, JsonObject?, bool>>();
+        var should = new List<Func<PointId, JsonObject?, bool>>();
+        var mustNot = new List<Func<PointId, JsonObject?, bool>>();
+        foreach (var (key, value) in o)
+        {
+            var target = key switch
+            {
+                "must" => must,
+                "should" => should,
+                "must_not" => mustNot,
+                _ => throw new VectorInputException($"{field}.{key}: unknown filter clause (expected must, should or must_not)"),
+            };
+            if (value is null) continue;
+            if (value is JsonArray array)
+            {
+                for (var i = 0; i < array.Count; i++) target.Add(ParseCondition(array[i], $"{field}.{key}[{i}]"));
+            }
+            else
+            {
+                target.Add(ParseCondition(value, $"{field}.{key}"));
+            }
+        }
+        var m = must.ToArray();
+        var s = should.ToArray();
+        var n = mustNot.ToArray();
+        return (id, payload) =>
+        {
+            foreach (var c in m) if (!c(id, payload)) return false;
+            foreach (var c in n) if (c(id, payload)) return false;
+            if (s.Length == 0) return true;
+            foreach (var c in s) if (c(id, payload)) return true;
+            return false;
+        };
+    }
+
+    private static Func<PointId, JsonObject?, bool> ParseCondition(JsonNode? node, string field)
+    {
+        if (node is not JsonObject o) throw new VectorInputException($"{field}: a condition is an object");
+        if (o.ContainsKey("must") || o.ContainsKey("should") || o.ContainsKey("must_not")) return ParseFilter(o, field);
+        if (o["has_id"] is { } hasId)
+        {
+            if (hasId is not JsonArray ids) throw new VectorInputException($"{field}.has_id: a list of point ids");
+            var set = new HashSet<PointId>();
+            for (var i = 0; i < ids.Count; i++) set.Add(PointId.Parse(ids[i], $"{field}.has_id[{i}]"));
+            return (id, _) => set.Contains(id);
+        }
+        if (o["is_empty"] is { } isEmpty)
+        {
+            var path = ParseKey(isEmpty["key"], $"{field}.is_empty.key");
+            return (_, payload) =>
+            {
+                foreach (var v in Values(payload, path)) if (v is not null) return false;
+                return true;
+            };
+        }
+        if (o["is_null"] is { } isNull)
+        {
+            var path = ParseKey(isNull["key"], $"{field}.is_null.key");
+            return (_, payload) =>
+            {
+                foreach (var v in Values(payload, path)) if (v is null) return true;
+                return false;
+            };
+        }
+        if (!o.ContainsKey("key")) throw new VectorInputException($"{field}: expected key with match or range, has_id, is_empty, is_null or a nested filter");
+        var keyPath = ParseKey(o["key"], $"{field}.key");
+        if (o["match"] is { } match) return ParseMatch(match, keyPath, $"{field}.match");
+        if (o["range"] is { } range) return ParseRange(range, keyPath, $"{field}.range");
+        throw new VectorInputException($"{field}: a field condition needs match or range");
+    }
+
+    private static Func<PointId, JsonObject?, bool> ParseMatch(JsonNode match, string[] path, string field)
+    {
+        if (match is not JsonObject m) throw new VectorInputException($"{field}: an object with value, any or except");
+        if (m.TryGetPropertyValue("value", out var value))
+        {
+            var expected = Scalar(value, $"{field}.value");
+            return (_, payload) =>
+            {
+                foreach (var v in Values(payload, path)) if (ScalarEquals(v, expected)) return true;
+                return false;
+            };
+        }
+        if (m["any"] is JsonArray any)
+        {
+            var options = any.Select((x, i) => Scalar(x, $"{field}.any[{i}]")).ToArray();
+            return (_, payload) =>
+            {
+                foreach (var v in Values(payload, path))
+                {
+                    foreach (var option in options) if (ScalarEquals(v, option)) return true;
+                }
+                return false;
+            };
+        }
+        if (m["except"] is JsonArray except)
+        {
+            var options = except.Select((x, i) => Scalar(x, $"{field}.except[{i}]")).ToArray();
+            return (_, payload) =>
+            {
+                var seen = false;
+                foreach (var v in Values(payload, path))
+                {
+                    if (v is null) continue;
+                    seen = true;
+                    foreach (var option in options) if (ScalarEquals(v, option)) return false;
+                }
+                return seen;
+            };
+        }
+        if (m["text"] is JsonValue text && text.GetValueKind() == JsonValueKind.String)
+        {
+            var needle = text.GetValue<string>();
+            return (_, payload) =>
+            {
+                foreach (var v in Values(payload, path))
+                {
+                    if (v is JsonValue s && s.GetValueKind() == JsonValueKind.String && s.GetValue<string>().Contains(needle, StringComparison.Ordinal)) return true;
+                }
+                return false;
+            };
+        }
+        throw new VectorInputException($"{field}: expected value, any (a list), except (a list) or text");
+    }
+
+    private static Func<PointId, JsonObject?, bool> ParseRange(JsonNode range, string[] path, string field)
+    {
+        if (range is not JsonObject r || r.Count == 0) throw new VectorInputException($"{field}: an object with gt, gte, lt or lte");
+        double? gt = null, gte = null, lt = null, lte = null;
+        var datetime = false;
+        foreach (var (k, v) in r)
+        {
+            if (v is null) continue;
+            double bound;
+            if (v is JsonValue jv && jv.GetValueKind() == JsonValueKind.Number) bound = Number(jv);
+            else if (v is JsonValue sv && sv.GetValueKind() == JsonValueKind.String && TryDate(sv.GetValue<string>(), out var ticks))
+            {
+                bound = ticks;
+                datetime = true;
+            }
+            else throw new VectorInputException($"{field}.{k}: a number or an RFC 3339 date-time, got {v.ToJsonString()}");
+            switch (k)
+            {
+                case "gt": gt = bound; break;
+                case "gte": gte = bound; break;
+                case "lt": lt = bound; break;
+                case "lte": lte = bound; break;
+                default: throw new VectorInputException($"{field}.{k}: unknown bound (expected gt, gte, lt or lte)");
+            }
+        }
+        return (_, payload) =>
+        {
+            foreach (var v in Values(payload, path))
+            {
+                if (v is not JsonValue jv) continue;
+                double x;
+                var kind = jv.GetValueKind();
+                if (!datetime && kind == JsonValueKind.Number) x = Number(jv);
+                else if (datetime && kind == JsonValueKind.String && TryDate(jv.GetValue<string>(), out var t)) x = t;
+                else continue;
+                if ((gt is null || x > gt) && (gte is null || x >= gte) && (lt is null || x < lt) && (lte is null || x <= lte)) return true;
+            }
+            return false;
+        };
+    }
+
+    private static bool TryDate(string text, out double ticks)
+    {
+        if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var d))
+        {
+            ticks = d.UtcTicks;
+            return true;
+        }
+        ticks = 0;
+        return false;
+    }
+
+    private static string[] ParseKey(JsonNode? key, string field)
+    {
+        if (key is JsonValue v && v.GetValueKind() == JsonValueKind.String && v.GetValue<string>().Length > 0)
+        {
+            return v.GetValue<string>().Replace("[]", "", StringComparison.Ordinal).Split('.');
+        }
+        throw new VectorInputException($"{field}: a payload key such as \"city\" or \"address.city\"");
+    }
+
+    private static JsonValue Scalar(JsonNode? node, string field)
+    {
+        if (node is JsonValue v && v.GetValueKind() is JsonValueKind.String or JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False) return v;
+        throw new VectorInputException($"{field}: a string, integer or boolean, got {node?.ToJsonString() ?? "null"}");
+    }
+
+    /// <summary>A JSON number as a double, whether it was parsed from text or built in memory from an int or a long.</summary>
+    internal static double Number(JsonValue v) =>
+        v.TryGetValue<double>(out var d) ? d
+        : v.TryGetValue<long>(out var l) ? l
+        : v.TryGetValue<int>(out var i) ? i
+        : v.TryGetValue<ulong>(out var u) ? u
+        : v.TryGetValue<float>(out var f) ? f
+        : v.TryGetValue<decimal>(out var m) ? (double)m
+        : double.Parse(v.ToJsonString(), CultureInfo.InvariantCulture);
+
+    internal static bool ScalarEquals(JsonNode? actual, JsonValue expected)
+    {
+        if (actual is not JsonValue a) return false;
+        var ka = a.GetValueKind();
+        var ke = expected.GetValueKind();
+        if (ka == JsonValueKind.Number && ke == JsonValueKind.Number) return Number(a) == Number(expected);
+        if (ka == JsonValueKind.String && ke == JsonValueKind.String) return string.Equals(a.GetValue<string>(), expected.GetValue<string>(), StringComparison.Ordinal);
+        if (ka is JsonValueKind.True or JsonValueKind.False) return ka == ke;
+        return false;
+    }
+
+    /// <summary>Every value found at the path, arrays flattened; a missing key yields nothing, a JSON null yields null.</summary>
+    internal static IEnumerable<JsonNode?> Values(JsonObject? payload, string[] path)
+    {
+        if (payload is null) yield break;
+        var results = new List<JsonNode?>();
+        Collect(payload, path, 0, results);
+        foreach (var r in results) yield return r;
+    }
+
+    private static void Collect(JsonNode? node, string[] path, int depth, List<JsonNode?> results)
+    {
+        if (node is JsonArray array)
+        {
+            foreach (var item in array) Collect(item, path, depth, results);
+            return;
+        }
+        if (depth == path.Length)
+        {
+            results.Add(node);
+            return;
+        }
+        if (node is JsonObject o && o.TryGetPropertyValue(path[depth], out var child)) Collect(child, path, depth + 1, results);
+    }
+}

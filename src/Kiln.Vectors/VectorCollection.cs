@@ -1,0 +1,594 @@
+using System.Globalization;
+using System.Numerics.Tensors;
+using System.Text.Json.Nodes;
+using Kiln.Vectors.Filtering;
+using Kiln.Vectors.Index;
+using Kiln.Vectors.Storage;
+
+namespace Kiln.Vectors;
+
+/// <summary>A point to insert or replace.</summary>
+public sealed record PointInput(PointId Id, float[] Vector, JsonObject? Payload);
+
+/// <summary>A stored point; its vector is normalised for cosine collections, as Qdrant stores it.</summary>
+public sealed record StoredPoint(PointId Id, float[] Vector, JsonObject? Payload, ulong Slot);
+
+/// <summary>A search hit: Qdrant's score (cosine similarity, dot product, or Euclidean distance).</summary>
+public sealed record ScoredPoint(StoredPoint Point, float Score);
+
+/// <summary>Which path answered a search (reported in tests and the CLI).</summary>
+public enum SearchPath
+{
+    Graph,
+    FilteredGraph,
+    ExactScan,
+}
+
+/// <summary>A search request in Kiln's terms.</summary>
+public sealed record SearchRequest(float[] Vector, int Limit)
+{
+    public PointFilter? Filter { get; init; }
+    public int Offset { get; init; }
+    public float? ScoreThreshold { get; init; }
+    public bool Exact { get; init; }
+}
+
+/// <summary>
+/// One collection: points in memory, an HNSW graph (USearch) over their vectors, a write-ahead log and snapshots
+/// on disk. Writers are serialised and logged before they are applied; searches run beside each other and
+/// beside the logging of the next write.
+/// </summary>
+public sealed class VectorCollection : IDisposable
+{
+    private const string CurrentFile = "CURRENT";
+    private readonly object _writeGate = new();
+    private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
+    private readonly Dictionary<PointId, StoredPoint> _points = [];
+    private readonly List<StoredPoint?> _slots = [];
+    private readonly string _directory;
+    private HnswIndex _index;
+    private readonly WriteAheadLog _wal;
+    private long _writesSinceSnapshot;
+    private bool _disposed;
+
+    private VectorCollection(string name, string directory, CollectionConfig config)
+    {
+        Name = name;
+        _directory = directory;
+        Config = config;
+        _index = NewIndex();
+        _wal = new WriteAheadLog(Path.Combine(directory, "wal"));
+    }
+
+    public string Name { get; }
+
+    public CollectionConfig Config { get; private set; }
+
+    /// <summary>Writes after which a snapshot is taken in the background (0: only when asked).</summary>
+    public long SnapshotEvery { get; set; } = 50_000;
+
+    public SearchPath LastSearchPath { get; private set; }
+
+    public int Count
+    {
+        get
+        {
+            _lock.EnterReadLock();
+            try { return _points.Count; }
+            finally { _lock.ExitReadLock(); }
+        }
+    }
+
+    /// <summary>Slots of deleted or replaced points still held by the graph until compaction.</summary>
+    public int DeletedSlots
+    {
+        get
+        {
+            _lock.EnterReadLock();
+            try { return _slots.Count - _points.Count; }
+            finally { _lock.ExitReadLock(); }
+        }
+    }
+
+    public long IndexMemoryBytes => _index.MemoryBytes;
+
+    internal static VectorCollection Create(string name, string directory, CollectionConfig config)
+    {
+        Directory.CreateDirectory(directory);
+        WriteConfig(directory, config);
+        return new VectorCollection(name, directory, config);
+    }
+
+    internal static VectorCollection Open(string name, string directory)
+    {
+        var config = CollectionConfig.FromJson(JsonNode.Parse(File.ReadAllText(Path.Combine(directory, "collection.json")))!.AsObject());
+        var c = new VectorCollection(name, directory, config);
+        c.Recover();
+        return c;
+    }
+
+    private static void WriteConfig(string directory, CollectionConfig config)
+    {
+        var path = Path.Combine(directory, "collection.json");
+        var tmp = path + ".tmp";
+        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+        {
+            f.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson().ToJsonString()));
+            f.Flush(true);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private HnswIndex NewIndex() => new(Config.Dimension, Config.Distance, Config.Datatype, Config.Hnsw);
+
+    // ---- writes ----
+
+    /// <summary>Checks every point first (nothing is written when one is bad), logs them, then applies them.</summary>
+    public void Upsert(IReadOnlyList<PointInput> points, string field = "points")
+    {
+        var prepared = new PointInput[points.Count];
+        for (var i = 0; i < points.Count; i++)
+        {
+            // The payload is copied through its JSON text: the caller may go on changing its object, and every
+            // stored payload then reads alike whether it came over HTTP, from a file or from the log.
+            var payload = points[i].Payload is { } o ? JsonNode.Parse(o.ToJsonString())!.AsObject() : null;
+            prepared[i] = new PointInput(points[i].Id, PrepareVector(points[i].Vector, $"{field}[{i}].vector"), payload);
+        }
+        if (prepared.Length == 0) return;
+        using var buffer = new MemoryStream();
+        using (var w = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write((byte)1);
+            w.Write(prepared.Length);
+            foreach (var p in prepared) PointCodec.WritePoint(w, p.Id, p.Vector, p.Payload);
+        }
+        lock (_writeGate)
+        {
+            ThrowIfDisposed();
+            _wal.Append(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), Config.WalFsync);
+            _lock.EnterWriteLock();
+            try
+            {
+                foreach (var p in prepared) ApplyUpsert(p.Id, p.Vector, p.Payload);
+            }
+            finally { _lock.ExitWriteLock(); }
+            AfterWrite(prepared.Length);
+        }
+    }
+
+    /// <summary>Deletes the points with these ids (unknown ids are ignored, as in Qdrant); returns how many existed.</summary>
+    public int Delete(IReadOnlyCollection<PointId> ids)
+    {
+        if (ids.Count == 0) return 0;
+        lock (_writeGate)
+        {
+            ThrowIfDisposed();
+            return DeleteLocked(ids);
+        }
+    }
+
+    /// <summary>Deletes every point matching the filter; returns how many.</summary>
+    public int Delete(PointFilter filter)
+    {
+        lock (_writeGate)
+        {
+            ThrowIfDisposed();
+            List<PointId> ids;
+            _lock.EnterReadLock();
+            try { ids = _points.Values.Where(p => filter.Matches(p.Id, p.Payload)).Select(p => p.Id).ToList(); }
+            finally { _lock.ExitReadLock(); }
+            return ids.Count == 0 ? 0 : DeleteLocked(ids);
+        }
+    }
+
+    private int DeleteLocked(IReadOnlyCollection<PointId> ids)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write((byte)2);
+            w.Write(ids.Count);
+            foreach (var id in ids) PointCodec.WriteId(w, id);
+        }
+        _wal.Append(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), Config.WalFsync);
+        var deleted = 0;
+        _lock.EnterWriteLock();
+        try
+        {
+            foreach (var id in ids) if (ApplyDelete(id)) deleted++;
+        }
+        finally { _lock.ExitWriteLock(); }
+        AfterWrite(ids.Count);
+        return deleted;
+    }
+
+    /// <summary>Declares a payload index (recorded in the collection's configuration).</summary>
+    public void CreatePayloadIndex(string field, PayloadSchemaType type)
+    {
+        if (string.IsNullOrWhiteSpace(field)) throw new VectorInputException("field_name: a payload key is required");
+        lock (_writeGate)
+        {
+            ThrowIfDisposed();
+            var indexes = new Dictionary<string, PayloadSchemaType>(Config.PayloadIndexes, StringComparer.Ordinal) { [field] = type };
+            var next = Config with { PayloadIndexes = indexes };
+            WriteConfig(_directory, next);
+            Config = next;
+        }
+    }
+
+    public void DeletePayloadIndex(string field)
+    {
+        lock (_writeGate)
+        {
+            ThrowIfDisposed();
+            if (!Config.PayloadIndexes.ContainsKey(field)) throw new VectorNotFoundException($"field_name: no payload index on '{field}'");
+            var indexes = new Dictionary<string, PayloadSchemaType>(Config.PayloadIndexes, StringComparer.Ordinal);
+            indexes.Remove(field);
+            var next = Config with { PayloadIndexes = indexes };
+            WriteConfig(_directory, next);
+            Config = next;
+        }
+    }
+
+    private void AfterWrite(int writes)
+    {
+        _writesSinceSnapshot += writes;
+        if (SnapshotEvery > 0 && _writesSinceSnapshot >= SnapshotEvery)
+        {
+            _writesSinceSnapshot = 0;
+            _ = Task.Run(() =>
+            {
+                try { Snapshot(); }
+                catch (ObjectDisposedException) { }
+            });
+        }
+    }
+
+    private void ApplyUpsert(PointId id, float[] vector, JsonObject? payload)
+    {
+        if (_points.TryGetValue(id, out var old))
+        {
+            _index.Remove(old.Slot);
+            _slots[(int)old.Slot] = null;
+        }
+        var slot = (ulong)_slots.Count;
+        var point = new StoredPoint(id, vector, payload, slot);
+        _index.Add(slot, vector);
+        _slots.Add(point);
+        _points[id] = point;
+    }
+
+    private bool ApplyDelete(PointId id)
+    {
+        if (!_points.Remove(id, out var old)) return false;
+        _index.Remove(old.Slot);
+        _slots[(int)old.Slot] = null;
+        return true;
+    }
+
+    private float[] PrepareVector(float[]? vector, string field)
+    {
+        if (vector is null) throw new VectorInputException($"{field}: a vector is required");
+        if (vector.Length != Config.Dimension)
+        {
+            throw new VectorInputException($"{field}: expected dim: {Config.Dimension}, got {vector.Length}");
+        }
+        for (var i = 0; i < vector.Length; i++)
+        {
+            if (!float.IsFinite(vector[i])) throw new VectorInputException($"{field}[{i}]: components must be finite numbers, got {vector[i].ToString(CultureInfo.InvariantCulture)}");
+        }
+        if (Config.Distance != Distance.Cosine) return (float[])vector.Clone();
+        var norm = TensorPrimitives.Norm(vector);
+        var copy = new float[vector.Length];
+        if (norm > 0) TensorPrimitives.Divide(vector, norm, copy);
+        return copy;
+    }
+
+    /// <summary>Sets the graph's search candidate list size (ef) for the searches that follow: higher is slower and more exact.</summary>
+    public void SetSearchExpansion(int ef)
+    {
+        if (ef < 1) throw new VectorInputException($"ef: must be at least 1, got {ef}");
+        _lock.EnterWriteLock();
+        try { _index.SetExpansionSearch(ef); }
+        finally { _lock.ExitWriteLock(); }
+    }
+
+    // ---- reads ----
+
+    public IReadOnlyList<StoredPoint> Get(IEnumerable<PointId> ids)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            var found = new List<StoredPoint>();
+            foreach (var id in ids) if (_points.TryGetValue(id, out var p)) found.Add(p);
+            return found;
+        }
+        finally { _lock.ExitReadLock(); }
+    }
+
+    public int CountMatching(PointFilter? filter)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            if (filter is null) return _points.Count;
+            var n = 0;
+            foreach (var p in _points.Values) if (filter.Matches(p.Id, p.Payload)) n++;
+            return n;
+        }
+        finally { _lock.ExitReadLock(); }
+    }
+
+    /// <summary>Points in id order from <paramref name="offset"/> (inclusive), and the id to continue from.</summary>
+    public (IReadOnlyList<StoredPoint> Points, PointId? Next) Scroll(PointFilter? filter, PointId? offset, int limit)
+    {
+        if (limit < 1) throw new VectorInputException("limit: must be at least 1");
+        _lock.EnterReadLock();
+        try
+        {
+            var matching = _points.Values
+                .Where(p => (offset is null || p.Id.CompareTo(offset.Value) >= 0) && (filter is null || filter.Matches(p.Id, p.Payload)))
+                .OrderBy(p => p.Id)
+                .Take(limit + 1)
+                .ToList();
+            PointId? next = matching.Count > limit ? matching[limit].Id : null;
+            if (matching.Count > limit) matching.RemoveAt(limit);
+            return (matching, next);
+        }
+        finally { _lock.ExitReadLock(); }
+    }
+
+    public IReadOnlyList<ScoredPoint> Search(SearchRequest request, string field = "vector")
+    {
+        if (request.Limit < 1) throw new VectorInputException("limit: must be at least 1");
+        if (request.Offset < 0) throw new VectorInputException("offset: must not be negative");
+        var query = PrepareVector(request.Vector, field);
+        var need = request.Limit + request.Offset;
+        _lock.EnterReadLock();
+        try
+        {
+            List<ScoredPoint> hits;
+            var live = _points.Count;
+            if (live == 0) return [];
+            if (request.Exact || live <= Config.FullScanThreshold || (request.Filter is not null && PreferExact(request.Filter, need, live)))
+            {
+                hits = ExactScan(query, need, request.Filter);
+                LastSearchPath = SearchPath.ExactScan;
+            }
+            else
+            {
+                hits = GraphSearch(query, need, request.Filter);
+                LastSearchPath = request.Filter is null ? SearchPath.Graph : SearchPath.FilteredGraph;
+                if (hits.Count < Math.Min(need, live))
+                {
+                    // The graph found fewer than asked for: either fewer points match, or the walk stopped early.
+                    // The exact scan tells which, so a filtered search never returns fewer results than match.
+                    hits = ExactScan(query, need, request.Filter);
+                    LastSearchPath = SearchPath.ExactScan;
+                }
+            }
+            IEnumerable<ScoredPoint> result = hits.Skip(request.Offset);
+            if (request.ScoreThreshold is { } t)
+            {
+                result = Config.Distance == Distance.Euclid ? result.Where(h => h.Score <= t) : result.Where(h => h.Score >= t);
+            }
+            return result.ToList();
+        }
+        finally { _lock.ExitReadLock(); }
+    }
+
+    /// <summary>Estimates the filter's selectivity on a sample: too few matches for the graph walk to find them
+    /// quickly, and the exact scan over the matching points is both cheaper and exact.</summary>
+    private bool PreferExact(PointFilter filter, int need, int live)
+    {
+        const int SampleSize = 400;
+        var rng = new Random(unchecked((int)live * 31 + need));
+        int sampled = 0, matched = 0;
+        for (var tries = 0; sampled < SampleSize && tries < SampleSize * 4; tries++)
+        {
+            var p = _slots[rng.Next(_slots.Count)];
+            if (p is null) continue;
+            sampled++;
+            if (filter.Matches(p.Id, p.Payload)) matched++;
+        }
+        if (sampled == 0) return true;
+        var estimated = (double)matched / sampled * live;
+        return estimated < Math.Max(Config.FullScanThreshold, 10.0 * need) || matched < SampleSize * 0.02;
+    }
+
+    private List<ScoredPoint> GraphSearch(float[] query, int need, PointFilter? filter)
+    {
+        var slots = new ulong[need];
+        var distances = new float[need];
+        Func<ulong, bool>? accept = null;
+        if (filter is not null)
+        {
+            accept = slot =>
+            {
+                var p = slot < (ulong)_slots.Count ? _slots[(int)slot] : null;
+                return p is not null && filter.Matches(p.Id, p.Payload);
+            };
+        }
+        var found = _index.Search(query, need, slots, distances, accept);
+        var hits = new List<ScoredPoint>(found);
+        for (var i = 0; i < found; i++)
+        {
+            var p = slots[i] < (ulong)_slots.Count ? _slots[(int)slots[i]] : null;
+            if (p is null) continue;
+            hits.Add(new ScoredPoint(p, Score(query, p.Vector)));
+        }
+        Sort(hits);
+        return hits;
+    }
+
+    private List<ScoredPoint> ExactScan(float[] query, int need, PointFilter? filter)
+    {
+        var hits = new List<ScoredPoint>();
+        foreach (var p in _slots)
+        {
+            if (p is null || (filter is not null && !filter.Matches(p.Id, p.Payload))) continue;
+            hits.Add(new ScoredPoint(p, Score(query, p.Vector)));
+        }
+        Sort(hits);
+        if (hits.Count > need) hits.RemoveRange(need, hits.Count - need);
+        return hits;
+    }
+
+    private void Sort(List<ScoredPoint> hits)
+    {
+        if (Config.Distance == Distance.Euclid) hits.Sort((a, b) => a.Score.CompareTo(b.Score) is var c && c != 0 ? c : a.Point.Id.CompareTo(b.Point.Id));
+        else hits.Sort((a, b) => b.Score.CompareTo(a.Score) is var c && c != 0 ? c : a.Point.Id.CompareTo(b.Point.Id));
+    }
+
+    /// <summary>Qdrant's score: the dot product (cosine on normalised vectors) or the Euclidean distance.</summary>
+    public float Score(ReadOnlySpan<float> a, ReadOnlySpan<float> b) =>
+        Config.Distance == Distance.Euclid ? TensorPrimitives.Distance(a, b) : TensorPrimitives.Dot(a, b);
+
+    // ---- durability ----
+
+    /// <summary>Writes the graph and the points to a new snapshot directory and drops the log it covers.
+    /// Writers wait meanwhile; searches go on.</summary>
+    public void Snapshot()
+    {
+        lock (_writeGate)
+        {
+            ThrowIfDisposed();
+            var segment = _wal.Rotate();
+            var name = "snapshot-" + segment.ToString("D10", CultureInfo.InvariantCulture);
+            var dir = Path.Combine(_directory, name);
+            var tmp = dir + ".tmp";
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+            Directory.CreateDirectory(tmp);
+            _lock.EnterReadLock();
+            try
+            {
+                _index.Save(Path.Combine(tmp, "index.usearch"));
+                using var f = new FileStream(Path.Combine(tmp, "points.bin"), FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
+                using (var w = new BinaryWriter(f, System.Text.Encoding.UTF8, leaveOpen: true))
+                {
+                    w.Write(_slots.Count);
+                    foreach (var p in _slots)
+                    {
+                        w.Write(p is not null);
+                        if (p is not null) PointCodec.WritePoint(w, p.Id, p.Vector, p.Payload);
+                    }
+                }
+                f.Flush(true);
+            }
+            finally { _lock.ExitReadLock(); }
+            FsyncFile(Path.Combine(tmp, "index.usearch"));
+            if (Directory.Exists(dir)) Directory.Delete(dir, true);
+            Directory.Move(tmp, dir);
+            var current = Path.Combine(_directory, CurrentFile);
+            File.WriteAllText(current + ".tmp", name);
+            FsyncFile(current + ".tmp");
+            File.Move(current + ".tmp", current, overwrite: true);
+            _wal.DropBefore(segment);
+            foreach (var old in Directory.EnumerateDirectories(_directory, "snapshot-*"))
+            {
+                if (Path.GetFileName(old) != name) Directory.Delete(old, true);
+            }
+            _writesSinceSnapshot = 0;
+        }
+    }
+
+    /// <summary>Rebuilds the graph from the live points only, reclaiming the slots of deleted ones, then snapshots.</summary>
+    public void Compact()
+    {
+        lock (_writeGate)
+        {
+            ThrowIfDisposed();
+            var fresh = NewIndex();
+            var live = _slots.Where(p => p is not null).Select(p => p!).ToList();
+            fresh.Reserve(live.Count);
+            var renumbered = new List<StoredPoint?>(live.Count);
+            foreach (var p in live)
+            {
+                var q = p with { Slot = (ulong)renumbered.Count };
+                fresh.Add(q.Slot, q.Vector);
+                renumbered.Add(q);
+            }
+            _lock.EnterWriteLock();
+            try
+            {
+                var old = _index;
+                _index = fresh;
+                _slots.Clear();
+                _slots.AddRange(renumbered);
+                _points.Clear();
+                foreach (var p in renumbered) _points[p!.Id] = p;
+                old.Dispose();
+            }
+            finally { _lock.ExitWriteLock(); }
+        }
+        Snapshot();
+    }
+
+    private void Recover()
+    {
+        long fromSegment = 1;
+        var current = Path.Combine(_directory, CurrentFile);
+        if (File.Exists(current))
+        {
+            var name = File.ReadAllText(current).Trim();
+            fromSegment = long.Parse(name["snapshot-".Length..], CultureInfo.InvariantCulture);
+            var dir = Path.Combine(_directory, name);
+            _index.Load(Path.Combine(dir, "index.usearch"));
+            using var f = new FileStream(Path.Combine(dir, "points.bin"), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+            using var r = new BinaryReader(f);
+            var n = r.ReadInt32();
+            for (var i = 0; i < n; i++)
+            {
+                if (!r.ReadBoolean())
+                {
+                    _slots.Add(null);
+                    continue;
+                }
+                var (id, vector, payload) = PointCodec.ReadPoint(r);
+                var p = new StoredPoint(id, vector, payload, (ulong)i);
+                _slots.Add(p);
+                _points[id] = p;
+            }
+        }
+        foreach (var record in WriteAheadLog.Read(Path.Combine(_directory, "wal"), fromSegment))
+        {
+            using var r = new BinaryReader(new MemoryStream(record));
+            var op = r.ReadByte();
+            var n = r.ReadInt32();
+            for (var i = 0; i < n; i++)
+            {
+                if (op == 1)
+                {
+                    var (id, vector, payload) = PointCodec.ReadPoint(r);
+                    ApplyUpsert(id, vector, payload);
+                }
+                else
+                {
+                    ApplyDelete(PointCodec.ReadId(r));
+                }
+            }
+        }
+    }
+
+    private static void FsyncFile(string path)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        f.Flush(true);
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    public void Dispose()
+    {
+        lock (_writeGate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _wal.Dispose();
+            _lock.EnterWriteLock();
+            try { _index.Dispose(); }
+            finally { _lock.ExitWriteLock(); }
+        }
+    }
+}

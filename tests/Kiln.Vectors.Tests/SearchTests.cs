@@ -1,0 +1,154 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Kiln.Testing;
+using Kiln.Vectors.Filtering;
+using Xunit.Abstractions;
+
+namespace Kiln.Vectors.Tests;
+
+public sealed class SearchTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly TempDir _dir = new("kiln-vectors");
+
+    public void Dispose() => _dir.Dispose();
+
+    [Theory]
+    [InlineData(Distance.Euclid)]
+    [InlineData(Distance.Cosine)]
+    [InlineData(Distance.Dot)]
+    public async Task Exact_scan_ranks_and_scores_as_numpy_does(Distance distance)
+    {
+        var vectors = TestData.Latent(500, 12, 4, seed: 5);
+        var query = TestData.Latent(1, 12, 4, seed: 6)[0];
+        using var store = new VectorStore(_dir.Path);
+        var c = store.Create("v", new CollectionConfig { Dimension = 12, Distance = distance });
+        c.Upsert(TestData.Points(vectors));
+        var hits = c.Search(new SearchRequest(query, 5) { Exact = true });
+
+        // Oracle: numpy over the same vectors; cosine normalises both sides, Euclid is the L2 distance (ascending).
+        File.WriteAllText(_dir.File("x.csv"), TestData.Csv(vectors));
+        File.WriteAllText(_dir.File("q.csv"), TestData.Csv([query]));
+        var script = $$"""
+import numpy as np
+x = np.loadtxt('{{_dir.File("x.csv")}}', delimiter=',', dtype=np.float32)
+q = np.loadtxt('{{_dir.File("q.csv")}}', delimiter=',', dtype=np.float32)
+kind = '{{distance}}'
+if kind == 'Cosine':
+    s = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (q / np.linalg.norm(q))
+    order = np.argsort(-s)
+elif kind == 'Dot':
+    s = x @ q
+    order = np.argsort(-s)
+else:
+    s = np.linalg.norm(x - q, axis=1)
+    order = np.argsort(s)
+print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
+""";
+        var result = await Proc.PythonAsync(script);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var expected = result.StdOut.Trim().Split(' ').Select(t => t.Split(':')).ToList();
+        Assert.Equal(expected.Select(e => ulong.Parse(e[0], CultureInfo.InvariantCulture)), hits.Select(h => h.Point.Id.Number));
+        for (var i = 0; i < 5; i++)
+        {
+            var want = double.Parse(expected[i][1], CultureInfo.InvariantCulture);
+            Assert.True(Math.Abs(hits[i].Score - want) <= 1e-3 * Math.Max(1, Math.Abs(want)), $"score {i}: {hits[i].Score} vs {want}");
+        }
+    }
+
+    [Theory]
+    [InlineData(VectorDatatype.Float32, Distance.Euclid)]
+    [InlineData(VectorDatatype.Float16, Distance.Euclid)]
+    [InlineData(VectorDatatype.Float16, Distance.Cosine)]
+    public void Graph_search_recall_at_10_against_the_exact_scan(VectorDatatype datatype, Distance distance)
+    {
+        var vectors = TestData.Latent(20_000, 32, 8, seed: 3);
+        var queries = TestData.Latent(100, 32, 8, seed: 4);
+        using var store = new VectorStore(_dir.Path);
+        var c = store.Create("v", new CollectionConfig { Dimension = 32, Distance = distance, Datatype = datatype, Hnsw = new HnswParameters(16, 100, 64) });
+        c.Upsert(TestData.Points(vectors));
+        var recall = Recall(c, queries, filter: null, SearchPath.Graph);
+        output.WriteLine($"{datatype} {distance}: recall@10 = {recall:F4}");
+        Assert.True(recall >= 0.95, $"recall@10 {recall}");
+    }
+
+    [Fact]
+    public void A_filter_matching_ten_percent_walks_the_graph_with_the_predicate_and_keeps_recall()
+    {
+        using var store = new VectorStore(_dir.Path);
+        var c = Filled(store, 20_000);
+        var filter = PointFilter.Parse(JsonNode.Parse("""{"must":[{"key":"tag","match":{"value":"ten"}}]}"""))!;
+        var recall = Recall(c, TestData.Latent(50, 32, 8, seed: 4), filter, SearchPath.FilteredGraph);
+        output.WriteLine($"10% filter: recall@10 = {recall:F4}");
+        Assert.True(recall >= 0.95, $"recall@10 {recall}");
+    }
+
+    [Fact]
+    public void A_filter_matching_one_percent_scans_exactly_and_returns_k_results()
+    {
+        using var store = new VectorStore(_dir.Path);
+        var c = Filled(store, 20_000);
+        var filter = PointFilter.Parse(JsonNode.Parse("""{"must":[{"key":"group","match":{"value":7}}]}"""))!;
+        var recall = Recall(c, TestData.Latent(20, 32, 8, seed: 4), filter, SearchPath.ExactScan);
+        Assert.Equal(1.0, recall);
+        // Only 3 points match group 7 among ids < 300: k = 10 asks for more than exist, all 3 come back.
+        var few = PointFilter.Parse(JsonNode.Parse("""{"must":[{"key":"group","match":{"value":7}},{"key":"price","range":{"lt":150}}]}"""))!;
+        var hits = c.Search(new SearchRequest(new float[32], 10) { Filter = few });
+        Assert.Equal([7UL, 107UL, 207UL], hits.Select(h => h.Point.Id.Number).Order());
+    }
+
+    [Fact]
+    public void Score_threshold_and_offset_page_through_results()
+    {
+        using var store = new VectorStore(_dir.Path);
+        var c = store.Create("v", new CollectionConfig { Dimension = 2, Distance = Distance.Euclid });
+        c.Upsert([.. Enumerable.Range(0, 10).Select(i => new PointInput(PointId.Of((ulong)i), [i, 0], null))]);
+        var all = c.Search(new SearchRequest([0, 0], 10));
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => (ulong)i), all.Select(h => h.Point.Id.Number));
+        var page = c.Search(new SearchRequest([0, 0], 3) { Offset = 3 });
+        Assert.Equal([3UL, 4UL, 5UL], page.Select(h => h.Point.Id.Number));
+        var near = c.Search(new SearchRequest([0, 0], 10) { ScoreThreshold = 2.5f });
+        Assert.Equal([0UL, 1UL, 2UL], near.Select(h => h.Point.Id.Number));
+    }
+
+    [Fact]
+    public void Bad_vectors_are_refused_naming_the_field_and_nothing_is_written()
+    {
+        using var store = new VectorStore(_dir.Path);
+        var c = store.Create("v", new CollectionConfig { Dimension = 3 });
+        c.Upsert([new PointInput(PointId.Of(1), [1, 2, 3], null)]);
+        var e = Assert.Throws<VectorInputException>(() => c.Upsert([new PointInput(PointId.Of(2), [1, 2, 3], null), new PointInput(PointId.Of(3), [1, 2], null)]));
+        Assert.Contains("points[1].vector", e.Message, StringComparison.Ordinal);
+        Assert.Contains("expected dim: 3, got 2", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<VectorInputException>(() => c.Upsert([new PointInput(PointId.Of(4), [1, float.NaN, 3], null)]));
+        Assert.Contains("points[0].vector[1]", e.Message, StringComparison.Ordinal);
+        Assert.Equal(1, c.Count);
+        Assert.Throws<VectorInputException>(() => c.Search(new SearchRequest([1, 2], 3)));
+        Assert.Single(c.Search(new SearchRequest([1, 2, 3], 3)));
+        Assert.Throws<VectorConflictException>(() => store.Create("v", new CollectionConfig { Dimension = 3 }));
+        Assert.Throws<VectorNotFoundException>(() => store.Get("nope"));
+        Assert.Throws<VectorInputException>(() => store.Create("../x", new CollectionConfig { Dimension = 3 }));
+    }
+
+    private static VectorCollection Filled(VectorStore store, int n)
+    {
+        var c = store.Create("v", new CollectionConfig { Dimension = 32, Distance = Distance.Euclid });
+        c.Upsert(TestData.Points(TestData.Latent(n, 32, 8, seed: 3)));
+        return c;
+    }
+
+    /// <summary>Mean recall@10 of the default search against the exact scan (the oracle, itself checked against numpy above).</summary>
+    private static double Recall(VectorCollection c, float[][] queries, PointFilter? filter, SearchPath expectedPath)
+    {
+        double total = 0;
+        foreach (var q in queries)
+        {
+            var approx = c.Search(new SearchRequest(q, 10) { Filter = filter });
+            Assert.Equal(expectedPath, c.LastSearchPath);
+            Assert.Equal(10, approx.Count);
+            if (filter is not null) Assert.All(approx, h => Assert.True(filter.Matches(h.Point.Id, h.Point.Payload)));
+            var exact = c.Search(new SearchRequest(q, 10) { Filter = filter, Exact = true }).Select(h => h.Point.Id).ToHashSet();
+            total += approx.Count(h => exact.Contains(h.Point.Id)) / 10.0;
+        }
+        return total / queries.Length;
+    }
+}

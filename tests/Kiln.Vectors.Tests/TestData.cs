@@ -1,0 +1,54 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace Kiln.Vectors.Tests;
+
+/// <summary>Vectors with a low-dimensional latent structure (x = z·A + 0.1·noise), as real embeddings have.</summary>
+internal static class TestData
+{
+    public static float[][] Latent(int n, int dimension, int latent, int seed)
+    {
+        var rng = new Random(seed);
+        var a = new float[latent, dimension];
+        for (var i = 0; i < latent; i++) for (var j = 0; j < dimension; j++) a[i, j] = Gaussian(rng);
+        var result = new float[n][];
+        var z = new float[latent];
+        for (var r = 0; r < n; r++)
+        {
+            for (var i = 0; i < latent; i++) z[i] = Gaussian(rng);
+            var x = new float[dimension];
+            for (var j = 0; j < dimension; j++)
+            {
+                var s = 0f;
+                for (var i = 0; i < latent; i++) s += z[i] * a[i, j];
+                x[j] = s + 0.1f * Gaussian(rng);
+            }
+            result[r] = x;
+        }
+        return result;
+    }
+
+    public static float Gaussian(Random rng) =>
+        (float)(Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
+
+    /// <summary>Payload of point i: group = i % 100, tag = "ten" for every tenth point, nested city, a price.</summary>
+    public static JsonObject Payload(int i) => new()
+    {
+        ["group"] = i % 100,
+        ["tag"] = i % 10 == 0 ? "ten" : "other",
+        ["address"] = new JsonObject { ["city"] = i % 3 == 0 ? "Berlin" : "Paris" },
+        ["price"] = i * 0.5,
+        ["colors"] = i % 4 == 0 ? new JsonArray("red", "blue") : new JsonArray(),
+    };
+
+    public static List<PointInput> Points(float[][] vectors) =>
+        vectors.Select((v, i) => new PointInput(PointId.Of((ulong)i), v, Payload(i))).ToList();
+
+    public static string Csv(float[][] rows)
+    {
+        var sb = new StringBuilder();
+        foreach (var r in rows) sb.AppendLine(string.Join(',', r.Select(x => x.ToString("R", CultureInfo.InvariantCulture))));
+        return sb.ToString();
+    }
+}
