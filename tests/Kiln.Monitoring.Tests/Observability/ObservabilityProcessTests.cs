@@ -180,4 +180,101 @@ public sealed partial class ObservabilityProcessTests : IDisposable
         Assert.Contains("kiln_monitor_reference_prediction_std", checkedNames);
         Assert.Contains("kiln_pipeline_task_attempt_duration_seconds_bucket", checkedNames);
     }
+
+    /// <summary>Starts one of the real tools (prometheus, prometheus-alertmanager), keeping its output for failure messages.</summary>
+    private Process StartTool(string tool, StringBuilder output, params string[] args)
+    {
+        var psi = new ProcessStartInfo(ObservabilityFiles.Tool(tool)) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir.Path };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {tool}");
+        _processes.Add(p);
+        p.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    [Fact]
+    public async Task A_real_prometheus_and_alertmanager_with_the_shipped_files_turn_drifted_traffic_into_one_retraining_run()
+    {
+        var package = await ShopModel.TrainAsync(_dir);
+        var (serveProcess, _, serveUrl) = await StartServeAsync(package, ServeMonitoring);
+        var (serverProcess, server, serverUrl) = await StartServerAsync();
+
+        // The shipped files with this test's addresses and shorter times: scrapes and evaluations every second,
+        // the drift alert after 5 s instead of 10 min, notifications re-sent every 2 s (kiln server must start one run anyway).
+        var amPort = TestEnvironment.FreePort();
+        var promPort = TestEnvironment.FreePort();
+        var shipped = ObservabilityFiles.Prometheus;
+        Directory.CreateDirectory(_dir.File("prom/rules"));
+        File.Copy(Path.Combine(shipped, "rules", "thresholds.rules.yml"), _dir.File("prom/rules/thresholds.rules.yml"));
+        var rules = await File.ReadAllTextAsync(Path.Combine(shipped, "rules", "kiln.rules.yml"));
+        var drift = rules.IndexOf("- alert: KilnDatasetDrift", StringComparison.Ordinal);
+        Assert.True(drift > 0);
+        var forAt = rules.IndexOf("for: 10m", drift, StringComparison.Ordinal);
+        await File.WriteAllTextAsync(_dir.File("prom/rules/kiln.rules.yml"), rules[..forAt] + "for: 5s" + rules[(forAt + "for: 10m".Length)..]);
+        var config = (await File.ReadAllTextAsync(Path.Combine(shipped, "prometheus.yml")))
+            .Replace("scrape_interval: 15s", "scrape_interval: 1s", StringComparison.Ordinal)
+            .Replace("evaluation_interval: 15s", "evaluation_interval: 1s", StringComparison.Ordinal)
+            .Replace("127.0.0.1:9093", $"127.0.0.1:{Port(amPort)}", StringComparison.Ordinal)
+            .Replace("127.0.0.1:8080", serveUrl[7..], StringComparison.Ordinal)
+            .Replace("127.0.0.1:5000", serverUrl[7..], StringComparison.Ordinal);
+        Assert.Contains(serveUrl[7..], config);
+        await File.WriteAllTextAsync(_dir.File("prom/prometheus.yml"), config);
+        var amConfig = (await File.ReadAllTextAsync(Path.Combine(ObservabilityFiles.Root, "alertmanager", "alertmanager.yml")))
+            .Replace("http://127.0.0.1:5000", serverUrl, StringComparison.Ordinal)
+            .Replace("group_wait: 30s", "group_wait: 1s", StringComparison.Ordinal)
+            .Replace("group_wait: 10s", "group_wait: 1s", StringComparison.Ordinal)
+            .Replace("group_interval: 5m", "group_interval: 1s", StringComparison.Ordinal)
+            .Replace("repeat_interval: 4h", "repeat_interval: 2s", StringComparison.Ordinal);
+        Assert.Contains(serverUrl + "/api/v1/pipelines/alertmanager", amConfig);
+        await File.WriteAllTextAsync(_dir.File("alertmanager.yml"), amConfig);
+
+        var amOut = new StringBuilder();
+        var alertmanager = StartTool("prometheus-alertmanager", amOut, $"--config.file={_dir.File("alertmanager.yml")}", $"--storage.path={_dir.File("am-data")}",
+            $"--web.listen-address=127.0.0.1:{Port(amPort)}", "--cluster.listen-address=");
+        var promOut = new StringBuilder();
+        var prometheus = StartTool("prometheus", promOut, $"--config.file={_dir.File("prom/prometheus.yml")}", $"--storage.tsdb.path={_dir.File("prom-data")}",
+            $"--web.listen-address=127.0.0.1:{Port(promPort)}");
+        using var prom = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port(promPort)}"), Timeout = TimeSpan.FromSeconds(10) };
+        try
+        {
+            // Prometheus scrapes both with the shipped jobs.
+            var targets = await ProcessPolling.PollAsync(() => prom.GetStringAsync("/api/v1/targets"),
+                s => Regex.Matches(s, "\"health\":\"up\"").Count == 2, prometheus, "both kiln targets up in Prometheus", 120);
+            Assert.Contains("\"job\":\"kiln-serve\"", targets);
+            Assert.Contains("\"job\":\"kiln-server\"", targets);
+
+            // The drift alert fires in Prometheus, with the pipeline_event label.
+            var alerts = await ProcessPolling.PollAsync(() => prom.GetStringAsync("/api/v1/alerts"),
+                s => s.Contains("\"alertname\":\"KilnDatasetDrift\"", StringComparison.Ordinal) && s.Contains("\"state\":\"firing\"", StringComparison.Ordinal),
+                prometheus, "KilnDatasetDrift firing in Prometheus", 120);
+            Assert.Contains("\"pipeline_event\":\"drift_alert\"", alerts);
+
+            // Alertmanager delivers it to kiln server: the retraining pipeline runs, with the alert's model label.
+            var runs = await ProcessPolling.PollAsync(() => server.GetStringAsync("/api/v1/pipelines/runs?pipeline=retrain"),
+                s => JsonDocument.Parse(s).RootElement.GetProperty("runs").GetArrayLength() > 0, alertmanager, "the retrain run started by Alertmanager", 120);
+            var run = JsonDocument.Parse(runs).RootElement.GetProperty("runs")[0];
+            Assert.Equal("event:drift_alert", run.GetProperty("trigger").GetString());
+            Assert.Equal("shop", run.GetProperty("params").GetProperty("model").GetString());
+
+            // Alertmanager keeps re-sending the firing group (every 2 s here): still exactly one run.
+            var notified = await ProcessPolling.PollAsync(() => server.GetStringAsync("/metrics"),
+                m => Regex.Match(m, "kiln_server_requests_total\\{area=\"pipelines\",route=\"/api/v1/pipelines/alertmanager\",method=\"POST\",status=\"202\"\\} (\\d+)") is { Success: true } x
+                    && int.Parse(x.Groups[1].Value, CultureInfo.InvariantCulture) >= 3,
+                serverProcess, "three notifications from Alertmanager", 60);
+            var list = await KilnCli.RunAsync(["pipeline", "list", "--db", serverUrl, "--json"], _dir.Path);
+            Assert.True(list.ExitCode == 0, list.ToString());
+            var listed = JsonDocument.Parse(list.StdOut).RootElement;
+            var all = (listed.ValueKind == JsonValueKind.Array ? listed : listed.GetProperty("runs")).EnumerateArray().ToList();
+            Assert.Single(all, r => r.GetProperty("pipeline").GetString() == "retrain");
+            Assert.False(serveProcess.HasExited);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            string Tail(StringBuilder sb) { lock (sb) return string.Join("\n", sb.ToString().Split('\n').TakeLast(30)); }
+            throw new Xunit.Sdk.XunitException($"{e.Message}\n--- prometheus:\n{Tail(promOut)}\n--- alertmanager:\n{Tail(amOut)}");
+        }
+    }
 }
