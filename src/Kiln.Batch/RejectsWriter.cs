@@ -28,9 +28,7 @@ internal static class RejectsWriter
             foreach (var v in r.Values) sb.Append(',').Append(v is null ? "" : Quote(v));
             sb.Append('\n');
         }
-        var tmp = path + ".tmp";
-        await File.WriteAllTextAsync(tmp, sb.ToString(), ct).ConfigureAwait(false);
-        File.Move(tmp, path, overwrite: true);
+        await Kiln.Core.AtomicFile.WriteAllTextAsync(path, sb.ToString(), ct).ConfigureAwait(false);
     }
 
     private static string Quote(string s) =>

@@ -1,5 +1,9 @@
 using System.Net;
+using Kiln.Core;
+using Kiln.Monitoring.Continuous;
+using Kiln.Server.Composition;
 using Kiln.Server.Tracking;
+using Kiln.Serving.Metrics;
 using Kiln.Tracking.Mlflow;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -26,11 +30,49 @@ public sealed class KilnServerOptions
     /// <summary>The lowest level logged to the console.</summary>
     public LogLevel LogLevel { get; set; } = LogLevel.Warning;
 
+    /// <summary>Serve the feature store's online API (/get-online-features, /push) from this online store (a SQLite path or redis://).</summary>
+    public string? OnlineStore { get; set; }
+
+    /// <summary>The feature definitions store; by default the metadata database.</summary>
+    public string? FeatureRegistry { get; set; }
+
+    /// <summary>Run pipelines in the server: a directory of pipeline YAML files (API, cron schedules, recovery).</summary>
+    public string? PipelinesDirectory { get; set; }
+
+    /// <summary>The serving replicas' shared prediction log: accept delayed labels on POST /api/v1/feedback into it.</summary>
+    public string? FeedbackLogDirectory { get; set; }
+
+    /// <summary>Continuous monitoring of prediction logs: a monitoring.yaml (gauges on /metrics, alerts, pipeline events).</summary>
+    public string? MonitorFile { get; set; }
+
+    /// <summary>Also push /metrics' instruments to an OpenTelemetry collector.</summary>
+    public OtlpOptions? Otlp { get; set; }
+
     /// <summary>
-    /// Areas that add services and endpoints to the server (tracking is always there; the feature
-    /// store, feedback and monitoring add theirs here).
+    /// Further areas that add services and endpoints to the server, after the ones the options above turn on
+    /// (tracking and /metrics are always there).
     /// </summary>
     public List<IKilnServerModule> Modules { get; } = [];
+
+    /// <summary>The areas these options turn on, in order, after checking what can be checked before the server starts.</summary>
+    internal List<IKilnServerModule> ComposeModules()
+    {
+        if (PipelinesDirectory is { } dir && !Directory.Exists(dir)) throw new KilnException($"--pipelines: directory '{dir}' does not exist");
+        var modules = new List<IKilnServerModule> { new TrackingModule(this) };
+        if (OnlineStore is { } online) modules.Add(new FeatureServerModule(FeatureRegistry, online));
+        // Pipelines share the server's one metadata database, and its store is their kinds' tracking store.
+        if (PipelinesDirectory is { } pipelines) modules.Add(new PipelineServerModule(null, pipelines, Db));
+        if (FeedbackLogDirectory is { } log) modules.Add(new FeedbackServerModule(log));
+        modules.Add(new MetricsServerModule(Otlp));
+        if (MonitorFile is { } monitor)
+        {
+            var config = MonitorConfigLoader.LoadForHost(monitor, FeedbackLogDirectory is { } l ? Path.GetFullPath(l) : null,
+                pipelinesInProcess: PipelinesDirectory is not null);
+            modules.Add(new MonitorServerModule(config, PipelinesDirectory is not null));
+        }
+        modules.AddRange(Modules);
+        return modules;
+    }
 }
 
 /// <summary>An area of the control plane: registers its services, then maps its endpoints.</summary>
@@ -41,7 +83,11 @@ public interface IKilnServerModule
     void MapEndpoints(WebApplication app);
 }
 
-/// <summary>Builds the kiln control-plane server: MLflow's REST API, the artifact proxy and /api/v1.</summary>
+/// <summary>
+/// Builds the kiln control-plane server from <see cref="KilnServerOptions"/>: MLflow's REST API, the artifact proxy and
+/// /api/v1 always, and each area the options turn on (features, pipelines with every area's task kinds, feedback,
+/// monitoring, /metrics). This is the one place that composes the areas; the CLI only maps its flags to the options.
+/// </summary>
 public static class KilnServer
 {
     public static WebApplication BuildApp(KilnServerOptions options)
@@ -62,8 +108,7 @@ public static class KilnServer
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, MlflowJson.Default));
         builder.Services.AddProblemDetails();
 
-        var modules = new List<IKilnServerModule> { new TrackingModule(options) };
-        modules.AddRange(options.Modules);
+        var modules = options.ComposeModules();
         foreach (var m in modules) m.ConfigureServices(builder);
 
         var app = builder.Build();

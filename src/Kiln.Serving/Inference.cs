@@ -26,8 +26,9 @@ public sealed class Inference(ModelManager models, PredictionLog log, ServingMet
 
     /// <summary>
     /// The feature binding of a model version: null (and no error) when it reads nothing from the store, an error (503)
-    /// when the store cannot be used. Made on the version's first request and kept on it; a model without a feature
-    /// service answers synchronously, with nothing allocated.
+    /// when the store cannot be used. Made when the version loads (<see cref="ModelManager"/>) and kept on it, or on a
+    /// request when the store could not be used then; a model without a feature service answers synchronously, with
+    /// nothing allocated.
     /// </summary>
     internal ValueTask<(FeatureBinding? Binding, RequestError? Error)> FeaturesAsync(ServedModel model, CancellationToken ct) =>
         OnlineFeatures.Applies(model, options) ? BindAsync(model, ct) : default;

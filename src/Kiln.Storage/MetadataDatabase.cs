@@ -191,44 +191,30 @@ public abstract class MetadataDatabase : IAsyncDisposable
 
     private static async Task<int?> CurrentVersionAsync(DbConnection c, DbTransaction? tx, string area, CancellationToken ct)
     {
-        using var cmd = Command(c, tx, "SELECT max(version) FROM kiln_schema WHERE area = @a", ("a", area));
+        using var cmd = c.Command(tx, "SELECT max(version) FROM kiln_schema WHERE area = @a", ("a", area));
         var v = await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
         return v is null or DBNull ? null : Convert.ToInt32(v, CultureInfo.InvariantCulture);
     }
 
     private async Task<bool> TableExistsAsync(DbConnection c, DbTransaction? tx, string table, CancellationToken ct)
     {
-        using var cmd = Command(c, tx, Dialect.TableExistsQuery, ("t", table));
+        using var cmd = c.Command(tx, Dialect.TableExistsQuery, ("t", table));
         return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false), CultureInfo.InvariantCulture) > 0;
     }
 
     private static async Task RecordAsync(DbConnection c, DbTransaction tx, string area, int version, string? note, CancellationToken ct)
     {
-        using var cmd = Command(c, tx, "INSERT INTO kiln_schema (area, version, applied_at, note) VALUES (@a, @v, @t, @n)",
+        using var cmd = c.Command(tx, "INSERT INTO kiln_schema (area, version, applied_at, note) VALUES (@a, @v, @t, @n)",
             ("a", area), ("v", version), ("t", DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture)), ("n", note));
         await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
 
     private static async Task ExecAsync(DbConnection c, DbTransaction? tx, string sql, CancellationToken ct)
     {
-        using var cmd = Command(c, tx, sql);
+        using var cmd = c.Command(tx, sql);
         await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
 
-    private static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, params ReadOnlySpan<(string Name, object? Value)> parameters)
-    {
-        var cmd = c.CreateCommand();
-        cmd.CommandText = sql;
-        cmd.Transaction = tx;
-        foreach (var (name, value) in parameters)
-        {
-            var p = cmd.CreateParameter();
-            p.ParameterName = name;
-            p.Value = value ?? DBNull.Value;
-            cmd.Parameters.Add(p);
-        }
-        return cmd;
-    }
 
     public virtual ValueTask DisposeAsync()
     {

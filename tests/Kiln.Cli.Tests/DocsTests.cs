@@ -31,6 +31,9 @@ public partial class DocsTests
         Assert.Null(Check(root, "./kiln drift --model packages/fraud --current new.parquet [--window 1h]"));
         Assert.Contains("--no-such-flag", Check(root, "kiln drift --model m --no-such-flag"));
         Assert.Contains("'nosuch'", Check(root, "kiln nosuch --model m"));
+        // Alternatives in brackets stay on their command line, so every option in them is checked.
+        Assert.Equal(["kiln drift [--json|--no-such-flag]", "kiln models list"], Commands("kiln drift [--json|--no-such-flag] | grep x && kiln models list"));
+        Assert.Contains("--no-such-flag", Check(root, Commands("kiln drift [--json|--no-such-flag]").Single()));
     }
 
     /// <summary>Null when the line's command exists and it takes every option the line names; otherwise why not.</summary>
@@ -52,7 +55,7 @@ public partial class DocsTests
             return $"'{tokens[i]}' is not a kiln command";
         var options = path.SelectMany((c, depth) => c.Options.Where(o => depth == path.Count - 1 || o.Recursive))
             .SelectMany(o => o.Aliases.Append(o.Name)).ToHashSet(StringComparer.Ordinal);
-        foreach (var token in tokens.Skip(i))
+        foreach (var token in tokens.Skip(i).SelectMany(t => t.Split('|')))
         {
             var t = token.Trim('[', ']', '(', ')', '|', ',', '`');
             if (!OptionToken().IsMatch(t)) continue;
@@ -103,10 +106,13 @@ public partial class DocsTests
         }
     }
 
-    /// <summary>The kiln invocations in a shell line: it may chain them with &amp;&amp;, ; or a pipe.</summary>
-    private static IEnumerable<string> Commands(string shell)
+    /// <summary>
+    /// The kiln invocations in a shell line: it may chain them with &amp;&amp;, ||, ; or a pipe. A | inside brackets
+    /// (a usage line's alternatives, [--json|--json-out FILE]) separates alternatives, not commands.
+    /// </summary>
+    internal static IEnumerable<string> Commands(string shell)
     {
-        foreach (var part in shell.Split(["&&", "||", ";", "|"], StringSplitOptions.TrimEntries))
+        foreach (var part in SplitShell(shell))
         {
             var s = part.StartsWith("$ ", StringComparison.Ordinal) ? part[2..] : part;
             s = EnvPrefix().Replace(s, "");
@@ -115,6 +121,25 @@ public partial class DocsTests
             if (s.Split(' ', 3)[1].EndsWith(':')) continue;
             yield return s;
         }
+    }
+
+    private static IEnumerable<string> SplitShell(string shell)
+    {
+        var depth = 0;
+        var start = 0;
+        for (var i = 0; i < shell.Length; i++)
+        {
+            var c = shell[i];
+            if (c is '[' or '(' or '{') depth++;
+            else if (c is ']' or ')' or '}') depth = Math.Max(0, depth - 1);
+            else if (depth == 0 && (c is ';' or '|' || (c == '&' && i + 1 < shell.Length && shell[i + 1] == '&')))
+            {
+                yield return shell[start..i].Trim();
+                if (i + 1 < shell.Length && shell[i + 1] == c) i++; // && and ||
+                start = i + 1;
+            }
+        }
+        yield return shell[start..].Trim();
     }
 
     private static string StripComment(string line)

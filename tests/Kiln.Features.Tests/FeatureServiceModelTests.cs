@@ -73,6 +73,10 @@ public sealed class FeatureServiceModelTests
         await using (host)
         {
             await host.StartAndLoadAsync();
+            // Bound to the store when it loaded, before its first request: no request pays for the binding.
+            var binding = host.Models.Default.Current!.FeatureBinding;
+            Assert.NotNull(binding);
+            Assert.Equal(fs.Service, binding.Service);
             using var http = new HttpClient { BaseAddress = host.HttpUri };
             for (var d = 1; d <= RideWorld.Drivers; d++)
             {
@@ -276,6 +280,9 @@ public sealed class FeatureServiceModelTests
             FeatureStore = new FeatureStoreOptions { Registry = world.Registry, OnlineStore = world.Dir.File("nope.db") },
         }, logging: _ => { });
         await wrong.StartAndLoadAsync();
+        // The store could not be bound at load; the version serves all the same, and answers 503 until it can be.
+        Assert.NotNull(wrong.Models.Default.Current);
+        Assert.Null(wrong.Models.Default.Current!.FeatureBinding);
         using var http2 = new HttpClient { BaseAddress = wrong.HttpUri };
         var (status, problem) = await PostAsync(http2, """{"driver_id": 2, "amount": 1}""");
         Assert.Equal(503, status);

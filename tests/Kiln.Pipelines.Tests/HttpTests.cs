@@ -234,4 +234,39 @@ public sealed class HttpTests : IAsyncLifetime
         var notServed = await Assert.ThrowsAsync<PipelineApiException>(() => elsewhere.ListRunsAsync());
         Assert.Contains("does not serve pipelines", notServed.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Runs_read_through_the_server_and_from_the_embedded_store_answer_alike()
+    {
+        using (var client = new PipelineApiClient(_http.BaseAddress!, _http))
+        {
+            var started = await client.StartRunAsync("retrain", null, new Dictionary<string, string> { ["model"] = "alike" });
+            await WaitForStateAsync(started.RunId, "succeeded");
+        }
+        // One choice, from the location: the server's API, or the database file this process opens itself.
+        await using var remote = await PipelineRuns.OpenAsync(_http.BaseAddress!.ToString(), Tasks.TaskKindRegistry.CreateDefault());
+        await using var local = await PipelineRuns.OpenAsync(_dir.File("kiln.db"), Tasks.TaskKindRegistry.CreateDefault());
+        Assert.NotNull(remote.Server);
+        Assert.Null(local.Server);
+
+        var remoteList = await remote.ListRunsAsync("retrain", State.RunState.Succeeded, 10);
+        var localList = await local.ListRunsAsync("retrain", State.RunState.Succeeded, 10);
+        Assert.NotEmpty(localList.Runs);
+        Assert.Equal(Json(localList, PipelineJson.Default.RunListDto), Json(remoteList, PipelineJson.Default.RunListDto));
+
+        var id = localList.Runs[0].RunId;
+        Assert.Equal(Json(await local.GetRunAsync(id), PipelineJson.Default.RunDetailDto), Json(await remote.GetRunAsync(id), PipelineJson.Default.RunDetailDto));
+        Assert.Equal(Json(await local.GetLogsAsync(id, "train", 0), PipelineJson.Default.LogListDto), Json(await remote.GetLogsAsync(id, "train", 0), PipelineJson.Default.LogListDto));
+
+        // The same refusals, in the same words, both ways.
+        foreach (var runs in new[] { local, remote })
+        {
+            var missing = await Assert.ThrowsAnyAsync<Kiln.Core.KilnException>(() => runs.GetRunAsync("nope"));
+            Assert.Contains("no pipeline run 'nope'", missing.Message, StringComparison.Ordinal);
+            var finished = await Assert.ThrowsAnyAsync<Kiln.Core.KilnException>(() => runs.CancelAsync(id));
+            Assert.Equal($"run {id} already finished (succeeded)", finished.Message);
+        }
+    }
+
+    private static string Json<T>(T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) => JsonSerializer.Serialize(value, type);
 }

@@ -1,10 +1,8 @@
 using Kiln.Features.Http;
-using Kiln.Pipelines;
 using Kiln.Pipelines.State;
 using Kiln.Storage;
 using Kiln.Testing;
 using Kiln.Tracking;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Kiln.Server.Tests;
@@ -12,26 +10,16 @@ namespace Kiln.Server.Tests;
 /// <summary>kiln server holds one metadata database for tracking, pipelines and features.</summary>
 public sealed class SharedDatabaseTests
 {
-    // The same registrations kiln server's feature and pipeline modules make when --feature-registry is not given.
-    private sealed class FeaturesAndPipelines(string online) : IKilnServerModule
-    {
-        public void ConfigureServices(WebApplicationBuilder builder)
-        {
-            builder.Services.AddKilnFeatures(o => { o.Registry = null; o.OnlineStore = online; });
-            builder.Services.AddKilnPipelines(o => o.Store = null);
-        }
-
-        public void MapEndpoints(WebApplication app)
-        {
-        }
-    }
-
     [Fact]
     public async Task Tracking_pipelines_and_features_share_one_database_object()
     {
         using var dir = new TempDir("kiln-shared-db");
-        var options = new KilnServerOptions { Db = dir.Path, Port = 0, Host = "127.0.0.1" };
-        options.Modules.Add(new FeaturesAndPipelines(dir.File("online.db")));
+        Directory.CreateDirectory(dir.File("pipelines"));
+        // What kiln server --db DIR --online-store online.db --pipelines pipelines/ composes.
+        var options = new KilnServerOptions
+        {
+            Db = dir.Path, Port = 0, Host = "127.0.0.1", OnlineStore = dir.File("online.db"), PipelinesDirectory = dir.File("pipelines"),
+        };
         await using var app = KilnServer.BuildApp(options);
 
         var database = app.Services.GetRequiredService<MetadataDatabase>();

@@ -78,9 +78,7 @@ internal static class Cli
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(dir)) throw new KilnException($"{(option is null ? "" : option + " ")}{path}: directory '{dir}' does not exist");
-        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        await File.WriteAllTextAsync(temp, content, ct);
-        File.Move(temp, full, overwrite: true);
+        await AtomicFile.WriteAllTextAsync(full, content, ct);
     }
 
     /// <summary>Prints the one-line warning for a renamed option's old spelling, which still works.</summary>

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using Kiln.Cli.Pipelines;
 using Kiln.Core;
 using Kiln.Pipelines;
 using Kiln.Pipelines.Definition;
@@ -9,6 +8,7 @@ using Kiln.Pipelines.Http;
 using Kiln.Pipelines.Scheduling;
 using Kiln.Pipelines.State;
 using Kiln.Pipelines.Tasks;
+using Kiln.Server.Composition;
 using Spectre.Console;
 
 namespace Kiln.Cli.Commands;
@@ -24,8 +24,12 @@ internal static class PipelineCommands
 
     private static readonly Option<bool> Json = new("--json") { Description = "Print JSON on stdout instead of a table." };
 
-    /// <summary>The task kinds the CLI knows; areas add theirs here when they are merged.</summary>
-    internal static TaskKindRegistry Kinds() => TaskKindRegistry.CreateDefault().AddModelKinds().AddDataKinds();
+    /// <summary>The task kinds: every area's, composed once in Kiln.Server as kiln server does.</summary>
+    internal static TaskKindRegistry Kinds() => KilnTaskKinds.Create();
+
+    /// <summary>A local engine over the store, with the services its kinds ask the host for (the registry's model resolver).</summary>
+    private static PipelineEngine Engine(IPipelineStore store, TaskKindRegistry kinds) =>
+        new(store, kinds, new PipelineEngineOptions { Services = KilnTaskKinds.StandaloneServices() });
 
     public static Command Create()
     {
@@ -47,7 +51,10 @@ internal static class PipelineCommands
 
     private static Task<IPipelineStore> OpenStoreAsync(ParseResult parse, CancellationToken ct) => PipelineStores.OpenAsync(StoreUri(parse), ct);
 
-    /// <summary>A client of the server when the tracking URI is http(s)://, else null (the store is opened directly).</summary>
+    /// <summary>The runs --db names: a kiln server's through its API, or the embedded store's (chosen once, from the location).</summary>
+    private static Task<IPipelineRuns> OpenRunsAsync(ParseResult parse, CancellationToken ct) => PipelineRuns.OpenAsync(StoreUri(parse), Kinds(), ct);
+
+    /// <summary>A client of the server when the tracking URI is http(s)://, else null (the store is opened directly): run and resume execute here or there.</summary>
     private static PipelineApiClient? Remote(ParseResult parse) =>
         PipelineApiClient.IsServerUri(StoreUri(parse)) ? new PipelineApiClient(new Uri(StoreUri(parse)!)) : null;
 
@@ -68,7 +75,7 @@ internal static class PipelineCommands
             }
             var def = PipelineLoader.LoadFile(parse.GetValue(file)!, kinds);
             await using var store = await OpenStoreAsync(parse, ct);
-            await using var engine = new PipelineEngine(store, kinds);
+            await using var engine = Engine(store, kinds);
             engine.TaskStateChanged += Progress;
             var run = await engine.CreateRunAsync(def, values, "manual", null, ct);
             Console.Out.WriteLine(run.RunId);
@@ -256,16 +263,8 @@ internal static class PipelineCommands
                 catch (InvalidDataException) { throw new KilnException($"--state {st}: expected pending, running, succeeded, failed or cancelled"); }
             }
             if (parse.GetValue(limit) is < 1 or > 1000) throw new KilnException($"--limit {parse.GetValue(limit)}: expected 1 to 1000");
-            RunListDto list;
-            if (Remote(parse) is { } api)
-            {
-                using (api) list = await api.ListRunsAsync(parse.GetValue(name), s?.Name(), parse.GetValue(limit), ct);
-            }
-            else
-            {
-                await using var store = await OpenStoreAsync(parse, ct);
-                list = new RunListDto([.. (await store.ListRunsAsync(parse.GetValue(name), s, parse.GetValue(limit), ct)).Select(RunDto.From)]);
-            }
+            await using var runs = await OpenRunsAsync(parse, ct);
+            var list = await runs.ListRunsAsync(parse.GetValue(name), s, parse.GetValue(limit), ct);
             if (parse.GetValue(Json))
             {
                 Console.Out.WriteLine(JsonSerializer.Serialize(list, PipelineJson.Default.RunListDto));
@@ -292,19 +291,8 @@ internal static class PipelineCommands
         cmd.SetHandler(async (parse, ct) =>
         {
             var id = parse.GetValue(runArg)!;
-            RunDetailDto detail;
-            if (Remote(parse) is { } api)
-            {
-                using (api) detail = await api.GetRunAsync(id, ct);
-            }
-            else
-            {
-                await using var store = await OpenStoreAsync(parse, ct);
-                var found = await store.GetRunAsync(id, ct) ?? throw new KilnException($"no pipeline run '{id}'");
-                var tasks = await store.GetTasksAsync(id, ct);
-                var attempts = await store.GetAttemptsAsync(id, null, ct);
-                detail = new RunDetailDto(RunDto.From(found), [.. tasks.Select(TaskDto.From)], [.. attempts.Select(AttemptDto.From)]);
-            }
+            await using var runs = await OpenRunsAsync(parse, ct);
+            var detail = await runs.GetRunAsync(id, ct);
             if (parse.GetValue(Json))
             {
                 Console.Out.WriteLine(JsonSerializer.Serialize(detail, PipelineJson.Default.RunDetailDto));
@@ -339,34 +327,16 @@ internal static class PipelineCommands
             var id = parse.GetValue(runArg)!;
             var task = parse.GetValue(taskArg);
             void Print(string t, int attempt, string line) => Console.Out.WriteLine(task is null ? $"[{t}#{attempt}] {line}" : line);
-            if (Remote(parse) is { } api)
-            {
-                using (api)
-                {
-                    var detail = await api.GetRunAsync(id, ct);
-                    if (task is not null && !detail.Tasks.Any(t => t.Task == task)) throw new KilnException($"run {id} has no task '{task}'");
-                    long cursor = 0;
-                    while (true)
-                    {
-                        var page = await api.GetLogsAsync(id, task, cursor, ct);
-                        if (page.Logs.Count == 0) break;
-                        foreach (var l in page.Logs) Print(l.Task, l.Attempt, l.Line);
-                        cursor = page.NextAfter;
-                    }
-                }
-                return 0;
-            }
-            await using var store = await OpenStoreAsync(parse, ct);
-            _ = await store.GetRunAsync(id, ct) ?? throw new KilnException($"no pipeline run '{id}'");
-            if (task is not null && !(await store.GetTasksAsync(id, ct)).Any(t => t.Task == task))
-                throw new KilnException($"run {id} has no task '{task}'");
-            long after = 0;
+            await using var runs = await OpenRunsAsync(parse, ct);
+            var detail = await runs.GetRunAsync(id, ct);
+            if (task is not null && !detail.Tasks.Any(t => t.Task == task)) throw new KilnException($"run {id} has no task '{task}'");
+            long cursor = 0;
             while (true)
             {
-                var lines = await store.GetLogsAsync(id, task, after, 10_000, ct);
-                if (lines.Count == 0) break;
-                foreach (var l in lines) Print(l.Task, l.Attempt, l.Line);
-                after = lines[^1].Id;
+                var page = await runs.GetLogsAsync(id, task, cursor, ct);
+                if (page.Logs.Count == 0) break;
+                foreach (var l in page.Logs) Print(l.Task, l.Attempt, l.Line);
+                cursor = page.NextAfter;
             }
             return 0;
         });
@@ -381,17 +351,8 @@ internal static class PipelineCommands
         cmd.SetHandler(async (parse, ct) =>
         {
             var id = parse.GetValue(runArg)!;
-            if (Remote(parse) is { } api)
-            {
-                using (api) await api.CancelAsync(id, ct);
-                Cli.Err.MarkupLineInterpolated($"cancel requested for run [blue]{id}[/]");
-                return 0;
-            }
-            await using var store = await OpenStoreAsync(parse, ct);
-            await using var engine = new PipelineEngine(store, Kinds());
-            var run = await store.GetRunAsync(id, ct) ?? throw new KilnException($"no pipeline run '{id}'");
-            if (run.State.IsTerminal()) throw new KilnException($"run {id} already finished ({run.State.Name()})");
-            await engine.CancelAsync(id, ct);
+            await using var runs = await OpenRunsAsync(parse, ct);
+            await runs.CancelAsync(id, ct);
             Cli.Err.MarkupLineInterpolated($"cancel requested for run [blue]{id}[/]");
             return 0;
         });
@@ -416,7 +377,7 @@ internal static class PipelineCommands
                 }
             }
             await using var store = await OpenStoreAsync(parse, ct);
-            await using var engine = new PipelineEngine(store, Kinds());
+            await using var engine = Engine(store, Kinds());
             engine.TaskStateChanged += Progress;
             Cli.Err.MarkupLineInterpolated($"resuming run [blue]{id}[/]");
             var state = await engine.ResumeAsync(id, null, ct);
@@ -433,7 +394,7 @@ internal static class PipelineCommands
             if (PipelineApiClient.IsServerUri(StoreUri(parse)))
                 throw new KilnException($"{StoreUri(parse)}: a kiln server recovers orphaned runs itself when it starts; use kiln pipeline resume RUN to resume one run through it");
             await using var store = await OpenStoreAsync(parse, ct);
-            await using var engine = new PipelineEngine(store, Kinds());
+            await using var engine = Engine(store, Kinds());
             engine.TaskStateChanged += Progress;
             var ids = await engine.RecoverAsync(ct);
             Cli.Err.MarkupLineInterpolated($"recovering {ids.Count} run(s)");
@@ -463,7 +424,7 @@ internal static class PipelineCommands
             }
             var kinds = Kinds();
             await using var store = await OpenStoreAsync(parse, ct);
-            await using var engine = new PipelineEngine(store, kinds);
+            await using var engine = Engine(store, kinds);
             foreach (var f in parse.GetValue(files)!)
             {
                 var def = PipelineLoader.LoadFile(f, kinds);

@@ -16,7 +16,7 @@ internal static class QuickstartSteps
     public static async Task<string> AfterTrainingAsync(TrainingSpec spec, TrainingResult result, CancellationToken ct)
     {
         Cli.Err.MarkupLine($"[bold]2. Track and register[/] the run in the embedded store ({TrackingUri}: SQLite + local artifacts)");
-        var version = await TrackingHooks.AfterTrainingAsync(TrackingUri, "quickstart", spec.Name, spec, result, ct);
+        var version = await TrainingRuns.LogAsync(TrackingUri, "quickstart", spec.Name, spec, result, Cli.Err.WriteLine, ct);
         await using var stores = TrackingStores.Open(TrackingUri);
         var before = (await stores.Registry.GetAliasHistoryAsync(version!.Name, "production", ct)) is [.., var last] ? last.ToVersion : null;
         await stores.Registry.SetAliasAsync(version.Name, "production", version.Version, Environment.UserName, ct);

@@ -65,7 +65,7 @@ internal static class ServeCommands
             var locator = new RegistryModelLocator(stores);
             var grpc = parse.GetValue(grpcPort);
             var logDirectory = parse.GetValue(logDir) is { } d ? Path.GetFullPath(d) : null;
-            var monitoring = parse.GetValue(monitor) is { } m ? MonitorWiring.Load(m, logDirectory, pipelinesInProcess: false) : null;
+            var monitoring = parse.GetValue(monitor) is { } m ? MonitorConfigLoader.LoadForHost(m, logDirectory, pipelinesInProcess: false) : null;
             var options = new ServeOptions
             {
                 Models = specs,

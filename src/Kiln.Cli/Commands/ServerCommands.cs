@@ -53,20 +53,13 @@ internal static class ServerCommands
                 Port = p,
                 Host = parse.GetValue(host)!,
                 MaxArtifactBytes = max,
+                OnlineStore = parse.GetValue(onlineStore),
+                FeatureRegistry = parse.GetValue(featureRegistry),
+                PipelinesDirectory = parse.GetValue(pipelines),
+                FeedbackLogDirectory = parse.GetValue(logDir),
+                MonitorFile = parse.GetValue(monitor),
+                Otlp = otlp.Read(parse),
             };
-            var dbValue = parse.GetValue(db)!;
-            // Features and pipelines share the server's one metadata database (--db) unless told otherwise.
-            if (parse.GetValue(onlineStore) is { } online)
-                options.Modules.Add(new FeatureServerModule(parse.GetValue(featureRegistry), online));
-            if (parse.GetValue(pipelines) is { } pipelineDir)
-            {
-                if (!Directory.Exists(pipelineDir)) throw new Kiln.Core.KilnException($"--pipelines: directory '{pipelineDir}' does not exist");
-                options.Modules.Add(new PipelineServerModule(null, pipelineDir, dbValue));
-            }
-            if (parse.GetValue(logDir) is { } log) options.Modules.Add(new FeedbackServerModule(log));
-            options.Modules.Add(new MetricsServerModule(otlp.Read(parse)));
-            if (parse.GetValue(monitor) is { } monitorFile)
-                options.Modules.Add(new MonitorServerModule(MonitorWiring.Load(monitorFile, parse.GetValue(logDir) is { } l ? Path.GetFullPath(l) : null, pipelinesInProcess: parse.GetValue(pipelines) is not null), parse.GetValue(pipelines) is not null));
             Cli.EnsurePortFree("--port", options.Host, options.Port);
             await using var app = KilnServer.BuildApp(options);
             // Open the stores (and create the schema) before listening, so a bad --db fails at once.

@@ -35,7 +35,7 @@ internal static class TrainCommand
             var outDir = parse.GetValue(output) ?? Path.Combine("packages", s.Name);
             var result = await TrainWithProgressAsync(s, outDir, ct);
             PrintResult(result, parse.GetValue(json));
-            await TrackingHooks.AfterTrainingAsync(parse.GetValue(tracking), parse.GetValue(experiment), parse.GetValue(register), s, result, ct);
+            await TrainingRuns.LogAsync(parse.GetValue(tracking), parse.GetValue(experiment), parse.GetValue(register), s, result, Cli.Err.WriteLine, ct);
             return 0;
         });
         return command;

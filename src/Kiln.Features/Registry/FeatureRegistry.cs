@@ -138,7 +138,7 @@ public sealed class FeatureRegistry : IAsyncDisposable
         await using var txScope = tx.ConfigureAwait(false);
         try
         {
-            var insert = Command(c, tx, "INSERT INTO feature_registry_versions (project, version, applied_at, repo_path, snapshot) VALUES (@p, @v, @a, @r, @s)",
+            var insert = c.Command(tx, "INSERT INTO feature_registry_versions (project, version, applied_at, repo_path, snapshot) VALUES (@p, @v, @a, @r, @s)",
                 ("p", repo.Project), ("v", version), ("a", now), ("r", Path.GetFullPath(repoPath)),
                 ("s", JsonSerializer.Serialize(RepositorySnapshot.Of(repo), RegistryJsonContext.Default.RepositorySnapshot)));
             await using (insert.ConfigureAwait(false))
@@ -148,7 +148,7 @@ public sealed class FeatureRegistry : IAsyncDisposable
             foreach (var change in plan.Changes.Where(ch => ch.Change != ChangeType.Unchanged))
             {
                 var spec = change.Change == ChangeType.Removed ? null : specs[(change.Kind, change.Name)].Json;
-                var cmd = Command(c, tx, "INSERT INTO feature_objects (project, kind, name, registry_version, change, spec) VALUES (@p, @k, @n, @v, @c, @s)",
+                var cmd = c.Command(tx, "INSERT INTO feature_objects (project, kind, name, registry_version, change, spec) VALUES (@p, @k, @n, @v, @c, @s)",
                     ("p", repo.Project), ("k", change.Kind), ("n", change.Name), ("v", version), ("c", change.Change.ToString().ToLowerInvariant()), ("s", spec));
                 await using var cmdScope = cmd.ConfigureAwait(false);
                 await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
@@ -170,7 +170,7 @@ public sealed class FeatureRegistry : IAsyncDisposable
         var sql = project is null
             ? "SELECT project, version, applied_at, repo_path, snapshot FROM feature_registry_versions ORDER BY applied_at DESC, version DESC LIMIT 1"
             : "SELECT project, version, applied_at, repo_path, snapshot FROM feature_registry_versions WHERE project = @p ORDER BY version DESC LIMIT 1";
-        var cmd = project is null ? Command(c, null, sql) : Command(c, null, sql, ("p", project));
+        var cmd = project is null ? c.Command(null, sql) : c.Command(null, sql, ("p", project));
         await using var cmdScope = cmd.ConfigureAwait(false);
         var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await using var rScope = r.ConfigureAwait(false);
@@ -186,7 +186,7 @@ public sealed class FeatureRegistry : IAsyncDisposable
     {
         var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
         await using var cScope = c.ConfigureAwait(false);
-        var cmd = Command(c, null, "SELECT project, version, applied_at, repo_path, snapshot FROM feature_registry_versions WHERE project = @p AND version = @v",
+        var cmd = c.Command(null, "SELECT project, version, applied_at, repo_path, snapshot FROM feature_registry_versions WHERE project = @p AND version = @v",
             ("p", project), ("v", version));
         await using var cmdScope = cmd.ConfigureAwait(false);
         var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -214,8 +214,8 @@ public sealed class FeatureRegistry : IAsyncDisposable
         var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
         await using var cScope = c.ConfigureAwait(false);
         var cmd = project is null
-            ? Command(c, null, "SELECT project, version, applied_at, repo_path FROM feature_registry_versions ORDER BY applied_at DESC, version DESC")
-            : Command(c, null, "SELECT project, version, applied_at, repo_path FROM feature_registry_versions WHERE project = @p ORDER BY version DESC", ("p", project));
+            ? c.Command(null, "SELECT project, version, applied_at, repo_path FROM feature_registry_versions ORDER BY applied_at DESC, version DESC")
+            : c.Command(null, "SELECT project, version, applied_at, repo_path FROM feature_registry_versions WHERE project = @p ORDER BY version DESC", ("p", project));
         await using var cmdScope = cmd.ConfigureAwait(false);
         var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await using var rScope = r.ConfigureAwait(false);
@@ -230,7 +230,7 @@ public sealed class FeatureRegistry : IAsyncDisposable
         await InitializeAsync(cancellationToken).ConfigureAwait(false);
         using var lease = await Database.LeaseWriterAsync(cancellationToken).ConfigureAwait(false);
         var c = lease.Connection;
-        var cmd = Command(c, null, "INSERT INTO feature_materializations (project, view, start_ts, end_ts, row_count, finished_at) VALUES (@p, @v, @s, @e, @n, @f)",
+        var cmd = c.Command(null, "INSERT INTO feature_materializations (project, view, start_ts, end_ts, row_count, finished_at) VALUES (@p, @v, @s, @e, @n, @f)",
             ("p", project), ("v", view), ("s", Iso(start)), ("e", Iso(end)), ("n", rows), ("f", Iso(DateTime.UtcNow)));
         await using var cmdScope = cmd.ConfigureAwait(false);
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
@@ -241,7 +241,7 @@ public sealed class FeatureRegistry : IAsyncDisposable
     {
         var c = await ConnectAsync(cancellationToken).ConfigureAwait(false);
         await using var cScope = c.ConfigureAwait(false);
-        var cmd = Command(c, null, "SELECT max(end_ts) FROM feature_materializations WHERE project = @p AND view = @v", ("p", project), ("v", view));
+        var cmd = c.Command(null, "SELECT max(end_ts) FROM feature_materializations WHERE project = @p AND view = @v", ("p", project), ("v", view));
         await using var cmdScope = cmd.ConfigureAwait(false);
         var value = await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
         return value is string s ? DateTime.Parse(s, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal) : null;
@@ -300,18 +300,4 @@ public sealed class FeatureRegistry : IAsyncDisposable
 
     private bool IsUniqueViolation(DbException e) => Database.Dialect.IsUniqueViolation(e);
 
-    private static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, params (string Name, object? Value)[] parameters)
-    {
-        var cmd = c.CreateCommand();
-        cmd.CommandText = sql;
-        cmd.Transaction = tx;
-        foreach (var (name, value) in parameters)
-        {
-            var p = cmd.CreateParameter();
-            p.ParameterName = name;
-            p.Value = value ?? DBNull.Value;
-            cmd.Parameters.Add(p);
-        }
-        return cmd;
-    }
 }

@@ -46,21 +46,7 @@ public sealed class AlertStateStore(string path)
         Directory.CreateDirectory(dir);
         var bytes = JsonSerializer.SerializeToUtf8Bytes(new AlertStateFile { Version = FormatVersion, SavedAt = savedAt, Alerts = [.. alerts] },
             AlertStateJsonContext.Default.AlertStateFile);
-        var temp = System.IO.Path.Combine(dir, $".{System.IO.Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
-        }
+        Kiln.Core.AtomicFile.WriteAllBytes(full, bytes);
     }
 
     /// <summary>

@@ -28,6 +28,22 @@ public static class MonitorConfigLoader
         return Load(File.ReadAllText(path), path, defaults);
     }
 
+    /// <summary>
+    /// Loads a --monitor file for a process (kiln serve, kiln server), with the check that depends on it: a rule that
+    /// raises a pipeline event needs pipelines_url, or pipelines running in this very process.
+    /// </summary>
+    public static MonitorConfig LoadForHost(string path, string? logDirectory, bool pipelinesInProcess)
+    {
+        var config = LoadFile(path, new MonitorDefaults { LogDirectory = logDirectory });
+        if (config.RaisesPipelineEvents && config.PipelinesUrl is null && !pipelinesInProcess)
+        {
+            var rule = config.Rules.First(r => r.PipelineEvent is not null);
+            throw new KilnException($"{path}: rule '{rule.Name}' raises pipeline event '{rule.PipelineEvent}', but this process runs no pipelines: " +
+                "set pipelines_url to a kiln server started with --pipelines (or run the monitor in that server)");
+        }
+        return config;
+    }
+
     public static MonitorConfig Load(string yaml, string file, MonitorDefaults? defaults = null)
     {
         defaults ??= new MonitorDefaults();

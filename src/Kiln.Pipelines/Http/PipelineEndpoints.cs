@@ -88,38 +88,53 @@ public static class PipelineEndpoints
             }
         }
         if (limit is < 1 or > 1000) return Problem(StatusCodes.Status400BadRequest, "invalid query", "limit: must be between 1 and 1000");
-        var runs = await engine.Store.ListRunsAsync(pipeline, s, limit ?? 50, cancellationToken).ConfigureAwait(false);
-        return TypedResults.Json(new RunListDto([.. runs.Select(RunDto.From)]), PipelineJson.Default.RunListDto);
+        var runs = await Runs(engine).ListRunsAsync(pipeline, s, limit ?? 50, cancellationToken).ConfigureAwait(false);
+        return TypedResults.Json(runs, PipelineJson.Default.RunListDto);
     }
 
     private static async Task<Results<JsonHttpResult<RunDetailDto>, ProblemHttpResult>> ShowRun(string runId, PipelineEngine engine, CancellationToken cancellationToken)
     {
-        var run = await engine.Store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
-        if (run is null) return NotFound(runId);
-        var tasks = await engine.Store.GetTasksAsync(runId, cancellationToken).ConfigureAwait(false);
-        var attempts = await engine.Store.GetAttemptsAsync(runId, null, cancellationToken).ConfigureAwait(false);
-        return TypedResults.Json(new RunDetailDto(RunDto.From(run), [.. tasks.Select(TaskDto.From)], [.. attempts.Select(AttemptDto.From)]), PipelineJson.Default.RunDetailDto);
+        try
+        {
+            return TypedResults.Json(await Runs(engine).GetRunAsync(runId, cancellationToken).ConfigureAwait(false), PipelineJson.Default.RunDetailDto);
+        }
+        catch (RunNotFoundException)
+        {
+            return NotFound(runId);
+        }
     }
 
     private static async Task<Results<JsonHttpResult<LogListDto>, ProblemHttpResult>> Logs(string runId, string? task, long? after, PipelineEngine engine, CancellationToken cancellationToken)
     {
-        var run = await engine.Store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
-        if (run is null) return NotFound(runId);
-        var logs = await engine.Store.GetLogsAsync(runId, task, after ?? 0, 10_000, cancellationToken).ConfigureAwait(false);
-        var next = logs.Count == 0 ? after ?? 0 : logs[^1].Id;
-        return TypedResults.Json(new LogListDto([.. logs.Select(l => new LogDto(l.Id, l.Task, l.Attempt, l.At, l.Stream, l.Line))], next), PipelineJson.Default.LogListDto);
+        try
+        {
+            return TypedResults.Json(await Runs(engine).GetLogsAsync(runId, task, after ?? 0, cancellationToken).ConfigureAwait(false), PipelineJson.Default.LogListDto);
+        }
+        catch (RunNotFoundException)
+        {
+            return NotFound(runId);
+        }
     }
 
     private static async Task<Results<JsonHttpResult<RunDto>, ProblemHttpResult>> Cancel(string runId, PipelineEngine engine, CancellationToken cancellationToken)
     {
-        var run = await engine.Store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
-        if (run is null) return NotFound(runId);
-        if (run.State.IsTerminal())
-            return Problem(StatusCodes.Status409Conflict, "run already finished", $"run {runId} already finished ({run.State.Name()})");
-        await engine.CancelAsync(runId, cancellationToken).ConfigureAwait(false);
-        var after = await engine.Store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
-        return TypedResults.Json(RunDto.From(after!), PipelineJson.Default.RunDto, statusCode: StatusCodes.Status202Accepted);
+        try
+        {
+            var run = await Runs(engine).CancelAsync(runId, cancellationToken).ConfigureAwait(false);
+            return TypedResults.Json(run, PipelineJson.Default.RunDto, statusCode: StatusCodes.Status202Accepted);
+        }
+        catch (RunNotFoundException)
+        {
+            return NotFound(runId);
+        }
+        catch (RunFinishedException e)
+        {
+            return Problem(StatusCodes.Status409Conflict, "run already finished", e.Message);
+        }
     }
+
+    /// <summary>The server's runs, answered by the same code as an embedded store's in the CLI.</summary>
+    private static StorePipelineRuns Runs(PipelineEngine engine) => new(engine.Store, engine, ownsStore: false);
 
     private static async Task<Results<JsonHttpResult<RunDto>, ProblemHttpResult>> Resume(string runId, PipelineEngine engine, CancellationToken cancellationToken)
     {

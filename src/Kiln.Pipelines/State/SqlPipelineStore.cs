@@ -95,16 +95,16 @@ public sealed class SqlPipelineStore : IPipelineStore
             using var cmd = c.Connection.CreateCommand();
             cmd.Transaction = tx;
             var sql = new System.Text.StringBuilder($"INSERT INTO pipeline_tasks ({TaskColumns}) VALUES ");
-            Add(cmd, "run_id", run.RunId);
+            cmd.AddParameter("run_id", run.RunId);
             for (var i = 0; i < n; i++)
             {
                 var t = tasks[offset + i];
                 if (i > 0) sql.Append(", ");
                 sql.Append(CultureInfo.InvariantCulture, $"(@run_id, @t{i}, @k{i}, @s{i}, @d{i}, 0, NULL, NULL, NULL, NULL, NULL, 0)");
-                Add(cmd, $"t{i}", t.Task);
-                Add(cmd, $"k{i}", t.Kind);
-                Add(cmd, $"s{i}", t.State.Name());
-                Add(cmd, $"d{i}", string.Join(',', t.DependsOn));
+                cmd.AddParameter($"t{i}", t.Task);
+                cmd.AddParameter($"k{i}", t.Kind);
+                cmd.AddParameter($"s{i}", t.State.Name());
+                cmd.AddParameter($"d{i}", string.Join(',', t.DependsOn));
             }
             cmd.CommandText = sql.ToString();
             await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
@@ -204,12 +204,12 @@ public sealed class SqlPipelineStore : IPipelineStore
         using var cmd = c.Connection.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = "INSERT INTO pipeline_logs (run_id, task, attempt, at, stream, line) VALUES (@run_id, @task, @attempt, @at, @stream, @line)";
-        var pRun = Add(cmd, "run_id", "");
-        var pTask = Add(cmd, "task", "");
-        var pAttempt = Add(cmd, "attempt", 0L);
-        var pAt = Add(cmd, "at", "");
-        var pStream = Add(cmd, "stream", "");
-        var pLine = Add(cmd, "line", "");
+        var pRun = cmd.AddParameter("run_id", "");
+        var pTask = cmd.AddParameter("task", "");
+        var pAttempt = cmd.AddParameter("attempt", 0L);
+        var pAt = cmd.AddParameter("at", "");
+        var pStream = cmd.AddParameter("stream", "");
+        var pLine = cmd.AddParameter("line", "");
         foreach (var l in lines)
         {
             pRun.Value = l.RunId;
@@ -240,7 +240,7 @@ public sealed class SqlPipelineStore : IPipelineStore
             cancellationToken, ("expires", expires.ToUnixTimeMilliseconds()), ("id", runId), ("owner", owner)).ConfigureAwait(false);
         using var cmd = c.Connection.CreateCommand();
         cmd.CommandText = "SELECT cancel_requested FROM pipeline_runs WHERE run_id = @id";
-        Add(cmd, "id", runId);
+        cmd.AddParameter("id", runId);
         var cancel = Convert.ToInt64(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) ?? 0L, CultureInfo.InvariantCulture) != 0;
         return new LeaseStatus(n == 1, cancel);
     }
@@ -360,7 +360,7 @@ public sealed class SqlPipelineStore : IPipelineStore
         cmd.CommandText = sql;
         foreach (var (n, v) in args)
         {
-            if (sql.Contains("@" + n, StringComparison.Ordinal)) Add(cmd, n, v);
+            if (sql.Contains("@" + n, StringComparison.Ordinal)) cmd.AddParameter(n, v);
         }
         var result = new List<T>();
         using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -376,17 +376,8 @@ public sealed class SqlPipelineStore : IPipelineStore
         cmd.CommandText = sql;
         foreach (var (n, v) in args)
         {
-            if (sql.Contains("@" + n, StringComparison.Ordinal)) Add(cmd, n, v);
+            if (sql.Contains("@" + n, StringComparison.Ordinal)) cmd.AddParameter(n, v);
         }
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    private static DbParameter Add(DbCommand cmd, string name, object? value)
-    {
-        var p = cmd.CreateParameter();
-        p.ParameterName = "@" + name;
-        p.Value = value ?? DBNull.Value;
-        cmd.Parameters.Add(p);
-        return p;
     }
 }

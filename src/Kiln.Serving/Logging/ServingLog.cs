@@ -14,6 +14,9 @@ internal static partial class ServingLog
     [LoggerMessage(1003, LogLevel.Information, "Model {Model} now serves version {Version} (was {Previous})")]
     public static partial void ModelSwapped(ILogger logger, string model, string version, string previous);
 
+    [LoggerMessage(1005, LogLevel.Warning, "Model {Model} version {Version} loaded, but its features cannot be bound yet (requests answer 503 until the feature store is usable): {Reason}")]
+    public static partial void FeatureBindingFailed(ILogger logger, string model, string version, string reason);
+
     [LoggerMessage(1004, LogLevel.Warning, "Polling {Uri} for a new version failed: {Reason}")]
     public static partial void PollFailed(ILogger logger, string uri, string reason);
 

@@ -18,12 +18,14 @@ public sealed class ModelManager : BackgroundService
     private readonly ServeOptions _options;
     private readonly ServingMetrics _metrics;
     private readonly ILogger _logger;
+    private readonly Features.OnlineFeatures? _features;
     private readonly Dictionary<string, ModelSlot> _byName = new(StringComparer.Ordinal);
     private readonly Lock _namesLock = new();
     private readonly TaskCompletionSource _initialLoad = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public ModelManager(ServeOptions options, ServingMetrics metrics, ILogger<ModelManager> logger)
+    public ModelManager(ServeOptions options, ServingMetrics metrics, ILogger<ModelManager> logger, Features.OnlineFeatures? features = null)
     {
+        _features = features;
         _options = options;
         _metrics = metrics;
         _logger = logger;
@@ -114,6 +116,7 @@ public sealed class ModelManager : BackgroundService
             var name = slot.Spec.Name ?? slot.Current?.Name;
             var model = await Task.Run(() => ServedModel.Load(resolved.PackageDirectory, name, resolved.Version, slot.Policy, _options.MaxRowsPerRequest), ct).ConfigureAwait(false);
             if (slot.Spec.Name is null && slot.Current is null) Rename(slot, model.Name);
+            await BindFeaturesAsync(model, ct).ConfigureAwait(false);
             var old = slot.Swap(model);
             slot.FailedVersion = null;
             slot.LastError = null;
@@ -128,6 +131,23 @@ public sealed class ModelManager : BackgroundService
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             RecordFailure(slot, version, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// Binds a model that reads the feature store to it before the version serves, so no request pays for it. A store
+    /// that cannot be used yet does not stop the load: requests answer 503 and bind again until it can.
+    /// </summary>
+    private async Task BindFeaturesAsync(ServedModel model, CancellationToken ct)
+    {
+        if (_features is null || !Features.OnlineFeatures.Applies(model, _options)) return;
+        try
+        {
+            await _features.BindAsync(model, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            ServingLog.FeatureBindingFailed(_logger, model.Name, model.Version, e.Message.ReplaceLineEndings(" "));
         }
     }
 

@@ -40,7 +40,7 @@ public sealed class ServedModel
     /// <summary>The prediction log's buffers for this version (made by the log on the first logged request).</summary>
     internal Logging.ModelLog? Log { get; set; }
 
-    /// <summary>How this version reads the feature store (made on its first request by <see cref="Features.OnlineFeatures"/>; null before, or when it reads nothing).</summary>
+    /// <summary>How this version reads the feature store (made when it loads by <see cref="Features.OnlineFeatures"/>; null when it reads nothing, or until the store can be used).</summary>
     internal Features.FeatureBinding? FeatureBinding
     {
         get => Volatile.Read(ref _featureBinding);

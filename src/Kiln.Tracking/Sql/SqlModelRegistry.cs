@@ -1,5 +1,6 @@
 using System.Data.Common;
 using System.Globalization;
+using Kiln.Storage;
 using Kiln.Tracking.Search;
 
 namespace Kiln.Tracking.Sql;

@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Globalization;
 using System.Text;
+using Kiln.Storage;
 using Kiln.Tracking.Search;
 
 namespace Kiln.Tracking.Sql;

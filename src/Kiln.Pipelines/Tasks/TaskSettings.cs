@@ -3,17 +3,38 @@ using System.Text.Json.Nodes;
 using Kiln.Core;
 using Kiln.Core.Packaging;
 using Kiln.Pipelines.Definition;
-using Kiln.Pipelines.Tasks;
-using Kiln.Tracking;
 
-namespace Kiln.Cli.Pipelines;
+namespace Kiln.Pipelines.Tasks;
 
 /// <summary>
-/// Load-time checks and run-time readers for task settings. A setting that holds a <c>{{ ... }}</c>
-/// reference is checked only when the task runs, once its value is known.
+/// Load-time checks and run-time readers for task settings, shared by the task kinds of every area.
+/// A setting that holds a <c>{{ ... }}</c> reference is checked only when the task runs, once its value is known.
 /// </summary>
-internal static class KindSettings
+public static class TaskSettings
 {
+    /// <summary>The setting every kind that reads models accepts: the tracking store that resolves models:/ and runs:/ URIs.</summary>
+    public const string TrackingUriKey = "tracking_uri";
+
+    /// <summary>Required settings present, and no setting the kind does not know (with the list of those it does).</summary>
+    public static IEnumerable<TaskConfigError> Check(TaskDefinition task, string kind, string[] required, string[] optional)
+    {
+        foreach (var r in required)
+            if (task.Config[r] is null) yield return new TaskConfigError(null, $"kind {kind} needs '{r}'");
+        foreach (var (key, _) in task.Config)
+            if (!required.Contains(key) && !optional.Contains(key) && key != TrackingUriKey)
+                yield return new TaskConfigError(key, $"is not a setting of kind {kind} ({string.Join(", ", required.Concat(optional).Append(TrackingUriKey))})");
+    }
+
+    /// <summary>A setting's value at run time; an empty one fails the attempt.</summary>
+    public static string Required(TaskContext c, string key) =>
+        c.GetString(key) is { Length: > 0 } v ? v : throw new TaskFailedException($"'{key}' is empty");
+
+    /// <summary>A number as a task output (round-trip text, invariant culture).</summary>
+    public static string Output(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>A count as a task output.</summary>
+    public static string Output(long value) => value.ToString(CultureInfo.InvariantCulture);
+
     public static bool IsReference(JsonNode? node) =>
         node is JsonValue v && v.TryGetValue<string>(out var s) && s.Contains("{{", StringComparison.Ordinal);
 
@@ -153,34 +174,25 @@ internal static class KindSettings
 
     /// <summary>
     /// A model location as a package directory: a path (or file:// URI) relative to the working directory, or a
-    /// models:/NAME/VERSION, models:/NAME@ALIAS or runs:/ URI resolved through the task's tracking store.
+    /// models:/NAME/VERSION, models:/NAME@ALIAS or runs:/ URI resolved by the host's <see cref="ITaskModelResolver"/>
+    /// (Kiln.Tracking's, through the task's tracking store).
     /// </summary>
     public static async Task<ResolvedModel> ResolveModelAsync(TaskContext c, string key)
     {
-        var uri = ModelTaskKinds.Required(c, key);
-        var local = new DirectoryModelLocator(c.WorkingDirectory);
-        if (!DirectoryModelLocator.IsRegistryUri(uri))
+        var uri = Required(c, key);
+        if (DirectoryModelLocator.IsRegistryUri(uri))
         {
-            try
-            {
-                return await local.ResolveAsync(uri, c.CancellationToken).ConfigureAwait(false);
-            }
-            catch (KilnException e)
-            {
-                throw new TaskFailedException($"'{key}' {e.Message}", e);
-            }
+            var resolver = c.Services?.GetService(typeof(ITaskModelResolver)) as ITaskModelResolver
+                ?? throw new TaskFailedException($"'{key}' {uri}: this host has no model registry to resolve registry URIs");
+            return await resolver.ResolveAsync(c, key, uri).ConfigureAwait(false);
         }
-        var trackingUri = ModelTaskKinds.TrackingUri(c);
         try
         {
-            await using var stores = TrackingStores.Open(trackingUri);
-            var r = await new RegistryModelLocator(stores, local: local).ResolveAsync(uri, c.CancellationToken).ConfigureAwait(false);
-            c.Log.Info($"{key}: {uri} is {(r.RegistryVersion is { } v ? $"version {v} of {r.Name}" : "a run's artifact")} ({r.PackageDirectory})");
-            return r;
+            return await new DirectoryModelLocator(c.WorkingDirectory).ResolveAsync(uri, c.CancellationToken).ConfigureAwait(false);
         }
         catch (KilnException e)
         {
-            throw new TaskFailedException($"'{key}' {e.Message} (tracking store {trackingUri})", e);
+            throw new TaskFailedException($"'{key}' {e.Message}", e);
         }
     }
 

@@ -1,13 +1,8 @@
-using Kiln.Cli.Pipelines;
 using Kiln.Features.Http;
 using Kiln.Pipelines;
 using Kiln.Pipelines.Http;
-using Kiln.Pipelines.Tasks;
-using Kiln.Server;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.DependencyInjection;
 
-namespace Kiln.Cli.Commands;
+namespace Kiln.Server.Composition;
 
 /// <summary>The feature store's online API (Feast's /get-online-features and /push) inside kiln server.</summary>
 internal sealed class FeatureServerModule(string? registry, string onlineStore) : IKilnServerModule
@@ -18,18 +13,16 @@ internal sealed class FeatureServerModule(string? registry, string onlineStore) 
     public void MapEndpoints(WebApplication app) => app.MapKilnFeatureEndpoints();
 }
 
-/// <summary>Pipelines inside kiln server: the /api/v1/pipelines API, the cron scheduler and orphan recovery.</summary>
-internal sealed class PipelineServerModule(string? store, string? pipelinesDirectory, string? trackingUri = null) : IKilnServerModule
+/// <summary>
+/// Pipelines inside kiln server: the /api/v1/pipelines API, the cron scheduler and orphan recovery, with every
+/// area's task kinds (<see cref="KilnTaskKinds"/>) and the server's own store as the kinds' tracking store.
+/// </summary>
+internal sealed class PipelineServerModule(string? store, string pipelinesDirectory, string trackingUri) : IKilnServerModule
 {
     public void ConfigureServices(WebApplicationBuilder builder)
     {
         builder.Services.AddKilnPipelines(o => { o.Store = store; o.PipelinesDirectory = pipelinesDirectory; });
-        builder.Services.AddSingleton(new KindDefaults(trackingUri));
-        var kinds = new TaskKindRegistry().AddModelKinds().AddDataKinds();
-        foreach (var name in kinds.Names)
-        {
-            if (kinds.TryGet(name, out var kind)) builder.Services.AddSingleton(kind);
-        }
+        builder.Services.AddKilnTaskKinds(trackingUri);
     }
 
     public void MapEndpoints(WebApplication app) => app.MapKilnPipelineEndpoints();

@@ -7,47 +7,26 @@ using Kiln.Pipelines.Definition;
 using Kiln.Pipelines.Tasks;
 using Kiln.Scoring;
 using Kiln.Tracking;
-using Kiln.Training;
+using Kiln.Tracking.Pipelines;
 
-namespace Kiln.Cli.Pipelines;
+namespace Kiln.Training.Pipelines;
 
 /// <summary>
-/// The pipeline task kinds that close the loop: train, evaluate, gate, register and set_alias.
-/// Each takes its settings from the task's YAML; the tracking store is the task's
-/// <c>tracking_uri</c>, else the pipeline parameter <c>tracking_uri</c>, else (in kiln server) the server's own store,
-/// else $KILN_TRACKING_URI, else ./.kiln.
+/// The pipeline task kinds of training: train, evaluate and gate. A gate's beats_alias reads the registry
+/// through the task's tracking store (<see cref="RegistryTaskKinds.TrackingUri"/>).
 /// </summary>
-internal static class ModelTaskKinds
+public static class TrainingTaskKinds
 {
-    public static TaskKindRegistry AddModelKinds(this TaskKindRegistry registry) => registry
-        .Add(new TrainKind()).Add(new EvaluateKind()).Add(new GateKind()).Add(new RegisterKind()).Add(new SetAliasKind());
-
-    internal static string TrackingUri(TaskContext c) =>
-        TrackingStores.ResolveUri(c.GetString("tracking_uri") ?? c.Parameters.GetValueOrDefault("tracking_uri")
-            ?? (c.Services?.GetService(typeof(KindDefaults)) as KindDefaults)?.TrackingUri);
-
-    internal static IEnumerable<TaskConfigError> Check(TaskDefinition task, string kind, string[] required, string[] optional)
-    {
-        foreach (var r in required)
-            if (task.Config[r] is null) yield return new TaskConfigError(null, $"kind {kind} needs '{r}'");
-        foreach (var (key, _) in task.Config)
-            if (!required.Contains(key) && !optional.Contains(key) && key != "tracking_uri")
-                yield return new TaskConfigError(key, $"is not a setting of kind {kind} ({string.Join(", ", required.Concat(optional).Append("tracking_uri"))})");
-    }
-
-    internal static string Required(TaskContext c, string key) =>
-        c.GetString(key) is { Length: > 0 } v ? v : throw new TaskFailedException($"'{key}' is empty");
+    public static TaskKindRegistry AddTrainingKinds(this TaskKindRegistry registry) => registry
+        .Add(new TrainKind()).Add(new EvaluateKind()).Add(new GateKind());
 
     internal static Dictionary<string, string> MetricOutputs(ModelPackage p)
     {
         var o = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (k, v) in p.Metadata.Metrics) o[k] = v.ToString("R", CultureInfo.InvariantCulture);
+        foreach (var (k, v) in p.Metadata.Metrics) o[k] = TaskSettings.Output(v);
         return o;
     }
 }
-
-/// <summary>What a host tells the kinds about itself: kiln server's own tracking store is the default there.</summary>
-internal sealed record KindDefaults(string? TrackingUri);
 
 /// <summary>kind: train — trains a spec (optionally with other data or seed); outputs package and the holdout metrics.</summary>
 internal sealed class TrainKind : ITaskKind
@@ -55,11 +34,11 @@ internal sealed class TrainKind : ITaskKind
     public string Name => "train";
 
     public IEnumerable<TaskConfigError> Validate(TaskDefinition task) =>
-        ModelTaskKinds.Check(task, Name, ["spec"], ["data", "seed", "out"]);
+        TaskSettings.Check(task, Name, ["spec"], ["data", "seed", "out"]);
 
     public async Task<IReadOnlyDictionary<string, string>> ExecuteAsync(TaskContext c)
     {
-        var specPath = Path.GetFullPath(ModelTaskKinds.Required(c, "spec"), c.WorkingDirectory);
+        var specPath = Path.GetFullPath(TaskSettings.Required(c, "spec"), c.WorkingDirectory);
         var spec = TrainingSpec.Load(specPath);
         if (c.GetString("data") is { Length: > 0 } data) spec = spec with { Data = Path.GetFullPath(data, c.WorkingDirectory), FeaturesFrom = null };
         if (c.GetString("seed") is { Length: > 0 } seedText)
@@ -71,7 +50,7 @@ internal sealed class TrainKind : ITaskKind
             : Path.Combine(c.WorkingDirectory, ".kiln", "pipeline-runs", c.RunId, c.Task.Name, spec.Name);
         c.Log.Info($"training {spec.Name} ({spec.Trainer.Kind}) on {spec.Data}");
         var result = await Trainer.TrainAsync(spec, output, new LogProgress(c.Log), c.CancellationToken).ConfigureAwait(false);
-        var outputs = ModelTaskKinds.MetricOutputs(ModelPackage.Load(result.PackageDirectory));
+        var outputs = TrainingTaskKinds.MetricOutputs(ModelPackage.Load(result.PackageDirectory));
         outputs["package"] = result.PackageDirectory;
         c.Log.Info($"package {result.PackageDirectory}: {string.Join(", ", result.Metrics.Select(m => $"{m.Key}={m.Value:0.####}"))}");
         return outputs;
@@ -90,12 +69,12 @@ internal sealed class EvaluateKind : ITaskKind
 {
     public string Name => "evaluate";
 
-    public IEnumerable<TaskConfigError> Validate(TaskDefinition task) => ModelTaskKinds.Check(task, Name, ["package"], ["data"]);
+    public IEnumerable<TaskConfigError> Validate(TaskDefinition task) => TaskSettings.Check(task, Name, ["package"], ["data"]);
 
     public async Task<IReadOnlyDictionary<string, string>> ExecuteAsync(TaskContext c)
     {
-        var package = ModelPackage.Load(Path.GetFullPath(ModelTaskKinds.Required(c, "package"), c.WorkingDirectory));
-        if (c.GetString("data") is not { Length: > 0 } data) return ModelTaskKinds.MetricOutputs(package);
+        var package = ModelPackage.Load(Path.GetFullPath(TaskSettings.Required(c, "package"), c.WorkingDirectory));
+        if (c.GetString("data") is not { Length: > 0 } data) return TrainingTaskKinds.MetricOutputs(package);
         var metrics = await Evaluation.ScoreAsync(package, Path.GetFullPath(data, c.WorkingDirectory), c.CancellationToken).ConfigureAwait(false);
         c.Log.Info($"on {data}: {string.Join(", ", metrics.Select(m => $"{m.Key}={m.Value:0.####}"))}");
         return metrics.ToDictionary(m => m.Key, m => m.Value.ToString("R", CultureInfo.InvariantCulture));
@@ -112,7 +91,7 @@ internal sealed class GateKind : ITaskKind
 
     public IEnumerable<TaskConfigError> Validate(TaskDefinition task)
     {
-        foreach (var e in ModelTaskKinds.Check(task, Name, ["package"], ["thresholds", "beats_alias", "data"])) yield return e;
+        foreach (var e in TaskSettings.Check(task, Name, ["package"], ["thresholds", "beats_alias", "data"])) yield return e;
         if (task.Config["thresholds"] is { } t && t is not JsonObject) yield return new TaskConfigError("thresholds", "must be a mapping of metric to condition, e.g. auc: \">= 0.8\"");
         if (task.Config["beats_alias"] is { } b && (b is not JsonObject o || o["model"] is null || o["alias"] is null || o["metric"] is null))
             yield return new TaskConfigError("beats_alias", "must be a mapping with model, alias and metric");
@@ -120,7 +99,7 @@ internal sealed class GateKind : ITaskKind
 
     public async Task<IReadOnlyDictionary<string, string>> ExecuteAsync(TaskContext c)
     {
-        var package = ModelPackage.Load(Path.GetFullPath(ModelTaskKinds.Required(c, "package"), c.WorkingDirectory));
+        var package = ModelPackage.Load(Path.GetFullPath(TaskSettings.Required(c, "package"), c.WorkingDirectory));
         var data = c.GetString("data") is { Length: > 0 } d ? Path.GetFullPath(d, c.WorkingDirectory) : null;
         var mine = data is null ? package.Metadata.Metrics.ToDictionary(m => m.Key, m => m.Value)
             : await Evaluation.ScoreAsync(package, data, c.CancellationToken).ConfigureAwait(false);
@@ -142,7 +121,8 @@ internal sealed class GateKind : ITaskKind
             var alias = beats["alias"]!.ToString();
             var metric = beats["metric"]!.ToString();
             if (!mine.TryGetValue(metric, out var value)) throw new TaskFailedException($"beats_alias: the package has no metric '{metric}'");
-            await using var stores = TrackingStores.Open(ModelTaskKinds.TrackingUri(c));
+            var stores = TrackingStores.Open(RegistryTaskKinds.TrackingUri(c));
+            await using var storesScope = stores.ConfigureAwait(false);
             ResolvedModel holder;
             try
             {
@@ -179,65 +159,6 @@ internal sealed class GateKind : ITaskKind
         if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var bound))
             throw new TaskFailedException($"'{condition}' is not a condition (use >=, >, <=, < or == and a number)");
         return op switch { ">=" => value >= bound, ">" => value > bound, "<=" => value <= bound, "<" => value < bound, _ => value == bound };
-    }
-}
-
-/// <summary>kind: register — uploads the package as a run's artifacts and registers it as a new version; outputs version and model_uri.</summary>
-internal sealed class RegisterKind : ITaskKind
-{
-    public string Name => "register";
-
-    public IEnumerable<TaskConfigError> Validate(TaskDefinition task) => ModelTaskKinds.Check(task, Name, ["model", "package"], ["experiment"]);
-
-    public async Task<IReadOnlyDictionary<string, string>> ExecuteAsync(TaskContext c)
-    {
-        var model = ModelTaskKinds.Required(c, "model");
-        var packageDir = Path.GetFullPath(ModelTaskKinds.Required(c, "package"), c.WorkingDirectory);
-        var package = ModelPackage.Load(packageDir);
-        await using var stores = TrackingStores.Open(ModelTaskKinds.TrackingUri(c));
-        var client = new TrackingClient(stores);
-        var run = await client.StartRunAsync(c.GetString("experiment") ?? c.PipelineName, $"{c.PipelineName}/{c.RunId}",
-            [new KeyValue("kiln.pipeline.run", c.RunId)], c.CancellationToken).ConfigureAwait(false);
-        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        await run.LogMetricsAsync([.. package.Metadata.Metrics.Select(m => new Metric(m.Key, m.Value, now, 0))], c.CancellationToken).ConfigureAwait(false);
-        var source = await run.LogArtifactsAsync(packageDir, "package", c.CancellationToken).ConfigureAwait(false);
-        await run.EndAsync(ct: c.CancellationToken).ConfigureAwait(false);
-        var version = await client.RegisterModelAsync(model, source, $"registered by pipeline {c.PipelineName} run {c.RunId}", c.CancellationToken).ConfigureAwait(false);
-        c.Log.Info($"registered models:/{model}/{version.Version} from {source}");
-        return new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["version"] = version.Version.ToString(CultureInfo.InvariantCulture),
-            ["model_uri"] = $"models:/{model}/{version.Version}",
-            ["run_id"] = run.RunId,
-        };
-    }
-}
-
-/// <summary>kind: set_alias — points an alias at a version (promotion); outputs the version it held before.</summary>
-internal sealed class SetAliasKind : ITaskKind
-{
-    public string Name => "set_alias";
-
-    public IEnumerable<TaskConfigError> Validate(TaskDefinition task) => ModelTaskKinds.Check(task, Name, ["model", "alias", "version"], []);
-
-    public async Task<IReadOnlyDictionary<string, string>> ExecuteAsync(TaskContext c)
-    {
-        var model = ModelTaskKinds.Required(c, "model");
-        var alias = ModelTaskKinds.Required(c, "alias");
-        if (!int.TryParse(ModelTaskKinds.Required(c, "version"), CultureInfo.InvariantCulture, out var version))
-            throw new TaskFailedException($"'version' {c.GetString("version")} is not a version number");
-        await using var stores = TrackingStores.Open(ModelTaskKinds.TrackingUri(c));
-        string previous = "";
-        try
-        {
-            previous = (await stores.Registry.GetModelVersionByAliasAsync(model, alias, c.CancellationToken).ConfigureAwait(false)).Version.ToString(CultureInfo.InvariantCulture);
-        }
-        catch (TrackingException e) when (e.Code == ErrorCode.ResourceDoesNotExist)
-        {
-        }
-        await stores.Registry.SetAliasAsync(model, alias, version, $"pipeline:{c.PipelineName}", c.CancellationToken).ConfigureAwait(false);
-        c.Log.Info($"{model}@{alias}: {(previous.Length == 0 ? "(none)" : previous)} -> {version}");
-        return new Dictionary<string, string>(StringComparer.Ordinal) { ["previous"] = previous, ["version"] = version.ToString(CultureInfo.InvariantCulture) };
     }
 }
 

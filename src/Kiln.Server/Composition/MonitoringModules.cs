@@ -1,36 +1,14 @@
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
-using Kiln.Core;
 using Kiln.Core.Packaging;
 using Kiln.Monitoring.Alerts;
 using Kiln.Monitoring.Continuous;
 using Kiln.Pipelines.Execution;
-using Kiln.Server;
 using Kiln.Serving.Metrics;
 using Kiln.Tracking;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Logging;
 
-namespace Kiln.Cli.Commands;
-
-/// <summary>Loads --monitor files for kiln serve and kiln server, with the checks that depend on the process.</summary>
-internal static class MonitorWiring
-{
-    public static MonitorConfig Load(string file, string? logDirectory, bool pipelinesInProcess)
-    {
-        var config = MonitorConfigLoader.LoadFile(file, new MonitorDefaults { LogDirectory = logDirectory });
-        if (config.RaisesPipelineEvents && config.PipelinesUrl is null && !pipelinesInProcess)
-        {
-            var rule = config.Rules.First(r => r.PipelineEvent is not null);
-            throw new KilnException($"{file}: rule '{rule.Name}' raises pipeline event '{rule.PipelineEvent}', but this process runs no pipelines: " +
-                "set pipelines_url to a kiln server started with --pipelines" + (pipelinesInProcess ? "" : " (or run the monitor in that server)"));
-        }
-        return config;
-    }
-}
+namespace Kiln.Server.Composition;
 
 /// <summary>The meter of kiln server's own /metrics.</summary>
 internal sealed class ServerMeter : IDisposable
@@ -118,11 +96,11 @@ internal sealed class PipelineEngineAlertSink : IAlertSink, IAsyncDisposable
                 try
                 {
                     var runs = await _engine.TriggerByEventAsync(t.Rule.PipelineEvent!, PipelineEventHttpSink.EventPayload(t, _targets), _stop.Token);
-                    MonitorWiringLog.PipelineStarted(_logger, t.Rule.Name, t.Rule.PipelineEvent!, runs.Count);
+                    MonitoringModuleLog.PipelineStarted(_logger, t.Rule.Name, t.Rule.PipelineEvent!, runs.Count);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    MonitorWiringLog.PipelineFailed(_logger, t.Rule.Name, t.Rule.PipelineEvent!, e.Message, e);
+                    MonitoringModuleLog.PipelineFailed(_logger, t.Rule.Name, t.Rule.PipelineEvent!, e.Message, e);
                 }
             }
         }
@@ -140,7 +118,7 @@ internal sealed class PipelineEngineAlertSink : IAlertSink, IAsyncDisposable
     }
 }
 
-internal static partial class MonitorWiringLog
+internal static partial class MonitoringModuleLog
 {
     [LoggerMessage(5130, LogLevel.Information, "alert {Alert}: pipeline event {Event} started {Runs} run(s)")]
     public static partial void PipelineStarted(ILogger logger, string alert, string @event, int runs);
