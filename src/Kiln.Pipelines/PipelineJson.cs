@@ -16,6 +16,7 @@ namespace Kiln.Pipelines;
 [JsonSerializable(typeof(LogListDto))]
 [JsonSerializable(typeof(PipelineListDto))]
 [JsonSerializable(typeof(EventResultDto))]
+[JsonSerializable(typeof(AlertmanagerResultDto))]
 [JsonSerializable(typeof(StartRunBody))]
 [JsonSerializable(typeof(EventBody))]
 [JsonSerializable(typeof(ProblemBody))]

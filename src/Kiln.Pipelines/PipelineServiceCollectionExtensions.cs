@@ -39,7 +39,9 @@ public static class PipelineServiceCollectionExtensions
         {
             // A host that registered one metadata database (kiln server) shares it unless a store is named.
             var store = sp.GetRequiredService<IOptions<KilnPipelineOptions>>().Value.Store;
-            return store is null && sp.GetService<MetadataDatabase>() is { } shared ? new SqlPipelineStore(shared) : PipelineStores.Create(store);
+            IPipelineStore opened = store is null && sp.GetService<MetadataDatabase>() is { } shared ? new SqlPipelineStore(shared) : PipelineStores.Create(store);
+            // A host that exports metrics registers PipelineMetrics on its meter; the store then counts runs and attempts.
+            return sp.GetService<PipelineMetrics>() is { } metrics ? new InstrumentedPipelineStore(opened, metrics) : opened;
         });
         services.AddSingleton(sp =>
         {
@@ -52,6 +54,7 @@ public static class PipelineServiceCollectionExtensions
             sp.GetService<ILogger<PipelineEngine>>()));
         services.AddSingleton(sp => new PipelineScheduler(sp.GetRequiredService<PipelineEngine>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetService<ILogger<PipelineScheduler>>()));
+        services.AddSingleton<Http.AlertmanagerReceiver>();
         services.AddHostedService<PipelineHostedService>();
         return services;
     }

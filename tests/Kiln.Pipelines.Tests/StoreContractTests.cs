@@ -49,6 +49,16 @@ public abstract class StoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_alert_key_is_claimed_once_until_released()
+    {
+        Assert.True(await Store.TryClaimAlertAsync("fp1@2026-03-29T00:00:00.0000000Z", "drift_alert", T0));
+        Assert.False(await Store.TryClaimAlertAsync("fp1@2026-03-29T00:00:00.0000000Z", "drift_alert", T0.AddMinutes(1)));
+        Assert.True(await Store.TryClaimAlertAsync("fp1@2026-03-29T02:00:00.0000000Z", "drift_alert", T0));
+        await Store.ReleaseAlertAsync("fp1@2026-03-29T00:00:00.0000000Z");
+        Assert.True(await Store.TryClaimAlertAsync("fp1@2026-03-29T00:00:00.0000000Z", "drift_alert", T0));
+    }
+
+    [Fact]
     public async Task A_created_run_reads_back_with_its_parameters_and_pending_tasks()
     {
         var run = await NewRunAsync("r1", tasks: ["a", "b"]);

@@ -24,7 +24,9 @@ public sealed class SharedDatabaseTests
 
         var database = app.Services.GetRequiredService<MetadataDatabase>();
         var tracking = app.Services.GetRequiredService<TrackingStores>();
-        var pipelines = Assert.IsType<SqlPipelineStore>(app.Services.GetRequiredService<IPipelineStore>());
+        // kiln server exports metrics, so its store is the instrumented one around the SQL store.
+        var instrumented = Assert.IsType<InstrumentedPipelineStore>(app.Services.GetRequiredService<IPipelineStore>());
+        var pipelines = Assert.IsType<SqlPipelineStore>(instrumented.Inner);
         var features = await app.Services.GetRequiredService<FeatureServing>().GetRegistryAsync();
 
         Assert.Same(database, tracking.Database);
@@ -36,7 +38,7 @@ public sealed class SharedDatabaseTests
         await tracking.Tracking.GetExperimentAsync("0");
         await pipelines.InitializeAsync();
         Assert.Equal(1, await database.SchemaVersionAsync("tracking", default));
-        Assert.Equal(1, await database.SchemaVersionAsync("pipelines", default));
+        Assert.Equal(2, await database.SchemaVersionAsync("pipelines", default)); // 2: alert deliveries
         Assert.Equal(1, await database.SchemaVersionAsync("features", default));
     }
 }

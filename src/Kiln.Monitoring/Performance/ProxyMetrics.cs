@@ -23,6 +23,9 @@ public sealed class ProxyMetrics
 
     public double? ReferencePredictionMean { get; set; }
 
+    /// <summary>The sample standard deviation of the value on the holdout rows (for a z-score of the window's mean).</summary>
+    public double? ReferencePredictionStd { get; set; }
+
     /// <summary><see cref="PredictionMean"/> − <see cref="ReferencePredictionMean"/>.</summary>
     public double? PredictionMeanShift { get; set; }
 
@@ -109,6 +112,7 @@ public sealed class ProxyMetricsBuilder
         if (_reference.Find(ValueColumn) is { Numeric: { } refValues } refColumn && refColumn.Count > 0)
         {
             m.ReferencePredictionMean = refValues.Mean;
+            if (refValues.Std(refColumn.Count) is var std && double.IsFinite(std)) m.ReferencePredictionStd = std;
             if (m.PredictionMean is { } mean) m.PredictionMeanShift = mean - refValues.Mean;
         }
         if (_task != ModelTask.Regression && _reference.Find("prediction") is { Categorical: { } refClasses } refPrediction && refPrediction.Count > 0)

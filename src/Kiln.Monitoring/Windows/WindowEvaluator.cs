@@ -218,6 +218,7 @@ public static class MonitorGauges
         }
         Add("kiln_monitor_prediction_mean", r.Proxy.PredictionMean);
         Add("kiln_monitor_reference_prediction_mean", r.Proxy.ReferencePredictionMean);
+        Add("kiln_monitor_reference_prediction_std", r.Proxy.ReferencePredictionStd);
         if (r.Proxy.ClassShares is { } shares) foreach (var (c, s) in shares) Add("kiln_monitor_class_share", s, ("class", c));
         if (r.Proxy.PredictionDrift is { Test: { } pt } pd)
         {

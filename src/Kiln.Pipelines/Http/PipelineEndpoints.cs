@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Routing;
 
 namespace Kiln.Pipelines.Http;
 
-/// <summary>The pipeline API under <c>/api/v1/pipelines</c>: start, list, show, logs, cancel, resume, events.</summary>
+/// <summary>The pipeline API under <c>/api/v1/pipelines</c>: start, list, show, logs, cancel, resume, events, Alertmanager's webhook.</summary>
 public static class PipelineEndpoints
 {
     public static IEndpointRouteBuilder MapKilnPipelineEndpoints(this IEndpointRouteBuilder endpoints)
@@ -24,6 +24,7 @@ public static class PipelineEndpoints
         group.MapPost("/runs/{runId}/cancel", Cancel);
         group.MapPost("/runs/{runId}/resume", Resume);
         group.MapPost("/events/{eventName}", TriggerEvent);
+        group.MapPost("/alertmanager", (HttpRequest request, AlertmanagerReceiver receiver, CancellationToken ct) => receiver.ReceiveAsync(request, ct));
         return endpoints;
     }
 

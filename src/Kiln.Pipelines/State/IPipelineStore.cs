@@ -59,4 +59,13 @@ public interface IPipelineStore : IAsyncDisposable
     Task<DateTimeOffset?> GetScheduleCursorAsync(string key, CancellationToken cancellationToken = default);
 
     Task SetScheduleCursorAsync(string key, DateTimeOffset at, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Records that an alert notification (its key: fingerprint and start time) was acted on; false when it
+    /// already was, by this process or an earlier one.
+    /// </summary>
+    Task<bool> TryClaimAlertAsync(string key, string eventName, DateTimeOffset at, CancellationToken cancellationToken = default);
+
+    /// <summary>Forgets a claimed alert (its runs could not start), so a re-delivery tries again.</summary>
+    Task ReleaseAlertAsync(string key, CancellationToken cancellationToken = default);
 }

@@ -52,6 +52,10 @@ public sealed class SqlPipelineStore : IPipelineStore
             CREATE TABLE pipeline_cache (cache_key TEXT PRIMARY KEY, outputs_json TEXT NOT NULL, run_id TEXT NOT NULL, task TEXT NOT NULL, created_at TEXT NOT NULL);
             CREATE TABLE pipeline_schedules (schedule_key TEXT PRIMARY KEY, last_fire TEXT NOT NULL)
             """),
+        // Alertmanager notifications already acted on (fingerprint and start time), so a re-delivery starts nothing.
+        new Migration(2, """
+            CREATE TABLE pipeline_alert_deliveries (alert_key TEXT PRIMARY KEY, event TEXT NOT NULL, received_at TEXT NOT NULL)
+            """),
     ]);
 
     public Task InitializeAsync(CancellationToken cancellationToken = default) => Database.EnsureSchemaAsync(Schema, cancellationToken);
@@ -286,6 +290,20 @@ public sealed class SqlPipelineStore : IPipelineStore
         await ExecAsync(c.Connection, null,
             "INSERT INTO pipeline_schedules (schedule_key, last_fire) VALUES (@key, @at) ON CONFLICT (schedule_key) DO UPDATE SET last_fire = excluded.last_fire",
             cancellationToken, ("key", key), ("at", Time(at))).ConfigureAwait(false);
+    }
+
+    public async Task<bool> TryClaimAlertAsync(string key, string eventName, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
+        return await ExecAsync(c.Connection, null,
+            "INSERT INTO pipeline_alert_deliveries (alert_key, event, received_at) VALUES (@key, @event, @at) ON CONFLICT (alert_key) DO NOTHING",
+            cancellationToken, ("key", key), ("event", eventName), ("at", Time(at))).ConfigureAwait(false) == 1;
+    }
+
+    public async Task ReleaseAlertAsync(string key, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
+        await ExecAsync(c.Connection, null, "DELETE FROM pipeline_alert_deliveries WHERE alert_key = @key", cancellationToken, ("key", key)).ConfigureAwait(false);
     }
 
     public ValueTask DisposeAsync() => _ownsDatabase ? Database.DisposeAsync() : ValueTask.CompletedTask;

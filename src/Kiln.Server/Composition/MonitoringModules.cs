@@ -28,6 +28,8 @@ internal sealed class MetricsServerModule(OtlpOptions? otlp = null) : IKilnServe
     {
         builder.Services.AddSingleton<ServerMeter>();
         builder.Services.AddSingleton(sp => new PrometheusExporter(sp.GetRequiredService<ServerMeter>().Meter));
+        builder.Services.AddSingleton(sp => new Kiln.Server.Metrics.ServerHttpMetrics(sp.GetRequiredService<ServerMeter>().Meter));
+        builder.Services.AddSingleton(sp => new Kiln.Pipelines.State.PipelineMetrics(sp.GetRequiredService<ServerMeter>().Meter));
         if (otlp is not null) builder.Services.AddSingleton(_ => OtlpMetrics.Start(otlp, "kiln-server", "Kiln.Server"));
     }
 
@@ -35,6 +37,7 @@ internal sealed class MetricsServerModule(OtlpOptions? otlp = null) : IKilnServe
     {
         // Listen from the start so that counts made before the first scrape are kept.
         app.Services.GetRequiredService<PrometheusExporter>();
+        Kiln.Server.Metrics.ServerHttpMetricsExtensions.UseKilnServerHttpMetrics(app);
         if (otlp is not null) app.Services.GetRequiredService<OpenTelemetry.Metrics.MeterProvider>();
         app.MapGet("/metrics", (PrometheusExporter exporter, CancellationToken ct) => TypedResults.Text(exporter.Render(), PrometheusExporter.ContentType));
     }

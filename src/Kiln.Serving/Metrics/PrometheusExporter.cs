@@ -42,7 +42,7 @@ public sealed class PrometheusExporter : IDisposable
         var sb = new StringBuilder(8192);
         lock (_scrape)
         {
-            foreach (var s in _series.Values) if (s.IsGauge && s.Instrument.IsObservable) s.ClearObserved();
+            foreach (var s in _series.Values) if (s.IsGauge && s.Instrument.IsObservable) s.BeginObservation();
             _listener.RecordObservableInstruments();
             foreach (var s in _series.Values.OrderBy(s => s.Instrument.Name, StringComparer.Ordinal)) s.Write(sb);
         }
@@ -72,6 +72,17 @@ public sealed class PrometheusExporter : IDisposable
         private readonly ConcurrentDictionary<TagKey, Cell> _cells = new();
         private readonly double[] _bounds;
 
+        /// <summary>The scrape an observed cell was last measured in; cells of earlier scrapes are gone.</summary>
+        private long _generation;
+
+        /// <summary>The cells in label order, kept while no cell is added or removed (sorting 10,000 series on every scrape cost more than writing them).</summary>
+        private Cell[]? _sorted;
+
+        /// <summary>Counts cells added or removed; <see cref="_sorted"/> is valid for the count it was made at.</summary>
+        private int _cellsVersion;
+
+        private int _sortedVersion = -1;
+
         public Series(Instrument instrument)
         {
             Instrument = instrument;
@@ -95,7 +106,11 @@ public sealed class PrometheusExporter : IDisposable
 
         public bool IsGauge { get; }
 
-        public void ClearObserved() => _cells.Clear();
+        /// <summary>
+        /// Starts a scrape of an observed gauge: cells measured now are written, the others dropped. Cells are kept
+        /// between scrapes (not cleared), so a series seen again reuses its rendered labels.
+        /// </summary>
+        public void BeginObservation() => Interlocked.Increment(ref _generation);
 
         public void Add(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
@@ -105,6 +120,7 @@ public sealed class PrometheusExporter : IDisposable
             {
                 var created = new Cell(key, tags, _bounds.Length);
                 cell = _cells.GetOrAdd(key, created);
+                Interlocked.Increment(ref _cellsVersion);
             }
             if (IsHistogram)
             {
@@ -117,6 +133,7 @@ public sealed class PrometheusExporter : IDisposable
             else if (Instrument.IsObservable)
             {
                 Volatile.Write(ref cell.Sum, value);
+                cell.Generation = Volatile.Read(ref _generation);
             }
             else
             {
@@ -140,8 +157,27 @@ public sealed class PrometheusExporter : IDisposable
             var help = (Instrument.Description ?? Instrument.Name).Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
             sb.Append("# HELP ").Append(Name).Append(' ').Append(help).Append('\n');
             sb.Append("# TYPE ").Append(Name).Append(' ').Append(IsHistogram ? "histogram" : IsCounter ? "counter" : "gauge").Append('\n');
-            foreach (var cell in _cells.Values.OrderBy(c => c.Labels, StringComparer.Ordinal))
+            var observed = Instrument.IsObservable && !IsHistogram;
+            var generation = Volatile.Read(ref _generation);
+            if (observed)
             {
+                foreach (var (key, c) in _cells)
+                {
+                    if (c.Generation != generation && _cells.TryRemove(key, out _)) Interlocked.Increment(ref _cellsVersion);
+                }
+            }
+            // Rendering runs under the exporter's scrape lock: one thread at a time reads and writes the cache.
+            var version = Volatile.Read(ref _cellsVersion);
+            var sorted = _sorted;
+            if (sorted is null || _sortedVersion != version)
+            {
+                sorted = [.. _cells.Values.OrderBy(c => c.Labels, StringComparer.Ordinal)];
+                _sorted = sorted;
+                _sortedVersion = version;
+            }
+            foreach (var cell in sorted)
+            {
+                if (observed && cell.Generation != generation) continue;
                 if (!IsHistogram)
                 {
                     sb.Append(Name).Append(cell.Labels.Length > 0 ? "{" + cell.Labels + "}" : "").Append(' ').Append(Format(Volatile.Read(ref cell.Sum))).Append('\n');
@@ -166,6 +202,7 @@ public sealed class PrometheusExporter : IDisposable
     private sealed class Cell
     {
         public readonly long[]? Buckets;
+        public long Generation;
         public long Count;
         public double Sum;
 
