@@ -31,6 +31,9 @@ public static class TableReader
     public static async Task<DataTable> ReadAllAsync(IReadOnlyList<string> files, IReadOnlyList<ColumnRequest> requests,
         IProgress<long>? rowsRead = null, CancellationToken ct = default)
     {
+        // One Parquet file (the common case) is read straight into its columns.
+        if (files.Count == 1 && DataSources.IsParquet(files[0]))
+            return await ParquetTable.ReadAllAsync(files[0], requests, rowsRead, ct).ConfigureAwait(false);
         var parts = new List<DataTable>();
         long rows = 0;
         foreach (var file in files)

@@ -204,7 +204,17 @@ public sealed class FeedbackStore
     internal static Task<FeedbackFileContents> ReadFileAsync(string file, CancellationToken ct)
     {
         if (!File.Exists(file)) throw new FileNotFoundException($"{file}: no such feedback file", file);
-        using var reader = ParquetFile.Open(file);
+        ParquetFile reader;
+        try
+        {
+            reader = ParquetFile.Open(file);
+        }
+        catch (KilnException e) when (!File.Exists(file))
+        {
+            // Deleted by a compaction between the check and the open.
+            throw new FileNotFoundException($"{file}: no such feedback file", file, e);
+        }
+        using var readerScope = reader;
         var idField = reader.Readable("request_id");
         var rowField = reader.Readable("row");
         var labelField = reader.Readable("label");

@@ -152,50 +152,64 @@ public sealed class ParquetFile : IDisposable
     }
 
     /// <summary>The column as numbers (NaN for missing); text is parsed (a cell that is not a number is an error naming its row).</summary>
-    public double[] ReadNumbers(int group, ParquetField field, long firstRow = 0) => Guard(group, field, () =>
+    public double[] ReadNumbers(int group, ParquetField field, long firstRow = 0)
+    {
+        var values = new double[Rows(group)];
+        ReadNumbers(group, field, new ArraySegment<double>(values), firstRow);
+        return values;
+    }
+
+    /// <summary>
+    /// The column as numbers, written into <paramref name="destination"/> (exactly the row group's rows long), so a
+    /// whole file can be read into one array per column without a copy per row group.
+    /// </summary>
+    public void ReadNumbers(int group, ParquetField field, ArraySegment<double> destination, long firstRow = 0) => Guard(group, field, () =>
     {
         var rows = Rows(group);
+        if (destination.Count != rows) throw new ArgumentException($"the destination holds {destination.Count} values, the row group {rows}", nameof(destination));
         var column = Group(group).Column(field.Index);
         using var _ = column;
         switch (field.Type)
         {
             case ParquetValueType.Double:
                 {
-                    var values = new double[rows];
-                    var present = ReadPacked((ColumnReader<double>)column, field, values, out var levels);
-                    Spread(values, present, levels, field, double.NaN);
-                    return values;
+                    var present = ReadPacked((ColumnReader<double>)column, field, destination.AsSpan(), out var levels);
+                    Spread(destination.AsSpan(), present, levels, double.NaN);
+                    break;
                 }
-            case ParquetValueType.Float: return Widen<float>(column, field, rows, v => v);
-            case ParquetValueType.Boolean: return Widen<bool>(column, field, rows, v => v ? 1 : 0);
-            case ParquetValueType.Int32 when field.Unsigned: return Widen<int>(column, field, rows, v => (uint)v);
-            case ParquetValueType.Int32: return Widen<int>(column, field, rows, v => v);
-            case ParquetValueType.Int64 when field.Unsigned: return Widen<long>(column, field, rows, v => (ulong)v);
-            case ParquetValueType.Int64: return Widen<long>(column, field, rows, v => v);
+            case ParquetValueType.Float: Widen<float>(column, field, destination, v => v); break;
+            case ParquetValueType.Boolean: Widen<bool>(column, field, destination, v => v ? 1 : 0); break;
+            case ParquetValueType.Int32 when field.Unsigned: Widen<int>(column, field, destination, v => (uint)v); break;
+            case ParquetValueType.Int32: Widen<int>(column, field, destination, v => v); break;
+            case ParquetValueType.Int64 when field.Unsigned: Widen<long>(column, field, destination, v => (ulong)v); break;
+            case ParquetValueType.Int64: Widen<long>(column, field, destination, v => v); break;
             case ParquetValueType.Decimal when field.Physical == PhysicalType.Int32:
                 {
                     var scale = Math.Pow(10, field.Scale);
-                    return Widen<int>(column, field, rows, v => v / scale);
+                    Widen<int>(column, field, destination, v => v / scale);
+                    break;
                 }
             case ParquetValueType.Decimal:
                 {
                     var scale = Math.Pow(10, field.Scale);
-                    return Widen<long>(column, field, rows, v => v / scale);
+                    Widen<long>(column, field, destination, v => v / scale);
+                    break;
                 }
             case ParquetValueType.Text:
                 {
                     var text = ReadTextCore(column, rows);
-                    var values = new double[rows];
+                    var values = destination.AsSpan();
                     for (var i = 0; i < rows; i++)
                     {
                         if (!NumericColumn.TryParseCell(text[i], out values[i]))
                             throw new KilnException($"{Path}: row {firstRow + i + 1}, column '{field.Name}': '{text[i]}' is not a number");
                     }
-                    return values;
+                    break;
                 }
             default:
                 throw new KilnException($"{Path}: column '{field.Name}' holds {Describe(field)}, not numbers");
         }
+        return true;
     });
 
     /// <summary>The column as text (null for missing): numbers in their shortest round-trip form, timestamps in ISO 8601.</summary>
@@ -265,6 +279,26 @@ public sealed class ParquetFile : IDisposable
         return new NumericColumn(field.Name, ReadNumbers(group, field, firstRow));
     }
 
+    /// <summary>Reads a row group's column into a whole-file column, at the group's first row <paramref name="offset"/>.</summary>
+    public void ReadColumn(int group, ParquetField field, Column destination, int offset)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        switch (destination)
+        {
+            case NumericColumn n:
+                if (field.Type == ParquetValueType.Timestamp)
+                    throw new KilnException($"{Path}: column '{field.Name}' holds timestamps, which Kiln cannot read as numbers");
+                ReadNumbers(group, field, new ArraySegment<double>(n.Values, offset, Rows(group)), offset);
+                break;
+            case TextColumn t:
+                var text = ReadText(group, field);
+                Array.Copy(text, 0, t.Values, offset, text.Length);
+                break;
+            default:
+                throw new ArgumentException($"a {destination.GetType().Name} is not read from Parquet", nameof(destination));
+        }
+    }
+
     public void Dispose()
     {
         foreach (var g in _groups) g?.Dispose();
@@ -324,7 +358,7 @@ public sealed class ParquetFile : IDisposable
     }
 
     /// <summary>Moves packed values to the rows whose definition level says present, filling the rest with <paramref name="missing"/>.</summary>
-    private static void Spread<T>(T[] values, int present, short[]? levels, ParquetField field, T missing)
+    private static void Spread<T>(Span<T> values, int present, short[]? levels, T missing)
     {
         if (levels is null) return;
         try
@@ -340,23 +374,22 @@ public sealed class ParquetFile : IDisposable
         }
     }
 
-    private static double[] Widen<T>(ColumnReader column, ParquetField field, int rows, Func<T, double> convert) where T : unmanaged
+    private static void Widen<T>(ColumnReader column, ParquetField field, ArraySegment<double> destination, Func<T, double> convert) where T : unmanaged
     {
+        var rows = destination.Count;
+        var result = destination.AsSpan();
         var raw = ArrayPool<T>.Shared.Rent(Math.Max(rows, 1));
         try
         {
-            var present = ReadPacked((ColumnReader<T>)column, field, raw.AsSpan(0, rows), out var levels);
-            var result = new double[rows];
+            ReadPacked((ColumnReader<T>)column, field, raw.AsSpan(0, rows), out var levels);
             if (levels is null)
             {
                 for (var i = 0; i < rows; i++) result[i] = convert(raw[i]);
-                return result;
+                return;
             }
             var next = 0;
             for (var i = 0; i < rows; i++) result[i] = levels[i] == 1 ? convert(raw[next++]) : double.NaN;
             ArrayPool<short>.Shared.Return(levels);
-            _ = present;
-            return result;
         }
         finally
         {

@@ -31,6 +31,64 @@ public static class ParquetTable
         return Task.FromResult(file.RowGroupRows);
     }
 
+    /// <summary>
+    /// Reads the requested columns of the whole file into one table: each column is allocated once at the file's row
+    /// count and every row group's chunk is read straight into its place (row groups and columns in parallel), so the
+    /// managed memory is the result's and no copy per row group is made. Reports rows read as row groups finish.
+    /// </summary>
+    public static async Task<DataTable> ReadAllAsync(string path, IReadOnlyList<ColumnRequest> requests, IProgress<long>? rowsRead = null,
+        CancellationToken ct = default)
+    {
+        var file = ParquetFile.Open(path);
+        var extra = new List<ParquetFile>();
+        try
+        {
+            var fields = requests.Select(r => file.Readable(r.Name)).ToArray();
+            var groups = file.RowGroupRows;
+            var firstRows = new int[groups.Length];
+            long total = 0;
+            for (var g = 0; g < groups.Length; g++)
+            {
+                firstRows[g] = checked((int)total);
+                total += groups[g];
+            }
+            var table = new DataTable(checked((int)total));
+            var columns = requests.Select(r => r.Type == ColumnType.Numeric
+                ? (Column)new NumericColumn(r.Name, new double[total]) : new TextColumn(r.Name, new string?[total])).ToArray();
+            foreach (var c in columns) table.Add(c);
+            var items = groups.Length * requests.Count;
+            var workers = total * requests.Count < ParallelCells ? 1 : Math.Min(Math.Max(1, Math.Min(Environment.ProcessorCount, 4)), items);
+            var left = new int[groups.Length];
+            Array.Fill(left, requests.Count);
+            long done = 0;
+            while (extra.Count < workers - 1) extra.Add(ParquetFile.Open(path));
+            var next = -1;
+            var tasks = new Task[workers];
+            for (var w = 0; w < workers; w++)
+            {
+                var reader = w == 0 ? file : extra[w - 1];
+                tasks[w] = Task.Run(() =>
+                {
+                    // Row-group-major order keeps the workers on neighbouring chunks and finishes groups for progress.
+                    for (var item = Interlocked.Increment(ref next); item < items; item = Interlocked.Increment(ref next))
+                    {
+                        ct.ThrowIfCancellationRequested();
+                        var (g, r) = Math.DivRem(item, requests.Count);
+                        reader.ReadColumn(g, fields[r], columns[r], firstRows[g]);
+                        if (Interlocked.Decrement(ref left[g]) == 0) rowsRead?.Report(Interlocked.Add(ref done, groups[g]));
+                    }
+                }, ct);
+            }
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+            return table;
+        }
+        finally
+        {
+            file.Dispose();
+            foreach (var f in extra) f.Dispose();
+        }
+    }
+
     /// <summary>Reads the requested columns of every row group, one table per row group.</summary>
     public static async IAsyncEnumerable<DataTable> ReadRowGroupsAsync(string path, IReadOnlyList<ColumnRequest> requests,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
