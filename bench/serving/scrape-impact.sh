@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Does a Prometheus-style scrape of /metrics every second change single-row serving latency?
+# One kiln serve (the quickstart's fraud model), an open-loop load at a fixed rate (Kiln.Bench.Serving's `rate`:
+# latency from each request's scheduled start), in alternating rounds with and without a background loop that
+# GETs /metrics once a second; p99 per round and the medians. Figures go to docs/benchmarks.md (## Serving).
+# usage: [ROUNDS=4] [SECS=15] [RATE=300] bench/serving/scrape-impact.sh
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+bench="$root/bench/Kiln.Bench.Serving/bin/Release/net10.0/Kiln.Bench.Serving.dll"
+[[ -f "$bench" ]] || dotnet build bench/Kiln.Bench.Serving -c Release -nologo -v quiet >/dev/null
+tmp="$(mktemp -d)"
+./kiln train examples/quickstart/spec.yaml --out "$tmp/fraud" >/dev/null 2>&1
+port=$((20000 + RANDOM % 500))
+./kiln serve --model "$tmp/fraud" --port "$port" --grpc-port -1 --poll-interval 0 >"$tmp/serve.txt" 2>&1 &
+serve=$!
+loop=
+trap 'kill $serve $loop 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+echo '{"amount": 668.56, "hour": 11, "merchant_category": "electronics", "card_present": "yes", "distance_from_home_km": 4.2, "customer_age": 76}' >"$tmp/body.json"
+for _ in $(seq 120); do curl -fs -o /dev/null -H 'Content-Type: application/json' -d @"$tmp/body.json" "http://127.0.0.1:$port/predict" && break; sleep 0.5; done
+url="http://127.0.0.1:$port/predict"
+dotnet "$bench" rate "$url" "$tmp/body.json" "${RATE:-300}" 5 >/dev/null   # warm-up
+p99() { awk '{for (i = 1; i <= NF; i++) if ($i ~ /^p99=/) { sub("p99=", "", $i); sub("ms", "", $i); print $i; exit }}'; }
+without=(); with=()
+for r in $(seq "${ROUNDS:-4}"); do
+  for mode in $([[ $((r % 2)) -eq 1 ]] && echo "off on" || echo "on off"); do
+    if [[ $mode == on ]]; then
+      (while true; do curl -fs -o /dev/null "http://127.0.0.1:$port/metrics"; sleep 1; done) & loop=$!
+    fi
+    line=$(dotnet "$bench" rate "$url" "$tmp/body.json" "${RATE:-300}" "${SECS:-15}")
+    if [[ $mode == on ]]; then kill $loop; wait $loop 2>/dev/null || true; loop=; with+=("$(p99 <<<"$line")"); else without+=("$(p99 <<<"$line")"); fi
+    echo "round $r, scrape loop $mode: $line"
+  done
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+echo "p99 without the scrape loop: ${without[*]} ms (median $(median "${without[@]}"))"
+echo "p99 with a scrape every second: ${with[*]} ms (median $(median "${with[@]}"))"
