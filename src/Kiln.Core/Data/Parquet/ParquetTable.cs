@@ -56,30 +56,17 @@ public static class ParquetTable
             var columns = requests.Select(r => r.Type == ColumnType.Numeric
                 ? (Column)new NumericColumn(r.Name, new double[total]) : new TextColumn(r.Name, new string?[total])).ToArray();
             foreach (var c in columns) table.Add(c);
-            var items = groups.Length * requests.Count;
-            var workers = total * requests.Count < ParallelCells ? 1 : Math.Min(Math.Max(1, Math.Min(Environment.ProcessorCount, 4)), items);
             var left = new int[groups.Length];
             Array.Fill(left, requests.Count);
             long done = 0;
-            while (extra.Count < workers - 1) extra.Add(ParquetFile.Open(path));
-            var next = -1;
-            var tasks = new Task[workers];
-            for (var w = 0; w < workers; w++)
+            // Row-group-major order keeps the readers on neighbouring chunks and finishes groups for progress.
+            await ReadItemsAsync(path, file, extra, groups.Length * requests.Count, total * requests.Count, (reader, item) =>
             {
-                var reader = w == 0 ? file : extra[w - 1];
-                tasks[w] = Task.Run(() =>
-                {
-                    // Row-group-major order keeps the workers on neighbouring chunks and finishes groups for progress.
-                    for (var item = Interlocked.Increment(ref next); item < items; item = Interlocked.Increment(ref next))
-                    {
-                        ct.ThrowIfCancellationRequested();
-                        var (g, r) = Math.DivRem(item, requests.Count);
-                        reader.ReadColumn(g, fields[r], columns[r], firstRows[g]);
-                        if (Interlocked.Decrement(ref left[g]) == 0) rowsRead?.Report(Interlocked.Add(ref done, groups[g]));
-                    }
-                }, ct);
-            }
-            await Task.WhenAll(tasks).ConfigureAwait(false);
+                ct.ThrowIfCancellationRequested();
+                var (g, r) = Math.DivRem(item, requests.Count);
+                reader.ReadColumn(g, fields[r], columns[r], firstRows[g]);
+                if (Interlocked.Decrement(ref left[g]) == 0) rowsRead?.Report(Interlocked.Add(ref done, groups[g]));
+            }, ct).ConfigureAwait(false);
             return table;
         }
         finally
@@ -127,37 +114,16 @@ public static class ParquetTable
                 var columns = new Column[window.Count][];
                 for (var i = 0; i < window.Count; i++) columns[i] = new Column[requests.Count];
                 var items = window.Count * requests.Count;
-                var workers = cells < ParallelCells ? 1 : Math.Min(threads, items);
-                if (workers <= 1)
+                await ReadItemsAsync(path, file, extra, items, cells, (reader, item) =>
                 {
-                    for (var item = 0; item < items; item++) ReadItem(file, item);
-                }
-                else
-                {
-                    while (extra.Count < workers - 1) extra.Add(ParquetFile.Open(path));
-                    var next = -1;
-                    var tasks = new Task[workers];
-                    for (var w = 0; w < workers; w++)
-                    {
-                        var reader = w == 0 ? file : extra[w - 1];
-                        tasks[w] = Task.Run(() =>
-                        {
-                            for (var item = Interlocked.Increment(ref next); item < items; item = Interlocked.Increment(ref next)) ReadItem(reader, item);
-                        }, ct);
-                    }
-                    await Task.WhenAll(tasks).ConfigureAwait(false);
-                }
+                    var (i, r) = Math.DivRem(item, requests.Count);
+                    columns[i][r] = reader.ReadColumn(window[i].Group, fields[r], requests[r].Type, window[i].FirstRow);
+                }, ct).ConfigureAwait(false);
                 for (var i = 0; i < window.Count; i++)
                 {
                     var table = new DataTable(checked((int)file.RowGroupRows[window[i].Group]));
                     foreach (var c in columns[i]) table.Add(c);
                     yield return (window[i].Group, window[i].FirstRow, table);
-                }
-
-                void ReadItem(ParquetFile reader, int item)
-                {
-                    var (i, r) = Math.DivRem(item, requests.Count);
-                    columns[i][r] = reader.ReadColumn(window[i].Group, fields[r], requests[r].Type, window[i].FirstRow);
                 }
             }
         }
@@ -166,6 +132,35 @@ public static class ParquetTable
             file.Dispose();
             foreach (var f in extra) f.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="read"/> for items 0..<paramref name="items"/>-1 (column chunks): on this thread when there are
+    /// fewer than <see cref="ParallelCells"/> cells, else on up to four threads, each with a reader of its own (opened
+    /// into <paramref name="extra"/>, which the caller disposes), taking the next item as it finishes one.
+    /// </summary>
+    private static async Task ReadItemsAsync(string path, ParquetFile file, List<ParquetFile> extra, int items, long cells,
+        Action<ParquetFile, int> read, CancellationToken ct)
+    {
+        var threads = Math.Max(1, Math.Min(Environment.ProcessorCount, 4));
+        var workers = cells < ParallelCells ? 1 : Math.Min(threads, items);
+        if (workers <= 1)
+        {
+            for (var item = 0; item < items; item++) read(file, item);
+            return;
+        }
+        while (extra.Count < workers - 1) extra.Add(ParquetFile.Open(path));
+        var next = -1;
+        var tasks = new Task[workers];
+        for (var w = 0; w < workers; w++)
+        {
+            var reader = w == 0 ? file : extra[w - 1];
+            tasks[w] = Task.Run(() =>
+            {
+                for (var item = Interlocked.Increment(ref next); item < items; item = Interlocked.Increment(ref next)) read(reader, item);
+            }, ct);
+        }
+        await Task.WhenAll(tasks).ConfigureAwait(false);
     }
 
     /// <summary>Writes a table as one Parquet file with one row group (numbers as nullable doubles, text as strings).</summary>
