@@ -86,12 +86,12 @@ public class PipelineKindTests(TrainedPackage package) : IClassFixture<TrainedPa
             """);
         var r = await KilnCli.RunAsync(["pipeline", "validate", file], dir.Path);
         Assert.Equal(1, r.ExitCode);
-        Assert.Contains("bad.yaml:3: task 'score': kind batch_score needs 'output'", r.StdErr, StringComparison.Ordinal);
-        Assert.Contains("bad.yaml:8: task 'score': 'key' 'amount' must also be a 'keep' column", r.StdErr, StringComparison.Ordinal);
-        Assert.Contains("bad.yaml:9: task 'score': 'on_bad_row' must be one of fail, skip", r.StdErr, StringComparison.Ordinal);
-        Assert.Contains("bad.yaml:10: task 'score': 'shard' '3/2' is not i/N", r.StdErr, StringComparison.Ordinal);
-        Assert.Contains("bad.yaml:11: task 'score': 'batch_rows' must be a whole number of at least 1", r.StdErr, StringComparison.Ordinal);
-        Assert.Contains("bad.yaml:12: task 'score': 'colour' is not a setting of kind batch_score", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("bad.yaml:3:3: task 'score': kind batch_score needs 'output'", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("bad.yaml:8:5: task 'score': 'key' 'amount' must also be a 'keep' column", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("bad.yaml:9:5: task 'score': 'on_bad_row' must be one of fail, skip", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("bad.yaml:10:5: task 'score': 'shard' '3/2' is not i/N", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("bad.yaml:11:5: task 'score': 'batch_rows' must be a whole number of at least 1", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("bad.yaml:12:5: task 'score': 'colour' is not a setting of kind batch_score", r.StdErr, StringComparison.Ordinal);
 
         var input = dir.File("partial.csv");
         await File.WriteAllTextAsync(input, "transaction_id,amount\nt1,12.5\n");
@@ -174,8 +174,8 @@ public class PipelineKindTests(TrainedPackage package) : IClassFixture<TrainedPa
             """);
         var r = await KilnCli.RunAsync(["pipeline", "validate", file], dir.Path);
         Assert.Equal(1, r.ExitCode);
-        Assert.Contains("bad.yaml:6: task 'load': 'start' 'yesterday' is not a time", r.StdErr, StringComparison.Ordinal);
-        Assert.Contains("bad.yaml:8: task 'load': 'views' must be a list of names", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("bad.yaml:6:5: task 'load': 'start' 'yesterday' is not a time", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("bad.yaml:8:5: task 'load': 'views' must be a list of names", r.StdErr, StringComparison.Ordinal);
 
         var run = await Pipelines.RunAsync(dir, """
             name: missing
@@ -313,11 +313,11 @@ public class PipelineKindTests(TrainedPackage package) : IClassFixture<TrainedPa
             """);
         var r = await KilnCli.RunAsync(["pipeline", "validate", file], dir.Path);
         Assert.Equal(1, r.ExitCode);
-        Assert.Contains("bad.yaml:7: task 'check': 'test' unknown test 'kolmogorov'", r.StdErr, StringComparison.Ordinal);
-        Assert.Contains("bad.yaml:8: task 'check': 'drift_share_threshold' must be a number from 0 to 1", r.StdErr, StringComparison.Ordinal);
-        Assert.Contains("bad.yaml:9: task 'check': 'on_drift' must be one of continue, fail, skip", r.StdErr, StringComparison.Ordinal);
-        Assert.Contains("bad.yaml:10: task 'check': 'fail_on_drift' give either fail_on_drift or on_drift, not both", r.StdErr, StringComparison.Ordinal);
-        Assert.Contains("bad.yaml:11: task 'check': 'columns' column 'age': threshold 'lots' is not a non-negative number", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("bad.yaml:7:5: task 'check': 'test' unknown test 'kolmogorov'", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("bad.yaml:8:5: task 'check': 'drift_share_threshold' must be a number from 0 to 1", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("bad.yaml:9:5: task 'check': 'on_drift' must be one of continue, fail, skip", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("bad.yaml:10:5: task 'check': 'fail_on_drift' give either fail_on_drift or on_drift, not both", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("bad.yaml:11:5: task 'check': 'columns' column 'age': threshold 'lots' is not a non-negative number", r.StdErr, StringComparison.Ordinal);
 
         var run = await Pipelines.RunAsync(dir, $$"""
             name: nomodel

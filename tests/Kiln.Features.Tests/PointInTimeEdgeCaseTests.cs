@@ -201,6 +201,6 @@ public sealed class BadInputTests
 
         File.WriteAllText(d.Dir.File("more.yaml"), "feature_views:\n  - name: broken\n    entities: [rider]\n    source: driver_stats_source\n    schema: [{name: a, dtype: int64}]\n");
         e = Assert.Throws<KilnException>(() => d.Load());
-        Assert.Contains("more.yaml:2: feature view 'broken': unknown entity 'rider'", e.Message);
+        Assert.Contains("more.yaml:2:5: feature view 'broken': unknown entity 'rider'", e.Message);
     }
 }

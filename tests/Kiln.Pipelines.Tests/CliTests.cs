@@ -161,7 +161,7 @@ public class CliTests
             """);
         var r = await KilnCli.RunAsync(["pipeline", "run", file, "--db", dir.File("kiln.db")], dir.Path);
         Assert.Equal(1, r.ExitCode);
-        Assert.Matches(@"error: .*bad\.yaml:[36]: tasks form a cycle: (a -> b -> a|b -> a -> b)", r.StdErr);
+        Assert.Matches(@"error: .*bad\.yaml:[36]:3: tasks form a cycle: (a -> b -> a|b -> a -> b)", r.StdErr);
         Assert.Equal("", r.StdOut);
         Assert.False(File.Exists(dir.File("kiln.db")), "nothing is written for a refused pipeline");
     }
@@ -187,7 +187,7 @@ public class CliTests
             """);
         var missing = await KilnCli.RunAsync(["pipeline", "run", file, "--db", db], dir.Path);
         Assert.Equal(1, missing.ExitCode);
-        Assert.Contains("fail.yaml:3: parameter 'who' has no default and was not given (use --param who=VALUE)", missing.StdErr);
+        Assert.Contains("fail.yaml:3:3: parameter 'who' has no default and was not given (use --param who=VALUE)", missing.StdErr);
 
         var r = await KilnCli.RunAsync(["pipeline", "run", file, "--param", "who=kiln", "--db", db], dir.Path);
         Assert.Equal(1, r.ExitCode);

@@ -156,7 +156,7 @@ public sealed class HttpTests : IAsyncLifetime
         var cycle = await _http.PostAsJsonAsync("/api/v1/pipelines/runs", new { definition = "name: c\ntasks:\n  a:\n    kind: noop\n    depends_on: a\n" });
         Assert.Equal("application/problem+json", cycle.Content.Headers.ContentType!.MediaType);
         var p = await JsonAsync(cycle, HttpStatusCode.UnprocessableEntity);
-        Assert.Equal("definition:3: task 'a' depends on itself", p.GetProperty("detail").GetString());
+        Assert.Equal("definition:3:3: task 'a' depends on itself", p.GetProperty("detail").GetString());
         Assert.Equal(422, p.GetProperty("status").GetInt32());
 
         var badJson = await _http.PostAsync("/api/v1/pipelines/runs", new StringContent("{\"pipeline\": ", Encoding.UTF8, "application/json"));
@@ -228,7 +228,7 @@ public sealed class HttpTests : IAsyncLifetime
         Assert.Equal($"run {run.RunId} already finished (succeeded)", finished.Message);
         var invalid = await Assert.ThrowsAsync<PipelineApiException>(() => client.StartRunAsync(null, "name: c\ntasks:\n  a:\n    kind: noop\n    depends_on: a\n", null));
         Assert.Equal(422, invalid.Status);
-        Assert.Equal("definition:3: task 'a' depends on itself", invalid.Message);
+        Assert.Equal("definition:3:3: task 'a' depends on itself", invalid.Message);
 
         using var elsewhere = new PipelineApiClient(new Uri(_http.BaseAddress!, "/not-a-kiln/"), _http);
         var notServed = await Assert.ThrowsAsync<PipelineApiException>(() => elsewhere.ListRunsAsync());

@@ -34,7 +34,7 @@ public class ValidationTests
         Assert.Contains("b -> ", error);
         Assert.Contains("c -> ", error);
         Assert.DoesNotContain("start ->", error);
-        Assert.Matches(@"^p\.yaml:(5|8|11): ", error);
+        Assert.Matches(@"^p\.yaml:(5|8|11):3: ", error);
     }
 
     [Fact]
@@ -49,7 +49,7 @@ public class ValidationTests
                 kind: noop
                 depends_on: [ingset]
             """);
-        Assert.Equal("p.yaml:5: task 'train' depends on unknown task 'ingset' (did you mean 'ingest'?)", Assert.Single(e.Errors));
+        Assert.Equal("p.yaml:5:3: task 'train' depends on unknown task 'ingset' (did you mean 'ingest'?)", Assert.Single(e.Errors));
     }
 
     [Fact]
@@ -62,7 +62,7 @@ public class ValidationTests
                 kind: trian
             """);
         var error = Assert.Single(e.Errors);
-        Assert.StartsWith("p.yaml:3: task 't' has unknown kind 'trian'", error);
+        Assert.StartsWith("p.yaml:3:3: task 't' has unknown kind 'trian'", error);
         Assert.Contains("shell", error);
     }
 
@@ -78,7 +78,7 @@ public class ValidationTests
               t:
                 kind: noop
             """);
-        Assert.StartsWith("p.yaml:3: bad cron expression '61 * * * *'", Assert.Single(e.Errors));
+        Assert.StartsWith("p.yaml:3:11: bad cron expression '61 * * * *'", Assert.Single(e.Errors));
     }
 
     [Fact]
@@ -95,8 +95,8 @@ public class ValidationTests
                 kind: noop
             """);
         Assert.Equal(2, e.Errors.Count);
-        Assert.StartsWith("p.yaml:4: unknown time zone 'Mars/Olympus'", e.Errors[0]);
-        Assert.StartsWith("p.yaml:5: missed must be 'skip' or 'catch_up'", e.Errors[1]);
+        Assert.StartsWith("p.yaml:4:15: unknown time zone 'Mars/Olympus'", e.Errors[0]);
+        Assert.StartsWith("p.yaml:5:13: missed must be 'skip' or 'catch_up'", e.Errors[1]);
     }
 
     [Fact]
@@ -111,7 +111,7 @@ public class ValidationTests
                 kind: shell
                 command: echo {{ params.dya }}
             """);
-        Assert.Equal("p.yaml:7: task 't': 'command' refers to parameter 'dya' which is not declared under 'parameters:'", Assert.Single(e.Errors));
+        Assert.Equal("p.yaml:7:5: task 't': 'command' refers to parameter 'dya' which is not declared under 'parameters:'", Assert.Single(e.Errors));
     }
 
     [Fact]
@@ -143,7 +143,7 @@ public class ValidationTests
                 command: echo {{ params.model }} {{ params.day }}
             """, s_kinds, "p.yaml");
         var e = Assert.Throws<PipelineValidationException>(() => def.ResolveParameters(new Dictionary<string, string>()));
-        Assert.Equal("p.yaml:3: parameter 'model' has no default and was not given (use --param model=VALUE)", Assert.Single(e.Errors));
+        Assert.Equal("p.yaml:3:3: parameter 'model' has no default and was not given (use --param model=VALUE)", Assert.Single(e.Errors));
         var ok = def.ResolveParameters(new Dictionary<string, string> { ["model"] = "m" });
         Assert.Equal("m", ok["model"]);
         Assert.Equal("today", ok["day"]);
@@ -173,10 +173,10 @@ public class ValidationTests
                 depends_on: [a]
             """);
         Assert.Equal(4, e.Errors.Count);
-        Assert.Contains(e.Errors, x => x.StartsWith("p.yaml:8: task 'c' has no 'kind'", StringComparison.Ordinal));
-        Assert.Contains(e.Errors, x => x.StartsWith("p.yaml:3: task 'a' has unknown kind 'nope'", StringComparison.Ordinal));
-        Assert.Contains(e.Errors, x => x.StartsWith("p.yaml:5: task 'b': kind shell needs 'command'", StringComparison.Ordinal));
-        Assert.Contains(e.Errors, x => x.StartsWith("p.yaml:5: task 'b' depends on unknown task 'zzz'", StringComparison.Ordinal));
+        Assert.Contains(e.Errors, x => x.StartsWith("p.yaml:8:3: task 'c' has no 'kind'", StringComparison.Ordinal));
+        Assert.Contains(e.Errors, x => x.StartsWith("p.yaml:3:3: task 'a' has unknown kind 'nope'", StringComparison.Ordinal));
+        Assert.Contains(e.Errors, x => x.StartsWith("p.yaml:5:3: task 'b': kind shell needs 'command'", StringComparison.Ordinal));
+        Assert.Contains(e.Errors, x => x.StartsWith("p.yaml:5:3: task 'b' depends on unknown task 'zzz'", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -254,7 +254,7 @@ public static class RepositoryLoader
             }
         }
 
-        public string Where => $"{_file}:{_node.Start.Line}";
+        public string Where => YamlFiles.Where(_file, _node);
 
         private string Label => _values.TryGetValue("name", out var n) && n is YamlScalarNode { Value: { } name } ? $"{_kind} '{name}'" : _kind;
 

@@ -104,7 +104,7 @@ public static class MonitorConfigLoader
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var n in names)
         {
-            if (!seen.Add(n)) throw new KilnException($"{r.File}:{root.Start.Line}: {list}: two entries have the {key} '{n}'");
+            if (!seen.Add(n)) throw new KilnException($"{YamlFiles.Where(r.File, root)}: {list}: two entries have the {key} '{n}'");
         }
     }
 
@@ -151,17 +151,17 @@ public static class MonitorConfigLoader
                     break;
             }
         }
-        if (model is null) throw new KilnException($"{r.File}:{node.Start.Line}: {path}.model is required (a package directory or models:/NAME@ALIAS)");
+        if (model is null) throw new KilnException($"{YamlFiles.Where(r.File, node)}: {path}.model is required (a package directory or models:/NAME@ALIAS)");
         var isUri = model.StartsWith("models:", StringComparison.Ordinal) || model.StartsWith("runs:", StringComparison.Ordinal);
         if (!isUri)
         {
             model = Path.GetFullPath(model, baseDir);
-            if (!ModelPackage.IsPackage(model)) throw new KilnException($"{r.File}:{modelNode!.Start.Line}: {path}.model: '{model}' is not a model package directory (no kiln.json)");
+            if (!ModelPackage.IsPackage(model)) throw new KilnException($"{YamlFiles.Where(r.File, modelNode!)}: {path}.model: '{model}' is not a model package directory (no kiln.json)");
         }
         name ??= logModel ?? DefaultName(model, isUri)
-            ?? throw new KilnException($"{r.File}:{node.Start.Line}: {path}.name is required for '{model}' (the model label)");
+            ?? throw new KilnException($"{YamlFiles.Where(r.File, node)}: {path}.name is required for '{model}' (the model label)");
         logDir ??= defaults.LogDirectory
-            ?? throw new KilnException($"{r.File}:{node.Start.Line}: {path}.log_dir is required (the prediction log directory; kiln serve uses its --log-dir when set)");
+            ?? throw new KilnException($"{YamlFiles.Where(r.File, node)}: {path}.log_dir is required (the prediction log directory; kiln serve uses its --log-dir when set)");
         return new MonitorTarget
         {
             Name = name,
@@ -286,9 +286,9 @@ public static class MonitorConfigLoader
                 case "summary": summary = r.String(value, p); break;
             }
         }
-        if (name is null) throw new KilnException($"{r.File}:{node.Start.Line}: {path}.name is required");
-        if (metric is null) throw new KilnException($"{r.File}:{node.Start.Line}: {path}.metric is required (e.g. kiln_monitor_dataset_drift)");
-        if (threshold is null) throw new KilnException($"{r.File}:{node.Start.Line}: {path}.threshold is required");
+        if (name is null) throw new KilnException($"{YamlFiles.Where(r.File, node)}: {path}.name is required");
+        if (metric is null) throw new KilnException($"{YamlFiles.Where(r.File, node)}: {path}.metric is required (e.g. kiln_monitor_dataset_drift)");
+        if (threshold is null) throw new KilnException($"{YamlFiles.Where(r.File, node)}: {path}.threshold is required");
         return new AlertRule
         {
             Name = name,
@@ -311,7 +311,7 @@ public static class MonitorConfigLoader
     {
         public string File { get; } = file;
 
-        public KilnException Error(YamlNode node, string path, string message) => new($"{File}:{node.Start.Line}: {path}: {message}");
+        public KilnException Error(YamlNode node, string path, string message) => new($"{YamlFiles.Where(File, node)}: {path}: {message}");
 
         public IEnumerable<(string Key, YamlNode Value)> Mapping(YamlNode node, string path, string[]? allowed)
         {
@@ -322,7 +322,7 @@ public static class MonitorConfigLoader
                 var key = (k as YamlScalarNode)?.Value ?? throw Error(k, path, "keys must be plain names");
                 var full = path.Length == 0 ? key : path + "." + key;
                 if (allowed is not null && Array.IndexOf(allowed, key) < 0)
-                    throw path.Length == 0 ? new KilnException($"{File}:{k.Start.Line}: {YamlFiles.UnknownKey(key, allowed)}") : Error(k, path, YamlFiles.UnknownKey(key, allowed));
+                    throw path.Length == 0 ? new KilnException($"{YamlFiles.Where(File, k)}: {YamlFiles.UnknownKey(key, allowed)}") : Error(k, path, YamlFiles.UnknownKey(key, allowed));
                 if (!seen.Add(key)) throw Error(k, full, "given twice");
                 yield return (key, v);
             }

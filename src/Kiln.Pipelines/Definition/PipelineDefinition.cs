@@ -1,3 +1,4 @@
+using Kiln.Core.Yaml;
 using System.Text.Json.Nodes;
 using Cronos;
 
@@ -38,26 +39,26 @@ public sealed class PipelineDefinition
         {
             if (given is not null && given.TryGetValue(p.Name, out var v)) result[p.Name] = v;
             else if (p.Default is not null) result[p.Name] = p.Default;
-            else errors.Add($"{Where(p.Line)}parameter '{p.Name}' has no default and was not given (use --param {p.Name}=VALUE)");
+            else errors.Add($"{Where(p.At)}parameter '{p.Name}' has no default and was not given (use --param {p.Name}=VALUE)");
         }
         if (given is not null)
         {
             foreach (var k in given.Keys)
             {
                 if (!result.ContainsKey(k) && !Parameters.Any(p => p.Name == k))
-                    errors.Add($"{Where(0)}unknown parameter '{k}'; this pipeline declares: {(Parameters.Count == 0 ? "none" : string.Join(", ", Parameters.Select(p => p.Name)))}");
+                    errors.Add($"{Where(YamlPosition.None)}unknown parameter '{k}'; this pipeline declares: {(Parameters.Count == 0 ? "none" : string.Join(", ", Parameters.Select(p => p.Name)))}");
             }
         }
         if (errors.Count > 0) throw new PipelineValidationException(errors);
         return result;
     }
 
-    internal string Where(int line) =>
-        SourcePath is null && line == 0 ? $"pipeline '{Name}': " : $"{SourcePath ?? "pipeline"}{(line > 0 ? $":{line}" : "")}: ";
+    internal string Where(YamlPosition at) =>
+        SourcePath is null && !at.IsKnown ? $"pipeline '{Name}': " : $"{SourcePath ?? "pipeline"}{(at.IsKnown ? $":{at}" : "")}: ";
 }
 
 /// <summary>A declared parameter; <see cref="Default"/> null means the caller must give it.</summary>
-public sealed record ParameterDefinition(string Name, string? Default, string? Description = null, int Line = 0);
+public sealed record ParameterDefinition(string Name, string? Default, string? Description = null, YamlPosition At = default);
 
 /// <summary>One task of a pipeline.</summary>
 public sealed class TaskDefinition
@@ -75,11 +76,11 @@ public sealed class TaskDefinition
     /// <summary>Reuse the outputs of an earlier successful execution with the same inputs and definition.</summary>
     public bool Cache { get; init; }
 
-    /// <summary>The line of the task in its YAML file (0 for code).</summary>
-    public int Line { get; init; }
+    /// <summary>Where the task is in its YAML file (<see cref="YamlPosition.None"/> for code).</summary>
+    public YamlPosition At { get; init; }
 
-    /// <summary>The line of each config key, for error messages.</summary>
-    public IReadOnlyDictionary<string, int> ConfigLines { get; init; } = new Dictionary<string, int>();
+    /// <summary>Where each config key is, for error messages.</summary>
+    public IReadOnlyDictionary<string, YamlPosition> ConfigPositions { get; init; } = new Dictionary<string, YamlPosition>();
 
     /// <summary>The body of a C# step (kind <c>csharp</c>); null otherwise.</summary>
     public Func<Tasks.TaskContext, Task<IReadOnlyDictionary<string, string>>>? Step { get; init; }
@@ -111,7 +112,7 @@ public enum MissedRunPolicy
 }
 
 /// <summary>A cron schedule in a time zone.</summary>
-public sealed record CronTrigger(string Expression, TimeZoneInfo TimeZone, MissedRunPolicy Missed, int Line = 0)
+public sealed record CronTrigger(string Expression, TimeZoneInfo TimeZone, MissedRunPolicy Missed, YamlPosition At = default)
 {
     private CronExpression? _cron;
 

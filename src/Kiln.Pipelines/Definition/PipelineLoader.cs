@@ -27,7 +27,7 @@ public static class PipelineLoader
         try
         {
             root = YamlFiles.ParseMapping(yaml, file)
-                ?? throw new PipelineValidationException($"{file}:1: a pipeline is a YAML mapping with 'name' and 'tasks'");
+                ?? throw new PipelineValidationException($"{file}:1:1: a pipeline is a YAML mapping with 'name' and 'tasks'");
         }
         catch (KilnException e) when (e is not PipelineValidationException)
         {
@@ -35,7 +35,7 @@ public static class PipelineLoader
         }
 
         var errors = new List<string>();
-        string Where(YamlNode n) => $"{file}:{n.Start.Line}: ";
+        string Where(YamlNode n) => $"{YamlFiles.Where(file, n)}: ";
 
         string? name = null, description = null;
         var maxConcurrency = 4;
@@ -75,7 +75,7 @@ public static class PipelineLoader
                     break;
             }
         }
-        if (name is null) errors.Add($"{file}:{root.Start.Line}: the pipeline has no 'name'");
+        if (name is null) errors.Add($"{YamlFiles.Where(file, root)}: the pipeline has no 'name'");
 
         var def = new PipelineDefinition
         {
@@ -120,7 +120,7 @@ public static class PipelineLoader
             {
                 case YamlScalarNode s:
                     // `name:` alone (null) declares a required parameter; `name: value` gives its default.
-                    result.Add(new ParameterDefinition(name, IsNull(s) ? null : s.Value, null, (int)k.Start.Line));
+                    result.Add(new ParameterDefinition(name, IsNull(s) ? null : s.Value, null, YamlPosition.Of(k)));
                     break;
                 case YamlMappingNode m:
                     string? def = null, desc = null;
@@ -131,7 +131,7 @@ public static class PipelineLoader
                         else if (pkey == "description") desc = (pv as YamlScalarNode)?.Value;
                         else errors.Add($"{where(pk)}parameter '{name}': {YamlFiles.UnknownKey(pkey ?? "", ["default", "description"])}");
                     }
-                    result.Add(new ParameterDefinition(name, def, desc, (int)k.Start.Line));
+                    result.Add(new ParameterDefinition(name, def, desc, YamlPosition.Of(k)));
                     break;
                 default:
                     errors.Add($"{where(v)}parameter '{name}' must be a value or a mapping with 'default'");
@@ -199,7 +199,7 @@ public static class PipelineLoader
                 else if (missed is "catch_up" or "catchup") policy = MissedRunPolicy.CatchUp;
                 else errors.Add($"{where(missedNode!)}missed must be 'skip' or 'catch_up', got '{missed}'");
             }
-            var trigger = new CronTrigger(cron, zone, policy, (int)cronNode!.Start.Line);
+            var trigger = new CronTrigger(cron, zone, policy, YamlPosition.Of(cronNode!));
             try
             {
                 _ = trigger.Cron;
@@ -207,7 +207,7 @@ public static class PipelineLoader
             }
             catch (Cronos.CronFormatException e)
             {
-                errors.Add($"{where(cronNode)}bad cron expression '{cron}': {e.Message}");
+                errors.Add($"{where(cronNode!)}bad cron expression '{cron}': {e.Message}");
             }
         }
     }
@@ -233,7 +233,7 @@ public static class PipelineLoader
             TimeSpan? timeout = null;
             var cache = false;
             var config = new JsonObject();
-            var lines = new Dictionary<string, int>(StringComparer.Ordinal);
+            var lines = new Dictionary<string, YamlPosition>(StringComparer.Ordinal);
             foreach (var (tk, tv) in tm.Children)
             {
                 var key = ((YamlScalarNode)tk).Value ?? "";
@@ -270,7 +270,7 @@ public static class PipelineLoader
                         break;
                     default:
                         config[key] = ToJson(tv);
-                        lines[key] = tk.Start.Line > 0 ? (int)tk.Start.Line : (int)tv.Start.Line;
+                        lines[key] = tk.Start.Line > 0 ? YamlPosition.Of(tk) : YamlPosition.Of(tv);
                         break;
                 }
             }
@@ -288,8 +288,8 @@ public static class PipelineLoader
                 Retry = retry,
                 Timeout = timeout,
                 Cache = cache,
-                Line = (int)k.Start.Line,
-                ConfigLines = lines,
+                At = YamlPosition.Of(k),
+                ConfigPositions = lines,
             });
         }
     }

@@ -1,3 +1,4 @@
+using Kiln.Core.Yaml;
 using Kiln.Pipelines.Tasks;
 
 namespace Kiln.Pipelines.Definition;
@@ -16,45 +17,45 @@ public static class PipelineValidator
     public static List<string> Check(PipelineDefinition p, TaskKindRegistry kinds)
     {
         var errors = new List<string>();
-        if (string.IsNullOrWhiteSpace(p.Name)) errors.Add($"{p.Where(0)}the pipeline has no 'name'");
-        if (p.Tasks.Count == 0) errors.Add($"{p.Where(0)}the pipeline has no tasks");
-        if (p.MaxConcurrency < 1) errors.Add($"{p.Where(0)}max_concurrency must be at least 1, got {p.MaxConcurrency}");
+        if (string.IsNullOrWhiteSpace(p.Name)) errors.Add($"{p.Where(YamlPosition.None)}the pipeline has no 'name'");
+        if (p.Tasks.Count == 0) errors.Add($"{p.Where(YamlPosition.None)}the pipeline has no tasks");
+        if (p.MaxConcurrency < 1) errors.Add($"{p.Where(YamlPosition.None)}max_concurrency must be at least 1, got {p.MaxConcurrency}");
 
         var byName = new Dictionary<string, TaskDefinition>(StringComparer.Ordinal);
         foreach (var t in p.Tasks)
         {
-            if (!byName.TryAdd(t.Name, t)) errors.Add($"{p.Where(t.Line)}task '{t.Name}' is defined twice");
-            if (!IsName(t.Name)) errors.Add($"{p.Where(t.Line)}task name '{t.Name}' may hold only letters, digits, '_' and '-'");
+            if (!byName.TryAdd(t.Name, t)) errors.Add($"{p.Where(t.At)}task '{t.Name}' is defined twice");
+            if (!IsName(t.Name)) errors.Add($"{p.Where(t.At)}task name '{t.Name}' may hold only letters, digits, '_' and '-'");
         }
 
         foreach (var t in p.Tasks)
         {
             foreach (var d in t.DependsOn)
             {
-                if (d == t.Name) errors.Add($"{p.Where(t.Line)}task '{t.Name}' depends on itself");
-                else if (!byName.ContainsKey(d)) errors.Add($"{p.Where(t.Line)}task '{t.Name}' depends on unknown task '{d}'{Suggest(d, byName.Keys)}");
+                if (d == t.Name) errors.Add($"{p.Where(t.At)}task '{t.Name}' depends on itself");
+                else if (!byName.ContainsKey(d)) errors.Add($"{p.Where(t.At)}task '{t.Name}' depends on unknown task '{d}'{Suggest(d, byName.Keys)}");
             }
             if (!kinds.TryGet(t.Kind, out var kind))
             {
-                errors.Add($"{p.Where(t.Line)}task '{t.Name}' has unknown kind '{t.Kind}' (known kinds: {string.Join(", ", kinds.Names.Order(StringComparer.Ordinal))})");
+                errors.Add($"{p.Where(t.At)}task '{t.Name}' has unknown kind '{t.Kind}' (known kinds: {string.Join(", ", kinds.Names.Order(StringComparer.Ordinal))})");
             }
             else
             {
                 foreach (var e in kind.Validate(t))
                 {
-                    var line = e.Field is not null && t.ConfigLines.TryGetValue(e.Field, out var l) ? l : t.Line;
+                    var line = e.Field is not null && t.ConfigPositions.TryGetValue(e.Field, out var l) ? l : t.At;
                     errors.Add($"{p.Where(line)}task '{t.Name}': {(e.Field is null ? "" : $"'{e.Field}' ")}{e.Message}");
                 }
             }
-            if (t.Retry.MaxAttempts < 1) errors.Add($"{p.Where(t.Line)}task '{t.Name}': retries must not be negative");
-            if (t.Timeout is { } to && to <= TimeSpan.Zero) errors.Add($"{p.Where(t.Line)}task '{t.Name}': timeout must be positive");
+            if (t.Retry.MaxAttempts < 1) errors.Add($"{p.Where(t.At)}task '{t.Name}': retries must not be negative");
+            if (t.Timeout is { } to && to <= TimeSpan.Zero) errors.Add($"{p.Where(t.At)}task '{t.Name}': timeout must be positive");
         }
 
         var cycle = FindCycle(p.Tasks, byName);
         if (cycle is not null)
         {
             var first = byName[cycle[0]];
-            errors.Add($"{p.Where(first.Line)}tasks form a cycle: {string.Join(" -> ", cycle)} -> {cycle[0]} (each depends on the next)");
+            errors.Add($"{p.Where(first.At)}tasks form a cycle: {string.Join(" -> ", cycle)} -> {cycle[0]} (each depends on the next)");
         }
         else if (errors.Count == 0)
         {
@@ -67,7 +68,7 @@ public static class PipelineValidator
                     var problem = Templates.Check(path, p, t, ancestors);
                     if (problem is not null)
                     {
-                        var line = t.ConfigLines.TryGetValue(key, out var l) ? l : t.Line;
+                        var line = t.ConfigPositions.TryGetValue(key, out var l) ? l : t.At;
                         errors.Add($"{p.Where(line)}task '{t.Name}': '{key}' {problem}");
                     }
                 }
@@ -82,7 +83,7 @@ public static class PipelineValidator
             }
             catch (Cronos.CronFormatException e)
             {
-                errors.Add($"{p.Where(s.Line)}bad cron expression '{s.Expression}': {e.Message}");
+                errors.Add($"{p.Where(s.At)}bad cron expression '{s.Expression}': {e.Message}");
             }
         }
 

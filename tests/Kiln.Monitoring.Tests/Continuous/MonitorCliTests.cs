@@ -167,6 +167,6 @@ public sealed class MonitorCliTests : IDisposable
         await File.WriteAllTextAsync(monitoring, "targets:\n  - model: pkg\n    window: soon\n");
         r = await KilnCli.RunAsync(["serve", "--model", package, "--port", "0", "--grpc-port", "-1", "--log-dir", _dir.File("logs"), "--monitor", monitoring]);
         Assert.Equal(1, r.ExitCode);
-        Assert.Contains("monitoring.yaml:3: targets[0].window: 'soon' is not a positive duration", r.StdErr);
+        Assert.Contains("monitoring.yaml:3:13: targets[0].window: 'soon' is not a positive duration", r.StdErr);
     }
 }
