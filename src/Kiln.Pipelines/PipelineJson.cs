@@ -19,5 +19,4 @@ namespace Kiln.Pipelines;
 [JsonSerializable(typeof(AlertmanagerResultDto))]
 [JsonSerializable(typeof(StartRunBody))]
 [JsonSerializable(typeof(EventBody))]
-[JsonSerializable(typeof(ProblemBody))]
 public sealed partial class PipelineJson : JsonSerializerContext;

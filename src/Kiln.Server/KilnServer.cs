@@ -4,6 +4,7 @@ using Kiln.Monitoring.Continuous;
 using Kiln.Server.Composition;
 using Kiln.Server.Tracking;
 using Kiln.Serving.Metrics;
+using Kiln.Storage;
 using Kiln.Tracking.Mlflow;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -62,6 +63,8 @@ public sealed class KilnServerOptions
     {
         if (PipelinesDirectory is { } dir && !Directory.Exists(dir)) throw new KilnException($"--pipelines: directory '{dir}' does not exist");
         var modules = new List<IKilnServerModule> { new TrackingModule(this) };
+        // The registry API serves the registry in the server's own database (none when --db is another server).
+        if (!StorageLocation.IsServer(Db)) modules.Add(new FeatureRegistryServerModule());
         if (OnlineStore is { } online) modules.Add(new FeatureServerModule(FeatureRegistry, online));
         // Pipelines share the server's one metadata database, and its store is their kinds' tracking store.
         if (PipelinesDirectory is { } pipelines) modules.Add(new PipelineServerModule(null, pipelines, Db));

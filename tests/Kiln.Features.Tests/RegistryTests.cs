@@ -1,13 +1,20 @@
+using Kiln.Features.Http;
 using Kiln.Features.Registry;
 using Kiln.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace Kiln.Features.Tests;
 
-/// <summary>plan/apply/versions against the registry; run on SQLite and on the real PostgreSQL.</summary>
+/// <summary>plan/apply/versions against the registry; run on SQLite, on the real PostgreSQL, and through a server's REST API.</summary>
 public abstract class RegistryContractTests : IAsyncLifetime
 {
-    protected FeatureRegistry Registry { get; private set; } = null!;
+    protected IFeatureRegistry Registry { get; private set; } = null!;
 
     protected abstract Task<string> LocationAsync();
 
@@ -104,5 +111,32 @@ public sealed class PostgresRegistryTests : RegistryContractTests
         await c.OpenAsync();
         await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", c);
         await cmd.ExecuteNonQueryAsync();
+    }
+}
+
+/// <summary>The same contract through /api/v1/features on Kestrel (the endpoints kiln server maps) over a SQLite registry.</summary>
+public sealed class RemoteRegistryContractTests : RegistryContractTests
+{
+    private readonly TempDir _dir = new();
+    private WebApplication? _app;
+
+    protected override async Task<string> LocationAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton<IFeatureRegistry>(_ => FeatureRegistry.OpenAsync(_dir.File("server.db")).GetAwaiter().GetResult());
+        _app = builder.Build();
+        _app.MapKilnFeatureRegistryEndpoints();
+        await _app.StartAsync();
+        return _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (_app is not null) await _app.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _dir.Dispose();
     }
 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Kiln.Core.Http;
 using Kiln.Pipelines.Http;
 using Kiln.Testing;
 using Microsoft.AspNetCore.Builder;
@@ -223,15 +224,15 @@ public sealed class HttpTests : IAsyncLifetime
         await client.CancelAsync(inline.RunId);
         await WaitForStateAsync(inline.RunId, "cancelled");
 
-        var finished = await Assert.ThrowsAsync<PipelineApiException>(() => client.CancelAsync(run.RunId));
+        var finished = await Assert.ThrowsAsync<KilnApiException>(() => client.CancelAsync(run.RunId));
         Assert.Equal(409, finished.Status);
         Assert.Equal($"run {run.RunId} already finished (succeeded)", finished.Message);
-        var invalid = await Assert.ThrowsAsync<PipelineApiException>(() => client.StartRunAsync(null, "name: c\ntasks:\n  a:\n    kind: noop\n    depends_on: a\n", null));
+        var invalid = await Assert.ThrowsAsync<KilnApiException>(() => client.StartRunAsync(null, "name: c\ntasks:\n  a:\n    kind: noop\n    depends_on: a\n", null));
         Assert.Equal(422, invalid.Status);
         Assert.Equal("definition:3:3: task 'a' depends on itself", invalid.Message);
 
         using var elsewhere = new PipelineApiClient(new Uri(_http.BaseAddress!, "/not-a-kiln/"), _http);
-        var notServed = await Assert.ThrowsAsync<PipelineApiException>(() => elsewhere.ListRunsAsync());
+        var notServed = await Assert.ThrowsAsync<KilnApiException>(() => elsewhere.ListRunsAsync());
         Assert.Contains("does not serve pipelines", notServed.Message, StringComparison.Ordinal);
     }
 

@@ -1,4 +1,5 @@
 using Kiln.Features.Http;
+using Kiln.Features.Registry;
 using Kiln.Pipelines.State;
 using Kiln.Storage;
 using Kiln.Testing;
@@ -27,11 +28,13 @@ public sealed class SharedDatabaseTests
         // kiln server exports metrics, so its store is the instrumented one around the SQL store.
         var instrumented = Assert.IsType<InstrumentedPipelineStore>(app.Services.GetRequiredService<IPipelineStore>());
         var pipelines = Assert.IsType<SqlPipelineStore>(instrumented.Inner);
-        var features = await app.Services.GetRequiredService<FeatureServing>().GetRegistryAsync();
+        var features = Assert.IsType<FeatureRegistry>(await app.Services.GetRequiredService<FeatureServing>().GetRegistryAsync());
+        var registryApi = Assert.IsType<FeatureRegistry>(app.Services.GetRequiredService<IFeatureRegistry>());
 
         Assert.Same(database, tracking.Database);
         Assert.Same(database, pipelines.Database);
         Assert.Same(database, features.Database);
+        Assert.Same(database, registryApi.Database);
         Assert.Equal(Path.Combine(dir.Path, "kiln.db"), database.Location.SqlitePath);
 
         // All three areas' tables are in the one file, each at its recorded version.

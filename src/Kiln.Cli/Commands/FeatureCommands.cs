@@ -15,7 +15,7 @@ internal static class FeatureCommands
 {
     private static readonly Option<string> _registry = new("--feature-registry")
     {
-        Description = "Metadata store holding applied definitions (docs/cli.md#locations): a SQLite path or directory, sqlite:///FILE, or a postgresql:// URI (default $KILN_FEATURE_REGISTRY, else .kiln/kiln.db)",
+        Description = "Metadata store holding applied definitions (docs/cli.md#locations): a SQLite path or directory, sqlite:///FILE, a postgresql:// URI, or a kiln server http(s)://HOST:PORT (default $KILN_FEATURE_REGISTRY, else .kiln/kiln.db)",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("KILN_FEATURE_REGISTRY") ?? ".kiln/kiln.db",
         Recursive = true,
     };

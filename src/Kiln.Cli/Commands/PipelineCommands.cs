@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Kiln.Core;
+using Kiln.Core.Http;
 using Kiln.Pipelines;
 using Kiln.Pipelines.Definition;
 using Kiln.Pipelines.Execution;
@@ -152,7 +153,7 @@ internal static class PipelineCommands
                 {
                     await api.CancelAsync(runId, CancellationToken.None);
                 }
-                catch (PipelineApiException e) when (e.Status == 409)
+                catch (KilnApiException e) when (e.Status == 409)
                 {
                 }
             }

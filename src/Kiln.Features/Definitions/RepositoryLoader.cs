@@ -108,7 +108,8 @@ public static class RepositoryLoader
         }
     }
 
-    private static void CrossCheck(FeatureRepository repo)
+    /// <summary>Every reference between definitions resolves (also checked by the server on a repository sent to it).</summary>
+    internal static void CrossCheck(FeatureRepository repo)
     {
         foreach (var p in repo.PushSources.Values)
         {

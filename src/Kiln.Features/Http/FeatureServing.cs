@@ -17,7 +17,7 @@ public sealed class FeatureServing : IAsyncDisposable
     private readonly KilnFeatureOptions _options;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private IOnlineStore? _store;
-    private FeatureRegistry? _registry;
+    private IFeatureRegistry? _registry;
     private OnlineFeatureReader? _reader;
     private DateTime _loadedAt;
 
@@ -33,7 +33,7 @@ public sealed class FeatureServing : IAsyncDisposable
     }
 
     /// <summary>The registry the definitions come from: the host's database or the one <see cref="KilnFeatureOptions.Registry"/> names.</summary>
-    public async ValueTask<FeatureRegistry> GetRegistryAsync(CancellationToken cancellationToken = default)
+    public async ValueTask<IFeatureRegistry> GetRegistryAsync(CancellationToken cancellationToken = default)
     {
         if (_registry is not null) return _registry;
         if (_options.Registry is { } location) return _registry = await FeatureRegistry.OpenAsync(location, cancellationToken).ConfigureAwait(false);

@@ -20,7 +20,7 @@ public static class Materializer
     private const int BatchSize = 10_000;
 
     /// <summary>Materializes rows with event time in [start, end] for the given views (all online views when none given).</summary>
-    public static async Task<IReadOnlyList<MaterializeResult>> MaterializeAsync(FeatureRepository repo, IOnlineStore store, FeatureRegistry? registry,
+    public static async Task<IReadOnlyList<MaterializeResult>> MaterializeAsync(FeatureRepository repo, IOnlineStore store, IFeatureRegistry? registry,
         IReadOnlyList<string>? views, DateTime start, DateTime end, IProgress<string>? progress = null, CancellationToken cancellationToken = default)
     {
         start = Utc(start);
@@ -38,7 +38,7 @@ public static class Materializer
     }
 
     /// <summary>Materializes each view from where its last materialization ended (or end − ttl, or the beginning when ttl is 0) to end.</summary>
-    public static async Task<IReadOnlyList<MaterializeResult>> MaterializeIncrementalAsync(FeatureRepository repo, IOnlineStore store, FeatureRegistry registry,
+    public static async Task<IReadOnlyList<MaterializeResult>> MaterializeIncrementalAsync(FeatureRepository repo, IOnlineStore store, IFeatureRegistry registry,
         IReadOnlyList<string>? views, DateTime end, IProgress<string>? progress = null, CancellationToken cancellationToken = default)
     {
         end = Utc(end);

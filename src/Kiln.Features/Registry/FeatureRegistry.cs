@@ -33,7 +33,7 @@ public sealed record RegistryVersion(string Project, int Version, DateTime Appli
 /// The feature registry in the metadata database (<see cref="MetadataDatabase"/>): versioned definitions and
 /// materialization history, in tables prefixed <c>feature_</c> (the "features" area of kiln_schema).
 /// </summary>
-public sealed class FeatureRegistry : IAsyncDisposable
+public sealed class FeatureRegistry : IFeatureRegistry
 {
     private readonly bool _ownsDatabase;
     private readonly string _description;
@@ -71,14 +71,13 @@ public sealed class FeatureRegistry : IAsyncDisposable
     ]);
 
     /// <summary>
-    /// Opens (and brings up to date the tables of) the registry at a location (docs/cli.md#locations): a SQLite
-    /// file, a folder (then kiln.db inside), sqlite:///FILE or a PostgreSQL URI.
+    /// Opens the registry at a location (docs/cli.md#locations): a SQLite file, a folder (then kiln.db inside),
+    /// sqlite:///FILE or a PostgreSQL URI (its tables brought up to date), or a kiln server's http(s):// address.
     /// </summary>
-    public static async Task<FeatureRegistry> OpenAsync(string location, CancellationToken cancellationToken = default)
+    public static async Task<IFeatureRegistry> OpenAsync(string location, CancellationToken cancellationToken = default)
     {
         var parsed = StorageLocation.Parse(location, "feature registry");
-        if (parsed.Kind == StorageKind.Remote)
-            throw new KilnException($"feature registry {location}: a server URL is not a registry (there is no features REST client); give a path, sqlite:///FILE or postgresql://...");
+        if (parsed.Kind == StorageKind.Remote) return new RemoteFeatureRegistry(new Uri(location));
         var registry = new FeatureRegistry(MetadataDatabase.Open(parsed), ownsDatabase: true);
         try
         {
@@ -200,13 +199,6 @@ public sealed class FeatureRegistry : IAsyncDisposable
 
     /// <summary>A registry location fit for logs and metadata: a PostgreSQL password is left out.</summary>
     public static string Redact(string location) => StorageLocation.Redact(location);
-
-    /// <summary>The latest definitions, or a KilnException telling the user to apply first.</summary>
-    public async Task<(RegistryVersion Version, FeatureRepository Repository)> RequireLatestAsync(string? project, CancellationToken cancellationToken = default) =>
-        await LatestAsync(project, cancellationToken).ConfigureAwait(false)
-        ?? throw new KilnException(project is null
-            ? $"feature registry {_description}: nothing applied yet (run kiln features apply REPO)"
-            : $"feature registry {_description}: project '{project}' has not been applied (run kiln features apply REPO)");
 
     /// <summary>Every recorded version, newest first.</summary>
     public async Task<IReadOnlyList<RegistryVersion>> VersionsAsync(string? project, CancellationToken cancellationToken = default)

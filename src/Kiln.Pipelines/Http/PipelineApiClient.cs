@@ -1,32 +1,22 @@
 using System.Globalization;
-using System.Net;
 using System.Net.Http.Json;
-using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
-using Kiln.Core;
+using Kiln.Core.Http;
 
 namespace Kiln.Pipelines.Http;
 
 /// <summary>A client of a kiln server's <c>/api/v1/pipelines</c> API (what <c>kiln pipeline ...</c> uses with an http(s):// tracking URI).</summary>
 public sealed class PipelineApiClient : IDisposable
 {
-    private readonly HttpClient _http;
-    private readonly bool _ownsHttp;
-    private readonly Uri _base;
+    private readonly KilnApiConnection _api;
 
     /// <param name="server">The server's address, e.g. http://127.0.0.1:5000 (a path prefix is kept).</param>
     /// <param name="http">An HttpClient to use (not disposed); null creates one.</param>
-    public PipelineApiClient(Uri server, HttpClient? http = null)
-    {
-        ArgumentNullException.ThrowIfNull(server);
-        _base = new Uri(server.AbsoluteUri.TrimEnd('/') + "/api/v1/pipelines/");
-        _ownsHttp = http is null;
-        _http = http ?? new HttpClient { Timeout = TimeSpan.FromSeconds(100) };
-    }
+    public PipelineApiClient(Uri server, HttpClient? http = null) =>
+        _api = new KilnApiConnection(server, "api/v1/pipelines", "does not serve pipelines (/api/v1/pipelines); start it with kiln server --pipelines DIR", http);
 
     /// <summary>True for an http:// or https:// location (a server rather than a store).</summary>
-    public static bool IsServerUri(string? location) =>
-        location is not null && (location.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || location.StartsWith("https://", StringComparison.OrdinalIgnoreCase));
+    public static bool IsServerUri(string? location) => KilnApiConnection.IsServerUri(location);
 
     /// <summary>The pipelines the server knows (its catalog directory).</summary>
     public Task<PipelineListDto> ListPipelinesAsync(CancellationToken cancellationToken = default) =>
@@ -73,80 +63,10 @@ public sealed class PipelineApiClient : IDisposable
         SendAsync(HttpMethod.Post, "events/" + Uri.EscapeDataString(eventName), JsonContent.Create(new EventBody(payload), PipelineJson.Default.EventBody),
             PipelineJson.Default.EventResultDto, cancellationToken);
 
-    private async Task<T> SendAsync<T>(HttpMethod method, string path, HttpContent? content, JsonTypeInfo<T> type, CancellationToken cancellationToken)
-    {
-        using var request = new HttpRequestMessage(method, new Uri(_base, path)) { Content = content ?? (method == HttpMethod.Post ? new StringContent("") : null) };
-        HttpResponseMessage response;
-        try
-        {
-            response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new KilnException($"cannot reach the kiln server at {Server}: {e.Message}", e);
-        }
-        catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new KilnException($"the kiln server at {Server} did not answer in {_http.Timeout.TotalSeconds:0} s", e);
-        }
-        using (response)
-        {
-            var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
-            if (response.IsSuccessStatusCode)
-            {
-                try
-                {
-                    return JsonSerializer.Deserialize(body, type) ?? throw new KilnException($"{Server}: empty answer to {method} {path}");
-                }
-                catch (JsonException e)
-                {
-                    throw new KilnException($"{Server}: unexpected answer to {method} {path}: {e.Message}", e);
-                }
-            }
-            throw Error(response, body);
-        }
-    }
+    private Task<T> SendAsync<T>(HttpMethod method, string path, HttpContent? content, JsonTypeInfo<T> type, CancellationToken cancellationToken) =>
+        _api.SendAsync(method, path, content, type, cancellationToken);
 
-    private string Server => _base.GetLeftPart(UriPartial.Authority);
-
-    private PipelineApiException Error(HttpResponseMessage response, string body)
-    {
-        var status = (int)response.StatusCode;
-        ProblemBody? problem = null;
-        if (response.Content.Headers.ContentType?.MediaType is { } media && media.Contains("json", StringComparison.OrdinalIgnoreCase))
-        {
-            try
-            {
-                problem = JsonSerializer.Deserialize(body, PipelineJson.Default.ProblemBody);
-            }
-            catch (JsonException)
-            {
-            }
-        }
-        if (problem?.Detail is { Length: > 0 } detail) return new PipelineApiException(status, detail);
-        if (response.StatusCode == HttpStatusCode.NotFound)
-            return new PipelineApiException(status, $"the server at {Server} does not serve pipelines (/api/v1/pipelines); start it with kiln server --pipelines DIR");
-        return new PipelineApiException(status, $"{Server} answered {status} {response.ReasonPhrase}{(body.Length > 0 ? ": " + body[..Math.Min(body.Length, 200)] : "")}");
-    }
-
-    public void Dispose()
-    {
-        if (_ownsHttp) _http.Dispose();
-    }
-}
-
-/// <summary>A refusal from the pipeline API (the problem detail's message; <see cref="Status"/> the HTTP status).</summary>
-public sealed class PipelineApiException : KilnException
-{
-    public PipelineApiException(int status, string message) : base(message) => Status = status;
-
-    public PipelineApiException(string message) : base(message) { }
-
-    public PipelineApiException(string message, Exception inner) : base(message, inner) { }
-
-    public PipelineApiException() { }
-
-    public int Status { get; }
+    public void Dispose() => _api.Dispose();
 }
 
 /// <summary>The body of POST /runs as a client sends it.</summary>
@@ -154,6 +74,3 @@ public sealed record StartRunBody(string? Pipeline, string? Definition, IReadOnl
 
 /// <summary>The body of POST /events/{name} as a client sends it.</summary>
 public sealed record EventBody(IReadOnlyDictionary<string, string>? Payload);
-
-/// <summary>The fields of an RFC 9457 problem that the client reads.</summary>
-public sealed record ProblemBody(string? Title, string? Detail, int? Status);

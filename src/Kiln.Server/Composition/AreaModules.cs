@@ -1,6 +1,8 @@
 using Kiln.Features.Http;
+using Kiln.Features.Registry;
 using Kiln.Pipelines;
 using Kiln.Pipelines.Http;
+using Kiln.Storage;
 using Kiln.Vectors.Http;
 
 namespace Kiln.Server.Composition;
@@ -12,6 +14,18 @@ internal sealed class FeatureServerModule(string? registry, string onlineStore) 
         builder.Services.AddKilnFeatures(o => { o.Registry = registry; o.OnlineStore = onlineStore; });
 
     public void MapEndpoints(WebApplication app) => app.MapKilnFeatureEndpoints();
+}
+
+/// <summary>
+/// The feature registry in the server's metadata database, as a REST API under /api/v1/features: what
+/// <c>kiln features … --feature-registry http://server</c> reaches.
+/// </summary>
+internal sealed class FeatureRegistryServerModule : IKilnServerModule
+{
+    public void ConfigureServices(WebApplicationBuilder builder) =>
+        builder.Services.AddSingleton<IFeatureRegistry>(sp => new FeatureRegistry(sp.GetRequiredService<MetadataDatabase>()));
+
+    public void MapEndpoints(WebApplication app) => app.MapKilnFeatureRegistryEndpoints();
 }
 
 /// <summary>

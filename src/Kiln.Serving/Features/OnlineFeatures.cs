@@ -58,7 +58,7 @@ public sealed class OnlineFeatures(ServeOptions options) : IAsyncDisposable
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly Dictionary<(string Project, int Version), FeatureRepository> _pinned = [];
     private IOnlineStore? _store;
-    private FeatureRegistry? _registry;
+    private IFeatureRegistry? _registry;
     private FeatureRepository? _yaml;
 
     /// <summary>Does this model take its inputs from the feature store? (Cheap: checked on every /predict.)</summary>
@@ -155,7 +155,7 @@ public sealed class OnlineFeatures(ServeOptions options) : IAsyncDisposable
         return (await (await RegistryAsync(ct).ConfigureAwait(false)).RequireLatestAsync(project, ct).ConfigureAwait(false)).Repository;
     }
 
-    private async Task<FeatureRegistry> RegistryAsync(CancellationToken ct)
+    private async Task<IFeatureRegistry> RegistryAsync(CancellationToken ct)
     {
         if (_registry is not null) return _registry;
         var location = _options.Registry;
