@@ -106,27 +106,58 @@ public sealed class ObservabilityConfigTests
     }
 
     [Fact]
-    public void The_pod_monitor_selects_the_pods_of_the_kubernetes_deployment()
+    public void Each_pod_monitor_selects_the_pods_of_a_kubernetes_deployment_with_the_job_label_the_rules_use()
     {
-        var monitor = (Dictionary<object, object>)ObservabilityFiles.Yaml(Path.Combine(ObservabilityFiles.Prometheus, "operator", "kiln-podmonitor.yaml"))!;
-        var spec = (Dictionary<object, object>)monitor["spec"];
-        var match = (Dictionary<object, object>)((Dictionary<object, object>)spec["selector"])["matchLabels"];
-        var endpoint = (Dictionary<object, object>)((List<object>)spec["podMetricsEndpoints"])[0];
+        var monitors = Documents(Path.Combine(ObservabilityFiles.Prometheus, "operator", "kiln-podmonitor.yaml")).ToList();
+        var deployments = Directory.EnumerateFiles(Path.Combine(TestEnvironment.RepoRoot, "deploy", "kubernetes"), "*.yaml")
+            .SelectMany(Documents).Where(d => (string)d["kind"] == "Deployment").ToList();
+        // One PodMonitor for each process the static configuration scrapes.
+        var jobs = new List<string>();
+        foreach (var monitor in monitors)
+        {
+            var spec = (Dictionary<object, object>)monitor["spec"];
+            var match = (Dictionary<object, object>)((Dictionary<object, object>)spec["selector"])["matchLabels"];
+            var endpoint = (Dictionary<object, object>)((List<object>)spec["podMetricsEndpoints"])[0];
+            var template = deployments.Select(d => (Dictionary<object, object>)((Dictionary<object, object>)d["spec"])["template"])
+                .SingleOrDefault(t => match.All(kv => ((Dictionary<object, object>)((Dictionary<object, object>)t["metadata"])["labels"]).TryGetValue(kv.Key, out var v) && Equals(v, kv.Value)));
+            Assert.True(template is not null, $"PodMonitor {((Dictionary<object, object>)monitor["metadata"])["name"]} selects no Deployment of deploy/kubernetes/");
+            var podLabels = (Dictionary<object, object>)((Dictionary<object, object>)template!["metadata"])["labels"];
+            var ports = ((List<object>)((Dictionary<object, object>)((List<object>)((Dictionary<object, object>)template["spec"])["containers"])[0])["ports"])
+                .Cast<Dictionary<object, object>>().Select(p => (string)p["name"]);
+            Assert.Contains((string)endpoint["port"], ports);
+            // The job label is the pod's app.kubernetes.io/name, as the rules and the static configuration name the job.
+            jobs.Add((string)podLabels[spec["jobLabel"]]);
+        }
+        Assert.Equal(["kiln-serve", "kiln-server"], jobs.Order(StringComparer.Ordinal));
+        var staticJobs = Regex.Matches(File.ReadAllText(Path.Combine(ObservabilityFiles.Prometheus, "prometheus.yml")), @"^\s*- job_name: (\S+)", RegexOptions.Multiline)
+            .Select(m => m.Groups[1].Value);
+        Assert.All(jobs, j => Assert.Contains(j, staticJobs));
+    }
 
-        var manifests = new YamlDotNet.Serialization.DeserializerBuilder().Build();
-        var text = File.ReadAllText(Path.Combine(TestEnvironment.RepoRoot, "deploy", "kubernetes", "kiln-serve.yaml"));
-        var deployment = Regex.Split(text, @"^---\s*$", RegexOptions.Multiline)
-            .Select(d => manifests.Deserialize<Dictionary<object, object>>(d))
-            .FirstOrDefault(d => d is not null && (string)d["kind"] == "Deployment");
-        Assert.NotNull(deployment);
-        var template = (Dictionary<object, object>)((Dictionary<object, object>)deployment!["spec"])["template"];
-        var podLabels = (Dictionary<object, object>)((Dictionary<object, object>)template["metadata"])["labels"];
-        foreach (var (k, v) in match) Assert.Equal(v, podLabels[k]);
-        var ports = ((List<object>)((Dictionary<object, object>)((List<object>)((Dictionary<object, object>)template["spec"])["containers"])[0])["ports"])
-            .Cast<Dictionary<object, object>>().Select(p => (string)p["name"]);
-        Assert.Contains((string)endpoint["port"], ports);
-        // The job label is the pod's app.kubernetes.io/name: "kiln-serve", as the rules expect.
-        Assert.Equal("kiln-serve", podLabels[spec["jobLabel"]]);
+    [Fact]
+    public async Task The_kiln_server_deployment_runs_options_kiln_server_has()
+    {
+        var deployment = Documents(Path.Combine(TestEnvironment.RepoRoot, "deploy", "kubernetes", "kiln-server.yaml")).Single(d => (string)d["kind"] == "Deployment");
+        var template = (Dictionary<object, object>)((Dictionary<object, object>)deployment["spec"])["template"];
+        var container = (Dictionary<object, object>)((List<object>)((Dictionary<object, object>)template["spec"])["containers"])[0];
+        // The image of deploy/Dockerfile.serve holds the CLI at /app/kiln.dll; the server overrides the entry point.
+        Assert.Contains("/app/kiln.dll", File.ReadAllText(Path.Combine(TestEnvironment.RepoRoot, "deploy", "Dockerfile.serve")));
+        Assert.Equal(["dotnet", "/app/kiln.dll"], ((List<object>)container["command"]).Cast<string>());
+        var args = ((List<object>)container["args"]).Cast<string>().ToList();
+        Assert.Equal("server", args[0]);
+        var help = await KilnCli.RunAsync(["server", "--help"]);
+        Assert.Equal(0, help.ExitCode);
+        foreach (var option in args.Where(a => a.StartsWith("--", StringComparison.Ordinal)))
+            Assert.True(Regex.IsMatch(help.StdOut, $@"(^|\s|,){Regex.Escape(option)}(\s|,|$)", RegexOptions.Multiline), $"kiln server has no option {option}");
+    }
+
+    private static IEnumerable<Dictionary<object, object>> Documents(string file)
+    {
+        var yaml = new YamlDotNet.Serialization.DeserializerBuilder().Build();
+        foreach (var text in Regex.Split(File.ReadAllText(file), @"^---\s*$", RegexOptions.Multiline))
+        {
+            if (yaml.Deserialize<Dictionary<object, object>>(text) is { } doc) yield return doc;
+        }
     }
 
     [Fact]
