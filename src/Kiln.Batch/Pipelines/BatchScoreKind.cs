@@ -65,16 +65,29 @@ public sealed class BatchScoreKind : ITaskKind
         };
         c.Log.Info($"scoring {options.Input} with {model} into {output}{(resume ? " (resuming)" : "")}");
         var job = new BatchJob(options);
-        var result = await TaskSettings.CleanAsync(async () =>
+        // A host that exports metrics (kiln server) registers BatchMetrics; rows and parts are counted as they are written.
+        var metrics = (c.Services?.GetService(typeof(BatchMetrics)) as BatchMetrics)?.Follow(job.Status);
+        BatchResult result;
+        try
         {
-            var run = job.RunAsync(c.CancellationToken);
-            while (!c.CancellationToken.IsCancellationRequested
-                && await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(5), c.CancellationToken)).ConfigureAwait(false) != run)
+            result = await TaskSettings.CleanAsync(async () =>
             {
-                if (job.Status.Scoring) c.Log.Info($"{job.Status.RowsDone:N0} rows, {job.Status.PartsDone} parts" + (job.Status.RowsTotal is { } t ? $" of {t:N0} rows" : ""));
-            }
-            return await run.ConfigureAwait(false);
-        }, Rewrite).ConfigureAwait(false);
+                var run = job.RunAsync(c.CancellationToken);
+                while (!c.CancellationToken.IsCancellationRequested
+                    && await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(5), c.CancellationToken)).ConfigureAwait(false) != run)
+                {
+                    metrics?.Record();
+                    if (job.Status.Scoring) c.Log.Info($"{job.Status.RowsDone:N0} rows, {job.Status.PartsDone} parts" + (job.Status.RowsTotal is { } t ? $" of {t:N0} rows" : ""));
+                }
+                return await run.ConfigureAwait(false);
+            }, Rewrite).ConfigureAwait(false);
+        }
+        catch
+        {
+            metrics?.Finish(succeeded: false);
+            throw;
+        }
+        metrics?.Finish(succeeded: true);
         c.Log.Info($"{result.Rows:N0} rows in {result.PartsWritten} parts ({result.PartsResumed} already done), {result.Rejected:N0} rejected, in {result.Seconds:0.0} s -> {result.Output}");
         var outputs = new Dictionary<string, string>(StringComparer.Ordinal)
         {

@@ -30,6 +30,7 @@ internal sealed class MetricsServerModule(OtlpOptions? otlp = null) : IKilnServe
         builder.Services.AddSingleton(sp => new PrometheusExporter(sp.GetRequiredService<ServerMeter>().Meter));
         builder.Services.AddSingleton(sp => new Kiln.Server.Metrics.ServerHttpMetrics(sp.GetRequiredService<ServerMeter>().Meter));
         builder.Services.AddSingleton(sp => new Kiln.Pipelines.State.PipelineMetrics(sp.GetRequiredService<ServerMeter>().Meter));
+        builder.Services.AddSingleton(sp => new Kiln.Batch.BatchMetrics(sp.GetRequiredService<ServerMeter>().Meter));
         if (otlp is not null) builder.Services.AddSingleton(_ => OtlpMetrics.Start(otlp, "kiln-server", "Kiln.Server"));
     }
 

@@ -65,10 +65,12 @@ public sealed partial class ObservabilityProcessTests : IDisposable
         return (process, http, url);
     }
 
-    /// <summary>kiln server --pipelines with a retrain pipeline listening to drift_alert.</summary>
-    private async Task<(Process Process, HttpClient Http, string Url)> StartServerAsync()
+    /// <summary>kiln server --pipelines with a retrain pipeline listening to drift_alert: a shell step, then batch scoring of 40 rows.</summary>
+    private async Task<(Process Process, HttpClient Http, string Url)> StartServerAsync(string package)
     {
         Directory.CreateDirectory(_dir.File("pipelines"));
+        await File.WriteAllTextAsync(_dir.File("score-in.csv"),
+            "x,color\n" + string.Concat(Enumerable.Range(0, 40).Select(i => string.Create(CultureInfo.InvariantCulture, $"{i / 10.0 - 2},{(i % 2 == 0 ? "red" : "blue")}\n"))));
         await File.WriteAllTextAsync(_dir.File("pipelines/retrain.yaml"), """
             name: retrain
             parameters:
@@ -80,7 +82,14 @@ public sealed partial class ObservabilityProcessTests : IDisposable
               train:
                 kind: shell
                 command: echo "retraining {{ params.model }} for alert {{ params.fingerprint }}"
-            """);
+              score:
+                kind: batch_score
+                depends_on: [train]
+                model: PACKAGE
+                input: INPUT
+                output: OUTPUT/{{ run.id }}
+            """.Replace("PACKAGE", package, StringComparison.Ordinal).Replace("INPUT", _dir.File("score-in.csv"), StringComparison.Ordinal)
+               .Replace("OUTPUT", _dir.File("scored"), StringComparison.Ordinal));
         var port = TestEnvironment.FreePort();
         var process = KilnCli.Start(["server", "--db", _dir.File("db"), "--port", Port(port), "--pipelines", _dir.File("pipelines")]);
         _processes.Add(process);
@@ -130,7 +139,7 @@ public sealed partial class ObservabilityProcessTests : IDisposable
     {
         var package = await ShopModel.TrainAsync(_dir);
         var (serveProcess, serve, _) = await StartServeAsync(package, ServeMonitoring);
-        var (serverProcess, server, _) = await StartServerAsync();
+        var (serverProcess, server, _) = await StartServerAsync(package);
 
         // Traffic on kiln server: tracking, pipelines, an event that runs a pipeline, an Alertmanager notification.
         Assert.True((await server.GetAsync("/api/2.0/mlflow/experiments/search?max_results=10")).IsSuccessStatusCode);
@@ -146,7 +155,11 @@ public sealed partial class ObservabilityProcessTests : IDisposable
             m => m.Contains("kiln_monitor_dataset_drift{model=\"shop\"} 1\n", StringComparison.Ordinal) && m.Contains("kiln_monitor_realized_auc{", StringComparison.Ordinal),
             serveProcess, "drift and realized gauges on kiln serve's /metrics");
         var serverMetrics = await server.GetStringAsync("/metrics");
-        Assert.Contains("kiln_pipeline_task_attempts_total{outcome=\"succeeded\"} 1\n", serverMetrics);
+        Assert.Contains("kiln_pipeline_task_attempts_total{outcome=\"succeeded\"} 2\n", serverMetrics);
+        // The batch_score task's 40 rows, its one part and the job, counted by kiln server.
+        Assert.Contains("kiln_batch_rows_total{outcome=\"scored\"} 40\n", serverMetrics);
+        Assert.Contains("kiln_batch_parts_total{outcome=\"written\"} 1\n", serverMetrics);
+        Assert.Contains("kiln_batch_jobs_total{outcome=\"succeeded\"} 1\n", serverMetrics);
         Assert.Contains("kiln_pipeline_runs_created_total{trigger=\"event\"} 1\n", serverMetrics);
         Assert.Contains("kiln_server_requests_total{area=\"pipelines\",route=\"/api/v1/pipelines/events/{eventName}\",method=\"POST\",status=\"202\"} 1\n", serverMetrics);
         Assert.Contains("kiln_server_request_duration_seconds_bucket{area=\"tracking\",route=\"/api/2.0/mlflow/experiments/search\",method=\"GET\",le=\"+Inf\"} 1\n", serverMetrics);
@@ -169,7 +182,8 @@ public sealed partial class ObservabilityProcessTests : IDisposable
                 if (name is "up" or "ALERTS" || recorded.Contains(name)) continue;
                 checkedNames.Add(name);
                 var found = name.StartsWith("kiln_serve_", StringComparison.Ordinal) ? exposedByServe.Contains(name)
-                    : name.StartsWith("kiln_server_", StringComparison.Ordinal) || name.StartsWith("kiln_pipeline_", StringComparison.Ordinal) ? exposedByServer.Contains(name)
+                    : name.StartsWith("kiln_server_", StringComparison.Ordinal) || name.StartsWith("kiln_pipeline_", StringComparison.Ordinal)
+                        || name.StartsWith("kiln_batch_", StringComparison.Ordinal) ? exposedByServer.Contains(name)
                     : name.StartsWith("process_", StringComparison.Ordinal) || name.StartsWith("dotnet_", StringComparison.Ordinal) ? exposedByServe.Contains(name) && exposedByServer.Contains(name)
                     : exposedByServe.Contains(name) || exposedByServer.Contains(name);
                 if (!found) missing.Add($"{name} ({where})");
@@ -179,6 +193,7 @@ public sealed partial class ObservabilityProcessTests : IDisposable
         Assert.True(checkedNames.Count >= 30, $"only {checkedNames.Count} metric names checked");
         Assert.Contains("kiln_monitor_reference_prediction_std", checkedNames);
         Assert.Contains("kiln_pipeline_task_attempt_duration_seconds_bucket", checkedNames);
+        Assert.Contains("kiln_batch_rows_total", checkedNames);
     }
 
     /// <summary>Starts one of the real tools (prometheus, prometheus-alertmanager), keeping its output for failure messages.</summary>
@@ -200,7 +215,7 @@ public sealed partial class ObservabilityProcessTests : IDisposable
     {
         var package = await ShopModel.TrainAsync(_dir);
         var (serveProcess, _, serveUrl) = await StartServeAsync(package, ServeMonitoring);
-        var (serverProcess, server, serverUrl) = await StartServerAsync();
+        var (serverProcess, server, serverUrl) = await StartServerAsync(package);
 
         // The shipped files with this test's addresses and shorter times: scrapes and evaluations every second,
         // the drift alert after 5 s instead of 10 min, notifications re-sent every 2 s (kiln server must start one run anyway).
