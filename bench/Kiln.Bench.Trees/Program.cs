@@ -28,7 +28,7 @@ var rows = args.Length > 1 ? int.Parse(args[1], inv) : 200_000;
 var rounds = args.Length > 2 ? int.Parse(args[2], inv) : 5;
 Directory.CreateDirectory(work);
 var packageDir = Path.Combine(work, "package");
-if (!File.Exists(Path.Combine(packageDir, "manifest.json")))
+if (!File.Exists(Path.Combine(packageDir, "kiln.json")))
 {
     Console.WriteLine("training the seed article's forest: 20,000 rows, fast_forest, 100 trees, 1024 leaves, min_samples_leaf 1");
     DataGen.WriteCsv(DataGen.SeedArticle(20_000, 42), Path.Combine(work, "seed.csv"));
