@@ -62,8 +62,19 @@ public sealed class MlnetScorer : IScorer
         }
         else
         {
-            var trees = MlnetTreeModel.TryCreate(_model, _inputSchema, package.Signature.Task, out var reason);
-            var mismatch = trees?.Verify(ml);
+            MlnetTreeModel? trees;
+            string reason;
+            string? mismatch;
+            try
+            {
+                trees = MlnetTreeModel.TryCreate(_model, _inputSchema, package.Signature.Task, out reason);
+                mismatch = trees?.Verify(ml);
+            }
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException or NotSupportedException)
+            {
+                // ML.NET refusing to split or re-run the model is a reason to leave it whole, not to fail the load.
+                (trees, reason, mismatch) = (null, $"ML.NET could not split the model ({e.Message})", null);
+            }
             if (trees is not null && mismatch is null)
             {
                 _trees = trees;
@@ -84,7 +95,7 @@ public sealed class MlnetScorer : IScorer
     /// <summary>Who evaluates the model's trees: <c>kiln</c> (Kiln's packed forest) or <c>mlnet</c> (the whole pipeline in ML.NET).</summary>
     public string TreeEvaluator { get; }
 
-    /// <summary>Why <see cref="TreeEvaluator"/> is what it is, in a few words (for logs and `kiln package show`).</summary>
+    /// <summary>Why <see cref="TreeEvaluator"/> is what it is, in a few words.</summary>
     public string TreeEvaluatorReason { get; }
 
     public void Score(DataTable input, int start, Span<Prediction> results)
