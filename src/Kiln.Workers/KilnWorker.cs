@@ -48,8 +48,10 @@ public static class KilnWorker
             ServerName = options.Name,
             Queues = [.. options.Queues],
             WorkerCount = options.Concurrency,
-            ShutdownTimeout = options.ShutdownTimeout,
-            StopTimeout = TimeSpan.Zero,
+            // A stop lets running jobs go on for StopTimeout (their cancellation token is not signalled before);
+            // after that they are cancelled and handed back, and the server is gone a few seconds later.
+            StopTimeout = options.ShutdownTimeout,
+            ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(5),
         }, storage);
         started?.Invoke(options.Name);
         try

@@ -61,6 +61,8 @@ public static class WorkerStorage
             InvisibilityTimeout = options.InvisibilityTimeout,
             UseSlidingInvisibilityTimeout = true,
             QueuePollInterval = options.QueuePollInterval,
+            // A lock left by a killed worker (a job's state change) blocks others for at most this long.
+            DistributedLockTimeout = TimeSpan.FromMinutes(1),
         };
         return new PostgreSqlStorage(new NpgsqlConnectionFactory(cs, storageOptions), storageOptions);
     }
