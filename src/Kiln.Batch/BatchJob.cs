@@ -64,6 +64,10 @@ public sealed class BatchResult
 
     public string? RejectsDirectory { get; init; }
 
+    /// <summary>The parts committed (a Parquet directory output), with their files and row counts.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IReadOnlyList<PartRecord>? Parts { get; init; }
+
     public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, BatchJsonContext.Default.BatchResult);
 }
 
@@ -83,20 +87,21 @@ public sealed class BatchJob(BatchOptions options)
         var clock = Stopwatch.StartNew();
         var resolved = options.Resolved ?? await options.Locator.ResolveAsync(options.Model, ct).ConfigureAwait(false);
         var package = ModelPackage.Load(resolved.PackageDirectory);
-        var source = BatchSources.Open(options.Input, options.PartitionRows);
+        var only = options.Partition;
+        var source = BatchSources.Open(options.Input, options.PartitionRows, only);
         await using var sourceScope = source.ConfigureAwait(false);
         var schemas = await source.InspectAsync(ct).ConfigureAwait(false);
         var plan = SchemaCheck.Check(package.Signature, schemas, options.Keep, source.Untyped, options.OnBadRow);
 
         using var scorer = Scorers.Open(package);
-        var sink = BatchSinks.Open(options.Output, options.Key);
+        var sink = BatchSinks.Open(options.Output, options.Key, partitionOnly: only is not null);
         await using var sinkScope = sink.ConfigureAwait(false);
         var job = new JobIdentity(options.Model, package.Name, resolved.RegistryVersion?.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ModelPackage.Sha256OfFile(Path.Combine(package.Directory, PackageManifest.FileName)),
             source.Uri, await source.FingerprintAsync(ct).ConfigureAwait(false), options.Shard);
         var done = await sink.OpenAsync(job, plan.Output, options.Resume, ct).ConfigureAwait(false);
         var shard = options.Shard;
-        bool Wanted(PartitionId p) => shard.Owns(p) && !done.Contains(p);
+        bool Wanted(PartitionId p) => only is not null ? p == only.Id : shard.Owns(p) && !done.Contains(p);
         Status.PartsResumed = done.Count(shard.Owns);
         Status.RowsTotal = await source.CountRowsAsync(Wanted, ct).ConfigureAwait(false);
         var rejectsDirectory = options.RejectsDirectory ?? sink.DefaultRejectsDirectory;
@@ -117,6 +122,7 @@ public sealed class BatchJob(BatchOptions options)
             PartsResumed = Status.PartsResumed,
             Seconds = Math.Round(clock.Elapsed.TotalSeconds, 3),
             RejectsDirectory = rejected > 0 ? rejectsDirectory : null,
+            Parts = sink is ParquetDirectorySink directory ? directory.Committed : null,
         };
     }
 

@@ -73,6 +73,13 @@ public sealed class BatchOptions
     /// <summary>Where <see cref="Model"/> is resolved (default: package directories only; the CLI plugs in the registry's).</summary>
     public IModelLocator Locator { get; init; } = new DirectoryModelLocator();
 
+    /// <summary>
+    /// One partition of a distributed job (what a <c>kiln worker</c> runs): only it is read and scored, its part is
+    /// committed by an atomic rename, and no manifest is written (the job's coordinator writes it once every
+    /// partition is done). Null for an ordinary job.
+    /// </summary>
+    public BatchPartition? Partition { get; init; }
+
     /// <summary>The model already resolved by the caller (a pipeline task resolves once and reports the version it pinned); null: resolve <see cref="Model"/>.</summary>
     public ResolvedModel? Resolved { get; init; }
 
@@ -85,4 +92,15 @@ public sealed class BatchOptions
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var k in Keep) if (!seen.Add(k)) throw new KilnException($"--keep: column '{k}' is named twice");
     }
+}
+
+/// <summary>
+/// One planned partition of a distributed batch job: a Parquet row group (<see cref="Index"/> of file
+/// <see cref="FileIndex"/>) or a byte range of a CSV file (<see cref="ByteStart"/> to <see cref="ByteEnd"/>, at line starts).
+/// </summary>
+public sealed record BatchPartition(int FileIndex, int Index, long? ByteStart = null, long? ByteEnd = null, string? File = null)
+{
+    public PartitionId Id => new(FileIndex, Index);
+
+    public override string ToString() => ByteStart is { } s ? $"{FileIndex}-{Index} (bytes {s}-{ByteEnd})" : $"{FileIndex}-{Index}";
 }

@@ -104,6 +104,153 @@ public class CliTests
         Assert.Contains($"{p.Id}@", interrupted.GetProperty("error").GetString());
     }
 
+    /// <summary>The pids of live processes whose environment holds <paramref name="marker"/> (a task's env setting).</summary>
+    private static List<int> ProcessesMarked(string marker)
+    {
+        var found = new List<int>();
+        var entry = System.Text.Encoding.UTF8.GetBytes(marker);
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            try
+            {
+                if (File.ReadAllBytes(Path.Combine(dir, "environ")).AsSpan().IndexOf(entry) >= 0
+                    && !File.ReadAllText(Path.Combine(dir, "stat")).Contains(") Z ", StringComparison.Ordinal)) found.Add(pid);
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+        return found;
+    }
+
+    private static async Task<List<int>> WaitUntilGoneAsync(string marker, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        var left = ProcessesMarked(marker);
+        while (left.Count > 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+            left = ProcessesMarked(marker);
+        }
+        return left;
+    }
+
+    private static string OrphanPipeline(string dir, string log, string marker, string resumeMarker) => $$$"""
+        name: orphan
+        tasks:
+          b:
+            kind: shell
+            env:
+              ORPHAN_MARK: {{{marker}}}
+            command: |
+              echo b-start >> {{{log}}}
+              if [ -f {{{resumeMarker}}} ]; then echo b-end >> {{{log}}}; exit 0; fi
+              # a grandchild in the background and a loop that keeps writing: what an orphan would do
+              sleep 300 &
+              while true; do echo tick >> {{{log}}}; sleep 0.1; done
+        """;
+
+    [Fact]
+    public async Task A_shell_task_dies_with_its_runner_when_the_runner_is_killed_with_sigkill()
+    {
+        using var dir = new TempDir("kiln-orphan");
+        var log = dir.File("log.txt");
+        var db = dir.File("kiln.db");
+        var file = dir.File("orphan.yaml");
+        var marker = $"ORPHAN_MARK=kiln-orphan-{Guid.NewGuid():N}";
+        File.WriteAllText(file, OrphanPipeline(dir.Path, log, marker["ORPHAN_MARK=".Length..], dir.File("resume")));
+
+        var p = KilnCli.Start(["pipeline", "run", file, "--db", db], dir.Path);
+        try
+        {
+            await WaitForAsync(() => Lines(log).Count(l => l == "tick") >= 3, "the task to be writing", p);
+            Assert.True(ProcessesMarked(marker).Count >= 3, "the task's shell, its loop and its background sleep are running");
+            p.Kill(); // SIGKILL to kiln alone, not to its tree: what the OOM killer or kill -9 does
+            await p.WaitForExitAsync();
+        }
+        finally
+        {
+            if (!p.HasExited) p.Kill(entireProcessTree: true);
+        }
+
+        // The kernel closes the runner's end of the task's stdin pipe; the watcher in the task's group kills the group.
+        var left = await WaitUntilGoneAsync(marker, TimeSpan.FromSeconds(5));
+        Assert.True(left.Count == 0, $"task processes outlived their runner: {string.Join(", ", left)}");
+        var ticks = Lines(log).Length;
+        await Task.Delay(500);
+        Assert.Equal(ticks, Lines(log).Length);
+
+        var runId = await LatestRunAsync(db, dir.Path);
+        var show = await ShowAsync(runId, db, dir.Path);
+        var group = show.GetProperty("attempts")[0].GetProperty("process_group").GetString();
+        Assert.Matches(@"^\d+@", group);
+
+        File.WriteAllText(dir.File("resume"), "");
+        var resumed = await KilnCli.RunAsync(["pipeline", "resume", runId, "--db", db], dir.Path);
+        Assert.True(resumed.ExitCode == 0, resumed.ToString());
+        Assert.Equal(1, Lines(log).Count(l => l == "b-end"));
+        var after = await ShowAsync(runId, db, dir.Path);
+        var first = after.GetProperty("attempts").EnumerateArray().Single(a => a.GetProperty("attempt").GetInt32() == 1);
+        Assert.Equal("interrupted", first.GetProperty("state").GetString());
+        Assert.Contains($"its process group {group!.Split('@')[0]} had already exited", first.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task Resuming_a_run_kills_a_surviving_process_group_before_the_task_runs_again()
+    {
+        // The watcher is the first line of defence; this takes it away (as a user's `kill` of the wrong pid might)
+        // to show the second: resume kills the group recorded with the attempt before running the task again.
+        using var dir = new TempDir("kiln-survivor");
+        var log = dir.File("log.txt");
+        var db = dir.File("kiln.db");
+        var file = dir.File("orphan.yaml");
+        var marker = $"ORPHAN_MARK=kiln-survivor-{Guid.NewGuid():N}";
+        File.WriteAllText(file, OrphanPipeline(dir.Path, log, marker["ORPHAN_MARK=".Length..], dir.File("resume")));
+
+        var p = KilnCli.Start(["pipeline", "run", file, "--db", db], dir.Path);
+        List<int> survivors;
+        try
+        {
+            await WaitForAsync(() => Lines(log).Count(l => l == "tick") >= 3, "the task to be writing", p);
+            var runIdEarly = await LatestRunAsync(db, dir.Path);
+            var group = int.Parse((await ShowAsync(runIdEarly, db, dir.Path)).GetProperty("attempts")[0].GetProperty("process_group").GetString()!.Split('@')[0],
+                System.Globalization.CultureInfo.InvariantCulture);
+            // The watcher: a member of the group that is a fork of the group's leader (same command line), not the leader.
+            var leaderCmd = File.ReadAllText($"/proc/{group}/cmdline");
+            var watcher = ProcessesMarked(marker).Single(pid => pid != group && File.ReadAllText($"/proc/{pid}/cmdline") == leaderCmd
+                && File.ReadAllText($"/proc/{pid}/stat").Split(") ")[1].Split(' ')[1] == group.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Equal(0, (await Proc.RunAsync("kill", ["-KILL", watcher.ToString(System.Globalization.CultureInfo.InvariantCulture)])).ExitCode);
+            p.Kill();
+            await p.WaitForExitAsync();
+            await Task.Delay(1000);
+            survivors = ProcessesMarked(marker);
+        }
+        finally
+        {
+            if (!p.HasExited) p.Kill(entireProcessTree: true);
+        }
+        try
+        {
+            Assert.True(survivors.Count >= 2, "without its watcher the task's processes survive the runner");
+            var runId = await LatestRunAsync(db, dir.Path);
+            File.WriteAllText(dir.File("resume"), "");
+            var resumed = await KilnCli.RunAsync(["pipeline", "resume", runId, "--db", db], dir.Path);
+            Assert.True(resumed.ExitCode == 0, resumed.ToString());
+            Assert.Empty(ProcessesMarked(marker));
+            // The first copy stopped writing before the second ran: no tick after b-end.
+            var lines = Lines(log);
+            Assert.Equal("b-end", lines[^1]);
+            Assert.Equal(2, lines.Count(l => l == "b-start"));
+            var first = (await ShowAsync(runId, db, dir.Path)).GetProperty("attempts").EnumerateArray().Single(a => a.GetProperty("attempt").GetInt32() == 1);
+            Assert.Equal("interrupted", first.GetProperty("state").GetString());
+            Assert.Matches(@"its process group \d+ was still running and has been killed; resumed by", first.GetProperty("error").GetString());
+        }
+        finally
+        {
+            foreach (var pid in ProcessesMarked(marker)) _ = await Proc.RunAsync("kill", ["-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        }
+    }
+
     [Fact]
     public async Task Cancel_from_another_process_stops_a_running_pipeline()
     {

@@ -66,7 +66,7 @@ internal interface IPartWriter : IAsyncDisposable
 /// <summary>Chooses the sink from the output's URI scheme.</summary>
 internal static class BatchSinks
 {
-    public static IBatchSink Open(string output, string? key)
+    public static IBatchSink Open(string output, string? key, bool partitionOnly = false)
     {
         if (output.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase)
             || output.StartsWith("postgresql:", StringComparison.OrdinalIgnoreCase)
@@ -74,12 +74,13 @@ internal static class BatchSinks
         {
             var location = SqlLocation.Parse(output, "--output");
             if (location.Table is null) throw new KilnException($"--output {output}: name the table to write (?table=NAME)");
+            if (partitionOnly) throw new KilnException($"--output {output}: a distributed job writes a directory of Parquet parts, not a table");
             return new SqlTableSink(location, key);
         }
         if (output.Contains("://", StringComparison.Ordinal) && !output.StartsWith("file://", StringComparison.Ordinal))
             throw new KilnException($"--output {output}: unknown scheme (use a directory, sqlite:///path.db?table=T or postgresql://...?table=T)");
         if (key is not null) throw new KilnException("--key applies to table outputs only; a Parquet directory is keyed by its parts");
         if (output.StartsWith("file://", StringComparison.Ordinal)) output = new Uri(output).LocalPath;
-        return new ParquetDirectorySink(Path.GetFullPath(output));
+        return new ParquetDirectorySink(Path.GetFullPath(output), partitionOnly);
     }
 }

@@ -7,10 +7,23 @@ namespace Kiln.Batch.Sinks;
 /// <summary>
 /// A directory of Parquet parts, part-&lt;file&gt;-&lt;partition&gt;.parquet, one per input partition. A part is
 /// written under a hidden temporary name and renamed when complete; the manifest is rewritten (atomically)
-/// after each rename, so after a crash every part named in it is whole.
+/// after each rename, so after a crash every part named in it is whole. For one partition of a distributed job
+/// (<paramref name="partitionOnly"/>) no manifest is read or written and other runs' temporary files are left alone
+/// (another worker may be writing one): the part's rename is the commit, and the job's coordinator writes the manifest.
 /// </summary>
-internal sealed class ParquetDirectorySink(string directory) : IBatchSink
+internal sealed class ParquetDirectorySink(string directory, bool partitionOnly = false) : IBatchSink
 {
+    private readonly List<PartRecord> _committed = [];
+
+    /// <summary>The parts this sink committed, in commit order.</summary>
+    public IReadOnlyList<PartRecord> Committed
+    {
+        get
+        {
+            lock (_lock) return [.. _committed];
+        }
+    }
+
     private BatchManifest? _manifest;
     private string _manifestPath = "";
     private ParquetColumn[] _schema = [];
@@ -37,6 +50,7 @@ internal sealed class ParquetDirectorySink(string directory) : IBatchSink
             ValueKind.LocalTimestamp => ParquetColumnKind.LocalTimestamp,
             _ => ParquetColumnKind.Text,
         }, c.Nullable))];
+        if (partitionOnly) return Task.FromResult<IReadOnlySet<PartitionId>>(new HashSet<PartitionId>());
         _manifestPath = Path.Combine(directory, BatchManifest.FileName(job.Shard));
         var existing = BatchManifest.Read(_manifestPath);
         var done = new HashSet<PartitionId>();
@@ -98,6 +112,7 @@ internal sealed class ParquetDirectorySink(string directory) : IBatchSink
 
     public Task FinishAsync(bool complete, CancellationToken ct)
     {
+        if (partitionOnly) return Task.CompletedTask;
         lock (_lock)
         {
             _manifest!.Complete = complete;
@@ -111,6 +126,8 @@ internal sealed class ParquetDirectorySink(string directory) : IBatchSink
     {
         lock (_lock)
         {
+            _committed.Add(record);
+            if (partitionOnly) return;
             _manifest!.Parts.RemoveAll(p => p.FileIndex == record.FileIndex && p.Partition == record.Partition);
             _manifest.Parts.Add(record);
             _manifest.Parts.Sort((a, b) => new PartitionId(a.FileIndex, a.Partition).CompareTo(new PartitionId(b.FileIndex, b.Partition)));

@@ -7,9 +7,10 @@ namespace Kiln.Batch.Sources;
 
 /// <summary>
 /// CSV and Parquet files (a file, a directory or a glob, in path order). A Parquet file's partitions
-/// are its row groups; a CSV file's are consecutive ranges of <c>partitionRows</c> data rows.
+/// are its row groups; a CSV file's are consecutive ranges of <c>partitionRows</c> data rows, or, for one
+/// partition of a distributed job (<paramref name="only"/>), the byte range it was planned as.
 /// </summary>
-internal sealed class FileSource(string location, IReadOnlyList<string> files, int partitionRows) : IBatchSource
+internal sealed class FileSource(string location, IReadOnlyList<string> files, int partitionRows, BatchPartition? only = null) : IBatchSource
 {
     public string Uri => location;
 
@@ -61,6 +62,11 @@ internal sealed class FileSource(string location, IReadOnlyList<string> files, i
     public async IAsyncEnumerable<SourceChunk> ReadAsync(IReadOnlyList<ColumnRequest> requests, Func<PartitionId, bool> wanted, int batchRows,
         [EnumeratorCancellation] CancellationToken ct)
     {
+        if (only is not null)
+        {
+            await foreach (var chunk in ReadPartitionAsync(only, requests, batchRows, ct).ConfigureAwait(false)) yield return chunk;
+            yield break;
+        }
         for (var f = 0; f < files.Count; f++)
         {
             var file = files[f];
@@ -106,6 +112,53 @@ internal sealed class FileSource(string location, IReadOnlyList<string> files, i
                 remaining -= table.RowCount;
                 if (table.RowCount < ask) yield break;
             }
+        }
+    }
+
+    /// <summary>
+    /// One partition of a distributed job: only its file is opened (the planner named it, so a file that appeared
+    /// or vanished beside it changes nothing), and only its row group or byte range is read.
+    /// </summary>
+    private async IAsyncEnumerable<SourceChunk> ReadPartitionAsync(BatchPartition p, IReadOnlyList<ColumnRequest> requests, int batchRows,
+        [EnumeratorCancellation] CancellationToken ct)
+    {
+        var file = p.File ?? files[p.FileIndex];
+        if (!File.Exists(file)) throw new Kiln.Core.KilnException($"{file}: the input file of partition {p} has vanished since the job was planned");
+        if (p is { ByteStart: { } start, ByteEnd: { } end })
+        {
+            await foreach (var chunk in ReadCsvRangeAsync(p.Id, file, requests, start, end, batchRows, ct).ConfigureAwait(false)) yield return chunk;
+            yield break;
+        }
+        var any = false;
+        await foreach (var (_, firstRow, table) in ParquetTable.ReadRowGroupsAsync(file, requests, g => g == p.Index, ct).ConfigureAwait(false))
+        {
+            any = true;
+            yield return new SourceChunk(p.Id, file, firstRow, table, EndOfPartition: true);
+        }
+        if (!any)
+        {
+            if (p.Index != 0 || (await ParquetTable.ReadRowGroupSizesAsync(file, ct).ConfigureAwait(false)).Length != 0)
+                throw new Kiln.Core.KilnException($"{file}: row group {p.Index} of partition {p} is not in the file any more; it changed since the job was planned");
+            yield return new SourceChunk(p.Id, file, 0, EmptyTable(requests), EndOfPartition: true);
+        }
+    }
+
+    /// <summary>One byte range of a CSV file as one partition; row numbers (in rejects) count from the range's first line.</summary>
+    private static async IAsyncEnumerable<SourceChunk> ReadCsvRangeAsync(PartitionId id, string file, IReadOnlyList<ColumnRequest> requests,
+        long start, long end, int batchRows, [EnumeratorCancellation] CancellationToken ct)
+    {
+        await Task.Yield();
+        if (new FileInfo(file).Length < end)
+            throw new Kiln.Core.KilnException($"{file}: the file is shorter than when partition {id} was planned (it ends before byte {end}); it changed since");
+        using var csv = CsvTableReader.OpenRange(file, requests, start, end);
+        long row = 0;
+        while (true)
+        {
+            var table = csv.ReadBatch(batchRows, ct);
+            var last = table.RowCount < batchRows;
+            yield return new SourceChunk(id, file, row, table, last);
+            row += table.RowCount;
+            if (last) yield break;
         }
     }
 

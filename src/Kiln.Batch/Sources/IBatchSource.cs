@@ -28,17 +28,24 @@ internal interface IBatchSource : IAsyncDisposable
 /// <summary>Chooses the source from the input's URI scheme.</summary>
 internal static class BatchSources
 {
-    public static IBatchSource Open(string input, int partitionRows)
+    public static IBatchSource Open(string input, int partitionRows, BatchPartition? only = null)
     {
         if (input.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase)
             || input.StartsWith("postgresql:", StringComparison.OrdinalIgnoreCase)
             || input.StartsWith("postgres:", StringComparison.OrdinalIgnoreCase))
         {
+            if (only is not null) throw new KilnException($"--input {input}: a distributed job reads files (CSV or Parquet), not tables");
             return new SqlSource(SqlLocation.Parse(input, "--input"), partitionRows);
         }
         if (input.Contains("://", StringComparison.Ordinal) && !input.StartsWith("file://", StringComparison.Ordinal))
             throw new KilnException($"--input {input}: unknown scheme (use a path, a glob, sqlite:///path.db?table=T or postgresql://...?table=T)");
         if (input.StartsWith("file://", StringComparison.Ordinal)) input = new Uri(input).LocalPath;
-        return new FileSource(input, DataSources.Resolve(input), partitionRows);
+        // One partition of a distributed job reads the one file the planner named (its index stays the plan's).
+        if (only?.File is { } file)
+        {
+            if (!File.Exists(file)) throw new KilnException($"{file}: the input file of partition {only} has vanished since the job was planned");
+            return new FileSource(input, [file], partitionRows, only);
+        }
+        return new FileSource(input, DataSources.Resolve(input), partitionRows, only);
     }
 }

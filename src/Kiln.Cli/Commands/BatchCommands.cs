@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Kiln.Batch;
+using Kiln.Core;
 using Kiln.Core.Packaging;
 using Kiln.Tracking;
 using Spectre.Console;
@@ -25,9 +26,12 @@ internal static class BatchCommands
         var threads = new Option<int>("--threads") { Description = "Scoring threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var rejects = new Option<string?>("--rejects") { Description = "Directory for rejected rows (default: OUTPUT/_rejects, or ./_rejects/TABLE for a table)." };
         var json = new Option<bool>("--json") { Description = "Print the summary as JSON on stdout." };
+        var distributed = new Option<bool>("--distributed") { Description = "Plan the input into partitions and run them on kiln worker processes through Kiln's PostgreSQL (--db); the exit status is the job's." };
+        var db = new Option<string?>("--db") { Description = "With --distributed: Kiln's PostgreSQL database (postgresql://…) the workers serve." };
+        var partitions = new Option<int?>("--partitions") { Description = "With --distributed: partitions for the CSV input (byte ranges at line starts; default one per 32 MiB). A Parquet file's partitions are its row groups." };
 
         var command = new Command("batch", "Score a CSV/Parquet/SQL input with a model package into Parquet parts or a table; resumable and shardable.");
-        foreach (var o in new Option[] { model, input, output, keep, key, shard, onBadRow, resume, batchRows, partitionRows, threads, rejects, json })
+        foreach (var o in new Option[] { model, input, output, keep, key, shard, onBadRow, resume, batchRows, partitionRows, threads, rejects, json, distributed, db, partitions })
             command.Options.Add(o);
 
         command.SetHandler(async (parse, ct) =>
@@ -51,6 +55,14 @@ internal static class BatchCommands
                 RejectsDirectory = parse.GetValue(rejects),
                 Locator = stores is null ? new DirectoryModelLocator() : new RegistryModelLocator(stores),
             };
+            if (parse.GetValue(distributed))
+            {
+                if (parse.GetValue(shard) != "0/1") throw new KilnException("--shard does not apply to --distributed: the workers share the partitions");
+                var location = parse.GetValue(db) ?? throw new KilnException("--distributed needs --db postgresql://… (the database the kiln workers serve)");
+                return await DistributedBatchCommand.RunAsync(options, location, parse.GetValue(partitions), parse.GetValue(json), ct);
+            }
+            if (parse.GetValue(db) is not null || parse.GetValue(partitions) is not null)
+                throw new KilnException("--db and --partitions apply to --distributed only");
             var job = new BatchJob(options);
             var run = job.RunAsync(ct);
             await ShowProgressAsync(job.Status, run);

@@ -20,6 +20,7 @@ internal static class KilnCommand
         root.Subcommands.Add(MonitorCommands.CreateFeedback());
         root.Subcommands.Add(PipelineCommands.Create());
         root.Subcommands.Add(BatchCommands.Create());
+        root.Subcommands.Add(WorkerCommands.Create());
         root.Subcommands.Add(FeatureCommands.Create());
         root.Subcommands.Add(ServeCommands.Create());
         root.Subcommands.Add(VectorCommands.Create());

@@ -17,13 +17,23 @@ public sealed class CsvTableReader : IDisposable
     private readonly System.Text.StringBuilder _record = new();
     private long _line;   // physical line number of the record being read (1 = header)
 
-    private CsvTableReader(string path, IReadOnlyList<ColumnRequest> requests)
+    private CsvTableReader(string path, IReadOnlyList<ColumnRequest> requests, long rangeStart = 0, long rangeEnd = -1)
     {
         _path = path;
         _reader = new StreamReader(path, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
         if (!ReadRecord(out var header)) throw new KilnException($"{path}: the file is empty (no header row)");
         var headerFields = new string[_fieldStarts.Count];
         for (var i = 0; i < headerFields.Length; i++) headerFields[i] = Field(header, i).Trim().ToString();
+        if (rangeEnd >= 0)
+        {
+            // A byte range of the file: the header was read above; the records are those of [start, end).
+            _reader.Dispose();
+            var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            file.Seek(rangeStart, SeekOrigin.Begin);
+            _reader = new StreamReader(new RangeStream(file, rangeEnd - rangeStart), System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16);
+            _path = $"{path} (bytes {rangeStart}-{rangeEnd})";
+            _line = 0;
+        }
         Header = headerFields;
         _requests = [.. requests];
         _slotOfField = new int[headerFields.Length];
@@ -45,6 +55,18 @@ public sealed class CsvTableReader : IDisposable
     {
         if (!File.Exists(path)) throw new KilnException($"{path}: no such file");
         return new CsvTableReader(path, requests);
+    }
+
+    /// <summary>
+    /// Reads the records in bytes [<paramref name="start"/>, <paramref name="end"/>) of a file whose header is its first
+    /// line: a partition of a large file planned by <see cref="CsvRanges.Split"/>, so that no reader parses the whole file.
+    /// Line numbers in errors count from the range's start.
+    /// </summary>
+    public static CsvTableReader OpenRange(string path, IReadOnlyList<ColumnRequest> requests, long start, long end)
+    {
+        if (!File.Exists(path)) throw new KilnException($"{path}: no such file");
+        if (start < 0 || end < start) throw new ArgumentOutOfRangeException(nameof(start), $"bad byte range {start}-{end}");
+        return new CsvTableReader(path, requests, start, end);
     }
 
     /// <summary>The header of a CSV file.</summary>

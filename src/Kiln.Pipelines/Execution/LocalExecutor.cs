@@ -108,6 +108,7 @@ public sealed class LocalExecutor : IExecutor
                         _state[i] = TaskState.Skipped;
                         break;
                     case TaskState.Running:
+                        var survivors = await KillSurvivorsAsync(r).ConfigureAwait(false);
                         await _store.EndAttemptAsync(new AttemptEnd
                         {
                             RunId = RunId,
@@ -116,7 +117,7 @@ public sealed class LocalExecutor : IExecutor
                             AttemptState = "interrupted",
                             TaskState = TaskState.Pending,
                             At = Now,
-                            Error = $"interrupted: the process running it ({_x.PreviousOwner ?? "unknown"}) stopped; resumed by {_x.Owner}",
+                            Error = $"interrupted: the process running it ({_x.PreviousOwner ?? "unknown"}) stopped{survivors}; resumed by {_x.Owner}",
                         }, CancellationToken.None).ConfigureAwait(false);
                         _state[i] = TaskState.Pending;
                         break;
@@ -132,6 +133,19 @@ public sealed class LocalExecutor : IExecutor
             }
             if (seen != _tasks.Length)
                 throw new Kiln.Core.KilnException($"run {RunId}: the store holds {seen} tasks but pipeline '{_def.Name}' has {_tasks.Length}; the pipeline changed since the run started");
+        }
+
+        /// <summary>
+        /// Before an interrupted task runs again, whatever its last attempt started must be gone (a command still
+        /// writing beside its second copy is the failure this prevents): the recorded process group is killed.
+        /// </summary>
+        private async Task<string> KillSurvivorsAsync(TaskRecord r)
+        {
+            var attempts = await _store.GetAttemptsAsync(RunId, r.Task, CancellationToken.None).ConfigureAwait(false);
+            var last = attempts.FirstOrDefault(a => a.Attempt == r.Attempts);
+            if (last?.ProcessGroup is not { } recorded) return "";
+            if (ProcessGroups.LocalGroup(recorded) is not { } pgid) return $" (its process group {recorded} is on another host)";
+            return "; " + await ProcessGroups.KillSurvivorsAsync(pgid, RunId, r.Task, TimeSpan.FromSeconds(10)).ConfigureAwait(false);
         }
 
         private async Task ScheduleAsync(CancellationToken ct)
@@ -283,6 +297,7 @@ public sealed class LocalExecutor : IExecutor
                     CancellationToken = attemptCts.Token,
                     WorkingDirectory = _x.WorkingDirectory,
                     Services = _x.Services,
+                    ProcessGroupStarted = pgid => _store.SetAttemptProcessGroupAsync(RunId, t.Name, attempt, ProcessGroups.Describe(pgid), CancellationToken.None),
                 };
                 string error;
                 try

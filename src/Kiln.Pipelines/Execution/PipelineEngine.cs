@@ -332,10 +332,14 @@ public sealed partial class PipelineEngine : IAsyncDisposable
                 if (t.State.IsTerminal()) continue;
                 if (t.State == TaskState.Running)
                 {
+                    var attempt = (await _store.GetAttemptsAsync(runId, t.Task, cancellationToken).ConfigureAwait(false)).FirstOrDefault(a => a.Attempt == t.Attempts);
+                    var killed = ProcessGroups.LocalGroup(attempt?.ProcessGroup) is { } pgid
+                        ? "; " + await ProcessGroups.KillSurvivorsAsync(pgid, runId, t.Task, TimeSpan.FromSeconds(10)).ConfigureAwait(false)
+                        : "";
                     await _store.EndAttemptAsync(new AttemptEnd
                     {
                         RunId = runId, Task = t.Task, Attempt = t.Attempts, AttemptState = "interrupted",
-                        TaskState = TaskState.Cancelled, At = now, Error = "cancelled after its process stopped",
+                        TaskState = TaskState.Cancelled, At = now, Error = "cancelled after its process stopped" + killed,
                     }, cancellationToken).ConfigureAwait(false);
                 }
                 else

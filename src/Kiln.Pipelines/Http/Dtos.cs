@@ -65,9 +65,10 @@ public sealed record TaskDto(string Task, string Kind, string State, IReadOnlyLi
         t.FinishedAt, t.Outputs, t.Error, t.Cached);
 }
 
-public sealed record AttemptDto(string Task, int Attempt, string State, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, string? Error, string? Owner)
+public sealed record AttemptDto(string Task, int Attempt, string State, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, string? Error, string? Owner,
+    string? ProcessGroup = null)
 {
-    public static AttemptDto From(AttemptRecord a) => new(a.Task, a.Attempt, a.State, a.StartedAt, a.FinishedAt, a.Error, a.Owner);
+    public static AttemptDto From(AttemptRecord a) => new(a.Task, a.Attempt, a.State, a.StartedAt, a.FinishedAt, a.Error, a.Owner, a.ProcessGroup);
 }
 
 public sealed record RunDetailDto(RunDto Run, IReadOnlyList<TaskDto> Tasks, IReadOnlyList<AttemptDto> Attempts);

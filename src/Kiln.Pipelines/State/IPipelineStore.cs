@@ -32,6 +32,9 @@ public interface IPipelineStore : IAsyncDisposable
     /// <summary>Records the start of an attempt and moves the task to running, in one transaction.</summary>
     Task StartAttemptAsync(string runId, string task, int attempt, DateTimeOffset at, string? owner, CancellationToken cancellationToken = default);
 
+    /// <summary>Records the process group (<c>PGID@HOST</c>) an attempt's commands run in, so a survivor can be killed before a retry.</summary>
+    Task SetAttemptProcessGroupAsync(string runId, string task, int attempt, string processGroup, CancellationToken cancellationToken = default);
+
     /// <summary>Records the end of an attempt and the task's resulting state and outputs, in one transaction.</summary>
     Task EndAttemptAsync(AttemptEnd end, CancellationToken cancellationToken = default);
 

@@ -79,6 +79,9 @@ public sealed class InstrumentedPipelineStore(IPipelineStore inner, PipelineMetr
         _started[(runId, task, attempt)] = Stopwatch.GetTimestamp();
     }
 
+    public Task SetAttemptProcessGroupAsync(string runId, string task, int attempt, string processGroup, CancellationToken cancellationToken = default) =>
+        inner.SetAttemptProcessGroupAsync(runId, task, attempt, processGroup, cancellationToken);
+
     public async Task EndAttemptAsync(AttemptEnd end, CancellationToken cancellationToken = default)
     {
         await inner.EndAttemptAsync(end, cancellationToken).ConfigureAwait(false);

@@ -127,9 +127,12 @@ public sealed record TaskRecord
     public bool Cached { get; init; }
 }
 
-/// <summary>One attempt of a task; <see cref="State"/> is running, succeeded, failed, cancelled or interrupted.</summary>
+/// <summary>
+/// One attempt of a task; <see cref="State"/> is running, succeeded, failed, cancelled or interrupted;
+/// <see cref="ProcessGroup"/> is the process group its commands ran in (<c>PGID@HOST</c>), when it started any.
+/// </summary>
 public sealed record AttemptRecord(string RunId, string Task, int Attempt, string State, DateTimeOffset StartedAt,
-    DateTimeOffset? FinishedAt, string? Error, string? Owner);
+    DateTimeOffset? FinishedAt, string? Error, string? Owner, string? ProcessGroup = null);
 
 /// <summary>One stored log line of a task attempt; <see cref="Stream"/> is stdout or stderr.</summary>
 public sealed record LogRecord(long Id, string RunId, string Task, int Attempt, DateTimeOffset At, string Stream, string Line);

@@ -56,6 +56,10 @@ public sealed class SqlPipelineStore : IPipelineStore
         new Migration(2, """
             CREATE TABLE pipeline_alert_deliveries (alert_key TEXT PRIMARY KEY, event TEXT NOT NULL, received_at TEXT NOT NULL)
             """),
+        // The process group an attempt's commands run in (PGID@HOST), killed before the task is run again.
+        new Migration(3, """
+            ALTER TABLE pipeline_attempts ADD COLUMN process_group TEXT
+            """),
     ]);
 
     public Task InitializeAsync(CancellationToken cancellationToken = default) => Database.EnsureSchemaAsync(Schema, cancellationToken);
@@ -132,9 +136,10 @@ public sealed class SqlPipelineStore : IPipelineStore
 
     public Task<IReadOnlyList<AttemptRecord>> GetAttemptsAsync(string runId, string? task = null, CancellationToken cancellationToken = default) =>
         QueryAsync(
-            $"SELECT run_id, task, attempt, state, started_at, finished_at, error, owner FROM pipeline_attempts WHERE run_id = @id {(task is null ? "" : "AND task = @task")} ORDER BY started_at, task, attempt",
+            $"SELECT run_id, task, attempt, state, started_at, finished_at, error, owner, process_group FROM pipeline_attempts WHERE run_id = @id {(task is null ? "" : "AND task = @task")} ORDER BY started_at, task, attempt",
             r => new AttemptRecord(r.GetString(0), r.GetString(1), (int)r.GetInt64(2), r.GetString(3), ParseTime(r.GetString(4)),
-                r.IsDBNull(5) ? null : ParseTime(r.GetString(5)), r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetString(7)),
+                r.IsDBNull(5) ? null : ParseTime(r.GetString(5)), r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : r.GetString(7),
+                r.IsDBNull(8) ? null : r.GetString(8)),
             cancellationToken, ("id", runId), ("task", task));
 
     public Task<IReadOnlyList<LogRecord>> GetLogsAsync(string runId, string? task = null, long afterId = 0, int limit = 10_000, CancellationToken cancellationToken = default) =>
@@ -175,6 +180,13 @@ public sealed class SqlPipelineStore : IPipelineStore
             "UPDATE pipeline_tasks SET state = 'running', attempts = @attempt, started_at = COALESCE(started_at, @at), finished_at = NULL, error = NULL WHERE run_id = @id AND task = @task",
             cancellationToken, ("attempt", (long)attempt), ("at", Time(at)), ("id", runId), ("task", task)).ConfigureAwait(false);
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task SetAttemptProcessGroupAsync(string runId, string task, int attempt, string processGroup, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
+        await ExecAsync(c.Connection, null, "UPDATE pipeline_attempts SET process_group = @group WHERE run_id = @id AND task = @task AND attempt = @attempt",
+            cancellationToken, ("group", processGroup), ("id", runId), ("task", task), ("attempt", (long)attempt)).ConfigureAwait(false);
     }
 
     public async Task EndAttemptAsync(AttemptEnd end, CancellationToken cancellationToken = default)

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using Kiln.Pipelines.Definition;
+using Kiln.Pipelines.Execution;
 
 namespace Kiln.Pipelines.Tasks;
 
@@ -72,8 +73,14 @@ public sealed class ShellTaskKind : ITaskKind
     {
         var command = context.GetString("command")!;
         var outputFile = Path.Combine(Path.GetTempPath(), $"kiln-output-{Guid.NewGuid():N}");
+        // On Unix the command runs in a session of its own (setsid) under a small wrapper whose watcher kills the
+        // whole group when this process's end of the stdin pipe closes: no task process outlives its runner, even
+        // one killed with SIGKILL (ProcessGroups).
+        var setsid = ProcessGroups.Setsid;
         var psi = OperatingSystem.IsWindows() ? new ProcessStartInfo("cmd") { ArgumentList = { "/c", command } }
-            : new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", command } };
+            : setsid is null ? new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", command } }
+            : new ProcessStartInfo(setsid) { ArgumentList = { "/bin/sh", "-c", ProcessGroups.Wrapper, "kiln-task", command } };
+        psi.RedirectStandardInput = setsid is not null;
         psi.RedirectStandardOutput = true;
         psi.RedirectStandardError = true;
         psi.UseShellExecute = false;
@@ -103,16 +110,25 @@ public sealed class ShellTaskKind : ITaskKind
         try
         {
             if (!process.Start()) throw new TaskFailedException("could not start /bin/sh");
+            // setsid execs in place (its caller is not a group leader), so the shell's pid is the group's id.
+            var group = setsid is null ? 0 : process.Id;
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
             try
             {
+                if (group != 0 && context.ProcessGroupStarted is { } record) await record(group).ConfigureAwait(false);
                 await process.WaitForExitAsync(context.CancellationToken).ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (group == 0)
             {
                 try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
                 throw;
+            }
+            finally
+            {
+                // Cancelled or timed out: the whole group goes. Finished: what the command left running in its
+                // group (background jobs, the watcher) ends with the task.
+                if (group != 0) ProcessGroups.Kill(group);
             }
             // WaitForExitAsync returns once the output streams are drained too.
             if (process.ExitCode != 0) throw new TaskFailedException($"command exited with code {process.ExitCode}");

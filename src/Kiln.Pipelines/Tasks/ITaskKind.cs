@@ -74,6 +74,12 @@ public sealed class TaskContext
     /// <summary>Services of the host (registry clients and the like for the kinds that need them); may be null.</summary>
     public IServiceProvider? Services { get; init; }
 
+    /// <summary>
+    /// A kind that starts processes in a group of their own calls this with the group id once started, so the
+    /// executor records it with the attempt (and a resumed run can kill a survivor); null when nobody records it.
+    /// </summary>
+    public Func<int, Task>? ProcessGroupStarted { get; init; }
+
     /// <summary>A config value as a string, or null when absent.</summary>
     public string? GetString(string key) => Config[key] switch
     {

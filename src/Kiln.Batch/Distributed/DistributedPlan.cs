@@ -1,0 +1,172 @@
+using System.Globalization;
+using Kiln.Batch.Sinks;
+using Kiln.Batch.Sources;
+using Kiln.Batch.Validation;
+using Kiln.Core;
+using Kiln.Core.Data;
+using Kiln.Core.Packaging;
+
+namespace Kiln.Batch.Distributed;
+
+/// <summary>
+/// A distributed batch job as planned by its coordinator: the model pinned to one version (and the SHA-256 of its
+/// package, which every worker checks), the input's fingerprint, the output columns and one entry per partition.
+/// </summary>
+public sealed class DistributedPlan
+{
+    /// <summary>The model as every partition resolves it: <c>models:/NAME/VERSION</c>, a <c>runs:/</c> URI or a package directory.</summary>
+    public required string PinnedModel { get; init; }
+
+    public required string ModelUri { get; init; }
+
+    public required string ModelName { get; init; }
+
+    public string? ModelVersion { get; init; }
+
+    public required string ModelSha256 { get; init; }
+
+    public required string Input { get; init; }
+
+    public required string InputFingerprint { get; init; }
+
+    /// <summary>The output directory, absolute.</summary>
+    public required string Output { get; init; }
+
+    public required IReadOnlyList<OutputColumn> Columns { get; init; }
+
+    public required IReadOnlyList<BatchPartition> Partitions { get; init; }
+
+    /// <summary>Input rows when the input says so without being read (Parquet); null for CSV.</summary>
+    public long? Rows { get; init; }
+}
+
+/// <summary>Plans a distributed batch job and commits its manifest; the job engine that runs the partitions is the caller's.</summary>
+public static class DistributedBatch
+{
+    /// <summary>Bytes of CSV per partition when the caller does not say how many partitions.</summary>
+    public const long DefaultCsvPartitionBytes = 32L << 20;
+
+    /// <summary>
+    /// Resolves the model once (an alias becomes the version it points at now), checks the input's columns
+    /// against its signature, and splits the input: a Parquet file into its row groups, a CSV file into byte
+    /// ranges at line starts (<paramref name="partitions"/> in all for the CSV files, shared by size; default one
+    /// per 32 MiB). Nothing is written.
+    /// </summary>
+    public static async Task<DistributedPlan> PlanAsync(BatchOptions options, int? partitions, CancellationToken ct = default)
+    {
+        options.Validate();
+        if (partitions is < 1) throw new KilnException($"--partitions {partitions}: must be at least 1");
+        if (options.Resume) throw new KilnException("--resume does not apply to --distributed: a distributed job commits each partition once, and re-running it overwrites the same parts");
+        var resolved = options.Resolved ?? await options.Locator.ResolveAsync(options.Model, ct).ConfigureAwait(false);
+        var package = ModelPackage.Load(resolved.PackageDirectory);
+        var sha = ModelPackage.Sha256OfFile(Path.Combine(package.Directory, PackageManifest.FileName));
+        var pinned = resolved.Name is not null && resolved.RegistryVersion is { } v
+            ? string.Create(CultureInfo.InvariantCulture, $"models:/{resolved.Name}/{v}")
+            : resolved.Uri.StartsWith("runs:/", StringComparison.Ordinal) ? resolved.Uri : Path.GetFullPath(resolved.PackageDirectory);
+
+        var probe = new BatchPartition(0, 0);  // a FileSource for planning; nothing is read through it
+        var sink = BatchSinks.Open(options.Output, options.Key, partitionOnly: true); // refuses a table output
+        await sink.DisposeAsync().ConfigureAwait(false);
+        var output = Path.GetFullPath(options.Output.StartsWith("file://", StringComparison.Ordinal) ? new Uri(options.Output).LocalPath : options.Output);
+        if (File.Exists(output)) throw new KilnException($"--output {output}: is a file; give a directory for Parquet parts");
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any(e => !Path.GetFileName(e).StartsWith('.')))
+            throw new KilnException($"--output {output}: the directory is not empty; a distributed job writes into an empty directory");
+
+        var source = BatchSources.Open(options.Input, options.PartitionRows, probe);
+        await using var scope = source.ConfigureAwait(false);
+        var files = ((FileSource)source).Files;
+        var schemas = await source.InspectAsync(ct).ConfigureAwait(false);
+        var plan = SchemaCheck.Check(package.Signature, schemas, options.Keep, source.Untyped, options.OnBadRow);
+
+        var list = new List<BatchPartition>();
+        long rows = 0;
+        var allParquet = true;
+        long csvBytes = 0;
+        foreach (var f in files) if (DataSources.IsCsv(f)) csvBytes += new FileInfo(f).Length;
+        var csvParts = partitions ?? (int)Math.Clamp((csvBytes + DefaultCsvPartitionBytes - 1) / DefaultCsvPartitionBytes, 1, 100_000);
+        for (var f = 0; f < files.Count; f++)
+        {
+            if (DataSources.IsParquet(files[f]))
+            {
+                var sizes = await ParquetTable.ReadRowGroupSizesAsync(files[f], ct).ConfigureAwait(false);
+                if (sizes.Length == 0) list.Add(new BatchPartition(f, 0, File: files[f]));
+                for (var g = 0; g < sizes.Length; g++)
+                {
+                    list.Add(new BatchPartition(f, g, File: files[f]));
+                    rows += sizes[g];
+                }
+                continue;
+            }
+            allParquet = false;
+            var share = csvBytes == 0 ? 1 : (int)Math.Max(1, Math.Round((double)csvParts * new FileInfo(files[f]).Length / csvBytes));
+            var ranges = CsvRanges.Split(files[f], share);
+            for (var i = 0; i < ranges.Count; i++) list.Add(new BatchPartition(f, i, ranges[i].Start, ranges[i].End, files[f]));
+        }
+        return new DistributedPlan
+        {
+            PinnedModel = pinned,
+            ModelUri = options.Model,
+            ModelName = package.Name,
+            ModelVersion = resolved.RegistryVersion?.ToString(CultureInfo.InvariantCulture),
+            ModelSha256 = sha,
+            Input = options.Input,
+            InputFingerprint = await source.FingerprintAsync(ct).ConfigureAwait(false),
+            Output = output,
+            Columns = plan.Output,
+            Partitions = list,
+            Rows = allParquet ? rows : null,
+        };
+    }
+
+    /// <summary>
+    /// Writes <c>_manifest.json</c> (complete, every part) once every partition has committed, and removes temporary
+    /// files left by runs that were killed. The manifest is the job's commit: a reader that finds it finds every part.
+    /// </summary>
+    public static void Commit(DistributedPlan plan, IReadOnlyList<PartRecord> parts, DateTimeOffset startedAt)
+    {
+        var byId = new Dictionary<PartitionId, PartRecord>();
+        foreach (var p in parts) byId[new PartitionId(p.FileIndex, p.Partition)] = p;
+        var missing = plan.Partitions.Where(p => !byId.ContainsKey(p.Id)).Select(p => p.ToString()).ToList();
+        if (missing.Count > 0) throw new KilnException($"partitions {string.Join(", ", missing.Take(5))} have no committed part");
+        foreach (var p in byId.Values)
+        {
+            if (p.File is null || !File.Exists(Path.Combine(plan.Output, p.File)))
+                throw new KilnException($"{plan.Output}: part {p.File} of partition {p.FileIndex}-{p.Partition} is missing");
+        }
+        foreach (var tmp in Directory.EnumerateFiles(plan.Output, ".part-*.tmp-*")) File.Delete(tmp);
+        var ordered = byId.Values.OrderBy(p => new PartitionId(p.FileIndex, p.Partition)).ToList();
+        var manifest = new BatchManifest
+        {
+            ModelUri = plan.PinnedModel,
+            ModelName = plan.ModelName,
+            ModelVersion = plan.ModelVersion,
+            ModelSha256 = plan.ModelSha256,
+            InputUri = plan.Input,
+            InputFingerprint = plan.InputFingerprint,
+            Shard = ShardSpec.All.ToString(),
+            Columns = [.. plan.Columns],
+            Parts = ordered,
+            Complete = true,
+            Rows = ordered.Sum(p => p.Rows),
+            Rejected = ordered.Sum(p => p.Rejected),
+            UnseenCategories = ordered.Sum(p => p.UnseenCategories),
+            StartedAt = startedAt,
+            UpdatedAt = DateTimeOffset.UtcNow,
+        };
+        manifest.WriteAtomically(Path.Combine(plan.Output, BatchManifest.FileName(ShardSpec.All)));
+    }
+
+    /// <summary>Removes what a failed job committed (its planned parts, rejects and temporary files), so a failed job leaves no partial output.</summary>
+    public static void Abandon(DistributedPlan plan)
+    {
+        if (!Directory.Exists(plan.Output)) return;
+        foreach (var p in plan.Partitions)
+        {
+            var part = Path.Combine(plan.Output, p.Id.PartName + ".parquet");
+            if (File.Exists(part)) File.Delete(part);
+            var rejects = RejectsWriter.PathFor(Path.Combine(plan.Output, "_rejects"), p.Id);
+            if (File.Exists(rejects)) File.Delete(rejects);
+        }
+        foreach (var tmp in Directory.EnumerateFiles(plan.Output, ".part-*.tmp-*")) File.Delete(tmp);
+    }
+}

@@ -1,0 +1,92 @@
+using System.Text.Json;
+using Kiln.Batch;
+using Kiln.Batch.Distributed;
+using Kiln.Workers;
+using Kiln.Workers.Batch;
+using Spectre.Console;
+
+namespace Kiln.Cli.Commands;
+
+/// <summary><c>kiln batch --distributed</c>: plan, enqueue one job per partition, follow them with a bar, commit.</summary>
+internal static class DistributedBatchCommand
+{
+    public static async Task<int> RunAsync(BatchOptions options, string db, int? partitions, bool json, CancellationToken ct)
+    {
+        // The database first: an unreachable one is reported before anything is planned or written.
+        var storage = await WorkerStorage.OpenAsync(db, null, ct);
+        var plan = await DistributedBatch.PlanAsync(options, partitions, ct);
+        var tracking = Environment.GetEnvironmentVariable("KILN_TRACKING_URI") ?? ".kiln";
+        if (!tracking.Contains("://", StringComparison.Ordinal)) tracking = Path.GetFullPath(tracking);
+        var rows = plan.Rows is { } r ? $" ({r:N0} rows)" : "";
+        Cli.Err.MarkupLineInterpolated($"[bold]{plan.PinnedModel}[/]: {plan.Partitions.Count} partitions of {plan.Input}{rows} -> {plan.Output}");
+
+        DistributedProgress? last = null;
+        var run = DistributedBatchRunner.RunAsync(storage, plan, options, tracking, p => last = p, ct);
+        await ShowAsync(run, () => last);
+        var result = await run;
+        if (json)
+        {
+            Console.Out.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+            {
+                ["output"] = result.Output,
+                ["model"] = plan.PinnedModel,
+                ["partitions"] = result.Partitions,
+                ["rows"] = result.Rows,
+                ["rejected"] = result.Rejected,
+                ["seconds"] = result.Seconds,
+                ["partitions_by_worker"] = result.PartitionsByWorker,
+            }));
+        }
+        Cli.Err.MarkupLineInterpolated($"[green]done[/]: {result.Rows:N0} rows in {result.Partitions} partitions on {result.PartitionsByWorker.Count} worker(s) in {result.Seconds:0.0} s -> {result.Output}");
+        if (result.Rejected > 0) Cli.Err.MarkupLineInterpolated($"[yellow]{result.Rejected:N0} rows rejected[/]: see {Path.Combine(result.Output, "_rejects")}");
+        return 0;
+    }
+
+    /// <summary>A bar over partitions on a terminal; a line every few seconds otherwise.</summary>
+    private static async Task ShowAsync(Task run, Func<DistributedProgress?> read)
+    {
+        var started = DateTime.UtcNow;
+        if (!Console.IsErrorRedirected)
+        {
+            await Cli.Err.Progress()
+                .AutoClear(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                .StartAsync(async ctx =>
+                {
+                    var task = ctx.AddTask("partitions", maxValue: 1);
+                    while (!run.IsCompleted)
+                    {
+                        Update(task);
+                        await Task.WhenAny(run, Task.Delay(250));
+                    }
+                    Update(task);
+                    task.StopTask();
+                });
+            return;
+
+            void Update(Spectre.Console.ProgressTask task)
+            {
+                if (read() is not { } p) return;
+                task.MaxValue = Math.Max(1, p.Partitions);
+                task.Value = p.Done;
+                task.Description = Markup.Escape($"{p.Done}/{p.Partitions} partitions, {p.Running} running, {p.Rows:N0} rows, {p.Workers} worker(s)");
+            }
+        }
+        var lastLine = DateTime.MinValue;
+        var waitingSaid = false;
+        while (!run.IsCompleted)
+        {
+            await Task.WhenAny(run, Task.Delay(500));
+            if (read() is not { } p) continue;
+            if (p.Workers == 0 && !waitingSaid && DateTime.UtcNow - started > TimeSpan.FromSeconds(3))
+            {
+                Console.Error.WriteLine("kiln batch: no kiln worker serves the batch queue yet; start one with kiln worker --db …");
+                waitingSaid = true;
+            }
+            if (DateTime.UtcNow - lastLine < TimeSpan.FromSeconds(5)) continue;
+            lastLine = DateTime.UtcNow;
+            var rate = p.Rows / Math.Max(0.001, (DateTime.UtcNow - started).TotalSeconds);
+            Console.Error.WriteLine($"kiln batch: {p.Done}/{p.Partitions} partitions, {p.Running} running, {p.Rows:N0} rows, {rate:N0} rows/s, {p.Workers} worker(s)");
+        }
+    }
+}

@@ -1,0 +1,230 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Kiln.Testing;
+using Npgsql;
+
+namespace Kiln.Workers.Tests;
+
+/// <summary>The real CLI: kiln worker processes on the test PostgreSQL and kiln batch --distributed.</summary>
+public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<WorkerFixture>
+{
+    private static async Task<long> ScalarAsync(string database, string sql)
+    {
+        await using var c = new NpgsqlConnection(WorkerFixture.ConnectionString(database));
+        await c.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, c);
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync() ?? 0L, CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public async Task Three_workers_one_killed_mid_run_score_every_row_exactly_once()
+    {
+        using var dir = new TempDir("kiln-dist");
+        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        var workers = new List<Process>();
+        Process? batch = null;
+        try
+        {
+            for (var i = 0; i < 3; i++) workers.Add(await WorkerFixture.StartWorkerAsync(db, dir.Path, "--concurrency", "1"));
+            var output = dir.File("out");
+            batch = KilnCli.Start(["batch", "--model", fixture.Model, "--input", fixture.Csv, "--output", output, "--keep", "transaction_id",
+                "--distributed", "--db", db, "--partitions", "12", "--json"], dir.Path);
+            var stdout = new System.Text.StringBuilder();
+            batch.OutputDataReceived += (_, e) => { lock (stdout) stdout.AppendLine(e.Data); };
+
+            // Wait until a partition is being processed and at least one has finished, then kill -9 the worker
+            // processing one (its pid is in the server id Hangfire records with the Processing state).
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
+            Process? victim = null;
+            while (victim is null)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "no partition was processed in time");
+                Assert.False(batch.HasExited, "kiln batch ended before a worker could be killed");
+                await Task.Delay(100);
+                try
+                {
+                    if (await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Succeeded'") < 1) continue;
+                    await using var c = new NpgsqlConnection(WorkerFixture.ConnectionString(name));
+                    await c.OpenAsync();
+                    await using var cmd = new NpgsqlCommand(
+                        "SELECT s.data FROM hangfire.job j JOIN hangfire.state s ON s.id = j.stateid WHERE j.statename = 'Processing' LIMIT 1", c);
+                    if (await cmd.ExecuteScalarAsync() is not string data) continue;
+                    var server = JsonDocument.Parse(data).RootElement.GetProperty("ServerId").GetString()!;
+                    var pid = int.Parse(server.Split(':')[2], CultureInfo.InvariantCulture);
+                    victim = workers.Single(w => w.Id == pid);
+                }
+                catch (PostgresException)
+                {
+                    // The hangfire schema is not there yet.
+                }
+            }
+            victim.Kill(); // SIGKILL to the worker alone
+            await victim.WaitForExitAsync();
+
+            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+            try
+            {
+                await batch.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                await using var c = new NpgsqlConnection(WorkerFixture.ConnectionString(name));
+                await c.OpenAsync();
+                await using var cmd = new NpgsqlCommand("SELECT string_agg(j.id || ' ' || j.statename || ' ' || coalesce(s.data::text, ''), E'\n') FROM hangfire.job j JOIN hangfire.state s ON s.id = j.stateid", c);
+                await using var locks = new NpgsqlCommand("SELECT string_agg(resource || ' ' || acquired, ', ') FROM hangfire.lock", c);
+                Assert.Fail($"kiln batch did not finish after the kill of worker {victim.Id}; jobs:\n{await cmd.ExecuteScalarAsync()}\nlocks: {await locks.ExecuteScalarAsync()}");
+            }
+            Assert.Equal(0, batch.ExitCode);
+
+            // Every input row exactly once (the oracle: the ids r0..rN-1 the fixture wrote).
+            var ids = await WorkerFixture.OutputIdsAsync(output);
+            Assert.Equal(fixture.Rows, ids.Count);
+            Assert.Equal(fixture.Rows, ids.Distinct(StringComparer.Ordinal).Count());
+            Assert.Empty(Directory.GetFiles(output, ".part-*"));
+            using var manifest = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "_manifest.json")));
+            Assert.True(manifest.RootElement.GetProperty("complete").GetBoolean());
+            Assert.Equal(fixture.Rows, manifest.RootElement.GetProperty("rows").GetInt64());
+            Assert.Equal(12, manifest.RootElement.GetProperty("parts").GetArrayLength());
+
+            // The killed worker's partition ran twice (Processing recorded twice), and still left one copy.
+            var reprocessed = await ScalarAsync(name,
+                "SELECT count(*) FROM (SELECT jobid FROM hangfire.state WHERE name = 'Processing' GROUP BY jobid HAVING count(*) > 1) t");
+            Assert.True(reprocessed >= 1, "no partition was run a second time after the kill");
+            string json;
+            lock (stdout) json = stdout.ToString().Trim();
+            using var result = JsonDocument.Parse(json);
+            Assert.Equal(fixture.Rows, result.RootElement.GetProperty("rows").GetInt64());
+            Assert.True(result.RootElement.GetProperty("partitions_by_worker").EnumerateObject().Count() >= 2, json);
+        }
+        finally
+        {
+            if (batch is { HasExited: false }) batch.Kill(entireProcessTree: true);
+            foreach (var w in workers) if (!w.HasExited) w.Kill(entireProcessTree: true);
+            await WorkerFixture.DropAsync(name);
+        }
+    }
+
+    [Fact]
+    public async Task A_partition_whose_input_vanished_fails_the_job_in_one_line_and_leaves_no_output()
+    {
+        using var dir = new TempDir("kiln-dist-vanish");
+        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        var input = dir.Path + "/in";
+        Directory.CreateDirectory(input);
+        File.Copy(fixture.Csv, Path.Combine(input, "a.csv"));
+        File.Copy(fixture.Csv, Path.Combine(input, "b.csv"));
+        var output = dir.File("out");
+        Process? worker = null;
+        var batch = KilnCli.Start(["batch", "--model", fixture.Model, "--input", input, "--output", output, "--keep", "transaction_id",
+            "--distributed", "--db", db, "--partitions", "4"], dir.Path);
+        var err = new System.Text.StringBuilder();
+        batch.ErrorDataReceived += (_, e) => { lock (err) err.AppendLine(e.Data); };
+        try
+        {
+            // The job is planned and its partitions queued with no worker running; then one input file goes.
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+            while (true)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the partitions were not queued in time");
+                Assert.False(batch.HasExited, "kiln batch ended early");
+                await Task.Delay(100);
+                try
+                {
+                    if (await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Enqueued'") >= 4) break;
+                }
+                catch (PostgresException)
+                {
+                }
+            }
+            File.Delete(Path.Combine(input, "b.csv"));
+            worker = await WorkerFixture.StartWorkerAsync(db, dir.Path, "--concurrency", "1");
+            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            await batch.WaitForExitAsync(cts.Token);
+            Assert.Equal(1, batch.ExitCode);
+            string text;
+            lock (err) text = err.ToString();
+            var errors = text.Split('\n').Where(l => l.StartsWith("error:", StringComparison.Ordinal)).ToList();
+            Assert.Single(errors);
+            Assert.Matches(@"^error: partition 1-\d \(bytes \d+-\d+\) failed: .*b\.csv: the input file of partition 1-\d \(bytes \d+-\d+\) has vanished since the job was planned", errors[0]);
+            // No committed partial output: no manifest, no part (the parts of a.csv committed before the failure are removed).
+            Assert.False(File.Exists(Path.Combine(output, "_manifest.json")));
+            Assert.Empty(Directory.Exists(output) ? Directory.GetFiles(output, "*part-*") : []);
+        }
+        finally
+        {
+            if (!batch.HasExited) batch.Kill(entireProcessTree: true);
+            if (worker is { HasExited: false }) worker.Kill(entireProcessTree: true);
+            await WorkerFixture.DropAsync(name);
+        }
+    }
+
+    [Fact]
+    public async Task An_unreachable_database_is_one_line_and_nothing_is_written()
+    {
+        using var dir = new TempDir("kiln-dist-bad");
+        var port = TestEnvironment.FreePort();
+        var output = dir.File("out");
+        var r = await KilnCli.RunAsync(["batch", "--model", fixture.Model, "--input", fixture.Csv, "--output", output,
+            "--distributed", "--db", $"postgresql://postgres@127.0.0.1:{port}/kiln"], dir.Path);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Matches($@"^error: postgresql://127\.0\.0\.1:{port}/kiln: cannot connect \(.+\)\s*\n\(run with --verbose for detail\)\s*$", r.StdErr);
+        Assert.False(Directory.Exists(output));
+
+        var w = await KilnCli.RunAsync(["worker", "--db", $"postgresql://postgres@127.0.0.1:{port}/kiln"], dir.Path);
+        Assert.Equal(1, w.ExitCode);
+        Assert.StartsWith($"error: postgresql://127.0.0.1:{port}/kiln: cannot connect", w.StdErr);
+
+        var sqlite = await KilnCli.RunAsync(["worker", "--db", dir.File("kiln.db")], dir.Path);
+        Assert.Equal(1, sqlite.ExitCode);
+        Assert.Contains("workers share their jobs through PostgreSQL; give a postgresql:// URI", sqlite.StdErr);
+    }
+
+    [Fact]
+    public async Task A_worker_stops_on_sigterm_after_its_running_partition_and_the_job_still_completes()
+    {
+        using var dir = new TempDir("kiln-dist-term");
+        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        var output = dir.File("out");
+        Process? first = null, second = null, batch = null;
+        try
+        {
+            first = await WorkerFixture.StartWorkerAsync(db, dir.Path, "--concurrency", "1", "--shutdown-timeout", "2m");
+            batch = KilnCli.Start(["batch", "--model", fixture.Model, "--input", fixture.Csv, "--output", output, "--keep", "transaction_id",
+                "--distributed", "--db", db, "--partitions", "4"], dir.Path);
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+            while (true)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "no partition started in time");
+                await Task.Delay(100);
+                try
+                {
+                    if (await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Processing'") >= 1) break;
+                }
+                catch (PostgresException)
+                {
+                }
+            }
+            var succeededBefore = await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Succeeded'");
+            Assert.Equal(0, (await Proc.RunAsync("kill", ["-TERM", first.Id.ToString(CultureInfo.InvariantCulture)])).ExitCode);
+            using (var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3))) await first.WaitForExitAsync(cts.Token);
+            Assert.Equal(0, first.ExitCode);
+            // The partition it was running finished before it stopped (it was not handed back half done).
+            Assert.True(await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Succeeded'") > succeededBefore);
+            Assert.Equal(0, await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Processing'"));
+            Assert.False(batch.HasExited);
+
+            second = await WorkerFixture.StartWorkerAsync(db, dir.Path, "--concurrency", "2");
+            using (var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3))) await batch.WaitForExitAsync(cts.Token);
+            Assert.Equal(0, batch.ExitCode);
+            var ids = await WorkerFixture.OutputIdsAsync(output);
+            Assert.Equal(fixture.Rows, ids.Distinct(StringComparer.Ordinal).Count());
+            Assert.Equal(fixture.Rows, ids.Count);
+        }
+        finally
+        {
+            foreach (var p in new[] { first, second, batch }) if (p is { HasExited: false }) p.Kill(entireProcessTree: true);
+            await WorkerFixture.DropAsync(name);
+        }
+    }
+}

@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Kiln.Core.Data;
+using Kiln.Testing;
+using Npgsql;
+
+namespace Kiln.Workers.Tests;
+
+/// <summary>
+/// A model trained by the real CLI (the quickstart fraud spec, 10 trees) and an input CSV: the quickstart rows
+/// repeated with unique ids, so that "every row exactly once" can be checked by id.
+/// </summary>
+public sealed class WorkerFixture : IAsyncLifetime
+{
+    private readonly TempDir _dir = new("kiln-workers");
+
+    public string Model => Path.Combine(_dir.Path, "model");
+
+    public string Csv => Path.Combine(_dir.Path, "in.csv");
+
+    /// <summary>Rows in <see cref="Csv"/>.</summary>
+    public int Rows { get; private set; }
+
+    public const int Copies = 30;
+
+    public async Task InitializeAsync()
+    {
+        var source = Path.Combine(TestEnvironment.RepoRoot, "examples", "quickstart", "transactions.csv");
+        var spec = Path.Combine(_dir.Path, "spec.yaml");
+        await File.WriteAllTextAsync(spec, $"""
+            name: fraud
+            task: binary
+            data: {source}
+            label: is_fraud
+            features:
+              amount: numeric
+              hour: numeric
+              merchant_category: categorical
+              card_present: categorical
+              distance_from_home_km: numeric
+              customer_age: numeric
+            trainer:
+              kind: fast_forest
+              trees: 10
+              leaves: 16
+            holdout: 0.2
+            seed: 42
+            """);
+        var train = await KilnCli.RunAsync(["train", spec, "--out", Model], _dir.Path);
+        Assert.True(train.ExitCode == 0, train.ToString());
+
+        var lines = await File.ReadAllLinesAsync(source);
+        var sb = new StringBuilder(lines[0]).Append('\n');
+        var n = 0;
+        for (var c = 0; c < Copies; c++)
+        {
+            for (var i = 1; i < lines.Length; i++)
+            {
+                var comma = lines[i].IndexOf(',', StringComparison.Ordinal);
+                sb.Append(CultureInfo.InvariantCulture, $"r{n}").Append(lines[i].AsSpan(comma)).Append('\n');
+                n++;
+            }
+        }
+        Rows = n;
+        await File.WriteAllTextAsync(Csv, sb.ToString());
+    }
+
+    public Task DisposeAsync()
+    {
+        _dir.Dispose();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>A fresh database on the test PostgreSQL, as a postgresql:// URI; dropped by the caller's <see cref="DropAsync"/>.</summary>
+    public static async Task<(string Uri, string Name)> CreateDatabaseAsync()
+    {
+        var name = $"kiln_workers_{Guid.NewGuid():N}"[..30];
+        await using var c = new NpgsqlConnection(TestEnvironment.Postgres);
+        await c.OpenAsync();
+        await using (var cmd = new NpgsqlCommand($"CREATE DATABASE {name}", c)) await cmd.ExecuteNonQueryAsync();
+        var b = new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres);
+        return ($"postgresql://{b.Username}@{b.Host}:{b.Port}/{name}", name);
+    }
+
+    public static async Task DropAsync(string name)
+    {
+        await using var c = new NpgsqlConnection(TestEnvironment.Postgres);
+        await c.OpenAsync();
+        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", c);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>A connection string to the database <paramref name="name"/>.</summary>
+    public static string ConnectionString(string name) => new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres) { Database = name, Pooling = false }.ConnectionString;
+
+    /// <summary>The ids of every row in the output's Parquet parts (the committed ones: no hidden temporary files).</summary>
+    public static async Task<List<string>> OutputIdsAsync(string output)
+    {
+        var parts = Directory.GetFiles(output, "part-*.parquet").Order(StringComparer.Ordinal).ToList();
+        var table = await TableReader.ReadAllAsync(parts, [new ColumnRequest("transaction_id", ColumnType.Text)]);
+        return [.. table.Text("transaction_id").Values.Take(table.RowCount).Select(v => v!)];
+    }
+
+    /// <summary>Starts a kiln worker and waits for its first line (its name) on stdout.</summary>
+    public static async Task<Process> StartWorkerAsync(string db, string cwd, params string[] extra)
+    {
+        var ready = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = cwd,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[] { KilnCli.Dll, "worker", "--db", db, "--invisibility-timeout", "5s" }.Concat(extra)) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, e) => { if (e.Data is { Length: > 0 } line) ready.TrySetResult(line); };
+        var err = new StringBuilder();
+        p.ErrorDataReceived += (_, e) => { lock (err) err.AppendLine(e.Data); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        var first = await Task.WhenAny(ready.Task, p.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(90)));
+        if (first != ready.Task)
+        {
+            if (!p.HasExited) p.Kill(entireProcessTree: true);
+            throw new InvalidOperationException($"kiln worker did not start: {err}");
+        }
+        return p;
+    }
+}
