@@ -40,6 +40,9 @@ public sealed record OnnxOutput(string Name, bool IsZipMap, TensorElementType El
 /// </summary>
 public static class OnnxGraph
 {
+    /// <summary>Session options that keep ONNX Runtime's warnings (shape merges and the like) off stderr; errors still surface as exceptions.</summary>
+    public static SessionOptions QuietSessionOptions() => new() { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
+
     /// <summary>The feeds for a signature's inputs; a KilnException names a graph input that cannot be filled.</summary>
     public static OnnxFeed[] Layout(InferenceSession session, IReadOnlyList<InputField> inputs, string path)
     {

@@ -25,7 +25,8 @@ public sealed class OnnxScorer : IScorer
         Package = package;
         try
         {
-            _session = new InferenceSession(package.ModelPath);
+            using var options = OnnxGraph.QuietSessionOptions();
+            _session = new InferenceSession(package.ModelPath, options);
         }
         catch (OnnxRuntimeException e)
         {

@@ -37,8 +37,12 @@ public static class OnnxImporter
         List<InputField> inputs;
         List<string>? classes;
         DataTable? reference = null;
+        ModelSignature? embedded;
         using (var session = Open(options.ModelPath))
         {
+            // A model exported by Kiln carries its package's signature: the task, the classes and the inputs' domains.
+            embedded = EmbeddedSignature(session, options.ModelPath);
+            if (embedded is not null) options = options with { Task = options.Task ?? embedded.Task, Classes = options.Classes ?? embedded.ClassLabels };
             var columns = await ColumnsAsync(session, options, ct).ConfigureAwait(false);
             if (options.Reference is not null)
             {
@@ -48,6 +52,10 @@ public static class OnnxImporter
                 CheckReference(reference, columns, options.Reference);
             }
             inputs = [.. columns.Select(c => Input(c, reference))];
+            if (embedded is not null && reference is null)
+                inputs = [.. inputs.Select(i => embedded.FindInput(i.Name) is { } e && e.Type == i.Type
+                    ? new InputField { Name = i.Name, Type = e.Type, Nullable = e.Nullable, Min = e.Min, Max = e.Max, Categories = e.Categories, TensorType = i.TensorType }
+                    : i)];
             (task, classes) = TaskAndClasses(session, inputs, reference, options);
         }
         if (task == ModelTask.Binary && classes is null) classes = ["0", "1"];
@@ -61,6 +69,7 @@ public static class OnnxImporter
                 : [new OutputField { Name = "prediction", Type = "categorical", Description = "the predicted class label" },
                    new OutputField { Name = "probability", Type = "numeric", Description = task == ModelTask.Binary ? "probability of the positive class" : "probability of the predicted class" }],
             ClassLabels = classes,
+            Label = embedded?.Label,
         };
 
         using var writer = new PackageWriter(outputDirectory);
@@ -100,9 +109,23 @@ public static class OnnxImporter
         return writer.Commit(options.Name, task, ModelRuntime.Onnx, ModelFile, createdAt);
     }
 
+    private static ModelSignature? EmbeddedSignature(InferenceSession session, string path)
+    {
+        if (!session.ModelMetadata.CustomMetadataMap.TryGetValue(OnnxExporter.SignatureKey, out var json)) return null;
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize<ModelSignature>(json, KilnJson.Wire);
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new KilnException($"{path}: the model's '{OnnxExporter.SignatureKey}' metadata is not a signature ({e.Message})", e);
+        }
+    }
+
     private static InferenceSession Open(string path)
     {
-        try { return new InferenceSession(path); }
+        using var sessionOptions = OnnxGraph.QuietSessionOptions();
+        try { return new InferenceSession(path, sessionOptions); }
         catch (OnnxRuntimeException e) { throw new KilnException($"{path}: not a valid ONNX model ({e.Message})", e); }
     }
 
