@@ -15,6 +15,7 @@ public class CliTests
     [InlineData("package verify --help")]
     [InlineData("package show --help")]
     [InlineData("package onnx --help")]
+    [InlineData("package export onnx --help")]
     public async Task Every_command_has_help(string args)
     {
         var r = await KilnCli.RunAsync(args.Split(' '));

@@ -32,7 +32,7 @@ internal sealed class ValidatedRows
 /// </summary>
 internal sealed class RowValidator
 {
-    private readonly (string Name, bool Numeric, bool Nullable, HashSet<string>? Categories)[] _inputs;
+    private readonly (string Name, bool Numeric, bool Nullable, HashSet<string>? Categories, string? WholeType)[] _inputs;
     private readonly BadRowPolicy _policy;
 
     public RowValidator(ModelSignature signature, BadRowPolicy policy)
@@ -40,7 +40,7 @@ internal sealed class RowValidator
         _policy = policy;
         // The signature compiled as request validation compiles it; unseen categories are counted, not refused (the flag policy).
         var schema = new ModelSchema(signature, UnseenCategoryPolicy.Flag, int.MaxValue);
-        _inputs = [.. schema.Fields.Select(f => (f.Name, f.IsNumeric, f.Nullable, f.Categories))];
+        _inputs = [.. schema.Fields.Select(f => (f.Name, f.IsNumeric, f.Nullable, f.Categories, f.WholeNumber ? f.TensorType : null))];
     }
 
     /// <summary>Checks rows [start, start + count) of a chunk whose row 0 is the source's row <paramref name="firstRow"/> (0-based).</summary>
@@ -61,17 +61,21 @@ internal sealed class RowValidator
             (rejects ??= []).Add(new RejectedRow(source, rowNumber, column, reason, RowValues(table, start + r)));
         }
 
-        foreach (var (name, numeric, nullable, categories) in _inputs)
+        foreach (var (name, numeric, nullable, categories, wholeType) in _inputs)
         {
             var column = table[name];
             if (numeric)
             {
                 if (column is NumericColumn n)
                 {
-                    if (nullable) continue;
+                    if (nullable && wholeType is null) continue;
                     var values = n.Values;
                     for (var r = 0; r < count; r++)
-                        if (double.IsNaN(values[start + r])) MarkBad(r, name, ValidationMessages.NullNotAllowed);
+                    {
+                        var v = values[start + r];
+                        if (double.IsNaN(v)) { if (!nullable) MarkBad(r, name, ValidationMessages.NullNotAllowed); }
+                        else if (wholeType is not null && ValidationMessages.WholeNumberProblem(v, wholeType) is { } problem) MarkBad(r, name, problem);
+                    }
                 }
                 else
                 {
@@ -84,6 +88,8 @@ internal sealed class RowValidator
                             MarkBad(r, name, ValidationMessages.NotANumber(cell!));
                         else if (!nullable && double.IsNaN(numbers[r]))
                             MarkBad(r, name, ValidationMessages.NullNotAllowed);
+                        else if (wholeType is not null && !double.IsNaN(numbers[r]) && ValidationMessages.WholeNumberProblem(numbers[r], wholeType) is { } problem)
+                            MarkBad(r, name, problem);
                     }
                     (converted ??= new(StringComparer.Ordinal))[name] = numbers;
                 }

@@ -8,7 +8,7 @@ using Spectre.Console;
 
 namespace Kiln.Cli.Commands;
 
-/// <summary>`kiln package onnx|verify|show`.</summary>
+/// <summary>`kiln package onnx|export|verify|show`.</summary>
 internal static class PackageCommands
 {
     public static Command Create()
@@ -17,6 +17,7 @@ internal static class PackageCommands
         command.Subcommands.Add(Verify());
         command.Subcommands.Add(Show());
         command.Subcommands.Add(Onnx());
+        command.Subcommands.Add(Export());
         return command;
     }
 
@@ -130,6 +131,29 @@ internal static class PackageCommands
         });
         return command;
     }
+
+    private static Command Export()
+    {
+        var command = new Command("export", "Export a package's model to another format.");
+        var package = new Argument<string>("package") { Description = "The package directory (an ML.NET package)." };
+        var output = new Option<string>("--out", "-o") { Description = "The ONNX file to write.", Required = true };
+        var sample = new Option<string?>("--sample") { Description = "Rows (CSV/Parquet) to compare on besides the input example (default: the package's holdout rows, when its data is still where it was)." };
+        var tolerance = new Option<double>("--tolerance") { Description = "The largest difference allowed between the package's and ONNX Runtime's probabilities (relative, for regression values above 1).", DefaultValueFactory = _ => 1e-5 };
+        var onnx = new Command("onnx", "Export an ML.NET package's whole pipeline to ONNX; kept only when ONNX Runtime's probabilities match the package's within --tolerance.") { package, output, sample, tolerance };
+        onnx.SetHandler(async (parse, ct) =>
+        {
+            var result = await OnnxExporter.ExportAsync(new OnnxExportOptions(parse.GetValue(package)!, parse.GetValue(output)!) { Sample = parse.GetValue(sample), Tolerance = Tolerance(parse.GetValue(tolerance)) }, ct);
+            Cli.Err.MarkupLineInterpolated($"Compared {result.ExampleRows} input example rows and {result.SampleSource}: largest difference {result.MaxDifference.ToString("G3", CultureInfo.InvariantCulture)}");
+            Cli.Err.MarkupLineInterpolated($"ONNX model written to [green]{result.Path}[/]");
+            Console.WriteLine(result.Path);
+            return 0;
+        });
+        command.Subcommands.Add(onnx);
+        return command;
+    }
+
+    private static double Tolerance(double value) =>
+        double.IsFinite(value) && value >= 0 ? value : throw new KilnException($"--tolerance: {value.ToString(CultureInfo.InvariantCulture)} is not a number of 0 or more");
 
     private static List<string>? Split(string? s) => s is null ? null : [.. s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
 

@@ -8,111 +8,60 @@ namespace Kiln.Scoring.Onnx;
 
 /// <summary>
 /// Scores an ONNX package through ONNX Runtime: one session per model, shared by every thread.
-/// Inputs are fed either packed (one float tensor [N, k] holding the signature's k inputs in order)
-/// or one tensor [N] / [N, 1] per input, named as the graph names them.
+/// Inputs are float, double, int64, int32, bool or string tensors, fed packed ([N, k] holding k signature inputs in
+/// order) or one [N] / [N, 1] tensor per input named as the graph names it (<see cref="OnnxGraph.Layout"/>).
+/// The answer is read from a float/double tensor or from skl2onnx's ZipMap (a sequence of maps, one per row).
 /// </summary>
 public sealed class OnnxScorer : IScorer
 {
     private readonly InferenceSession _session;
-    private readonly string? _packedInput;
-    private readonly string[] _inputNames;
-    private readonly string _outputName;
+    private readonly OnnxFeed[] _feeds;
+    private readonly OnnxOutput _output;
     private readonly string[] _classLabels;
+    private int[]? _zipMapOrder;
 
     public OnnxScorer(ModelPackage package)
     {
         Package = package;
         try
         {
-            _session = new InferenceSession(package.ModelPath);
+            using var options = OnnxGraph.QuietSessionOptions();
+            _session = new InferenceSession(package.ModelPath, options);
         }
         catch (OnnxRuntimeException e)
         {
             throw new KilnException($"{package.ModelPath}: ONNX Runtime cannot load the model ({e.Message})", e);
         }
-        var inputs = package.Signature.Inputs;
-        var graphInputs = _session.InputMetadata;
-        var packed = graphInputs.Count == 1 && inputs.Count > 0 && (inputs.Count > 1 || !graphInputs.ContainsKey(inputs[0].Name));
-        if (packed)
+        try
         {
-            var (name, meta) = graphInputs.First();
-            if (meta.Dimensions.Length != 2 || (meta.Dimensions[1] > 0 && meta.Dimensions[1] != inputs.Count))
-                throw new KilnException($"{package.ModelPath}: graph input '{name}' has shape [{string.Join(",", meta.Dimensions)}], expected [N, {inputs.Count}]");
-            _packedInput = name;
+            _feeds = OnnxGraph.Layout(_session, package.Signature.Inputs, package.ModelPath);
+            _output = OnnxGraph.ChooseOutput(_session, package.Signature.Task)
+                ?? throw new KilnException($"{package.ModelPath}: no float tensor or ZipMap output fits a {package.Signature.Task.ToString().ToLowerInvariant()} model");
         }
-        else
+        catch
         {
-            foreach (var input in inputs)
-                if (!graphInputs.ContainsKey(input.Name)) throw new KilnException($"{package.ModelPath}: the graph has no input '{input.Name}'");
+            _session.Dispose();
+            throw;
         }
-        _inputNames = [.. inputs.Select(i => i.Name)];
-        _outputName = ChooseOutput(package.Signature.Task);
         _classLabels = [.. package.Signature.ClassLabels ?? []];
     }
 
     public ModelPackage Package { get; }
 
-    private string ChooseOutput(ModelTask task)
-    {
-        foreach (var (name, meta) in _session.OutputMetadata)
-        {
-            if (meta.ElementDataType != TensorElementType.Float || !meta.IsTensor) continue;
-            var last = meta.Dimensions.Length >= 2 ? meta.Dimensions[^1] : 1;
-            if (task == ModelTask.Regression && last == 1) return name;
-            if (task == ModelTask.Binary && (last == 2 || last == 1)) return name;
-            if (task == ModelTask.Multiclass && (last > 2 || last < 0)) return name;
-        }
-        throw new KilnException($"{Package.ModelPath}: no float tensor output fits a {task.ToString().ToLowerInvariant()} model");
-    }
-
     public void Score(DataTable input, int start, Span<Prediction> results)
     {
         var n = results.Length;
-        var values = new List<OrtValue>();
-        var names = new List<string>();
+        if (n == 0) return;
+        var values = new List<OrtValue>(_feeds.Length);
+        var names = new List<string>(_feeds.Length);
         try
         {
-            if (_packedInput is not null)
-            {
-                var k = _inputNames.Length;
-                var data = new float[n * k];
-                for (var j = 0; j < k; j++)
-                {
-                    var column = Numeric(input, _inputNames[j]);
-                    for (var i = 0; i < n; i++) data[i * k + j] = (float)column[start + i];
-                }
-                values.Add(OrtValue.CreateTensorValueFromMemory(data, [n, k]));
-                names.Add(_packedInput);
-            }
-            else
-            {
-                foreach (var name in _inputNames)
-                {
-                    var meta = _session.InputMetadata[name];
-                    var column = Numeric(input, name);
-                    var data = new float[n];
-                    for (var i = 0; i < n; i++) data[i] = (float)column[start + i];
-                    long[] shape = meta.Dimensions.Length == 2 ? [n, 1] : [n];
-                    values.Add(OrtValue.CreateTensorValueFromMemory(data, shape));
-                    names.Add(name);
-                }
-            }
+            OnnxGraph.Feed(_feeds, Package.Signature.Inputs, input, start, n, names, values);
             using var options = new RunOptions();
-            using var outputs = _session.Run(options, names, values, [_outputName]);
+            using var outputs = _session.Run(options, names, values, [_output.Name]);
             var output = outputs[0];
-            var shapeOut = output.GetTensorTypeAndShape().Shape;
-            var width = shapeOut.Length >= 2 ? (int)shapeOut[^1] : 1;
-            var span = output.GetTensorDataAsSpan<float>();
-            for (var i = 0; i < n; i++)
-            {
-                var row = span.Slice(i * width, width);
-                results[i] = Package.Signature.Task switch
-                {
-                    ModelTask.Regression => new Prediction(null, row[0]),
-                    ModelTask.Binary => Binary(width == 2 ? row[1] : row[0]),
-                    _ => Multiclass(row),
-                };
-            }
+            if (_output.IsZipMap) ReadZipMap(output, results);
+            else ReadTensor(output, results);
         }
         finally
         {
@@ -120,23 +69,73 @@ public sealed class OnnxScorer : IScorer
         }
     }
 
-    private Prediction Binary(float p) =>
-        new(_classLabels.Length == 2 ? _classLabels[p >= 0.5f ? 1 : 0] : (p >= 0.5f ? "1" : "0"), p);
+    private void ReadTensor(OrtValue output, Span<Prediction> results)
+    {
+        var shape = output.GetTensorTypeAndShape().Shape;
+        var width = shape.Length >= 2 ? (int)shape[^1] : 1;
+        var cells = new double[results.Length * width];
+        if (_output.ElementType == TensorElementType.Double) output.GetTensorDataAsSpan<double>()[..cells.Length].CopyTo(cells);
+        else
+        {
+            var floats = output.GetTensorDataAsSpan<float>();
+            for (var i = 0; i < cells.Length; i++) cells[i] = floats[i];
+        }
+        for (var i = 0; i < results.Length; i++)
+        {
+            var row = cells.AsSpan(i * width, width);
+            results[i] = Package.Signature.Task switch
+            {
+                ModelTask.Regression => new Prediction(null, row[0]),
+                ModelTask.Binary => Binary(row[width == 2 ? 1 : 0]),
+                _ => Multiclass(ToFloats(row)),
+            };
+        }
+    }
 
-    private Prediction Multiclass(ReadOnlySpan<float> row)
+    private static float[] ToFloats(ReadOnlySpan<double> row)
+    {
+        var floats = new float[row.Length];
+        for (var c = 0; c < floats.Length; c++) floats[c] = (float)row[c];
+        return floats;
+    }
+
+    private void ReadZipMap(OrtValue output, Span<Prediction> results)
+    {
+        var order = _zipMapOrder ??= ZipMapOrder(OnnxGraph.ZipMapKeys(output));
+        var classes = order.Length;
+        var probabilities = new float[results.Length * classes];
+        OnnxGraph.ReadZipMap(output, order, probabilities);
+        for (var i = 0; i < results.Length; i++)
+        {
+            var row = probabilities.AsSpan(i * classes, classes);
+            results[i] = Package.Signature.Task == ModelTask.Binary ? Binary(row[1]) : Multiclass(row.ToArray());
+        }
+    }
+
+    /// <summary>Where each ZipMap key goes among the signature's class labels (the same set, in whatever order).</summary>
+    private int[] ZipMapOrder(string[] keys)
+    {
+        if (keys.Length != _classLabels.Length || (Package.Signature.Task == ModelTask.Binary && keys.Length != 2))
+            throw new KilnException($"{Package.ModelPath}: the ZipMap output names classes {string.Join(", ", keys)}; the signature has {string.Join(", ", _classLabels)}");
+        var order = new int[keys.Length];
+        for (var k = 0; k < keys.Length; k++)
+        {
+            order[k] = Array.IndexOf(_classLabels, keys[k]);
+            if (order[k] < 0) throw new KilnException($"{Package.ModelPath}: the ZipMap output names class '{keys[k]}', which the signature's class labels ({string.Join(", ", _classLabels)}) lack");
+        }
+        return order;
+    }
+
+    private Prediction Binary(double p) =>
+        new(_classLabels.Length == 2 ? _classLabels[p >= 0.5 ? 1 : 0] : (p >= 0.5 ? "1" : "0"), p);
+
+    private Prediction Multiclass(float[] row)
     {
         var best = 0;
         for (var c = 1; c < row.Length; c++) if (row[c] > row[best]) best = c;
         var label = best < _classLabels.Length ? _classLabels[best] : best.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return new Prediction(label, row[best], row.ToArray());
+        return new Prediction(label, row[best], row);
     }
-
-    private static double[] Numeric(DataTable table, string name) => table.Find(name) switch
-    {
-        NumericColumn n => n.Values,
-        null => throw new KilnException($"input '{name}' is missing"),
-        _ => throw new KilnException($"input '{name}' must be numeric for an ONNX model"),
-    };
 
     public void Dispose() => _session.Dispose();
 }

@@ -117,6 +117,8 @@ public sealed class InputBatch
         if (!double.IsFinite(value)) return RequestError.Invalid(f.Name, Rows, IsBatch, ValidationMessages.NotFinite);
         if (f.IsNumeric)
         {
+            if (f.WholeNumber && ValidationMessages.WholeNumberProblem(value, f.TensorType) is { } problem)
+                return RequestError.Invalid(f.Name, Rows, IsBatch, problem);
             _numeric[field]![Rows] = value;
             return null;
         }
@@ -138,6 +140,8 @@ public sealed class InputBatch
         }
         // JSON has no NaN or Infinity; clients send them as strings.
         var trimmed = value.Trim();
+        if (f.IsBoolean && trimmed.Equals("true", StringComparison.OrdinalIgnoreCase)) return SetBoolean(field, true);
+        if (f.IsBoolean && trimmed.Equals("false", StringComparison.OrdinalIgnoreCase)) return SetBoolean(field, false);
         if (trimmed.Equals("NaN", StringComparison.OrdinalIgnoreCase))
         {
             if (!f.Nullable) return RequestError.Invalid(f.Name, Rows, IsBatch, ValidationMessages.NaNNotAllowed);
@@ -157,10 +161,18 @@ public sealed class InputBatch
         if (NumericColumn.TryParseCell(cell, out var v))
         {
             if (double.IsNaN(v) || double.IsInfinity(v)) return SetString(field, cell, cell);
-            _numeric[field]![Rows] = v;
-            return null;
+            return SetNumber(field, v);
         }
         return SetString(field, cell, cell) ?? RequestError.Invalid(f.Name, Rows, IsBatch, ValidationMessages.NotANumber(cell));
+    }
+
+    /// <summary>A JSON true/false: 1 or 0 for an input fed to a boolean tensor, a wrong type for any other.</summary>
+    public RequestError? SetBoolean(int field, bool value)
+    {
+        var f = _schema.Fields[field];
+        if (!f.IsBoolean) return WrongType(field, "a boolean");
+        _numeric[field]![Rows] = value ? 1 : 0;
+        return null;
     }
 
     public RequestError? SetNull(int field)
@@ -174,7 +186,7 @@ public sealed class InputBatch
     public RequestError WrongType(int field, string got)
     {
         var f = _schema.Fields[field];
-        return RequestError.Invalid(f.Name, Rows, IsBatch, $"expected {(f.IsNumeric ? "a number" : "a string (category)")}, got {got}");
+        return RequestError.Invalid(f.Name, Rows, IsBatch, $"expected {(f.IsBoolean ? "true, false, 0 or 1" : f.IsNumeric ? "a number" : "a string (category)")}, got {got}");
     }
 
     private void SetMissing(int field, int row)

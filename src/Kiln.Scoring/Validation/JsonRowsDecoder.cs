@@ -80,6 +80,7 @@ public static class JsonRowsDecoder
                 JsonTokenType.Number => reader.TryGetDouble(out var d) ? batch.SetNumber(field, d) : batch.SetNumber(field, double.PositiveInfinity),
                 JsonTokenType.String => SetString(ref reader, batch, field),
                 JsonTokenType.Null => batch.SetNull(field),
+                JsonTokenType.True or JsonTokenType.False => batch.SetBoolean(field, reader.TokenType == JsonTokenType.True),
                 _ => batch.WrongType(field, Describe(reader.TokenType)),
             };
             if (error is not null) return error;
@@ -141,6 +142,7 @@ public static class JsonRowsDecoder
         JsonValueKind.Number => value.TryGetDouble(out var d) ? batch.SetNumber(field, d) : batch.SetNumber(field, double.PositiveInfinity),
         JsonValueKind.String => batch.SetString(field, value.GetString()!, value.GetString()),
         JsonValueKind.Null => batch.SetNull(field),
+        JsonValueKind.True or JsonValueKind.False => batch.SetBoolean(field, value.ValueKind == JsonValueKind.True),
         _ => batch.WrongType(field, Describe(value.ValueKind)),
     };
 

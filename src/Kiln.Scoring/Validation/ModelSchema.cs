@@ -14,6 +14,15 @@ public sealed class SchemaField
 
     public required bool Nullable { get; init; }
 
+    /// <summary>The ONNX tensor type of a numeric input (int64, int32, bool take whole numbers only); null for ML.NET inputs.</summary>
+    public string? TensorType { get; init; }
+
+    /// <summary>Is the input fed to an integer or boolean tensor, so that only whole numbers (0 or 1, true or false) fit?</summary>
+    public bool WholeNumber => TensorType is "int64" or "int32" or "bool";
+
+    /// <summary>Is the input fed to a boolean tensor (JSON true/false, text "true"/"false", or 0/1)?</summary>
+    public bool IsBoolean => TensorType == "bool";
+
     /// <summary>Categories seen in training (categorical inputs); null = any value is accepted.</summary>
     public HashSet<string>? Categories { get; init; }
 
@@ -46,6 +55,7 @@ public sealed class ModelSchema
                 Index = i,
                 IsNumeric = input.Type == ColumnKind.Numeric,
                 Nullable = input.Nullable,
+                TensorType = input.Type == ColumnKind.Numeric ? input.TensorType : null,
                 Categories = categories,
                 CategoryLookup = categories?.GetAlternateLookup<ReadOnlySpan<char>>() ?? default,
             };
