@@ -272,6 +272,14 @@ public sealed class AuthStore : IAsyncDisposable
         return v is string s ? Permissions.Parse(s, "permission") : null;
     }
 
+    /// <summary>Every grant one user holds, by kind and resource (one query, for filtering a page of search results).</summary>
+    public async Task<Dictionary<(ResourceKind Kind, string Resource), Permission>> GrantsOfAsync(string user, CancellationToken ct = default)
+    {
+        var rows = await ReadAsync(c => c.QueryAsync(null, "SELECT resource_kind, resource, permission FROM auth_grants WHERE user_name = @u",
+            r => (Permissions.ParseKind(r.GetString(0)), r.GetString(1), Permissions.Parse(r.GetString(2), "permission")), ct, ("u", user)), ct).ConfigureAwait(false);
+        return rows.ToDictionary(r => (r.Item1, r.Item2), r => r.Item3);
+    }
+
     public Task<List<Grant>> ListGrantsAsync(CancellationToken ct = default) =>
         ReadAsync(c => c.QueryAsync(null, "SELECT user_name, resource_kind, resource, permission FROM auth_grants ORDER BY user_name, resource_kind, resource",
             r => new Grant(r.GetString(0), Permissions.ParseKind(r.GetString(1)), r.GetString(2), Permissions.Parse(r.GetString(3), "permission")), ct), ct);

@@ -76,6 +76,7 @@ public sealed class PipelineApiClient : IDisposable
     private async Task<T> SendAsync<T>(HttpMethod method, string path, HttpContent? content, JsonTypeInfo<T> type, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(method, new Uri(_base, path)) { Content = content ?? (method == HttpMethod.Post ? new StringContent("") : null) };
+        request.Headers.Authorization = Kiln.Core.ServerCredentials.FromEnvironment();
         HttpResponseMessage response;
         try
         {
