@@ -62,11 +62,11 @@ internal sealed class AccessMiddleware(RequestDelegate next, AccessControl acces
                 return;
             }
         }
-        var (allowed, resource, needed) = await DecideAsync(rule, caller, request, ct);
+        var (allowed, resource, needed, denied) = await DecideAsync(rule, caller, request, ct);
         Audit? audit = audited ? new Audit(caller.Name, resource) : null;
         if (!allowed)
         {
-            var what = needed is null ? "this call is for admins" : $"{Permissions.Name(needed.Value)} on {resource ?? "this server"} is needed";
+            var what = needed is null ? "this call is for admins" : $"{Permissions.Name(needed.Value)} on {denied ?? "this server"} is needed";
             await RefuseAsync(http, 403, "PERMISSION_DENIED", $"permission denied for user '{caller.Name}': {what}", audit);
             return;
         }
@@ -94,29 +94,29 @@ internal sealed class AccessMiddleware(RequestDelegate next, AccessControl acces
 
     private readonly record struct Audit(string? User, string? Resource);
 
-    private async Task<(bool Allowed, string? Resource, Permission? Needed)> DecideAsync(AccessRule rule, Caller caller, AccessRequest request,
+    private async Task<(bool Allowed, string? Resource, Permission? Needed, string? Denied)> DecideAsync(AccessRule rule, Caller caller, AccessRequest request,
         CancellationToken ct)
     {
         switch (rule.Scope)
         {
             case Scope.SignedIn:
-                return (true, null, null);
+                return (true, null, null, null);
             case Scope.Admin:
-                return (caller.IsAdmin, null, null);
+                return (caller.IsAdmin, null, null, null);
             case Scope.Default:
-                return (access.DefaultOf(caller) >= rule.Needed, null, rule.Needed);
+                return (access.DefaultOf(caller) >= rule.Needed, null, rule.Needed, null);
         }
         var kind = rule.Scope == Scope.Experiment ? ResourceKind.Experiment : ResourceKind.RegisteredModel;
         var ids = await rule.Lookup!(request);
-        if (ids.Count == 0) return (access.DefaultOf(caller) >= rule.Needed, null, rule.Needed);
+        if (ids.Count == 0) return (access.DefaultOf(caller) >= rule.Needed, null, rule.Needed, null);
         var resource = string.Join(',', ids.Select(id => Permissions.Name(kind) + ":" + id));
-        if (caller.IsAdmin) return (true, resource, rule.Needed);
+        if (caller.IsAdmin) return (true, resource, rule.Needed, null);
         foreach (var id in ids)
         {
             var p = await access.Store!.GrantedAsync(caller.Name, kind, id, ct) ?? access.DefaultOf(caller);
-            if (p < rule.Needed) return (false, Permissions.Name(kind) + " " + id, rule.Needed);
+            if (p < rule.Needed) return (false, resource, rule.Needed, Permissions.Name(kind) + " " + id);
         }
-        return (true, resource, rule.Needed);
+        return (true, resource, rule.Needed, null);
     }
 
     private async Task RunAsync(HttpContext http, Audit? audit)
