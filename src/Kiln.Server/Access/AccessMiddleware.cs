@@ -54,7 +54,7 @@ internal sealed class AccessMiddleware(RequestDelegate next, AccessControl acces
         http.Request.Headers[KilnHttpClient.UserHeader] = caller.Name;
 
         var request = new AccessRequest(http, services.GetService<ITrackingStore>());
-        if (rule.Lookup is not null || rule.Creates is not null)
+        if (rule.ReadsBody)
         {
             if (await request.LoadBodyAsync(ct) is { } problem)
             {

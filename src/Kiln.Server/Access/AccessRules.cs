@@ -37,6 +37,9 @@ internal sealed record ResultFilter(ResourceKind Kind, string Array, string Id);
 internal sealed record AccessRule(Scope Scope, Permission Needed, ResourceLookup? Lookup = null, ResultFilter? Filter = null,
     ResourceKind? Creates = null)
 {
+    /// <summary>The resource is named in the JSON body, which is then read (and buffered) before the endpoint runs; never an artifact upload.</summary>
+    public bool ReadsBody { get; init; }
+
     /// <summary>Calls that change state are written to the audit trail (searches sent as POST are not).</summary>
     public bool ChangesState => Needed > Permission.Read || Creates is not null || Scope == Scope.Admin;
 }
@@ -52,13 +55,13 @@ internal static class AccessRules
 
     private static AccessRule Default(Permission p) => new(Scope.Default, p);
 
-    private static AccessRule Exp(Permission p, ResourceLookup lookup) => new(Scope.Experiment, p, lookup);
+    private static AccessRule Exp(Permission p, ResourceLookup lookup) => new(Scope.Experiment, p, lookup) { ReadsBody = BodyLookups.Contains(lookup) };
 
-    private static AccessRule Model(Permission p, ResourceLookup lookup) => new(Scope.RegisteredModel, p, lookup);
+    private static AccessRule Model(Permission p, ResourceLookup lookup) => new(Scope.RegisteredModel, p, lookup) { ReadsBody = BodyLookups.Contains(lookup) };
 
     private static AccessRule Search(ResourceKind kind, string array, string id) => new(Scope.Default, Permission.NoPermissions, Filter: new ResultFilter(kind, array, id));
 
-    private static AccessRule Create(ResourceKind kind) => new(Scope.Default, Permission.Edit, Creates: kind);
+    private static AccessRule Create(ResourceKind kind) => new(Scope.Default, Permission.Edit, Creates: kind) { ReadsBody = true };
 
     // Where the resource is named.
     private static readonly ResourceLookup ExperimentQuery = r => r.One(r.Query("experiment_id"));
@@ -71,6 +74,8 @@ internal static class AccessRules
     private static readonly ResourceLookup ModelQuery = r => r.One(r.Query("name"));
     private static readonly ResourceLookup ModelRequest = r => r.One(r.RegistryField("name"));
     private static readonly ResourceLookup ModelRoute = r => r.One(r.Route("name"));
+
+    private static readonly HashSet<ResourceLookup> BodyLookups = [ExperimentBody, ExperimentIdsBody, RunBody, ModelRequest];
 
     private static readonly Dictionary<string, AccessRule> Rules = new(StringComparer.Ordinal)
     {
