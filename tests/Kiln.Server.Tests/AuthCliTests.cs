@@ -14,6 +14,13 @@ public sealed class AuthCliTests
     private static Task<Proc.Result> Kiln(string[] args, string? stdin = null, IDictionary<string, string>? env = null) =>
         Proc.RunAsync("dotnet", [KilnCli.Dll, .. args], stdin: stdin, env: env, timeout: TimeSpan.FromMinutes(2));
 
+    // The server prints its access line just after it starts listening: wait for it rather than race it.
+    private static async Task<string> LogAsync(RealServer server, string text)
+    {
+        for (var i = 0; i < 100 && !server.Log.Contains(text, StringComparison.Ordinal); i++) await Task.Delay(100);
+        return server.Log;
+    }
+
     [Fact]
     public async Task Npm_mlflow_client_and_kiln_clients_sign_in_with_a_token_and_with_a_password()
     {
@@ -42,7 +49,7 @@ public sealed class AuthCliTests
         Assert.DoesNotContain(token, r.StdErr, StringComparison.Ordinal);
 
         await using var server = await RealServer.StartAsync(db);
-        Assert.Contains("access control is on: 3 user(s)", server.Log, StringComparison.Ordinal);
+        Assert.Contains("access control is on: 3 user(s)", await LogAsync(server, "access control"), StringComparison.Ordinal);
         var url = server.Address.ToString().TrimEnd('/');
 
         foreach (var env in new[]
@@ -100,7 +107,7 @@ public sealed class AuthCliTests
     {
         using var dir = new TempDir("kiln-auth-none");
         await using var server = await RealServer.StartAsync(dir.Path, extraArgs: ["--host", "0.0.0.0"]);
-        Assert.Contains("access control is off", server.Log, StringComparison.Ordinal);
+        Assert.Contains("access control is off", await LogAsync(server, "access control"), StringComparison.Ordinal);
         Assert.Contains("listening on 127.0.0.1 only, not 0.0.0.0", server.Log, StringComparison.Ordinal);
         Assert.Contains("kiln auth user add admin --admin --db", server.Log, StringComparison.Ordinal);
         // Not reachable on the machine's other addresses.

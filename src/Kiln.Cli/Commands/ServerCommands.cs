@@ -70,8 +70,8 @@ internal static class ServerCommands
             };
             options.Access.Require = parse.GetValue(requireAuth);
             options.Access.DefaultPermission = Kiln.Auth.Permissions.Parse(parse.GetValue(defaultPermission), "--default-permission");
-            // Before anything listens: with no users the server stays on loopback (and says so).
-            Cli.Err.MarkupLine(Markup.Escape(await KilnServer.PrepareAccessAsync(options, ct)));
+            // Before anything listens: with no users the server stays on loopback (said once it listens).
+            var access = await KilnServer.PrepareAccessAsync(options, ct);
             Cli.EnsurePortFree("--port", options.Host, options.Port);
             await using var app = KilnServer.BuildApp(options);
             // Open the stores (and create the schema) before listening, so a bad --db fails at once.
@@ -86,6 +86,7 @@ internal static class ServerCommands
             {
                 throw new Kiln.Core.KilnException($"cannot listen on {options.Host}:{options.Port}: {e.Message}", e);
             }
+            Cli.Err.MarkupLine(Markup.Escape(access));
             Cli.Err.MarkupLine($"kiln server listening on [bold]{KilnServer.Address(app)}[/] (metadata: {Markup.Escape(options.Db)})");
             Console.Out.WriteLine(KilnServer.Address(app).ToString().TrimEnd('/'));
             Console.Out.Flush();
