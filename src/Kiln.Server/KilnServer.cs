@@ -1,6 +1,7 @@
 using System.Net;
 using Kiln.Core;
 using Kiln.Monitoring.Continuous;
+using Kiln.Server.Access;
 using Kiln.Server.Composition;
 using Kiln.Server.Tracking;
 using Kiln.Serving.Metrics;
@@ -49,6 +50,9 @@ public sealed class KilnServerOptions
     /// <summary>Serve vector collections (Qdrant's REST API under /collections) stored in this directory.</summary>
     public string? VectorsDirectory { get; set; }
 
+    /// <summary>Who may call what: users, tokens and permissions in the metadata database (docs/security.md).</summary>
+    public AccessOptions Access { get; } = new();
+
     /// <summary>Also push /metrics' instruments to an OpenTelemetry collector.</summary>
     public OtlpOptions? Otlp { get; set; }
 
@@ -62,7 +66,7 @@ public sealed class KilnServerOptions
     internal List<IKilnServerModule> ComposeModules()
     {
         if (PipelinesDirectory is { } dir && !Directory.Exists(dir)) throw new KilnException($"--pipelines: directory '{dir}' does not exist");
-        var modules = new List<IKilnServerModule> { new TrackingModule(this) };
+        var modules = new List<IKilnServerModule> { new TrackingModule(this), new AccessModule(Access) };
         // The registry API serves the registry in the server's own database (none when --db is another server).
         if (!StorageLocation.IsServer(Db)) modules.Add(new FeatureRegistryServerModule());
         if (OnlineStore is { } online) modules.Add(new FeatureServerModule(FeatureRegistry, online));
@@ -120,10 +124,49 @@ public static class KilnServer
 
         var app = builder.Build();
         app.UseMiddleware<DotSegmentGuard>();
+        app.UseRouting();
         app.MapGet("/health", () => TypedResults.Text("OK"));
         foreach (var m in modules) m.MapEndpoints(app);
+        // Last before the endpoints (after routing and the request metrics, which then count refusals too).
+        app.UseMiddleware<AccessMiddleware>();
         return app;
     }
+
+    /// <summary>
+    /// Decides, before the server listens, whether access control is on: it is when the database has a user (or
+    /// <see cref="AccessOptions.Require"/> is set, which then needs a user). With no user the server must not be
+    /// reachable from other machines, so a non-loopback <see cref="KilnServerOptions.Host"/> becomes 127.0.0.1.
+    /// Returns the line to tell the operator.
+    /// </summary>
+    public static async Task<string> PrepareAccessAsync(KilnServerOptions options, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (Kiln.Storage.StorageLocation.IsServer(options.Db))
+        {
+            if (options.Access.Require) throw new KilnException("--require-auth needs a database of its own for users (--db DIR or postgresql://...), not another server");
+            return Loopback(options, "its store is another kiln server, so it keeps no users");
+        }
+        await using var store = Kiln.Auth.AuthStore.Open(options.Db, "--db");
+        var users = await store.ListUsersAsync(ct);
+        if (users.Count > 0)
+        {
+            options.Access.Require = true;
+            return $"access control is on: {users.Count} user(s), default permission {Kiln.Auth.Permissions.Name(options.Access.DefaultPermission)}";
+        }
+        var add = $"kiln auth user add admin --admin --db {Kiln.Storage.StorageLocation.Redact(options.Db)}";
+        if (options.Access.Require) throw new KilnException($"--require-auth: {store.Database.Description} has no users; create an admin first: {add}");
+        return Loopback(options, $"{store.Database.Description} has no users; create an admin with `{add}` and restart");
+    }
+
+    private static string Loopback(KilnServerOptions options, string why)
+    {
+        if (IsLoopback(options.Host)) return $"access control is off: {why}; listening on loopback only";
+        var asked = options.Host;
+        options.Host = "127.0.0.1";
+        return $"access control is off: {why}; so listening on 127.0.0.1 only, not {asked}";
+    }
+
+    private static bool IsLoopback(string host) => host is "localhost" || (IPAddress.TryParse(host, out var ip) && IPAddress.IsLoopback(ip));
 
     /// <summary>The http:// address the started app listens on (with the real port when 0 was asked for).</summary>
     public static Uri Address(WebApplication app)

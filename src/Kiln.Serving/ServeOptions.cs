@@ -77,6 +77,15 @@ public sealed class ServeOptions
     /// <summary>Also push the metrics to an OpenTelemetry collector (OTLP); null = only the /metrics page.</summary>
     public Metrics.OtlpOptions? Otlp { get; init; }
 
+    /// <summary>
+    /// When set (kiln serve --require-token), every request but the health and readiness probes needs a bearer token this
+    /// accepts; the host supplies it (a token file or the auth store), so serving loads no database code of its own.
+    /// </summary>
+    public Func<string, CancellationToken, ValueTask<bool>>? TokenCheck { get; init; }
+
+    /// <summary>With <see cref="TokenCheck"/>: leave /metrics open for scrapers that send no token.</summary>
+    public bool OpenMetrics { get; init; }
+
     /// <summary>Adds services to the host (e.g. continuous monitoring); ServingMetrics' meter is the one /metrics exports.</summary>
     public Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? ConfigureServices { get; init; }
 

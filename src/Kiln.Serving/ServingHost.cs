@@ -104,6 +104,11 @@ public sealed class ServingHost : IAsyncDisposable
         app.Services.GetRequiredService<PrometheusExporter>();
         if (options.Otlp is not null) app.Services.GetRequiredService<OpenTelemetry.Metrics.MeterProvider>();
         app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = HandleExceptionAsync, StatusCodeSelector = StatusFor });
+        if (options.TokenCheck is { } check)
+        {
+            var tokens = new TokenGate(check, options.OpenMetrics);
+            app.Use(tokens.InvokeAsync);
+        }
         var gate = app.Services.GetRequiredService<RequestGate>();
         app.Use(gate.InvokeAsync);
         app.MapNativeEndpoints(gated: true);

@@ -26,7 +26,7 @@ public sealed class RealServer : IAsyncDisposable
         }
     }
 
-    public static async Task<RealServer> StartAsync(string db, string? workingDirectory = null)
+    public static async Task<RealServer> StartAsync(string db, string? workingDirectory = null, IEnumerable<string>? extraArgs = null)
     {
         var port = TestEnvironment.FreePort();
         var psi = new ProcessStartInfo("dotnet")
@@ -38,6 +38,7 @@ public sealed class RealServer : IAsyncDisposable
         };
         foreach (var a in (string[])[KilnCli.Dll, "server", "--db", db, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)])
             psi.ArgumentList.Add(a);
+        foreach (var a in extraArgs ?? []) psi.ArgumentList.Add(a);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start kiln server");
         var server = new RealServer(p, new Uri($"http://127.0.0.1:{port}"));
         p.OutputDataReceived += (_, e) => { lock (server._log) server._log.AppendLine(e.Data); };

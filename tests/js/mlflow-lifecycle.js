@@ -1,13 +1,22 @@
 // Drives a whole MLflow run lifecycle against a running kiln server with the npm `mlflow` client
 // (2.0.7, written by others). Usage: KILN_URL=http://127.0.0.1:PORT node mlflow-lifecycle.js
 // Prints "LIFECYCLE OK" and exits 0 when every step behaved as MLflow would.
+// Against a server with access control, credentials come the way MLflow's clients take them: MLFLOW_TRACKING_TOKEN
+// (bearer) or MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD (basic), passed to the client as its headers.
 'use strict';
 const assert = require('node:assert/strict');
 const MLflow = require('mlflow');
 
 const endpoint = process.env.KILN_URL;
 if (!endpoint) throw new Error('KILN_URL is not set');
-const { Experiments, Runs, Metrics, Artifacts } = new MLflow({ endpoint });
+const headers = {};
+if (process.env.MLFLOW_TRACKING_TOKEN) {
+  headers.Authorization = `Bearer ${process.env.MLFLOW_TRACKING_TOKEN}`;
+} else if (process.env.MLFLOW_TRACKING_USERNAME) {
+  const pair = `${process.env.MLFLOW_TRACKING_USERNAME}:${process.env.MLFLOW_TRACKING_PASSWORD || ''}`;
+  headers.Authorization = `Basic ${Buffer.from(pair).toString('base64')}`;
+}
+const { Experiments, Runs, Metrics, Artifacts } = new MLflow({ endpoint, headers });
 
 // The client logs every request body; keep stdout for our own lines.
 const log = (...a) => process.stderr.write(a.join(' ') + '\n');
@@ -20,6 +29,17 @@ function errorOf(e) {
 }
 
 (async () => {
+  if (headers.Authorization) {
+    // The same client without credentials, and with a wrong token, is refused with MLflow's UNAUTHENTICATED.
+    for (const bad of [{}, { Authorization: 'Bearer kiln_wrong' }]) {
+      await assert.rejects(new MLflow({ endpoint, headers: bad }).Experiments.list(), (e) => {
+        const err = errorOf(e);
+        assert.equal(err.status, 401);
+        assert.equal(err.data.error_code, 'UNAUTHENTICATED');
+        return true;
+      });
+    }
+  }
   const name = `npm-lifecycle-${Date.now()}`;
   const { experiment_id } = await Experiments.create({ name });
   assert.match(experiment_id, /^\d+$/);
@@ -78,7 +98,7 @@ function errorOf(e) {
 
   // Upload through the artifact proxy (the npm client has no upload call), then list with the client.
   const root = run.info.artifact_uri.replace(/^mlflow-artifacts:\//, '');
-  const put = await fetch(`${endpoint}/api/2.0/mlflow-artifacts/artifacts/${root}/model/kiln.json`, { method: 'PUT', body: '{"format_version":1}' });
+  const put = await fetch(`${endpoint}/api/2.0/mlflow-artifacts/artifacts/${root}/model/kiln.json`, { method: 'PUT', body: '{"format_version":1}', headers });
   assert.equal(put.status, 200);
   const top = await Artifacts.list({ run_id });
   assert.deepEqual(top.files.map((f) => [f.path, f.is_dir]), [['model', true]]);

@@ -13,6 +13,7 @@ internal static class KilnCommand
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(PackageCommands.Create());
         root.Subcommands.Add(ServerCommands.Create());
+        root.Subcommands.Add(AuthCommands.Create());
         root.Subcommands.Add(TrackingCommands.CreateRuns());
         root.Subcommands.Add(TrackingCommands.CreateModels());
         root.Subcommands.Add(DriftCommands.Create());

@@ -44,10 +44,14 @@ internal static class ServeCommands
         var featureRegistry = new Option<string?>("--feature-registry") { Description = "Feature registry with the applied definitions: a SQLite path or PostgreSQL URI (default $KILN_FEATURE_REGISTRY, else .kiln/kiln.db)." };
         var featureRepo = new Option<string?>("--feature-repo") { Description = "Read feature definitions from this YAML repository instead of the registry (development)." };
         var waitForModel = new Option<bool>("--wait-for-model") { Description = "Start even when a model cannot be loaded yet (not registered, alias not set): /ready says 503 until it can; without this, such a model is an error at start." };
+        var requireToken = new Option<bool>("--require-token") { Description = "Every request but /health and /ready needs Authorization: Bearer TOKEN (a kiln auth token of --token-db, or a line of --token-file)." };
+        var tokenFile = new Option<string?>("--token-file") { Description = "With --require-token: accept the tokens of this file of hashed tokens (kiln auth token create --file); read again when it changes." };
+        var tokenDb = new Option<string?>("--token-db") { Description = "With --require-token: accept the active service tokens of this database (default: the --tracking-uri database when it is local)." };
+        var openMetrics = new Option<bool>("--open-metrics") { Description = "With --require-token: leave /metrics open for scrapers without a token." };
         var command = new Command("serve", "Serve models over HTTP (/predict, MLflow /invocations, Open Inference v2) and gRPC, with /health, /ready and /metrics.")
         {
             models, port, grpcPort, host, logDir, poll, unseen, maxConcurrent, queue, maxBody, timeout, tracking, monitor, logRoll,
-            featureService, featureProject, onlineStore, featureRegistry, featureRepo, waitForModel,
+            featureService, featureProject, onlineStore, featureRegistry, featureRepo, waitForModel, requireToken, tokenFile, tokenDb, openMetrics,
         };
         var otlp = new OtlpCliOptions();
         otlp.AddTo(command);
@@ -66,8 +70,11 @@ internal static class ServeCommands
             var grpc = parse.GetValue(grpcPort);
             var logDirectory = parse.GetValue(logDir) is { } d ? Path.GetFullPath(d) : null;
             var monitoring = parse.GetValue(monitor) is { } m ? MonitorConfigLoader.LoadForHost(m, logDirectory, pipelinesInProcess: false) : null;
+            await using var tokens = TokenCheck(parse.GetValue(requireToken), parse.GetValue(tokenFile), parse.GetValue(tokenDb), parse.GetValue(tracking), parse.GetValue(openMetrics));
             var options = new ServeOptions
             {
+                TokenCheck = tokens.Check,
+                OpenMetrics = parse.GetValue(openMetrics),
                 Models = specs,
                 Port = parse.GetValue(port),
                 GrpcPort = grpc < 0 ? null : grpc,
@@ -124,6 +131,34 @@ internal static class ServeCommands
             return 0;
         });
         return command;
+    }
+
+    /// <summary>The token check of --require-token: a token file, or the service tokens of the auth store (the tracking database by default).</summary>
+    private static TokenSource TokenCheck(bool require, string? file, string? db, string? tracking, bool openMetrics)
+    {
+        if (!require)
+        {
+            if (file is not null || db is not null || openMetrics) throw new KilnException("--token-file, --token-db and --open-metrics go with --require-token");
+            return new TokenSource(null, null);
+        }
+        if (file is not null && db is not null) throw new KilnException("--require-token: give --token-file or --token-db, not both");
+        if (file is not null)
+        {
+            var verifier = new Kiln.Auth.TokenFileVerifier(Path.GetFullPath(file));
+            return new TokenSource((secret, _) => ValueTask.FromResult(verifier.Check(secret)), null);
+        }
+        var location = db ?? tracking ?? Environment.GetEnvironmentVariable("KILN_TRACKING_URI") ?? TrackingStores.DefaultUri;
+        if (Kiln.Storage.StorageLocation.IsServer(location))
+            throw new KilnException($"--require-token: tokens are read from a database, and {location} is a server; give --token-db DIR|postgresql://... or --token-file FILE");
+        var store = Kiln.Auth.AuthStore.Open(location, "--token-db");
+        var authenticator = new Kiln.Auth.Authenticator(store);
+        return new TokenSource(authenticator.CheckTokenAsync, store);
+    }
+
+    /// <summary>The token check handed to serving, and the store it reads (closed when kiln serve stops).</summary>
+    private sealed record TokenSource(Func<string, CancellationToken, ValueTask<bool>>? Check, Kiln.Auth.AuthStore? Store) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => Store?.DisposeAsync() ?? ValueTask.CompletedTask;
     }
 
     private static Kiln.Serving.Features.FeatureStoreOptions FeatureStoreOptions(string? service, string? project, string? online, string? registry, string? repo)

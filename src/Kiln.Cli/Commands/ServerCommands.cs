@@ -35,9 +35,15 @@ internal static class ServerCommands
         var pipelines = new Option<string?>("--pipelines") { Description = "Run pipelines in the server: a directory of pipeline YAML files (API under /api/v1/pipelines, cron schedules, recovery)" };
         var vectors = new Option<string?>("--vectors") { Description = "Serve vector collections (Qdrant's REST API under /collections) stored in this directory" };
         var logDir = new Option<string?>("--log-dir") { Description = "The shared prediction log of the serving replicas: accept delayed labels on POST /api/v1/feedback into its _feedback/ folder" };
+        var requireAuth = new Option<bool>("--require-auth") { Description = "Refuse to start unless the database has users (access control is on anyway once it has one; docs/security.md)" };
+        var defaultPermission = new Option<string>("--default-permission")
+        {
+            Description = "Permission of a signed-in user on what it holds no grant for: READ, EDIT, MANAGE or NO_PERMISSIONS",
+            DefaultValueFactory = _ => "READ",
+        };
         var command = new Command("server", "Run the Kiln server: tracking, model registry and artifacts, speaking MLflow's REST API 2.0; optionally the online feature API and pipelines.")
         {
-            db, artifacts, port, host, maxArtifact, onlineStore, featureRegistry, pipelines, logDir, monitor, vectors,
+            db, artifacts, port, host, maxArtifact, onlineStore, featureRegistry, pipelines, logDir, monitor, vectors, requireAuth, defaultPermission,
         };
         var otlp = new OtlpCliOptions();
         otlp.AddTo(command);
@@ -62,6 +68,10 @@ internal static class ServerCommands
                 Otlp = otlp.Read(parse),
                 VectorsDirectory = parse.GetValue(vectors),
             };
+            options.Access.Require = parse.GetValue(requireAuth);
+            options.Access.DefaultPermission = Kiln.Auth.Permissions.Parse(parse.GetValue(defaultPermission), "--default-permission");
+            // Before anything listens: with no users the server stays on loopback (said once it listens).
+            var access = await KilnServer.PrepareAccessAsync(options, ct);
             Cli.EnsurePortFree("--port", options.Host, options.Port);
             await using var app = KilnServer.BuildApp(options);
             // Open the stores (and create the schema) before listening, so a bad --db fails at once.
@@ -76,6 +86,7 @@ internal static class ServerCommands
             {
                 throw new Kiln.Core.KilnException($"cannot listen on {options.Host}:{options.Port}: {e.Message}", e);
             }
+            Cli.Err.MarkupLine(Markup.Escape(access));
             Cli.Err.MarkupLine($"kiln server listening on [bold]{KilnServer.Address(app)}[/] (metadata: {Markup.Escape(options.Db)})");
             Console.Out.WriteLine(KilnServer.Address(app).ToString().TrimEnd('/'));
             Console.Out.Flush();

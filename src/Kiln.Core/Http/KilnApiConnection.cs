@@ -73,6 +73,8 @@ public sealed class KilnApiConnection : IDisposable
     {
         ArgumentNullException.ThrowIfNull(method);
         using var request = new HttpRequestMessage(method, new Uri(_base, path)) { Content = content ?? (method == HttpMethod.Post ? new StringContent("") : null) };
+        // Signed in the way MLflow clients are (MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and _PASSWORD).
+        request.Headers.Authorization = ServerCredentials.FromEnvironment();
         HttpResponseMessage response;
         try
         {

@@ -29,6 +29,9 @@ public sealed class KilnHttpClient : ITrackingStore, IModelRegistry, IArtifactSt
 
     public string User { get; set; } = Environment.UserName;
 
+    /// <summary>Sent with every request: from MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and _PASSWORD (<see cref="Kiln.Core.ServerCredentials"/>).</summary>
+    public AuthenticationHeaderValue? Authorization { get; set; } = Kiln.Core.ServerCredentials.FromEnvironment();
+
     private Uri Url(string relative) => new(_base, relative);
 
     private static string Q(string? s) => Uri.EscapeDataString(s ?? "");
@@ -38,6 +41,7 @@ public sealed class KilnHttpClient : ITrackingStore, IModelRegistry, IArtifactSt
     {
         using var request = new HttpRequestMessage(method, Url(path)) { Content = content };
         request.Headers.Add(UserHeader, string.IsNullOrEmpty(user) ? User : user);
+        request.Headers.Authorization = Authorization;
         HttpResponseMessage response;
         try
         {
@@ -359,8 +363,9 @@ public sealed class KilnHttpClient : ITrackingStore, IModelRegistry, IArtifactSt
     public async Task<Stream> OpenReadAsync(string path, CancellationToken ct = default)
     {
         var normalized = Artifacts.LocalArtifactStore.Normalize(path, allowEmpty: false);
-        var response = await _http.GetAsync(Url("api/2.0/mlflow-artifacts/artifacts/" + EscapePath(normalized)), HttpCompletionOption.ResponseHeadersRead, ct)
-            .ConfigureAwait(false);
+        using var request = new HttpRequestMessage(HttpMethod.Get, Url("api/2.0/mlflow-artifacts/artifacts/" + EscapePath(normalized)));
+        request.Headers.Authorization = Authorization;
+        var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
             using (response) throw await ErrorAsync(response, ct).ConfigureAwait(false);

@@ -1,0 +1,216 @@
+using Kiln.Auth;
+
+namespace Kiln.Server.Access;
+
+/// <summary>Against what a rule checks the caller's permission.</summary>
+internal enum Scope
+{
+    /// <summary>Anyone, signed in or not (health probes).</summary>
+    Open,
+
+    /// <summary>Any signed-in user (MLflow's catch-all that only answers ENDPOINT_NOT_FOUND).</summary>
+    SignedIn,
+
+    /// <summary>The caller's default permission (the user's own, else the server's): areas without per-resource grants.</summary>
+    Default,
+
+    /// <summary>One or more experiments, found in the request.</summary>
+    Experiment,
+
+    /// <summary>A registered model, found in the request.</summary>
+    RegisteredModel,
+
+    /// <summary>Admins only: what every endpoint without a rule gets.</summary>
+    Admin,
+}
+
+/// <summary>Where in a request the resource an endpoint touches is named.</summary>
+internal delegate ValueTask<IReadOnlyList<string>> ResourceLookup(AccessRequest request);
+
+/// <summary>A search answer whose array is cut down to what the caller may read: the array's property and each item's id property.</summary>
+internal sealed record ResultFilter(ResourceKind Kind, string Array, string Id);
+
+/// <summary>
+/// What an endpoint needs. <paramref name="Creates"/>: the endpoint creates a resource of that kind, named by the
+/// request's "name", and the (non-admin) caller is granted MANAGE on it, as MLflow does.
+/// </summary>
+internal sealed record AccessRule(Scope Scope, Permission Needed, ResourceLookup? Lookup = null, ResultFilter? Filter = null,
+    ResourceKind? Creates = null)
+{
+    /// <summary>The resource is named in the JSON body, which is then read (and buffered) before the endpoint runs; never an artifact upload.</summary>
+    public bool ReadsBody { get; init; }
+
+    /// <summary>Calls that change state are written to the audit trail (searches sent as POST are not).</summary>
+    public bool ChangesState => Needed > Permission.Read || Creates is not null || Scope == Scope.Admin;
+}
+
+/// <summary>
+/// The one table of who may call what on kiln server, in the spirit of MLflow's basic-auth plugin but with no
+/// endpoint left out: <see cref="For"/> answers every endpoint, and one without a row here is admin-only (a new
+/// endpoint is closed until someone adds its row). Keys are "METHOD /route/template" as routing sees them.
+/// </summary>
+internal static class AccessRules
+{
+    private static AccessRule Open => new(Scope.Open, Permission.NoPermissions);
+
+    private static AccessRule Default(Permission p) => new(Scope.Default, p);
+
+    private static AccessRule Exp(Permission p, ResourceLookup lookup) => new(Scope.Experiment, p, lookup) { ReadsBody = BodyLookups.Contains(lookup) };
+
+    private static AccessRule Model(Permission p, ResourceLookup lookup) => new(Scope.RegisteredModel, p, lookup) { ReadsBody = BodyLookups.Contains(lookup) };
+
+    private static AccessRule Search(ResourceKind kind, string array, string id) => new(Scope.Default, Permission.NoPermissions, Filter: new ResultFilter(kind, array, id));
+
+    private static AccessRule Create(ResourceKind kind) => new(Scope.Default, Permission.Edit, Creates: kind) { ReadsBody = true };
+
+    // Where the resource is named.
+    private static readonly ResourceLookup ExperimentQuery = r => r.One(r.Query("experiment_id"));
+    private static readonly ResourceLookup ExperimentBody = r => r.One(r.Body("experiment_id"));
+    private static readonly ResourceLookup ExperimentByName = r => r.ExperimentNamedAsync(r.Query("experiment_name"));
+    private static readonly ResourceLookup ExperimentIdsBody = r => ValueTask.FromResult(r.BodyStrings("experiment_ids"));
+    private static readonly ResourceLookup RunQuery = r => r.ExperimentOfRunAsync(r.Query("run_id") ?? r.Query("run_uuid"));
+    private static readonly ResourceLookup RunBody = r => r.ExperimentOfRunAsync(r.HasBody("run_id") ? r.Body("run_id") : r.Body("run_uuid"));
+    private static readonly ResourceLookup ArtifactPath = r => r.One(r.FirstSegment(r.Route("path") ?? r.Query("path")));
+    private static readonly ResourceLookup ModelQuery = r => r.One(r.Query("name"));
+    private static readonly ResourceLookup ModelRequest = r => r.One(r.RegistryField("name"));
+    private static readonly ResourceLookup ModelRoute = r => r.One(r.Route("name"));
+
+    private static readonly HashSet<ResourceLookup> BodyLookups = [ExperimentBody, ExperimentIdsBody, RunBody, ModelRequest];
+
+    private static readonly Dictionary<string, AccessRule> Rules = new(StringComparer.Ordinal)
+    {
+        ["GET /health"] = Open,
+        ["GET /metrics"] = Default(Permission.Read),
+
+        // MLflow tracking
+        ["POST /api/2.0/mlflow/experiments/create"] = Create(ResourceKind.Experiment),
+        ["GET /api/2.0/mlflow/experiments/get"] = Exp(Permission.Read, ExperimentQuery),
+        ["GET /api/2.0/mlflow/experiments/get-by-name"] = Exp(Permission.Read, ExperimentByName),
+        ["GET /api/2.0/mlflow/experiments/list"] = Search(ResourceKind.Experiment, "experiments", "experiment_id"),
+        ["GET /api/2.0/mlflow/experiments/search"] = Search(ResourceKind.Experiment, "experiments", "experiment_id"),
+        ["POST /api/2.0/mlflow/experiments/search"] = Search(ResourceKind.Experiment, "experiments", "experiment_id"),
+        ["POST /api/2.0/mlflow/experiments/update"] = Exp(Permission.Edit, ExperimentBody),
+        ["POST /api/2.0/mlflow/experiments/delete"] = Exp(Permission.Manage, ExperimentBody),
+        ["POST /api/2.0/mlflow/experiments/restore"] = Exp(Permission.Manage, ExperimentBody),
+        ["POST /api/2.0/mlflow/experiments/set-experiment-tag"] = Exp(Permission.Edit, ExperimentBody),
+        ["POST /api/2.0/mlflow/experimentsset-experiment-tag"] = Exp(Permission.Edit, ExperimentBody),
+        ["POST /api/2.0/mlflow/runs/create"] = Exp(Permission.Edit, ExperimentBody),
+        ["GET /api/2.0/mlflow/runs/get"] = Exp(Permission.Read, RunQuery),
+        ["POST /api/2.0/mlflow/runs/update"] = Exp(Permission.Edit, RunBody),
+        ["POST /api/2.0/mlflow/runs/delete"] = Exp(Permission.Manage, RunBody),
+        ["POST /api/2.0/mlflow/runs/restore"] = Exp(Permission.Manage, RunBody),
+        ["POST /api/2.0/mlflow/runs/log-metric"] = Exp(Permission.Edit, RunBody),
+        ["POST /api/2.0/mlflow/runs/log-parameter"] = Exp(Permission.Edit, RunBody),
+        ["POST /api/2.0/mlflow/runs/set-tag"] = Exp(Permission.Edit, RunBody),
+        ["POST /api/2.0/mlflow/runs/delete-tag"] = Exp(Permission.Edit, RunBody),
+        ["POST /api/2.0/mlflow/runs/log-batch"] = Exp(Permission.Edit, RunBody),
+        // Every listed experiment must be readable (MLflow checks each too).
+        ["POST /api/2.0/mlflow/runs/search"] = Exp(Permission.Read, ExperimentIdsBody),
+        ["GET /api/2.0/mlflow/metrics/get-history"] = Exp(Permission.Read, RunQuery),
+        ["GET /api/2.0/mlflow/artifacts/list"] = Exp(Permission.Read, RunQuery),
+        // Answers only ENDPOINT_NOT_FOUND: signing in is enough.
+        ["* /api/2.0/mlflow/{**path}"] = new(Scope.SignedIn, Permission.NoPermissions),
+
+        // MLflow registry
+        ["POST /api/2.0/mlflow/registered-models/create"] = Create(ResourceKind.RegisteredModel),
+        ["GET /api/2.0/mlflow/registered-models/get"] = Model(Permission.Read, ModelQuery),
+        ["POST /api/2.0/mlflow/registered-models/rename"] = Model(Permission.Manage, ModelRequest),
+        ["PATCH /api/2.0/mlflow/registered-models/update"] = Model(Permission.Edit, ModelRequest),
+        ["DELETE /api/2.0/mlflow/registered-models/delete"] = Model(Permission.Manage, ModelRequest),
+        ["GET /api/2.0/mlflow/registered-models/search"] = Search(ResourceKind.RegisteredModel, "registered_models", "name"),
+        ["POST /api/2.0/mlflow/registered-models/get-latest-versions"] = Model(Permission.Read, ModelRequest),
+        ["GET /api/2.0/mlflow/registered-models/get-latest-versions"] = Model(Permission.Read, ModelRequest),
+        ["POST /api/2.0/mlflow/registered-models/set-tag"] = Model(Permission.Edit, ModelRequest),
+        ["DELETE /api/2.0/mlflow/registered-models/delete-tag"] = Model(Permission.Edit, ModelRequest),
+        ["POST /api/2.0/mlflow/registered-models/alias"] = Model(Permission.Edit, ModelRequest),
+        ["DELETE /api/2.0/mlflow/registered-models/alias"] = Model(Permission.Edit, ModelRequest),
+        ["GET /api/2.0/mlflow/registered-models/alias"] = Model(Permission.Read, ModelQuery),
+        ["POST /api/2.0/mlflow/model-versions/create"] = Model(Permission.Edit, ModelRequest),
+        ["GET /api/2.0/mlflow/model-versions/get"] = Model(Permission.Read, ModelQuery),
+        ["PATCH /api/2.0/mlflow/model-versions/update"] = Model(Permission.Edit, ModelRequest),
+        ["DELETE /api/2.0/mlflow/model-versions/delete"] = Model(Permission.Manage, ModelRequest),
+        ["GET /api/2.0/mlflow/model-versions/search"] = Search(ResourceKind.RegisteredModel, "model_versions", "name"),
+        ["GET /api/2.0/mlflow/model-versions/get-download-uri"] = Model(Permission.Read, ModelQuery),
+        ["POST /api/2.0/mlflow/model-versions/transition-stage"] = Model(Permission.Edit, ModelRequest),
+        ["POST /api/2.0/mlflow/model-versions/set-tag"] = Model(Permission.Edit, ModelRequest),
+        ["DELETE /api/2.0/mlflow/model-versions/delete-tag"] = Model(Permission.Edit, ModelRequest),
+
+        // Artifact proxy: paths are EXPERIMENT/RUN/artifacts/..., so the first segment names the experiment.
+        ["PUT /api/2.0/mlflow-artifacts/artifacts/{**path}"] = Exp(Permission.Edit, ArtifactPath),
+        ["GET /api/2.0/mlflow-artifacts/artifacts/{**path}"] = Exp(Permission.Read, ArtifactPath),
+
+        // Kiln's registry additions
+        ["GET /api/v1/models/{name}/aliases/history"] = Model(Permission.Read, ModelRoute),
+        ["GET /api/v1/models/{name}/aliases/{alias}"] = Model(Permission.Read, ModelRoute),
+        ["POST /api/v1/models/{name}/aliases/{alias}/rollback"] = Model(Permission.Edit, ModelRoute),
+
+        // Audit trail
+        ["GET /api/v1/audit"] = new(Scope.Admin, Permission.Manage),
+
+        // Feature store (Feast's online API)
+        ["POST /get-online-features"] = Default(Permission.Read),
+        ["POST /push"] = Default(Permission.Edit),
+        // The feature registry's API (RemoteFeatureRegistry): plan and reads are READ, recording a version or a materialization EDIT.
+        ["POST /api/v1/features/plan"] = Default(Permission.Read),
+        ["POST /api/v1/features/apply"] = Default(Permission.Edit),
+        ["GET /api/v1/features/latest"] = Default(Permission.Read),
+        ["GET /api/v1/features/projects/{project}/versions/{version:int}"] = Default(Permission.Read),
+        ["GET /api/v1/features/versions"] = Default(Permission.Read),
+        ["POST /api/v1/features/materializations"] = Default(Permission.Edit),
+        ["GET /api/v1/features/materializations/last"] = Default(Permission.Read),
+
+        // Pipelines
+        ["GET /api/v1/pipelines"] = Default(Permission.Read),
+        ["GET /api/v1/pipelines/runs"] = Default(Permission.Read),
+        ["POST /api/v1/pipelines/runs"] = Default(Permission.Edit),
+        ["GET /api/v1/pipelines/runs/{runId}"] = Default(Permission.Read),
+        ["GET /api/v1/pipelines/runs/{runId}/logs"] = Default(Permission.Read),
+        ["POST /api/v1/pipelines/runs/{runId}/cancel"] = Default(Permission.Edit),
+        ["POST /api/v1/pipelines/runs/{runId}/resume"] = Default(Permission.Edit),
+        ["POST /api/v1/pipelines/events/{eventName}"] = Default(Permission.Edit),
+        ["POST /api/v1/pipelines/alertmanager"] = Default(Permission.Edit),
+
+        // Delayed labels
+        ["POST /api/v1/feedback"] = Default(Permission.Edit),
+
+        // Vector collections (Qdrant's REST API): searches are reads; creating and dropping a collection is MANAGE.
+        ["GET /collections"] = Default(Permission.Read),
+        ["GET /collections/{name}"] = Default(Permission.Read),
+        ["GET /collections/{name}/exists"] = Default(Permission.Read),
+        ["PUT /collections/{name}"] = Default(Permission.Manage),
+        ["DELETE /collections/{name}"] = Default(Permission.Manage),
+        ["PUT /collections/{name}/index"] = Default(Permission.Edit),
+        ["DELETE /collections/{name}/index/{field}"] = Default(Permission.Edit),
+        ["POST /collections/{name}/snapshots"] = Default(Permission.Edit),
+        ["PUT /collections/{name}/points"] = Default(Permission.Edit),
+        ["POST /collections/{name}/points"] = Default(Permission.Read),
+        ["GET /collections/{name}/points/{id}"] = Default(Permission.Read),
+        ["POST /collections/{name}/points/delete"] = Default(Permission.Edit),
+        ["POST /collections/{name}/points/count"] = Default(Permission.Read),
+        ["POST /collections/{name}/points/scroll"] = Default(Permission.Read),
+        ["POST /collections/{name}/points/search"] = Default(Permission.Read),
+        ["POST /collections/{name}/points/query"] = Default(Permission.Read),
+    };
+
+    private static readonly AccessRule AdminOnly = new(Scope.Admin, Permission.Manage);
+
+    /// <summary>The keys an endpoint is looked up by: "METHOD /template" for each of its methods, "* /template" when it takes any.</summary>
+    public static IReadOnlyList<string> Keys(Endpoint endpoint)
+    {
+        if (endpoint is not RouteEndpoint route) return [];
+        var template = "/" + (route.RoutePattern.RawText ?? "").Trim('/');
+        var methods = endpoint.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods;
+        return methods is null || methods.Count == 0 ? ["* " + template] : methods.Select(m => m + " " + template).ToList();
+    }
+
+    /// <summary>The rule of an endpoint for a request's method; admin-only when the table has no row (and for a non-route endpoint).</summary>
+    public static AccessRule For(Endpoint? endpoint, string method)
+    {
+        if (endpoint is not RouteEndpoint route) return AdminOnly;
+        var template = "/" + (route.RoutePattern.RawText ?? "").Trim('/');
+        return Rules.GetValueOrDefault(method + " " + template) ?? Rules.GetValueOrDefault("* " + template) ?? AdminOnly;
+    }
+
+    /// <summary>True when the table has a row for the key (the endpoint test checks every endpoint has one).</summary>
+    public static bool IsListed(string key) => Rules.ContainsKey(key);
+}
