@@ -77,7 +77,7 @@ public sealed class CliLocationTests
 
             await using var db = MetadataDatabase.Open("postgresql://" + rest);
             Assert.Equal(1, await db.SchemaVersionAsync("tracking", default));
-            Assert.Equal(2, await db.SchemaVersionAsync("pipelines", default)); // 2: alert deliveries
+            Assert.Equal(3, await db.SchemaVersionAsync("pipelines", default)); // 2: alert deliveries, 3: attempts' process groups
         }
         finally
         {
