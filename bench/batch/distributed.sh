@@ -25,22 +25,7 @@ if [[ ! -f "$dir/data.csv" || "$(cat "$dir/rows" 2>/dev/null)" != "$rows" ]]; th
   echo "$rows" > "$dir/rows"
 fi
 if [[ ! -d "$dir/model" ]]; then
-  cat > "$dir/spec.yaml" <<SPEC
-name: forest3
-task: binary
-data: train.csv
-label: label
-features:
-  f0: numeric
-  f1: numeric
-  f2: numeric
-trainer:
-  kind: fast_forest
-  trees: 100
-  leaves: 32
-holdout: 0.2
-seed: 42
-SPEC
+  cp "$root/bench/batch/forest3.yaml" "$dir/spec.yaml"
   echo "== train"
   (cd "$dir" && "$kiln" train spec.yaml --out model >/dev/null 2>&1)
 fi

@@ -21,22 +21,7 @@ if [[ ! -f "$dir/data.parquet" || "$(cat "$dir/rows" 2>/dev/null)" != "$rows" ]]
   echo "$rows" > "$dir/rows"
 fi
 
-cat > "$dir/spec.yaml" <<SPEC
-name: forest3
-task: binary
-data: train.csv
-label: label
-features:
-  f0: numeric
-  f1: numeric
-  f2: numeric
-trainer:
-  kind: fast_forest
-  trees: 100
-  leaves: 32
-holdout: 0.2
-seed: 42
-SPEC
+cp "$root/bench/batch/forest3.yaml" "$dir/spec.yaml"
 echo "== train (Kiln, fast_forest, 100 trees)"
 rm -rf "$dir/model"
 "$kiln" train "$dir/spec.yaml" --out "$dir/model" >/dev/null 2>&1

@@ -25,22 +25,7 @@ case "$mode" in
       echo "$rows" > "$data/rows"
     fi
     # The batch benchmark's forest: 100 trees, 32 leaves, three features.
-    cat > "$data/spec.yaml" <<SPEC
-name: forest3
-task: binary
-data: train.csv
-label: label
-features:
-  f0: numeric
-  f1: numeric
-  f2: numeric
-trainer:
-  kind: fast_forest
-  trees: 100
-  leaves: 32
-holdout: 0.2
-seed: 42
-SPEC
+    cp "$root/bench/batch/forest3.yaml" "$data/spec.yaml"
     [[ -d "$data/model" ]] || "$kiln" train "$data/spec.yaml" --out "$data/model" >/dev/null 2>&1
     for ((i = 1; i <= rounds; i++)); do
       for evaluator in kiln mlnet; do

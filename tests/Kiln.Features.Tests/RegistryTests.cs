@@ -125,7 +125,7 @@ public sealed class RemoteRegistryContractTests : RegistryContractTests
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
-        builder.Services.AddSingleton<IFeatureRegistry>(_ => FeatureRegistry.OpenAsync(_dir.File("server.db")).GetAwaiter().GetResult());
+        builder.Services.AddSingleton(await FeatureRegistry.OpenAsync(_dir.File("server.db")));
         _app = builder.Build();
         _app.MapKilnFeatureRegistryEndpoints();
         await _app.StartAsync();
