@@ -17,6 +17,27 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
         return Convert.ToInt64(await cmd.ExecuteScalarAsync() ?? 0L, CultureInfo.InvariantCulture);
     }
 
+    /// <summary>A job in the Processing state (the given one, or any): its id, state id and the worker's pid.</summary>
+    private static async Task<(long Job, long State, int Pid)?> ProcessingAsync(string database, long? job = null)
+    {
+        await using var c = new NpgsqlConnection(WorkerFixture.ConnectionString(database));
+        await c.OpenAsync();
+        await using var cmd = new NpgsqlCommand(
+            "SELECT j.id, s.id, s.data FROM hangfire.job j JOIN hangfire.state s ON s.id = j.stateid " +
+            "WHERE j.statename = 'Processing' AND (@job IS NULL OR j.id = @job) LIMIT 1", c);
+        cmd.Parameters.Add(new NpgsqlParameter<long?>("job", NpgsqlTypes.NpgsqlDbType.Bigint) { TypedValue = job });
+        await using var r = await cmd.ExecuteReaderAsync();
+        if (!await r.ReadAsync()) return null;
+        var server = JsonDocument.Parse(r.GetString(2)).RootElement.GetProperty("ServerId").GetString()!;
+        return (r.GetInt64(0), r.GetInt64(1), int.Parse(server.Split(':')[2], CultureInfo.InvariantCulture));
+    }
+
+    private static void Signal(int pid, string signal)
+    {
+        using var kill = Process.Start("kill", ["-" + signal, pid.ToString(CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     [Fact]
     public async Task Three_workers_one_killed_mid_run_score_every_row_exactly_once()
     {
@@ -34,25 +55,25 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
             batch.OutputDataReceived += (_, e) => { lock (stdout) stdout.AppendLine(e.Data); };
 
             // Wait until a partition is being processed and at least one has finished, then kill -9 the worker
-            // processing one (its pid is in the server id Hangfire records with the Processing state).
+            // processing one (its pid is in the server id Hangfire records with the Processing state). The worker is
+            // frozen (SIGSTOP) before the job's state is read again, so the partition cannot finish between the
+            // choice and the kill: on a fast machine a partition takes less than the polling interval.
             var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
             Process? victim = null;
             while (victim is null)
             {
                 Assert.True(DateTime.UtcNow < deadline, "no partition was processed in time");
                 Assert.False(batch.HasExited, "kiln batch ended before a worker could be killed");
-                await Task.Delay(100);
+                await Task.Delay(20);
                 try
                 {
                     if (await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Succeeded'") < 1) continue;
-                    await using var c = new NpgsqlConnection(WorkerFixture.ConnectionString(name));
-                    await c.OpenAsync();
-                    await using var cmd = new NpgsqlCommand(
-                        "SELECT s.data FROM hangfire.job j JOIN hangfire.state s ON s.id = j.stateid WHERE j.statename = 'Processing' LIMIT 1", c);
-                    if (await cmd.ExecuteScalarAsync() is not string data) continue;
-                    var server = JsonDocument.Parse(data).RootElement.GetProperty("ServerId").GetString()!;
-                    var pid = int.Parse(server.Split(':')[2], CultureInfo.InvariantCulture);
-                    victim = workers.Single(w => w.Id == pid);
+                    if (await ProcessingAsync(name) is not var (job, state, pid)) continue;
+                    var worker = workers.Single(w => w.Id == pid);
+                    Signal(pid, "STOP");
+                    await Task.Delay(300); // a state change the worker sent before it stopped lands
+                    if (await ProcessingAsync(name, job) is var (_, stillState, _) && stillState == state) victim = worker;
+                    else Signal(pid, "CONT");
                 }
                 catch (PostgresException)
                 {
