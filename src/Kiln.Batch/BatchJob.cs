@@ -64,6 +64,9 @@ public sealed class BatchResult
 
     public string? RejectsDirectory { get; init; }
 
+    /// <summary>Input files left out as bad (<see cref="BadFilePolicy.Skip"/>), with the reason; null when none.</summary>
+    public IReadOnlyList<SkippedFile>? SkippedFiles { get; init; }
+
     /// <summary>The parts committed (a Parquet directory output), with their files and row counts.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public IReadOnlyList<PartRecord>? Parts { get; init; }
@@ -90,7 +93,9 @@ public sealed class BatchJob(BatchOptions options)
         var only = options.Partition;
         var source = BatchSources.Open(options.Input, options.PartitionRows, only);
         await using var sourceScope = source.ConfigureAwait(false);
-        var schemas = await source.InspectAsync(ct).ConfigureAwait(false);
+        var skipped = new List<SkippedFile>();
+        var schemas = SchemaCheck.Screen(package.Signature, await source.InspectAsync(ct).ConfigureAwait(false), options.Keep, options.OnBadFile, skipped);
+        if (skipped.Count > 0) ((FileSource)source).Skip(skipped.Select(s => s.File)); // only files can be bad one by one
         var plan = SchemaCheck.Check(package.Signature, schemas, options.Keep, source.Untyped, options.OnBadRow);
 
         using var scorer = Scorers.Open(package);
@@ -98,7 +103,7 @@ public sealed class BatchJob(BatchOptions options)
         await using var sinkScope = sink.ConfigureAwait(false);
         var job = new JobIdentity(options.Model, package.Name, resolved.RegistryVersion?.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ModelPackage.Sha256OfFile(Path.Combine(package.Directory, PackageManifest.FileName)),
-            source.Uri, await source.FingerprintAsync(ct).ConfigureAwait(false), options.Shard);
+            source.Uri, await source.FingerprintAsync(ct).ConfigureAwait(false), options.Shard, skipped);
         var done = await sink.OpenAsync(job, plan.Output, options.Resume, ct).ConfigureAwait(false);
         var shard = options.Shard;
         bool Wanted(PartitionId p) => only is not null ? p == only.Id : shard.Owns(p) && !done.Contains(p);
@@ -122,6 +127,7 @@ public sealed class BatchJob(BatchOptions options)
             PartsResumed = Status.PartsResumed,
             Seconds = Math.Round(clock.Elapsed.TotalSeconds, 3),
             RejectsDirectory = rejected > 0 ? rejectsDirectory : null,
+            SkippedFiles = skipped.Count > 0 ? skipped : null,
             Parts = sink is ParquetDirectorySink directory ? directory.Committed : null,
         };
     }

@@ -13,6 +13,16 @@ public enum BadRowPolicy
     Skip,
 }
 
+/// <summary>What to do with an input file that cannot be read or lacks the model's columns.</summary>
+public enum BadFilePolicy
+{
+    /// <summary>Stop the job before any row is scored, naming the file and the column.</summary>
+    Fail,
+
+    /// <summary>Leave the file out, list it in the result and the manifest, and score the others.</summary>
+    Skip,
+}
+
 /// <summary>This process's share of a job: partitions whose shard key mod <see cref="Count"/> equals <see cref="Index"/>.</summary>
 public readonly record struct ShardSpec(int Index, int Count)
 {
@@ -55,6 +65,9 @@ public sealed class BatchOptions
     public ShardSpec Shard { get; init; } = ShardSpec.All;
 
     public BadRowPolicy OnBadRow { get; init; } = BadRowPolicy.Fail;
+
+    /// <summary>A bad file among many (unreadable, missing columns): fail the job (default) or skip and list it.</summary>
+    public BadFilePolicy OnBadFile { get; init; } = BadFilePolicy.Fail;
 
     public bool Resume { get; init; }
 

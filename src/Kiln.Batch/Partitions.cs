@@ -69,6 +69,9 @@ public sealed record SourceColumn(string Name, ValueKind Kind, bool Nullable = t
 /// <summary>The columns of one file or table of a source.</summary>
 public sealed record SourceSchema(string Source, IReadOnlyList<SourceColumn> Columns)
 {
+    /// <summary>Why the file's schema could not be read (truncated, not Parquet, unreadable); null when it was.</summary>
+    public Exception? Failure { get; init; }
+
     public SourceColumn? Find(string name)
     {
         foreach (var c in Columns) if (c.Name == name) return c;
@@ -78,3 +81,6 @@ public sealed record SourceSchema(string Source, IReadOnlyList<SourceColumn> Col
 
 /// <summary>Writes <see cref="ValueKind"/> as snake_case text in manifests.</summary>
 public sealed class ValueKindJsonConverter() : System.Text.Json.Serialization.JsonStringEnumConverter<ValueKind>(System.Text.Json.JsonNamingPolicy.SnakeCaseLower);
+
+/// <summary>An input file left out of a job run with <see cref="BadFilePolicy.Skip"/>, and why.</summary>
+public sealed record SkippedFile(string File, string Reason);

@@ -108,6 +108,57 @@ public sealed class FileBatchTests(BatchFixture fx)
     }
 
     [Fact]
+    public async Task Bad_files_among_good_ones_fail_the_job_by_default_and_are_listed_and_left_out_with_on_bad_file_skip()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir.File("in"));
+        var all = fx.Rows;
+        var first = all.Take(Enumerable.Range(0, 3000).ToArray());
+        var second = all.Take(Enumerable.Range(3000, 5000).ToArray());
+        BatchFixture.WriteCsv(first, dir.File("in/a.csv"));
+        await BatchFixture.WriteParquetAsync(second, dir.File("in/c.parquet"), 2500);
+        // b.parquet: a Parquet file cut short (an upload that stopped); d.csv: a file of another table.
+        await BatchFixture.WriteParquetAsync(second, dir.File("b-full.parquet"), 2500);
+        var bytes = await File.ReadAllBytesAsync(dir.File("b-full.parquet"));
+        await File.WriteAllBytesAsync(dir.File("in/b.parquet"), bytes[..(bytes.Length / 2)]);
+        await File.WriteAllTextAsync(dir.File("in/d.csv"), "user,score\nu1,3\n");
+
+        // The default stops before anything is scored, naming the first bad file.
+        var failed = await KilnCli.RunAsync(["batch", "--model", fx.Package, "--input", dir.File("in"), "--output", dir.File("out-fail")]);
+        Assert.Equal(1, failed.ExitCode);
+        Assert.StartsWith($"error: {dir.File("in/b.parquet")}: not a readable Parquet file", failed.StdErr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(dir.File("out-fail")) && Directory.EnumerateFiles(dir.File("out-fail"), "part-*").Any());
+
+        var run = await KilnCli.RunAsync(["batch", "--model", fx.Package, "--input", dir.File("in"), "--output", dir.File("out"),
+            "--keep", "transaction_id", "--on-bad-file", "skip", "--json"]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains($"warning: skipped {dir.File("in/b.parquet")}: not a readable Parquet file", run.StdErr);
+        Assert.Contains($"warning: skipped {dir.File("in/d.csv")}: column '", run.StdErr);
+
+        // The good files' rows, all of them, scored as the scorer scores them; the bad files' partitions do not exist.
+        var output = await BatchFixture.ReadPartsAsync(dir.File("out"), BatchFixture.OutputColumns);
+        AssertSameAsScorer(all, output, fx.Expected(all));
+        Assert.Equal(
+            ["part-00000-00000.parquet", "part-00002-00000.parquet", "part-00002-00001.parquet"],
+            Directory.GetFiles(dir.File("out"), "part-*").Select(Path.GetFileName).Order(StringComparer.Ordinal));
+
+        using var summary = JsonDocument.Parse(run.StdOut);
+        Assert.Equal(8000, summary.RootElement.GetProperty("rows").GetInt64());
+        var skipped = summary.RootElement.GetProperty("skipped_files").EnumerateArray().Select(e => e.GetProperty("file").GetString()).ToList();
+        Assert.Equal([dir.File("in/b.parquet"), dir.File("in/d.csv")], skipped);
+        using var manifest = JsonDocument.Parse(await File.ReadAllTextAsync(dir.File("out/_manifest.json")));
+        Assert.True(manifest.RootElement.GetProperty("complete").GetBoolean());
+        Assert.Equal(2, manifest.RootElement.GetProperty("skipped_files").GetArrayLength());
+        Assert.Contains("missing", manifest.RootElement.GetProperty("skipped_files")[1].GetProperty("reason").GetString());
+
+        // When every file is bad, skipping leaves nothing to score: the job fails.
+        var none = await KilnCli.RunAsync(["batch", "--model", fx.Package, "--input", dir.File("in/d.csv"), "--output", dir.File("out-none"),
+            "--on-bad-file", "skip"]);
+        Assert.Equal(1, none.ExitCode);
+        Assert.StartsWith("error: every input file is bad (1); the first: ", none.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Text_in_a_numeric_parquet_column_fails_before_scoring()
     {
         using var dir = new TempDir();

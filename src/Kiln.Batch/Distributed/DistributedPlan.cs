@@ -38,6 +38,9 @@ public sealed class DistributedPlan
 
     /// <summary>Input rows when the input says so without being read (Parquet); null for CSV.</summary>
     public long? Rows { get; init; }
+
+    /// <summary>Input files left out as bad (--on-bad-file skip); null when none.</summary>
+    public IReadOnlyList<SkippedFile>? SkippedFiles { get; init; }
 }
 
 /// <summary>Plans a distributed batch job and commits its manifest; the job engine that runs the partitions is the caller's.</summary>
@@ -75,17 +78,20 @@ public static class DistributedBatch
         var source = BatchSources.Open(options.Input, options.PartitionRows, probe);
         await using var scope = source.ConfigureAwait(false);
         var files = ((FileSource)source).Files;
-        var schemas = await source.InspectAsync(ct).ConfigureAwait(false);
+        var skipped = new List<SkippedFile>();
+        var schemas = SchemaCheck.Screen(package.Signature, await source.InspectAsync(ct).ConfigureAwait(false), options.Keep, options.OnBadFile, skipped);
         var plan = SchemaCheck.Check(package.Signature, schemas, options.Keep, source.Untyped, options.OnBadRow);
+        var bad = skipped.Select(s => s.File).ToHashSet(StringComparer.Ordinal);
 
         var list = new List<BatchPartition>();
         long rows = 0;
         var allParquet = true;
         long csvBytes = 0;
-        foreach (var f in files) if (DataSources.IsCsv(f)) csvBytes += new FileInfo(f).Length;
+        foreach (var f in files) if (DataSources.IsCsv(f) && !bad.Contains(f)) csvBytes += new FileInfo(f).Length;
         var csvParts = partitions ?? (int)Math.Clamp((csvBytes + DefaultCsvPartitionBytes - 1) / DefaultCsvPartitionBytes, 1, 100_000);
         for (var f = 0; f < files.Count; f++)
         {
+            if (bad.Contains(files[f])) continue; // a skipped bad file has no partitions
             if (DataSources.IsParquet(files[f]))
             {
                 var sizes = await ParquetTable.ReadRowGroupSizesAsync(files[f], ct).ConfigureAwait(false);
@@ -115,6 +121,7 @@ public static class DistributedBatch
             Columns = plan.Output,
             Partitions = list,
             Rows = allParquet ? rows : null,
+            SkippedFiles = skipped.Count > 0 ? skipped : null,
         };
     }
 
@@ -146,6 +153,7 @@ public static class DistributedBatch
             Shard = ShardSpec.All.ToString(),
             Columns = [.. plan.Columns],
             Parts = ordered,
+            SkippedFiles = plan.SkippedFiles is { Count: > 0 } skipped ? [.. skipped] : null,
             Complete = true,
             Rows = ordered.Sum(p => p.Rows),
             Rejected = ordered.Sum(p => p.Rejected),

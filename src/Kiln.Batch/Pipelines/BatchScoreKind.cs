@@ -19,9 +19,10 @@ public sealed class BatchScoreKind : ITaskKind
     public IEnumerable<TaskConfigError> Validate(TaskDefinition task)
     {
         foreach (var e in TaskSettings.Check(task, Name, ["model", "input", "output"],
-            ["keep", "key", "on_bad_row", "resume", "shard", "batch_rows", "partition_rows", "threads", "rejects"])) yield return e;
+            ["keep", "key", "on_bad_row", "on_bad_file", "resume", "shard", "batch_rows", "partition_rows", "threads", "rejects"])) yield return e;
         foreach (var e in TaskSettings.List(task, "keep")) yield return e;
         foreach (var e in TaskSettings.OneOf(task, "on_bad_row", "fail", "skip")) yield return e;
+        foreach (var e in TaskSettings.OneOf(task, "on_bad_file", "fail", "skip")) yield return e;
         foreach (var e in TaskSettings.Bool(task, "resume")) yield return e;
         foreach (var e in TaskSettings.Int(task, "batch_rows", 1)) yield return e;
         foreach (var e in TaskSettings.Int(task, "partition_rows", 1)) yield return e;
@@ -56,6 +57,7 @@ public sealed class BatchScoreKind : ITaskKind
             Key = c.GetString("key") is { Length: > 0 } k ? k : null,
             Shard = Shard(c),
             OnBadRow = TaskSettings.GetOneOf(c, "on_bad_row", "fail", "skip") == "skip" ? BadRowPolicy.Skip : BadRowPolicy.Fail,
+            OnBadFile = TaskSettings.GetOneOf(c, "on_bad_file", "fail", "skip") == "skip" ? BadFilePolicy.Skip : BadFilePolicy.Fail,
             Resume = resume,
             BatchRows = TaskSettings.GetInt(c, "batch_rows", 65_536, 1),
             PartitionRows = TaskSettings.GetInt(c, "partition_rows", 1_000_000, 1),
@@ -88,6 +90,7 @@ public sealed class BatchScoreKind : ITaskKind
             throw;
         }
         metrics?.Finish(succeeded: true);
+        foreach (var skipped in result.SkippedFiles ?? []) c.Log.Info($"warning: skipped {skipped.File}: {skipped.Reason}");
         c.Log.Info($"{result.Rows:N0} rows in {result.PartsWritten} parts ({result.PartsResumed} already done), {result.Rejected:N0} rejected, in {result.Seconds:0.0} s -> {result.Output}");
         var outputs = new Dictionary<string, string>(StringComparer.Ordinal)
         {

@@ -32,6 +32,9 @@ public sealed class BatchManifest
 
     public List<PartRecord> Parts { get; init; } = [];
 
+    /// <summary>Input files left out as bad (--on-bad-file skip), with the reason; absent when none.</summary>
+    public List<SkippedFile>? SkippedFiles { get; set; }
+
     /// <summary>True once every partition of the shard has its part.</summary>
     public bool Complete { get; set; }
 

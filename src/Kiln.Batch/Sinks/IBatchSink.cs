@@ -7,7 +7,7 @@ namespace Kiln.Batch.Sinks;
 
 /// <summary>Who the job is: the output of one model over one input, so a resumed run can refuse a different one.</summary>
 internal sealed record JobIdentity(string ModelUri, string ModelName, string? ModelVersion, string ModelSha256, string InputUri,
-    string InputFingerprint, ShardSpec Shard)
+    string InputFingerprint, ShardSpec Shard, IReadOnlyList<SkippedFile>? Skipped = null)
 {
     /// <summary>One string for the model and the input (not the shard: shards share a job).</summary>
     public string Key => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(

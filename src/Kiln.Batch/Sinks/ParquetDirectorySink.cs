@@ -81,6 +81,7 @@ internal sealed class ParquetDirectorySink(string directory, bool partitionOnly 
             Columns = [.. columns],
             StartedAt = DateTimeOffset.UtcNow,
         };
+        _manifest.SkippedFiles = job.Skipped is { Count: > 0 } skipped ? [.. skipped] : null;
         // Temporary files of this shard's parts are leftovers of a killed run.
         foreach (var tmp in Directory.EnumerateFiles(directory, ".part-*.tmp-*"))
         {

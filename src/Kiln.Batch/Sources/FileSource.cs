@@ -18,22 +18,40 @@ internal sealed class FileSource(string location, IReadOnlyList<string> files, i
 
     public IReadOnlyList<string> Files => files;
 
+    private readonly HashSet<int> _skipped = [];
+
     public async Task<IReadOnlyList<SourceSchema>> InspectAsync(CancellationToken ct)
     {
         var result = new List<SourceSchema>(files.Count);
         foreach (var file in files)
         {
-            if (DataSources.IsParquet(file))
+            ct.ThrowIfCancellationRequested();
+            try
             {
-                var columns = ParquetTable.ReadSchema(file).Select(f => new SourceColumn(f.Name, KindOf(f), f.Nullable) { Unsupported = f.Type == ParquetValueType.Unsupported ? f.Unsupported : null }).ToList();
-                result.Add(new SourceSchema(file, columns));
+                if (DataSources.IsParquet(file))
+                {
+                    var columns = ParquetTable.ReadSchema(file).Select(f => new SourceColumn(f.Name, KindOf(f), f.Nullable) { Unsupported = f.Type == ParquetValueType.Unsupported ? f.Unsupported : null }).ToList();
+                    result.Add(new SourceSchema(file, columns));
+                }
+                else
+                {
+                    result.Add(new SourceSchema(file, [.. CsvTableReader.ReadHeader(file).Select(h => new SourceColumn(h, ValueKind.Unknown))]));
+                }
             }
-            else
+            catch (Exception e) when (e is not OperationCanceledException)
             {
-                result.Add(new SourceSchema(file, [.. CsvTableReader.ReadHeader(file).Select(h => new SourceColumn(h, ValueKind.Unknown))]));
+                // The schema check decides: fail the job with this error, or skip the file (--on-bad-file skip).
+                result.Add(new SourceSchema(file, []) { Failure = e });
             }
         }
         return result;
+    }
+
+    /// <summary>Leaves these files (skipped as bad) out of counting and reading; their partitions never appear.</summary>
+    public void Skip(IEnumerable<string> skipped)
+    {
+        var set = skipped.ToHashSet(StringComparer.Ordinal);
+        for (var f = 0; f < files.Count; f++) if (set.Contains(files[f])) _skipped.Add(f);
     }
 
     public Task<string> FingerprintAsync(CancellationToken ct)
@@ -52,6 +70,7 @@ internal sealed class FileSource(string location, IReadOnlyList<string> files, i
         long total = 0;
         for (var f = 0; f < files.Count; f++)
         {
+            if (_skipped.Contains(f)) continue;
             if (!DataSources.IsParquet(files[f])) return null;
             var sizes = await ParquetTable.ReadRowGroupSizesAsync(files[f], ct).ConfigureAwait(false);
             for (var g = 0; g < sizes.Length; g++) if (wanted(new PartitionId(f, g))) total += sizes[g];
@@ -69,6 +88,7 @@ internal sealed class FileSource(string location, IReadOnlyList<string> files, i
         }
         for (var f = 0; f < files.Count; f++)
         {
+            if (_skipped.Contains(f)) continue;
             var file = files[f];
             if (DataSources.IsParquet(file))
             {

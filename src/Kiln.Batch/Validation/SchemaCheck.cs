@@ -18,28 +18,49 @@ internal sealed record ReadPlan(IReadOnlyList<ColumnRequest> Requests, IReadOnly
 /// </summary>
 internal static class SchemaCheck
 {
+    /// <summary>
+    /// Sorts out the bad files before <see cref="Check"/>: a file whose schema could not be read, or that fails the
+    /// check, stops the job (<see cref="BadFilePolicy.Fail"/>, the error as it was) or is left out and listed
+    /// (<see cref="BadFilePolicy.Skip"/>). Returns the schemas to go on with; when every file is bad, the job fails.
+    /// </summary>
+    public static IReadOnlyList<SourceSchema> Screen(ModelSignature signature, IReadOnlyList<SourceSchema> schemas, IReadOnlyList<string> keep,
+        BadFilePolicy policy, List<SkippedFile> skipped)
+    {
+        var good = new List<SourceSchema>(schemas.Count);
+        foreach (var schema in schemas)
+        {
+            if (schema.Failure is { } failure)
+            {
+                if (policy == BadFilePolicy.Fail) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+                skipped.Add(new SkippedFile(schema.Source, Reason(schema.Source, failure.Message)));
+                continue;
+            }
+            if (policy == BadFilePolicy.Skip)
+            {
+                try
+                {
+                    CheckColumns(signature, schema, keep);
+                }
+                catch (KilnException e)
+                {
+                    skipped.Add(new SkippedFile(schema.Source, Reason(schema.Source, e.Message)));
+                    continue;
+                }
+            }
+            good.Add(schema);
+        }
+        if (good.Count == 0 && skipped.Count > 0)
+            throw new KilnException($"every input file is bad ({skipped.Count}); the first: {skipped[0].File}: {skipped[0].Reason}");
+        return good;
+    }
+
+    private static string Reason(string file, string message) =>
+        message.StartsWith(file + ": ", StringComparison.Ordinal) ? message[(file.Length + 2)..] : message;
+
     public static ReadPlan Check(ModelSignature signature, IReadOnlyList<SourceSchema> schemas, IReadOnlyList<string> keep,
         bool untyped, BadRowPolicy policy)
     {
-        foreach (var schema in schemas)
-        {
-            foreach (var input in signature.Inputs)
-            {
-                var column = schema.Find(input.Name)
-                    ?? throw new KilnException($"{schema.Source}: column '{input.Name}' that the model needs is missing (the input has: {Names(schema)})");
-                if (column.Unsupported is not null)
-                    throw new KilnException($"{schema.Source}: column '{input.Name}' is {column.Unsupported}, which Kiln cannot read");
-                if (input.Type == ColumnKind.Numeric && column.Kind == ValueKind.Text)
-                    throw new KilnException($"{schema.Source}: column '{input.Name}' holds text, but the model expects numbers");
-                if (input.Type == ColumnKind.Numeric && column.Kind is ValueKind.Timestamp or ValueKind.LocalTimestamp)
-                    throw new KilnException($"{schema.Source}: column '{input.Name}' holds timestamps, but the model expects numbers");
-            }
-            foreach (var k in keep)
-            {
-                var column = schema.Find(k) ?? throw new KilnException($"{schema.Source}: --keep column '{k}' is missing (the input has: {Names(schema)})");
-                if (column.Unsupported is not null) throw new KilnException($"{schema.Source}: --keep column '{k}' is {column.Unsupported}, which Kiln cannot read");
-            }
-        }
+        foreach (var schema in schemas) CheckColumns(signature, schema, keep);
 
         var requests = new List<ColumnRequest>();
         foreach (var input in signature.Inputs)
@@ -73,6 +94,28 @@ internal static class SchemaCheck
             output.Add(p);
         }
         return new ReadPlan(requests, output, keep);
+    }
+
+    /// <summary>One file's or table's columns against the signature and --keep: the first mistake, naming the source and the column.</summary>
+    private static void CheckColumns(ModelSignature signature, SourceSchema schema, IReadOnlyList<string> keep)
+    {
+        if (schema.Failure is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+        foreach (var input in signature.Inputs)
+        {
+            var column = schema.Find(input.Name)
+                ?? throw new KilnException($"{schema.Source}: column '{input.Name}' that the model needs is missing (the input has: {Names(schema)})");
+            if (column.Unsupported is not null)
+                throw new KilnException($"{schema.Source}: column '{input.Name}' is {column.Unsupported}, which Kiln cannot read");
+            if (input.Type == ColumnKind.Numeric && column.Kind == ValueKind.Text)
+                throw new KilnException($"{schema.Source}: column '{input.Name}' holds text, but the model expects numbers");
+            if (input.Type == ColumnKind.Numeric && column.Kind is ValueKind.Timestamp or ValueKind.LocalTimestamp)
+                throw new KilnException($"{schema.Source}: column '{input.Name}' holds timestamps, but the model expects numbers");
+        }
+        foreach (var k in keep)
+        {
+            var column = schema.Find(k) ?? throw new KilnException($"{schema.Source}: --keep column '{k}' is missing (the input has: {Names(schema)})");
+            if (column.Unsupported is not null) throw new KilnException($"{schema.Source}: --keep column '{k}' is {column.Unsupported}, which Kiln cannot read");
+        }
     }
 
     /// <summary>binary: prediction (the class label), probability (of the positive class); multiclass: prediction,

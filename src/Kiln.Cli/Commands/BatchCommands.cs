@@ -20,6 +20,8 @@ internal static class BatchCommands
         var shard = new Option<string>("--shard") { Description = "Score only shard i of N (i/N): partitions whose (file index + partition index) mod N = i.", DefaultValueFactory = _ => "0/1" };
         var onBadRow = new Option<string>("--on-bad-row") { Description = "fail: stop at the first bad row; skip: write it with the reason to _rejects/ and go on.", DefaultValueFactory = _ => "fail" };
         onBadRow.AcceptOnlyFromAmong("fail", "skip");
+        var onBadFile = new Option<string>("--on-bad-file") { Description = "fail: stop before scoring when an input file cannot be read or lacks the model's columns; skip: leave it out, list it (stderr, --json, _manifest.json) and score the rest.", DefaultValueFactory = _ => "fail" };
+        onBadFile.AcceptOnlyFromAmong("fail", "skip");
         var resume = new Option<bool>("--resume") { Description = "Finish an interrupted job: score only the parts the output lacks." };
         var batchRows = new Option<int>("--batch-rows") { Description = "Rows per scoring slice and output row group.", DefaultValueFactory = _ => 65_536 };
         var partitionRows = new Option<int>("--partition-rows") { Description = "Rows per partition of a CSV file, table or query (a Parquet row group is one partition).", DefaultValueFactory = _ => 1_000_000 };
@@ -31,7 +33,7 @@ internal static class BatchCommands
         var partitions = new Option<int?>("--partitions") { Description = "With --distributed: partitions for the CSV input (byte ranges at line starts; default one per 32 MiB). A Parquet file's partitions are its row groups." };
 
         var command = new Command("batch", "Score a CSV/Parquet/SQL input with a model package into Parquet parts or a table; resumable and shardable.");
-        foreach (var o in new Option[] { model, input, output, keep, key, shard, onBadRow, resume, batchRows, partitionRows, threads, rejects, json, distributed, db, partitions })
+        foreach (var o in new Option[] { model, input, output, keep, key, shard, onBadRow, onBadFile, resume, batchRows, partitionRows, threads, rejects, json, distributed, db, partitions })
             command.Options.Add(o);
 
         command.SetHandler(async (parse, ct) =>
@@ -48,6 +50,7 @@ internal static class BatchCommands
                 Key = parse.GetValue(key),
                 Shard = ShardSpec.Parse(parse.GetValue(shard)!),
                 OnBadRow = parse.GetValue(onBadRow) == "skip" ? BadRowPolicy.Skip : BadRowPolicy.Fail,
+                OnBadFile = parse.GetValue(onBadFile) == "skip" ? BadFilePolicy.Skip : BadFilePolicy.Fail,
                 Resume = parse.GetValue(resume),
                 BatchRows = parse.GetValue(batchRows),
                 PartitionRows = parse.GetValue(partitionRows),
@@ -67,6 +70,7 @@ internal static class BatchCommands
             var run = job.RunAsync(ct);
             await ShowProgressAsync(job.Status, run);
             var result = await run;
+            WarnSkipped(result.SkippedFiles);
             if (parse.GetValue(json)) Console.Out.WriteLine(result.ToJson());
             Cli.Err.MarkupLineInterpolated(
                 $"[green]done[/]: {result.Rows:N0} rows in {result.PartsWritten} parts ({result.PartsResumed} already done) in {result.Seconds:0.0} s -> {result.Output}");
@@ -75,6 +79,12 @@ internal static class BatchCommands
             return 0;
         });
         return command;
+    }
+
+    /// <summary>One warning line per input file left out by --on-bad-file skip.</summary>
+    internal static void WarnSkipped(IReadOnlyList<SkippedFile>? skipped)
+    {
+        foreach (var s in skipped ?? []) Cli.Err.MarkupLineInterpolated($"[yellow]warning[/]: skipped {s.File}: {s.Reason}");
     }
 
     /// <summary>A live bar (rows, rows/s, time left) on a terminal; one line every few seconds otherwise (logs, CI).</summary>

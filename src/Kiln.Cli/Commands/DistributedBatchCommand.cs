@@ -19,6 +19,7 @@ internal static class DistributedBatchCommand
         if (!tracking.Contains("://", StringComparison.Ordinal)) tracking = Path.GetFullPath(tracking);
         var rows = plan.Rows is { } r ? $" ({r:N0} rows)" : "";
         Cli.Err.MarkupLineInterpolated($"[bold]{plan.PinnedModel}[/]: {plan.Partitions.Count} partitions of {plan.Input}{rows} -> {plan.Output}");
+        BatchCommands.WarnSkipped(plan.SkippedFiles);
 
         DistributedProgress? last = null;
         var run = DistributedBatchRunner.RunAsync(storage, plan, options, tracking, p => last = p, ct);
@@ -35,6 +36,7 @@ internal static class DistributedBatchCommand
                 ["rejected"] = result.Rejected,
                 ["seconds"] = result.Seconds,
                 ["partitions_by_worker"] = result.PartitionsByWorker,
+                ["skipped_files"] = (plan.SkippedFiles ?? []).Select(s => new Dictionary<string, string> { ["file"] = s.File, ["reason"] = s.Reason }).ToList(),
             }));
         }
         Cli.Err.MarkupLineInterpolated($"[green]done[/]: {result.Rows:N0} rows in {result.Partitions} partitions on {result.PartitionsByWorker.Count} worker(s) in {result.Seconds:0.0} s -> {result.Output}");
