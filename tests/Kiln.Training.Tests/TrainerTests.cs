@@ -83,6 +83,36 @@ public class TrainerTests
     }
 
     [Fact]
+    public async Task A_parquet_file_written_by_duckdb_trains_the_same_model_as_the_same_rows_from_csv()
+    {
+        // DuckDB (an independent Parquet writer) converts the CSV; its empty x2 cells become nulls. The label stays text
+        // (DuckDB's CSV sniffer would make yes/no a BOOLEAN column, a different training set).
+        using var dir = new TempDir();
+        TrainingData.Binary(dir.File("data.csv"));
+        using (var duck = new DuckDB.NET.Data.DuckDBConnection("DataSource=:memory:"))
+        {
+            duck.Open();
+            using var copy = duck.CreateCommand();
+            copy.CommandText = $"COPY (SELECT * FROM read_csv('{dir.File("data.csv")}', types = {{'y': 'VARCHAR'}})) TO '{dir.File("data.parquet")}' (FORMAT parquet, ROW_GROUP_SIZE 500)";
+            copy.ExecuteNonQuery();
+        }
+        var fromCsv = await Trainer.TrainAsync(TrainingSpec.Load(TrainingData.Spec(dir.Path, TrainingData.BinarySpec)), dir.File("csv"));
+        var fromParquet = await Trainer.TrainAsync(
+            TrainingSpec.Load(TrainingData.Spec(dir.Path, TrainingData.BinarySpec.Replace("data: data.csv", "data: data.parquet", StringComparison.Ordinal))),
+            dir.File("parquet"));
+
+        Assert.Equal(fromCsv.Metrics, fromParquet.Metrics);
+        var a = ModelPackage.Load(fromCsv.PackageDirectory);
+        var b = ModelPackage.Load(fromParquet.PackageDirectory);
+        Assert.Equal(a.Signature.FindInput("x2")!.Nullable, b.Signature.FindInput("x2")!.Nullable);
+        Assert.Equal(a.Signature.FindInput("colour")!.Categories, b.Signature.FindInput("colour")!.Categories);
+        var data = await TableReader.ReadAllAsync([dir.File("data.csv")], [new("x1", ColumnType.Numeric), new("x2", ColumnType.Numeric), new("colour", ColumnType.Text)]);
+        using var sa = Scorers.Open(fromCsv.PackageDirectory);
+        using var sb = Scorers.Open(fromParquet.PackageDirectory);
+        Assert.Equal(sa.ScoreAll(data), sb.ScoreAll(data));
+    }
+
+    [Fact]
     public async Task A_forests_probabilities_are_calibrated_on_scores_of_rows_its_trees_were_not_grown_on()
     {
         // Noisy data (15% of labels flipped) that deep trees memorize. Oracle: scikit-learn, on a second sample of the
