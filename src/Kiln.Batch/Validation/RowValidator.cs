@@ -84,7 +84,8 @@ internal sealed class RowValidator
                     for (var r = 0; r < count; r++)
                     {
                         var cell = text[start + r];
-                        if (!NumericColumn.TryParseCell(cell, out numbers[r]))
+                        if (wholeType == "bool" && BoolCell(cell) is { } flag) numbers[r] = flag;
+                        else if (!NumericColumn.TryParseCell(cell, out numbers[r]))
                             MarkBad(r, name, ValidationMessages.NotANumber(cell!));
                         else if (!nullable && double.IsNaN(numbers[r]))
                             MarkBad(r, name, ValidationMessages.NullNotAllowed);
@@ -150,4 +151,10 @@ internal sealed class RowValidator
         }
         return values;
     }
+
+    /// <summary>true/false (any case) for a bool input, as a CSV writer of booleans spells them; null for anything else.</summary>
+    private static double? BoolCell(string? cell) =>
+        string.Equals(cell, "true", StringComparison.OrdinalIgnoreCase) ? 1
+        : string.Equals(cell, "false", StringComparison.OrdinalIgnoreCase) ? 0
+        : null;
 }

@@ -66,8 +66,9 @@ internal static class SchemaCheck
         foreach (var input in signature.Inputs)
         {
             // An untyped source (CSV) yields numbers as text when bad rows are skipped, so that a bad cell
-            // becomes a rejected row instead of a failed read.
-            var type = input.Type == ColumnKind.Numeric && !(untyped && policy == BadRowPolicy.Skip) ? ColumnType.Numeric : ColumnType.Text;
+            // becomes a rejected row instead of a failed read; a bool input always, so that true/false cells are taken.
+            var asText = untyped && (policy == BadRowPolicy.Skip || input.TensorType == "bool");
+            var type = input.Type == ColumnKind.Numeric && !asText ? ColumnType.Numeric : ColumnType.Text;
             requests.Add(new ColumnRequest(input.Name, type));
         }
 

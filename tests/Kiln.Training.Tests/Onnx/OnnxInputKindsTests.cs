@@ -104,6 +104,43 @@ public sealed class OnnxInputKindsTests(SklearnShapedModels models) : IClassFixt
     }
 
     [Fact]
+    public async Task Kiln_batch_takes_true_and_false_in_a_csv_column_for_a_bool_input_and_scores_like_sklearn()
+    {
+        var (package, _) = await ImportAsync("named_zipmap", "plan",
+            [Num("age"), Num("income"), Num("visits"), Num("member"), new("city", ColumnType.Text)]);
+        // The reference rows with the bool input spelled as a CSV writer of booleans spells it (pandas writes True/False).
+        var lines = await File.ReadAllLinesAsync(models.File("named_zipmap.csv"));
+        var member = Array.IndexOf(lines[0].Split(','), "member");
+        var spelled = lines.Select((line, i) =>
+        {
+            if (i == 0) return line;
+            var cells = line.Split(',');
+            cells[member] = cells[member] == "1" ? (i % 2 == 0 ? "True" : "true") : (i % 2 == 0 ? "False" : "false");
+            return string.Join(',', cells);
+        });
+        using var dir = new TempDir("kiln-bool-batch");
+        await File.WriteAllLinesAsync(dir.File("in.csv"), spelled);
+
+        var run = await KilnCli.RunAsync(["batch", "--model", package.Directory, "--input", dir.File("in.csv"), "--output", dir.File("out")]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var output = await TableReader.ReadAllAsync(Directory.GetFiles(dir.File("out"), "part-*.parquet").Order(StringComparer.Ordinal).ToList(),
+            [new("probability_basic", ColumnType.Numeric), new("probability_plus", ColumnType.Numeric), new("probability_pro", ColumnType.Numeric)], null);
+        var expected = models.Expected("named_zipmap");
+        Assert.Equal(expected.Length, output.RowCount);
+        for (var i = 0; i < expected.Length; i++)
+        {
+            Assert.True(Math.Abs(output.Numeric("probability_basic").Values[i] - expected[i][0]) < 1e-5, $"row {i}");
+            Assert.True(Math.Abs(output.Numeric("probability_pro").Values[i] - expected[i][2]) < 1e-5, $"row {i}");
+        }
+
+        // Anything else in a bool column is still a bad row, named.
+        await File.WriteAllLinesAsync(dir.File("bad.csv"), [lines[0], .. lines.Skip(1).Take(3).Select(l => { var c = l.Split(','); c[member] = "yes"; return string.Join(',', c); })]);
+        var bad = await KilnCli.RunAsync(["batch", "--model", package.Directory, "--input", dir.File("bad.csv"), "--output", dir.File("out-bad")]);
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains($"{dir.File("bad.csv")}: row 1, column 'member': ", bad.StdErr);
+    }
+
+    [Fact]
     public async Task A_packed_int64_input_and_a_zipmap_with_integer_keys_score_like_sklearn()
     {
         var (package, reference) = await ImportAsync("int_zipmap", "label", [Num("c1"), Num("c2"), Num("c3")]);
