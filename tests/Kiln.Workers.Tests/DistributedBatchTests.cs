@@ -213,21 +213,41 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
             first = await WorkerFixture.StartWorkerAsync(db, dir.Path, "--concurrency", "1", "--shutdown-timeout", "2m");
             batch = KilnCli.Start(["batch", "--model", fixture.Model, "--input", fixture.Csv, "--output", output, "--keep", "transaction_id",
                 "--distributed", "--db", db, "--partitions", "4"], dir.Path);
+            // Freeze the worker (SIGSTOP) while it holds a partition and another waits, so neither can finish
+            // between the check and the SIGTERM; the TERM is delivered when it continues.
             var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+            long succeededBefore;
             while (true)
             {
                 Assert.True(DateTime.UtcNow < deadline, "no partition started in time");
-                await Task.Delay(100);
+                Assert.False(batch.HasExited, "kiln batch ended before the worker could be stopped");
+                await Task.Delay(20);
+                var stopped = false;
                 try
                 {
-                    if (await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Processing'") >= 1) break;
+                    if (await ProcessingAsync(name) is null) continue;
+                    Signal(first.Id, "STOP");
+                    stopped = true;
+                    await Task.Delay(300); // a state change the worker sent before it stopped lands
+                    if (await ProcessingAsync(name) is not null
+                        && await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Enqueued'") >= 1)
+                    {
+                        succeededBefore = await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Succeeded'");
+                        stopped = false; // stays frozen until the TERM below
+                        break;
+                    }
                 }
                 catch (PostgresException)
                 {
+                    // The hangfire schema is not there yet.
+                }
+                finally
+                {
+                    if (stopped) Signal(first.Id, "CONT");
                 }
             }
-            var succeededBefore = await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Succeeded'");
-            Assert.Equal(0, (await Proc.RunAsync("kill", ["-TERM", first.Id.ToString(CultureInfo.InvariantCulture)])).ExitCode);
+            Signal(first.Id, "TERM");
+            Signal(first.Id, "CONT");
             using (var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3))) await first.WaitForExitAsync(cts.Token);
             Assert.Equal(0, first.ExitCode);
             // The partition it was running finished before it stopped (it was not handed back half done).
