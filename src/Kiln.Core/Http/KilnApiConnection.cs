@@ -42,7 +42,7 @@ public sealed class KilnApiConnection : IDisposable
         _base = new Uri(server.AbsoluteUri.TrimEnd('/') + "/" + apiPath.Trim('/') + "/");
         _notServed = notServed;
         _ownsHttp = http is null;
-        _http = http ?? new HttpClient { Timeout = TimeSpan.FromSeconds(100) };
+        _http = http ?? KilnTls.CreateHttpClient(TimeSpan.FromSeconds(100));
     }
 
     /// <summary>True for an http:// or https:// location (a server rather than a store).</summary>
@@ -82,7 +82,7 @@ public sealed class KilnApiConnection : IDisposable
         }
         catch (HttpRequestException e)
         {
-            throw new KilnException($"cannot reach the kiln server at {Server}: {e.Message}", e);
+            throw new KilnException($"cannot reach the kiln server at {Server}: {KilnTls.Explain(e)}", e);
         }
         catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
