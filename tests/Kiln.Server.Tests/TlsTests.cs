@@ -60,6 +60,9 @@ public sealed class TlsTests
         var signIn = new Dictionary<string, string> { ["MLFLOW_TRACKING_USERNAME"] = "root", ["MLFLOW_TRACKING_PASSWORD"] = "root-password-1" };
         r = await Kiln(["runs", "list", "--tracking-uri", url], env: new Dictionary<string, string>(signIn) { ["MLFLOW_TRACKING_SERVER_CERT_PATH"] = cert.CertFile });
         Assert.True(r.ExitCode == 0, r.ToString());
+        r = await Kiln(["auth", "list", "--json", "--server", url], env: new Dictionary<string, string>(signIn) { ["MLFLOW_TRACKING_SERVER_CERT_PATH"] = cert.CertFile });
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("\"root\"", r.StdOut, StringComparison.Ordinal);
         r = await Kiln(["runs", "list", "--tracking-uri", url], env: signIn);
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("TLS certificate is not trusted", r.StdErr, StringComparison.Ordinal);

@@ -111,8 +111,11 @@ public sealed class KilnApiConnection : IDisposable
         try
         {
             using var doc = JsonDocument.Parse(body);
-            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String
-                ? d.GetString()
+            // A problem detail's "detail", or the "message" of MLflow's error body (kiln server's 401 and 403).
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) return null;
+            if (doc.RootElement.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String) return d.GetString();
+            return doc.RootElement.TryGetProperty("error_code", out _) && doc.RootElement.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String
+                ? m.GetString()
                 : null;
         }
         catch (JsonException)
