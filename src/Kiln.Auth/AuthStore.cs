@@ -23,6 +23,24 @@ public sealed record Grant(string User, ResourceKind Kind, string Resource, Perm
 /// <summary>One row of the audit trail: who did what to which resource, when, from where, and the status answered.</summary>
 public sealed record AuditEntry(long Id, DateTimeOffset At, string? User, string Action, string? Resource, int Status, string? Remote);
 
+/// <summary>A refusal of the auth store that an API answers with its own status: 404 for what does not exist, 409 for a conflict (other mistakes are plain <see cref="KilnException"/>s: 400).</summary>
+public sealed class AuthException : KilnException
+{
+    public const int NotFound = 404;
+    public const int Conflict = 409;
+
+    public AuthException(int status, string message) : base(message) => Status = status;
+
+    public AuthException(string message) : base(message) => Status = 400;
+
+    public AuthException(string message, Exception inner) : base(message, inner) => Status = 400;
+
+    public AuthException() => Status = 400;
+
+    /// <summary>The HTTP status an API answers this refusal with.</summary>
+    public int Status { get; }
+}
+
 /// <summary>What an audit query selects; null fields select everything.</summary>
 public sealed record AuditQuery(string? User = null, DateTimeOffset? Since = null, string? Resource = null, int Limit = 100);
 
@@ -31,7 +49,7 @@ public sealed record AuditQuery(string? User = null, DateTimeOffset? Since = nul
 /// Passwords are hashed with ASP.NET Core Identity's <see cref="PasswordHasher{TUser}"/> (PBKDF2-HMAC-SHA512, salted,
 /// versioned); tokens are kept as their SHA-256 (<see cref="ServiceTokens"/>). The audit table is only ever appended to.
 /// </summary>
-public sealed class AuthStore : IAsyncDisposable
+public sealed class AuthStore : IAuthAdmin
 {
     private static readonly PasswordHasher<AuthUser> Hasher = new();
 
@@ -50,6 +68,9 @@ public sealed class AuthStore : IAsyncDisposable
     public static AuthStore Open(string location, string option = "--db") => new(MetadataDatabase.Open(location, option), ownsDatabase: true);
 
     public MetadataDatabase Database { get; }
+
+    /// <inheritdoc/>
+    public string Description => Database.Description;
 
     /// <summary>The auth area: version 1 creates users, tokens, grants and the audit trail.</summary>
     internal static readonly SchemaArea Schema = new("auth", "auth_users",
@@ -112,7 +133,7 @@ public sealed class AuthStore : IAsyncDisposable
         }
         catch (Exception e) when (Database.Dialect.IsUniqueViolation(e))
         {
-            throw new KilnException($"user '{name}' exists already");
+            throw new AuthException(AuthException.Conflict, $"user '{name}' exists already");
         }
         return user;
     }
@@ -121,7 +142,7 @@ public sealed class AuthStore : IAsyncDisposable
     public async Task SetPasswordAsync(string name, string password, CancellationToken ct = default)
     {
         CheckPassword(password);
-        var user = await GetUserAsync(name, ct).ConfigureAwait(false) ?? throw new KilnException($"no user '{name}'");
+        var user = await GetUserAsync(name, ct).ConfigureAwait(false) ?? throw new AuthException(AuthException.NotFound, $"no user '{name}'");
         var hash = Hasher.HashPassword(user, password);
         await WriteAsync((c, tx) => c.ExecAsync(tx, "UPDATE auth_users SET password_hash = @h WHERE name = @n", ct, ("h", hash), ("n", name)), ct)
             .ConfigureAwait(false);
@@ -136,7 +157,7 @@ public sealed class AuthStore : IAsyncDisposable
             await c.ExecAsync(tx, "DELETE FROM auth_grants WHERE user_name = @n", ct, ("n", name)).ConfigureAwait(false);
             return await c.ExecAsync(tx, "DELETE FROM auth_users WHERE name = @n", ct, ("n", name)).ConfigureAwait(false);
         }, ct).ConfigureAwait(false);
-        if (n == 0) throw new KilnException($"no user '{name}'");
+        if (n == 0) throw new AuthException(AuthException.NotFound, $"no user '{name}'");
     }
 
     public async Task<AuthUser?> GetUserAsync(string name, CancellationToken ct = default) =>
@@ -199,7 +220,7 @@ public sealed class AuthStore : IAsyncDisposable
     public async Task<(ServiceToken Token, string Secret)> CreateTokenAsync(string user, string? description, DateTimeOffset? expiresAt,
         CancellationToken ct = default)
     {
-        if (await GetUserAsync(user, ct).ConfigureAwait(false) is null) throw new KilnException($"no user '{user}' (add it with kiln auth user add)");
+        if (await GetUserAsync(user, ct).ConfigureAwait(false) is null) throw new AuthException(AuthException.NotFound, $"no user '{user}' (add it with kiln auth user add)");
         var now = DateTimeOffset.UtcNow;
         if (expiresAt is { } e && e <= now) throw new KilnException("--expires: the token would be expired already");
         var secret = ServiceTokens.NewSecret();
@@ -220,7 +241,9 @@ public sealed class AuthStore : IAsyncDisposable
         {
             var exists = await ReadAsync(async c => await c.ScalarAsync(null, "SELECT count(*) FROM auth_tokens WHERE token_id = @i", ct, ("i", id))
                 .ConfigureAwait(false), ct).ConfigureAwait(false);
-            throw new KilnException(Convert.ToInt64(exists, CultureInfo.InvariantCulture) > 0 ? $"token {id} is revoked already" : $"no token with id '{id}' (kiln auth list shows them)");
+            throw Convert.ToInt64(exists, CultureInfo.InvariantCulture) > 0
+                ? new AuthException(AuthException.Conflict, $"token {id} is revoked already")
+                : new AuthException(AuthException.NotFound, $"no token with id '{id}' (kiln auth list shows them)");
         }
     }
 
@@ -252,7 +275,7 @@ public sealed class AuthStore : IAsyncDisposable
     /// <summary>Grants (or replaces) a user's permission on one experiment or registered model.</summary>
     public async Task GrantAsync(string user, ResourceKind kind, string resource, Permission permission, CancellationToken ct = default)
     {
-        if (await GetUserAsync(user, ct).ConfigureAwait(false) is null) throw new KilnException($"no user '{user}'");
+        if (await GetUserAsync(user, ct).ConfigureAwait(false) is null) throw new AuthException(AuthException.NotFound, $"no user '{user}'");
         await WriteAsync((c, tx) => c.ExecAsync(tx, """
             INSERT INTO auth_grants (user_name, resource_kind, resource, permission) VALUES (@u, @k, @r, @p)
             ON CONFLICT (user_name, resource_kind, resource) DO UPDATE SET permission = excluded.permission

@@ -1,5 +1,6 @@
 using System.Net;
 using Kiln.Core;
+using Kiln.Core.Http;
 using Kiln.Monitoring.Continuous;
 using Kiln.Server.Access;
 using Kiln.Server.Composition;
@@ -9,6 +10,8 @@ using Kiln.Storage;
 using Kiln.Tracking.Mlflow;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace Kiln.Server;
 
@@ -49,6 +52,9 @@ public sealed class KilnServerOptions
 
     /// <summary>Serve vector collections (Qdrant's REST API under /collections) stored in this directory.</summary>
     public string? VectorsDirectory { get; set; }
+
+    /// <summary>Serve HTTPS with this certificate (--tls-cert/--tls-key): HTTP/1.1 and HTTP/2, chosen by ALPN. Null: plain HTTP/1.1.</summary>
+    public ServerTls? Tls { get; set; }
 
     /// <summary>Who may call what: users, tokens and permissions in the metadata database (docs/security.md).</summary>
     public AccessOptions Access { get; } = new();
@@ -112,9 +118,15 @@ public static class KilnServer
             // Bodies are limited per endpoint (log-batch 1 MB, artifacts by MaxArtifactBytes).
             k.Limits.MaxRequestBodySize = null;
             k.AddServerHeader = false;
-            if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port);
-            else if (options.Host is "localhost") k.ListenLocalhost(options.Port);
-            else k.ListenAnyIP(options.Port);
+            Action<ListenOptions> listen = l =>
+            {
+                if (options.Tls is not { } tls) return;
+                l.Protocols = HttpProtocols.Http1AndHttp2;
+                l.UseHttps(new HttpsConnectionAdapterOptions { ServerCertificate = tls.Certificate, ServerCertificateChain = tls.Chain });
+            };
+            if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port, listen);
+            else if (options.Host is "localhost") k.ListenLocalhost(options.Port, listen);
+            else k.ListenAnyIP(options.Port, listen);
         });
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, MlflowJson.Default));
         builder.Services.AddProblemDetails();
@@ -168,7 +180,7 @@ public static class KilnServer
 
     private static bool IsLoopback(string host) => host is "localhost" || (IPAddress.TryParse(host, out var ip) && IPAddress.IsLoopback(ip));
 
-    /// <summary>The http:// address the started app listens on (with the real port when 0 was asked for).</summary>
+    /// <summary>The http:// (https:// with TLS) address the started app listens on (with the real port when 0 was asked for).</summary>
     public static Uri Address(WebApplication app)
     {
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;

@@ -29,7 +29,7 @@ public sealed class ServeOptions
     /// <summary>HTTP port (0 = any free port).</summary>
     public int Port { get; init; } = 8080;
 
-    /// <summary>gRPC (HTTP/2 without TLS) port; null = no gRPC listener, 0 = any free port.</summary>
+    /// <summary>gRPC (HTTP/2; over TLS when <see cref="Tls"/> is set) port; null = no gRPC listener, 0 = any free port.</summary>
     public int? GrpcPort { get; init; } = 8081;
 
     /// <summary>Root of the prediction log; null = no log.</summary>
@@ -82,6 +82,12 @@ public sealed class ServeOptions
     /// accepts; the host supplies it (a token file or the auth store), so serving loads no database code of its own.
     /// </summary>
     public Func<string, CancellationToken, ValueTask<bool>>? TokenCheck { get; init; }
+
+    /// <summary>
+    /// Serve HTTPS with this certificate (--tls-cert/--tls-key): the HTTP port speaks HTTP/1.1 and HTTP/2 (chosen by ALPN, so
+    /// gRPC works there too) and the gRPC port HTTP/2, both over TLS. Null: plain HTTP/1.1 and h2c gRPC.
+    /// </summary>
+    public Kiln.Core.Http.ServerTls? Tls { get; init; }
 
     /// <summary>With <see cref="TokenCheck"/>: leave /metrics open for scrapers that send no token.</summary>
     public bool OpenMetrics { get; init; }

@@ -39,10 +39,10 @@ public sealed class ServingHost : IAsyncDisposable
 
     public PredictionLog PredictionLog => _app.Services.GetRequiredService<PredictionLog>();
 
-    /// <summary>http://host:port of the HTTP listener (after start).</summary>
+    /// <summary>http(s)://host:port of the HTTP listener (after start).</summary>
     public Uri HttpUri { get; private set; } = null!;
 
-    /// <summary>http://host:port of the gRPC listener (after start), or null when gRPC is off.</summary>
+    /// <summary>http(s)://host:port of the gRPC listener (after start), or null when gRPC is off.</summary>
     public Uri? GrpcUri { get; private set; }
 
     /// <summary>Builds the server (nothing listens until <see cref="StartAsync"/>); throws a KilnException for bad options.</summary>
@@ -67,8 +67,22 @@ public sealed class ServingHost : IAsyncDisposable
         {
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
-            k.Listen(address, options.Port, l => { l.Protocols = HttpProtocols.Http1; listeners.Add(l); });
-            if (options.GrpcPort is int grpc) k.Listen(address, grpc, l => { l.Protocols = HttpProtocols.Http2; listeners.Add(l); });
+            k.Listen(address, options.Port, l =>
+            {
+                // Over TLS, ALPN lets a client pick HTTP/2 (gRPC) or HTTP/1.1 on the one port; in clear text HTTP/1.1 only.
+                l.Protocols = options.Tls is null ? HttpProtocols.Http1 : HttpProtocols.Http1AndHttp2;
+                UseTls(l, options.Tls);
+                listeners.Add(l);
+            });
+            if (options.GrpcPort is int grpc)
+            {
+                k.Listen(address, grpc, l =>
+                {
+                    l.Protocols = HttpProtocols.Http2;
+                    UseTls(l, options.Tls);
+                    listeners.Add(l);
+                });
+            }
         });
 
         var services = builder.Services;
@@ -121,6 +135,16 @@ public sealed class ServingHost : IAsyncDisposable
         return Task.FromResult(new ServingHost(app, [.. listeners]));
     }
 
+    private static void UseTls(ListenOptions listen, Kiln.Core.Http.ServerTls? tls)
+    {
+        if (tls is null) return;
+        listen.UseHttps(new Microsoft.AspNetCore.Server.Kestrel.Https.HttpsConnectionAdapterOptions
+        {
+            ServerCertificate = tls.Certificate,
+            ServerCertificateChain = tls.Chain,
+        });
+    }
+
     /// <summary>Client mistakes Kestrel finds (oversized body, bad framing) keep their 4xx status; a timeout is 504.</summary>
     private static int StatusFor(Exception e) => e switch
     {
@@ -144,8 +168,9 @@ public sealed class ServingHost : IAsyncDisposable
     public async Task StartAsync(CancellationToken ct = default)
     {
         await _app.StartAsync(ct).ConfigureAwait(false);
-        HttpUri = ToUri(_listeners[0]);
-        GrpcUri = _listeners.Length > 1 ? ToUri(_listeners[1]) : null;
+        var scheme = _app.Services.GetRequiredService<ServeOptions>().Tls is null ? "http" : "https";
+        HttpUri = ToUri(_listeners[0], scheme);
+        GrpcUri = _listeners.Length > 1 ? ToUri(_listeners[1], scheme) : null;
         ServingLog.Listening(_app.Logger, HttpUri.ToString(), GrpcUri?.ToString() ?? "(off)");
     }
 
@@ -156,11 +181,11 @@ public sealed class ServingHost : IAsyncDisposable
         await Models.InitialLoad.WaitAsync(ct).ConfigureAwait(false);
     }
 
-    private static Uri ToUri(ListenOptions l)
+    private static Uri ToUri(ListenOptions l, string scheme)
     {
         var ep = l.IPEndPoint!;
         var host = ep.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ep.Address}]" : ep.Address.ToString();
-        return new Uri($"http://{host}:{ep.Port}");
+        return new Uri($"{scheme}://{host}:{ep.Port}");
     }
 
     /// <summary>Stops gracefully: stop accepting, finish requests in flight, then write out the prediction log.</summary>

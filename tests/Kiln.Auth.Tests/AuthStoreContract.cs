@@ -39,8 +39,10 @@ public abstract class AuthStoreContract : IAsyncLifetime
         Assert.Equal("ada", (await _store.VerifyPasswordAsync("ada", "correct horse"))?.Name);
         Assert.Null(await _store.VerifyPasswordAsync("ada", "wrong horse"));
         Assert.Null(await _store.VerifyPasswordAsync("nobody", "correct horse"));
-        var e = await Assert.ThrowsAsync<KilnException>(() => _store.AddUserAsync("ada", "another one", false, null));
+        // The store's refusals carry the status the admin API answers with (409 conflict, 404 unknown).
+        var e = await Assert.ThrowsAsync<AuthException>(() => _store.AddUserAsync("ada", "another one", false, null));
         Assert.Contains("exists already", e.Message, StringComparison.Ordinal);
+        Assert.Equal(409, e.Status);
         await Assert.ThrowsAsync<KilnException>(() => _store.AddUserAsync("bob", "short", false, null));
         await Assert.ThrowsAsync<KilnException>(() => _store.AddUserAsync("b:ob", "long enough", false, null));
     }
@@ -66,9 +68,10 @@ public abstract class AuthStoreContract : IAsyncLifetime
 
         await _store.RevokeTokenAsync(token.Id);
         Assert.Equal(SignInOutcome.Rejected, (await auth.AuthenticateAsync("Bearer " + secret, "10.0.0.1", default)).Outcome);
-        var again = await Assert.ThrowsAsync<KilnException>(() => _store.RevokeTokenAsync(token.Id));
+        var again = await Assert.ThrowsAsync<AuthException>(() => _store.RevokeTokenAsync(token.Id));
         Assert.Contains("revoked already", again.Message, StringComparison.Ordinal);
-        await Assert.ThrowsAsync<KilnException>(() => _store.RevokeTokenAsync("000000000000"));
+        Assert.Equal(409, again.Status);
+        Assert.Equal(404, (await Assert.ThrowsAsync<AuthException>(() => _store.RevokeTokenAsync("000000000000"))).Status);
 
         // An expired token: the clock moves past its expiry.
         var (_, soon) = await _store.CreateTokenAsync("ci", null, DateTimeOffset.UtcNow.AddMinutes(10));
@@ -117,7 +120,7 @@ public abstract class AuthStoreContract : IAsyncLifetime
         Assert.Equal(2, (await _store.ListGrantsAsync()).Count);
         Assert.True(await _store.RemoveGrantAsync("bob", ResourceKind.Experiment, "1"));
         Assert.Null(await _store.GrantedAsync("bob", ResourceKind.Experiment, "1"));
-        await Assert.ThrowsAsync<KilnException>(() => _store.GrantAsync("nobody", ResourceKind.Experiment, "1", Permission.Read));
+        Assert.Equal(404, (await Assert.ThrowsAsync<AuthException>(() => _store.GrantAsync("nobody", ResourceKind.Experiment, "1", Permission.Read))).Status);
 
         var (_, secret) = await _store.CreateTokenAsync("bob", null, null);
         await _store.DeleteUserAsync("bob");

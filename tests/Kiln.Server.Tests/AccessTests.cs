@@ -239,8 +239,8 @@ public sealed class AccessTests(AccessFixture f) : IClassFixture<AccessFixture>
             Assert.DoesNotContain(await store.ReadAuditAsync(new AuditQuery(User: "reader", Limit: 1000)), a => a.Action.StartsWith("GET", StringComparison.Ordinal));
         }
         // The audit endpoint is for admins.
-        Assert.Equal(HttpStatusCode.Forbidden, (await reader.GetAsync("api/v1/audit")).StatusCode);
-        Assert.Contains("registered-models/alias", await (await admin.GetAsync("api/v1/audit?user=reader")).Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Forbidden, (await reader.GetAsync("api/v1/auth/audit")).StatusCode);
+        Assert.Contains("registered-models/alias", await (await admin.GetAsync("api/v1/auth/audit?user=reader")).Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -26,7 +26,8 @@ public sealed class RealServer : IAsyncDisposable
         }
     }
 
-    public static async Task<RealServer> StartAsync(string db, string? workingDirectory = null, IEnumerable<string>? extraArgs = null)
+    /// <summary>Starts the server; with <paramref name="tls"/> it serves HTTPS with that certificate (and is waited for over HTTPS).</summary>
+    public static async Task<RealServer> StartAsync(string db, string? workingDirectory = null, IEnumerable<string>? extraArgs = null, TestCertificate? tls = null)
     {
         var port = TestEnvironment.FreePort();
         var psi = new ProcessStartInfo("dotnet")
@@ -39,13 +40,18 @@ public sealed class RealServer : IAsyncDisposable
         foreach (var a in (string[])[KilnCli.Dll, "server", "--db", db, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)])
             psi.ArgumentList.Add(a);
         foreach (var a in extraArgs ?? []) psi.ArgumentList.Add(a);
+        if (tls is not null)
+        {
+            foreach (var a in (string[])["--tls-cert", tls.CertFile, "--tls-key", tls.KeyFile]) psi.ArgumentList.Add(a);
+        }
         var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start kiln server");
-        var server = new RealServer(p, new Uri($"http://127.0.0.1:{port}"));
+        var server = new RealServer(p, new Uri($"{(tls is null ? "http" : "https")}://127.0.0.1:{port}"));
         p.OutputDataReceived += (_, e) => { lock (server._log) server._log.AppendLine(e.Data); };
         p.ErrorDataReceived += (_, e) => { lock (server._log) server._log.AppendLine(e.Data); };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        using var http = tls is null ? new HttpClient() : tls.Client();
+        http.Timeout = TimeSpan.FromSeconds(2);
         for (var i = 0; i < 300; i++)
         {
             if (p.HasExited) throw new InvalidOperationException($"kiln server exited with {p.ExitCode}:\n{server.Log}");

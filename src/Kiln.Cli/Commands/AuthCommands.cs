@@ -1,11 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Kiln.Auth;
 using Kiln.Core;
-using Kiln.Server.Access;
+using Kiln.Auth.Http;
 using Spectre.Console;
 
 namespace Kiln.Cli.Commands;
@@ -15,27 +14,54 @@ internal static class AuthCommands
 {
     private static readonly Option<string?> Db = new("--db")
     {
-        Description = "The metadata database kiln server uses (docs/cli.md#locations): a directory (kiln.db inside), sqlite:///FILE or postgresql://...; default $KILN_TRACKING_URI, else ./.kiln. kiln auth audit also takes a server's http(s):// URL.",
+        Description = "The metadata database kiln server uses (docs/cli.md#locations): a directory (kiln.db inside), sqlite:///FILE or postgresql://...; default $KILN_TRACKING_URI, else ./.kiln. An http(s):// URL works as --server.",
+        Recursive = true,
+    };
+
+    private static readonly Option<string?> Server = new("--server")
+    {
+        Description = "Manage through this kiln server's admin API (http(s)://host:5000) instead of its database; sign in as an admin with MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD.",
         Recursive = true,
     };
 
     private static readonly Option<bool> Json = new("--json") { Description = "Print JSON on stdout instead of a table.", Recursive = true };
 
-    private static string Location(ParseResult parse) =>
-        parse.GetValue(Db) ?? (Environment.GetEnvironmentVariable("KILN_TRACKING_URI") is { Length: > 0 } env ? env : Kiln.Tracking.TrackingStores.DefaultUri);
+    private static string Location(ParseResult parse)
+    {
+        if (parse.GetValue(Server) is { } server)
+        {
+            if (parse.GetValue(Db) is not null) throw new KilnException("give --server URL or --db LOCATION, not both");
+            if (!Kiln.Storage.StorageLocation.IsServer(server)) throw new KilnException($"--server {server}: not a server URL (http(s)://host:port)");
+            return server;
+        }
+        return parse.GetValue(Db) ?? (Environment.GetEnvironmentVariable("KILN_TRACKING_URI") is { Length: > 0 } env ? env : Kiln.Tracking.TrackingStores.DefaultUri);
+    }
 
-    private static AuthStore Open(ParseResult parse)
+    private static bool IsServer(ParseResult parse) => Kiln.Storage.StorageLocation.IsServer(Location(parse));
+
+    /// <summary>The database, or a server's admin API when the location is an http(s):// URL: the commands are the same.</summary>
+    private static IAuthAdmin Open(ParseResult parse)
     {
         var location = Location(parse);
-        if (Kiln.Storage.StorageLocation.IsServer(location))
-            throw new KilnException($"--db {location}: users and tokens are managed on the server's database (--db DIR or postgresql://...), not through its API");
-        return AuthStore.Open(location);
+        if (!Kiln.Storage.StorageLocation.IsServer(location)) return AuthStore.Open(location);
+        if (!Uri.TryCreate(location, UriKind.Absolute, out var uri)) throw new KilnException($"--server {location}: not a valid URL");
+        return new AuthApiClient(uri);
+    }
+
+    // A password sent to a server crosses the network: say so when that is in clear text beyond this machine.
+    private static void WarnClearText(ParseResult parse)
+    {
+        if (!IsServer(parse)) return;
+        var uri = new Uri(Location(parse));
+        if (uri.Scheme == Uri.UriSchemeHttp && !uri.IsLoopback)
+            Console.Error.WriteLine($"warning: the password goes to {uri.GetLeftPart(UriPartial.Authority)} over plain HTTP; serve kiln server with --tls-cert/--tls-key and use https://");
     }
 
     public static Command Create()
     {
         var auth = new Command("auth", "Users, service tokens, permissions and the audit trail of kiln server (docs/security.md).");
         auth.Options.Add(Db);
+        auth.Options.Add(Server);
         auth.Options.Add(Json);
         auth.Subcommands.Add(UserCommand());
         auth.Subcommands.Add(TokenCommand());
@@ -74,15 +100,17 @@ internal static class AuthCommands
         {
             var d = parse.GetValue(defaultPermission) is { } text ? Permissions.Parse(text, "--default-permission") : (Permission?)null;
             var password = parse.GetValue(noPassword) ? null : ReadPassword(parse);
+            if (password is not null) WarnClearText(parse);
             await using var store = Open(parse);
             var user = await store.AddUserAsync(parse.GetValue(name)!, password, parse.GetValue(admin), d, ct);
-            Cli.Err.MarkupLineInterpolated($"added {(user.IsAdmin ? "admin" : "user")} [bold]{user.Name}[/] to {store.Database.Description}; kiln server requires sign-in from its next start");
+            Cli.Err.MarkupLineInterpolated($"added {(user.IsAdmin ? "admin" : "user")} [bold]{user.Name}[/] to {store.Description}; kiln server requires sign-in from its next start (a running one within two seconds)");
             return 0;
         });
         var passwd = new Command("password", "Set a user's password (sign-ins with the old one stop at once).") { name, PasswordStdin };
         passwd.SetHandler(async (parse, ct) =>
         {
             var password = ReadPassword(parse);
+            WarnClearText(parse);
             await using var store = Open(parse);
             await store.SetPasswordAsync(parse.GetValue(name)!, password, ct);
             Cli.Err.MarkupLineInterpolated($"password of {parse.GetValue(name)} changed");
@@ -249,20 +277,11 @@ internal static class AuthCommands
             if (parse.GetValue(limit) <= 0) throw new KilnException($"--limit must be positive; got {parse.GetValue(limit)}");
             DateTimeOffset? from = parse.GetValue(since) is { } s ? DateTimeOffset.UtcNow - Duration.Parse(s, "--since") : null;
             var query = new AuditQuery(parse.GetValue(user), from, parse.GetValue(resource), parse.GetValue(limit));
-            List<AuditEntryDto> rows;
-            var location = Location(parse);
-            if (Kiln.Storage.StorageLocation.IsServer(location))
-            {
-                rows = await FetchAsync(new Uri(location), query, ct);
-            }
-            else
-            {
-                await using var store = Open(parse);
-                rows = (await store.ReadAuditAsync(query, ct)).Select(AuditEntryDto.Of).ToList();
-            }
+            await using var store = Open(parse);
+            var rows = (await store.ReadAuditAsync(query, ct)).Select(AuditEntryDto.Of).ToList();
             if (parse.GetValue(Json))
             {
-                Console.Out.WriteLine(JsonSerializer.Serialize(new AuditResponse { Entries = rows }, AccessJson.Default.AuditResponse));
+                Console.Out.WriteLine(JsonSerializer.Serialize(new AuditResponse { Entries = rows }, AuthJson.Default.AuditResponse));
                 return 0;
             }
             var table = new Table().AddColumns("when (UTC)", "user", "call", "resource", "status", "from");
@@ -272,23 +291,5 @@ internal static class AuthCommands
             return 0;
         });
         return audit;
-    }
-
-    private static async Task<List<AuditEntryDto>> FetchAsync(Uri server, AuditQuery query, CancellationToken ct)
-    {
-        if (query.Resource is not null) throw new KilnException("--resource works on the database (--db DIR or postgresql://...), not through a server");
-        using var http = new HttpClient();
-        var url = $"{server.AbsoluteUri.TrimEnd('/')}/api/v1/audit?limit={query.Limit}"
-            + (query.User is { } u ? "&user=" + Uri.EscapeDataString(u) : "")
-            + (query.Since is { } s ? "&since=" + Uri.EscapeDataString(s.UtcDateTime.ToString("O", CultureInfo.InvariantCulture)) : "");
-        using var request = new HttpRequestMessage(HttpMethod.Get, url);
-        request.Headers.Authorization = ServerCredentials.FromEnvironment();
-        using var response = await http.SendAsync(request, ct);
-        if (!response.IsSuccessStatusCode)
-        {
-            var body = await response.Content.ReadAsStringAsync(ct);
-            throw new KilnException($"{server}: {(int)response.StatusCode} {Kiln.Tracking.Limits.Shorten(body)} (the audit trail is for admins: set MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD)");
-        }
-        return (await response.Content.ReadFromJsonAsync(AccessJson.Default.AuditResponse, ct))?.Entries ?? [];
     }
 }

@@ -48,15 +48,19 @@ internal static class ServeCommands
         var tokenFile = new Option<string?>("--token-file") { Description = "With --require-token: accept the tokens of this file of hashed tokens (kiln auth token create --file); read again when it changes." };
         var tokenDb = new Option<string?>("--token-db") { Description = "With --require-token: accept the active service tokens of this database (default: the --tracking-uri database when it is local)." };
         var openMetrics = new Option<bool>("--open-metrics") { Description = "With --require-token: leave /metrics open for scrapers without a token." };
+        var (tlsCert, tlsKey) = TlsOptions.Create();
         var command = new Command("serve", "Serve models over HTTP (/predict, MLflow /invocations, Open Inference v2) and gRPC, with /health, /ready and /metrics.")
         {
             models, port, grpcPort, host, logDir, poll, unseen, maxConcurrent, queue, maxBody, timeout, tracking, monitor, logRoll,
             featureService, featureProject, onlineStore, featureRegistry, featureRepo, waitForModel, requireToken, tokenFile, tokenDb, openMetrics,
+            tlsCert, tlsKey,
         };
         var otlp = new OtlpCliOptions();
         otlp.AddTo(command);
         command.SetHandler(async (parse, ct) =>
         {
+            // The certificate is checked first: a mistake in it is one line and nothing listens.
+            var tls = TlsOptions.Load(parse, tlsCert, tlsKey);
             var policy = parse.GetValue(unseen) == "flag" ? UnseenCategoryPolicy.Flag : UnseenCategoryPolicy.Reject;
             var specs = parse.GetValue(models)!.Select(ModelSpec.Parse).ToList();
             foreach (var spec in specs)
@@ -74,6 +78,7 @@ internal static class ServeCommands
             var options = new ServeOptions
             {
                 TokenCheck = tokens.Check,
+                Tls = tls,
                 OpenMetrics = parse.GetValue(openMetrics),
                 Models = specs,
                 Port = parse.GetValue(port),

@@ -41,9 +41,11 @@ internal static class ServerCommands
             Description = "Permission of a signed-in user on what it holds no grant for: READ, EDIT, MANAGE or NO_PERMISSIONS",
             DefaultValueFactory = _ => "READ",
         };
+        var (tlsCert, tlsKey) = TlsOptions.Create();
         var command = new Command("server", "Run the Kiln server: tracking, model registry and artifacts, speaking MLflow's REST API 2.0; optionally the online feature API and pipelines.")
         {
             db, artifacts, port, host, maxArtifact, onlineStore, featureRegistry, pipelines, logDir, monitor, vectors, requireAuth, defaultPermission,
+            tlsCert, tlsKey,
         };
         var otlp = new OtlpCliOptions();
         otlp.AddTo(command);
@@ -53,8 +55,11 @@ internal static class ServerCommands
             if (p is < 0 or > 65535) throw new Kiln.Core.KilnException($"--port {p} is not a TCP port (0–65535)");
             var max = parse.GetValue(maxArtifact);
             if (max <= 0) throw new Kiln.Core.KilnException($"--max-artifact-bytes must be positive; got {max}");
+            // The certificate is checked first: a mistake in it is one line and nothing listens.
+            var tls = TlsOptions.Load(parse, tlsCert, tlsKey);
             var options = new KilnServerOptions
             {
+                Tls = tls,
                 Db = parse.GetValue(db)!,
                 Artifacts = parse.GetValue(artifacts),
                 Port = p,
@@ -87,6 +92,7 @@ internal static class ServerCommands
                 throw new Kiln.Core.KilnException($"cannot listen on {options.Host}:{options.Port}: {e.Message}", e);
             }
             Cli.Err.MarkupLine(Markup.Escape(access));
+            if (tls is not null) Cli.Err.MarkupLine(Markup.Escape($"TLS: {tls.Describe()}; HTTP/1.1 and HTTP/2"));
             Cli.Err.MarkupLine($"kiln server listening on [bold]{KilnServer.Address(app)}[/] (metadata: {Markup.Escape(options.Db)})");
             Console.Out.WriteLine(KilnServer.Address(app).ToString().TrimEnd('/'));
             Console.Out.Flush();

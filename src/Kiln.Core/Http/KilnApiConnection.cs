@@ -42,7 +42,7 @@ public sealed class KilnApiConnection : IDisposable
         _base = new Uri(server.AbsoluteUri.TrimEnd('/') + "/" + apiPath.Trim('/') + "/");
         _notServed = notServed;
         _ownsHttp = http is null;
-        _http = http ?? new HttpClient { Timeout = TimeSpan.FromSeconds(100) };
+        _http = http ?? KilnTls.CreateHttpClient(TimeSpan.FromSeconds(100));
     }
 
     /// <summary>True for an http:// or https:// location (a server rather than a store).</summary>
@@ -82,7 +82,7 @@ public sealed class KilnApiConnection : IDisposable
         }
         catch (HttpRequestException e)
         {
-            throw new KilnException($"cannot reach the kiln server at {Server}: {e.Message}", e);
+            throw new KilnException($"cannot reach the kiln server at {Server}: {KilnTls.Explain(e)}", e);
         }
         catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
@@ -111,8 +111,11 @@ public sealed class KilnApiConnection : IDisposable
         try
         {
             using var doc = JsonDocument.Parse(body);
-            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String
-                ? d.GetString()
+            // A problem detail's "detail", or the "message" of MLflow's error body (kiln server's 401 and 403).
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) return null;
+            if (doc.RootElement.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String) return d.GetString();
+            return doc.RootElement.TryGetProperty("error_code", out _) && doc.RootElement.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String
+                ? m.GetString()
                 : null;
         }
         catch (JsonException)

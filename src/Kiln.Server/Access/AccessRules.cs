@@ -53,6 +53,8 @@ internal static class AccessRules
 {
     private static AccessRule Open => new(Scope.Open, Permission.NoPermissions);
 
+    private static AccessRule AdminOnly { get; } = new(Scope.Admin, Permission.Manage);
+
     private static AccessRule Default(Permission p) => new(Scope.Default, p);
 
     private static AccessRule Exp(Permission p, ResourceLookup lookup) => new(Scope.Experiment, p, lookup) { ReadsBody = BodyLookups.Contains(lookup) };
@@ -144,8 +146,18 @@ internal static class AccessRules
         ["GET /api/v1/models/{name}/aliases/{alias}"] = Model(Permission.Read, ModelRoute),
         ["POST /api/v1/models/{name}/aliases/{alias}/rollback"] = Model(Permission.Edit, ModelRoute),
 
-        // Audit trail
-        ["GET /api/v1/audit"] = new(Scope.Admin, Permission.Manage),
+        // The admins' API: users, service tokens, grants and the audit trail.
+        ["GET /api/v1/auth/users"] = AdminOnly,
+        ["POST /api/v1/auth/users"] = AdminOnly,
+        ["PUT /api/v1/auth/users/{name}/password"] = AdminOnly,
+        ["DELETE /api/v1/auth/users/{name}"] = AdminOnly,
+        ["GET /api/v1/auth/tokens"] = AdminOnly,
+        ["POST /api/v1/auth/tokens"] = AdminOnly,
+        ["POST /api/v1/auth/tokens/{id}/revoke"] = AdminOnly,
+        ["GET /api/v1/auth/grants"] = AdminOnly,
+        ["PUT /api/v1/auth/grants"] = AdminOnly,
+        ["DELETE /api/v1/auth/grants"] = AdminOnly,
+        ["GET /api/v1/auth/audit"] = AdminOnly,
 
         // Feature store (Feast's online API)
         ["POST /get-online-features"] = Default(Permission.Read),
@@ -191,8 +203,6 @@ internal static class AccessRules
         ["POST /collections/{name}/points/search"] = Default(Permission.Read),
         ["POST /collections/{name}/points/query"] = Default(Permission.Read),
     };
-
-    private static readonly AccessRule AdminOnly = new(Scope.Admin, Permission.Manage);
 
     /// <summary>The keys an endpoint is looked up by: "METHOD /template" for each of its methods, "* /template" when it takes any.</summary>
     public static IReadOnlyList<string> Keys(Endpoint endpoint)

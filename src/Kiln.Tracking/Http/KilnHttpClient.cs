@@ -24,7 +24,7 @@ public sealed class KilnHttpClient : ITrackingStore, IModelRegistry, IArtifactSt
     {
         _base = new Uri(baseUri.ToString().TrimEnd('/') + "/");
         _ownsHttp = http is null;
-        _http = http ?? new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
+        _http = http ?? Kiln.Core.Http.KilnTls.CreateHttpClient(TimeSpan.FromMinutes(10));
     }
 
     public string User { get; set; } = Environment.UserName;
@@ -49,7 +49,7 @@ public sealed class KilnHttpClient : ITrackingStore, IModelRegistry, IArtifactSt
         }
         catch (HttpRequestException e)
         {
-            throw new TrackingException(ErrorCode.InternalError, $"cannot reach the kiln server at {_base}: {e.Message}", e);
+            throw new TrackingException(ErrorCode.InternalError, $"cannot reach the kiln server at {_base}: {Kiln.Core.Http.KilnTls.Explain(e)}", e);
         }
         using (response)
         {
