@@ -219,3 +219,68 @@ public sealed class AreaPageHttpTests(UiFixture f) : IClassFixture<UiFixture>
         Assert.Contains("<td>driver</td>", html, StringComparison.Ordinal);
     }
 }
+
+/// <summary>A metric logged over many steps is drawn as a line through every step.</summary>
+public sealed class MetricChartTests(UiFixture f) : IClassFixture<UiFixture>
+{
+    [Fact]
+    public async Task A_metric_logged_over_steps_is_one_polyline_with_a_point_per_step_rising_where_the_values_rise()
+    {
+        await using var stores = TrackingStores.Open(f.Address.ToString().TrimEnd('/'));
+        var experiment = await stores.Tracking.CreateExperimentAsync("chart-test");
+        var run = await stores.Tracking.CreateRunAsync(new CreateRun(experiment, "fifty-steps"));
+        // loss = 1 / (step + 1): falling, so on screen (y grows downward) each point is lower than the one before.
+        var points = Enumerable.Range(0, 50).Select(s => new Metric("loss", 1.0 / (s + 1), 1_700_000_000_000 + s, s)).ToList();
+        await stores.Tracking.LogBatchAsync(run.RunId, points, null, null);
+
+        var (status, html) = await f.GetAsync($"/runs/{run.RunId}");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var polyline = Regex.Match(html, "<polyline class=\"series\" data-series=\"loss\"[^>]*points=\"([^\"]+)\"");
+        Assert.True(polyline.Success, html);
+        var xy = polyline.Groups[1].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => p.Split(',').Select(v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray()).ToList();
+        Assert.Equal(50, xy.Count);
+        for (var i = 1; i < xy.Count; i++)
+        {
+            Assert.True(xy[i][0] > xy[i - 1][0], "x grows with the step");
+            Assert.True(xy[i][1] >= xy[i - 1][1], "a falling loss is drawn going down");
+        }
+        Assert.Contains(">50</td>", html, StringComparison.Ordinal); // the metrics table counts 50 points
+    }
+}
+
+/// <summary>Paging the runs table by its "Next page" links.</summary>
+public sealed class PagingTests(UiFixture f) : IClassFixture<UiFixture>
+{
+    [Fact]
+    public async Task Next_page_links_walk_every_run_once_newest_first_even_when_start_times_tie()
+    {
+        await using var stores = TrackingStores.Open(f.Address.ToString().TrimEnd('/'));
+        var experiment = await stores.Tracking.CreateExperimentAsync("paging-test");
+        // 120 runs, three at each start time, so that a page boundary (every 50 rows) falls inside a tie.
+        var expected = new List<(long Time, string Id)>();
+        for (var i = 0; i < 120; i++)
+        {
+            var run = await stores.Tracking.CreateRunAsync(new CreateRun(experiment, $"r{i}", StartTime: 1_700_000_000_000 + i / 3));
+            expected.Add((run.Info.StartTime, run.RunId));
+        }
+        // The table's order: start time descending, then run id (the store's tie-break).
+        var order = expected.OrderByDescending(e => e.Time).ThenBy(e => e.Id, StringComparer.Ordinal).Select(e => e.Id).ToList();
+
+        var seen = new List<string>();
+        var url = $"/experiments/{experiment}";
+        for (var pages = 0; pages < 10 && url is not null; pages++)
+        {
+            var (status, html) = await f.GetAsync(url);
+            Assert.Equal(HttpStatusCode.OK, status);
+            seen.AddRange(Regex.Matches(html, "<td><a href=\"/runs/([0-9a-f]+)\">").Select(m => m.Groups[1].Value));
+            var next = Regex.Match(html, "<a href=\"([^\"]+)\" rel=\"next\">");
+            url = next.Success ? WebUtility.HtmlDecode(next.Groups[1].Value) : null;
+        }
+        Assert.Equal(order, seen);
+
+        var (badStatus, badHtml) = await f.GetAsync($"/experiments/{experiment}?before=yesterday");
+        Assert.Equal(HttpStatusCode.OK, badStatus);
+        Assert.Contains("is not a page cursor", badHtml, StringComparison.Ordinal);
+    }
+}

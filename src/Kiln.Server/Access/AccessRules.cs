@@ -223,6 +223,21 @@ internal static class AccessRules
         ["GET /models/{Name}"] = Model(Permission.Read, ModelPage),
         // The rollback form: as POST /api/v1/models/{name}/aliases/{alias}/rollback.
         ["POST /models/{Name}"] = Model(Permission.Edit, ModelPage),
+        ["GET /monitoring"] = Default(Permission.Read),
+        ["POST /monitoring"] = Default(Permission.Read),
+        ["GET /monitoring/{Name}"] = Model(Permission.Read, ModelPage),
+        ["POST /monitoring/{Name}"] = Model(Permission.Read, ModelPage),
+        ["GET /serving"] = Default(Permission.Read),
+        ["POST /serving"] = Default(Permission.Read),
+        ["GET /features"] = Default(Permission.Read),
+        ["POST /features"] = Default(Permission.Read),
+        ["GET /pipelines"] = Default(Permission.Read),
+        ["POST /pipelines"] = Default(Permission.Read),
+        ["GET /pipelines/runs/{RunId}"] = Default(Permission.Read),
+        // Cancel, resume and run again: as the pipeline API's POST …/cancel, …/resume and …/runs.
+        ["POST /pipelines/runs/{RunId}"] = Default(Permission.Edit),
+        // Blazor's redirect after a form post under enhanced navigation.
+        ["GET /_framework/opaque-redirect"] = Default(Permission.Read),
         ["GET /{*path:nonfile}"] = Default(Permission.Read),
         ["POST /{*path:nonfile}"] = Default(Permission.Read),
     };

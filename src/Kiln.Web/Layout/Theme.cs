@@ -46,6 +46,7 @@ button{cursor:pointer}button.danger{border-color:var(--bad);color:var(--bad)}but
 .badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;border:1px solid var(--line)}
 .state-failed{color:var(--bad);border-color:var(--bad)}.state-succeeded{color:var(--ok);border-color:var(--ok)}
 .diff td.changed{font-weight:600}
+svg.gantt text{fill:var(--fg)}
 pre.log{background:var(--card);border:1px solid var(--line);padding:8px;overflow:auto;max-height:360px;font-size:12px}
 """;
 }
