@@ -81,12 +81,19 @@ public sealed class KilnServerOptions
         if (FeedbackLogDirectory is { } log) modules.Add(new FeedbackServerModule(log));
         if (VectorsDirectory is { } vectors) modules.Add(new VectorServerModule(vectors));
         modules.Add(new MetricsServerModule(Otlp));
+        MonitorConfig? monitorConfig = null;
         if (MonitorFile is { } monitor)
         {
             var config = MonitorConfigLoader.LoadForHost(monitor, FeedbackLogDirectory is { } l ? Path.GetFullPath(l) : null,
                 pipelinesInProcess: PipelinesDirectory is not null);
             modules.Add(new MonitorServerModule(config, PipelinesDirectory is not null));
+            monitorConfig = config;
         }
+        modules.Add(new WebUiModule(new Kiln.Web.UiOptions
+        {
+            PredictionLog = FeedbackLogDirectory is { } log2 ? Path.GetFullPath(log2) : monitorConfig?.Targets.FirstOrDefault()?.LogDirectory,
+            AlertStateFile = monitorConfig?.AlertStateFile,
+        }));
         modules.AddRange(Modules);
         return modules;
     }

@@ -16,25 +16,53 @@ public static class DriftHtmlReport
     private const int ChartWidth = 560;
     private const int ChartHeight = 150;
 
-    /// <summary>Renders the report.</summary>
+    /// <summary>
+    /// The report's stylesheet, scoped to its container (<c>.drift-report</c>) so a page can embed it. Colours are CSS
+    /// variables with the standalone report's values as fallbacks: the web UI's theme (light or dark) sets them.
+    /// </summary>
+    public const string Styles =
+        ".drift-report{color:var(--fg,#1d232b)}.drift-report .sub{color:var(--muted,#5b6573);margin-bottom:18px}" +
+        ".drift-report .summary{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:20px}" +
+        ".drift-report .tile{background:var(--card,#fff);border-radius:8px;padding:12px 16px;box-shadow:0 1px 2px #0002;min-width:150px}" +
+        ".drift-report .tile b{display:block;font-size:22px}.drift-report .bad{color:var(--bad,#c62828)}.drift-report .ok{color:var(--ok,#2e7d32)}.drift-report .muted{color:var(--muted,#5b6573)}" +
+        ".drift-report .card{background:var(--card,#fff);border-radius:8px;padding:14px 18px;margin:0 0 14px;box-shadow:0 1px 2px #0002;border:0;border-left:6px solid #9aa4b1}" +
+        ".drift-report .card.drift{border-left-color:#c62828}.drift-report .card.nodrift{border-left-color:#2e7d32}" +
+        ".drift-report .head{display:flex;justify-content:space-between;align-items:baseline;gap:12px;flex-wrap:wrap}" +
+        ".drift-report .name{font-weight:600;font-size:16px}.drift-report .verdict{font-weight:600}" +
+        ".drift-report table{border-collapse:collapse;margin-top:6px}.drift-report td{padding:1px 12px 1px 0;vertical-align:top}" +
+        ".drift-report .warn{display:inline-block;background:var(--warn-bg,#fff3e0);color:var(--warn-fg,#8a4b00);border-radius:4px;padding:0 6px;margin:2px 4px 0 0;font-size:12px}" +
+        ".drift-report .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}" +
+        ".drift-report svg text{fill:var(--muted,#5b6573)}";
+
+    /// <summary>Renders the report as a standalone page (what <c>kiln drift --html</c> and the drift_check task write).</summary>
     public static string Render(DriftReport report, string title)
     {
         var sb = new StringBuilder(64 * 1024);
         sb.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>").Append(E(title)).Append("</title>\n<style>")
           .Append("body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d232b;background:#f6f7f9}")
-          .Append("h1{font-size:22px;margin:0 0 4px}.sub{color:#5b6573;margin-bottom:18px}")
-          .Append(".summary{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:20px}")
-          .Append(".tile{background:#fff;border-radius:8px;padding:12px 16px;box-shadow:0 1px 2px #0002;min-width:150px}")
-          .Append(".tile b{display:block;font-size:22px}.bad{color:#c62828}.ok{color:#2e7d32}.muted{color:#5b6573}")
-          .Append(".card{background:#fff;border-radius:8px;padding:14px 18px;margin:0 0 14px;box-shadow:0 1px 2px #0002;border-left:6px solid #9aa4b1}")
-          .Append(".card.drift{border-left-color:#c62828}.card.nodrift{border-left-color:#2e7d32}")
-          .Append(".head{display:flex;justify-content:space-between;align-items:baseline;gap:12px;flex-wrap:wrap}")
-          .Append(".name{font-weight:600;font-size:16px}.verdict{font-weight:600}")
-          .Append("table{border-collapse:collapse;margin-top:6px}td{padding:1px 12px 1px 0;vertical-align:top}")
-          .Append(".warn{display:inline-block;background:#fff3e0;color:#8a4b00;border-radius:4px;padding:0 6px;margin:2px 4px 0 0;font-size:12px}")
-          .Append(".legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}")
-          .Append("</style></head><body>\n");
-        sb.Append("<h1>").Append(E(title)).Append("</h1><div class=\"sub\">Drift of the current data against the model's reference profile</div>\n");
+          .Append("h1{font-size:22px;margin:0 0 4px}")
+          .Append(Styles)
+          .Append("</style></head><body>\n<div class=\"drift-report\">");
+        sb.Append("<h1>").Append(E(title)).Append("</h1>");
+        Body(sb, report);
+        sb.Append("</div></body></html>\n");
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// The report's content without the page around it (for the web UI, which adds <see cref="Styles"/> once and wraps
+    /// it in an element of class <c>drift-report</c>): the summary, then one card per feature, drifted first.
+    /// </summary>
+    public static string Fragment(DriftReport report)
+    {
+        var sb = new StringBuilder(64 * 1024);
+        Body(sb, report);
+        return sb.ToString();
+    }
+
+    private static void Body(StringBuilder sb, DriftReport report)
+    {
+        sb.Append("<div class=\"sub\">Drift of the current data against the model's reference profile</div>\n");
 
         var verdict = report.DatasetDrift ? "<b class=\"bad\">drift</b>" : report.FeaturesTested == 0 ? "<b class=\"muted\">not tested</b>" : "<b class=\"ok\">no drift</b>";
         sb.Append("<div class=\"summary\">")
@@ -50,8 +78,6 @@ public static class DriftHtmlReport
         var features = new List<FeatureDrift>(report.Features);
         features.Sort((a, b) => DriftReport.Severity(b).CompareTo(DriftReport.Severity(a)));
         foreach (var f in features) Card(sb, f);
-        sb.Append("</body></html>\n");
-        return sb.ToString();
     }
 
     private static void Card(StringBuilder sb, FeatureDrift f)

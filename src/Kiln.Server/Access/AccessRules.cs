@@ -77,6 +77,20 @@ internal static class AccessRules
     private static readonly ResourceLookup ModelRequest = r => r.One(r.RegistryField("name"));
     private static readonly ResourceLookup ModelRoute = r => r.One(r.Route("name"));
 
+    // The web UI's pages (Kiln.Web): route values and the compare page's ?run=… list.
+    private static readonly ResourceLookup ExperimentPage = r => r.One(r.Route("ExperimentId"));
+    private static readonly ResourceLookup RunPage = r => r.ExperimentOfRunAsync(r.Route("RunId"));
+    private static readonly ResourceLookup ModelPage = r => r.One(r.Route("Name"));
+    private static readonly ResourceLookup ComparedRuns = async r =>
+    {
+        var experiments = new List<string>();
+        foreach (var run in r.Http.Request.Query["run"])
+        {
+            foreach (var e in await r.ExperimentOfRunAsync(run)) if (!experiments.Contains(e)) experiments.Add(e);
+        }
+        return experiments;
+    };
+
     private static readonly HashSet<ResourceLookup> BodyLookups = [ExperimentBody, ExperimentIdsBody, RunBody, ModelRequest];
 
     private static readonly Dictionary<string, AccessRule> Rules = new(StringComparer.Ordinal)
@@ -202,6 +216,42 @@ internal static class AccessRules
         ["POST /collections/{name}/points/scroll"] = Default(Permission.Read),
         ["POST /collections/{name}/points/search"] = Default(Permission.Read),
         ["POST /collections/{name}/points/query"] = Default(Permission.Read),
+
+        // The web UI (Kiln.Web). Razor pages answer GET and POST (a page's forms post back to it): reading needs READ
+        // as the API's reads do; a page whose form changes state needs what the API's equivalent needs on POST.
+        // Lists of experiments and models need the default READ (the page is not cut down per grant as API searches are).
+        ["GET /"] = Default(Permission.Read),
+        ["POST /"] = Default(Permission.Read),
+        ["GET /experiments"] = Default(Permission.Read),
+        ["POST /experiments"] = Default(Permission.Read),
+        ["GET /experiments/{ExperimentId}"] = Exp(Permission.Read, ExperimentPage),
+        ["POST /experiments/{ExperimentId}"] = Exp(Permission.Read, ExperimentPage),
+        ["GET /runs/{RunId}"] = Exp(Permission.Read, RunPage),
+        ["POST /runs/{RunId}"] = Exp(Permission.Read, RunPage),
+        ["GET /compare"] = Exp(Permission.Read, ComparedRuns),
+        ["POST /compare"] = Exp(Permission.Read, ComparedRuns),
+        ["GET /models"] = Default(Permission.Read),
+        ["POST /models"] = Default(Permission.Read),
+        ["GET /models/{Name}"] = Model(Permission.Read, ModelPage),
+        // The rollback form: as POST /api/v1/models/{name}/aliases/{alias}/rollback.
+        ["POST /models/{Name}"] = Model(Permission.Edit, ModelPage),
+        ["GET /monitoring"] = Default(Permission.Read),
+        ["POST /monitoring"] = Default(Permission.Read),
+        ["GET /monitoring/{Name}"] = Model(Permission.Read, ModelPage),
+        ["POST /monitoring/{Name}"] = Model(Permission.Read, ModelPage),
+        ["GET /serving"] = Default(Permission.Read),
+        ["POST /serving"] = Default(Permission.Read),
+        ["GET /features"] = Default(Permission.Read),
+        ["POST /features"] = Default(Permission.Read),
+        ["GET /pipelines"] = Default(Permission.Read),
+        ["POST /pipelines"] = Default(Permission.Read),
+        ["GET /pipelines/runs/{RunId}"] = Default(Permission.Read),
+        // Cancel, resume and run again: as the pipeline API's POST …/cancel, …/resume and …/runs.
+        ["POST /pipelines/runs/{RunId}"] = Default(Permission.Edit),
+        // Blazor's redirect after a form post under enhanced navigation.
+        ["GET /_framework/opaque-redirect"] = Default(Permission.Read),
+        ["GET /{*path:nonfile}"] = Default(Permission.Read),
+        ["POST /{*path:nonfile}"] = Default(Permission.Read),
     };
 
     /// <summary>The keys an endpoint is looked up by: "METHOD /template" for each of its methods, "* /template" when it takes any.</summary>
