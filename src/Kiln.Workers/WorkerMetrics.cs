@@ -15,19 +15,15 @@ namespace Kiln.Workers;
 /// </summary>
 public sealed class WorkerMetrics
 {
-    public WorkerMetrics(Meter meter, int concurrency, ScorerCache? scorers = null)
+    public WorkerMetrics(Meter meter, int concurrency)
     {
         ArgumentNullException.ThrowIfNull(meter);
         Jobs = meter.CreateCounter<long>("kiln.worker.jobs", null, "Jobs this worker ended, by queue and outcome (succeeded, failed, cancelled: handed back by a stop).");
         Duration = meter.CreateHistogram<double>("kiln.worker.job.duration", "s", "Time a job ran on this worker, by queue and outcome.");
         Busy = meter.CreateUpDownCounter<int>("kiln.worker.busy", null, "Jobs running now on this worker, by queue (at most kiln_worker_concurrency in all).");
         meter.CreateObservableGauge("kiln.worker.concurrency", () => concurrency, null, "Jobs this worker runs at once (--concurrency).");
-        var cache = scorers ?? ScorerCache.Shared;
-        meter.CreateObservableCounter("kiln.worker.scorer.loads", () => new[]
-        {
-            new Measurement<long>(cache.Loads, new KeyValuePair<string, object?>("outcome", "loaded")),
-            new Measurement<long>(cache.Reuses, new KeyValuePair<string, object?>("outcome", "reused")),
-        }, null, "Scorers a partition job asked for: loaded (package read, pipeline built) or reused from this worker's cache.");
+        ScorerLoads = meter.CreateCounter<long>("kiln.worker.scorer.loads", null,
+            "Scorers partition jobs asked for: loaded (package read, pipeline built) or reused from the worker's cache.");
         Batch = new BatchMetrics(meter);
     }
 
@@ -36,6 +32,9 @@ public sealed class WorkerMetrics
     public Histogram<double> Duration { get; }
 
     public UpDownCounter<int> Busy { get; }
+
+    /// <summary>Scorers asked for by outcome: loaded, or reused from <see cref="ScorerCache"/>.</summary>
+    public Counter<long> ScorerLoads { get; }
 
     /// <summary>Rows and parts of the partitions this worker scores (kiln_batch_rows_total, kiln_batch_parts_total).</summary>
     public BatchMetrics Batch { get; }

@@ -83,6 +83,7 @@ public sealed class BatchPartitionJob(ScorerCache cache, WorkerMetrics? metrics)
         var key = string.Join('\n', args.Model, args.ModelSha256, args.TrackingUri ?? "");
         using var lease = await cache.AcquireAsync(key, ct => LoadAsync(args, ct), cancellationToken).ConfigureAwait(false);
         var (resolved, scorer) = lease.Loaded;
+        metrics?.ScorerLoads.Add(1, new KeyValuePair<string, object?>("outcome", lease.Fresh ? "loaded" : "reused"));
         var job = new BatchJob(new BatchOptions
         {
             Model = args.Model,
