@@ -7,7 +7,8 @@
 # Usage: bench/batch/distributed.sh [ROWS] [ROUNDS]   (default 2,000,000 rows, 3 rounds)
 # Environment: WORKERS (the worker counts of a round, default "1 2 3"), PARTS (partitions, default 12),
 # PARTS_SMALL/PARTS_BIG (the overhead runs, default 2 and 40; OVERHEAD=0 skips them), KILN_BIN (a directory
-# holding an already built kiln, e.g. an older commit's, instead of building this tree), BENCH_DIR.
+# holding an already built kiln, e.g. an older commit's, instead of building this tree), WARM=1 (each round's
+# workers first run an untimed 2-partition job, as long-running workers would be warm), BENCH_DIR.
 # Needs PostgreSQL: $KILN_BENCH_POSTGRES (default postgresql://postgres@127.0.0.1:55432/postgres) and psql.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -84,6 +85,9 @@ for r in $(seq 1 "$rounds"); do
   line="round $r local $(printf %.0f "$(echo "$rows / $local_s" | bc -l)")"
   for w in $counts; do
     start_workers "$w"
+    if [[ "${WARM:-0}" == 1 ]]; then
+      rm -rf "$dir/out"; "$kiln" batch --model "$dir/model" --input "$dir/data.csv" --output "$dir/out" --keep id --distributed --db "$db" --partitions 2 >/dev/null 2>&1
+    fi
     rm -rf "$dir/out"
     s=$(seconds "$kiln" batch --model "$dir/model" --input "$dir/data.csv" --output "$dir/out" --keep id --distributed --db "$db" --partitions "$parts")
     stop_workers
