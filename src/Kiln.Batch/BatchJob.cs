@@ -89,7 +89,7 @@ public sealed class BatchJob(BatchOptions options)
         options.Validate();
         var clock = Stopwatch.StartNew();
         var resolved = options.Resolved ?? await options.Locator.ResolveAsync(options.Model, ct).ConfigureAwait(false);
-        var package = ModelPackage.Load(resolved.PackageDirectory);
+        var package = options.Scorer?.Package ?? ModelPackage.Load(resolved.PackageDirectory);
         var only = options.Partition;
         var source = BatchSources.Open(options.Input, options.PartitionRows, only);
         await using var sourceScope = source.ConfigureAwait(false);
@@ -98,7 +98,8 @@ public sealed class BatchJob(BatchOptions options)
         if (skipped.Count > 0) ((FileSource)source).Skip(skipped.Select(s => s.File)); // only files can be bad one by one
         var plan = SchemaCheck.Check(package.Signature, schemas, options.Keep, source.Untyped, options.OnBadRow);
 
-        using var scorer = Scorers.Open(package);
+        using var opened = options.Scorer is null ? Scorers.Open(package) : null;
+        var scorer = options.Scorer ?? opened!;
         var sink = BatchSinks.Open(options.Output, options.Key, partitionOnly: only is not null);
         await using var sinkScope = sink.ConfigureAwait(false);
         var job = new JobIdentity(options.Model, package.Name, resolved.RegistryVersion?.ToString(System.Globalization.CultureInfo.InvariantCulture),

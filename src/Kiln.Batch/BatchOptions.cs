@@ -96,6 +96,12 @@ public sealed class BatchOptions
     /// <summary>The model already resolved by the caller (a pipeline task resolves once and reports the version it pinned); null: resolve <see cref="Model"/>.</summary>
     public ResolvedModel? Resolved { get; init; }
 
+    /// <summary>
+    /// A scorer already open on <see cref="Resolved"/>'s package (a worker keeps one per pinned model for the partitions it
+    /// runs): the job scores with it and leaves it open. Null: the job loads the package and opens its own.
+    /// </summary>
+    public Kiln.Scoring.IScorer? Scorer { get; init; }
+
     internal void Validate()
     {
         if (BatchRows < 1) throw new KilnException($"--batch-rows {BatchRows}: must be at least 1");

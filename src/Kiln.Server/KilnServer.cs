@@ -3,6 +3,7 @@ using Kiln.Core;
 using Kiln.Core.Http;
 using Kiln.Monitoring.Continuous;
 using Kiln.Server.Access;
+using Kiln.Server.Jobs;
 using Kiln.Server.Composition;
 using Kiln.Server.Tracking;
 using Kiln.Serving.Metrics;
@@ -62,6 +63,9 @@ public sealed class KilnServerOptions
     /// <summary>Also push /metrics' instruments to an OpenTelemetry collector.</summary>
     public OtlpOptions? Otlp { get; set; }
 
+    /// <summary>Hangfire's storage of Kiln's queued work, whose dashboard is mounted at /jobs (set by <see cref="KilnServer.PrepareJobsAsync"/> when --db is PostgreSQL).</summary>
+    public Hangfire.JobStorage? Jobs { get; set; }
+
     /// <summary>
     /// Further areas that add services and endpoints to the server, after the ones the options above turn on
     /// (tracking and /metrics are always there).
@@ -80,6 +84,7 @@ public sealed class KilnServerOptions
         if (PipelinesDirectory is { } pipelines) modules.Add(new PipelineServerModule(null, pipelines, Db));
         if (FeedbackLogDirectory is { } log) modules.Add(new FeedbackServerModule(log));
         if (VectorsDirectory is { } vectors) modules.Add(new VectorServerModule(vectors));
+        if (Jobs is { } jobs) modules.Add(new JobsDashboardModule(jobs));
         modules.Add(new MetricsServerModule(Otlp));
         MonitorConfig? monitorConfig = null;
         if (MonitorFile is { } monitor)
@@ -175,6 +180,17 @@ public static class KilnServer
         var add = $"kiln auth user add admin --admin --db {Kiln.Storage.StorageLocation.Redact(options.Db)}";
         if (options.Access.Require) throw new KilnException($"--require-auth: {store.Database.Description} has no users; create an admin first: {add}");
         return Loopback(options, $"{store.Database.Description} has no users; create an admin with `{add}` and restart");
+    }
+
+    /// <summary>
+    /// With a PostgreSQL --db, opens the storage kiln worker and kiln batch --distributed queue their jobs in (creating
+    /// Hangfire's tables if no worker has yet), so the server mounts its dashboard at /jobs. Nothing for SQLite.
+    /// </summary>
+    public static async Task PrepareJobsAsync(KilnServerOptions options, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (StorageLocation.IsServer(options.Db) || StorageLocation.Parse(options.Db, "--db").Kind != StorageKind.Postgres) return;
+        options.Jobs = await Kiln.Workers.WorkerStorage.OpenAsync(options.Db, null, ct);
     }
 
     private static string Loopback(KilnServerOptions options, string why)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Hangfire;
+using Hangfire.Common;
 
 namespace Kiln.Workers;
 
@@ -17,6 +18,12 @@ public sealed class WorkerOptions
 
     /// <summary>The name other processes see (the dashboard, a partition's record); default kiln-worker:HOST:PID.</summary>
     public string Name { get; init; } = string.Create(CultureInfo.InvariantCulture, $"kiln-worker:{Environment.MachineName}:{Environment.ProcessId}");
+
+    /// <summary>Where the worker counts its jobs, rows and scorer loads (its /metrics); null: nowhere.</summary>
+    public WorkerMetrics? Metrics { get; init; }
+
+    /// <summary>The scorers the worker's partition jobs share (loaded once per pinned model).</summary>
+    public Batch.ScorerCache Scorers { get; init; } = Batch.ScorerCache.Shared;
 }
 
 /// <summary>The queues Kiln enqueues to.</summary>
@@ -43,8 +50,12 @@ public static class KilnWorker
             if (!KilnQueues.All.Contains(q)) throw new Kiln.Core.KilnException($"--queues {q}: unknown queue (Kiln's queues: {string.Join(", ", KilnQueues.All)})");
         }
         if (options.Concurrency < 1) throw new Kiln.Core.KilnException($"--concurrency {options.Concurrency}: must be at least 1");
+        var filters = new JobFilterCollection();
+        if (options.Metrics is { } metrics) filters.Add(new WorkerMetricsFilter(metrics));
         var server = new BackgroundJobServer(new BackgroundJobServerOptions
         {
+            Activator = new WorkerJobActivator(options),
+            FilterProvider = new JobFilterProviderCollection(JobFilterProviders.Providers, filters),
             ServerName = options.Name,
             Queues = [.. options.Queues],
             WorkerCount = options.Concurrency,
@@ -65,4 +76,11 @@ public static class KilnWorker
         await server.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
         server.Dispose();
     }
+}
+
+/// <summary>Makes Kiln's jobs with the worker's scorer cache and metrics; any other job type as Hangfire would.</summary>
+internal sealed class WorkerJobActivator(WorkerOptions options) : JobActivator
+{
+    public override object ActivateJob(Type jobType) =>
+        jobType == typeof(Batch.BatchPartitionJob) ? new Batch.BatchPartitionJob(options.Scorers, options.Metrics) : base.ActivateJob(jobType);
 }

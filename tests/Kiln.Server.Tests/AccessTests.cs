@@ -9,6 +9,7 @@ using Kiln.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
 
 namespace Kiln.Server.Tests;
 
@@ -20,6 +21,7 @@ public sealed class AccessFixture : IAsyncLifetime
 {
     private readonly TempDir _dir = new("kiln-access");
     private WebApplication? _app;
+    private string? _jobsDatabase;
 
     public WebApplication App => _app!;
 
@@ -60,6 +62,15 @@ public sealed class AccessFixture : IAsyncLifetime
         };
         options.Access.Require = true;
         options.Access.MaxFailedSignIns = 1000;
+        // The jobs dashboard (/jobs) is mounted with a PostgreSQL database of queued work: a fresh one on the test server.
+        _jobsDatabase = $"kiln_access_{Guid.NewGuid():N}"[..28];
+        await using (var c = new NpgsqlConnection(TestEnvironment.Postgres))
+        {
+            await c.OpenAsync();
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {_jobsDatabase}", c);
+            await create.ExecuteNonQueryAsync();
+        }
+        options.Jobs = await Kiln.Workers.WorkerStorage.OpenAsync(new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres) { Database = _jobsDatabase }.ConnectionString);
         _app = KilnServer.BuildApp(options);
         await _app.StartAsync();
         Address = KilnServer.Address(_app);
@@ -93,6 +104,13 @@ public sealed class AccessFixture : IAsyncLifetime
         {
             await _app.StopAsync();
             await _app.DisposeAsync();
+        }
+        if (_jobsDatabase is not null)
+        {
+            await using var c = new NpgsqlConnection(TestEnvironment.Postgres);
+            await c.OpenAsync();
+            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_jobsDatabase} WITH (FORCE)", c);
+            await drop.ExecuteNonQueryAsync();
         }
         _dir.Dispose();
     }
@@ -140,8 +158,9 @@ public sealed class AccessTests(AccessFixture f) : IClassFixture<AccessFixture>
     public void Every_mapped_endpoint_has_a_reviewed_row_in_the_rule_table()
     {
         var all = Endpoints().ToList();
-        // Every area is on: tracking, registry, artifacts, audit, features, pipelines, feedback, vectors, metrics.
+        // Every area is on: tracking, registry, artifacts, audit, features, pipelines, feedback, vectors, metrics, jobs.
         Assert.True(all.Count > 80, $"only {all.Count} endpoints: is an area missing from the fixture?");
+        Assert.Contains("* /jobs/{**path}", all.Select(e => e.Key));
         var missing = all.Where(e => !AccessRules.IsListed(e.Key)).Select(e => e.Key).Distinct().ToList();
         Assert.True(missing.Count == 0, "endpoints with no row in AccessRules (they are admin-only until reviewed): " + string.Join(", ", missing));
         // The only endpoint open to anonymous callers is the health probe.

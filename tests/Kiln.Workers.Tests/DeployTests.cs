@@ -51,4 +51,15 @@ public partial class DeployTests
             Assert.Matches(command[2] == "worker" ? "cannot connect" : "/data/models/fraud", r.StdErr);
         }
     }
+
+    [Fact]
+    public void The_worker_pods_declare_the_metrics_port_they_listen_on_on_every_address()
+    {
+        var c = Container(Manifests()[0]);
+        var args = ((List<object>)c["args"]).Cast<string>().ToList();
+        var port = args[args.IndexOf("--metrics-port") + 1];
+        Assert.Equal("0.0.0.0", args[args.IndexOf("--metrics-host") + 1]);
+        var declared = ((List<object>)c["ports"]).Cast<Dictionary<object, object>>().Single(p => (string)p["name"] == "metrics");
+        Assert.Equal(port, (string)declared["containerPort"]);
+    }
 }

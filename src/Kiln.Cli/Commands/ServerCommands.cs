@@ -77,6 +77,8 @@ internal static class ServerCommands
             options.Access.DefaultPermission = Kiln.Auth.Permissions.Parse(parse.GetValue(defaultPermission), "--default-permission");
             // Before anything listens: with no users the server stays on loopback (said once it listens).
             var access = await KilnServer.PrepareAccessAsync(options, ct);
+            // With PostgreSQL, the queued work of kiln worker: its dashboard at /jobs (an unreachable database fails here).
+            await KilnServer.PrepareJobsAsync(options, ct);
             Cli.EnsurePortFree("--port", options.Host, options.Port);
             await using var app = KilnServer.BuildApp(options);
             // Open the stores (and create the schema) before listening, so a bad --db fails at once.

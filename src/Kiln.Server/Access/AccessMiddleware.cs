@@ -24,6 +24,7 @@ internal sealed class AccessMiddleware(RequestDelegate next, AccessControl acces
         var audited = rule.ChangesState && !HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method);
         if (!await access.IsOnAsync(ct))
         {
+            AccessItems.Admit(http, Permission.Manage);
             await RunAsync(http, audited ? new Audit(null, null) : null);
             return;
         }
@@ -70,6 +71,7 @@ internal sealed class AccessMiddleware(RequestDelegate next, AccessControl acces
             await RefuseAsync(http, 403, "PERMISSION_DENIED", $"permission denied for user '{caller.Name}': {what}", audit);
             return;
         }
+        AccessItems.Admit(http, access.DefaultOf(caller));
         if (rule.Filter is { } filter && !caller.IsAdmin)
         {
             await RunFilteredAsync(http, filter, caller, ct);
@@ -216,4 +218,22 @@ internal static partial class AccessLog
 {
     [LoggerMessage(EventId = 3101, Level = LogLevel.Error, Message = "could not write the audit row of {Path}")]
     public static partial void AuditFailed(ILogger logger, PathString path, Exception exception);
+}
+
+/// <summary>What the access middleware tells an endpoint it admitted (the jobs dashboard decides read-only from it).</summary>
+public static class AccessItems
+{
+    private const string Key = "kiln.access.default_permission";
+
+    /// <summary>
+    /// The caller's permission where it holds no grant: its own default, the server's, MANAGE for an admin or when
+    /// access control is off; null when the access middleware did not admit the request.
+    /// </summary>
+    public static Permission? DefaultPermissionOf(HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        return http.Items.TryGetValue(Key, out var p) && p is Permission permission ? permission : null;
+    }
+
+    internal static void Admit(HttpContext http, Permission permission) => http.Items[Key] = permission;
 }

@@ -97,6 +97,9 @@ internal static class AccessRules
     {
         ["GET /health"] = Open,
         ["GET /metrics"] = Default(Permission.Read),
+        // Hangfire's dashboard of queued work (with --db postgresql://): pages and its stats poll (a POST) need READ; its
+        // buttons (requeue, delete, trigger) work only for callers with EDIT (read-only otherwise, decided by the dashboard).
+        ["* /jobs/{**path}"] = Default(Permission.Read),
 
         // MLflow tracking
         ["POST /api/2.0/mlflow/experiments/create"] = Create(ResourceKind.Experiment),

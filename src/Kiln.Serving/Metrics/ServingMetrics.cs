@@ -97,9 +97,9 @@ public sealed class ServingMetrics : IDisposable
 
     /// <summary>Bucket boundaries by instrument name (histograms not listed use latency buckets).</summary>
     public static double[] BucketsFor(string instrument) =>
-        instrument == "kiln.serve.prediction.value" ? ValueBuckets : instrument.StartsWith("kiln.pipeline.", StringComparison.Ordinal) ? TaskBuckets : LatencyBuckets;
+        instrument == "kiln.serve.prediction.value" ? ValueBuckets : instrument.StartsWith("kiln.pipeline.", StringComparison.Ordinal) || instrument.StartsWith("kiln.worker.", StringComparison.Ordinal) ? TaskBuckets : LatencyBuckets;
 
-    /// <summary>Pipeline task durations (seconds): a shell step takes milliseconds, a training step an hour.</summary>
+    /// <summary>Pipeline task and worker job durations (seconds): a shell step takes milliseconds, a training step an hour.</summary>
     public static readonly double[] TaskBuckets = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200];
 
     public static string Status(int code) => code is >= 100 and < 600 ? StatusText[code - 100] : code.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -5,6 +5,7 @@ using Kiln.Batch;
 using Kiln.Batch.Sinks;
 using Kiln.Core;
 using Kiln.Core.Packaging;
+using Kiln.Scoring;
 using Kiln.Tracking;
 
 namespace Kiln.Workers.Batch;
@@ -57,24 +58,32 @@ public sealed class PartitionOutcome
 }
 
 /// <summary>The Hangfire job that scores one partition of a distributed batch job on a worker.</summary>
-public sealed class BatchPartitionJob
+/// <param name="cache">The worker's scorers, shared by its jobs.</param>
+/// <param name="metrics">The worker's instruments (rows and parts are counted while the partition is scored); null: none.</param>
+public sealed class BatchPartitionJob(ScorerCache cache, WorkerMetrics? metrics)
 {
+    /// <summary>A job with this process's scorer cache and no metrics (what Hangfire's default activator makes).</summary>
+    public BatchPartitionJob()
+        : this(ScorerCache.Shared, null)
+    {
+    }
+
     /// <summary>
     /// Scores the partition and commits its part by an atomic rename (a second run of the same partition renames
     /// over the first: one copy). Not retried by Hangfire: a failure is the job's, and the coordinator reports it;
     /// a killed worker's partition is not a failure and runs again after the invisibility timeout.
     /// </summary>
     [AutomaticRetry(Attempts = 0, OnAttemptsExceeded = AttemptsExceededAction.Fail)]
+    [Queue(KilnQueues.Batch)]
     public async Task<string> RunAsync(PartitionJobArgs args, CancellationToken cancellationToken)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var stores = DirectoryModelLocator.IsRegistryUri(args.Model) ? TrackingStores.Open(args.TrackingUri) : null;
-        await using var storesScope = (stores ?? (IAsyncDisposable)NoStores.Instance).ConfigureAwait(false);
-        IModelLocator locator = stores is null ? new DirectoryModelLocator() : new RegistryModelLocator(stores);
-        var resolved = await locator.ResolveAsync(args.Model, cancellationToken).ConfigureAwait(false);
-        var sha = ModelPackage.Sha256OfFile(Path.Combine(resolved.PackageDirectory, PackageManifest.FileName));
-        if (!string.Equals(sha, args.ModelSha256, StringComparison.Ordinal))
-            throw new KilnException($"{args.Model}: the package this worker finds (kiln.json {sha[..12]}) is not the one the job was planned with ({args.ModelSha256[..Math.Min(12, args.ModelSha256.Length)]})");
+        // The pinned model and its package's hash name the scorer: later partitions of the job (and later jobs of the
+        // same version) on this worker reuse it instead of loading the package and building the pipeline again.
+        var key = string.Join('\n', args.Model, args.ModelSha256, args.TrackingUri ?? "");
+        using var lease = await cache.AcquireAsync(key, ct => LoadAsync(args, ct), cancellationToken).ConfigureAwait(false);
+        var (resolved, scorer) = lease.Loaded;
+        metrics?.ScorerLoads.Add(1, new KeyValuePair<string, object?>("outcome", lease.Fresh ? "loaded" : "reused"));
         var job = new BatchJob(new BatchOptions
         {
             Model = args.Model,
@@ -85,10 +94,23 @@ public sealed class BatchPartitionJob
             BatchRows = args.BatchRows,
             Threads = args.Threads,
             Partition = args.Partition,
-            Locator = locator,
             Resolved = resolved,
+            Scorer = scorer,
         });
-        var result = await job.RunAsync(cancellationToken).ConfigureAwait(false);
+        var follower = metrics?.Batch.Follow(job.Status);
+        BatchResult result;
+        try
+        {
+            var run = job.RunAsync(cancellationToken);
+            // Rows are counted as they are scored, so a dashboard's rows per second follows a long partition.
+            while (follower is not null && await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None)).ConfigureAwait(false) != run)
+                follower.Record();
+            result = await run.ConfigureAwait(false);
+        }
+        finally
+        {
+            follower?.Record();
+        }
         var outcome = new PartitionOutcome
         {
             Worker = WorkerIdentity.Name,
@@ -96,6 +118,19 @@ public sealed class BatchPartitionJob
             Seconds = Math.Round(clock.Elapsed.TotalSeconds, 3),
         };
         return JsonSerializer.Serialize(outcome, WorkerJson.Default.PartitionOutcome);
+    }
+
+    /// <summary>Resolves the pinned model, checks its package is the one planned, and opens its scorer.</summary>
+    private static async Task<LoadedScorer> LoadAsync(PartitionJobArgs args, CancellationToken ct)
+    {
+        var stores = DirectoryModelLocator.IsRegistryUri(args.Model) ? TrackingStores.Open(args.TrackingUri) : null;
+        await using var storesScope = (stores ?? (IAsyncDisposable)NoStores.Instance).ConfigureAwait(false);
+        IModelLocator locator = stores is null ? new DirectoryModelLocator() : new RegistryModelLocator(stores);
+        var resolved = await locator.ResolveAsync(args.Model, ct).ConfigureAwait(false);
+        var sha = ModelPackage.Sha256OfFile(Path.Combine(resolved.PackageDirectory, PackageManifest.FileName));
+        if (!string.Equals(sha, args.ModelSha256, StringComparison.Ordinal))
+            throw new KilnException($"{args.Model}: the package this worker finds (kiln.json {sha[..12]}) is not the one the job was planned with ({args.ModelSha256[..Math.Min(12, args.ModelSha256.Length)]})");
+        return new LoadedScorer(resolved, Scorers.Open(resolved.PackageDirectory));
     }
 }
 

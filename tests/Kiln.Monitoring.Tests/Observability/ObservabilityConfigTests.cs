@@ -128,7 +128,7 @@ public sealed class ObservabilityConfigTests
             // The job label is the pod's app.kubernetes.io/name, as the rules and the static configuration name the job.
             jobs.Add((string)podLabels[spec["jobLabel"]]);
         }
-        Assert.Equal(["kiln-serve", "kiln-server"], jobs.Order(StringComparer.Ordinal));
+        Assert.Equal(["kiln-serve", "kiln-server", "kiln-worker"], jobs.Order(StringComparer.Ordinal));
         var staticJobs = Regex.Matches(File.ReadAllText(Path.Combine(ObservabilityFiles.Prometheus, "prometheus.yml")), @"^\s*- job_name: (\S+)", RegexOptions.Multiline)
             .Select(m => m.Groups[1].Value);
         Assert.All(jobs, j => Assert.Contains(j, staticJobs));
