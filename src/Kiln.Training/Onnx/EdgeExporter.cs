@@ -110,7 +110,7 @@ public static class EdgeExporter
         var cache = Path.Combine(root, "out", "edge");
         Directory.CreateDirectory(cache);
         var target = Path.Combine(cache, runtime);
-        var stamp = Path.Combine(target, ".built");
+        var stamp = target + ".built";
 
         // One publish at a time (several exports may start together); the second finds the first's result.
         var gate = await LockAsync(Path.Combine(cache, ".lock"), ct).ConfigureAwait(false);
