@@ -3,15 +3,19 @@
 #   bench/edge/run.sh [ROWS] [ROUNDS]
 # The quickstart package is trained and exported with `kiln package export edge`; then, in alternating rounds,
 # kiln-score and its peer `kiln batch` (the whole CLI, ML.NET's pipeline) score one row (start to first prediction:
-# process start to exit) and ROWS rows of CSV (rows/s, process start to exit).
-# Work files in ${BENCH_DIR:-/tmp/kiln-bench-edge}.
+# process start to exit, and its CPU time, which a loaded machine does not inflate) and ROWS rows of CSV (rows/s,
+# process start to exit).
+# Work files in ${BENCH_DIR:-/tmp/kiln-bench-edge}; KILN=path/to/kiln uses a CLI already built instead of building one.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 dir="${BENCH_DIR:-/tmp/kiln-bench-edge}"
 rows="${1:-200000}"; rounds="${2:-5}"
 mkdir -p "$dir"
-dotnet build "$root/src/Kiln.Cli" -c Release -nologo -v quiet -o "$dir/kiln-bin" >/dev/null
-kiln="$dir/kiln-bin/kiln"
+kiln="${KILN:-}"
+if [[ -z "$kiln" ]]; then
+  dotnet build "$root/src/Kiln.Cli" -c Release -nologo -v quiet -o "$dir/kiln-bin" >/dev/null
+  kiln="$dir/kiln-bin/kiln"
+fi
 [[ -d "$dir/fraud" ]] || "$kiln" train "$root/examples/quickstart/spec.yaml" --out "$dir/fraud" >/dev/null 2>&1
 rm -rf "$dir/edge"
 KILN_SOURCE_ROOT="$root" "$kiln" package export edge "$dir/fraud" --out "$dir/edge" >/dev/null
@@ -40,25 +44,28 @@ for ((i = 1; i <= rounds; i++)); do
   for peer in "${order[@]}"; do
     rm -rf "$dir/out-one" "$dir/out-rows" "$dir/out-one.jsonl" "$dir/out-rows.jsonl"
     if [[ $peer == edge ]]; then
-      s=$(now); "$dir/edge/kiln-score" "$dir/one.csv" --out "$dir/out-one.jsonl"; e=$(now)
+      s=$(now); /usr/bin/time -f "%U %S" -o "$dir/cpu" "$dir/edge/kiln-score" "$dir/one.csv" --out "$dir/out-one.jsonl"; e=$(now)
       s2=$(now); "$dir/edge/kiln-score" "$dir/rows.csv" --out "$dir/out-rows.jsonl"; e2=$(now)
     else
-      s=$(now); "$kiln" batch --model "$dir/fraud" --input "$dir/one.csv" --output "$dir/out-one" >/dev/null 2>&1; e=$(now)
+      s=$(now); /usr/bin/time -f "%U %S" -o "$dir/cpu" "$kiln" batch --model "$dir/fraud" --input "$dir/one.csv" --output "$dir/out-one" >/dev/null 2>&1; e=$(now)
       s2=$(now); "$kiln" batch --model "$dir/fraud" --input "$dir/rows.csv" --output "$dir/out-rows" >/dev/null 2>&1; e2=$(now)
     fi
-    python3 -c "print('round $i $peer', round(($e - $s) * 1000), round($rows / ($e2 - $s2)))" | tee -a "$results"
+    cpu=$(awk '{print ($1 + $2) * 1000}' "$dir/cpu")
+    python3 -c "print('round $i $peer', round(($e - $s) * 1000), round($rows / ($e2 - $s2)), round($cpu))" | tee -a "$results"
   done
 done
 python3 - "$results" <<'PY'
 import sys, statistics as st
 rounds = {}
 for line in open(sys.argv[1]):
-    _, i, peer, ms, rate = line.split()
-    rounds.setdefault(int(i), {})[peer] = (int(ms), int(rate))
+    _, i, peer, ms, rate, cpu = line.split()
+    rounds.setdefault(int(i), {})[peer] = (int(ms), int(rate), int(cpu))
 ms = {p: st.median(r[p][0] for r in rounds.values()) for p in ("edge", "batch")}
 rate = {p: st.median(r[p][1] for r in rounds.values()) for p in ("edge", "batch")}
+cpu = {p: st.median(r[p][2] for r in rounds.values()) for p in ("edge", "batch")}
 print(f"start to first prediction (median ms): kiln-score {ms['edge']:.0f}, kiln batch {ms['batch']:.0f}; "
-      f"median ratio {st.median(r['batch'][0] / r['edge'][0] for r in rounds.values()):.1f}x")
+      f"median ratio {st.median(r['batch'][0] / r['edge'][0] for r in rounds.values()):.1f}x; "
+      f"CPU time (user + system, median ms): kiln-score {cpu['edge']:.0f}, kiln batch {cpu['batch']:.0f}")
 print(f"rows/s (median): kiln-score {rate['edge']:,.0f}, kiln batch {rate['batch']:,.0f}; "
       f"median ratio {st.median(r['edge'][1] / r['batch'][1] for r in rounds.values()):.2f}x")
 PY
