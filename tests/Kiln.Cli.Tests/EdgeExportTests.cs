@@ -149,6 +149,12 @@ public sealed class EdgeExportTests(EdgeExport edge) : IClassFixture<EdgeExport>
         r = await KilnCli.RunAsync(["package", "export", "edge", edge.Package, "--out", edge.Directory]);
         Assert.Equal(1, r.ExitCode);
         Assert.Contains($"error: {edge.Directory}: the directory is not empty", r.StdErr, StringComparison.Ordinal);
+
+        // Without Kiln's source the scorer cannot be published: one line saying so, and no directory left behind.
+        r = await KilnCli.RunAsync(["package", "export", "edge", edge.Package, "--out", dir.File("e")], env: new Dictionary<string, string> { ["KILN_SOURCE_ROOT"] = dir.Path });
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains($"error: {dir.Path}: not a Kiln source tree (src/Kiln.Edge/Kiln.Edge.csproj is missing)", r.StdErr, StringComparison.Ordinal);
+        Assert.False(System.IO.Directory.Exists(dir.File("e")));
     }
 
     private static string Json(string[] c) =>
