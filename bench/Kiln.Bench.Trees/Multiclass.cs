@@ -9,8 +9,8 @@ using Kiln.Training;
 
 /// <summary>
 /// Multiclass tree ensembles, model and transforms (Kiln's scorer): the seed article's three features with a
-/// three-class label, each of Kiln's multiclass tree trainers (fast_forest, fast_tree: one-versus-all; lightgbm:
-/// softmax), Kiln's evaluator against KILN_TREE_EVALUATOR=mlnet, one thread each, alternating rounds.
+/// three-class label, each of Kiln's multiclass tree trainers (all one-versus-all models once saved), Kiln's evaluator
+/// against KILN_TREE_EVALUATOR=mlnet, one thread each, alternating rounds.
 /// </summary>
 internal static class Multiclass
 {
