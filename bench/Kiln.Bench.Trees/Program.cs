@@ -22,7 +22,10 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 //   reference-walk   the same trees walked row by row, branching, on ML.NET's node arrays (the plain layout)
 //   ort-trees        ONNX Runtime's TreeEnsembleRegressor on the same trees (bench/trees/forest_to_onnx.py), 1 intra-op thread
 // Usage: Kiln.Bench.Trees WORK_DIR [ROWS=200000] [ROUNDS=5]
+//        Kiln.Bench.Trees multiclass WORK_DIR [ROWS] [ROUNDS]   (Multiclass.cs)
 var inv = CultureInfo.InvariantCulture;
+if (args.Length > 0 && args[0] == "multiclass")
+    return await Multiclass.RunAsync(Path.GetFullPath(args.Length > 1 ? args[1] : "/tmp/kiln-bench-trees"), args.Length > 2 ? int.Parse(args[2], inv) : 50_000, args.Length > 3 ? int.Parse(args[3], inv) : 5);
 var work = Path.GetFullPath(args.Length > 0 ? args[0] : "/tmp/kiln-bench-trees");
 var rows = args.Length > 1 ? int.Parse(args[1], inv) : 200_000;
 var rounds = args.Length > 2 ? int.Parse(args[2], inv) : 5;

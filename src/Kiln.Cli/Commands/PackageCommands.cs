@@ -149,6 +149,30 @@ internal static class PackageCommands
             return 0;
         });
         command.Subcommands.Add(onnx);
+
+        var edgePackage = new Argument<string>("package") { Description = "The package directory (ML.NET or ONNX)." };
+        var edgeOutput = new Option<string>("--out", "-o") { Description = "The directory to write (new or empty).", Required = true };
+        var runtime = new Option<string?>("--runtime", "-r") { Description = $"The scorer's platform: {string.Join(", ", EdgeExporter.Runtimes)} (default: this machine's)." };
+        var edgeSample = new Option<string?>("--sample") { Description = "Rows (CSV/Parquet) to compare the ONNX export on besides the input example (ML.NET packages)." };
+        var edgeTolerance = new Option<double>("--tolerance") { Description = "The largest difference allowed between the package's and ONNX Runtime's probabilities.", DefaultValueFactory = _ => 1e-5 };
+        var edge = new Command("edge", "Write the model as ONNX, its signature and a small scorer executable (kiln-score: JSON lines or CSV in, predictions out) to a directory.") { edgePackage, edgeOutput, runtime, edgeSample, edgeTolerance };
+        edge.SetHandler(async (parse, ct) =>
+        {
+            var options = new EdgeExportOptions(parse.GetValue(edgePackage)!, parse.GetValue(edgeOutput)!)
+            {
+                Runtime = parse.GetValue(runtime),
+                Sample = parse.GetValue(edgeSample),
+                Tolerance = Tolerance(parse.GetValue(edgeTolerance)),
+            };
+            Cli.Err.MarkupLine("Publishing the scorer (the first time for a platform, or after its sources changed, takes a few minutes)...");
+            var result = await EdgeExporter.ExportAsync(options, ct);
+            if (result.Check is { } check)
+                Cli.Err.MarkupLineInterpolated($"Compared {check.ExampleRows} input example rows and {check.SampleSource}: largest difference {check.MaxDifference.ToString("G3", CultureInfo.InvariantCulture)}");
+            Cli.Err.MarkupLineInterpolated($"Edge scorer ({result.Build}, {(result.Bytes / 1048576.0).ToString("F1", CultureInfo.InvariantCulture)} MB) written to [green]{result.Directory}[/]");
+            Console.WriteLine(result.Scorer);
+            return 0;
+        });
+        command.Subcommands.Add(edge);
         return command;
     }
 

@@ -68,7 +68,7 @@ public sealed class MlnetScorer : IScorer
             try
             {
                 trees = MlnetTreeModel.TryCreate(_model, _inputSchema, package.Signature.Task, out reason);
-                mismatch = trees?.Verify(ml);
+                mismatch = trees?.Verify(ml, classLabels: _classLabels);
             }
             catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException or NotSupportedException)
             {
@@ -79,7 +79,7 @@ public sealed class MlnetScorer : IScorer
             {
                 _trees = trees;
                 TreeEvaluator = "kiln";
-                TreeEvaluatorReason = $"{trees.Ensemble.Trees.Count} trees over {trees.Ensemble.FeatureCount} features";
+                TreeEvaluatorReason = trees.Describe();
                 _treeEngines.Add(new TreeEngine(this, trees));
             }
             else
@@ -218,6 +218,8 @@ public sealed class MlnetScorer : IScorer
         private readonly ValueGetter<VBuffer<float>> _features;
         private readonly RowBlock _block;
         private readonly double[] _sums;
+        private readonly double[][] _classSums;
+        private readonly double[] _rowSums;
         private VBuffer<float> _buffer;
 
         public TreeEngine(MlnetScorer owner, MlnetTreeModel trees)
@@ -234,6 +236,8 @@ public sealed class MlnetScorer : IScorer
             _blockRows = Math.Clamp(256 * 1024 / (4 * (trees.Ensemble.FeatureCount + 1)), 64, 4096);
             _block = new RowBlock(trees.Ensemble.FeatureCount, _blockRows);
             _sums = new double[_blockRows];
+            _classSums = [.. trees.Classes.Select(_ => new double[_blockRows])];
+            _rowSums = new double[trees.Classes.Count];
         }
 
         public void Unbind() => _row.Unbind();
@@ -260,6 +264,11 @@ public sealed class MlnetScorer : IScorer
                         for (var k = 0; k < indices.Length; k++) row[indices[k]] = values[k];
                     }
                 }
+                if (_trees.Task == ModelTask.Multiclass)
+                {
+                    ScoreClasses(count, results[b..]);
+                    continue;
+                }
                 forest.Sum(_block.Data, count, _sums);
                 for (var i = 0; i < count; i++)
                 {
@@ -272,6 +281,24 @@ public sealed class MlnetScorer : IScorer
                     var positive = _trees.Label(score);
                     results[b + i] = new Prediction(labels.Length == 2 ? labels[positive ? 1 : 0] : (positive ? "true" : "false"), _trees.Probability(score));
                 }
+            }
+        }
+
+        /// <summary>Multiclass: each class's forest over the block, then ML.NET's formula, label and value per row.</summary>
+        private void ScoreClasses(int count, Span<Prediction> results)
+        {
+            var classes = _trees.Classes;
+            for (var c = 0; c < classes.Count; c++) classes[c].Forest.Sum(_block.Data, count, _classSums[c]);
+            var labels = _owner._classLabels;
+            for (var i = 0; i < count; i++)
+            {
+                for (var c = 0; c < classes.Count; c++) _rowSums[c] = _classSums[c][i];
+                var probabilities = new float[classes.Count];
+                _trees.ClassScores(_rowSums, probabilities);
+                // As the ML.NET path reports it: the class's label, and the largest score (at least 0).
+                var max = 0f;
+                foreach (var q in probabilities) max = Math.Max(max, q);
+                results[i] = new Prediction(labels[MlnetTreeModel.ArgMax(probabilities)], max, probabilities);
             }
         }
     }

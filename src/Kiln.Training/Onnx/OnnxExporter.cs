@@ -132,8 +132,8 @@ public static class OnnxExporter
         _ => ["Score"],
     };
 
-    /// <summary>The signature as the ONNX graph takes it: the same inputs, with their tensor types.</summary>
-    private static ModelSignature ExportedSignature(ModelSignature signature) => new()
+    /// <summary>The signature as the ONNX graph takes it: the same inputs, with their tensor types (float32 or string).</summary>
+    public static ModelSignature ExportedSignature(ModelSignature signature) => new()
     {
         Task = signature.Task,
         Label = signature.Label,

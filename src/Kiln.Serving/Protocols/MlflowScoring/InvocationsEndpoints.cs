@@ -247,73 +247,8 @@ public static class InvocationsEndpoints
         {
             return new RequestError(400, "the CSV body is not valid UTF-8");
         }
-        batch.IsBatch = true;
-        var records = CsvRecords(text);
-        int[]? columns = null;
-        var line = 0;
-        foreach (var record in records)
-        {
-            line++;
-            if (record.Count == 1 && record[0].Length == 0) continue; // blank line
-            if (columns is null)
-            {
-                columns = new int[record.Count];
-                for (var i = 0; i < record.Count; i++)
-                {
-                    var index = batch.Schema.IndexOf(record[i].Trim());
-                    if (index < 0) return batch.Unknown(record[i].Trim());
-                    columns[i] = index;
-                }
-                continue;
-            }
-            if (record.Count != columns.Length)
-                return new RequestError(422, $"line {line}: has {record.Count} cells, the header has {columns.Length}", Row: batch.Rows);
-            var error = batch.BeginRow();
-            if (error is not null) return error;
-            for (var i = 0; i < columns.Length; i++)
-            {
-                if ((error = batch.Mark(columns[i])) is not null) return error;
-                if ((error = batch.SetText(columns[i], record[i])) is not null) return error;
-            }
-            if ((error = batch.EndRow()) is not null) return error;
-        }
-        if (columns is null) return new RequestError(400, "the CSV body is empty; send a header row and data rows");
-        return batch.Rows == 0 ? new RequestError(422, "the CSV body has a header but no rows") : null;
-    }
-
-    private static List<List<string>> CsvRecords(string text)
-    {
-        var records = new List<List<string>>();
-        var record = new List<string>();
-        var cell = new StringBuilder();
-        var quoted = false;
-        for (var i = 0; i < text.Length; i++)
-        {
-            var c = text[i];
-            if (quoted)
-            {
-                if (c == '"')
-                {
-                    if (i + 1 < text.Length && text[i + 1] == '"') { cell.Append('"'); i++; }
-                    else quoted = false;
-                }
-                else cell.Append(c);
-                continue;
-            }
-            switch (c)
-            {
-                case '"': quoted = true; break;
-                case ',': record.Add(cell.ToString()); cell.Clear(); break;
-                case '\r': break;
-                case '\n':
-                    record.Add(cell.ToString()); cell.Clear();
-                    records.Add(record); record = [];
-                    break;
-                default: cell.Append(c); break;
-            }
-        }
-        if (cell.Length > 0 || record.Count > 0) { record.Add(cell.ToString()); records.Add(record); }
-        return records;
+        using var reader = new StringReader(text);
+        return CsvRowsDecoder.Decode(reader, batch);
     }
 
     private static IResult Error(Inference.Call call, RequestError error)

@@ -6,47 +6,63 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace Kiln.Scoring.Onnx;
 
+/// <summary>Scores an ONNX package through ONNX Runtime (<see cref="OnnxModel"/>); thread-safe.</summary>
+public sealed class OnnxScorer(ModelPackage package) : IScorer
+{
+    private readonly OnnxModel _model = new(package.ModelPath, package.Signature);
+
+    public ModelPackage Package { get; } = package;
+
+    public void Score(DataTable input, int start, Span<Prediction> results) => _model.Score(input, start, results);
+
+    public void Dispose() => _model.Dispose();
+}
+
 /// <summary>
-/// Scores an ONNX package through ONNX Runtime: one session per model, shared by every thread.
+/// An ONNX graph and the signature it is fed by, scored through ONNX Runtime: one session per model, shared by every thread.
 /// Inputs are float, double, int64, int32, bool or string tensors, fed packed ([N, k] holding k signature inputs in
 /// order) or one [N] / [N, 1] tensor per input named as the graph names it (<see cref="OnnxGraph.Layout"/>).
 /// The answer is read from a float/double tensor or from skl2onnx's ZipMap (a sequence of maps, one per row).
 /// </summary>
-public sealed class OnnxScorer : IScorer
+public sealed class OnnxModel : IDisposable
 {
+    private readonly string _path;
+    private readonly ModelSignature _signature;
     private readonly InferenceSession _session;
     private readonly OnnxFeed[] _feeds;
     private readonly OnnxOutput _output;
     private readonly string[] _classLabels;
     private int[]? _zipMapOrder;
 
-    public OnnxScorer(ModelPackage package)
+    /// <summary>Loads the graph; a KilnException names the model file when ONNX Runtime refuses it or the signature cannot feed it.</summary>
+    public OnnxModel(string modelPath, ModelSignature signature)
     {
-        Package = package;
+        _path = modelPath;
+        _signature = signature;
         try
         {
             using var options = OnnxGraph.QuietSessionOptions();
-            _session = new InferenceSession(package.ModelPath, options);
+            _session = new InferenceSession(modelPath, options);
         }
         catch (OnnxRuntimeException e)
         {
-            throw new KilnException($"{package.ModelPath}: ONNX Runtime cannot load the model ({e.Message})", e);
+            throw new KilnException($"{modelPath}: ONNX Runtime cannot load the model ({e.Message})", e);
         }
         try
         {
-            _feeds = OnnxGraph.Layout(_session, package.Signature.Inputs, package.ModelPath);
-            _output = OnnxGraph.ChooseOutput(_session, package.Signature.Task)
-                ?? throw new KilnException($"{package.ModelPath}: no float tensor or ZipMap output fits a {package.Signature.Task.ToString().ToLowerInvariant()} model");
+            _feeds = OnnxGraph.Layout(_session, signature.Inputs, modelPath);
+            _output = OnnxGraph.ChooseOutput(_session, signature.Task)
+                ?? throw new KilnException($"{modelPath}: no float tensor or ZipMap output fits a {signature.Task.ToString().ToLowerInvariant()} model");
         }
         catch
         {
             _session.Dispose();
             throw;
         }
-        _classLabels = [.. package.Signature.ClassLabels ?? []];
+        _classLabels = [.. signature.ClassLabels ?? []];
     }
 
-    public ModelPackage Package { get; }
+    public ModelSignature Signature => _signature;
 
     public void Score(DataTable input, int start, Span<Prediction> results)
     {
@@ -56,7 +72,7 @@ public sealed class OnnxScorer : IScorer
         var names = new List<string>(_feeds.Length);
         try
         {
-            OnnxGraph.Feed(_feeds, Package.Signature.Inputs, input, start, n, names, values);
+            OnnxGraph.Feed(_feeds, _signature.Inputs, input, start, n, names, values);
             using var options = new RunOptions();
             using var outputs = _session.Run(options, names, values, [_output.Name]);
             var output = outputs[0];
@@ -83,7 +99,7 @@ public sealed class OnnxScorer : IScorer
         for (var i = 0; i < results.Length; i++)
         {
             var row = cells.AsSpan(i * width, width);
-            results[i] = Package.Signature.Task switch
+            results[i] = _signature.Task switch
             {
                 ModelTask.Regression => new Prediction(null, row[0]),
                 ModelTask.Binary => Binary(row[width == 2 ? 1 : 0]),
@@ -108,20 +124,20 @@ public sealed class OnnxScorer : IScorer
         for (var i = 0; i < results.Length; i++)
         {
             var row = probabilities.AsSpan(i * classes, classes);
-            results[i] = Package.Signature.Task == ModelTask.Binary ? Binary(row[1]) : Multiclass(row.ToArray());
+            results[i] = _signature.Task == ModelTask.Binary ? Binary(row[1]) : Multiclass(row.ToArray());
         }
     }
 
     /// <summary>Where each ZipMap key goes among the signature's class labels (the same set, in whatever order).</summary>
     private int[] ZipMapOrder(string[] keys)
     {
-        if (keys.Length != _classLabels.Length || (Package.Signature.Task == ModelTask.Binary && keys.Length != 2))
-            throw new KilnException($"{Package.ModelPath}: the ZipMap output names classes {string.Join(", ", keys)}; the signature has {string.Join(", ", _classLabels)}");
+        if (keys.Length != _classLabels.Length || (_signature.Task == ModelTask.Binary && keys.Length != 2))
+            throw new KilnException($"{_path}: the ZipMap output names classes {string.Join(", ", keys)}; the signature has {string.Join(", ", _classLabels)}");
         var order = new int[keys.Length];
         for (var k = 0; k < keys.Length; k++)
         {
             order[k] = Array.IndexOf(_classLabels, keys[k]);
-            if (order[k] < 0) throw new KilnException($"{Package.ModelPath}: the ZipMap output names class '{keys[k]}', which the signature's class labels ({string.Join(", ", _classLabels)}) lack");
+            if (order[k] < 0) throw new KilnException($"{_path}: the ZipMap output names class '{keys[k]}', which the signature's class labels ({string.Join(", ", _classLabels)}) lack");
         }
         return order;
     }

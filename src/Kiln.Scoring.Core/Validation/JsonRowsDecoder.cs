@@ -111,12 +111,27 @@ public static class JsonRowsDecoder
         batch.IsBatch = true;
         foreach (var row in rows)
         {
-            if (DecodeRow(JsonSerializer.SerializeToElement(row), batch) is { } error) throw new Kiln.Core.KilnException(error.Message);
+            if (DecodeRow(row, batch) is { } error) throw new Kiln.Core.KilnException(error.Message);
         }
         // The batch's arrays may be longer than its rows: copy exactly the rows out.
         var all = new int[batch.Rows];
         for (var i = 0; i < all.Length; i++) all[i] = i;
         return batch.Table.Take(all);
+    }
+
+    /// <summary>Decodes one row given as a map of input name to JSON value.</summary>
+    public static RequestError? DecodeRow(Dictionary<string, JsonElement> row, InputBatch batch)
+    {
+        var error = batch.BeginRow();
+        if (error is not null) return error;
+        foreach (var (name, value) in row)
+        {
+            var field = batch.Schema.IndexOf(name);
+            if (field < 0) return batch.Unknown(name);
+            if ((error = batch.Mark(field)) is not null) return error;
+            if ((error = SetCell(value, batch, field)) is not null) return error;
+        }
+        return batch.EndRow();
     }
 
     /// <summary>Decodes one JSON object (a row) given as an element.</summary>
