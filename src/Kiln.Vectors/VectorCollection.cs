@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.IO.Compression;
 using System.Numerics.Tensors;
 using System.Text.Json.Nodes;
 using Kiln.Vectors.Filtering;
@@ -553,6 +554,61 @@ public sealed class VectorCollection : IDisposable
                 if (Path.GetFileName(old) != name) Directory.Delete(old, true);
             }
             _writesSinceSnapshot = 0;
+        }
+    }
+
+    /// <summary>Writes the whole collection as one zip file: its configuration and a snapshot taken now (the graph with
+    /// the vectors, and the ids and payloads). <see cref="VectorStore.Restore"/> makes a collection from it.</summary>
+    public void Export(Stream output)
+    {
+        lock (_writeGate)
+        {
+            // Monitor is re-entrant: the snapshot is taken under the same hold, so no later snapshot replaces it meanwhile.
+            Snapshot();
+            var snapshot = Path.Combine(_directory, File.ReadAllText(Path.Combine(_directory, CurrentFile)).Trim());
+            using var zip = new ZipArchive(output, ZipArchiveMode.Create, leaveOpen: true);
+            zip.CreateEntryFromFile(Path.Combine(_directory, "collection.json"), ExportConfig, CompressionLevel.Fastest);
+            zip.CreateEntryFromFile(Path.Combine(snapshot, "index.usearch"), ExportIndex, CompressionLevel.Fastest);
+            zip.CreateEntryFromFile(Path.Combine(snapshot, "points.bin"), ExportPoints, CompressionLevel.Fastest);
+        }
+    }
+
+    internal const string ExportConfig = "collection.json";
+    internal const string ExportIndex = "index.usearch";
+    internal const string ExportPoints = "points.bin";
+
+    /// <summary>Lays an exported file out as a collection directory whose snapshot is the exported one; returns its configuration.</summary>
+    internal static CollectionConfig Unpack(Stream input, string directory, string field)
+    {
+        ZipArchive zip;
+        try { zip = new ZipArchive(input, ZipArchiveMode.Read, leaveOpen: true); }
+        catch (InvalidDataException e) { throw new VectorInputException($"{field}: not a Kiln collection export (a zip file): {e.Message}"); }
+        using (zip)
+        {
+            ZipArchiveEntry Entry(string name) =>
+                zip.GetEntry(name) ?? throw new VectorInputException($"{field}: not a Kiln collection export: {name} is missing");
+            var configEntry = Entry(ExportConfig);
+            CollectionConfig config;
+            try
+            {
+                using var text = new StreamReader(configEntry.Open());
+                config = CollectionConfig.FromJson(JsonNode.Parse(text.ReadToEnd())!.AsObject());
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or NullReferenceException or InvalidOperationException or FormatException or KeyNotFoundException)
+            {
+                throw new VectorInputException($"{field}: {ExportConfig} is not a collection configuration: {e.Message}");
+            }
+            var snapshot = Path.Combine(directory, "snapshot-" + 1.ToString("D10", CultureInfo.InvariantCulture));
+            Directory.CreateDirectory(snapshot);
+            Directory.CreateDirectory(Path.Combine(directory, "wal"));
+            WriteConfig(directory, config);
+            Entry(ExportIndex).ExtractToFile(Path.Combine(snapshot, "index.usearch"));
+            Entry(ExportPoints).ExtractToFile(Path.Combine(snapshot, "points.bin"));
+            FsyncFile(Path.Combine(snapshot, "index.usearch"));
+            FsyncFile(Path.Combine(snapshot, "points.bin"));
+            File.WriteAllText(Path.Combine(directory, CurrentFile), Path.GetFileName(snapshot));
+            FsyncFile(Path.Combine(directory, CurrentFile));
+            return config;
         }
     }
 
