@@ -28,6 +28,14 @@ public enum SearchPath
     ExactScan,
 }
 
+/// <summary>Where a filter's selectivity estimate came from: a payload index's counts, or a sample of points.</summary>
+public enum SelectivityEstimate
+{
+    None,
+    PayloadIndex,
+    Sample,
+}
+
 /// <summary>A search request in Kiln's terms.</summary>
 public sealed record SearchRequest(float[] Vector, int Limit)
 {
@@ -50,6 +58,7 @@ public sealed class VectorCollection : IDisposable
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
     private readonly Dictionary<PointId, PointEntry> _points = [];
     private readonly List<PointEntry?> _slots = [];
+    private readonly Dictionary<string, PayloadIndex> _payloadIndexes = new(StringComparer.Ordinal);
     private readonly string _directory;
     private HnswIndex _index;
     private readonly WriteAheadLog _wal;
@@ -73,6 +82,9 @@ public sealed class VectorCollection : IDisposable
     public long SnapshotEvery { get; set; } = 50_000;
 
     public SearchPath LastSearchPath { get; private set; }
+
+    /// <summary>How the last filtered search estimated its filter's selectivity.</summary>
+    public SelectivityEstimate LastEstimate { get; private set; }
 
     /// <summary>Threads that add a batch's vectors to the graph side by side (USearch's concurrent adds).</summary>
     public int BuildThreads { get; set; } = Environment.ProcessorCount;
@@ -221,6 +233,23 @@ public sealed class VectorCollection : IDisposable
             var next = Config with { PayloadIndexes = indexes };
             WriteConfig(_directory, next);
             Config = next;
+            _lock.EnterWriteLock();
+            try { RebuildPayloadIndexes(); }
+            finally { _lock.ExitWriteLock(); }
+        }
+    }
+
+    /// <summary>Builds the lookup tables of the keyword and integer payload indexes from the live points.
+    /// Call under the write lock (or before the collection is shared).</summary>
+    private void RebuildPayloadIndexes()
+    {
+        _payloadIndexes.Clear();
+        foreach (var (field, type) in Config.PayloadIndexes)
+        {
+            if (type is not (PayloadSchemaType.Keyword or PayloadSchemaType.Integer)) continue;
+            var ix = new PayloadIndex(field);
+            foreach (var p in _slots) if (p is not null) ix.Add((int)p.Slot, p.Payload);
+            _payloadIndexes[field] = ix;
         }
     }
 
@@ -235,6 +264,9 @@ public sealed class VectorCollection : IDisposable
             var next = Config with { PayloadIndexes = indexes };
             WriteConfig(_directory, next);
             Config = next;
+            _lock.EnterWriteLock();
+            try { _payloadIndexes.Remove(field); }
+            finally { _lock.ExitWriteLock(); }
         }
     }
 
@@ -265,11 +297,13 @@ public sealed class VectorCollection : IDisposable
                 {
                     if (!IsPending(adds, old.Slot)) _index.Remove(old.Slot);
                     _slots[(int)old.Slot] = null;
+                    foreach (var ix in _payloadIndexes.Values) ix.Remove((int)old.Slot, old.Payload);
                 }
             }
             var slot = (ulong)_slots.Count;
             var entry = new PointEntry(p.Id, p.Payload, slot);
             _slots.Add(entry);
+            foreach (var ix in _payloadIndexes.Values) ix.Add((int)slot, p.Payload);
             _points[p.Id] = entry;
             adds.Add((slot, p.Vector));
         }
@@ -287,6 +321,7 @@ public sealed class VectorCollection : IDisposable
         if (!_points.Remove(id, out var old)) return false;
         _index.Remove(old.Slot);
         _slots[(int)old.Slot] = null;
+        foreach (var ix in _payloadIndexes.Values) ix.Remove((int)old.Slot, old.Payload);
         return true;
     }
 
@@ -367,6 +402,11 @@ public sealed class VectorCollection : IDisposable
         {
             if (filter is null) return _points.Count;
             var n = 0;
+            if (IndexedCandidates(filter) is { } candidates)
+            {
+                foreach (var slot in candidates) if (_slots[slot] is { } p && filter.Matches(p.Id, p.Payload)) n++;
+                return n;
+            }
             foreach (var p in _points.Values) if (filter.Matches(p.Id, p.Payload)) n++;
             return n;
         }
@@ -437,6 +477,13 @@ public sealed class VectorCollection : IDisposable
     /// quickly, and the exact scan over the matching points is both cheaper and exact.</summary>
     private bool PreferExact(PointFilter filter, int need, int live)
     {
+        if (IndexedCount(filter) is { } bound)
+        {
+            // A payload index counts the points holding the matched values: an upper bound on the matches.
+            LastEstimate = SelectivityEstimate.PayloadIndex;
+            return bound < Math.Max(Config.FullScanThreshold, 10.0 * need) || bound < live * 0.02;
+        }
+        LastEstimate = SelectivityEstimate.Sample;
         const int SampleSize = 400;
         var rng = new Random(unchecked((int)live * 31 + need));
         int sampled = 0, matched = 0;
@@ -450,6 +497,32 @@ public sealed class VectorCollection : IDisposable
         if (sampled == 0) return true;
         var estimated = (double)matched / sampled * live;
         return estimated < Math.Max(Config.FullScanThreshold, 10.0 * need) || matched < SampleSize * 0.02;
+    }
+
+    /// <summary>The smallest count a payload index gives for one of the filter's must terms, or null without one.</summary>
+    private int? IndexedCount(PointFilter filter)
+    {
+        int? best = null;
+        foreach (var (key, values) in filter.Terms)
+        {
+            if (_payloadIndexes.TryGetValue(key, out var ix) && (best is null || ix.Count(values) < best)) best = ix.Count(values);
+        }
+        return best;
+    }
+
+    /// <summary>The slots of the most selective indexed must term (a superset of the matching points), or null.</summary>
+    private List<int>? IndexedCandidates(PointFilter filter)
+    {
+        PayloadIndex? best = null;
+        JsonValue[]? bestValues = null;
+        foreach (var (key, values) in filter.Terms)
+        {
+            if (_payloadIndexes.TryGetValue(key, out var ix) && (best is null || ix.Count(values) < best.Count(bestValues!)))
+            {
+                (best, bestValues) = (ix, values);
+            }
+        }
+        return best?.Slots(bestValues!);
     }
 
     /// <summary>A candidate before its vector is read back for the answer.</summary>
@@ -486,7 +559,9 @@ public sealed class VectorCollection : IDisposable
     {
         var hits = new List<Hit>();
         var vector = new float[Config.Dimension];
-        foreach (var p in _slots)
+        IEnumerable<PointEntry?> scan = _slots;
+        if (filter is not null && IndexedCandidates(filter) is { } candidates) scan = candidates.Select(slot => _slots[slot]);
+        foreach (var p in scan)
         {
             if (p is null || (filter is not null && !filter.Matches(p.Id, p.Payload))) continue;
             if (!_index.TryGet(p.Slot, vector)) continue;
@@ -646,6 +721,7 @@ public sealed class VectorCollection : IDisposable
                 _slots.AddRange(renumbered);
                 _points.Clear();
                 foreach (var p in renumbered) _points[p!.Id] = p;
+                RebuildPayloadIndexes();
                 old.Dispose();
             }
             finally { _lock.ExitWriteLock(); }
@@ -702,6 +778,8 @@ public sealed class VectorCollection : IDisposable
                 for (var i = 0; i < n; i++) ApplyDelete(PointCodec.ReadId(r));
             }
         }
+
+        RebuildPayloadIndexes();
 
         static (PointId, JsonObject?) Drop((PointId Id, float[] Vector, JsonObject? Payload) p) => (p.Id, p.Payload);
     }
