@@ -1,7 +1,8 @@
 // Vector search against hnswlib (Debian's python3-hnswlib), both on one thread, in one run:
 // 200,000 x 128 float32 vectors with a 16-dimensional latent structure (x = z·A + 0.1·noise, seed 3), 1,000 queries,
 // exact top-10 by numpy. Builds are timed once each (peer first); query sweeps over ef alternate peer / Kiln per round.
-//   dotnet run -c Release --project bench/Kiln.Bench.Vectors -- [--n 200000] [--queries 1000] [--rounds 3] [--datatype float32|float16]
+//   dotnet run -c Release --project bench/Kiln.Bench.Vectors -- [--n 200000] [--queries 1000] [--rounds 3] [--datatype float32|float16] [--threads 1]
+// --memory-only 1 builds Kiln's collection alone and prints its memory (USearch's graph, the managed heap, the process).
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
@@ -13,6 +14,8 @@ int Opt(string k, int d) => opts.TryGetValue(k, out var v) ? int.Parse(v, Cultur
 var n = Opt("n", 200_000);
 var queries = Opt("queries", 1000);
 var rounds = Opt("rounds", 3);
+var threads = Opt("threads", 1);
+var memoryOnly = Opt("memory-only", 0) == 1;
 var datatype = opts.GetValueOrDefault("datatype", "float32") == "float16" ? VectorDatatype.Float16 : VectorDatatype.Float32;
 const int Dim = 128;
 int[] efs = [16, 32, 64, 128, 256];
@@ -34,7 +37,7 @@ try
         for (var j = 0; j < 10; j++) gt[i].Add((ulong)BitConverter.ToInt32(gtBytes, (i * 10 + j) * 4));
     }
 
-    var peerBuild = JsonNode.Parse(Python(["build", dir, "16", "200"]).Trim())!["build_seconds"]!.GetValue<double>();
+    var peerBuild = memoryOnly ? double.NaN : JsonNode.Parse(Python(["build", dir, "16", "200", threads.ToString(CultureInfo.InvariantCulture)]).Trim())!["build_seconds"]!.GetValue<double>();
     using var store = new VectorStore(Path.Combine(dir, "kiln"));
     var c = store.Create("bench", new CollectionConfig
     {
@@ -46,14 +49,22 @@ try
         WalFsync = false,
     });
     c.SnapshotEvery = 0;
+    c.BuildThreads = threads;
     var clock = Stopwatch.StartNew();
     for (var s = 0; s < n; s += 10_000)
     {
         c.Upsert([.. Enumerable.Range(s, Math.Min(10_000, n - s)).Select(i => new PointInput(PointId.Of((ulong)i), base_[i], null))]);
     }
     var kilnBuild = clock.Elapsed.TotalSeconds;
-    Console.WriteLine($"build (one thread, M=16, ef_construction=200): hnswlib {peerBuild:0.0} s, Kiln {kilnBuild:0.0} s (ratio {kilnBuild / peerBuild:0.00}; Kiln's includes its write-ahead log)");
-    Console.WriteLine($"graph memory (USearch): {c.IndexMemoryBytes / 1048576.0:0.0} MiB; raw vectors {(long)n * Dim * 4 / 1048576.0:0.0} MiB");
+    Console.WriteLine($"build ({threads} thread(s), M=16, ef_construction=200): hnswlib {peerBuild:0.0} s, Kiln {kilnBuild:0.0} s (ratio {kilnBuild / peerBuild:0.00}; Kiln's includes its write-ahead log)");
+    // The raw vectors and the bench's own copy of them are dropped first, so the heap holds what the collection holds.
+    base_ = [];
+    var managed = GC.GetTotalMemory(forceFullCollection: true);
+    using (var self = Process.GetCurrentProcess())
+    {
+        Console.WriteLine($"memory: graph (USearch) {c.IndexMemoryBytes / 1048576.0:0.0} MiB, managed heap {managed / 1048576.0:0.0} MiB, process working set {self.WorkingSet64 / 1048576.0:0.0} MiB; raw vectors {(long)n * Dim * 4 / 1048576.0:0.0} MiB");
+    }
+    if (memoryOnly) return;
 
     var bestPeer = new Dictionary<int, (double Recall, double Qps)>();
     var bestKiln = new Dictionary<int, (double Recall, double Qps)>();

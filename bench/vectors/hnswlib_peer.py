@@ -1,7 +1,7 @@
 """Data generator and hnswlib peer for bench/Kiln.Bench.Vectors (Debian's python3-hnswlib, one thread).
 
   hnswlib_peer.py data DIR N DIM LATENT QUERIES SEED   base.f32, queries.f32, gt.i32 (exact top-10, L2)
-  hnswlib_peer.py build DIR M EF_CONSTRUCTION           builds and saves hnswlib.bin; prints {"build_seconds": s}
+  hnswlib_peer.py build DIR M EF_CONSTRUCTION [THREADS] builds and saves hnswlib.bin; prints {"build_seconds": s}
   hnswlib_peer.py query DIR EF[,EF...]                  prints one {"ef", "recall", "qps"} line per ef
 """
 import json
@@ -38,15 +38,15 @@ def load(d, name, dim):
     return np.fromfile(f"{d}/{name}", dtype=np.float32).reshape(-1, dim)
 
 
-def build(d, m, efc):
+def build(d, m, efc, threads=1):
     import hnswlib
     meta = json.load(open(f"{d}/meta.json"))
     x = load(d, "base.f32", meta["dim"])
     index = hnswlib.Index(space="l2", dim=meta["dim"])
     index.init_index(max_elements=len(x), M=m, ef_construction=efc, random_seed=100)
-    index.set_num_threads(1)
+    index.set_num_threads(threads)
     t = time.perf_counter()
-    index.add_items(x, np.arange(len(x)), num_threads=1)
+    index.add_items(x, np.arange(len(x)), num_threads=threads)
     seconds = time.perf_counter() - t
     index.save_index(f"{d}/hnswlib.bin")
     print(json.dumps({"build_seconds": seconds}))
@@ -76,6 +76,6 @@ if __name__ == "__main__":
         data(d, n, dim, latent, queries, seed)
         json.dump({"n": n, "dim": dim, "queries": queries}, open(f"{d}/meta.json", "w"))
     elif cmd == "build":
-        build(d, int(sys.argv[3]), int(sys.argv[4]))
+        build(d, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]) if len(sys.argv) > 5 else 1)
     elif cmd == "query":
         query(d, [int(e) for e in sys.argv[3].split(",")])

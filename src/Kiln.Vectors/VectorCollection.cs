@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.IO.Compression;
 using System.Numerics.Tensors;
 using System.Text.Json.Nodes;
 using Kiln.Vectors.Filtering;
@@ -13,6 +14,9 @@ public sealed record PointInput(PointId Id, float[] Vector, JsonObject? Payload)
 /// <summary>A stored point; its vector is normalised for cosine collections, as Qdrant stores it.</summary>
 public sealed record StoredPoint(PointId Id, float[] Vector, JsonObject? Payload, ulong Slot);
 
+/// <summary>What the collection keeps in managed memory per point: the vector lives in the graph only.</summary>
+internal sealed record PointEntry(PointId Id, JsonObject? Payload, ulong Slot);
+
 /// <summary>A search hit: Qdrant's score (cosine similarity, dot product, or Euclidean distance).</summary>
 public sealed record ScoredPoint(StoredPoint Point, float Score);
 
@@ -22,6 +26,14 @@ public enum SearchPath
     Graph,
     FilteredGraph,
     ExactScan,
+}
+
+/// <summary>Where a filter's selectivity estimate came from: a payload index's counts, or a sample of points.</summary>
+public enum SelectivityEstimate
+{
+    None,
+    PayloadIndex,
+    Sample,
 }
 
 /// <summary>A search request in Kiln's terms.</summary>
@@ -34,17 +46,19 @@ public sealed record SearchRequest(float[] Vector, int Limit)
 }
 
 /// <summary>
-/// One collection: points in memory, an HNSW graph (USearch) over their vectors, a write-ahead log and snapshots
-/// on disk. Writers are serialised and logged before they are applied; searches run beside each other and
+/// One collection: ids and payloads in memory, an HNSW graph (USearch) that holds the vectors (the only copy of
+/// them), a write-ahead log and snapshots on disk. Writers are serialised and logged before they are applied; searches run beside each other and
 /// beside the logging of the next write.
 /// </summary>
 public sealed class VectorCollection : IDisposable
 {
     private const string CurrentFile = "CURRENT";
+    private const int PointsWithoutVectors = -2;
     private readonly object _writeGate = new();
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
-    private readonly Dictionary<PointId, StoredPoint> _points = [];
-    private readonly List<StoredPoint?> _slots = [];
+    private readonly Dictionary<PointId, PointEntry> _points = [];
+    private readonly List<PointEntry?> _slots = [];
+    private readonly Dictionary<string, PayloadIndex> _payloadIndexes = new(StringComparer.Ordinal);
     private readonly string _directory;
     private HnswIndex _index;
     private readonly WriteAheadLog _wal;
@@ -68,6 +82,12 @@ public sealed class VectorCollection : IDisposable
     public long SnapshotEvery { get; set; } = 50_000;
 
     public SearchPath LastSearchPath { get; private set; }
+
+    /// <summary>How the last filtered search estimated its filter's selectivity.</summary>
+    public SelectivityEstimate LastEstimate { get; private set; }
+
+    /// <summary>Threads that add a batch's vectors to the graph side by side (USearch's concurrent adds).</summary>
+    public int BuildThreads { get; set; } = Environment.ProcessorCount;
 
     public int Count
     {
@@ -149,7 +169,7 @@ public sealed class VectorCollection : IDisposable
             _lock.EnterWriteLock();
             try
             {
-                foreach (var p in prepared) ApplyUpsert(p.Id, p.Vector, p.Payload);
+                ApplyUpserts(prepared);
             }
             finally { _lock.ExitWriteLock(); }
             AfterWrite(prepared.Length);
@@ -213,6 +233,23 @@ public sealed class VectorCollection : IDisposable
             var next = Config with { PayloadIndexes = indexes };
             WriteConfig(_directory, next);
             Config = next;
+            _lock.EnterWriteLock();
+            try { RebuildPayloadIndexes(); }
+            finally { _lock.ExitWriteLock(); }
+        }
+    }
+
+    /// <summary>Builds the lookup tables of the keyword and integer payload indexes from the live points.
+    /// Call under the write lock (or before the collection is shared).</summary>
+    private void RebuildPayloadIndexes()
+    {
+        _payloadIndexes.Clear();
+        foreach (var (field, type) in Config.PayloadIndexes)
+        {
+            if (type is not (PayloadSchemaType.Keyword or PayloadSchemaType.Integer)) continue;
+            var ix = new PayloadIndex(field);
+            foreach (var p in _slots) if (p is not null) ix.Add((int)p.Slot, p.Payload);
+            _payloadIndexes[field] = ix;
         }
     }
 
@@ -227,6 +264,9 @@ public sealed class VectorCollection : IDisposable
             var next = Config with { PayloadIndexes = indexes };
             WriteConfig(_directory, next);
             Config = next;
+            _lock.EnterWriteLock();
+            try { _payloadIndexes.Remove(field); }
+            finally { _lock.ExitWriteLock(); }
         }
     }
 
@@ -244,25 +284,44 @@ public sealed class VectorCollection : IDisposable
         }
     }
 
-    private void ApplyUpsert(PointId id, float[] vector, JsonObject? payload)
+    /// <summary>Replaced points leave the graph first; the new slots are numbered in order, then their vectors go into
+    /// the graph in one reserved batch (on <see cref="BuildThreads"/> threads when the batch is large).</summary>
+    private void ApplyUpserts(IReadOnlyList<PointInput> points)
     {
-        if (_points.TryGetValue(id, out var old))
+        var adds = new List<(ulong Slot, float[] Vector)>(points.Count);
+        foreach (var p in points)
         {
-            _index.Remove(old.Slot);
-            _slots[(int)old.Slot] = null;
+            if (_points.TryGetValue(p.Id, out var old))
+            {
+                if (_slots[(int)old.Slot] is not null)
+                {
+                    if (!IsPending(adds, old.Slot)) _index.Remove(old.Slot);
+                    _slots[(int)old.Slot] = null;
+                    foreach (var ix in _payloadIndexes.Values) ix.Remove((int)old.Slot, old.Payload);
+                }
+            }
+            var slot = (ulong)_slots.Count;
+            var entry = new PointEntry(p.Id, p.Payload, slot);
+            _slots.Add(entry);
+            foreach (var ix in _payloadIndexes.Values) ix.Add((int)slot, p.Payload);
+            _points[p.Id] = entry;
+            adds.Add((slot, p.Vector));
         }
-        var slot = (ulong)_slots.Count;
-        var point = new StoredPoint(id, vector, payload, slot);
-        _index.Add(slot, vector);
-        _slots.Add(point);
-        _points[id] = point;
+        // A point upserted twice in one batch keeps its last version only; the earlier one never reaches the graph.
+        adds.RemoveAll(a => _slots[(int)a.Slot] is null);
+        _index.AddMany(adds, BuildThreads);
     }
+
+    /// <summary>Whether the slot was numbered earlier in the same batch (and so is not in the graph yet).</summary>
+    private static bool IsPending(List<(ulong Slot, float[] Vector)> adds, ulong slot) =>
+        adds.Count > 0 && slot >= adds[0].Slot;
 
     private bool ApplyDelete(PointId id)
     {
         if (!_points.Remove(id, out var old)) return false;
         _index.Remove(old.Slot);
         _slots[(int)old.Slot] = null;
+        foreach (var ix in _payloadIndexes.Values) ix.Remove((int)old.Slot, old.Payload);
         return true;
     }
 
@@ -277,7 +336,7 @@ public sealed class VectorCollection : IDisposable
         {
             if (!float.IsFinite(vector[i])) throw new VectorInputException($"{field}[{i}]: components must be finite numbers, got {vector[i].ToString(CultureInfo.InvariantCulture)}");
         }
-        if (Config.Distance != Distance.Cosine) return (float[])vector.Clone();
+        if (Config.Distance != Distance.Cosine) return vector;
         var norm = TensorPrimitives.Norm(vector);
         var copy = new float[vector.Length];
         if (norm > 0) TensorPrimitives.Divide(vector, norm, copy);
@@ -301,10 +360,39 @@ public sealed class VectorCollection : IDisposable
         try
         {
             var found = new List<StoredPoint>();
-            foreach (var id in ids) if (_points.TryGetValue(id, out var p)) found.Add(p);
+            foreach (var id in ids) if (_points.TryGetValue(id, out var p)) found.Add(Materialize(p));
             return found;
         }
         finally { _lock.ExitReadLock(); }
+    }
+
+    /// <summary>Every live point in slot order, read under the lock in pages (for export and copying).</summary>
+    public IEnumerable<StoredPoint> All(int pageSize = 1024)
+    {
+        var from = 0;
+        while (true)
+        {
+            var page = new List<StoredPoint>(pageSize);
+            _lock.EnterReadLock();
+            try
+            {
+                for (; from < _slots.Count && page.Count < pageSize; from++)
+                {
+                    if (_slots[from] is { } p) page.Add(Materialize(p));
+                }
+            }
+            finally { _lock.ExitReadLock(); }
+            foreach (var p in page) yield return p;
+            if (page.Count < pageSize) yield break;
+        }
+    }
+
+    /// <summary>The point with its vector read back from the graph. Call under the read or write lock.</summary>
+    private StoredPoint Materialize(PointEntry p)
+    {
+        var vector = new float[Config.Dimension];
+        if (!_index.TryGet(p.Slot, vector)) throw new InvalidOperationException($"vector of point {p.Id} is missing from the graph (slot {p.Slot})");
+        return new StoredPoint(p.Id, vector, p.Payload, p.Slot);
     }
 
     public int CountMatching(PointFilter? filter)
@@ -314,6 +402,11 @@ public sealed class VectorCollection : IDisposable
         {
             if (filter is null) return _points.Count;
             var n = 0;
+            if (IndexedCandidates(filter) is { } candidates)
+            {
+                foreach (var slot in candidates) if (_slots[slot] is { } p && filter.Matches(p.Id, p.Payload)) n++;
+                return n;
+            }
             foreach (var p in _points.Values) if (filter.Matches(p.Id, p.Payload)) n++;
             return n;
         }
@@ -334,7 +427,7 @@ public sealed class VectorCollection : IDisposable
                 .ToList();
             PointId? next = matching.Count > limit ? matching[limit].Id : null;
             if (matching.Count > limit) matching.RemoveAt(limit);
-            return (matching, next);
+            return (matching.ConvertAll(Materialize), next);
         }
         finally { _lock.ExitReadLock(); }
     }
@@ -348,7 +441,7 @@ public sealed class VectorCollection : IDisposable
         _lock.EnterReadLock();
         try
         {
-            List<ScoredPoint> hits;
+            List<Hit> hits;
             var live = _points.Count;
             if (live == 0) return [];
             if (request.Exact || live <= Config.FullScanThreshold || (request.Filter is not null && PreferExact(request.Filter, need, live)))
@@ -368,12 +461,14 @@ public sealed class VectorCollection : IDisposable
                     LastSearchPath = SearchPath.ExactScan;
                 }
             }
-            IEnumerable<ScoredPoint> result = hits.Skip(request.Offset);
-            if (request.ScoreThreshold is { } t)
+            var result = new List<ScoredPoint>(Math.Max(0, hits.Count - request.Offset));
+            for (var i = request.Offset; i < hits.Count; i++)
             {
-                result = Config.Distance == Distance.Euclid ? result.Where(h => h.Score <= t) : result.Where(h => h.Score >= t);
+                var h = hits[i];
+                if (request.ScoreThreshold is { } t && (Config.Distance == Distance.Euclid ? h.Score > t : h.Score < t)) continue;
+                result.Add(new ScoredPoint(Materialize(h.Entry), h.Score));
             }
-            return result.ToList();
+            return result;
         }
         finally { _lock.ExitReadLock(); }
     }
@@ -382,6 +477,13 @@ public sealed class VectorCollection : IDisposable
     /// quickly, and the exact scan over the matching points is both cheaper and exact.</summary>
     private bool PreferExact(PointFilter filter, int need, int live)
     {
+        if (IndexedCount(filter) is { } bound)
+        {
+            // A payload index counts the points holding the matched values: an upper bound on the matches.
+            LastEstimate = SelectivityEstimate.PayloadIndex;
+            return bound < Math.Max(Config.FullScanThreshold, 10.0 * need) || bound < live * 0.02;
+        }
+        LastEstimate = SelectivityEstimate.Sample;
         const int SampleSize = 400;
         var rng = new Random(unchecked((int)live * 31 + need));
         int sampled = 0, matched = 0;
@@ -397,10 +499,40 @@ public sealed class VectorCollection : IDisposable
         return estimated < Math.Max(Config.FullScanThreshold, 10.0 * need) || matched < SampleSize * 0.02;
     }
 
-    private List<ScoredPoint> GraphSearch(float[] query, int need, PointFilter? filter)
+    /// <summary>The smallest count a payload index gives for one of the filter's must terms, or null without one.</summary>
+    private int? IndexedCount(PointFilter filter)
+    {
+        int? best = null;
+        foreach (var (key, values) in filter.Terms)
+        {
+            if (_payloadIndexes.TryGetValue(key, out var ix) && (best is null || ix.Count(values) < best)) best = ix.Count(values);
+        }
+        return best;
+    }
+
+    /// <summary>The slots of the most selective indexed must term (a superset of the matching points), or null.</summary>
+    private List<int>? IndexedCandidates(PointFilter filter)
+    {
+        PayloadIndex? best = null;
+        JsonValue[]? bestValues = null;
+        foreach (var (key, values) in filter.Terms)
+        {
+            if (_payloadIndexes.TryGetValue(key, out var ix) && (best is null || ix.Count(values) < best.Count(bestValues!)))
+            {
+                (best, bestValues) = (ix, values);
+            }
+        }
+        return best?.Slots(bestValues!);
+    }
+
+    /// <summary>A candidate before its vector is read back for the answer.</summary>
+    private readonly record struct Hit(PointEntry Entry, float Score);
+
+    private List<Hit> GraphSearch(float[] query, int need, PointFilter? filter)
     {
         var slots = new ulong[need];
         var distances = new float[need];
+        var vector = new float[Config.Dimension];
         Func<ulong, bool>? accept = null;
         if (filter is not null)
         {
@@ -411,34 +543,39 @@ public sealed class VectorCollection : IDisposable
             };
         }
         var found = _index.Search(query, need, slots, distances, accept);
-        var hits = new List<ScoredPoint>(found);
+        var hits = new List<Hit>(found);
         for (var i = 0; i < found; i++)
         {
             var p = slots[i] < (ulong)_slots.Count ? _slots[(int)slots[i]] : null;
-            if (p is null) continue;
-            hits.Add(new ScoredPoint(p, Score(query, p.Vector)));
+            if (p is null || !_index.TryGet(p.Slot, vector)) continue;
+            hits.Add(new Hit(p, Score(query, vector)));
         }
         Sort(hits);
         return hits;
     }
 
-    private List<ScoredPoint> ExactScan(float[] query, int need, PointFilter? filter)
+    /// <summary>Scores every live (matching) point from the vectors in the graph, keeping the best <paramref name="need"/>.</summary>
+    private List<Hit> ExactScan(float[] query, int need, PointFilter? filter)
     {
-        var hits = new List<ScoredPoint>();
-        foreach (var p in _slots)
+        var hits = new List<Hit>();
+        var vector = new float[Config.Dimension];
+        IEnumerable<PointEntry?> scan = _slots;
+        if (filter is not null && IndexedCandidates(filter) is { } candidates) scan = candidates.Select(slot => _slots[slot]);
+        foreach (var p in scan)
         {
             if (p is null || (filter is not null && !filter.Matches(p.Id, p.Payload))) continue;
-            hits.Add(new ScoredPoint(p, Score(query, p.Vector)));
+            if (!_index.TryGet(p.Slot, vector)) continue;
+            hits.Add(new Hit(p, Score(query, vector)));
         }
         Sort(hits);
         if (hits.Count > need) hits.RemoveRange(need, hits.Count - need);
         return hits;
     }
 
-    private void Sort(List<ScoredPoint> hits)
+    private void Sort(List<Hit> hits)
     {
-        if (Config.Distance == Distance.Euclid) hits.Sort((a, b) => a.Score.CompareTo(b.Score) is var c && c != 0 ? c : a.Point.Id.CompareTo(b.Point.Id));
-        else hits.Sort((a, b) => b.Score.CompareTo(a.Score) is var c && c != 0 ? c : a.Point.Id.CompareTo(b.Point.Id));
+        if (Config.Distance == Distance.Euclid) hits.Sort((a, b) => a.Score.CompareTo(b.Score) is var c && c != 0 ? c : a.Entry.Id.CompareTo(b.Entry.Id));
+        else hits.Sort((a, b) => b.Score.CompareTo(a.Score) is var c && c != 0 ? c : a.Entry.Id.CompareTo(b.Entry.Id));
     }
 
     /// <summary>Qdrant's score: the dot product (cosine on normalised vectors) or the Euclidean distance.</summary>
@@ -467,11 +604,13 @@ public sealed class VectorCollection : IDisposable
                 using var f = new FileStream(Path.Combine(tmp, "points.bin"), FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
                 using (var w = new BinaryWriter(f, System.Text.Encoding.UTF8, leaveOpen: true))
                 {
+                    // The vectors are in index.usearch; points.bin holds ids and payloads per slot.
+                    w.Write(PointsWithoutVectors);
                     w.Write(_slots.Count);
                     foreach (var p in _slots)
                     {
                         w.Write(p is not null);
-                        if (p is not null) PointCodec.WritePoint(w, p.Id, p.Vector, p.Payload);
+                        if (p is not null) PointCodec.WriteEntry(w, p.Id, p.Payload);
                     }
                 }
                 f.Flush(true);
@@ -493,6 +632,61 @@ public sealed class VectorCollection : IDisposable
         }
     }
 
+    /// <summary>Writes the whole collection as one zip file: its configuration and a snapshot taken now (the graph with
+    /// the vectors, and the ids and payloads). <see cref="VectorStore.Restore"/> makes a collection from it.</summary>
+    public void Export(Stream output)
+    {
+        lock (_writeGate)
+        {
+            // Monitor is re-entrant: the snapshot is taken under the same hold, so no later snapshot replaces it meanwhile.
+            Snapshot();
+            var snapshot = Path.Combine(_directory, File.ReadAllText(Path.Combine(_directory, CurrentFile)).Trim());
+            using var zip = new ZipArchive(output, ZipArchiveMode.Create, leaveOpen: true);
+            zip.CreateEntryFromFile(Path.Combine(_directory, "collection.json"), ExportConfig, CompressionLevel.Fastest);
+            zip.CreateEntryFromFile(Path.Combine(snapshot, "index.usearch"), ExportIndex, CompressionLevel.Fastest);
+            zip.CreateEntryFromFile(Path.Combine(snapshot, "points.bin"), ExportPoints, CompressionLevel.Fastest);
+        }
+    }
+
+    internal const string ExportConfig = "collection.json";
+    internal const string ExportIndex = "index.usearch";
+    internal const string ExportPoints = "points.bin";
+
+    /// <summary>Lays an exported file out as a collection directory whose snapshot is the exported one; returns its configuration.</summary>
+    internal static CollectionConfig Unpack(Stream input, string directory, string field)
+    {
+        ZipArchive zip;
+        try { zip = new ZipArchive(input, ZipArchiveMode.Read, leaveOpen: true); }
+        catch (InvalidDataException e) { throw new VectorInputException($"{field}: not a Kiln collection export (a zip file): {e.Message}"); }
+        using (zip)
+        {
+            ZipArchiveEntry Entry(string name) =>
+                zip.GetEntry(name) ?? throw new VectorInputException($"{field}: not a Kiln collection export: {name} is missing");
+            var configEntry = Entry(ExportConfig);
+            CollectionConfig config;
+            try
+            {
+                using var text = new StreamReader(configEntry.Open());
+                config = CollectionConfig.FromJson(JsonNode.Parse(text.ReadToEnd())!.AsObject());
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or NullReferenceException or InvalidOperationException or FormatException or KeyNotFoundException)
+            {
+                throw new VectorInputException($"{field}: {ExportConfig} is not a collection configuration: {e.Message}");
+            }
+            var snapshot = Path.Combine(directory, "snapshot-" + 1.ToString("D10", CultureInfo.InvariantCulture));
+            Directory.CreateDirectory(snapshot);
+            Directory.CreateDirectory(Path.Combine(directory, "wal"));
+            WriteConfig(directory, config);
+            Entry(ExportIndex).ExtractToFile(Path.Combine(snapshot, "index.usearch"));
+            Entry(ExportPoints).ExtractToFile(Path.Combine(snapshot, "points.bin"));
+            FsyncFile(Path.Combine(snapshot, "index.usearch"));
+            FsyncFile(Path.Combine(snapshot, "points.bin"));
+            File.WriteAllText(Path.Combine(directory, CurrentFile), Path.GetFileName(snapshot));
+            FsyncFile(Path.Combine(directory, CurrentFile));
+            return config;
+        }
+    }
+
     /// <summary>Rebuilds the graph from the live points only, reclaiming the slots of deleted ones, then snapshots.</summary>
     public void Compact()
     {
@@ -500,15 +694,24 @@ public sealed class VectorCollection : IDisposable
         {
             ThrowIfDisposed();
             var fresh = NewIndex();
-            var live = _slots.Where(p => p is not null).Select(p => p!).ToList();
-            fresh.Reserve(live.Count);
-            var renumbered = new List<StoredPoint?>(live.Count);
-            foreach (var p in live)
+            List<(ulong Slot, float[] Vector)> adds;
+            var renumbered = new List<PointEntry?>();
+            _lock.EnterReadLock();
+            try
             {
-                var q = p with { Slot = (ulong)renumbered.Count };
-                fresh.Add(q.Slot, q.Vector);
-                renumbered.Add(q);
+                adds = new List<(ulong, float[])>(_points.Count);
+                foreach (var p in _slots)
+                {
+                    if (p is null) continue;
+                    var vector = new float[Config.Dimension];
+                    _index.TryGet(p.Slot, vector);
+                    var q = p with { Slot = (ulong)renumbered.Count };
+                    adds.Add((q.Slot, vector));
+                    renumbered.Add(q);
+                }
             }
+            finally { _lock.ExitReadLock(); }
+            fresh.AddMany(adds, BuildThreads);
             _lock.EnterWriteLock();
             try
             {
@@ -518,6 +721,7 @@ public sealed class VectorCollection : IDisposable
                 _slots.AddRange(renumbered);
                 _points.Clear();
                 foreach (var p in renumbered) _points[p!.Id] = p;
+                RebuildPayloadIndexes();
                 old.Dispose();
             }
             finally { _lock.ExitWriteLock(); }
@@ -538,6 +742,9 @@ public sealed class VectorCollection : IDisposable
             using var f = new FileStream(Path.Combine(dir, "points.bin"), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
             using var r = new BinaryReader(f);
             var n = r.ReadInt32();
+            // Snapshots before the vectors moved into the graph alone start with the count and keep a vector per point.
+            var withVectors = n != PointsWithoutVectors;
+            if (!withVectors) n = r.ReadInt32();
             for (var i = 0; i < n; i++)
             {
                 if (!r.ReadBoolean())
@@ -545,8 +752,8 @@ public sealed class VectorCollection : IDisposable
                     _slots.Add(null);
                     continue;
                 }
-                var (id, vector, payload) = PointCodec.ReadPoint(r);
-                var p = new StoredPoint(id, vector, payload, (ulong)i);
+                var (id, payload) = withVectors ? Drop(PointCodec.ReadPoint(r)) : PointCodec.ReadEntry(r);
+                var p = new PointEntry(id, payload, (ulong)i);
                 _slots.Add(p);
                 _points[id] = p;
             }
@@ -556,19 +763,25 @@ public sealed class VectorCollection : IDisposable
             using var r = new BinaryReader(new MemoryStream(record));
             var op = r.ReadByte();
             var n = r.ReadInt32();
-            for (var i = 0; i < n; i++)
+            if (op == 1)
             {
-                if (op == 1)
+                var points = new PointInput[n];
+                for (var i = 0; i < n; i++)
                 {
                     var (id, vector, payload) = PointCodec.ReadPoint(r);
-                    ApplyUpsert(id, vector, payload);
+                    points[i] = new PointInput(id, vector, payload);
                 }
-                else
-                {
-                    ApplyDelete(PointCodec.ReadId(r));
-                }
+                ApplyUpserts(points);
+            }
+            else
+            {
+                for (var i = 0; i < n; i++) ApplyDelete(PointCodec.ReadId(r));
             }
         }
+
+        RebuildPayloadIndexes();
+
+        static (PointId, JsonObject?) Drop((PointId Id, float[] Vector, JsonObject? Payload) p) => (p.Id, p.Payload);
     }
 
     private static void FsyncFile(string path)

@@ -59,6 +59,41 @@ public sealed partial class VectorStore : IDisposable
         }
     }
 
+    /// <summary>Makes collection <paramref name="name"/> from a file written by <see cref="VectorCollection.Export"/>.
+    /// The file is checked whole (configuration, graph, points) before the collection appears; a bad file leaves nothing.</summary>
+    public VectorCollection Restore(string name, Stream export, string field = "snapshot")
+    {
+        ValidateName(name);
+        lock (_gate)
+        {
+            if (_collections.ContainsKey(name)) throw new VectorConflictException($"Collection `{name}` already exists!");
+            var hidden = Path.Combine(Directory, "." + name + ".creating");
+            if (System.IO.Directory.Exists(hidden)) System.IO.Directory.Delete(hidden, true);
+            System.IO.Directory.CreateDirectory(hidden);
+            try
+            {
+                var config = VectorCollection.Unpack(export, hidden, field);
+                if (config.Dimension < 1 || config.Dimension > 65536) throw new VectorInputException($"{field}: the collection's size {config.Dimension} is out of range");
+                // Opened once under the hidden name: a graph or points file that does not load stops the restore here.
+                try { VectorCollection.Open(name, hidden).Dispose(); }
+                catch (Exception e) when (e is not VectorInputException)
+                {
+                    throw new VectorInputException($"{field}: the exported graph or points do not load: {e.Message}");
+                }
+            }
+            catch
+            {
+                System.IO.Directory.Delete(hidden, true);
+                throw;
+            }
+            var dir = Path.Combine(Directory, name);
+            System.IO.Directory.Move(hidden, dir);
+            var c = VectorCollection.Open(name, dir);
+            _collections[name] = c;
+            return c;
+        }
+    }
+
     public bool Delete(string name)
     {
         lock (_gate)

@@ -38,6 +38,55 @@ public sealed class DurabilityTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(VectorDatatype.Float32, 1)]
+    [InlineData(VectorDatatype.Float32, 2)]
+    [InlineData(VectorDatatype.Float16, 2)]
+    public void Vectors_read_back_from_the_graph_are_the_last_ones_written(VectorDatatype datatype, int threads)
+    {
+        // The graph holds the only copy of each vector. float32 gives back the exact components; float16 gives
+        // back each component rounded to half precision ((float)(Half)x, the conversion USearch stores).
+        var vectors = TestData.Latent(600, 16, 4, seed: 9);
+        float[] Expected(float[] v) => datatype == VectorDatatype.Float32 ? v : [.. v.Select(x => (float)(Half)x)];
+        using (var store = new VectorStore(_dir.Path))
+        {
+            var c = store.Create("v", new CollectionConfig { Dimension = 16, Distance = Distance.Euclid, Datatype = datatype });
+            c.BuildThreads = threads;
+            c.SnapshotEvery = 0;
+            var batch = TestData.Points(vectors[..500]);
+            // Point 3 twice in one batch: the later version wins and the earlier never takes a place in answers.
+            batch.Add(new PointInput(PointId.Of(3), vectors[550], new JsonObject { ["second"] = true }));
+            c.Upsert(batch);
+            c.Snapshot();
+            // Point 4 replaced in a later batch, after the snapshot (so from the log on reopen).
+            c.Upsert([new PointInput(PointId.Of(4), vectors[551], null), .. TestData.Points(vectors)[500..550]]);
+            Assert.Equal(550, c.Count);
+            Assert.Equal(2, c.DeletedSlots);
+        }
+        using (var store = new VectorStore(_dir.Path))
+        {
+            var c = store.Get("v");
+            Assert.Equal(550, c.Count);
+            foreach (var i in new[] { 0, 1, 250, 499, 520, 549 })
+            {
+                Assert.Equal(Expected(vectors[i]), Assert.Single(c.Get([PointId.Of((ulong)i)])).Vector);
+            }
+            var p3 = Assert.Single(c.Get([PointId.Of(3)]));
+            Assert.Equal(Expected(vectors[550]), p3.Vector);
+            Assert.True(p3.Payload!["second"]!.GetValue<bool>());
+            Assert.Equal(Expected(vectors[551]), Assert.Single(c.Get([PointId.Of(4)])).Vector);
+            // Searching for the replaced vectors finds the points under their new vectors, and exactly once.
+            var hits = c.Search(new SearchRequest(vectors[550], 3) { Exact = true });
+            Assert.Equal(3UL, hits[0].Point.Id.Number);
+            Assert.Equal(hits.Count, hits.Select(h => h.Point.Id).Distinct().Count());
+            Assert.True(hits[0].Score < 0.01, $"distance to its own vector {hits[0].Score} (float16 rounding only)");
+            c.Compact();
+            Assert.Equal(0, c.DeletedSlots);
+            Assert.Equal(Expected(vectors[551]), Assert.Single(c.Get([PointId.Of(4)])).Vector);
+            Assert.Equal(550, c.All().Count());
+        }
+    }
+
     [Fact]
     public void Writes_after_a_snapshot_and_a_reopen_survive_the_next_reopen()
     {

@@ -129,6 +129,54 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
         Assert.Throws<VectorInputException>(() => store.Create("../x", new CollectionConfig { Dimension = 3 }));
     }
 
+    [Fact]
+    public void Payload_indexes_estimate_selectivity_and_both_paths_agree_with_a_brute_force_oracle()
+    {
+        using (var store = new VectorStore(_dir.Path))
+        {
+            var c = Filled(store, 20_000);
+            c.CreatePayloadIndex("tag", PayloadSchemaType.Keyword);
+            c.CreatePayloadIndex("group", PayloadSchemaType.Integer);
+            // Point 7 moves from group 7 to group 8, point 107 goes: the index follows both.
+            c.Upsert([new PointInput(PointId.Of(7), TestData.Latent(1, 32, 8, seed: 40)[0], new JsonObject { ["group"] = 8, ["tag"] = "other" })]);
+            c.Delete([PointId.Of(107)]);
+        }
+        using (var store = new VectorStore(_dir.Path))
+        {
+            // Reopened: the index is rebuilt from the snapshot and the log.
+            var c = store.Get("v");
+            var queries = TestData.Latent(20, 32, 8, seed: 4);
+            var ten = PointFilter.Parse(JsonNode.Parse("""{"must":[{"key":"tag","match":{"value":"ten"}}]}"""))!;
+            var one = PointFilter.Parse(JsonNode.Parse("""{"must":[{"key":"group","match":{"any":[7, 9]}}, {"key":"price","range":{"gte":100}}]}"""))!;
+            var all = c.All().ToList();
+            foreach (var (filter, path, minRecall) in new[] { (ten, SearchPath.FilteredGraph, 0.95), (one, SearchPath.ExactScan, 1.0) })
+            {
+                Assert.Equal(all.Count(p => filter.Matches(p.Id, p.Payload)), c.CountMatching(filter));
+                double total = 0;
+                foreach (var q in queries)
+                {
+                    var hits = c.Search(new SearchRequest(q, 10) { Filter = filter });
+                    Assert.Equal(path, c.LastSearchPath);
+                    Assert.Equal(SelectivityEstimate.PayloadIndex, c.LastEstimate);
+                    Assert.All(hits, h => Assert.True(filter.Matches(h.Point.Id, h.Point.Payload)));
+                    Assert.DoesNotContain(hits, h => h.Point.Id.Number is 7 or 107 && filter == one);
+                    // Oracle: every matching point's Euclidean distance in double precision, best ten.
+                    var exact = all.Where(p => filter.Matches(p.Id, p.Payload))
+                        .OrderBy(p => Math.Sqrt(p.Vector.Select((x, i) => ((double)x - q[i]) * ((double)x - q[i])).Sum()))
+                        .Take(10).Select(p => p.Id).ToHashSet();
+                    Assert.Equal(10, hits.Count);
+                    total += hits.Count(h => exact.Contains(h.Point.Id)) / 10.0;
+                }
+                output.WriteLine($"{path}: recall@10 = {total / queries.Length:F4}");
+                Assert.True(total / queries.Length >= minRecall, $"{path}: recall@10 {total / queries.Length}");
+            }
+            // Without an index on the key the estimate falls back to sampling.
+            var city = PointFilter.Parse(JsonNode.Parse("""{"must":[{"key":"address.city","match":{"value":"Berlin"}}]}"""))!;
+            c.Search(new SearchRequest(queries[0], 10) { Filter = city });
+            Assert.Equal(SelectivityEstimate.Sample, c.LastEstimate);
+        }
+    }
+
     private static VectorCollection Filled(VectorStore store, int n)
     {
         var c = store.Create("v", new CollectionConfig { Dimension = 32, Distance = Distance.Euclid });

@@ -19,12 +19,14 @@ internal static class VectorCommands
 
     public static Command Create()
     {
-        var command = new Command("vectors", "Vector collections: create, import points, search with filters, inspect, snapshot, delete.");
+        var command = new Command("vectors", "Vector collections: create, import points, search with filters, inspect, snapshot, export and restore, delete.");
         command.Subcommands.Add(CreateCollection());
         command.Subcommands.Add(Import());
         command.Subcommands.Add(Search());
         command.Subcommands.Add(Info());
         command.Subcommands.Add(Snapshot());
+        command.Subcommands.Add(Export());
+        command.Subcommands.Add(Restore());
         command.Subcommands.Add(Delete());
         return command;
     }
@@ -205,6 +207,53 @@ internal static class VectorCommands
             if (parse.GetValue(compact)) c.Compact();
             else c.Snapshot();
             Cli.Err.MarkupLineInterpolated($"[green]snapshot[/] of {c.Name}: {c.Count:N0} points");
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private static Command Export()
+    {
+        var name = new Argument<string>("name") { Description = "Collection name" };
+        var file = new Argument<string>("file") { Description = "The file to write (a zip of the configuration, the graph and the points)" };
+        var dir = DirOption();
+        var command = new Command("export", "Write a collection to one file that kiln vectors restore (or PUT /collections/NAME/restore) reads.") { name, file, dir };
+        command.SetHandler((parse, ct) =>
+        {
+            using var store = new VectorStore(parse.GetValue(dir)!);
+            var c = store.Get(parse.GetValue(name)!);
+            var path = Path.GetFullPath(parse.GetValue(file)!);
+            // Written beside the target and renamed, so a failed export leaves no half-written file.
+            var tmp = path + ".tmp";
+            try
+            {
+                using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write)) c.Export(f);
+                File.Move(tmp, path, overwrite: true);
+            }
+            finally
+            {
+                if (File.Exists(tmp)) File.Delete(tmp);
+            }
+            Cli.Err.MarkupLineInterpolated($"[green]exported[/] {c.Name}: {c.Count:N0} points to {path} ({new FileInfo(path).Length / 1048576.0:0.0} MiB)");
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private static Command Restore()
+    {
+        var name = new Argument<string>("name") { Description = "Name of the new collection" };
+        var file = new Argument<string>("file") { Description = "A file written by kiln vectors export (or GET /collections/NAME/export)" };
+        var dir = DirOption();
+        var command = new Command("restore", "Make a new collection from an exported file.") { name, file, dir };
+        command.SetHandler((parse, ct) =>
+        {
+            var path = parse.GetValue(file)!;
+            if (!File.Exists(path)) throw new KilnException($"{path}: no such file");
+            using var store = new VectorStore(parse.GetValue(dir)!);
+            using var f = File.OpenRead(path);
+            var c = store.Restore(parse.GetValue(name)!, f, path);
+            Cli.Err.MarkupLineInterpolated($"[green]restored[/] {c.Name}: {c.Count:N0} points from {path}");
             return Task.FromResult(0);
         });
         return command;

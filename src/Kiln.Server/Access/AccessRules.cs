@@ -211,6 +211,9 @@ internal static class AccessRules
         ["PUT /collections/{name}/index"] = Default(Permission.Edit),
         ["DELETE /collections/{name}/index/{field}"] = Default(Permission.Edit),
         ["POST /collections/{name}/snapshots"] = Default(Permission.Edit),
+        // An export is every point of the collection (a read, but a bulk one); restoring creates a collection.
+        ["GET /collections/{name}/export"] = Default(Permission.Read),
+        ["PUT /collections/{name}/restore"] = Default(Permission.Manage),
         ["PUT /collections/{name}/points"] = Default(Permission.Edit),
         ["POST /collections/{name}/points"] = Default(Permission.Read),
         ["GET /collections/{name}/points/{id}"] = Default(Permission.Read),

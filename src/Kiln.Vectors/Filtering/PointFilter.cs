@@ -14,13 +14,35 @@ public sealed class PointFilter
 {
     private readonly Func<PointId, JsonObject?, bool> _predicate;
 
-    private PointFilter(Func<PointId, JsonObject?, bool> predicate) => _predicate = predicate;
+    private PointFilter(Func<PointId, JsonObject?, bool> predicate, IReadOnlyList<(string Key, JsonValue[] Values)> terms)
+    {
+        _predicate = predicate;
+        Terms = terms;
+    }
+
+    /// <summary>The top-level must conditions that match a key against values (match value, match any): a point
+    /// matching the filter has one of the values at that key, so a payload index on the key bounds the candidates.</summary>
+    internal IReadOnlyList<(string Key, JsonValue[] Values)> Terms { get; }
 
     public bool Matches(PointId id, JsonObject? payload) => _predicate(id, payload);
 
     /// <summary>Null for an absent or JSON-null filter; otherwise the parsed filter or an error naming the field.</summary>
     public static PointFilter? Parse(JsonNode? node, string field = "filter") =>
-        node is null ? null : new PointFilter(ParseFilter(node, field));
+        node is null ? null : new PointFilter(ParseFilter(node, field), MustTerms(node));
+
+    private static List<(string Key, JsonValue[] Values)> MustTerms(JsonNode node)
+    {
+        var terms = new List<(string, JsonValue[])>();
+        var must = node["must"];
+        IEnumerable<JsonNode?> conditions = must is JsonArray a ? a : must is JsonObject ? [must] : [];
+        foreach (var c in conditions)
+        {
+            if (c is not JsonObject o || o["key"] is not JsonValue k || k.GetValueKind() != JsonValueKind.String || o["match"] is not JsonObject m) continue;
+            if (m["value"] is JsonValue v) terms.Add((k.GetValue<string>(), [v]));
+            else if (m["any"] is JsonArray any && any.All(x => x is JsonValue)) terms.Add((k.GetValue<string>(), [.. any.Select(x => (JsonValue)x!)]));
+        }
+        return terms;
+    }
 
     private static Func<PointId, JsonObject?, bool> ParseFilter(JsonNode node, string field)
     {

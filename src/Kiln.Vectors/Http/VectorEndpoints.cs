@@ -63,6 +63,51 @@ public static class VectorEndpoints
             c.Snapshot();
             return new JsonObject { ["name"] = name, ["creation_time"] = DateTime.UtcNow.ToString("s"), ["points_count"] = c.Count };
         }));
+        // The whole collection as one file, and a new collection made from such a file (Kiln's own format: a zip of
+        // the configuration, the graph and the points; Qdrant's snapshot files are not read).
+        g.MapGet("/{name}/export", (string name, VectorStore s) =>
+        {
+            var tmp = Path.Combine(Path.GetTempPath(), "kiln-export-" + Guid.NewGuid().ToString("N"));
+            var exported = false;
+            var refusal = Run(() =>
+            {
+                var c = s.Get(name);
+                using (var f = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write)) c.Export(f);
+                exported = true;
+                return null;
+            });
+            if (!exported)
+            {
+                File.Delete(tmp);
+                return refusal;
+            }
+            var stream = new FileStream(tmp, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16, FileOptions.DeleteOnClose);
+            return Results.Stream(stream, "application/zip", name + ".kiln-collection.zip");
+        });
+        g.MapPut("/{name}/restore", async (string name, HttpRequest r, VectorStore s, CancellationToken ct) =>
+        {
+            // An export holds every vector of the collection: Kestrel's 30 MB body limit does not apply here.
+            if (r.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = null;
+            var tmp = Path.Combine(Path.GetTempPath(), "kiln-restore-" + Guid.NewGuid().ToString("N"));
+            try
+            {
+                var f = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write);
+                await using (f.ConfigureAwait(false))
+                {
+                    await r.Body.CopyToAsync(f, ct).ConfigureAwait(false);
+                }
+                return Run(() =>
+                {
+                    using var f = new FileStream(tmp, FileMode.Open, FileAccess.Read);
+                    var c = s.Restore(name, f, "body");
+                    return new JsonObject { ["name"] = name, ["points_count"] = c.Count };
+                });
+            }
+            finally
+            {
+                File.Delete(tmp);
+            }
+        });
         g.MapPut("/{name}/points", (string name, HttpRequest r, VectorStore s, CancellationToken ct) =>
             RunAsync(r, ct, body =>
             {

@@ -13,6 +13,7 @@ internal sealed unsafe class HnswIndex : IDisposable
     private nint _handle;
     private ulong _slotsAdded;
     private ulong _capacity;
+    private int _threadsAdd = 1;
 
     public HnswIndex(int dimension, Distance distance, VectorDatatype datatype, HnswParameters parameters)
     {
@@ -64,6 +65,9 @@ internal sealed unsafe class HnswIndex : IDisposable
         USearchNative.Check(error);
     }
 
+    /// <summary>Makes room for <paramref name="points"/> vectors in all. Capacity is cheap in USearch (a slot table;
+    /// nodes and vectors are allocated as they are added), so a batch reserves what it needs at once and single adds
+    /// grow it by a quarter, instead of one slot per call.</summary>
     public void Reserve(long points)
     {
         if ((ulong)points <= _capacity) return;
@@ -76,14 +80,59 @@ internal sealed unsafe class HnswIndex : IDisposable
     {
         if (_slotsAdded + 1 > _capacity)
         {
-            Reserve((long)Math.Max(1024, _capacity * 2));
+            Reserve((long)Math.Max(1024, _capacity + _capacity / 4));
         }
+        AddReserved(slot, vector);
+    }
+
+    /// <summary>Adds a batch under consecutive-or-not slots, on up to <paramref name="threads"/> threads: USearch's adds
+    /// may run side by side once the capacity is reserved (each thread takes its own search context).</summary>
+    public void AddMany(IReadOnlyList<(ulong Slot, float[] Vector)> items, int threads)
+    {
+        if (items.Count == 0) return;
+        Reserve((long)_slotsAdded + items.Count);
+        threads = Math.Clamp(threads, 1, Environment.ProcessorCount);
+        if (threads == 1 || items.Count < 64)
+        {
+            foreach (var (slot, vector) in items) AddReserved(slot, vector);
+            return;
+        }
+        if (threads > _threadsAdd)
+        {
+            USearchNative.ChangeThreadsAdd(_handle, (nuint)threads, out var error);
+            USearchNative.Check(error);
+            _threadsAdd = threads;
+        }
+        Parallel.For(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = threads }, i => AddNative(items[i].Slot, items[i].Vector));
+        _slotsAdded += (ulong)items.Count;
+    }
+
+    private void AddReserved(ulong slot, ReadOnlySpan<float> vector)
+    {
+        AddNative(slot, vector);
+        _slotsAdded++;
+    }
+
+    private void AddNative(ulong slot, ReadOnlySpan<float> vector)
+    {
         fixed (float* v = vector)
         {
             USearchNative.Add(_handle, slot, v, ScalarKind.Float32, out var error);
             USearchNative.Check(error);
         }
-        _slotsAdded++;
+    }
+
+    /// <summary>Copies the slot's vector out of the graph as float32 (float16 graphs give the stored, rounded values).</summary>
+    public bool TryGet(ulong slot, Span<float> vector)
+    {
+        nuint found;
+        nint error;
+        fixed (float* v = vector)
+        {
+            found = USearchNative.Get(_handle, slot, 1, v, ScalarKind.Float32, out error);
+        }
+        USearchNative.Check(error);
+        return found > 0;
     }
 
     public void Remove(ulong slot)

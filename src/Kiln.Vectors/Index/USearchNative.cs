@@ -5,7 +5,7 @@ namespace Kiln.Vectors.Index;
 
 /// <summary>
 /// The few entry points of the C library shipped in Cloud.Unum.USearch that its managed class does not expose
-/// (filtered search, reserve, expansion at search time, memory usage), declared against the same native file.
+/// (filtered search, reserve, expansion at search time, threads for adds, reading a vector back, memory usage), declared against the same native file.
 /// </summary>
 internal static unsafe partial class USearchNative
 {
@@ -40,6 +40,12 @@ internal static unsafe partial class USearchNative
 
     [LibraryImport(Library, EntryPoint = "usearch_add")]
     internal static partial void Add(nint index, ulong key, float* vector, ScalarKind kind, out nint error);
+
+    [LibraryImport(Library, EntryPoint = "usearch_change_threads_add")]
+    internal static partial void ChangeThreadsAdd(nint index, nuint threads, out nint error);
+
+    [LibraryImport(Library, EntryPoint = "usearch_get")]
+    internal static partial nuint Get(nint index, ulong key, nuint count, float* vector, ScalarKind kind, out nint error);
 
     [LibraryImport(Library, EntryPoint = "usearch_remove")]
     internal static partial nuint Remove(nint index, ulong key, out nint error);

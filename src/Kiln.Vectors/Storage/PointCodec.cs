@@ -28,10 +28,29 @@ internal static class PointCodec
         WriteId(w, id);
         w.Write(vector.Length);
         foreach (var x in vector) w.Write(x);
-        var text = payload is null ? "" : payload.ToJsonString();
-        var bytes = Encoding.UTF8.GetBytes(text);
+        WritePayload(w, payload);
+    }
+
+    /// <summary>A point without its vector (snapshots, where the vectors are in the graph's file).</summary>
+    public static void WriteEntry(BinaryWriter w, PointId id, JsonObject? payload)
+    {
+        WriteId(w, id);
+        WritePayload(w, payload);
+    }
+
+    public static (PointId Id, JsonObject? Payload) ReadEntry(BinaryReader r) => (ReadId(r), ReadPayload(r));
+
+    private static void WritePayload(BinaryWriter w, JsonObject? payload)
+    {
+        var bytes = payload is null ? [] : Encoding.UTF8.GetBytes(payload.ToJsonString());
         w.Write(bytes.Length);
         w.Write(bytes);
+    }
+
+    private static JsonObject? ReadPayload(BinaryReader r)
+    {
+        var length = r.ReadInt32();
+        return length == 0 ? null : JsonNode.Parse(r.ReadBytes(length))!.AsObject();
     }
 
     public static (PointId Id, float[] Vector, JsonObject? Payload) ReadPoint(BinaryReader r)
@@ -40,8 +59,6 @@ internal static class PointCodec
         var n = r.ReadInt32();
         var vector = new float[n];
         for (var i = 0; i < n; i++) vector[i] = r.ReadSingle();
-        var length = r.ReadInt32();
-        var payload = length == 0 ? null : JsonNode.Parse(r.ReadBytes(length))!.AsObject();
-        return (id, vector, payload);
+        return (id, vector, ReadPayload(r));
     }
 }
