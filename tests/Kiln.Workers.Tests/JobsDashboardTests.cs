@@ -19,6 +19,21 @@ public class JobsDashboardTests(WorkerFixture fixture) : IClassFixture<WorkerFix
         return http;
     }
 
+    /// <summary>
+    /// Posts a dashboard action as the dashboard's own script does: with the anti-forgery header and token the page
+    /// carries in its csrf-header and csrf-token meta tags (kiln server registers ASP.NET Core's anti-forgery for its
+    /// UI, so Hangfire checks it), the cookie going along from the page's answer.
+    /// </summary>
+    private static async Task<HttpResponseMessage> PostActionAsync(HttpClient client, string page, string action)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, action) { Content = new FormUrlEncodedContent([]) };
+        var header = System.Text.RegularExpressions.Regex.Match(page, "<meta name=\"csrf-header\" content=\"([^\"]*)\"");
+        var token = System.Text.RegularExpressions.Regex.Match(page, "<meta name=\"csrf-token\" content=\"([^\"]*)\"");
+        if (header.Success && token.Success && header.Groups[1].Value.Length > 0)
+            request.Headers.Add(header.Groups[1].Value, System.Net.WebUtility.HtmlDecode(token.Groups[1].Value));
+        return await client.SendAsync(request);
+    }
+
     private static async Task<string> StateAsync(string database, long id)
     {
         await using var c = new NpgsqlConnection(WorkerFixture.ConnectionString(database));
@@ -101,9 +116,9 @@ public class JobsDashboardTests(WorkerFixture fixture) : IClassFixture<WorkerFix
             Assert.Contains("batch", details, StringComparison.Ordinal); // its queue
             // Read-only: the page has no requeue or delete button, and the action itself is refused.
             Assert.DoesNotContain("data-ajax=\"/jobs/jobs/actions/delete/", details, StringComparison.Ordinal);
-            using (var post = await reader1.PostAsync($"/jobs/jobs/actions/delete/{ids[0]}", new FormUrlEncodedContent([])))
+            using (var post = await PostActionAsync(reader1, details, $"/jobs/jobs/actions/delete/{ids[0]}"))
                 Assert.False(post.IsSuccessStatusCode, $"a reader deleted job {ids[0]}: {(int)post.StatusCode}");
-            using (var post = await reader1.PostAsync($"/jobs/jobs/actions/requeue/{ids[0]}", new FormUrlEncodedContent([])))
+            using (var post = await PostActionAsync(reader1, details, $"/jobs/jobs/actions/requeue/{ids[0]}"))
                 Assert.False(post.IsSuccessStatusCode, $"a reader requeued job {ids[0]}: {(int)post.StatusCode}");
             Assert.Equal("Succeeded", await StateAsync(name, ids[0]));
 
@@ -111,7 +126,7 @@ public class JobsDashboardTests(WorkerFixture fixture) : IClassFixture<WorkerFix
             using var admin = Client(address, "root", "root-password-1");
             var adminDetails = await admin.GetStringAsync($"/jobs/jobs/details/{ids[0]}");
             Assert.Contains($"/jobs/jobs/actions/delete/{ids[0]}", adminDetails, StringComparison.Ordinal);
-            using (var post = await admin.PostAsync($"/jobs/jobs/actions/delete/{ids[0]}", new FormUrlEncodedContent([])))
+            using (var post = await PostActionAsync(admin, adminDetails, $"/jobs/jobs/actions/delete/{ids[0]}"))
                 Assert.True(post.IsSuccessStatusCode, $"the admin could not delete job {ids[0]}: {(int)post.StatusCode}");
             Assert.Equal("Deleted", await StateAsync(name, ids[0]));
             Assert.Equal("Succeeded", await StateAsync(name, ids[1]));
