@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Kiln test. On a fresh machine with only the .NET SDK it first installs and starts
 # what the tests need: PostgreSQL and Redis (Debian's packages, started on loopback ports of
-# their own), Python's scipy/scikit-learn/pandas/onnx (numeric oracles), and the npm clients.
+# their own), Python's scipy/scikit-learn/pandas/onnx (numeric oracles), Chromium (the web UI's
+# browser tests, driven by Playwright), Prometheus and Alertmanager, and the npm clients.
 # Ends with one line: "tests: N passed, M failed[, K skipped]"; exits non-zero on any failure.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
