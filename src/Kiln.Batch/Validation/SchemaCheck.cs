@@ -35,17 +35,14 @@ internal static class SchemaCheck
                 skipped.Add(new SkippedFile(schema.Source, Reason(schema.Source, failure.Message)));
                 continue;
             }
-            if (policy == BadFilePolicy.Skip)
+            try
             {
-                try
-                {
-                    CheckColumns(signature, schema, keep);
-                }
-                catch (KilnException e)
-                {
-                    skipped.Add(new SkippedFile(schema.Source, Reason(schema.Source, e.Message)));
-                    continue;
-                }
+                CheckColumns(signature, schema, keep);
+            }
+            catch (KilnException e) when (policy == BadFilePolicy.Skip)
+            {
+                skipped.Add(new SkippedFile(schema.Source, Reason(schema.Source, e.Message)));
+                continue;
             }
             good.Add(schema);
         }
@@ -57,11 +54,10 @@ internal static class SchemaCheck
     private static string Reason(string file, string message) =>
         message.StartsWith(file + ": ", StringComparison.Ordinal) ? message[(file.Length + 2)..] : message;
 
+    /// <summary>What to read and write, for schemas that passed <see cref="Screen"/> (which checks their columns).</summary>
     public static ReadPlan Check(ModelSignature signature, IReadOnlyList<SourceSchema> schemas, IReadOnlyList<string> keep,
         bool untyped, BadRowPolicy policy)
     {
-        foreach (var schema in schemas) CheckColumns(signature, schema, keep);
-
         var requests = new List<ColumnRequest>();
         foreach (var input in signature.Inputs)
         {
@@ -100,7 +96,6 @@ internal static class SchemaCheck
     /// <summary>One file's or table's columns against the signature and --keep: the first mistake, naming the source and the column.</summary>
     private static void CheckColumns(ModelSignature signature, SourceSchema schema, IReadOnlyList<string> keep)
     {
-        if (schema.Failure is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
         foreach (var input in signature.Inputs)
         {
             var column = schema.Find(input.Name)
