@@ -10,6 +10,9 @@
 //                              actual send. With `spin` it never yields its core: use that only when
 //                              the generator has a core to itself (taskset), else it takes CPU from
 //                              the server it measures.
+//   scrape URL INTERVAL_MS     a Prometheus-like scraper: one long-lived process and one kept-alive
+//                              connection, a GET of URL every INTERVAL_MS until stopped (SIGTERM);
+//                              prints the scrape count and the slowest scrape when it stops.
 using System.Globalization;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.ObjectPool;
@@ -20,8 +23,42 @@ if (args.Length >= 3 && args[0] == "bare") return Bare(args[1], int.Parse(args[2
 if (args.Length >= 5 && args[0] == "rate")
     return RateGenerator.Run(args[1], File.ReadAllBytes(args[2]), int.Parse(args[3], CultureInfo.InvariantCulture),
         int.Parse(args[4], CultureInfo.InvariantCulture), spin: args.Length >= 6 && args[5] == "spin");
-Console.Error.WriteLine("usage: bare MODEL_ZIP PORT | rate URL BODY_FILE RATE SECONDS [spin]");
+if (args.Length >= 3 && args[0] == "scrape") return await Scrape(args[1], int.Parse(args[2], CultureInfo.InvariantCulture));
+Console.Error.WriteLine("usage: bare MODEL_ZIP PORT | rate URL BODY_FILE RATE SECONDS [spin] | scrape URL INTERVAL_MS");
 return 2;
+
+static async Task<int> Scrape(string url, int intervalMs)
+{
+    using var stop = new CancellationTokenSource();
+    using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+        System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+    using var http = new HttpClient(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(10) });
+    using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(intervalMs));
+    var count = 0;
+    var slowest = TimeSpan.Zero;
+    try
+    {
+        do
+        {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            using (var response = await http.GetAsync(url, stop.Token))
+            {
+                response.EnsureSuccessStatusCode();
+                await response.Content.CopyToAsync(Stream.Null, stop.Token);
+            }
+            var took = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+            if (took > slowest) slowest = took;
+            count++;
+        }
+        while (await timer.WaitForNextTickAsync(stop.Token));
+    }
+    catch (OperationCanceledException) when (stop.IsCancellationRequested)
+    {
+    }
+    Console.WriteLine(FormattableString.Invariant($"scrapes={count} slowest={slowest.TotalMilliseconds:F1}ms"));
+    return 0;
+}
 
 static int Bare(string modelPath, int port)
 {

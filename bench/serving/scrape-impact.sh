@@ -3,7 +3,9 @@
 # One kiln serve (the quickstart's fraud model), an open-loop load at a fixed rate (Kiln.Bench.Serving's `rate`:
 # latency from each request's scheduled start), in alternating rounds with and without a background loop that
 # GETs /metrics once a second; p99 per round and the medians. Figures go to docs/benchmarks.md (## Serving).
-# usage: [ROUNDS=4] [SECS=15] [RATE=300] bench/serving/scrape-impact.sh
+# The scraper is, as Prometheus is, one long-lived process on a kept-alive connection (Kiln.Bench.Serving's
+# `scrape`); SCRAPER=curl starts a curl process per scrape instead (the first version of this script).
+# usage: [ROUNDS=4] [SECS=15] [RATE=300] [SCRAPER=keepalive|curl] bench/serving/scrape-impact.sh
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -25,11 +27,22 @@ without=(); with=()
 for r in $(seq "${ROUNDS:-4}"); do
   for mode in $([[ $((r % 2)) -eq 1 ]] && echo "off on" || echo "on off"); do
     if [[ $mode == on ]]; then
-      (while true; do curl -fs -o /dev/null "http://127.0.0.1:$port/metrics"; sleep 1; done) & loop=$!
+      if [[ ${SCRAPER:-keepalive} == curl ]]; then
+        (while true; do curl -fs -o /dev/null "http://127.0.0.1:$port/metrics"; sleep 1; done) & loop=$!
+      else
+        dotnet "$bench" scrape "http://127.0.0.1:$port/metrics" 1000 >"$tmp/scrape.txt" & loop=$!
+        sleep 3   # the scraper's own start (a .NET process) is not part of what is measured
+      fi
     fi
     line=$(dotnet "$bench" rate "$url" "$tmp/body.json" "${RATE:-300}" "${SECS:-15}")
-    if [[ $mode == on ]]; then kill $loop; wait $loop 2>/dev/null || true; loop=; with+=("$(p99 <<<"$line")"); else without+=("$(p99 <<<"$line")"); fi
-    echo "round $r, scrape loop $mode: $line"
+    scraped=
+    if [[ $mode == on ]]; then
+      kill $loop; wait $loop 2>/dev/null || true; loop=; with+=("$(p99 <<<"$line")")
+      [[ -s "$tmp/scrape.txt" ]] && scraped=" ($(cat "$tmp/scrape.txt"))"
+    else
+      without+=("$(p99 <<<"$line")")
+    fi
+    echo "round $r, scrape loop $mode: $line$scraped"
   done
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
