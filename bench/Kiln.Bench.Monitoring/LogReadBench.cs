@@ -1,8 +1,10 @@
 // Reading one window of the prediction log (figures in docs/benchmarks.md, ## Monitoring, "Reading a log window"):
 // writes ROWS logged rows x FEATURES inputs with Kiln's log writer (ParquetTableWriter) in kiln serve's log columns
-// (row groups of 50 000), then reads the whole window with PredictionLogReader (ParquetSharp underneath) ROUNDS times
-// and prints wall and CPU time per round. (The readers it was compared with, Parquet.Net and Kiln's own decoder, were
-// deleted; their figures stay in docs/benchmarks.md.)
+// (row groups of 50 000), then, in alternating rounds, reads the whole window with PredictionLogReader (what kiln
+// monitor's windows use: bounded memory, one row group ahead) and the same file's columns with ParquetTable.ReadAllAsync
+// (what kiln drift of a file uses: the whole file at once), and prints wall and CPU time per round and their ratio.
+// (The readers it was first compared with, Parquet.Net and Kiln's own decoder, were deleted; their figures stay in
+// docs/benchmarks.md.)
 // Usage: dotnet run -c Release --project bench/Kiln.Bench.Monitoring -- logread [--rows 1000000] [--features 20] [--rounds 5]
 using System.Diagnostics;
 using System.Globalization;
@@ -46,12 +48,34 @@ internal static class LogReadBench
             var to = start.AddDays(1);
             var sum = await ReadAsync(PredictionLogReader.ReadFileAsync(file, from, to)); // warm-up
             Console.WriteLine($"reader: {sum.Rows:N0} rows, checksum {sum.Checksum:R}");
-            Console.WriteLine("round | wall / CPU");
+            // kiln drift's read of the same file: every column the window reader returns but the timestamps and row
+            // indexes (a DataTable has no timestamp column; drift does not read them).
+            var requests = new List<ColumnRequest> { new(PredictionLogLayout.RequestId, ColumnType.Text) };
+            for (var f = 0; f < features; f++)
+                requests.Add(new(PredictionLogLayout.InputPrefix + (f < categorical ? $"c{f}" : $"x{f}"), f < categorical ? ColumnType.Text : ColumnType.Numeric));
+            requests.Add(new(PredictionLogLayout.Prediction, ColumnType.Text));
+            requests.Add(new(PredictionLogLayout.Value, ColumnType.Numeric));
+            _ = await ParquetTable.ReadAllAsync(path, requests); // warm-up
+            Console.WriteLine($"round (first) | window reader wall / CPU | drift's whole-file read ({requests.Count} columns) wall / CPU | wall ratio (drift / window)");
+            var ratios = new List<double>();
             for (var r = 1; r <= rounds; r++)
             {
-                var m = await TimeAsync(PredictionLogReader.ReadFileAsync(file, from, to));
-                Console.WriteLine($"{r} | {m.Wall:F2} s / {m.Cpu:F2} s");
+                (double Wall, double Cpu) window, whole;
+                if (r % 2 == 1)
+                {
+                    window = await TimeAsync(PredictionLogReader.ReadFileAsync(file, from, to));
+                    whole = await TimeAsync(() => ParquetTable.ReadAllAsync(path, requests));
+                }
+                else
+                {
+                    whole = await TimeAsync(() => ParquetTable.ReadAllAsync(path, requests));
+                    window = await TimeAsync(PredictionLogReader.ReadFileAsync(file, from, to));
+                }
+                ratios.Add(whole.Wall / window.Wall);
+                Console.WriteLine($"{r} ({(r % 2 == 1 ? "window" : "drift")}) | {window.Wall:F2} s / {window.Cpu:F2} s | {whole.Wall:F2} s / {whole.Cpu:F2} s | {whole.Wall / window.Wall:F2}");
             }
+            ratios.Sort();
+            Console.WriteLine($"median wall ratio (drift's read / window reader): {ratios[ratios.Count / 2]:F2}");
             return 0;
         }
         finally
@@ -67,6 +91,17 @@ internal static class LogReadBench
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         await ReadAsync(batches);
+        return (clock.Elapsed.TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
+    }
+
+    private static async Task<(double Wall, double Cpu)> TimeAsync(Func<Task<DataTable>> read)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        var table = await read();
+        GC.KeepAlive(table);
         return (clock.Elapsed.TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
     }
 

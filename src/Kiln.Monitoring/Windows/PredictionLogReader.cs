@@ -68,75 +68,179 @@ public static class PredictionLogReader
         return Concat(batches);
     }
 
-    /// <summary>The rows of one log file inside [from, to).</summary>
+    /// <summary>Row groups with fewer cells than this are read on one thread.</summary>
+    private const long ParallelCells = 200_000;
+
+    /// <summary>
+    /// The rows of one log file inside [from, to). While the caller works on one row group the next is read (one group
+    /// ahead, so memory stays bounded by two groups), and a group's columns are read on up to four threads, each with a
+    /// reader of its own, as <see cref="ParquetTable.ReadAllAsync"/> reads a file for kiln drift.
+    /// </summary>
     public static async IAsyncEnumerable<LogBatch> ReadFileAsync(LogFile file, DateTime from, DateTime to,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
     {
         await Task.Yield(); // reading is synchronous; do not run it on the caller's stack
-        using var reader = ParquetFile.Open(file.Path);
-        ParquetField Required(string name) => reader.Find(name) is { } f
-            ? (f.Type == ParquetValueType.Unsupported ? reader.Readable(name) : f)
-            : throw new KilnException($"{file.Path}: column '{name}' is missing; is this a kiln serve prediction log?");
-        var requestId = Required(PredictionLogLayout.RequestId);
-        var timestamp = Required(PredictionLogLayout.Timestamp);
-        if (timestamp.Type != ParquetValueType.Timestamp) throw new KilnException($"{file.Path}: column '{timestamp.Name}' is not a timestamp");
-        var row = reader.Find(PredictionLogLayout.Row);
-        var prediction = reader.Find(PredictionLogLayout.Prediction);
-        var value = Required(PredictionLogLayout.Value);
-        var inputs = new List<ParquetField>();
-        var probabilities = new List<ParquetField>();
-        foreach (var f in reader.Fields)
+        var readers = new List<ParquetFile> { ParquetFile.Open(file.Path) };
+        Task<LogBatch?>? ahead = null;
+        try
         {
-            if (f.Name.StartsWith(InputPrefix, StringComparison.Ordinal)) inputs.Add(reader.Readable(f.Name));
-            else if (f.Name.StartsWith(ProbabilityPrefix, StringComparison.Ordinal)) probabilities.Add(reader.Readable(f.Name));
+            var columns = LogColumns.Of(readers[0], file.Path);
+            var groups = new List<int>();
+            for (var g = 0; g < readers[0].RowGroupCount; g++)
+            {
+                if (readers[0].RowGroupRows[g] == 0) continue;
+                if (readers[0].TimestampRange(g, columns.Timestamp) is { } range && (Utc(range.Max) < from || Utc(range.Min) >= to)) continue;
+                groups.Add(g);
+            }
+            for (var i = 0; i < groups.Count; i++)
+            {
+                var group = groups[i];
+                var current = ahead ?? Task.Run(() => ReadGroup(file, readers, columns, group, from, to, ct), ct);
+                var batch = await current.ConfigureAwait(false);
+                ahead = null;
+                if (i + 1 < groups.Count)
+                {
+                    var following = groups[i + 1];
+                    ahead = Task.Run(() => ReadGroup(file, readers, columns, following, from, to, ct), ct);
+                }
+                if (batch is not null) yield return batch;
+            }
         }
-
-        for (var g = 0; g < reader.RowGroupCount; g++)
+        finally
         {
-            ct.ThrowIfCancellationRequested();
-            var rows = checked((int)reader.RowGroupRows[g]);
-            if (rows == 0) continue;
-            if (reader.TimestampRange(g, timestamp) is { } range && (Utc(range.Max) < from || Utc(range.Min) >= to)) continue;
-            var times = reader.ReadTimestamps(g, timestamp);
-            for (var i = 0; i < rows; i++) times[i] = Utc(times[i]);
-            // Keep the rows inside the window; most row groups are wholly in or out.
-            var keep = new int[rows];
-            var kept = 0;
-            for (var i = 0; i < rows; i++)
+            // A caller that stops early may leave a read ahead running on the readers: let it end before they close.
+            if (ahead is not null)
             {
-                var t = times[i];
-                if (t >= from && t < to) keep[kept++] = i;
+                try
+                {
+                    await ahead.ConfigureAwait(false);
+                }
+                catch (Exception)
+                {
+                    // nobody wants that row group any more; its error, if any, is not the caller's
+                }
             }
-            if (kept == 0) continue;
-            var all = kept == rows;
+            foreach (var r in readers) r.Dispose();
+        }
+    }
 
-            var ids = Select(reader.ReadText(g, requestId), keep, kept, all);
-            var rowIndexes = row is null ? new int[kept] : Select(Ints(reader.ReadNumbers(g, row)), keep, kept, all);
-            var labels = prediction is null ? new string?[kept] : Select(reader.ReadText(g, prediction), keep, kept, all);
-            var values = Select(Numbers(reader, g, value), keep, kept, all);
-            var table = new DataTable(kept);
-            foreach (var f in inputs)
+    /// <summary>The log's columns in one file, found once.</summary>
+    private sealed record LogColumns(ParquetField RequestId, ParquetField Timestamp, ParquetField? Row, ParquetField? Prediction,
+        ParquetField Value, IReadOnlyList<ParquetField> Inputs, IReadOnlyList<ParquetField> Probabilities)
+    {
+        public static LogColumns Of(ParquetFile reader, string path)
+        {
+            ParquetField Required(string name) => reader.Find(name) is { } f
+                ? (f.Type == ParquetValueType.Unsupported ? reader.Readable(name) : f)
+                : throw new KilnException($"{path}: column '{name}' is missing; is this a kiln serve prediction log?");
+            var requestId = Required(PredictionLogLayout.RequestId);
+            var timestamp = Required(PredictionLogLayout.Timestamp);
+            if (timestamp.Type != ParquetValueType.Timestamp) throw new KilnException($"{path}: column '{timestamp.Name}' is not a timestamp");
+            var value = Required(PredictionLogLayout.Value);
+            var inputs = new List<ParquetField>();
+            var probabilities = new List<ParquetField>();
+            foreach (var f in reader.Fields)
             {
-                var name = f.Name[InputPrefix.Length..];
-                if (f.Type is ParquetValueType.Text or ParquetValueType.Timestamp) table.Add(new TextColumn(name, Select(reader.ReadText(g, f), keep, kept, all)));
-                else table.Add(new NumericColumn(name, Select(reader.ReadNumbers(g, f), keep, kept, all)));
+                if (f.Name.StartsWith(InputPrefix, StringComparison.Ordinal)) inputs.Add(reader.Readable(f.Name));
+                else if (f.Name.StartsWith(ProbabilityPrefix, StringComparison.Ordinal)) probabilities.Add(reader.Readable(f.Name));
             }
-            var probs = new List<KeyValuePair<string, double[]>>(probabilities.Count);
-            foreach (var f in probabilities)
-                probs.Add(new(f.Name[ProbabilityPrefix.Length..], Select(Numbers(reader, g, f), keep, kept, all)));
-            yield return new LogBatch
+            return new LogColumns(requestId, timestamp, reader.Find(PredictionLogLayout.Row), reader.Find(PredictionLogLayout.Prediction),
+                value, inputs, probabilities);
+        }
+    }
+
+    /// <summary>One row group's rows inside [from, to), or null when none is. Uses readers[0] for the timestamps, then
+    /// reads the other columns on as many readers as pay (opening more into <paramref name="readers"/>).</summary>
+    private static LogBatch? ReadGroup(LogFile file, List<ParquetFile> readers, LogColumns c, int g, DateTime from, DateTime to,
+        CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        var rows = checked((int)readers[0].RowGroupRows[g]);
+        var times = readers[0].ReadTimestamps(g, c.Timestamp);
+        for (var i = 0; i < rows; i++) times[i] = Utc(times[i]);
+        // Keep the rows inside the window; most row groups are wholly in or out.
+        var keep = new int[rows];
+        var kept = 0;
+        for (var i = 0; i < rows; i++)
+        {
+            var t = times[i];
+            if (t >= from && t < to) keep[kept++] = i;
+        }
+        if (kept == 0) return null;
+        var all = kept == rows;
+
+        string?[] ids = [];
+        var rowIndexes = c.Row is null ? new int[kept] : [];
+        var labels = c.Prediction is null ? new string?[kept] : [];
+        double[] values = [];
+        var inputs = new Column[c.Inputs.Count];
+        var probs = new double[c.Probabilities.Count][];
+        var reads = new List<Action<ParquetFile>>
+        {
+            r => ids = Select(r.ReadText(g, c.RequestId), keep, kept, all),
+            r => values = Select(Numbers(r, g, c.Value), keep, kept, all),
+        };
+        if (c.Row is { } row) reads.Add(r => rowIndexes = Select(Ints(r.ReadNumbers(g, row)), keep, kept, all));
+        if (c.Prediction is { } prediction) reads.Add(r => labels = Select(r.ReadText(g, prediction), keep, kept, all));
+        for (var k = 0; k < c.Inputs.Count; k++)
+        {
+            var index = k;
+            var f = c.Inputs[k];
+            var name = f.Name[InputPrefix.Length..];
+            reads.Add(f.Type is ParquetValueType.Text or ParquetValueType.Timestamp
+                ? r => inputs[index] = new TextColumn(name, Select(r.ReadText(g, f), keep, kept, all))
+                : r => inputs[index] = new NumericColumn(name, Select(r.ReadNumbers(g, f), keep, kept, all)));
+        }
+        for (var k = 0; k < c.Probabilities.Count; k++)
+        {
+            var index = k;
+            var f = c.Probabilities[k];
+            reads.Add(r => probs[index] = Select(Numbers(r, g, f), keep, kept, all));
+        }
+        Run(file.Path, readers, reads, (long)rows * reads.Count, ct);
+
+        var table = new DataTable(kept);
+        foreach (var column in inputs) table.Add(column);
+        var probabilities = new List<KeyValuePair<string, double[]>>(probs.Length);
+        for (var k = 0; k < probs.Length; k++) probabilities.Add(new(c.Probabilities[k].Name[ProbabilityPrefix.Length..], probs[k]));
+        return new LogBatch
+        {
+            File = file.Path,
+            Version = file.Version,
+            Rows = kept,
+            RequestIds = ids!,
+            RowIndexes = rowIndexes,
+            Timestamps = Select(times, keep, kept, all),
+            Inputs = table,
+            Predictions = labels,
+            Values = values,
+            Probabilities = probabilities,
+        };
+    }
+
+    /// <summary>Runs the column reads on one reader when there is little to read, else on up to four, each thread taking
+    /// the next read as it finishes one.</summary>
+    private static void Run(string path, List<ParquetFile> readers, List<Action<ParquetFile>> reads, long cells, CancellationToken ct)
+    {
+        var workers = cells < ParallelCells ? 1 : Math.Min(Math.Max(1, Math.Min(Environment.ProcessorCount, 4)), reads.Count);
+        if (workers <= 1)
+        {
+            foreach (var read in reads) read(readers[0]);
+            return;
+        }
+        while (readers.Count < workers) readers.Add(ParquetFile.Open(path));
+        var next = -1;
+        try
+        {
+            Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers, CancellationToken = ct }, w =>
             {
-                File = file.Path,
-                Version = file.Version,
-                Rows = kept,
-                RequestIds = ids!,
-                RowIndexes = rowIndexes,
-                Timestamps = Select(times, keep, kept, all),
-                Inputs = table,
-                Predictions = labels,
-                Values = values,
-                Probabilities = probs,
-            };
+                for (var item = Interlocked.Increment(ref next); item < reads.Count; item = Interlocked.Increment(ref next)) reads[item](readers[w]);
+            });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            // The first failed read's own error (a KilnException naming the file and column), as on one thread.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
         }
     }
 
