@@ -39,8 +39,8 @@ public sealed class LogBatch
 
 /// <summary>
 /// Reads a window of the prediction log written by kiln serve (docs/serving.md): partitions outside the window's dates
-/// are never opened, row groups whose timestamp range misses the window are skipped, and the rest are read one row group
-/// at a time, so memory stays bounded by the row group size whatever the window holds. Text and double columns (ids,
+/// are never opened, row groups whose timestamp range misses the window are skipped, and the rest are handed out one row group
+/// at a time with the next one read ahead, so memory stays bounded by two row groups whatever the window holds. Text and double columns (ids,
 /// inputs, predictions, values, probabilities) are read by Kiln's one Parquet reader (<see cref="ParquetFile"/>), as
 /// kiln drift reads them; row groups are skipped by their timestamp statistics.
 /// </summary>
