@@ -203,26 +203,6 @@ public sealed class SignInHttpTests(SignInBrowserFixture fixture)
     }
 
     [Fact]
-    public async Task Signing_in_again_starts_a_new_session_and_ends_the_old_one()
-    {
-        var cookies = new CookieContainer();
-        using var browser = Site.Browser(cookies);
-        using (var first = await SessionFixture.SignInAsync(browser, "rita", SessionFixture.ReaderPassword))
-            Assert.Equal(HttpStatusCode.Found, first.StatusCode);
-        var old = cookies.GetCookies(Site.Address)["kiln-session"]!.Value;
-        using (var second = await SessionFixture.SignInAsync(browser, "ada", SessionFixture.AdminPassword))
-            Assert.Equal(HttpStatusCode.Found, second.StatusCode);
-        Assert.NotEqual(old, cookies.GetCookies(Site.Address)["kiln-session"]!.Value);
-        Assert.Contains("Signed in as <strong>ada</strong>", await browser.GetStringAsync(U("/models")), StringComparison.Ordinal);
-
-        using var copy = SessionFixture.BrowserClient(Site.Address);
-        using var request = new HttpRequestMessage(HttpMethod.Get, U("/models"));
-        request.Headers.Add("Cookie", "kiln-session=" + old);
-        using var r = await copy.SendAsync(request);
-        Assert.Equal(HttpStatusCode.Found, r.StatusCode);
-    }
-
-    [Fact]
     public async Task Changing_the_password_ends_the_users_sessions()
     {
         var cookies = new CookieContainer();

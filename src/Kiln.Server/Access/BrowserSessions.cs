@@ -8,7 +8,6 @@ using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
 
 namespace Kiln.Server.Access;
 
@@ -20,12 +19,8 @@ namespace Kiln.Server.Access;
 /// forms carry anti-forgery tokens, /signout, and the /jobs dashboard, which checks them too); every other endpoint
 /// ignores it and needs Basic or Bearer, so a page on another site can never spend a session on the API.
 /// </summary>
-internal sealed class BrowserSessions(AccessControl access, AccessOptions options, TimeProvider time, SessionTicketStore tickets,
-    IOptionsMonitor<CookieAuthenticationOptions> cookieOptions) : IUiSessions
+internal sealed class BrowserSessions(AccessControl access, AccessOptions options, TimeProvider time) : IUiSessions
 {
-    // Where cookie authentication keeps a session's key in the ticket the cookie carries, when a session store is set.
-    private const string SessionIdClaim = "Microsoft.AspNetCore.Authentication.Cookies-SessionId";
-
     private const string StampClaim = "kiln:session_stamp";
     private const string SignedInClaim = "kiln:signed_in_at";
 
@@ -34,8 +29,7 @@ internal sealed class BrowserSessions(AccessControl access, AccessOptions option
     {
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<SessionTicketStore>();
-        services.AddSingleton(sp => new BrowserSessions(sp.GetRequiredService<AccessControl>(), options, sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<SessionTicketStore>(), sp.GetRequiredService<IOptionsMonitor<CookieAuthenticationOptions>>()));
+        services.AddSingleton(sp => new BrowserSessions(sp.GetRequiredService<AccessControl>(), options, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IUiSessions>(sp => sp.GetRequiredService<BrowserSessions>());
         services.AddAuthentication(UiSession.AuthenticationType).AddCookie(UiSession.AuthenticationType, o =>
         {
@@ -113,9 +107,6 @@ internal sealed class BrowserSessions(AccessControl access, AccessOptions option
                 return UiSignInOutcome.Rejected;
         }
         var caller = result.Caller!;
-        // A session this browser had is ended, and the new one gets a fresh key: the page never reads the old cookie
-        // into the handler (which would reuse its key), so a session planted in the browser is never the one signed in.
-        await EndPreviousSessionAsync(http).ConfigureAwait(false);
         var stamp = await authenticator.SessionStampAsync(caller.Name, ct).ConfigureAwait(false) ?? "";
         var identity = new ClaimsIdentity(
         [
@@ -147,13 +138,6 @@ internal sealed class BrowserSessions(AccessControl access, AccessOptions option
         }
         if (caller is null) await http.SignOutAsync(UiSession.AuthenticationType).ConfigureAwait(false);
         return caller;
-    }
-
-    private async Task EndPreviousSessionAsync(HttpContext http)
-    {
-        var cookie = cookieOptions.Get(UiSession.AuthenticationType);
-        if (cookie.CookieManager.GetRequestCookie(http, UiSession.CookieName) is not { Length: > 0 } value) return;
-        if (cookie.TicketDataFormat.Unprotect(value)?.Principal.FindFirstValue(SessionIdClaim) is { } key) await tickets.RemoveAsync(key).ConfigureAwait(false);
     }
 
     private async Task SignOutAsync(HttpContext http)
