@@ -61,7 +61,47 @@ public sealed class Authenticator(AuthStore store, TimeProvider? time = null)
         if (string.IsNullOrEmpty(authorization)) return new(SignInOutcome.NoCredentials);
         var now = _time.GetUtcNow();
         if (IsThrottled(remote, now)) return new(SignInOutcome.Throttled);
-        var caller = await CheckAsync(authorization, now, ct).ConfigureAwait(false);
+        return Count(remote, now, await CheckAsync(authorization, now, ct).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// Signs in with a user name and password typed into a form (the web UI's sign-in page): the same password check,
+    /// cache and failed sign-in count per address as basic auth, so the form is no way around the throttle.
+    /// </summary>
+    public async ValueTask<SignInResult> SignInWithPasswordAsync(string name, string password, string remote, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(password);
+        var now = _time.GetUtcNow();
+        if (IsThrottled(remote, now)) return new(SignInOutcome.Throttled);
+        var checkable = name.Length is > 0 and <= 4096 && password.Length is > 0 and <= 4096;
+        return Count(remote, now, checkable ? await PasswordAsync(name, password, now, ct).ConfigureAwait(false) : null);
+    }
+
+    /// <summary>
+    /// A digest of the user's stored password hash, kept in a browser session when it starts: the session ends when
+    /// the password changes (the stored hash then differs). Null for an unknown user or one without a password.
+    /// </summary>
+    public async ValueTask<string?> SessionStampAsync(string name, CancellationToken ct) =>
+        await store.PasswordHashAsync(name, ct).ConfigureAwait(false) is { } hash ? Stamp(hash) : null;
+
+    /// <summary>
+    /// Who a browser session signs in as, read again from the store on each request (so an admin flag or default
+    /// permission changed since applies at once); null when the user is gone or its password changed since the session began.
+    /// </summary>
+    public async ValueTask<Caller?> SessionCallerAsync(string name, string stamp, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(stamp);
+        var hash = await store.PasswordHashAsync(name, ct).ConfigureAwait(false);
+        if (hash is null || !ServiceTokens.HashEquals(Stamp(hash), stamp)) return null;
+        return await store.GetUserAsync(name, ct).ConfigureAwait(false) is { } u ? new Caller(u.Name, u.IsAdmin, u.DefaultPermission) : null;
+    }
+
+    private static string Stamp(string hash) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes("kiln-session\0" + hash)));
+
+    // Counts a failure against the address, or clears its count on a success.
+    private SignInResult Count(string remote, DateTimeOffset now, Caller? caller)
+    {
         if (caller is null)
         {
             _failures.AddOrUpdate(remote, _ => (1, now), (_, f) => now - f.Since > FailureWindow ? (1, now) : (f.Count + 1, f.Since));

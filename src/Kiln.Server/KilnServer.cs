@@ -76,7 +76,7 @@ public sealed class KilnServerOptions
     internal List<IKilnServerModule> ComposeModules()
     {
         if (PipelinesDirectory is { } dir && !Directory.Exists(dir)) throw new KilnException($"--pipelines: directory '{dir}' does not exist");
-        var modules = new List<IKilnServerModule> { new TrackingModule(this), new AccessModule(Access) };
+        var modules = new List<IKilnServerModule> { new TrackingModule(this), new AccessModule(Access, Tls is not null) };
         // The registry API serves the registry in the server's own database (none when --db is another server).
         if (!StorageLocation.IsServer(Db)) modules.Add(new FeatureRegistryServerModule());
         if (OnlineStore is { } online) modules.Add(new FeatureServerModule(FeatureRegistry, online));
@@ -153,6 +153,8 @@ public static class KilnServer
         foreach (var m in modules) m.MapEndpoints(app);
         // Last before the endpoints (after routing and the request metrics, which then count refusals too).
         app.UseMiddleware<AccessMiddleware>();
+        // After the caller is signed in: the UI's and the jobs dashboard's anti-forgery tokens are bound to that user.
+        app.UseAntiforgery();
         return app;
     }
 

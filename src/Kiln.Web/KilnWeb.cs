@@ -19,12 +19,15 @@ public static class KilnWeb
         return services;
     }
 
-    /// <summary>Maps every page (and the catch-all 404 page); call after UseRouting.</summary>
+    /// <summary>
+    /// Maps every page (and the catch-all 404 page), each marked <see cref="BrowserPageMetadata"/>; call after UseRouting.
+    /// The host adds <c>UseAntiforgery()</c> after it has signed the caller in, so that tokens are checked against the
+    /// user they were issued to.
+    /// </summary>
     public static WebApplication MapKilnWeb(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.UseAntiforgery();
-        app.MapRazorComponents<App>();
+        app.MapRazorComponents<App>().WithMetadata(BrowserPageMetadata.Instance);
         return app;
     }
 }

@@ -118,7 +118,8 @@ public sealed class AccessFixture : IAsyncLifetime
 
 public sealed class AccessTests(AccessFixture f) : IClassFixture<AccessFixture>
 {
-    private static readonly string[] Open = ["GET /health"];
+    // The health probe, and the sign-in page (whose form post is refused without its anti-forgery token).
+    private static readonly string[] Open = ["GET /health", "GET /signin", "POST /signin"];
 
     private IEnumerable<(RouteEndpoint Endpoint, string Method, string Key)> Endpoints()
     {
@@ -168,6 +169,21 @@ public sealed class AccessTests(AccessFixture f) : IClassFixture<AccessFixture>
     }
 
     [Fact]
+    public void The_session_cookie_counts_only_on_browser_pages()
+    {
+        // The CSRF rule (BrowserSessions): a browser's session is honoured on the UI's pages, /signout and the jobs
+        // dashboard, whose forms carry anti-forgery tokens; never on an API endpoint, which needs Basic or Bearer.
+        var browser = Endpoints().Where(e => BrowserSessions.IsBrowserEndpoint(e.Endpoint)).Select(e => e.Key).Distinct().ToList();
+        Assert.Contains("GET /models/{Name}", browser);
+        Assert.Contains("POST /models/{Name}", browser);
+        Assert.Contains("POST /signout", browser);
+        Assert.Contains("* /jobs/{**path}", browser);
+        string[] api = ["/api/", "/get-online-features", "/push", "/collections", "/metrics", "/health"];
+        var leaks = browser.Where(k => api.Any(a => k.Contains(' ' + a, StringComparison.Ordinal))).ToList();
+        Assert.True(leaks.Count == 0, "API endpoints that would honour a session cookie: " + string.Join(", ", leaks));
+    }
+
+    [Fact]
     public async Task Every_endpoint_refuses_an_anonymous_caller_and_a_caller_without_the_role()
     {
         using var anonymous = f.Client();
@@ -179,7 +195,7 @@ public sealed class AccessTests(AccessFixture f) : IClassFixture<AccessFixture>
             using (var r = await anonymous.SendAsync(Request(method, url)))
             {
                 var body = await r.Content.ReadAsStringAsync();
-                var expected = Open.Contains(key) ? HttpStatusCode.OK : HttpStatusCode.Unauthorized;
+                var expected = key == "POST /signin" ? HttpStatusCode.BadRequest : Open.Contains(key) ? HttpStatusCode.OK : HttpStatusCode.Unauthorized;
                 if (r.StatusCode != expected) failures.Add($"anonymous {method} {url}: {(int)r.StatusCode} {body}");
                 else if (expected == HttpStatusCode.Unauthorized && !body.Contains("\"UNAUTHENTICATED\"", StringComparison.Ordinal)) failures.Add($"anonymous {method} {url}: body {body}");
             }
@@ -195,7 +211,9 @@ public sealed class AccessTests(AccessFixture f) : IClassFixture<AccessFixture>
                 }
                 else if (rule.Scope == Scope.SignedIn)
                 {
-                    if (r.StatusCode != HttpStatusCode.NotFound) failures.Add($"nobody {method} {url}: {(int)r.StatusCode} {body}");
+                    // MLflow's catch-all answers ENDPOINT_NOT_FOUND; sign-out without the form's anti-forgery token is refused.
+                    var signedIn = key == "POST /signout" ? HttpStatusCode.BadRequest : HttpStatusCode.NotFound;
+                    if (r.StatusCode != signedIn) failures.Add($"nobody {method} {url}: {(int)r.StatusCode} {body}");
                 }
                 else if (r.StatusCode != HttpStatusCode.Forbidden || !body.Contains("\"PERMISSION_DENIED\"", StringComparison.Ordinal))
                 {

@@ -23,15 +23,24 @@ public sealed class BrowserFixture : IAsyncLifetime
         Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
         await Server.InitializeAsync();
         _playwright = await Playwright.CreateAsync();
+        Browser = await LaunchChromiumAsync(_playwright);
+    }
+
+    /// <summary>Debian's headless Chromium as every browser test launches it (and the screenshot directory made).</summary>
+    public static async Task<IBrowser> LaunchChromiumAsync(IPlaywright playwright)
+    {
+        ArgumentNullException.ThrowIfNull(playwright);
+        Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
         var executable = Environment.GetEnvironmentVariable("KILN_TEST_CHROMIUM") ?? "/usr/bin/chromium";
         Assert.True(File.Exists(executable), $"{executable} is missing: apt-get install chromium (test.sh installs it)");
-        Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {
             ExecutablePath = executable,
             Headless = true,
             Args = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
         });
         Directory.CreateDirectory(ScreenshotDirectory);
+        return browser;
     }
 
     /// <summary>A fresh page (its own cookies) at the server's address, in the given colour scheme.</summary>

@@ -19,6 +19,12 @@ public sealed class AccessOptions
     public int MaxFailedSignIns { get; set; } = 10;
 
     public TimeSpan FailureWindow { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>A browser session ends after this long without a request; each request in its second half renews it (sliding expiry).</summary>
+    public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromHours(8);
+
+    /// <summary>A browser session ends this long after its sign-in however active it is: then the user signs in again.</summary>
+    public TimeSpan SessionLifetime { get; set; } = TimeSpan.FromHours(24);
 }
 
 /// <summary>The server's access state: its auth store and authenticator, and whether access control is on.</summary>

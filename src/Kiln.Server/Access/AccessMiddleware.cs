@@ -1,10 +1,12 @@
 using System.Globalization;
+using System.Security.Claims;
 using System.Text;
 using System.Text.Json.Nodes;
 using Kiln.Auth;
 using Kiln.Tracking;
 using Kiln.Tracking.Http;
 using Kiln.Tracking.Mlflow;
+using Kiln.Web;
 
 namespace Kiln.Server.Access;
 
@@ -14,7 +16,8 @@ namespace Kiln.Server.Access;
 /// error body: 401 UNAUTHENTICATED (the same words for a missing, wrong, expired, revoked or malformed credential),
 /// 403 PERMISSION_DENIED, 429 RESOURCE_EXHAUSTED after too many failed sign-ins from one address.
 /// </summary>
-internal sealed class AccessMiddleware(RequestDelegate next, AccessControl access, IServiceProvider services, ILogger<AccessMiddleware> logger)
+internal sealed class AccessMiddleware(RequestDelegate next, AccessControl access, BrowserSessions sessions, IServiceProvider services,
+    ILogger<AccessMiddleware> logger)
 {
     public async Task InvokeAsync(HttpContext http)
     {
@@ -34,32 +37,49 @@ internal sealed class AccessMiddleware(RequestDelegate next, AccessControl acces
             return;
         }
 
+        // The session cookie counts on browser pages only (BrowserSessions: the CSRF rule); there a browser is answered
+        // with pages (a redirect to /signin, a refusal page), everyone else with MLflow's JSON errors.
+        var browser = BrowserSessions.IsBrowserEndpoint(endpoint);
+        var html = browser && BrowserSessions.WantsHtml(http.Request);
         var remote = http.Connection.RemoteIpAddress?.ToString() ?? "";
-        var signIn = await access.Authenticator!.AuthenticateAsync(http.Request.Headers.Authorization.ToString() is { Length: > 0 } h ? h : null, remote, ct);
+        var header = http.Request.Headers.Authorization.ToString() is { Length: > 0 } h ? h : null;
+        var signIn = header is null && browser
+            ? await sessions.AuthenticateAsync(http, ct) is { } session ? new SignInResult(SignInOutcome.Authenticated, session) : new SignInResult(SignInOutcome.NoCredentials)
+            : await access.Authenticator!.AuthenticateAsync(header, remote, ct);
         if (signIn.Outcome != SignInOutcome.Authenticated)
         {
-            if (signIn.Outcome == SignInOutcome.Throttled)
+            if (signIn.Outcome == SignInOutcome.NoCredentials && html)
             {
-                http.Response.Headers.RetryAfter = ((int)access.Authenticator.FailureWindow.TotalSeconds).ToString(CultureInfo.InvariantCulture);
-                await RefuseAsync(http, 429, "RESOURCE_EXHAUSTED", "too many failed sign-ins from this address; try again later", audited ? new Audit(null, null) : null);
+                var status = HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method) ? StatusCodes.Status302Found : StatusCodes.Status303SeeOther;
+                http.Response.StatusCode = status;
+                http.Response.Headers.Location = UiSession.SignInUrl(BrowserSessions.ReturnUrlOf(http.Request));
+                if (audited) await AppendAsync(http, new Audit(null, null), status);
+            }
+            else if (signIn.Outcome == SignInOutcome.Throttled)
+            {
+                http.Response.Headers.RetryAfter = ((int)access.Authenticator!.FailureWindow.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+                await RefuseAsync(http, 429, "RESOURCE_EXHAUSTED", "too many failed sign-ins from this address; try again later", audited ? new Audit(null, null) : null, html);
             }
             else
             {
                 http.Response.Headers.WWWAuthenticate = "Basic realm=\"kiln\", Bearer";
-                await RefuseAsync(http, 401, "UNAUTHENTICATED", "authentication required: a valid bearer token or user name and password", audited ? new Audit(null, null) : null);
+                await RefuseAsync(http, 401, "UNAUTHENTICATED", "authentication required: a valid bearer token or user name and password", audited ? new Audit(null, null) : null, html);
             }
             return;
         }
         var caller = signIn.Caller!;
         // The name alias moves are recorded under is the signed-in user's, whatever the client claims.
         http.Request.Headers[KilnHttpClient.UserHeader] = caller.Name;
+        // Who is signed in, and how: the UI's layout shows it (offering sign-out to a session), and anti-forgery tokens are bound to it.
+        var via = header is null ? UiSession.AuthenticationType : caller.ByToken ? "Bearer" : "Basic";
+        http.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, caller.Name), new Claim(ClaimTypes.NameIdentifier, caller.Name)], via));
 
         var request = new AccessRequest(http, services.GetService<ITrackingStore>());
         if (rule.ReadsBody)
         {
             if (await request.LoadBodyAsync(ct) is { } problem)
             {
-                await RefuseAsync(http, 400, "INVALID_PARAMETER_VALUE", problem, audited ? new Audit(caller.Name, null) : null);
+                await RefuseAsync(http, 400, "INVALID_PARAMETER_VALUE", problem, audited ? new Audit(caller.Name, null) : null, html);
                 return;
             }
         }
@@ -68,7 +88,7 @@ internal sealed class AccessMiddleware(RequestDelegate next, AccessControl acces
         if (!allowed)
         {
             var what = needed is null ? "this call is for admins" : $"{Permissions.Name(needed.Value)} on {denied ?? "this server"} is needed";
-            await RefuseAsync(http, 403, "PERMISSION_DENIED", $"permission denied for user '{caller.Name}': {what}", audit);
+            await RefuseAsync(http, 403, "PERMISSION_DENIED", $"permission denied for user '{caller.Name}': {what}", audit, html);
             return;
         }
         AccessItems.Admit(http, access.DefaultOf(caller));
@@ -141,10 +161,18 @@ internal sealed class AccessMiddleware(RequestDelegate next, AccessControl acces
         return false;
     }
 
-    private async Task RefuseAsync(HttpContext http, int status, string code, string message, Audit? audit)
+    private async Task RefuseAsync(HttpContext http, int status, string code, string message, Audit? audit, bool html)
     {
         http.Response.StatusCode = status;
-        await http.Response.WriteAsJsonAsync(new MlflowError { ErrorCode = code, Message = message }, MlflowJson.Default.MlflowError, cancellationToken: http.RequestAborted);
+        if (html)
+        {
+            http.Response.ContentType = "text/html; charset=utf-8";
+            await http.Response.WriteAsync(UiSession.RefusalPage(status, message, BrowserSessions.ReturnUrlOf(http.Request)), http.RequestAborted);
+        }
+        else
+        {
+            await http.Response.WriteAsJsonAsync(new MlflowError { ErrorCode = code, Message = message }, MlflowJson.Default.MlflowError, cancellationToken: http.RequestAborted);
+        }
         if (audit is { } a) await AppendAsync(http, a, status);
     }
 

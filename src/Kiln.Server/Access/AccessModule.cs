@@ -15,16 +15,20 @@ namespace Kiln.Server.Access;
 /// calls it through <see cref="AuthApiClient"/>. The middleware is added by <see cref="KilnServer.BuildApp"/>; the rule of
 /// every endpoint here is admin-only (<see cref="AccessRules"/>).
 /// </summary>
-internal sealed class AccessModule(AccessOptions options) : IKilnServerModule
+internal sealed class AccessModule(AccessOptions options, bool tls = false) : IKilnServerModule
 {
     /// <summary>The largest body the auth API reads (a user, a password, a grant: small).</summary>
     public const int MaxBodyBytes = 64 * 1024;
 
-    public void ConfigureServices(WebApplicationBuilder builder) =>
+    public void ConfigureServices(WebApplicationBuilder builder)
+    {
         builder.Services.AddSingleton(sp => new AccessControl(options, sp.GetService<MetadataDatabase>()));
+        BrowserSessions.AddServices(builder.Services, options, tls);
+    }
 
     public void MapEndpoints(WebApplication app)
     {
+        BrowserSessions.MapEndpoints(app);
         var api = app.MapGroup("/api/v1/auth");
         api.MapGet("/users", (AccessControl access, CancellationToken ct) => Run(access, async store =>
             Json(new UsersResponse { Users = (await store.ListUsersAsync(ct)).Select(UserDto.Of).ToList() }, AuthJson.Default.UsersResponse)));

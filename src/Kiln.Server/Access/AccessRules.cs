@@ -254,6 +254,11 @@ internal static class AccessRules
         ["GET /pipelines/runs/{RunId}"] = Default(Permission.Read),
         // Cancel, resume and run again: as the pipeline API's POST …/cancel, …/resume and …/runs.
         ["POST /pipelines/runs/{RunId}"] = Default(Permission.Edit),
+        // Browser sign-in (BrowserSessions): the sign-in page is open to everyone (its form carries an anti-forgery token,
+        // and failed sign-ins are throttled per address as basic auth's are); signing out needs a session (or any sign-in).
+        ["GET /signin"] = Open,
+        ["POST /signin"] = Open,
+        ["POST /signout"] = new(Scope.SignedIn, Permission.NoPermissions),
         // Blazor's redirect after a form post under enhanced navigation.
         ["GET /_framework/opaque-redirect"] = Default(Permission.Read),
         ["GET /{*path:nonfile}"] = Default(Permission.Read),

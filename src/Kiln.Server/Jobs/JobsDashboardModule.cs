@@ -27,7 +27,7 @@ internal sealed class JobsDashboardModule(JobStorage storage) : IKilnServerModul
         IsReadOnlyFunc = context => !KilnDashboardAuthorization.MayWrite(context),
         // The dashboard's stats poll is a POST every few seconds per open page: once every 5 s is enough.
         StatsPollingInterval = 5_000,
-    }, storage);
+    }, storage).WithMetadata(Kiln.Web.BrowserPageMetadata.Instance); // a browser's session counts here (its POSTs check anti-forgery)
 }
 
 /// <summary>
