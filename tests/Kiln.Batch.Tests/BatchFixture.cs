@@ -26,32 +26,14 @@ public sealed class BatchFixture : IAsyncLifetime
 
     public string Package => Path.Combine(_dir.Path, "fraud");
 
-    public string Csv => Path.Combine(TestEnvironment.RepoRoot, "examples", "quickstart", "transactions.csv");
+    public string Csv => QuickstartSpec.Transactions;
 
     /// <summary>The quickstart rows (8,000).</summary>
     public DataTable Rows { get; private set; } = new();
 
     public async Task InitializeAsync()
     {
-        var spec = TrainingSpec.Parse($"""
-            name: fraud
-            task: binary
-            data: {Csv}
-            label: is_fraud
-            features:
-              amount: numeric
-              hour: numeric
-              merchant_category: categorical
-              card_present: categorical
-              distance_from_home_km: numeric
-              customer_age: numeric
-            trainer:
-              kind: fast_forest
-              trees: 10
-              leaves: 16
-            holdout: 0.2
-            seed: 42
-            """, "test-spec", _dir.Path);
+        var spec = TrainingSpec.Parse(QuickstartSpec.Yaml(), "test-spec", _dir.Path);
         await Trainer.TrainAsync(spec, Package);
         Rows = await TableReader.ReadAllAsync([Csv], Columns);
     }

@@ -158,6 +158,12 @@ public class ValidationTests
         Assert.Matches(@"^p\.yaml:\d+:\d+: invalid YAML: ", Assert.Single(e.Errors));
     }
 
+    [Theory]
+    [InlineData("name: p\ntasks: {}\n", "p.yaml:2:8: the pipeline has no tasks")]
+    [InlineData("# no tasks yet\nname: p\n", "p.yaml:2:1: the pipeline has no tasks")]
+    public void A_pipeline_without_tasks_is_refused_where_they_belong(string yaml, string expected) =>
+        Assert.Equal(expected, Assert.Single(Refused(yaml).Errors));
+
     [Fact]
     public void Every_problem_is_reported_at_once()
     {

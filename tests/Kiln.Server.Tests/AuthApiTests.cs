@@ -163,5 +163,22 @@ public sealed class AuthApiTests
             Assert.True(status == (int)response.StatusCode, text);
             Assert.Contains(status == 413 ? "body: at most 64 KB" : status == 400 && body == "not json" ? "body: not valid JSON" : "name: required", text, StringComparison.Ordinal);
         }
+        // Without a length up front (chunked), the limit stops the read part way: the same 413.
+        var large = Encoding.UTF8.GetBytes($$"""{"name":"{{new string('x', 100_000)}}"}""");
+        using (var chunked = new HttpRequestMessage(HttpMethod.Post, "/api/v1/auth/users") { Content = new StreamContent(new UnsizedStream(large)) })
+        {
+            chunked.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            chunked.Headers.Authorization = Basic("root", "root-password-1");
+            using var response = await http.SendAsync(chunked);
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.RequestEntityTooLarge, text);
+            Assert.Contains("body: at most 64 KB", text, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>A body whose length the client cannot know, so it is sent chunked.</summary>
+    private sealed class UnsizedStream(byte[] bytes) : MemoryStream(bytes)
+    {
+        public override bool CanSeek => false;
     }
 }

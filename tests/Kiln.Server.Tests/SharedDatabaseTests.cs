@@ -41,7 +41,7 @@ public sealed class SharedDatabaseTests
         await tracking.Tracking.GetExperimentAsync("0");
         await pipelines.InitializeAsync();
         Assert.Equal(1, await database.SchemaVersionAsync("tracking", default));
-        Assert.Equal(3, await database.SchemaVersionAsync("pipelines", default)); // 2: alert deliveries, 3: attempts' process groups
+        Assert.Equal(SqlPipelineStore.SchemaVersion, await database.SchemaVersionAsync("pipelines", default));
         Assert.Equal(1, await database.SchemaVersionAsync("features", default));
     }
 }

@@ -1,3 +1,4 @@
+using Kiln.Pipelines.State;
 using Kiln.Testing;
 using Npgsql;
 
@@ -77,7 +78,7 @@ public sealed class CliLocationTests
 
             await using var db = MetadataDatabase.Open("postgresql://" + rest);
             Assert.Equal(1, await db.SchemaVersionAsync("tracking", default));
-            Assert.Equal(3, await db.SchemaVersionAsync("pipelines", default)); // 2: alert deliveries, 3: attempts' process groups
+            Assert.Equal(SqlPipelineStore.SchemaVersion, await db.SchemaVersionAsync("pipelines", default));
         }
         finally
         {

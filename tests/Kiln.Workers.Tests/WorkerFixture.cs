@@ -26,27 +26,9 @@ public sealed class WorkerFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var source = Path.Combine(TestEnvironment.RepoRoot, "examples", "quickstart", "transactions.csv");
+        var source = QuickstartSpec.Transactions;
         var spec = Path.Combine(_dir.Path, "spec.yaml");
-        await File.WriteAllTextAsync(spec, $"""
-            name: fraud
-            task: binary
-            data: {source}
-            label: is_fraud
-            features:
-              amount: numeric
-              hour: numeric
-              merchant_category: categorical
-              card_present: categorical
-              distance_from_home_km: numeric
-              customer_age: numeric
-            trainer:
-              kind: fast_forest
-              trees: 10
-              leaves: 16
-            holdout: 0.2
-            seed: 42
-            """);
+        await File.WriteAllTextAsync(spec, QuickstartSpec.Yaml());
         var train = await KilnCli.RunAsync(["train", spec, "--out", Model], _dir.Path);
         Assert.True(train.ExitCode == 0, train.ToString());
 

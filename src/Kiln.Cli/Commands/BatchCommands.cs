@@ -87,51 +87,25 @@ internal static class BatchCommands
         foreach (var s in skipped ?? []) Cli.Err.MarkupLineInterpolated($"[yellow]warning[/]: skipped {s.File}: {s.Reason}");
     }
 
-    /// <summary>A live bar (rows, rows/s, time left) on a terminal; one line every few seconds otherwise (logs, CI).</summary>
-    private static async Task ShowProgressAsync(BatchStatus status, Task run)
-    {
-        var started = DateTime.UtcNow;
-        if (!Console.IsErrorRedirected)
+    /// <summary>Rows, rows/s and time left, as a bar on a terminal or a line every few seconds otherwise (logs, CI).</summary>
+    private static Task ShowProgressAsync(BatchStatus status, Task run) => ProgressDisplay.ShowAsync(run, "scoring",
+        (task, elapsed) =>
         {
-            await Cli.Err.Progress()
-                .AutoClear(false)
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-                .StartAsync(async ctx =>
-                {
-                    var task = ctx.AddTask("scoring", maxValue: 1);
-                    while (!run.IsCompleted)
-                    {
-                        Update(task);
-                        await Task.WhenAny(run, Task.Delay(250));
-                    }
-                    Update(task);
-                    if (run.IsCompletedSuccessfully) task.Value = task.MaxValue;
-                    task.StopTask();
-                });
-            return;
-
-            void Update(ProgressTask task)
-            {
-                var rows = status.RowsDone;
-                var rate = rows / Math.Max(0.001, (DateTime.UtcNow - started).TotalSeconds);
-                task.Description = $"{rows:N0} rows, {rate:N0} rows/s";
-                if (status.RowsTotal is { } total)
-                {
-                    task.IsIndeterminate = false;
-                    task.MaxValue = Math.Max(1, total);
-                    task.Value = rows;
-                }
-                else task.IsIndeterminate = true;
-            }
-        }
-        var interval = TimeSpan.FromSeconds(5);
-        while (!run.IsCompleted)
-        {
-            await Task.WhenAny(run, Task.Delay(interval));
-            if (run.IsCompleted || !status.Scoring) continue;
             var rows = status.RowsDone;
-            var elapsed = (DateTime.UtcNow - started).TotalSeconds;
-            var rate = rows / Math.Max(0.001, elapsed);
+            task.Description = $"{rows:N0} rows, {ProgressDisplay.Rate(rows, elapsed):N0} rows/s";
+            if (status.RowsTotal is { } total)
+            {
+                task.IsIndeterminate = false;
+                task.MaxValue = Math.Max(1, total);
+                task.Value = rows;
+            }
+            else task.IsIndeterminate = true;
+        },
+        elapsed =>
+        {
+            if (!status.Scoring) return null;
+            var rows = status.RowsDone;
+            var rate = ProgressDisplay.Rate(rows, elapsed);
             var line = $"kiln batch: {rows:N0} rows, {status.PartsDone} parts, {rate:N0} rows/s";
             if (status.RowsTotal is { } total && total > 0)
             {
@@ -139,7 +113,6 @@ internal static class BatchCommands
                 line += $", {100.0 * rows / total:0.0}%, ETA {eta:hh\\:mm\\:ss}";
             }
             if (status.Rejected > 0) line += $", {status.Rejected:N0} rejected";
-            Console.Error.WriteLine(line);
-        }
-    }
+            return line;
+        });
 }

@@ -44,51 +44,26 @@ internal static class DistributedBatchCommand
         return 0;
     }
 
-    /// <summary>A bar over partitions on a terminal; a line every few seconds otherwise.</summary>
-    private static async Task ShowAsync(Task run, Func<DistributedProgress?> read)
+    /// <summary>Partitions done, as a bar on a terminal or a line every few seconds otherwise; off a terminal, a notice when no worker has come.</summary>
+    private static Task ShowAsync(Task run, Func<DistributedProgress?> read)
     {
-        var started = DateTime.UtcNow;
-        if (!Console.IsErrorRedirected)
-        {
-            await Cli.Err.Progress()
-                .AutoClear(false)
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-                .StartAsync(async ctx =>
-                {
-                    var task = ctx.AddTask("partitions", maxValue: 1);
-                    while (!run.IsCompleted)
-                    {
-                        Update(task);
-                        await Task.WhenAny(run, Task.Delay(250));
-                    }
-                    Update(task);
-                    task.StopTask();
-                });
-            return;
-
-            void Update(Spectre.Console.ProgressTask task)
+        var waitingSaid = false;
+        return ProgressDisplay.ShowAsync(run, "partitions",
+            (task, _) =>
             {
                 if (read() is not { } p) return;
                 task.MaxValue = Math.Max(1, p.Partitions);
                 task.Value = p.Done;
                 task.Description = Markup.Escape($"{p.Done}/{p.Partitions} partitions, {p.Running} running, {p.Rows:N0} rows, {p.Workers} worker(s)");
-            }
-        }
-        var lastLine = DateTime.MinValue;
-        var waitingSaid = false;
-        while (!run.IsCompleted)
-        {
-            await Task.WhenAny(run, Task.Delay(500));
-            if (read() is not { } p) continue;
-            if (p.Workers == 0 && !waitingSaid && DateTime.UtcNow - started > TimeSpan.FromSeconds(3))
+            },
+            elapsed => read() is { } p
+                ? $"kiln batch: {p.Done}/{p.Partitions} partitions, {p.Running} running, {p.Rows:N0} rows, {ProgressDisplay.Rate(p.Rows, elapsed):N0} rows/s, {p.Workers} worker(s)"
+                : null,
+            elapsed =>
             {
+                if (waitingSaid || elapsed <= TimeSpan.FromSeconds(3) || read() is not { Workers: 0 }) return;
                 Console.Error.WriteLine("kiln batch: no kiln worker serves the batch queue yet; start one with kiln worker --db …");
                 waitingSaid = true;
-            }
-            if (DateTime.UtcNow - lastLine < TimeSpan.FromSeconds(5)) continue;
-            lastLine = DateTime.UtcNow;
-            var rate = p.Rows / Math.Max(0.001, (DateTime.UtcNow - started).TotalSeconds);
-            Console.Error.WriteLine($"kiln batch: {p.Done}/{p.Partitions} partitions, {p.Running} running, {p.Rows:N0} rows, {rate:N0} rows/s, {p.Workers} worker(s)");
-        }
+            });
     }
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Kiln.Core;
 using Kiln.Features.Online;
+using Kiln.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -26,6 +27,8 @@ public static class FeatureEndpoints
         return services;
     }
 
+    private static readonly Func<JsonBodyError, ProblemHttpResult> s_bodyProblem = RequestBodies.Problem(Invalid);
+
     /// <summary>Maps Feast's <c>POST /get-online-features</c> and <c>POST /push</c>.</summary>
     public static IEndpointRouteBuilder MapKilnFeatureEndpoints(this IEndpointRouteBuilder endpoints)
     {
@@ -38,16 +41,9 @@ public static class FeatureEndpoints
     private static async Task<Results<EmptyHttpResult, ProblemHttpResult>> GetOnlineFeaturesAsync(
         HttpRequest http, FeatureServing serving, CancellationToken cancellationToken)
     {
-        GetOnlineFeaturesRequest? request;
-        try
-        {
-            request = await JsonSerializer.DeserializeAsync(http.Body, FeatureJsonContext.Default.GetOnlineFeaturesRequest, cancellationToken).ConfigureAwait(false);
-        }
-        catch (JsonException e)
-        {
-            return Invalid($"request body: {e.Message}");
-        }
-        if (request is null) return Invalid("request body: empty");
+        var (request, problem) = await JsonBodies.ReadAsync(http, FeatureJsonContext.Default.GetOnlineFeaturesRequest, s_bodyProblem, cancellationToken: cancellationToken)
+            .ConfigureAwait(false);
+        if (request is null) return problem!;
         if (request.Entities is null || request.Entities.Count == 0) return Invalid("entities: required (join key -> list of values)");
         if ((request.Features is null || request.Features.Count == 0) == string.IsNullOrEmpty(request.FeatureService))
             return Invalid("give either features (view:feature, ...) or feature_service");
@@ -87,16 +83,9 @@ public static class FeatureEndpoints
     private static async Task<Results<JsonHttpResult<PushResponse>, ProblemHttpResult>> PushAsync(
         HttpRequest http, FeatureServing serving, CancellationToken cancellationToken)
     {
-        PushRequest? request;
-        try
-        {
-            request = await JsonSerializer.DeserializeAsync(http.Body, FeatureJsonContext.Default.PushRequest, cancellationToken).ConfigureAwait(false);
-        }
-        catch (JsonException e)
-        {
-            return Invalid($"request body: {e.Message}");
-        }
-        if (request is null) return Invalid("request body: empty");
+        var (request, problem) = await JsonBodies.ReadAsync(http, FeatureJsonContext.Default.PushRequest, s_bodyProblem, cancellationToken: cancellationToken)
+            .ConfigureAwait(false);
+        if (request is null) return problem!;
         var target = request.PushSourceName ?? request.FeatureView;
         if (string.IsNullOrEmpty(target)) return Invalid("give push_source_name (or feature_view)");
         if (request.Df is null || request.Df.Count == 0) return Invalid("df: required (column -> list of values)");

@@ -1,7 +1,7 @@
-using System.Text.Json;
 using Kiln.Core;
 using Kiln.Features.Definitions;
 using Kiln.Features.Registry;
+using Kiln.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -16,6 +16,8 @@ namespace Kiln.Features.Http;
 /// </summary>
 public static class RegistryEndpoints
 {
+    private static readonly Func<JsonBodyError, ProblemHttpResult> s_bodyProblem = RequestBodies.Problem(Invalid);
+
     /// <summary>Maps plan, apply, latest, versions and the materialization history.</summary>
     public static IEndpointRouteBuilder MapKilnFeatureRegistryEndpoints(this IEndpointRouteBuilder endpoints)
     {
@@ -32,7 +34,7 @@ public static class RegistryEndpoints
 
     private static async Task<Results<JsonHttpResult<RepositoryPlan>, ProblemHttpResult>> PlanAsync(HttpRequest http, IFeatureRegistry registry, CancellationToken ct)
     {
-        var snapshot = await ReadAsync(http, RegistryJsonContext.Default.RepositorySnapshot, ct).ConfigureAwait(false);
+        var snapshot = await JsonBodies.ReadAsync(http, RegistryJsonContext.Default.RepositorySnapshot, s_bodyProblem, cancellationToken: ct).ConfigureAwait(false);
         if (snapshot.Problem is { } problem) return problem;
         if (Repository(snapshot.Value!, out var repo) is { } invalid) return invalid;
         return TypedResults.Json(await registry.PlanAsync(repo!, ct).ConfigureAwait(false), RegistryJsonContext.Default.RepositoryPlan);
@@ -40,7 +42,7 @@ public static class RegistryEndpoints
 
     private static async Task<Results<JsonHttpResult<ApplyAnswer>, ProblemHttpResult>> ApplyAsync(HttpRequest http, IFeatureRegistry registry, CancellationToken ct)
     {
-        var body = await ReadAsync(http, RegistryJsonContext.Default.ApplyBody, ct).ConfigureAwait(false);
+        var body = await JsonBodies.ReadAsync(http, RegistryJsonContext.Default.ApplyBody, s_bodyProblem, cancellationToken: ct).ConfigureAwait(false);
         if (body.Problem is { } problem) return problem;
         if (body.Value!.Repository is null) return Invalid("repository: required");
         if (string.IsNullOrWhiteSpace(body.Value.RepoPath)) return Invalid("repo_path: required");
@@ -69,7 +71,7 @@ public static class RegistryEndpoints
 
     private static async Task<Results<NoContent, ProblemHttpResult>> RecordMaterializationAsync(HttpRequest http, IFeatureRegistry registry, CancellationToken ct)
     {
-        var body = await ReadAsync(http, RegistryJsonContext.Default.MaterializationBody, ct).ConfigureAwait(false);
+        var body = await JsonBodies.ReadAsync(http, RegistryJsonContext.Default.MaterializationBody, s_bodyProblem, cancellationToken: ct).ConfigureAwait(false);
         if (body.Problem is { } problem) return problem;
         var m = body.Value!;
         if (string.IsNullOrEmpty(m.Project)) return Invalid("project: required");
@@ -113,20 +115,6 @@ public static class RegistryEndpoints
         catch (KilnException e)
         {
             return Invalid($"repository: {e.Message}");
-        }
-    }
-
-    private static async Task<(T? Value, ProblemHttpResult? Problem)> ReadAsync<T>(HttpRequest http, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, CancellationToken ct)
-        where T : class
-    {
-        try
-        {
-            var value = await JsonSerializer.DeserializeAsync(http.Body, type, ct).ConfigureAwait(false);
-            return value is null ? (null, Invalid("request body: empty")) : (value, null);
-        }
-        catch (JsonException e)
-        {
-            return (null, Invalid($"request body: {e.Message}"));
         }
     }
 

@@ -51,9 +51,12 @@ public sealed record MonitorConfig
     public string? Link => ExternalUrl is null ? null : new Uri(ExternalUrl, "metrics").ToString();
 }
 
-/// <summary>What the hosting process supplies when a target leaves it out.</summary>
+/// <summary>What the hosting process supplies when a target leaves it out, and what it can do.</summary>
 public sealed record MonitorDefaults
 {
     /// <summary>kiln serve's --log-dir.</summary>
     public string? LogDirectory { get; init; }
+
+    /// <summary>Whether pipelines run in the hosting process; false refuses a rule's pipeline_event without pipelines_url; null when the file is only read.</summary>
+    public bool? PipelinesInProcess { get; init; }
 }

@@ -32,24 +32,15 @@ public static class MonitorConfigLoader
     /// Loads a --monitor file for a process (kiln serve, kiln server), with the check that depends on it: a rule that
     /// raises a pipeline event needs pipelines_url, or pipelines running in this very process.
     /// </summary>
-    public static MonitorConfig LoadForHost(string path, string? logDirectory, bool pipelinesInProcess)
-    {
-        var config = LoadFile(path, new MonitorDefaults { LogDirectory = logDirectory });
-        if (config.RaisesPipelineEvents && config.PipelinesUrl is null && !pipelinesInProcess)
-        {
-            var rule = config.Rules.First(r => r.PipelineEvent is not null);
-            throw new KilnException($"{path}: rule '{rule.Name}' raises pipeline event '{rule.PipelineEvent}', but this process runs no pipelines: " +
-                "set pipelines_url to a kiln server started with --pipelines (or run the monitor in that server)");
-        }
-        return config;
-    }
+    public static MonitorConfig LoadForHost(string path, string? logDirectory, bool pipelinesInProcess) =>
+        LoadFile(path, new MonitorDefaults { LogDirectory = logDirectory, PipelinesInProcess = pipelinesInProcess });
 
     public static MonitorConfig Load(string yaml, string file, MonitorDefaults? defaults = null)
     {
         defaults ??= new MonitorDefaults();
         var baseDir = Path.GetDirectoryName(Path.GetFullPath(file)) ?? Directory.GetCurrentDirectory();
         var root = YamlFiles.ParseMapping(yaml, file)
-            ?? throw new KilnException($"{file}:1: monitoring configuration is a YAML mapping with 'targets' and 'rules'");
+            ?? throw new KilnException($"{file}:1:1: monitoring configuration is a YAML mapping with 'targets' and 'rules'");
         var r = new Reader(file);
         var interval = TimeSpan.FromMinutes(1);
         Uri? external = null, pipelines = null;
@@ -58,6 +49,7 @@ public static class MonitorConfigLoader
         string? stateDir = null;
         var targets = new List<MonitorTarget>();
         var rules = new List<AlertRule>();
+        (AlertRule Rule, YamlNode At)? firstEvent = null;
         foreach (var (key, value) in r.Mapping(root, "", s_top))
         {
             switch (key)
@@ -76,13 +68,22 @@ public static class MonitorConfigLoader
                     break;
                 case "rules":
                     var j = 0;
-                    foreach (var n in r.Sequence(value, key)) rules.Add(ReadRule(r, n, $"rules[{j++}]"));
+                    foreach (var n in r.Sequence(value, key))
+                    {
+                        var rule = ReadRule(r, n, $"rules[{j++}]");
+                        rules.Add(rule);
+                        if (rule.PipelineEvent is not null && firstEvent is null)
+                            firstEvent = (rule, n is YamlMappingNode ruleMap && ruleMap.Children.TryGetValue(new YamlScalarNode("pipeline_event"), out var eventNode) ? eventNode : n);
+                    }
                     break;
             }
         }
         // Alert state: state_dir, else beside the prediction log (hidden from data readers by its '_').
         if (stateDir is null && (defaults.LogDirectory ?? targets.FirstOrDefault()?.LogDirectory) is { } log)
             stateDir = Path.Combine(log, MonitorConfig.DefaultStateFolder);
+        if (defaults.PipelinesInProcess == false && pipelines is null && firstEvent is { } raised)
+            throw new KilnException($"{YamlFiles.Where(file, raised.At)}: rule '{raised.Rule.Name}' raises pipeline event '{raised.Rule.PipelineEvent}', " +
+                "but this process runs no pipelines: set pipelines_url to a kiln server started with --pipelines (or run the monitor in that server)");
         Unique(r, root, targets.Select(t => t.Name), "targets", "name");
         Unique(r, root, rules.Select(x => x.Name), "rules", "name");
         return new MonitorConfig
@@ -99,12 +100,21 @@ public static class MonitorConfigLoader
         };
     }
 
-    private static void Unique(Reader r, YamlNode root, IEnumerable<string> names, string list, string key)
+    /// <summary>Refuses a second entry of <paramref name="list"/> with a name already used, at that entry's name (or the entry, when its name was derived).</summary>
+    private static void Unique(Reader r, YamlMappingNode root, IEnumerable<string> names, string list, string key)
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
+        var i = 0;
         foreach (var n in names)
         {
-            if (!seen.Add(n)) throw new KilnException($"{YamlFiles.Where(r.File, root)}: {list}: two entries have the {key} '{n}'");
+            if (!seen.Add(n))
+            {
+                YamlNode at = root;
+                if (root.Children.TryGetValue(new YamlScalarNode(list), out var entries) && entries is YamlSequenceNode { Children.Count: var count } sequence && i < count)
+                    at = sequence.Children[i] is YamlMappingNode entry && entry.Children.TryGetValue(new YamlScalarNode(key), out var value) ? value : sequence.Children[i];
+                throw new KilnException($"{YamlFiles.Where(r.File, at)}: {list}[{i}].{key}: '{n}' is already the {key} of an earlier entry");
+            }
+            i++;
         }
     }
 

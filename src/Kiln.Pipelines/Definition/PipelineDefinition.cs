@@ -23,6 +23,9 @@ public sealed class PipelineDefinition
     /// <summary>The file the pipeline was loaded from, for messages; null for code or inline text.</summary>
     public string? SourcePath { get; init; }
 
+    /// <summary>Where the tasks are written (the start of the file when it has no 'tasks'), for messages; none for code.</summary>
+    public YamlPosition TasksAt { get; init; }
+
     public TaskDefinition? FindTask(string name)
     {
         foreach (var t in Tasks) if (t.Name == name) return t;

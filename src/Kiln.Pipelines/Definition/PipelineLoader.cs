@@ -43,6 +43,7 @@ public static class PipelineLoader
         var tasks = new List<TaskDefinition>();
         var schedules = new List<CronTrigger>();
         var events = new List<string>();
+        var tasksAt = YamlPosition.Of(root);
 
         foreach (var (k, v) in root.Children)
         {
@@ -65,6 +66,7 @@ public static class PipelineLoader
                     ReadParameters(v, parameters, errors, Where);
                     break;
                 case "tasks":
+                    tasksAt = YamlPosition.Of(v);
                     ReadTasks(v, tasks, errors, Where);
                     break;
                 case "triggers":
@@ -88,6 +90,7 @@ public static class PipelineLoader
             MaxConcurrency = maxConcurrency,
             SourceText = yaml,
             SourcePath = file,
+            TasksAt = tasksAt,
         };
         // Report the structural problems of the tasks that could be read along with the syntax ones.
         foreach (var e in PipelineValidator.Check(def, kinds))

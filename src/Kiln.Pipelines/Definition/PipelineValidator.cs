@@ -18,7 +18,7 @@ public static class PipelineValidator
     {
         var errors = new List<string>();
         if (string.IsNullOrWhiteSpace(p.Name)) errors.Add($"{p.Where(YamlPosition.None)}the pipeline has no 'name'");
-        if (p.Tasks.Count == 0) errors.Add($"{p.Where(YamlPosition.None)}the pipeline has no tasks");
+        if (p.Tasks.Count == 0) errors.Add($"{p.Where(p.TasksAt)}the pipeline has no tasks");
         if (p.MaxConcurrency < 1) errors.Add($"{p.Where(YamlPosition.None)}max_concurrency must be at least 1, got {p.MaxConcurrency}");
 
         var byName = new Dictionary<string, TaskDefinition>(StringComparer.Ordinal);

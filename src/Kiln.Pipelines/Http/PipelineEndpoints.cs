@@ -1,5 +1,5 @@
-using System.Text.Json;
 using Kiln.Core;
+using Kiln.Http;
 using Kiln.Pipelines.Definition;
 using Kiln.Pipelines.Execution;
 using Kiln.Pipelines.State;
@@ -33,15 +33,9 @@ public static class PipelineEndpoints
 
     private static async Task<Results<JsonHttpResult<RunDto>, ProblemHttpResult>> StartRun(HttpRequest request, PipelineEngine engine, CancellationToken cancellationToken)
     {
-        StartRunRequest? body;
-        try
-        {
-            body = await JsonSerializer.DeserializeAsync(request.Body, PipelineJson.Default.StartRunRequest, cancellationToken).ConfigureAwait(false);
-        }
-        catch (JsonException e)
-        {
-            return Problem(StatusCodes.Status400BadRequest, "invalid JSON body", $"the body is not a valid start request: {e.Message}");
-        }
+        var (body, problem) = await JsonBodies.ReadAsync(request, PipelineJson.Default.StartRunRequest, BodyProblem("start request"), cancellationToken: cancellationToken)
+            .ConfigureAwait(false);
+        if (problem is not null) return problem;
         if (body is null || (body.Pipeline is null) == (body.Definition is null))
             return Problem(StatusCodes.Status400BadRequest, "invalid start request", "give exactly one of 'pipeline' (a known pipeline's name) or 'definition' (pipeline YAML)");
         PipelineDefinition def;
@@ -159,14 +153,9 @@ public static class PipelineEndpoints
         EventRequest? body = null;
         if (request.ContentLength is > 0 || request.Headers.TransferEncoding.Count > 0)
         {
-            try
-            {
-                body = await JsonSerializer.DeserializeAsync(request.Body, PipelineJson.Default.EventRequest, cancellationToken).ConfigureAwait(false);
-            }
-            catch (JsonException e)
-            {
-                return Problem(StatusCodes.Status400BadRequest, "invalid JSON body", $"the body is not a valid event: {e.Message}");
-            }
+            (body, var problem) = await JsonBodies.ReadAsync(request, PipelineJson.Default.EventRequest, BodyProblem("event"), cancellationToken: cancellationToken)
+                .ConfigureAwait(false);
+            if (problem is not null) return problem;
         }
         try
         {
@@ -181,6 +170,14 @@ public static class PipelineEndpoints
 
     private static ProblemHttpResult NotFound(string runId) =>
         Problem(StatusCodes.Status404NotFound, "run not found", $"run_id: no pipeline run '{runId}'");
+
+    /// <summary>A body that is not JSON of the request's shape is a 400; a <c>null</c> body is left to the endpoint's own checks.</summary>
+    private static Func<JsonBodyError, ProblemHttpResult?> BodyProblem(string what) => e => e.Failure switch
+    {
+        JsonBodyFailure.Missing => null,
+        JsonBodyFailure.TooLarge => Problem(StatusCodes.Status413PayloadTooLarge, "body too large", $"the {what} is larger than {e.Limit} bytes"),
+        _ => Problem(StatusCodes.Status400BadRequest, "invalid JSON body", $"the body is not a valid {what}: {e.Detail}"),
+    };
 
     private static ProblemHttpResult Problem(int status, string title, string detail) =>
         TypedResults.Problem(detail: detail, statusCode: status, title: title);

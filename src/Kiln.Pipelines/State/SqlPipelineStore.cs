@@ -27,6 +27,9 @@ public sealed class SqlPipelineStore : IPipelineStore
     /// <summary>The database underneath.</summary>
     public MetadataDatabase Database { get; }
 
+    /// <summary>The newest version of the pipelines area's tables this build creates or upgrades to.</summary>
+    public static int SchemaVersion => Schema.LatestVersion;
+
     /// <summary>The pipelines area: version 1 is the schema of every kiln.db made before kiln_schema.</summary>
     internal static readonly SchemaArea Schema = new("pipelines", "pipeline_runs",
     [

@@ -1,11 +1,10 @@
 using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Kiln.Auth;
 using Kiln.Auth.Http;
 using Kiln.Core;
+using Kiln.Http;
 using Kiln.Storage;
-using Microsoft.AspNetCore.Http.Features;
 
 namespace Kiln.Server.Access;
 
@@ -126,23 +125,13 @@ internal sealed class AccessModule(AccessOptions options, bool tls = false) : IK
         }
     }
 
-    private static async Task<(T? Body, IResult? Problem)> ReadAsync<T>(HttpRequest req, JsonTypeInfo<T> type, CancellationToken ct) where T : class
+    private static Task<(T? Value, IResult? Problem)> ReadAsync<T>(HttpRequest req, JsonTypeInfo<T> type, CancellationToken ct) where T : class =>
+        JsonBodies.ReadAsync(req, type, BodyProblem, MaxBodyBytes, ct);
+
+    private static IResult BodyProblem(JsonBodyError e) => e.Failure switch
     {
-        var tooLarge = $"body: at most {MaxBodyBytes / 1024} KB";
-        if (req.ContentLength > MaxBodyBytes) return (null, Problem(413, tooLarge));
-        if (req.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = MaxBodyBytes;
-        try
-        {
-            var body = await JsonSerializer.DeserializeAsync(req.Body, type, ct);
-            return body is null ? (null, Problem(400, "body: a JSON object is required")) : (body, null);
-        }
-        catch (JsonException e)
-        {
-            return (null, Problem(400, $"body: not valid JSON ({e.Message})"));
-        }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return (null, Problem(413, tooLarge));
-        }
-    }
+        JsonBodyFailure.TooLarge => Problem(413, $"body: at most {MaxBodyBytes / 1024} KB"),
+        JsonBodyFailure.Missing => Problem(400, "body: a JSON object is required"),
+        _ => Problem(400, $"body: not valid JSON ({e.Detail})"),
+    };
 }

@@ -137,10 +137,22 @@ public sealed class MonitorConfigTests : IDisposable
     [InlineData("feedback:\n  compact_after: -1\n", "monitoring.yaml:2:18: feedback.compact_after: -1 is out of range")]
     [InlineData("feedback:\n  compact: 3\n", "monitoring.yaml:2:3: feedback: unknown key 'compact' (expected one of:")]
     [InlineData("rules: [a: [b\n", "monitoring.yaml:2:1: invalid YAML: ")]
-    [InlineData("rules:\n  - {name: a, metric: m, threshold: 1}\n  - {name: a, metric: n, threshold: 2}\n", "two entries have the name 'a'")]
+    [InlineData("- a\n", "monitoring.yaml:1:1: monitoring configuration is a YAML mapping with 'targets' and 'rules'")]
+    [InlineData("rules:\n  - {name: a, metric: m, threshold: 1}\n  - {name: a, metric: n, threshold: 2}\n", "monitoring.yaml:3:12: rules[1].name: 'a' is already the name of an earlier entry")]
     public void Mistakes_name_the_file_line_and_key(string yaml, string expected)
     {
         var e = Assert.Throws<KilnException>(() => MonitorConfigLoader.Load(yaml, "monitoring.yaml"));
         Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void A_pipeline_event_in_a_process_without_pipelines_is_refused_at_the_rule_that_raises_it()
+    {
+        const string yaml = "rules:\n  - {name: quiet, metric: m, threshold: 1}\n  - name: drifted\n    metric: m\n    threshold: 1\n    pipeline_event: drift\n";
+        var e = Assert.Throws<KilnException>(() => MonitorConfigLoader.Load(yaml, "monitoring.yaml", new MonitorDefaults { PipelinesInProcess = false }));
+        Assert.StartsWith("monitoring.yaml:6:21: rule 'drifted' raises pipeline event 'drift', but this process runs no pipelines", e.Message, StringComparison.Ordinal);
+        // With pipelines_url, or pipelines in the same process, the rule is accepted.
+        Assert.NotNull(MonitorConfigLoader.Load(yaml + "pipelines_url: http://127.0.0.1:5000\n", "monitoring.yaml", new MonitorDefaults { PipelinesInProcess = false }));
+        Assert.NotNull(MonitorConfigLoader.Load(yaml, "monitoring.yaml", new MonitorDefaults { PipelinesInProcess = true }));
     }
 }

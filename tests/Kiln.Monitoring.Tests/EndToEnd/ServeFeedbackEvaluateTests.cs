@@ -31,26 +31,7 @@ public sealed class ServeFeedbackEvaluateTests : IDisposable
     private async Task<string> TrainAsync()
     {
         var spec = _dir.File("spec.yaml");
-        var data = Path.Combine(TestEnvironment.RepoRoot, "examples", "quickstart", "transactions.csv");
-        await File.WriteAllTextAsync(spec, $"""
-            name: fraud
-            task: binary
-            data: {data}
-            label: is_fraud
-            features:
-              amount: numeric
-              hour: numeric
-              merchant_category: categorical
-              card_present: categorical
-              distance_from_home_km: numeric
-              customer_age: numeric
-            trainer:
-              kind: fast_tree
-              trees: 20
-              leaves: 8
-            holdout: 0.2
-            seed: 42
-            """);
+        await File.WriteAllTextAsync(spec, QuickstartSpec.Yaml(trainer: "fast_tree", trees: 20, leaves: 8));
         var package = _dir.File("fraud");
         var r = await KilnCli.RunAsync(["train", spec, "--out", package]);
         Assert.True(r.ExitCode == 0, r.ToString());
