@@ -254,6 +254,8 @@ internal static class AccessRules
         ["GET /pipelines/runs/{RunId}"] = Default(Permission.Read),
         // Cancel, resume and run again: as the pipeline API's POST …/cancel, …/resume and …/runs.
         ["POST /pipelines/runs/{RunId}"] = Default(Permission.Edit),
+        // The framework's script for enhanced navigation and streaming: a static file, needed before signing in.
+        ["GET /_framework/blazor.web.js"] = Open,
         // Blazor's redirect after a form post under enhanced navigation.
         ["GET /_framework/opaque-redirect"] = Default(Permission.Read),
         ["GET /{*path:nonfile}"] = Default(Permission.Read),
