@@ -63,6 +63,12 @@ public sealed class KilnServerOptions
     /// <summary>Also push /metrics' instruments to an OpenTelemetry collector.</summary>
     public OtlpOptions? Otlp { get; set; }
 
+    /// <summary>kiln serve replicas that do not register themselves (--replica, --replicas-file), listed on the serving page.</summary>
+    public List<Uri> Replicas { get; } = [];
+
+    /// <summary>How often the serving page's scraper reads each live replica's /metrics.</summary>
+    public TimeSpan ReplicaScrapeInterval { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Hangfire's storage of Kiln's queued work, whose dashboard is mounted at /jobs (set by <see cref="KilnServer.PrepareJobsAsync"/> when --db is PostgreSQL).</summary>
     public Hangfire.JobStorage? Jobs { get; set; }
 
@@ -94,6 +100,7 @@ public sealed class KilnServerOptions
             modules.Add(new MonitorServerModule(config, PipelinesDirectory is not null));
             monitorConfig = config;
         }
+        modules.Add(new ServingReplicasModule(Replicas, ReplicaScrapeInterval));
         modules.Add(new WebUiModule(new Kiln.Web.UiOptions
         {
             PredictionLog = FeedbackLogDirectory is { } log2 ? Path.GetFullPath(log2) : monitorConfig?.Targets.FirstOrDefault()?.LogDirectory,

@@ -43,13 +43,14 @@ public sealed class BrowserFixture : IAsyncLifetime
         return browser;
     }
 
-    /// <summary>A fresh page (its own cookies) at the server's address, in the given colour scheme.</summary>
-    public async Task<IPage> NewPageAsync(ColorScheme scheme = ColorScheme.Light)
+    /// <summary>A fresh page (its own cookies) at the server's address, in the given colour scheme, with or without JavaScript.</summary>
+    public async Task<IPage> NewPageAsync(ColorScheme scheme = ColorScheme.Light, bool javaScript = true)
     {
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions
         {
             BaseURL = Server.Address.ToString(),
             ColorScheme = scheme,
+            JavaScriptEnabled = javaScript,
             ViewportSize = new ViewportSize { Width = 1280, Height = 900 },
         });
         return await context.NewPageAsync();

@@ -150,4 +150,67 @@ public sealed class BrowserTests(BrowserFixture f) : IClassFixture<BrowserFixtur
         await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Feature views" })).ToBeVisibleAsync(Visible);
         await BrowserFixture.ScreenshotAsync(page, "features");
     }
+
+    [Fact]
+    public async Task With_javascript_links_and_forms_use_enhanced_navigation_and_the_page_is_never_reloaded()
+    {
+        var page = await f.NewPageAsync();
+        // Every answer of the server, script and pages alike, is a success (no framework file missing).
+        var refused = new List<string>();
+        page.Response += (_, r) => { if (r.Status >= 400) refused.Add($"{r.Status} {r.Url}"); };
+        var script = await page.GotoAsync("/_framework/blazor.web.js");
+        Assert.Equal(200, script!.Status);
+        await page.GotoAsync("/");
+        // blazor.web.js served by kiln itself took over: a marker on window survives only same-document navigations.
+        await page.EvaluateAsync("window.kilnSameDocument = 'yes'");
+        await page.GetByRole(AriaRole.Link, new() { Name = "quickstart", Exact = true }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Level = 1 })).ToHaveTextAsync("quickstart");
+        await Assertions.Expect(page.Locator("table.grid tbody tr")).ToHaveCountAsync(2);
+        // The search form (GET, enhanced): a filter every quickstart run passes.
+        await page.GetByLabel(new Regex("^Filter")).FillAsync("attributes.status = 'FINISHED'");
+        await page.Keyboard.PressAsync("Enter");
+        await page.WaitForURLAsync(new Regex("filter="));
+        await Assertions.Expect(page.Locator("table.grid tbody tr")).ToHaveCountAsync(2);
+        // Compare (a GET form to another page, streamed under enhanced navigation): both series arrive.
+        var boxes = page.GetByRole(AriaRole.Checkbox);
+        await boxes.Nth(0).CheckAsync();
+        await boxes.Nth(1).CheckAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Compare selected runs" }).ClickAsync();
+        await Assertions.Expect(page.Locator("figure.chart").First.Locator("svg .series")).ToHaveCountAsync(2);
+        Assert.Equal("yes", await page.EvaluateAsync<string?>("window.kilnSameDocument"));
+        // The drift page, streamed: the report replaces the shell's placeholder.
+        await page.GetByRole(AriaRole.Link, new() { Name = "Monitoring" }).ClickAsync();
+        await page.GetByRole(AriaRole.Link, new() { Name = "fraud", Exact = true }).ClickAsync();
+        await Assertions.Expect(page.Locator(".drift-report .card").First).ToHaveClassAsync("card drift");
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToHaveCountAsync(0);
+        Assert.Equal("yes", await page.EvaluateAsync<string?>("window.kilnSameDocument"));
+        Assert.Empty(refused);
+    }
+
+    [Fact]
+    public async Task Without_javascript_every_page_is_whole_and_a_form_with_an_anti_forgery_token_posts()
+    {
+        var page = await f.NewPageAsync(javaScript: false);
+        await page.GotoAsync("/");
+        await page.GetByRole(AriaRole.Link, new() { Name = "quickstart", Exact = true }).ClickAsync();
+        await Assertions.Expect(page.Locator("table.grid tbody tr")).ToHaveCountAsync(2);
+        await page.GetByLabel(new Regex("^Filter")).FillAsync("attributes.status = 'FINISHED'");
+        await page.Keyboard.PressAsync("Enter");
+        await page.WaitForURLAsync(new Regex("filter="));
+        await Assertions.Expect(page.Locator("table.grid tbody tr")).ToHaveCountAsync(2);
+        var boxes = page.GetByRole(AriaRole.Checkbox);
+        await boxes.Nth(0).CheckAsync();
+        await boxes.Nth(1).CheckAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Compare selected runs" }).ClickAsync();
+        await Assertions.Expect(page.Locator("figure.chart").First.Locator("svg .series")).ToHaveCountAsync(2);
+        await page.GotoAsync("/monitoring");
+        await page.GetByRole(AriaRole.Link, new() { Name = "fraud", Exact = true }).ClickAsync();
+        await Assertions.Expect(page.Locator(".drift-report .card").First).ToHaveClassAsync("card drift");
+
+        // A state-changing form, posted by the browser itself with the page's anti-forgery token.
+        await page.GotoAsync($"/pipelines/runs/{f.Server.FailedPipelineRun}");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Run again" }).ClickAsync();
+        await page.WaitForURLAsync(new Regex("/pipelines/runs/(?!" + f.Server.FailedPipelineRun + ")"));
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Level = 1 })).ToContainTextAsync("nightly");
+    }
 }

@@ -13,7 +13,8 @@ public sealed class PageHttpTests(UiFixture f) : IClassFixture<UiFixture>
         // The runs as the tracking API answers them (the real HTTP client), to compare the pages with.
         await using var stores = TrackingStores.Open(f.Address.ToString().TrimEnd('/'));
         var experiments = await stores.Tracking.SearchExperimentsAsync(new ExperimentQuery());
-        var ids = experiments.Items.Select(e => e.ExperimentId).ToList();
+        // The quickstart's runs (the continuous monitor keeps its history in an experiment of its own, kiln-monitor).
+        var ids = experiments.Items.Where(e => e.Name != Kiln.Web.Monitoring.MonitorHistory.Experiment).Select(e => e.ExperimentId).ToList();
         return (await stores.Tracking.SearchRunsAsync(new RunQuery(ids))).Items;
     }
 
@@ -123,6 +124,67 @@ public sealed class PageHttpTests(UiFixture f) : IClassFixture<UiFixture>
         Assert.Equal(HttpStatusCode.NotFound, status);
         Assert.Contains(message, html, StringComparison.Ordinal);
         Assert.Matches("<a href=\"/[a-z]*\">Back to ", html);
+    }
+
+    [Fact]
+    public async Task The_drift_page_streams_only_for_blazor_web_js_and_is_whole_for_everyone_else()
+    {
+        // Without blazor.web.js's header (a browser without JavaScript, curl): the report is in the page itself.
+        var (status, html) = await f.GetAsync("/monitoring/fraud?alias=production");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.DoesNotContain("<blazor-ssr>", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("Reading the window", html, StringComparison.Ordinal);
+        Assert.Contains("class=\"drift-report\"", html, StringComparison.Ordinal);
+
+        // blazor.web.js's enhanced navigation: the shell (heading, form, placeholder) first, the report after it as a
+        // streamed update the script applies.
+        using var http = f.Client();
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/monitoring/fraud?alias=production");
+        request.Headers.TryAddWithoutValidation("Accept", "text/html; blazor-enhanced-nav=on");
+        using var response = await http.SendAsync(request);
+        var streamed = await response.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var placeholder = streamed.IndexOf("Reading the window", StringComparison.Ordinal);
+        var update = streamed.IndexOf("<blazor-ssr>", StringComparison.Ordinal);
+        Assert.True(placeholder > 0 && update > placeholder, streamed);
+        Assert.True(streamed.IndexOf("class=\"drift-report\"", StringComparison.Ordinal) > update, streamed);
+    }
+
+    [Fact]
+    public async Task The_monitoring_page_charts_each_evaluations_proxy_metric_with_the_rules_threshold()
+    {
+        // The monitor evaluates every 2 s; wait for a few evaluations to be kept.
+        string html = "";
+        var points = 0;
+        for (var deadline = DateTime.UtcNow.AddSeconds(90); DateTime.UtcNow < deadline; await Task.Delay(1000))
+        {
+            (_, html) = await f.GetAsync("/monitoring");
+            var chart = Regex.Match(html, "data-chart=\"prediction_mean\".*?</figure>", RegexOptions.Singleline);
+            points = chart.Success ? Regex.Match(chart.Value, "points=\"([^\"]*)\"").Groups[1].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length : 0;
+            if (points >= 3) break;
+        }
+        Assert.True(points >= 3, $"the prediction_mean chart has {points} point(s)\n{html}\n{f.ServerLog}");
+        var figure = Regex.Match(html, "data-chart=\"prediction_mean\".*?</figure>", RegexOptions.Singleline).Value;
+        // The rule's threshold is a line across the chart, labelled with the rule.
+        Assert.Matches("class=\"threshold\" data-threshold=\"fraud_prediction_mean_high \\(above 0.5\\)\" data-value=\"0.5\"", figure);
+
+        // What the chart draws is the monitor's own measurements: the kept history (read through the tracking API, as
+        // MLflow's clients would) holds the value the server's /metrics gauge shows (once that evaluation is written).
+        await using var stores = TrackingStores.Open(f.Address.ToString().TrimEnd('/'));
+        var experiment = await stores.Tracking.GetExperimentByNameAsync("kiln-monitor");
+        Assert.NotNull(experiment);
+        var run = Assert.Single((await stores.Tracking.SearchRunsAsync(new RunQuery([experiment.ExperimentId]))).Items);
+        Assert.Equal("fraud", run.Data.Tags.Single(t => t.Key == "kiln.monitor.target").Value);
+        var history = await stores.Tracking.GetMetricHistoryAsync(run.RunId, "prediction_mean");
+        Assert.True(history.Count >= 3);
+        Assert.True(history.Zip(history.Skip(1)).All(p => p.Second.Timestamp > p.First.Timestamp), "one point per evaluation, in time order");
+        using var http = f.Client();
+        var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        var gauge = double.Parse(Regex.Match(metrics, "^kiln_monitor_prediction_mean\\{model=\"fraud\"\\} (\\S+)$", RegexOptions.Multiline).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        var kept = false;
+        for (var deadline = DateTime.UtcNow.AddSeconds(20); !kept && DateTime.UtcNow < deadline; await Task.Delay(250))
+            kept = (await stores.Tracking.GetMetricHistoryAsync(run.RunId, "prediction_mean")).Any(p => p.Value == gauge);
+        Assert.True(kept, $"the gauge's {gauge} is not in the kept history");
     }
 }
 

@@ -55,7 +55,21 @@ public sealed class UiFixture : IAsyncLifetime
                 depends_on: train
                 command: echo published
             """);
-        _server = await RealServer.StartAsync(Db, _dir.Path, ["--log-dir", LogDir, "--pipelines", _dir.File("pipelines")]);
+        // A continuous monitor of the drifted log, every 2 s, with a rule on the proxy metric prediction_mean.
+        await File.WriteAllTextAsync(_dir.File("monitoring.yaml"), """
+            interval: 2s
+            targets:
+              - model: models:/fraud@production
+                name: fraud
+                window: 1d
+                min_rows: 1
+            rules:
+              - name: fraud_prediction_mean_high
+                metric: kiln_monitor_prediction_mean
+                labels: { model: fraud }
+                threshold: 0.5
+            """);
+        _server = await RealServer.StartAsync(Db, _dir.Path, ["--log-dir", LogDir, "--pipelines", _dir.File("pipelines"), "--monitor", _dir.File("monitoring.yaml")]);
         FailedPipelineRun = await RunPipelineAsync();
     }
 

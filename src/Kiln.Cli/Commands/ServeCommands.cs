@@ -1,10 +1,12 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Kiln.Core;
+using Kiln.Core.Http;
 using Kiln.Core.Packaging;
 using Kiln.Monitoring.Continuous;
 using Kiln.Monitoring.Feedback;
 using Kiln.Serving;
+using Kiln.Serving.Registration;
 using Kiln.Tracking;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -48,12 +50,15 @@ internal static class ServeCommands
         var tokenFile = new Option<string?>("--token-file") { Description = "With --require-token: accept the tokens of this file of hashed tokens (kiln auth token create --file); read again when it changes." };
         var tokenDb = new Option<string?>("--token-db") { Description = "With --require-token: accept the active service tokens of this database (default: the --tracking-uri database when it is local)." };
         var openMetrics = new Option<bool>("--open-metrics") { Description = "With --require-token: leave /metrics open for scrapers without a token." };
+        var register = new Option<string?>("--register") { Description = "Register with this kiln server (http(s)://host:5000): a heartbeat with this replica's address, models and versions, so the server's serving page shows it. Signs in with MLFLOW_TRACKING_TOKEN when the server has access control." };
+        var registerInterval = new Option<string>("--register-interval") { Description = "How often to send the --register heartbeat; the server forgets a replica after three missed ones.", DefaultValueFactory = _ => "10s" };
+        var advertise = new Option<string?>("--advertise-url") { Description = "With --register: the address the server reaches this replica at (default: the HTTP listener's, with the host name when listening on 0.0.0.0)." };
         var (tlsCert, tlsKey) = TlsOptions.Create();
         var command = new Command("serve", "Serve models over HTTP (/predict, MLflow /invocations, Open Inference v2) and gRPC, with /health, /ready and /metrics.")
         {
             models, port, grpcPort, host, logDir, poll, unseen, maxConcurrent, queue, maxBody, timeout, tracking, monitor, logRoll,
             featureService, featureProject, onlineStore, featureRegistry, featureRepo, waitForModel, requireToken, tokenFile, tokenDb, openMetrics,
-            tlsCert, tlsKey,
+            tlsCert, tlsKey, register, registerInterval, advertise,
         };
         var otlp = new OtlpCliOptions();
         otlp.AddTo(command);
@@ -61,6 +66,7 @@ internal static class ServeCommands
         {
             // The certificate is checked first: a mistake in it is one line and nothing listens.
             var tls = TlsOptions.Load(parse, tlsCert, tlsKey);
+            var registerAt = RegisterTarget(parse.GetValue(register), parse.GetValue(registerInterval)!, parse.GetValue(advertise));
             var policy = parse.GetValue(unseen) == "flag" ? UnseenCategoryPolicy.Flag : UnseenCategoryPolicy.Reject;
             var specs = parse.GetValue(models)!.Select(ModelSpec.Parse).ToList();
             foreach (var spec in specs)
@@ -121,6 +127,29 @@ internal static class ServeCommands
                     throw new KilnException($"--model {failed.Spec.Uri}: cannot be loaded: {failed.LastError} (--wait-for-model starts anyway and waits for it)");
                 }
             }
+            using var registration = registerAt is { } at
+                ? new ReplicaRegistration(at.Server, at.Advertise ?? AdvertisedUri(server.HttpUri), server.Models, at.Interval) : null;
+            Task heartbeat = Task.CompletedTask;
+            if (registration is not null)
+            {
+                // The first heartbeat at start: a refusal (a bad token, no permission) is a mistake in the command; an
+                // unreachable server may come up later, so the replica serves and keeps trying.
+                try
+                {
+                    await registration.BeatAsync(ct);
+                    Console.Error.WriteLine($"kiln serve: registered with {registration.Server}");
+                }
+                catch (KilnApiException e)
+                {
+                    await server.StopAsync(CancellationToken.None);
+                    throw new KilnException($"--register {registration.Server}: {e.Message}", e);
+                }
+                catch (KilnException e)
+                {
+                    Console.Error.WriteLine($"kiln serve: cannot register with {registration.Server} yet ({e.Message}); trying every interval");
+                }
+                heartbeat = registration.RunAsync(m => Console.Error.WriteLine("kiln serve: " + m), stop.Token);
+            }
             Console.Out.WriteLine($"kiln serve: HTTP {server.HttpUri}" + (server.GrpcUri is { } g ? $", gRPC {g}" : ""));
             await Console.Out.FlushAsync(ct);
             try
@@ -130,6 +159,7 @@ internal static class ServeCommands
             catch (OperationCanceledException)
             {
             }
+            await heartbeat;
             using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             await server.StopAsync(grace.Token);
             Console.Error.WriteLine("kiln serve: stopped");
@@ -137,6 +167,28 @@ internal static class ServeCommands
         });
         return command;
     }
+
+    /// <summary>--register, --register-interval and --advertise-url, checked before anything listens.</summary>
+    private static (Uri Server, TimeSpan Interval, Uri? Advertise)? RegisterTarget(string? server, string interval, string? advertise)
+    {
+        if (server is null)
+        {
+            if (advertise is not null) throw new KilnException("--advertise-url goes with --register");
+            return null;
+        }
+        if (!KilnApiConnection.IsServerUri(server) || !Uri.TryCreate(server, UriKind.Absolute, out var uri))
+            throw new KilnException($"--register: '{server}' is not an http:// or https:// URL of a kiln server");
+        var every = Duration.Parse(interval, "--register-interval");
+        if (every < TimeSpan.FromSeconds(1) || every > TimeSpan.FromHours(1)) throw new KilnException($"--register-interval {interval}: must be between 1s and 1h");
+        Uri? self = null;
+        if (advertise is not null && (!KilnApiConnection.IsServerUri(advertise) || !Uri.TryCreate(advertise, UriKind.Absolute, out self)))
+            throw new KilnException($"--advertise-url: '{advertise}' is not an http:// or https:// URL");
+        return (uri, every, self);
+    }
+
+    // The listener's address as other hosts reach it: a wildcard listener is named by the machine's host name.
+    private static Uri AdvertisedUri(Uri listener) =>
+        listener.Host is "0.0.0.0" or "[::]" or "::" ? new UriBuilder(listener) { Host = System.Net.Dns.GetHostName() }.Uri : listener;
 
     /// <summary>The token check of --require-token: a token file, or the service tokens of the auth store (the tracking database by default).</summary>
     private static TokenSource TokenCheck(bool require, string? file, string? db, string? tracking, bool openMetrics)

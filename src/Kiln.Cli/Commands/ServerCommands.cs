@@ -41,11 +41,13 @@ internal static class ServerCommands
             Description = "Permission of a signed-in user on what it holds no grant for: READ, EDIT, MANAGE or NO_PERMISSIONS",
             DefaultValueFactory = _ => "READ",
         };
+        var replica = new Option<string[]>("--replica") { Description = "A kiln serve replica that does not register itself (http(s)://host:port); repeatable. Its /metrics feeds the serving page.", AllowMultipleArgumentsPerToken = false };
+        var replicasFile = new Option<string?>("--replicas-file") { Description = "A file of kiln serve replica URLs, one a line (# comments), for replicas that do not register themselves" };
         var (tlsCert, tlsKey) = TlsOptions.Create();
         var command = new Command("server", "Run the Kiln server: tracking, model registry and artifacts, speaking MLflow's REST API 2.0; optionally the online feature API and pipelines.")
         {
             db, artifacts, port, host, maxArtifact, onlineStore, featureRegistry, pipelines, logDir, monitor, vectors, requireAuth, defaultPermission,
-            tlsCert, tlsKey,
+            tlsCert, tlsKey, replica, replicasFile,
         };
         var otlp = new OtlpCliOptions();
         otlp.AddTo(command);
@@ -73,6 +75,8 @@ internal static class ServerCommands
                 Otlp = otlp.Read(parse),
                 VectorsDirectory = parse.GetValue(vectors),
             };
+            foreach (var r in parse.GetValue(replica) ?? []) options.Replicas.Add(Kiln.Web.Serving.ReplicaRegistry.ParseUrl(r, "--replica"));
+            if (parse.GetValue(replicasFile) is { } file) options.Replicas.AddRange(Kiln.Web.Serving.ReplicaRegistry.ReadFile(file));
             options.Access.Require = parse.GetValue(requireAuth);
             options.Access.DefaultPermission = Kiln.Auth.Permissions.Parse(parse.GetValue(defaultPermission), "--default-permission");
             // Before anything listens: with no users the server stays on loopback (said once it listens).

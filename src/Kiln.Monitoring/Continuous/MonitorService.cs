@@ -21,13 +21,15 @@ public sealed class MonitorService : BackgroundService
     private readonly IReadOnlyList<IMonitorEvaluator> _evaluators;
     private readonly GaugePublisher _gauges;
     private readonly IReadOnlyList<IAlertSink> _sinks;
+    private readonly IReadOnlyList<IMonitorTickSink> _tickSinks;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _one = new(1, 1);
 
     public MonitorService(MonitorConfig config, IEnumerable<IMonitorEvaluator> evaluators, GaugePublisher gauges, IEnumerable<IAlertSink> sinks,
-        ILogger<MonitorService> logger, TimeProvider? time = null)
+        ILogger<MonitorService> logger, TimeProvider? time = null, IEnumerable<IMonitorTickSink>? tickSinks = null)
     {
+        _tickSinks = [.. tickSinks ?? []];
         _config = config;
         _evaluators = [.. evaluators];
         _gauges = gauges;
@@ -155,6 +157,17 @@ public sealed class MonitorService : BackgroundService
             _gauges.PublishAlerts(Alerts.Active());
             var tick = new MonitorTick(now, measurements, transitions);
             Last = tick;
+            foreach (var sink in _tickSinks)
+            {
+                try
+                {
+                    await sink.RecordAsync(tick, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                {
+                    MonitorLog.SinkFailed(_logger, sink.GetType().Name, e.Message, e);
+                }
+            }
             return tick;
         }
         finally

@@ -14,7 +14,7 @@ public static class MonitoringServiceCollectionExtensions
     /// Adds <see cref="MonitorService"/> (hosted) with the window evaluator (drift, proxy and realized metrics), gauges on <paramref name="meter"/> (the meter
     /// the host's /metrics exports), and the log and webhook sinks; with <see cref="MonitorConfig.PipelinesUrl"/>, a sink
     /// that POSTs pipeline events there. Add more <see cref="IMonitorEvaluator"/>s or <see cref="IAlertSink"/>s as
-    /// singletons; replace <see cref="IModelLocator"/> to resolve registry URIs.
+    /// singletons (and <see cref="IMonitorTickSink"/>s to keep each evaluation); replace <see cref="IModelLocator"/> to resolve registry URIs.
     /// </summary>
     public static IServiceCollection AddKilnMonitoring(this IServiceCollection services, MonitorConfig config, Func<IServiceProvider, Meter> meter)
     {
@@ -30,7 +30,8 @@ public static class MonitoringServiceCollectionExtensions
         if (config.PipelinesUrl is { } pipelines)
             services.AddSingleton<IAlertSink>(sp => new PipelineEventHttpSink(sp.GetRequiredService<HttpDelivery>(), pipelines, config.Targets));
         services.AddSingleton(sp => new MonitorService(config, sp.GetServices<IMonitorEvaluator>(), sp.GetRequiredService<GaugePublisher>(),
-            sp.GetServices<IAlertSink>(), sp.GetRequiredService<ILogger<MonitorService>>(), sp.GetRequiredService<TimeProvider>()));
+            sp.GetServices<IAlertSink>(), sp.GetRequiredService<ILogger<MonitorService>>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetServices<IMonitorTickSink>()));
         services.AddHostedService(sp => sp.GetRequiredService<MonitorService>());
         return services;
     }

@@ -223,6 +223,10 @@ internal static class AccessRules
         ["POST /collections/{name}/points/search"] = Default(Permission.Read),
         ["POST /collections/{name}/points/query"] = Default(Permission.Read),
 
+        // kiln serve replicas' heartbeats (kiln serve --register, signed in with a service token) and their list.
+        ["POST /api/v1/serving/replicas"] = Default(Permission.Edit),
+        ["GET /api/v1/serving/replicas"] = Default(Permission.Read),
+
         // The web UI (Kiln.Web). Razor pages answer GET and POST (a page's forms post back to it): reading needs READ
         // as the API's reads do; a page whose form changes state needs what the API's equivalent needs on POST.
         // Lists of experiments and models need the default READ (the page is not cut down per grant as API searches are).
@@ -259,6 +263,9 @@ internal static class AccessRules
         ["GET /signin"] = Open,
         ["POST /signin"] = Open,
         ["POST /signout"] = new(Scope.SignedIn, Permission.NoPermissions),
+        // The framework's script for enhanced navigation and streaming: READ like the pages it enhances (a browser
+        // sends the same credentials for it; pages work without it).
+        ["GET /_framework/blazor.web.js"] = Default(Permission.Read),
         // Blazor's redirect after a form post under enhanced navigation.
         ["GET /_framework/opaque-redirect"] = Default(Permission.Read),
         ["GET /{*path:nonfile}"] = Default(Permission.Read),

@@ -52,6 +52,8 @@ internal sealed class MonitorServerModule(MonitorConfig config, bool pipelinesIn
         var services = builder.Services;
         services.AddKilnMonitoring(config, sp => sp.GetRequiredService<ServerMeter>().Meter);
         services.Replace(ServiceDescriptor.Singleton<IModelLocator>(sp => new RegistryModelLocator(sp.GetRequiredService<TrackingStores>())));
+        // Each evaluation's proxy and realized metrics, kept as metric history in the tracking store for the monitoring page.
+        services.AddSingleton<IMonitorTickSink>(sp => new Kiln.Web.Monitoring.MonitorHistory(sp.GetRequiredService<ITrackingStore>()));
         if (pipelinesInProcess && config.PipelinesUrl is null)
             services.AddSingleton<IAlertSink>(sp => new PipelineEngineAlertSink(sp.GetRequiredService<PipelineEngine>(), config.Targets, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Kiln.Monitoring.Alerts")));
     }

@@ -3,6 +3,9 @@ namespace Kiln.Web.Charts;
 /// <summary>One line of a chart: a name for the legend and its points in x order.</summary>
 public sealed record ChartSeries(string Name, IReadOnlyList<ChartPoint> Points);
 
+/// <summary>A horizontal line across a chart (an alert rule's threshold), with its label.</summary>
+public sealed record ChartThreshold(string Label, double Value);
+
 /// <summary>A point of a line chart.</summary>
 public readonly record struct ChartPoint(double X, double Y);
 

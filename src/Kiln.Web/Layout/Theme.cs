@@ -41,7 +41,7 @@ button{cursor:pointer}button.danger{border-color:var(--bad);color:var(--bad)}but
 .pager{display:flex;gap:14px;margin-top:10px}
 .kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px}
 .chart{margin:6px 0 16px}.chart svg{max-width:100%;height:auto}
-.chart .axis{stroke:var(--line)}.chart .gridline{stroke:var(--grid)}.chart text{fill:var(--muted);font-size:11px}
+.chart .axis{stroke:var(--line)}.chart .gridline{stroke:var(--grid)}.chart .threshold{stroke:#c92a2a;stroke-width:1.5}.chart text{fill:var(--muted);font-size:11px}
 .legend{display:flex;gap:14px;flex-wrap:wrap;font-size:12px}.legend i{display:inline-block;width:12px;height:3px;vertical-align:middle;margin-right:4px}
 .badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;border:1px solid var(--line)}
 .state-failed{color:var(--bad);border-color:var(--bad)}.state-succeeded{color:var(--ok);border-color:var(--ok)}
