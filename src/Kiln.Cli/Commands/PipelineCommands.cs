@@ -344,6 +344,14 @@ internal static class PipelineCommands
                     t.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture), Duration(t.StartedAt, t.FinishedAt), Markup.Escape(Short(text)));
             }
             Cli.Err.Write(table);
+            // Every attempt with who ran it (the process, or the kiln worker of a distributed run) and how it ended.
+            var attempts = new Table().AddColumns("task", "attempt", "state", "ran on", "duration", "error");
+            foreach (var a in detail.Attempts)
+            {
+                attempts.AddRow(Markup.Escape(a.Task), a.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture), StateMarkup(a.State),
+                    Markup.Escape(a.Owner ?? ""), Duration(a.StartedAt, a.FinishedAt), Markup.Escape(a.Error ?? ""));
+            }
+            if (detail.Attempts.Count > 0) Cli.Err.Write(attempts);
             return 0;
         });
         return cmd;
@@ -493,7 +501,7 @@ internal static class PipelineCommands
         "succeeded" => "[green]succeeded[/]",
         "failed" or "upstream_failed" => $"[red]{state}[/]",
         "running" => "[blue]running[/]",
-        "retrying" or "cancelled" => $"[yellow]{state}[/]",
+        "retrying" or "cancelled" or "interrupted" => $"[yellow]{state}[/]",
         _ => $"[grey]{state}[/]",
     };
 
