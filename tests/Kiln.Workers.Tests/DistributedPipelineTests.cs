@@ -90,8 +90,6 @@ public class DistributedPipelineTests
             var stderr = new StringBuilder();
             run.OutputDataReceived += (_, e) => { lock (stdout) stdout.AppendLine(e.Data); };
             run.ErrorDataReceived += (_, e) => { lock (stderr) stderr.AppendLine(e.Data); };
-            run.BeginOutputReadLine();
-            run.BeginErrorReadLine();
             string RunId() { lock (stdout) return stdout.ToString().Trim(); }
 
             // b's first attempt is running on a worker and its shell is writing.
