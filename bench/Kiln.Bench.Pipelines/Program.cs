@@ -2,7 +2,7 @@
 // persisted in SQLite (WAL), as `kiln pipeline run` does.
 //   dotnet run -c Release --project bench/Kiln.Bench.Pipelines -- [tasks=1000] [concurrency=8] [repeats=3]
 // Per-task overhead through workers (kiln pipeline run --on) against the local path, on PostgreSQL:
-//   KILN_TEST_POSTGRES=... dotnet run -c Release --project bench/Kiln.Bench.Pipelines -- workers [tasks=30] [rounds=7]
+//   KILN_TEST_POSTGRES=... dotnet run -c Release --project bench/Kiln.Bench.Pipelines -- workers [tasks=30] [rounds=7] [queue-poll-ms=200]
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;

@@ -21,6 +21,7 @@ internal static class WorkersBench
     {
         var tasks = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 30;
         var rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 7;
+        var poll = TimeSpan.FromMilliseconds(args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 200);
         var admin = Environment.GetEnvironmentVariable("KILN_TEST_POSTGRES")
             ?? throw new InvalidOperationException("set KILN_TEST_POSTGRES to a PostgreSQL connection string (a database is created and dropped)");
         var name = $"kiln_bench_{Guid.NewGuid():N}"[..28];
@@ -34,7 +35,7 @@ internal static class WorkersBench
         var uri = $"postgresql://{b.Username}@{b.Host}:{b.Port}/{name}";
         try
         {
-            await RunOnAsync(uri, new NpgsqlConnectionStringBuilder(admin) { Database = name }.ConnectionString, tasks, rounds);
+            await RunOnAsync(uri, new NpgsqlConnectionStringBuilder(admin) { Database = name }.ConnectionString, tasks, rounds, poll);
         }
         finally
         {
@@ -46,12 +47,12 @@ internal static class WorkersBench
         }
     }
 
-    private static async Task RunOnAsync(string uri, string cs, int tasks, int rounds)
+    private static async Task RunOnAsync(string uri, string cs, int tasks, int rounds, TimeSpan poll)
     {
         var kinds = TaskKindRegistry.CreateDefault();
         await using var store = await PipelineStores.OpenAsync(uri);
         await using var workerStore = await PipelineStores.OpenAsync(uri); // the worker's own connections, as in another process
-        var storage = await WorkerStorage.OpenAsync(uri);
+        var storage = await WorkerStorage.OpenAsync(uri, new WorkerStorageOptions { QueuePollInterval = poll });
         await using var notifier = new AttemptNotifier(NpgsqlDataSource.Create(cs));
         await using var signals = new AttemptSignals(cs);
         using var stop = new CancellationTokenSource();
@@ -84,7 +85,7 @@ internal static class WorkersBench
             return sw.Elapsed.TotalMilliseconds;
         }
 
-        Console.WriteLine($"machine: {Environment.ProcessorCount} cores, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}; chain of {tasks} noop tasks, {rounds} rounds");
+        Console.WriteLine($"machine: {Environment.ProcessorCount} cores, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}; chain of {tasks} noop tasks, {rounds} rounds, queue poll {poll.TotalMilliseconds} ms");
         await TimeAsync(local); // warm-up: JIT, pools, Hangfire's first jobs
         await TimeAsync(distributed);
         var localMs = new List<double>();
