@@ -168,4 +168,91 @@ public class DistributedPipelineTests
             await WorkerFixture.DropAsync(name);
         }
     }
+
+    [Fact]
+    public async Task A_run_on_a_database_workers_cannot_share_is_refused_in_one_line_before_anything_is_stored()
+    {
+        using var dir = new TempDir("kiln-dist-pipe-bad");
+        var file = dir.File("p.yaml");
+        await File.WriteAllTextAsync(file, "name: p\ntasks:\n  a:\n    kind: noop\n");
+        var port = TestEnvironment.FreePort();
+
+        var down = await KilnCli.RunAsync(["pipeline", "run", file, "--on", $"postgresql://postgres@127.0.0.1:{port}/kiln"], dir.Path);
+        Assert.Equal(1, down.ExitCode);
+        Assert.StartsWith($"error: postgresql://127.0.0.1:{port}/kiln: cannot connect", down.StdErr, StringComparison.Ordinal);
+        Assert.Equal("", down.StdOut); // no run id: no run was created
+
+        var sqlite = await KilnCli.RunAsync(["pipeline", "run", file, "--on", dir.File("kiln.db")], dir.Path);
+        Assert.Equal(1, sqlite.ExitCode);
+        Assert.Contains("--on", sqlite.StdErr, StringComparison.Ordinal);
+        Assert.Contains("workers share their jobs through PostgreSQL; give a postgresql:// URI", sqlite.StdErr, StringComparison.Ordinal);
+        Assert.False(File.Exists(dir.File("kiln.db")));
+        Assert.False(Directory.Exists(dir.File(".kiln")));
+
+        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        try
+        {
+            var both = await KilnCli.RunAsync(["pipeline", "run", file, "--on", db, "--db", dir.File("other.db")], dir.Path);
+            Assert.Equal(1, both.ExitCode);
+            Assert.Contains("a distributed run is stored in the database its workers use; give only --on", both.StdErr, StringComparison.Ordinal);
+            Assert.Equal("", both.StdOut);
+        }
+        finally
+        {
+            await WorkerFixture.DropAsync(name);
+        }
+    }
+
+    [Fact]
+    public async Task Cancelling_a_distributed_run_stops_its_task_on_the_worker()
+    {
+        using var dir = new TempDir("kiln-dist-cancel");
+        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        var started = dir.File("started");
+        var file = dir.File("slow.yaml");
+        await File.WriteAllTextAsync(file, $"""
+            name: slow
+            tasks:
+              wait:
+                kind: shell
+                command: touch {started}; sleep 120
+              after:
+                kind: shell
+                depends_on: wait
+                command: echo never
+            """);
+        Process? worker = null;
+        Process? run = null;
+        try
+        {
+            worker = await WorkerFixture.StartWorkerAsync(db, dir.Path, "--queues", "pipelines", "--concurrency", "1");
+            run = KilnCli.Start(["pipeline", "run", file, "--on", db], dir.Path);
+            var stdout = new StringBuilder();
+            run.OutputDataReceived += (_, e) => { lock (stdout) stdout.AppendLine(e.Data); };
+            await WaitForAsync(() => Task.FromResult(File.Exists(started) && stdout.ToString().Trim().Length > 0), "the task to start on the worker", run);
+            var runId = stdout.ToString().Trim();
+            Assert.NotEmpty(ProcessesWith($"KILN_RUN_ID={runId}", "KILN_TASK=wait"));
+
+            var cancel = await KilnCli.RunAsync(["pipeline", "cancel", runId, "--db", db], dir.Path);
+            Assert.True(cancel.ExitCode == 0, cancel.ToString());
+            using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60))) await run.WaitForExitAsync(cts.Token);
+            Assert.Equal(130, run.ExitCode);
+            Assert.Empty(ProcessesWith($"KILN_RUN_ID={runId}", "KILN_TASK=wait")); // the worker killed the task's group
+
+            var show = await ShowAsync(runId, db, dir.Path);
+            Assert.Equal("cancelled", show.GetProperty("run").GetProperty("state").GetString());
+            var states = show.GetProperty("tasks").EnumerateArray().ToDictionary(t => t.GetProperty("task").GetString()!, t => t.GetProperty("state").GetString());
+            Assert.Equal("cancelled", states["wait"]);
+            Assert.Equal("cancelled", states["after"]);
+            var attempt = Assert.Single(show.GetProperty("attempts").EnumerateArray());
+            Assert.Equal("cancelled", attempt.GetProperty("state").GetString());
+            Assert.Equal($"kiln-worker:{Environment.MachineName}:{worker.Id}", attempt.GetProperty("owner").GetString());
+        }
+        finally
+        {
+            if (run is { HasExited: false }) run.Kill(entireProcessTree: true);
+            if (worker is { HasExited: false }) worker.Kill(entireProcessTree: true);
+            await WorkerFixture.DropAsync(name);
+        }
+    }
 }

@@ -157,6 +157,12 @@ public sealed class PipelineWorker(IPipelineStore store, TaskKindRegistry kinds,
             At = DateTimeOffset.UtcNow,
             Error = outcome.Error,
         };
+        if (outcome.State == TaskState.Cancelled && !cancelRequested)
+        {
+            // Hangfire's token fired: the job was deleted (the run's cancel, or the dashboard) or the worker is stopping.
+            var current = await store.GetRunAsync(args.RunId, CancellationToken.None).ConfigureAwait(false);
+            cancelRequested = current is null || current.CancelRequested || current.State.IsTerminal();
+        }
         if (outcome.State == TaskState.Cancelled && !cancelRequested && stop.IsCancellationRequested)
         {
             // This worker is stopping (SIGTERM past its shutdown timeout): the job goes back to the queue and the next
