@@ -18,12 +18,12 @@ public class DistributedPipelineTests
         return JsonDocument.Parse(r.StdOut).RootElement;
     }
 
-    private static async Task WaitForAsync(Func<Task<bool>> condition, string what, Process? process = null)
+    private static async Task WaitForAsync(Func<Task<bool>> condition, string what, Process? process = null, StringBuilder? stderr = null)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
         while (!await condition())
         {
-            if (process is { HasExited: true }) throw new InvalidOperationException($"kiln exited ({process.ExitCode}) before {what}");
+            if (process is { HasExited: true }) throw new InvalidOperationException($"kiln exited ({process.ExitCode}) before {what}: {stderr}");
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"timed out waiting for {what}");
             await Task.Delay(100);
         }
@@ -101,7 +101,7 @@ public class DistributedPipelineTests
                 bFirst = show.GetProperty("attempts").EnumerateArray().FirstOrDefault(a => a.GetProperty("task").GetString() == "b"
                     && a.GetProperty("state").GetString() == "running" && a.TryGetProperty("process_group", out var g) && g.ValueKind == JsonValueKind.String);
                 return bFirst.ValueKind == JsonValueKind.Object;
-            }, "task b to run on a worker", run);
+            }, "task b to run on a worker", run, stderr);
             var runId = RunId();
             var victimName = bFirst.GetProperty("owner").GetString()!;
             var victimPid = int.Parse(victimName.Split(':')[2], CultureInfo.InvariantCulture);
@@ -122,7 +122,7 @@ public class DistributedPipelineTests
             Assert.Equal(ticks, Lines(log).Length);
 
             // The other worker takes the job over after the invisibility timeout (5 s here) and runs b as attempt 2.
-            await WaitForAsync(() => Task.FromResult(Lines(log).Count(l => l.StartsWith("b-start", StringComparison.Ordinal)) == 2), "b to start again", run);
+            await WaitForAsync(() => Task.FromResult(Lines(log).Count(l => l.StartsWith("b-start", StringComparison.Ordinal)) == 2), "b to start again", run, stderr);
             await File.WriteAllTextAsync(go, "");
             using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120))) await run.WaitForExitAsync(cts.Token);
             Assert.True(run.ExitCode == 0, stderr.ToString());
