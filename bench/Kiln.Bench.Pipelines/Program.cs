@@ -1,6 +1,8 @@
 // Scheduling overhead of the local executor: no-op tasks, every state change, attempt and output
 // persisted in SQLite (WAL), as `kiln pipeline run` does.
 //   dotnet run -c Release --project bench/Kiln.Bench.Pipelines -- [tasks=1000] [concurrency=8] [repeats=3]
+// Per-task overhead through workers (kiln pipeline run --on) against the local path, on PostgreSQL:
+//   KILN_TEST_POSTGRES=... dotnet run -c Release --project bench/Kiln.Bench.Pipelines -- workers [tasks=30] [rounds=7] [queue-poll-ms=200]
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -8,6 +10,12 @@ using Kiln.Pipelines.Definition;
 using Kiln.Pipelines.Execution;
 using Kiln.Pipelines.State;
 using Kiln.Pipelines.Tasks;
+
+if (args.Length > 0 && args[0] == "workers")
+{
+    await WorkersBench.RunAsync(args[1..]);
+    return;
+}
 
 var sizes = args.Length > 0 ? args[0].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() : [1_000, 10_000];
 var concurrency = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 8;

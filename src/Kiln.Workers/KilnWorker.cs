@@ -24,6 +24,9 @@ public sealed class WorkerOptions
 
     /// <summary>The scorers the worker's partition jobs share (loaded once per pinned model).</summary>
     public Batch.ScorerCache Scorers { get; init; } = Batch.ScorerCache.Shared;
+
+    /// <summary>The pipeline store, task kinds and services the pipelines queue's jobs run with; null: this worker refuses them.</summary>
+    public Pipelines.PipelineWorker? Pipelines { get; init; }
 }
 
 /// <summary>The queues Kiln enqueues to.</summary>
@@ -49,6 +52,8 @@ public static class KilnWorker
         {
             if (!KilnQueues.All.Contains(q)) throw new Kiln.Core.KilnException($"--queues {q}: unknown queue (Kiln's queues: {string.Join(", ", KilnQueues.All)})");
         }
+        if (options.Queues.Contains(KilnQueues.Pipelines) && options.Pipelines is null)
+            throw new Kiln.Core.KilnException("--queues pipelines: this worker has no pipeline store to run tasks with");
         if (options.Concurrency < 1) throw new Kiln.Core.KilnException($"--concurrency {options.Concurrency}: must be at least 1");
         var filters = new JobFilterCollection();
         if (options.Metrics is { } metrics) filters.Add(new WorkerMetricsFilter(metrics));
@@ -82,5 +87,7 @@ public static class KilnWorker
 internal sealed class WorkerJobActivator(WorkerOptions options) : JobActivator
 {
     public override object ActivateJob(Type jobType) =>
-        jobType == typeof(Batch.BatchPartitionJob) ? new Batch.BatchPartitionJob(options.Scorers, options.Metrics) : base.ActivateJob(jobType);
+        jobType == typeof(Batch.BatchPartitionJob) ? new Batch.BatchPartitionJob(options.Scorers, options.Metrics)
+        : jobType == typeof(Pipelines.PipelineTaskJob) ? new Pipelines.PipelineTaskJob(options.Pipelines)
+        : base.ActivateJob(jobType);
 }

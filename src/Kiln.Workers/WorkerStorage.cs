@@ -35,12 +35,13 @@ public static class WorkerStorage
     /// Checks that <paramref name="location"/> is a reachable PostgreSQL database of a Kiln this build can use (the
     /// <c>workers</c> schema area), and returns Hangfire's storage on it.
     /// </summary>
-    public static async Task<JobStorage> OpenAsync(string location, WorkerStorageOptions? options = null, CancellationToken ct = default)
+    /// <param name="option">The option that named the database, for messages.</param>
+    public static async Task<JobStorage> OpenAsync(string location, WorkerStorageOptions? options = null, CancellationToken ct = default, string option = "--db")
     {
         options ??= new WorkerStorageOptions();
-        var parsed = StorageLocation.Parse(location, "--db");
+        var parsed = StorageLocation.Parse(location, option);
         if (parsed.Kind != StorageKind.Postgres || parsed.PostgresConnectionString is not { } cs)
-            throw new KilnException($"--db {parsed.Display}: workers share their jobs through PostgreSQL; give a postgresql:// URI (SQLite is one machine's)");
+            throw new KilnException($"{option} {parsed.Display}: workers share their jobs through PostgreSQL; give a postgresql:// URI (SQLite is one machine's)");
         var builder = new NpgsqlConnectionStringBuilder(cs);
         if (builder.Timeout > 10) builder.Timeout = 10;
         cs = builder.ConnectionString;
@@ -52,7 +53,7 @@ public static class WorkerStorage
         }
         catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
         {
-            throw new KilnException($"--db {parsed.Display}: cannot reach the database ({e.Message})", e);
+            throw new KilnException($"{option} {parsed.Display}: cannot reach the database ({e.Message})", e);
         }
         var storageOptions = new PostgreSqlStorageOptions
         {
@@ -61,6 +62,9 @@ public static class WorkerStorage
             InvisibilityTimeout = options.InvisibilityTimeout,
             UseSlidingInvisibilityTimeout = true,
             QueuePollInterval = options.QueuePollInterval,
+            // PostgreSQL's NOTIFY wakes an idle worker when a job is enqueued (the poll interval stays the fallback):
+            // a pipeline task is taken in milliseconds rather than at the next poll.
+            EnableLongPolling = true,
             // A lock left by a killed worker (a job's state change) blocks others for at most this long.
             DistributedLockTimeout = TimeSpan.FromMinutes(1),
         };

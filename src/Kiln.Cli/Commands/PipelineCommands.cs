@@ -10,6 +10,7 @@ using Kiln.Pipelines.Scheduling;
 using Kiln.Pipelines.State;
 using Kiln.Pipelines.Tasks;
 using Kiln.Server.Composition;
+using Kiln.Workers.Pipelines;
 using Spectre.Console;
 
 namespace Kiln.Cli.Commands;
@@ -28,9 +29,38 @@ internal static class PipelineCommands
     /// <summary>The task kinds: every area's, composed once in Kiln.Server as kiln server does.</summary>
     internal static TaskKindRegistry Kinds() => KilnTaskKinds.Create();
 
+    private static readonly Option<string?> On = new("--on")
+    {
+        Description = "Run the tasks as jobs on kiln worker processes: Kiln's PostgreSQL database (postgresql://…) whose pipelines queue they serve; the run is stored there (docs/scale-out.md#distributed-pipelines).",
+    };
+
     /// <summary>A local engine over the store, with the services its kinds ask the host for (the registry's model resolver).</summary>
-    private static PipelineEngine Engine(IPipelineStore store, TaskKindRegistry kinds) =>
-        new(store, kinds, new PipelineEngineOptions { Services = KilnTaskKinds.StandaloneServices() });
+    private static PipelineEngine Engine(IPipelineStore store, TaskKindRegistry kinds, IExecutor? executor = null) =>
+        new(store, kinds, new PipelineEngineOptions { Services = KilnTaskKinds.StandaloneServices() }, executor);
+
+    /// <summary>
+    /// With --on: the job storage and the pipeline store on that database (a --db naming another is refused), and a
+    /// warning when no worker serves the pipelines queue yet. Without: null, and the store --db names.
+    /// </summary>
+    private static async Task<(DistributedPipelines? Distributed, IPipelineStore Store)> OpenExecutionAsync(ParseResult parse, CancellationToken ct)
+    {
+        if (parse.GetValue(On) is not { } on) return (null, await OpenStoreAsync(parse, ct));
+        if (parse.GetValue(Db) is { } db && db != on)
+            throw new KilnException($"--db {Kiln.Storage.StorageLocation.Redact(db)} and --on {Kiln.Storage.StorageLocation.Redact(on)}: a distributed run is stored in the database its workers use; give only --on");
+        var distributed = await DistributedPipelines.OpenAsync(on, "--on", ct);
+        try
+        {
+            var store = await PipelineStores.OpenAsync(on, ct);
+            if (distributed.Workers() == 0)
+                Cli.Err.MarkupLine("[yellow]warning[/]: no kiln worker serves the pipelines queue of this database yet; tasks wait in the queue until one starts");
+            return (distributed, store);
+        }
+        catch
+        {
+            await distributed.DisposeAsync();
+            throw;
+        }
+    }
 
     public static Command Create()
     {
@@ -66,17 +96,20 @@ internal static class PipelineCommands
         var cmd = new Command("run", "Run a pipeline to the end; prints the run id on stdout, progress on stderr. Exit 0 when it succeeds.");
         cmd.Arguments.Add(file);
         cmd.Options.Add(param);
+        cmd.Options.Add(On);
         cmd.SetHandler(async (parse, ct) =>
         {
             var kinds = Kinds();
             var values = ParseParams(parse.GetValue(param));
-            if (Remote(parse) is { } api)
+            if (parse.GetValue(On) is null && Remote(parse) is { } api)
             {
                 using (api) return await RunRemoteAsync(api, parse.GetValue(file)!, values, kinds, ct);
             }
             var def = PipelineLoader.LoadFile(parse.GetValue(file)!, kinds);
-            await using var store = await OpenStoreAsync(parse, ct);
-            await using var engine = Engine(store, kinds);
+            var (distributed, store) = await OpenExecutionAsync(parse, ct);
+            await using var distributedScope = distributed;
+            await using var storeScope = store;
+            await using var engine = Engine(store, kinds, distributed?.Executor);
             engine.TaskStateChanged += Progress;
             var run = await engine.CreateRunAsync(def, values, "manual", null, ct);
             Console.Out.WriteLine(run.RunId);
@@ -311,6 +344,14 @@ internal static class PipelineCommands
                     t.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture), Duration(t.StartedAt, t.FinishedAt), Markup.Escape(Short(text)));
             }
             Cli.Err.Write(table);
+            // Every attempt with who ran it (the process, or the kiln worker of a distributed run) and how it ended.
+            var attempts = new Table().AddColumns("task", "attempt", "state", "ran on", "duration", "error");
+            foreach (var a in detail.Attempts)
+            {
+                attempts.AddRow(Markup.Escape(a.Task), a.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture), StateMarkup(a.State),
+                    Markup.Escape(a.Owner ?? ""), Duration(a.StartedAt, a.FinishedAt), Markup.Escape(a.Error ?? ""));
+            }
+            if (detail.Attempts.Count > 0) Cli.Err.Write(attempts);
             return 0;
         });
         return cmd;
@@ -416,16 +457,19 @@ internal static class PipelineCommands
         var files = new Argument<string[]>("FILE") { Description = "Pipeline YAML files with cron triggers.", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("schedule", "Run the scheduler in the foreground until Ctrl+C: starts each pipeline at its cron times, recovers orphaned runs.");
         cmd.Arguments.Add(files);
+        cmd.Options.Add(On);
         cmd.SetHandler(async (parse, ct) =>
         {
-            if (PipelineApiClient.IsServerUri(StoreUri(parse)))
+            if (parse.GetValue(On) is null && PipelineApiClient.IsServerUri(StoreUri(parse)))
             {
                 throw new KilnException($"{StoreUri(parse)}: kiln pipeline schedule runs a scheduler in this process against a store, not through a server; " +
                     "a kiln server schedules the cron triggers of the pipelines in its --pipelines directory: put the file there and restart the server");
             }
             var kinds = Kinds();
-            await using var store = await OpenStoreAsync(parse, ct);
-            await using var engine = Engine(store, kinds);
+            var (distributed, store) = await OpenExecutionAsync(parse, ct);
+            await using var distributedScope = distributed;
+            await using var storeScope = store;
+            await using var engine = Engine(store, kinds, distributed?.Executor);
             foreach (var f in parse.GetValue(files)!)
             {
                 var def = PipelineLoader.LoadFile(f, kinds);
@@ -457,7 +501,7 @@ internal static class PipelineCommands
         "succeeded" => "[green]succeeded[/]",
         "failed" or "upstream_failed" => $"[red]{state}[/]",
         "running" => "[blue]running[/]",
-        "retrying" or "cancelled" => $"[yellow]{state}[/]",
+        "retrying" or "cancelled" or "interrupted" => $"[yellow]{state}[/]",
         _ => $"[grey]{state}[/]",
     };
 

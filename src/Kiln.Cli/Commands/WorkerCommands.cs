@@ -3,9 +3,11 @@ using System.Diagnostics.Metrics;
 using System.Net;
 using System.Runtime.InteropServices;
 using Kiln.Core;
+using Kiln.Pipelines.State;
 using Kiln.Serving.Metrics;
 using Kiln.Workers;
 using Kiln.Workers.Batch;
+using Kiln.Workers.Pipelines;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -25,7 +27,7 @@ internal static class WorkerCommands
         var shutdown = new Option<string>("--shutdown-timeout") { Description = "On SIGTERM, how long running jobs may go on before they are handed back to the queue.", DefaultValueFactory = _ => "30s" };
         var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics on http://HOST:PORT/metrics (0 picks a free port; default: no listener)." };
         var metricsHost = new Option<string>("--metrics-host") { Description = "Address the metrics listener binds (0.0.0.0 in a container).", DefaultValueFactory = _ => "127.0.0.1" };
-        var cmd = new Command("worker", "Run queued work (distributed batch partitions) from Kiln's PostgreSQL until SIGTERM or Ctrl+C; start any number, on any machines.");
+        var cmd = new Command("worker", "Run queued work (distributed batch partitions, pipeline tasks) from Kiln's PostgreSQL until SIGTERM or Ctrl+C; start any number, on any machines.");
         foreach (var o in new Option[] { db, queues, concurrency, invisibility, shutdown, metricsPort, metricsHost }) cmd.Options.Add(o);
         var otlp = new OtlpCliOptions();
         otlp.AddTo(cmd);
@@ -45,9 +47,18 @@ internal static class WorkerCommands
                 : throw new KilnException($"--metrics-host: '{host}' is not an IP address");
             var otlpOptions = otlp.Read(parse);
             using var meter = new Meter(WorkerMeterName);
+            var served = names.Count > 0 ? names : KilnQueues.All;
+            var name = new WorkerOptions().Name;
+            // Pipeline tasks keep their state in the pipeline store of the same database (kiln pipeline show reads it there).
+            await using var pipelineStore = served.Contains(KilnQueues.Pipelines) ? await PipelineStores.OpenAsync(location, ct) : null;
+            await using var notifier = pipelineStore is null ? null
+                : new AttemptNotifier(Npgsql.NpgsqlDataSource.Create(Kiln.Storage.StorageLocation.Parse(location, "--db").PostgresConnectionString!));
             var options = new WorkerOptions
             {
-                Queues = names.Count > 0 ? names : KilnQueues.All,
+                Name = name,
+                Queues = served,
+                Pipelines = pipelineStore is null ? null
+                    : new PipelineWorker(pipelineStore, PipelineCommands.Kinds(), Kiln.Server.Composition.KilnTaskKinds.StandaloneServices(), name, notifier),
                 Concurrency = parse.GetValue(concurrency),
                 ShutdownTimeout = Duration.Parse(parse.GetValue(shutdown)!, "--shutdown-timeout"),
                 Metrics = port is not null || otlpOptions is not null ? new WorkerMetrics(meter, parse.GetValue(concurrency)) : null,

@@ -1,20 +1,25 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Threading.Channels;
 using Kiln.Pipelines.Definition;
 using Kiln.Pipelines.State;
-using Kiln.Pipelines.Tasks;
 
 namespace Kiln.Pipelines.Execution;
 
 /// <summary>Runs tasks in this process: every ready task starts at once, up to the pipeline's concurrency limit.</summary>
-public sealed class LocalExecutor : IExecutor
+public sealed class LocalExecutor() : DagExecutor(InProcessDispatcher.Instance);
+
+/// <summary>
+/// The engine's state machine over a run's DAG: every ready task is started at once (up to the pipeline's concurrency
+/// limit), with caching, retries and upstream outcomes decided here; where an attempt runs is the
+/// <see cref="IAttemptDispatcher"/>'s (in this process, or a worker's job).
+/// </summary>
+public class DagExecutor(IAttemptDispatcher dispatcher) : IExecutor
 {
     public async Task<RunState> ExecuteAsync(RunExecution x, CancellationToken cancellationToken)
     {
-        var run = new LocalRun(x);
+        var run = new LocalRun(x, dispatcher);
         return await run.ExecuteAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -30,12 +35,13 @@ public sealed class LocalExecutor : IExecutor
         private readonly TaskState[] _state;
         private readonly int[] _attempts;
         private readonly IReadOnlyDictionary<string, string>?[] _outputs;
-        private readonly ConcurrentDictionary<TaskLogBuffer, byte> _activeLogs = new();
+        private readonly IAttemptDispatcher _dispatcher;
         private readonly Channel<(int Index, TaskState State)> _done = Channel.CreateUnbounded<(int, TaskState)>(new UnboundedChannelOptions { SingleReader = true });
 
-        public LocalRun(RunExecution x)
+        public LocalRun(RunExecution x, IAttemptDispatcher dispatcher)
         {
             _x = x;
+            _dispatcher = dispatcher;
             _def = x.Definition;
             _store = x.Store;
             _tasks = [.. _def.Tasks];
@@ -58,18 +64,7 @@ public sealed class LocalExecutor : IExecutor
         public async Task<RunState> ExecuteAsync(CancellationToken ct)
         {
             await LoadAsync().ConfigureAwait(false);
-
-            using var flushCts = new CancellationTokenSource();
-            var flusher = FlushLoopAsync(flushCts.Token);
-            try
-            {
-                await ScheduleAsync(ct).ConfigureAwait(false);
-            }
-            finally
-            {
-                await flushCts.CancelAsync().ConfigureAwait(false);
-                await flusher.ConfigureAwait(false);
-            }
+            await ScheduleAsync(ct).ConfigureAwait(false);
 
             if (ct.IsCancellationRequested)
             {
@@ -241,7 +236,6 @@ public sealed class LocalExecutor : IExecutor
         private async Task<TaskState> AttemptsAsync(int i, CancellationToken ct)
         {
             var t = _tasks[i];
-            _x.Kinds.TryGet(t.Kind, out var kind);
             var upstream = new Dictionary<string, IReadOnlyDictionary<string, string>>(StringComparer.Ordinal);
             foreach (var d in t.DependsOn) upstream[d] = _outputs[_index[d]] ?? new Dictionary<string, string>();
 
@@ -278,73 +272,46 @@ public sealed class LocalExecutor : IExecutor
             while (true)
             {
                 var attempt = ++_attempts[i];
-                await _store.StartAttemptAsync(RunId, t.Name, attempt, Now, _x.Owner, CancellationToken.None).ConfigureAwait(false);
-                Notify(i, TaskState.Running, null);
-                var log = new TaskLogBuffer(RunId, t.Name, attempt, _x.Time);
-                _activeLogs.TryAdd(log, 0);
-                using var attemptCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                if (t.Timeout is { } timeout) attemptCts.CancelAfter(timeout);
-                var context = new TaskContext
+                var outcome = await _dispatcher.RunAsync(new AttemptDispatch
                 {
-                    RunId = RunId,
-                    PipelineName = _def.Name,
+                    Execution = _x,
                     Task = t,
                     Attempt = attempt,
                     Config = attempt == 1 ? config.Value : (System.Text.Json.Nodes.JsonObject)config.Value.DeepClone(),
-                    Parameters = _x.Run.Parameters,
                     Upstream = upstream,
-                    Log = log,
-                    CancellationToken = attemptCts.Token,
-                    WorkingDirectory = _x.WorkingDirectory,
-                    Services = _x.Services,
-                    ProcessGroupStarted = pgid => _store.SetAttemptProcessGroupAsync(RunId, t.Name, attempt, ProcessGroups.Describe(pgid), CancellationToken.None),
-                };
-                string error;
-                try
+                    CacheKey = cacheKey,
+                    OnStarted = () => Notify(i, TaskState.Running, null),
+                }, ct).ConfigureAwait(false);
+                // A worker that took over an interrupted attempt ran it as the next one.
+                attempt = _attempts[i] = Math.Max(attempt, outcome.Attempt);
+                switch (outcome.State)
                 {
-                    var result = await kind!.ExecuteAsync(context).WaitAsync(attemptCts.Token).ConfigureAwait(false);
-                    await FlushAsync(log).ConfigureAwait(false);
-                    _outputs[i] = result;
-                    await EndAsync(i, attempt, "succeeded", TaskState.Succeeded, null, result, cacheKey).ConfigureAwait(false);
-                    if (cacheKey is not null)
-                        await _store.PutCacheAsync(new CacheEntry(cacheKey, result, RunId, t.Name, Now), CancellationToken.None).ConfigureAwait(false);
-                    return TaskState.Succeeded;
-                }
-                catch (TaskSkippedException e)
-                {
-                    log.Info($"skipped: {e.Message}");
-                    await FlushAsync(log).ConfigureAwait(false);
-                    await EndAsync(i, attempt, "skipped", TaskState.Skipped, e.Message, null, null).ConfigureAwait(false);
-                    return TaskState.Skipped;
-                }
-                catch (OperationCanceledException) when (ct.IsCancellationRequested)
-                {
-                    log.Error("cancelled");
-                    await FlushAsync(log).ConfigureAwait(false);
-                    await EndAsync(i, attempt, "cancelled", TaskState.Cancelled, "cancelled", null, null).ConfigureAwait(false);
-                    return TaskState.Cancelled;
-                }
-                catch (Exception e)
-                {
-                    error = attemptCts.IsCancellationRequested && t.Timeout is { } to
-                        ? $"timed out after {Duration(to)}"
-                        : e is TaskFailedException ? e.Message : $"{e.GetType().Name}: {e.Message}";
-                    log.Error(error);
-                    await FlushAsync(log).ConfigureAwait(false);
-                }
-                finally
-                {
-                    _activeLogs.TryRemove(log, out _);
+                    case TaskState.Succeeded:
+                        _outputs[i] = outcome.Outputs ?? new Dictionary<string, string>();
+                        if (outcome.Recorded) Notify(i, TaskState.Succeeded, null);
+                        else await EndAsync(i, attempt, "succeeded", TaskState.Succeeded, null, _outputs[i], cacheKey).ConfigureAwait(false);
+                        if (cacheKey is not null)
+                            await _store.PutCacheAsync(new CacheEntry(cacheKey, _outputs[i]!, RunId, t.Name, Now), CancellationToken.None).ConfigureAwait(false);
+                        return TaskState.Succeeded;
+                    case TaskState.Skipped:
+                        if (outcome.Recorded) Notify(i, TaskState.Skipped, outcome.Error);
+                        else await EndAsync(i, attempt, "skipped", TaskState.Skipped, outcome.Error, null, null).ConfigureAwait(false);
+                        return TaskState.Skipped;
+                    case TaskState.Cancelled:
+                        if (outcome.Recorded) Notify(i, TaskState.Cancelled, outcome.Error);
+                        else await EndAsync(i, attempt, "cancelled", TaskState.Cancelled, outcome.Error ?? "cancelled", null, null).ConfigureAwait(false);
+                        return TaskState.Cancelled;
                 }
 
+                var error = outcome.Error ?? "failed";
                 failures++;
                 if (failures >= t.Retry.MaxAttempts)
                 {
-                    await EndAsync(i, attempt, "failed", TaskState.Failed, error, null, null).ConfigureAwait(false);
+                    await EndFailedAsync(i, attempt, TaskState.Failed, error, outcome.Recorded).ConfigureAwait(false);
                     return TaskState.Failed;
                 }
                 var delay = t.Retry.DelayAfter(failures, random.NextDouble());
-                await EndAsync(i, attempt, "failed", TaskState.Retrying, $"{error} (retrying in {Duration(delay)})", null, null).ConfigureAwait(false);
+                await EndFailedAsync(i, attempt, TaskState.Retrying, $"{error} (retrying in {Duration(delay)})", outcome.Recorded).ConfigureAwait(false);
                 try
                 {
                     await Task.Delay(delay, _x.Time, ct).ConfigureAwait(false);
@@ -356,6 +323,18 @@ public sealed class LocalExecutor : IExecutor
                     return TaskState.Cancelled;
                 }
             }
+        }
+
+        /// <summary>A failed attempt: its end (unless a worker wrote it) and the task's state, which retries decide here.</summary>
+        private async Task EndFailedAsync(int i, int attempt, TaskState state, string error, bool recorded)
+        {
+            if (!recorded)
+            {
+                await EndAsync(i, attempt, "failed", state, error, null, null).ConfigureAwait(false);
+                return;
+            }
+            await _store.SetTaskStateAsync(RunId, _tasks[i].Name, state, Now, error, CancellationToken.None).ConfigureAwait(false);
+            Notify(i, state, error);
         }
 
         private async Task EndAsync(int i, int attempt, string attemptState, TaskState state, string? error,
@@ -413,31 +392,7 @@ public sealed class LocalExecutor : IExecutor
             return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));
         }
 
-        private async Task FlushAsync(TaskLogBuffer log)
-        {
-            var lines = log.Drain();
-            if (lines.Count > 0) await _store.AppendLogsAsync(lines, CancellationToken.None).ConfigureAwait(false);
-        }
-
-        private async Task FlushLoopAsync(CancellationToken stop)
-        {
-            try
-            {
-                while (true)
-                {
-                    await Task.Delay(_x.LogFlushInterval, stop).ConfigureAwait(false);
-                    foreach (var log in _activeLogs.Keys) await FlushAsync(log).ConfigureAwait(false);
-                }
-            }
-            catch (OperationCanceledException)
-            {
-            }
-        }
-
-        internal static string Duration(TimeSpan t) =>
-            t.TotalSeconds < 1 ? $"{t.TotalMilliseconds:0}ms"
-            : t.TotalMinutes < 1 ? $"{t.TotalSeconds:0.#}s"
-            : t.TotalHours < 1 ? $"{t.TotalMinutes:0.#}m" : $"{t.TotalHours:0.#}h";
+        private static string Duration(TimeSpan t) => AttemptRunner.Duration(t);
     }
 
     private readonly record struct JsonConfig(System.Text.Json.Nodes.JsonObject Value);

@@ -32,6 +32,26 @@ public interface IPipelineStore : IAsyncDisposable
     /// <summary>Records the start of an attempt and moves the task to running, in one transaction.</summary>
     Task StartAttemptAsync(string runId, string task, int attempt, DateTimeOffset at, string? owner, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Records an attempt handed to a worker (state <c>queued</c>, no owner yet) and moves the task to running, in one
+    /// transaction; the worker that takes it claims it with <see cref="TryClaimAttemptAsync"/>.
+    /// </summary>
+    Task QueueAttemptAsync(string runId, string task, int attempt, DateTimeOffset at, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Claims a queued attempt for <paramref name="owner"/> (a conditional update from <c>queued</c> to <c>running</c>);
+    /// false when it is not queued any more (another worker took it, or it ended).
+    /// </summary>
+    Task<bool> TryClaimAttemptAsync(string runId, string task, int attempt, string owner, DateTimeOffset at, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Ends attempt <paramref name="attempt"/>, still <c>running</c> under <paramref name="deadOwner"/>, as interrupted
+    /// with <paramref name="error"/>, and starts attempt + 1 for <paramref name="owner"/>, in one transaction; false
+    /// (nothing written) when the attempt is no longer running under that owner.
+    /// </summary>
+    Task<bool> TryTakeOverAttemptAsync(string runId, string task, int attempt, string deadOwner, string error, string owner, DateTimeOffset at,
+        CancellationToken cancellationToken = default);
+
     /// <summary>Records the process group (<c>PGID@HOST</c>) an attempt's commands run in, so a survivor can be killed before a retry.</summary>
     Task SetAttemptProcessGroupAsync(string runId, string task, int attempt, string processGroup, CancellationToken cancellationToken = default);
 

@@ -79,6 +79,29 @@ public sealed class InstrumentedPipelineStore(IPipelineStore inner, PipelineMetr
         _started[(runId, task, attempt)] = Stopwatch.GetTimestamp();
     }
 
+    public Task QueueAttemptAsync(string runId, string task, int attempt, DateTimeOffset at, CancellationToken cancellationToken = default) =>
+        inner.QueueAttemptAsync(runId, task, attempt, at, cancellationToken);
+
+    public async Task<bool> TryClaimAttemptAsync(string runId, string task, int attempt, string owner, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        var claimed = await inner.TryClaimAttemptAsync(runId, task, attempt, owner, at, cancellationToken).ConfigureAwait(false);
+        if (claimed) _started[(runId, task, attempt)] = Stopwatch.GetTimestamp();
+        return claimed;
+    }
+
+    public async Task<bool> TryTakeOverAttemptAsync(string runId, string task, int attempt, string deadOwner, string error, string owner, DateTimeOffset at,
+        CancellationToken cancellationToken = default)
+    {
+        var taken = await inner.TryTakeOverAttemptAsync(runId, task, attempt, deadOwner, error, owner, at, cancellationToken).ConfigureAwait(false);
+        if (taken)
+        {
+            metrics.Attempts.Add(1, new KeyValuePair<string, object?>("outcome", "interrupted"));
+            _started.TryRemove((runId, task, attempt), out _);
+            _started[(runId, task, attempt + 1)] = Stopwatch.GetTimestamp();
+        }
+        return taken;
+    }
+
     public Task SetAttemptProcessGroupAsync(string runId, string task, int attempt, string processGroup, CancellationToken cancellationToken = default) =>
         inner.SetAttemptProcessGroupAsync(runId, task, attempt, processGroup, cancellationToken);
 

@@ -185,6 +185,50 @@ public sealed class SqlPipelineStore : IPipelineStore
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    public async Task QueueAttemptAsync(string runId, string task, int attempt, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
+        using var tx = await c.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await ExecAsync(c.Connection, tx,
+            "INSERT INTO pipeline_attempts (run_id, task, attempt, state, started_at, finished_at, error, owner) VALUES (@id, @task, @attempt, 'queued', @at, NULL, NULL, NULL)",
+            cancellationToken, ("id", runId), ("task", task), ("attempt", (long)attempt), ("at", Time(at))).ConfigureAwait(false);
+        await ExecAsync(c.Connection, tx,
+            "UPDATE pipeline_tasks SET state = 'running', attempts = @attempt, started_at = COALESCE(started_at, @at), finished_at = NULL, error = NULL WHERE run_id = @id AND task = @task",
+            cancellationToken, ("attempt", (long)attempt), ("at", Time(at)), ("id", runId), ("task", task)).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<bool> TryClaimAttemptAsync(string runId, string task, int attempt, string owner, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
+        return await ExecAsync(c.Connection, null,
+            "UPDATE pipeline_attempts SET state = 'running', owner = @owner, started_at = @at WHERE run_id = @id AND task = @task AND attempt = @attempt AND state = 'queued'",
+            cancellationToken, ("owner", owner), ("at", Time(at)), ("id", runId), ("task", task), ("attempt", (long)attempt)).ConfigureAwait(false) == 1;
+    }
+
+    public async Task<bool> TryTakeOverAttemptAsync(string runId, string task, int attempt, string deadOwner, string error, string owner, DateTimeOffset at,
+        CancellationToken cancellationToken = default)
+    {
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
+        using var tx = await c.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var n = await ExecAsync(c.Connection, tx,
+            "UPDATE pipeline_attempts SET state = 'interrupted', finished_at = @at, error = @error WHERE run_id = @id AND task = @task AND attempt = @attempt AND state = 'running' AND owner = @dead",
+            cancellationToken, ("at", Time(at)), ("error", error), ("id", runId), ("task", task), ("attempt", (long)attempt), ("dead", deadOwner)).ConfigureAwait(false);
+        if (n != 1)
+        {
+            await tx.RollbackAsync(cancellationToken).ConfigureAwait(false);
+            return false;
+        }
+        await ExecAsync(c.Connection, tx,
+            "INSERT INTO pipeline_attempts (run_id, task, attempt, state, started_at, finished_at, error, owner) VALUES (@id, @task, @attempt, 'running', @at, NULL, NULL, @owner)",
+            cancellationToken, ("id", runId), ("task", task), ("attempt", (long)attempt + 1), ("at", Time(at)), ("owner", owner)).ConfigureAwait(false);
+        await ExecAsync(c.Connection, tx,
+            "UPDATE pipeline_tasks SET state = 'running', attempts = @attempt, finished_at = NULL, error = NULL WHERE run_id = @id AND task = @task",
+            cancellationToken, ("attempt", (long)attempt + 1), ("id", runId), ("task", task)).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
     public async Task SetAttemptProcessGroupAsync(string runId, string task, int attempt, string processGroup, CancellationToken cancellationToken = default)
     {
         using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
