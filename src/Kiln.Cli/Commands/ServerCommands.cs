@@ -84,9 +84,9 @@ internal static class ServerCommands
             // Open the stores (and create the schema) before listening, so a bad --db fails at once.
             var stores = app.Services.GetService(typeof(TrackingStores)) as TrackingStores
                 ?? throw new InvalidOperationException("tracking stores are not registered");
-            await stores.Tracking.GetExperimentAsync("0", ct);
-            // An S3 artifact root is checked too: a missing bucket is one line and nothing listens.
+            // An S3 artifact root is checked first: a missing bucket is one line and nothing listens.
             await stores.CheckArtifactsAsync(ct);
+            await stores.Tracking.GetExperimentAsync("0", ct);
             try
             {
                 await app.StartAsync(ct);
