@@ -44,10 +44,17 @@ const sha = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
     assert.equal(sha(Buffer.from(await got.arrayBuffer())), sha(body), `${path} comes back byte for byte`);
   }
 
-  // Mistakes are the caller's, told in MLflow's shape: a path that climbs out, and a file that is not there.
-  const escape = await fetch(`${proxy}/model/%2E%2E/%2E%2E/%2E%2E/escape.txt`, { method: 'PUT', body: 'x' });
+  // Mistakes are the caller's, told in MLflow's shape: paths that climb out, and a file that is not there.
+  // (fetch folds "%2E%2E" segments itself, so the climbing upload uses encoded backslashes, which it leaves alone.)
+  const escape = await fetch(`${proxy}/model/..%5C..%5C..%5Cescape.txt`, { method: 'PUT', body: 'x' });
   assert.equal(escape.status, 400);
   assert.equal((await escape.json()).error_code, 'INVALID_PARAMETER_VALUE');
+  await assert.rejects(Artifacts.list({ run_id, path: '../../..' }), (e) => {
+    const err = JSON.parse(String(e.message).replace(/^Error: /, ''));
+    assert.equal(err.status, 400);
+    assert.equal(err.data.error_code, 'INVALID_PARAMETER_VALUE');
+    return true;
+  });
   const missing = await fetch(`${proxy}/model/absent.bin`);
   assert.equal(missing.status, 404);
   assert.equal((await missing.json()).error_code, 'RESOURCE_DOES_NOT_EXIST');
