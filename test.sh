@@ -57,7 +57,7 @@ if ! redis-cli -p "$redis_port" ping >/dev/null 2>&1; then
 fi
 export KILN_TEST_REDIS="127.0.0.1:$redis_port"
 
-# ---- npm clients written by others (MLflow client, gRPC) ------------------------------------
+# ---- npm clients written by others (MLflow client, gRPC) and s3rver, the S3-protocol test server ----
 if [[ -f tests/js/package.json ]]; then
   if [[ ! -d tests/js/node_modules ]] || [[ tests/js/package.json -nt tests/js/node_modules ]]; then
     log "npm install in tests/js"

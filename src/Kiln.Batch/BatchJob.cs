@@ -127,9 +127,9 @@ public sealed class BatchJob(BatchOptions options)
             PartsWritten = parts,
             PartsResumed = Status.PartsResumed,
             Seconds = Math.Round(clock.Elapsed.TotalSeconds, 3),
-            RejectsDirectory = rejected > 0 ? rejectsDirectory : null,
+            RejectsDirectory = rejected > 0 ? sink.RejectsLocation(rejectsDirectory) : null,
             SkippedFiles = skipped.Count > 0 ? skipped : null,
-            Parts = sink is ParquetDirectorySink directory ? directory.Committed : null,
+            Parts = sink switch { ParquetDirectorySink directory => directory.Committed, S3ParquetSink s3 => s3.Committed, _ => null },
         };
     }
 

@@ -114,7 +114,9 @@ public sealed class RegistryModelLocator(TrackingStores stores, string? cacheDir
             if (!System.IO.Directory.Exists(dir)) throw TrackingException.NotFound($"no artifacts at '{artifactUri}' (model source '{source}')");
             return dir;
         }
-        var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(stores.Uri + "|" + storePath)))[..24];
+        // The cache is keyed by where the files come from: the server, or the bucket and prefix of an S3 store.
+        var origin = stores.Artifacts is S3ArtifactStore s3 ? s3.Storage.Location.ToString() : stores.Uri;
+        var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(origin + "|" + storePath)))[..24];
         var target = Path.Combine(CacheDirectory, key);
         if (System.IO.Directory.Exists(target)) return target;
         System.IO.Directory.CreateDirectory(CacheDirectory);

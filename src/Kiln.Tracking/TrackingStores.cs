@@ -1,6 +1,7 @@
 using Kiln.Tracking.Artifacts;
 using Kiln.Tracking.Http;
 using Kiln.Storage;
+using Kiln.Storage.Objects;
 using Kiln.Tracking.Sql;
 
 namespace Kiln.Tracking;
@@ -13,6 +14,9 @@ public sealed class TrackingStores : IAsyncDisposable
 
     /// <summary>The environment variable that overrides the default tracking URI.</summary>
     public const string EnvironmentVariable = "KILN_TRACKING_URI";
+
+    /// <summary>The environment variable that gives the artifact root (a directory or s3://BUCKET/PREFIX) when no option does.</summary>
+    public const string ArtifactsVariable = "KILN_ARTIFACTS";
 
     private readonly IAsyncDisposable? _owned;
 
@@ -81,15 +85,43 @@ public sealed class TrackingStores : IAsyncDisposable
         bool ownsDatabase = false, string? uri = null)
     {
         ArgumentNullException.ThrowIfNull(database);
-        var artifacts = artifactsRoot
+        var artifacts = ResolveArtifacts(artifactsRoot)
             ?? (database.Location.SqliteDirectory is { } dir ? Path.Combine(dir, "artifacts") : Path.Combine(DefaultUri, "artifacts"));
         var sql = new SqlDatabase(database, ownsDatabase);
-        return new TrackingStores(new SqlTrackingStore(sql), new SqlModelRegistry(sql), new LocalArtifactStore(artifacts, maxArtifactBytes),
+        return new TrackingStores(new SqlTrackingStore(sql), new SqlModelRegistry(sql), OpenArtifacts(artifacts, maxArtifactBytes),
             uri ?? database.Location.Original, isRemote: false, sql) { Database = database };
     }
+
+    /// <summary>The artifact root to use: the one given, else $KILN_ARTIFACTS, else null (the default beside the database).</summary>
+    public static string? ResolveArtifacts(string? artifactsRoot) =>
+        !string.IsNullOrWhiteSpace(artifactsRoot) ? artifactsRoot
+        : Environment.GetEnvironmentVariable(ArtifactsVariable) is { Length: > 0 } env ? env
+        : null;
+
+    /// <summary>The artifact store a root names: s3://BUCKET/PREFIX (with the standard AWS settings) or a local directory.</summary>
+    public static IArtifactStore OpenArtifacts(string root, long maxArtifactBytes = LocalArtifactStore.DefaultMaxFileBytes)
+    {
+        if (!S3Location.IsS3(root)) return new LocalArtifactStore(root, maxArtifactBytes);
+        try
+        {
+            return new S3ArtifactStore(S3Storage.Open(root, "--artifacts"), maxArtifactBytes);
+        }
+        catch (Kiln.Core.KilnException e) when (e is not TrackingException)
+        {
+            throw TrackingException.Invalid(e.Message);
+        }
+    }
+
+    /// <summary>Checks that the artifact store can be reached (the bucket of an S3 store exists); a local directory always can.</summary>
+    public Task CheckArtifactsAsync(CancellationToken ct = default) =>
+        Artifacts is S3ArtifactStore s3 ? s3.CheckAsync("--artifacts", ct) : Task.CompletedTask;
 
     /// <summary>The metadata database underneath, or null when the stores go through a server.</summary>
     public MetadataDatabase? Database { get; private init; }
 
-    public ValueTask DisposeAsync() => _owned?.DisposeAsync() ?? ValueTask.CompletedTask;
+    public ValueTask DisposeAsync()
+    {
+        (Artifacts as S3ArtifactStore)?.Dispose();
+        return _owned?.DisposeAsync() ?? ValueTask.CompletedTask;
+    }
 }

@@ -27,7 +27,8 @@ public sealed class RealServer : IAsyncDisposable
     }
 
     /// <summary>Starts the server; with <paramref name="tls"/> it serves HTTPS with that certificate (and is waited for over HTTPS).</summary>
-    public static async Task<RealServer> StartAsync(string db, string? workingDirectory = null, IEnumerable<string>? extraArgs = null, TestCertificate? tls = null)
+    public static async Task<RealServer> StartAsync(string db, string? workingDirectory = null, IEnumerable<string>? extraArgs = null, TestCertificate? tls = null,
+        IReadOnlyDictionary<string, string>? env = null)
     {
         var port = TestEnvironment.FreePort();
         var psi = new ProcessStartInfo("dotnet")
@@ -40,6 +41,7 @@ public sealed class RealServer : IAsyncDisposable
         foreach (var a in (string[])[KilnCli.Dll, "server", "--db", db, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)])
             psi.ArgumentList.Add(a);
         foreach (var a in extraArgs ?? []) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         if (tls is not null)
         {
             foreach (var a in (string[])["--tls-cert", tls.CertFile, "--tls-key", tls.KeyFile]) psi.ArgumentList.Add(a);

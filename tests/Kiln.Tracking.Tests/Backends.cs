@@ -72,3 +72,31 @@ public sealed class PostgresFixture : IStoresFixture, IAsyncLifetime
 public sealed class SqliteStoreContractTests(SqliteFixture fixture) : StoreContract(fixture), IClassFixture<SqliteFixture>;
 
 public sealed class PostgresStoreContractTests(PostgresFixture fixture) : StoreContract(fixture), IClassFixture<PostgresFixture>;
+
+/// <summary>SQLite for runs and the registry, artifacts on a real S3-protocol server (s3rver) through <see cref="Artifacts.S3ArtifactStore"/>.</summary>
+public sealed class S3ArtifactsFixture : IStoresFixture, IAsyncLifetime
+{
+    private readonly TempDir _dir = new("kiln-tracking-s3");
+
+    public TrackingStores Stores { get; private set; } = null!;
+
+    public S3rver Server { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Server = await S3rver.StartAsync("kiln");
+        var sql = TrackingStores.Open(_dir.Path);
+        var settings = Kiln.Storage.Objects.S3Settings.FromVariables(k => Server.Environment.GetValueOrDefault(k));
+        var artifacts = new Artifacts.S3ArtifactStore(new Kiln.Storage.Objects.S3Storage(new("kiln", "team/artifacts"), settings), 1024 * 1024);
+        Stores = new TrackingStores(sql.Tracking, sql.Registry, artifacts, _dir.Path, isRemote: false, sql);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Stores.DisposeAsync();
+        await Server.DisposeAsync();
+        _dir.Dispose();
+    }
+}
+
+public sealed class S3ArtifactsStoreContractTests(S3ArtifactsFixture fixture) : StoreContract(fixture), IClassFixture<S3ArtifactsFixture>;

@@ -53,6 +53,9 @@ internal interface IBatchSink : IAsyncDisposable
 
     /// <summary>Records the end of the job (all of this shard's partitions done, or not).</summary>
     Task FinishAsync(bool complete, CancellationToken ct);
+
+    /// <summary>Where the user finds the rejects written to a directory (a sink that moves them elsewhere says where).</summary>
+    string RejectsLocation(string directory) => directory;
 }
 
 /// <summary>Writes one part; nothing is visible until <see cref="CommitAsync"/>.</summary>
@@ -77,8 +80,15 @@ internal static class BatchSinks
             if (partitionOnly) throw new KilnException($"--output {output}: a distributed job writes a directory of Parquet parts, not a table");
             return new SqlTableSink(location, key);
         }
+        if (Kiln.Storage.Objects.S3Location.IsS3(output))
+        {
+            if (key is not null) throw new KilnException("--key applies to table outputs only; a Parquet output is keyed by its parts");
+            if (partitionOnly)
+                throw new KilnException($"--output {output}: a distributed job writes its parts to a shared directory; run S3 outputs with kiln batch (or --shard i/N)");
+            return new S3ParquetSink(Kiln.Storage.Objects.S3Storage.Open(output, "--output"));
+        }
         if (output.Contains("://", StringComparison.Ordinal) && !output.StartsWith("file://", StringComparison.Ordinal))
-            throw new KilnException($"--output {output}: unknown scheme (use a directory, sqlite:///path.db?table=T or postgresql://...?table=T)");
+            throw new KilnException($"--output {output}: unknown scheme (use a directory, s3://BUCKET/PREFIX, sqlite:///path.db?table=T or postgresql://...?table=T)");
         if (key is not null) throw new KilnException("--key applies to table outputs only; a Parquet directory is keyed by its parts");
         if (output.StartsWith("file://", StringComparison.Ordinal)) output = new Uri(output).LocalPath;
         return new ParquetDirectorySink(Path.GetFullPath(output), partitionOnly);

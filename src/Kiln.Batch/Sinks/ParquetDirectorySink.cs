@@ -39,17 +39,7 @@ internal sealed class ParquetDirectorySink(string directory, bool partitionOnly 
         if (File.Exists(directory)) throw new KilnException($"--output {directory}: is a file; give a directory for Parquet parts");
         Directory.CreateDirectory(directory);
         _columns = columns;
-        // Types survive the trip: what the input declared is written back (an INT32 stays INT32, a timestamp a timestamp).
-        _schema = [.. columns.Select(c => new ParquetColumn(c.Name, c.Kind switch
-        {
-            ValueKind.Integer => ParquetColumnKind.Int64,
-            ValueKind.Integer32 => ParquetColumnKind.Int32,
-            ValueKind.Boolean => ParquetColumnKind.Boolean,
-            ValueKind.Real => ParquetColumnKind.Double,
-            ValueKind.Timestamp => ParquetColumnKind.Timestamp,
-            ValueKind.LocalTimestamp => ParquetColumnKind.LocalTimestamp,
-            _ => ParquetColumnKind.Text,
-        }, c.Nullable))];
+        _schema = SchemaOf(columns);
         if (partitionOnly) return Task.FromResult<IReadOnlySet<PartitionId>>(new HashSet<PartitionId>());
         _manifestPath = Path.Combine(directory, BatchManifest.FileName(job.Shard));
         var existing = BatchManifest.Read(_manifestPath);
@@ -144,6 +134,21 @@ internal sealed class ParquetDirectorySink(string directory, bool partitionOnly 
         _manifest.Rejected = _manifest.Parts.Sum(p => p.Rejected);
         _manifest.UnseenCategories = _manifest.Parts.Sum(p => p.UnseenCategories);
     }
+
+    /// <summary>The Parquet schema of the output columns: what the input declared is written back (an INT32 stays INT32, a timestamp a timestamp).</summary>
+    internal static ParquetColumn[] SchemaOf(IReadOnlyList<OutputColumn> columns) =>
+    [
+        .. columns.Select(c => new ParquetColumn(c.Name, c.Kind switch
+        {
+            ValueKind.Integer => ParquetColumnKind.Int64,
+            ValueKind.Integer32 => ParquetColumnKind.Int32,
+            ValueKind.Boolean => ParquetColumnKind.Boolean,
+            ValueKind.Real => ParquetColumnKind.Double,
+            ValueKind.Timestamp => ParquetColumnKind.Timestamp,
+            ValueKind.LocalTimestamp => ParquetColumnKind.LocalTimestamp,
+            _ => ParquetColumnKind.Text,
+        }, c.Nullable)),
+    ];
 
     /// <summary>Parses "part-FFFFF-PPPPP.parquet…" into its partition.</summary>
     internal static bool TryParsePart(string name, out PartitionId id)

@@ -14,7 +14,7 @@ internal static class BatchCommands
     {
         var model = new Option<string>("--model", "-m") { Description = "The model: a package directory, models:/NAME/VERSION, models:/NAME@ALIAS or runs:/RUN_ID/PATH (through the registry at $KILN_TRACKING_URI, default ./.kiln).", Required = true };
         var input = new Option<string>("--input", "-i") { Description = "CSV/Parquet file, directory or glob; sqlite:///path.db?table=T|query=...; postgresql://user@host:port/db?table=T[&key=COL]|query=...", Required = true };
-        var output = new Option<string>("--output", "-o") { Description = "A directory for Parquet parts, or sqlite:///path.db?table=T / postgresql://...?table=T.", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "A directory for Parquet parts, s3://BUCKET/PREFIX (the standard AWS settings; docs/batch.md), or sqlite:///path.db?table=T / postgresql://...?table=T.", Required = true };
         var keep = new Option<string[]>("--keep") { Description = "Input columns to copy to the output (comma-separated or repeated), e.g. ids.", AllowMultipleArgumentsPerToken = true };
         var key = new Option<string?>("--key") { Description = "For a table output: upsert by this --keep column." };
         var shard = new Option<string>("--shard") { Description = "Score only shard i of N (i/N): partitions whose (file index + partition index) mod N = i.", DefaultValueFactory = _ => "0/1" };

@@ -17,7 +17,7 @@ internal static class ServerCommands
         };
         var artifacts = new Option<string?>("--artifacts")
         {
-            Description = "Artifact root directory (default: artifacts/ beside the SQLite database, ./.kiln/artifacts for PostgreSQL)",
+            Description = "Artifact root: a directory, or s3://BUCKET/PREFIX with the standard AWS settings (default: $KILN_ARTIFACTS, else artifacts/ beside the SQLite database, ./.kiln/artifacts for PostgreSQL)",
         };
         var port = new Option<int>("--port") { Description = "Port to listen on (0 picks a free one)", DefaultValueFactory = _ => 5000 };
         var host = new Option<string>("--host") { Description = "Address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
@@ -88,6 +88,8 @@ internal static class ServerCommands
             // Open the stores (and create the schema) before listening, so a bad --db fails at once.
             var stores = app.Services.GetService(typeof(TrackingStores)) as TrackingStores
                 ?? throw new InvalidOperationException("tracking stores are not registered");
+            // An S3 artifact root is checked first: a missing bucket is one line and nothing listens.
+            await stores.CheckArtifactsAsync(ct);
             await stores.Tracking.GetExperimentAsync("0", ct);
             try
             {

@@ -14,7 +14,7 @@ internal static class ArtifactProxyEndpoints
     {
         g.MapPut("/artifacts/{**path}", async Task<JsonHttpResult<EmptyResponse>> (string path, HttpRequest req, IArtifactStore store, CancellationToken ct) =>
         {
-            var limit = (store as LocalArtifactStore)?.MaxFileBytes;
+            var limit = store switch { LocalArtifactStore l => l.MaxFileBytes, S3ArtifactStore s3 => s3.MaxFileBytes, _ => (long?)null };
             if (limit is not null && req.ContentLength > limit)
                 throw TrackingException.Invalid($"artifact '{Limits.Shorten(path)}' of {req.ContentLength} bytes is larger than the upload limit of {limit} bytes");
             req.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize = null;
