@@ -239,15 +239,14 @@ public sealed class VectorCollection : IDisposable
         }
     }
 
-    /// <summary>Builds the lookup tables of the keyword and integer payload indexes from the live points.
+    /// <summary>Builds the payload indexes' lookup tables from the live points.
     /// Call under the write lock (or before the collection is shared).</summary>
     private void RebuildPayloadIndexes()
     {
         _payloadIndexes.Clear();
         foreach (var (field, type) in Config.PayloadIndexes)
         {
-            if (type is not (PayloadSchemaType.Keyword or PayloadSchemaType.Integer)) continue;
-            var ix = new PayloadIndex(field);
+            var ix = new PayloadIndex(field, type);
             foreach (var p in _slots) if (p is not null) ix.Add((int)p.Slot, p.Payload);
             _payloadIndexes[field] = ix;
         }
@@ -499,31 +498,60 @@ public sealed class VectorCollection : IDisposable
         return estimated < Math.Max(Config.FullScanThreshold, 10.0 * need) || matched < SampleSize * 0.02;
     }
 
-    /// <summary>The smallest count a payload index gives for one of the filter's must terms, or null without one.</summary>
+    /// <summary>The smallest count a payload index gives for one of the filter's index terms, or null without one.</summary>
     private int? IndexedCount(PointFilter filter)
     {
         int? best = null;
-        foreach (var (key, values) in filter.Terms)
+        foreach (var term in filter.Terms)
         {
-            if (_payloadIndexes.TryGetValue(key, out var ix) && (best is null || ix.Count(values) < best)) best = ix.Count(values);
+            if (TermCount(term) is { } n && (best is null || n < best)) best = n;
         }
         return best;
     }
 
-    /// <summary>The slots of the most selective indexed must term (a superset of the matching points), or null.</summary>
+    /// <summary>The slots of the most selective indexed term (a superset of the matching points), in slot order, or null.</summary>
     private List<int>? IndexedCandidates(PointFilter filter)
     {
-        PayloadIndex? best = null;
-        JsonValue[]? bestValues = null;
-        foreach (var (key, values) in filter.Terms)
+        IndexTerm? best = null;
+        var bestCount = 0;
+        foreach (var term in filter.Terms)
         {
-            if (_payloadIndexes.TryGetValue(key, out var ix) && (best is null || ix.Count(values) < best.Count(bestValues!)))
-            {
-                (best, bestValues) = (ix, values);
-            }
+            if (TermCount(term) is { } n && (best is null || n < bestCount)) (best, bestCount) = (term, n);
         }
-        return best?.Slots(bestValues!);
+        if (best is null) return null;
+        var slots = new HashSet<int>(TermSlots(best)!);
+        var list = slots.ToList();
+        list.Sort();
+        return list;
     }
+
+    /// <summary>How many slots the payload indexes give for a term (one of a should's terms: their sum), or null when
+    /// a key has no index that can answer it.</summary>
+    private int? TermCount(IndexTerm term)
+    {
+        if (term is AnyTerm any)
+        {
+            var total = 0;
+            foreach (var t in any.Options)
+            {
+                if (TermCount(t) is not { } n) return null;
+                total += n;
+            }
+            return total;
+        }
+        return _payloadIndexes.TryGetValue(KeyOf(term), out var ix) ? ix.Count(term) : null;
+    }
+
+    private IEnumerable<int>? TermSlots(IndexTerm term) => term is AnyTerm any
+        ? any.Options.SelectMany(t => TermSlots(t)!)
+        : _payloadIndexes[KeyOf(term)].Slots(term);
+
+    private static string KeyOf(IndexTerm term) => term switch
+    {
+        MatchTerm m => m.Key,
+        RangeTerm r => r.Key,
+        _ => throw new ArgumentException("a should term has no single key", nameof(term)),
+    };
 
     /// <summary>A candidate before its vector is read back for the answer.</summary>
     private readonly record struct Hit(PointEntry Entry, float Score);
@@ -536,8 +564,16 @@ public sealed class VectorCollection : IDisposable
         Func<ulong, bool>? accept = null;
         if (filter is not null)
         {
+            // With an indexed term, a slot outside its candidates is refused before the filter is evaluated.
+            bool[]? candidate = null;
+            if (IndexedCandidates(filter) is { } candidates)
+            {
+                candidate = new bool[_slots.Count];
+                foreach (var slot in candidates) candidate[slot] = true;
+            }
             accept = slot =>
             {
+                if (candidate is not null && (slot >= (ulong)candidate.Length || !candidate[slot])) return false;
                 var p = slot < (ulong)_slots.Count ? _slots[(int)slot] : null;
                 return p is not null && filter.Matches(p.Id, p.Payload);
             };

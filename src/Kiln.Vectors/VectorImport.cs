@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Kiln.Core;
 using Kiln.Core.Data;
+using Kiln.Vectors.Embeddings;
 
 namespace Kiln.Vectors;
 
@@ -13,26 +14,43 @@ public sealed record ImportOptions
     public string VectorColumn { get; init; } = "vector";
     public IReadOnlyList<string>? PayloadColumns { get; init; }
     public int BatchSize { get; init; } = 1000;
+
+    /// <summary>A text column to embed (with <see cref="Embedder"/>) instead of reading a vector column; the text stays in the payload.</summary>
+    public string? EmbedColumn { get; init; }
+
+    /// <summary>The embedder for <see cref="EmbedColumn"/>; <see cref="TextEmbedder.Shared"/> when not set.</summary>
+    public TextEmbedder? Embedder { get; init; }
 }
 
 /// <summary>
 /// Loads points from JSONL (one object per line), CSV or Parquet (through Kiln.Core's table reader; the vector is a
-/// JSON list in a text column there). A bad row stops the import with its file and row named; rows before it stay.
+/// JSON list in a text column there, or a Parquet list of floats or doubles), or embeds a text column instead of reading
+/// vectors. A bad row stops the import with its file and row named; rows before it stay.
 /// </summary>
 public static class VectorImport
 {
     public static async Task<long> ImportAsync(VectorCollection collection, string path, ImportOptions options,
         IProgress<long>? progress = null, CancellationToken ct = default)
     {
+        ArgumentNullException.ThrowIfNull(collection);
+        ArgumentNullException.ThrowIfNull(options);
         if (!File.Exists(path)) throw new KilnException($"{path}: file not found");
+        var embed = options.EmbedColumn;
+        if (embed is not null && collection.Config.Dimension != TextEmbedder.Dimension)
+        {
+            throw new KilnException($"{collection.Name}: vectors of size {collection.Config.Dimension}, but {TextEmbedder.ModelName} embeds text in {TextEmbedder.Dimension} dimensions");
+        }
+        var vectorColumn = embed ?? options.VectorColumn;
         long rows = 0;
-        var batch = new List<PointInput>(options.BatchSize);
+        var batch = new List<(PointId Id, float[]? Vector, string? Text, JsonObject Payload)>(options.BatchSize);
         void Flush()
         {
             if (batch.Count == 0) return;
             try
             {
-                collection.Upsert(batch);
+                float[][]? embedded = null;
+                if (embed is not null) embedded = (options.Embedder ?? TextEmbedder.Shared).Embed(batch.ConvertAll(b => b.Text!), ct);
+                collection.Upsert(batch.Select((b, i) => new PointInput(b.Id, embedded?[i] ?? b.Vector!, b.Payload)).ToList());
             }
             catch (VectorInputException e)
             {
@@ -66,10 +84,19 @@ public static class VectorImport
                 var payload = new JsonObject();
                 foreach (var (k, v) in o)
                 {
-                    if (k == options.IdColumn || k == options.VectorColumn) continue;
+                    if (k == options.IdColumn || (embed is null && k == options.VectorColumn)) continue;
                     if (options.PayloadColumns is null || options.PayloadColumns.Contains(k)) payload[k] = v?.DeepClone();
                 }
-                batch.Add(new PointInput(Id(o[options.IdColumn], path, rows, options.IdColumn), Vector(o[options.VectorColumn], path, rows, options.VectorColumn), payload));
+                var id = Id(o[options.IdColumn], path, rows, options.IdColumn);
+                if (embed is not null)
+                {
+                    var text = o[embed] is JsonValue t && t.GetValueKind() == JsonValueKind.String ? t.GetValue<string>() : null;
+                    batch.Add((id, null, Text(text, path, rows, embed), payload));
+                }
+                else
+                {
+                    batch.Add((id, Vector(o[options.VectorColumn], path, rows, options.VectorColumn), null, payload));
+                }
                 if (batch.Count >= options.BatchSize) Flush();
             }
             Flush();
@@ -77,20 +104,20 @@ public static class VectorImport
         }
 
         var names = await TableReader.ReadColumnNamesAsync(path, ct).ConfigureAwait(false);
-        foreach (var required in new[] { options.IdColumn, options.VectorColumn })
+        foreach (var required in new[] { options.IdColumn, vectorColumn })
         {
             if (!names.Contains(required)) throw new KilnException($"{path}: no column '{required}' (columns: {string.Join(", ", names)})");
         }
-        var payloadColumns = (options.PayloadColumns ?? names.Where(n => n != options.IdColumn && n != options.VectorColumn).ToList()).ToList();
+        var payloadColumns = (options.PayloadColumns ?? names.Where(n => n != options.IdColumn && (embed is not null || n != options.VectorColumn)).ToList()).ToList();
         foreach (var c in payloadColumns)
         {
             if (!names.Contains(c)) throw new KilnException($"{path}: no payload column '{c}' (columns: {string.Join(", ", names)})");
         }
-        var requests = new[] { options.IdColumn, options.VectorColumn }.Concat(payloadColumns).Select(n => new ColumnRequest(n, ColumnType.Text)).ToList();
+        var requests = new[] { options.IdColumn, vectorColumn }.Concat(payloadColumns).Distinct(StringComparer.Ordinal).Select(n => new ColumnRequest(n, ColumnType.Text)).ToList();
         await foreach (var table in TableReader.ReadBatchesAsync(path, requests, 8192, ct).ConfigureAwait(false))
         {
             var ids = table.Text(options.IdColumn).Values;
-            var vectors = table.Text(options.VectorColumn).Values;
+            var vectors = table.Text(vectorColumn).Values;
             var payload = payloadColumns.Select(c => table.Text(c).Values).ToArray();
             for (var r = 0; r < table.RowCount; r++)
             {
@@ -105,6 +132,14 @@ public static class VectorImport
                 {
                     throw new KilnException($"{path}: row {rows}: {e.Message}");
                 }
+                var p = new JsonObject();
+                for (var c = 0; c < payloadColumns.Count; c++) p[payloadColumns[c]] = payloadColumns[c] == embed ? vectors[r] : Cell(payload[c][r]);
+                if (embed is not null)
+                {
+                    batch.Add((id, null, Text(vectors[r], path, rows, embed), p));
+                    if (batch.Count >= options.BatchSize) Flush();
+                    continue;
+                }
                 JsonNode? vectorNode;
                 try
                 {
@@ -114,9 +149,7 @@ public static class VectorImport
                 {
                     throw new KilnException($"{path}: row {rows}: {options.VectorColumn} is not a JSON list of numbers");
                 }
-                var p = new JsonObject();
-                for (var c = 0; c < payloadColumns.Count; c++) p[payloadColumns[c]] = Cell(payload[c][r]);
-                batch.Add(new PointInput(id, Vector(vectorNode, path, rows, options.VectorColumn), p));
+                batch.Add((id, Vector(vectorNode, path, rows, options.VectorColumn), null, p));
                 if (batch.Count >= options.BatchSize) Flush();
             }
         }
@@ -133,6 +166,9 @@ public static class VectorImport
         if (text is "true" or "false") return JsonValue.Create(text == "true");
         return JsonValue.Create(text);
     }
+
+    private static string Text(string? text, string path, long row, string column) =>
+        string.IsNullOrWhiteSpace(text) ? throw new KilnException($"{path}: row {row}: {column}: no text to embed") : text;
 
     private static PointId Id(JsonNode? node, string path, long row, string column)
     {

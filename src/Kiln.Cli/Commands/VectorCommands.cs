@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Kiln.Core;
 using Kiln.Vectors;
+using Kiln.Vectors.Embeddings;
 using Kiln.Vectors.Filtering;
 using Spectre.Console;
 
@@ -66,9 +67,13 @@ internal static class VectorCommands
         var idColumn = new Option<string>("--id-column") { Description = "Column of point ids (unsigned integers or UUIDs)", DefaultValueFactory = _ => "id" };
         var vectorColumn = new Option<string>("--vector-column") { Description = "Column of vectors (lists of numbers)", DefaultValueFactory = _ => "vector" };
         var payload = new Option<string?>("--payload") { Description = "Comma-separated payload columns (default: every other column)" };
+        var embed = new Option<string?>("--embed")
+        {
+            Description = $"Embed this text column with {TextEmbedder.ModelName} (shipped with Kiln, {TextEmbedder.Dimension} dimensions) instead of reading a vector column; the text stays in the payload",
+        };
         var batch = new Option<int>("--batch") { Description = "Points per logged write", DefaultValueFactory = _ => 1000 };
         var dir = DirOption();
-        var command = new Command("import", "Insert or replace points read from a file, with a progress bar.") { name, file, idColumn, vectorColumn, payload, batch, dir };
+        var command = new Command("import", "Insert or replace points read from a file, with a progress bar.") { name, file, idColumn, vectorColumn, embed, payload, batch, dir };
         command.SetHandler(async (parse, ct) =>
         {
             if (parse.GetValue(batch) < 1) throw new KilnException($"--batch must be at least 1; got {parse.GetValue(batch)}");
@@ -81,7 +86,10 @@ internal static class VectorCommands
                 VectorColumn = parse.GetValue(vectorColumn)!,
                 PayloadColumns = parse.GetValue(payload)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                 BatchSize = parse.GetValue(batch),
+                EmbedColumn = parse.GetValue(embed),
             };
+            if (options.EmbedColumn is { Length: 0 }) throw new KilnException("--embed: name the text column to embed");
+            if (options.EmbedColumn is not null && parse.GetResult(vectorColumn) is { Implicit: false }) throw new KilnException("--embed and --vector-column: give one (the vectors are read or embedded, not both)");
             var started = DateTime.UtcNow;
             long rows = 0;
             if (!Console.IsErrorRedirected)
@@ -118,26 +126,38 @@ internal static class VectorCommands
     private static Command Search()
     {
         var name = new Argument<string>("name") { Description = "Collection name" };
-        var vector = new Option<string>("--vector") { Description = "The query vector as a JSON list, e.g. \"[0.2, 0.1, 0.9, 0.7]\"", Required = true };
+        var vector = new Option<string?>("--vector") { Description = "The query vector as a JSON list, e.g. \"[0.2, 0.1, 0.9, 0.7]\"" };
+        var text = new Option<string?>("--text") { Description = $"Query text, embedded with {TextEmbedder.ModelName} (for collections imported with --embed)" };
         var limit = new Option<int>("--limit") { Description = "Number of results", DefaultValueFactory = _ => 10 };
         var filter = new Option<string?>("--filter") { Description = "A Qdrant filter as JSON, e.g. '{\"must\":[{\"key\":\"city\",\"match\":{\"value\":\"London\"}}]}'" };
         var exact = new Option<bool>("--exact") { Description = "Scan every vector instead of walking the graph" };
         var json = Cli.JsonOption("the results");
         var dir = DirOption();
-        var command = new Command("search", "Search a collection for the nearest points to a vector.") { name, vector, limit, filter, exact, json, dir };
+        var command = new Command("search", "Search a collection for the nearest points to a vector or to a text's embedding.") { name, vector, text, limit, filter, exact, json, dir };
         command.SetHandler((parse, ct) =>
         {
             using var store = new VectorStore(parse.GetValue(dir)!);
             var collection = store.Get(parse.GetValue(name)!);
+            if ((parse.GetValue(vector) is null) == (parse.GetValue(text) is null)) throw new KilnException("--vector or --text: give one of them");
             float[] query;
-            try
+            if (parse.GetValue(text) is { } queryText)
             {
-                query = (JsonNode.Parse(parse.GetValue(vector)!) as JsonArray ?? throw new KilnException("--vector: a JSON list of numbers"))
-                    .Select(x => x is JsonValue v && v.TryGetValue<double>(out var d) ? (float)d : throw new KilnException("--vector: a JSON list of numbers")).ToArray();
+                if (string.IsNullOrWhiteSpace(queryText)) throw new KilnException("--text: no text to embed");
+                if (collection.Config.Dimension != TextEmbedder.Dimension)
+                    throw new KilnException($"--text: collection '{collection.Name}' has vectors of size {collection.Config.Dimension}, but {TextEmbedder.ModelName} embeds text in {TextEmbedder.Dimension} dimensions");
+                query = TextEmbedder.Shared.Embed(queryText, ct);
             }
-            catch (System.Text.Json.JsonException e)
+            else
             {
-                throw new KilnException($"--vector: not JSON ({e.Message})");
+                try
+                {
+                    query = (JsonNode.Parse(parse.GetValue(vector)!) as JsonArray ?? throw new KilnException("--vector: a JSON list of numbers"))
+                        .Select(x => x is JsonValue v && v.TryGetValue<double>(out var d) ? (float)d : throw new KilnException("--vector: a JSON list of numbers")).ToArray();
+                }
+                catch (System.Text.Json.JsonException e)
+                {
+                    throw new KilnException($"--vector: not JSON ({e.Message})");
+                }
             }
             PointFilter? parsedFilter;
             try
@@ -148,7 +168,7 @@ internal static class VectorCommands
             {
                 throw new KilnException($"--filter: not JSON ({e.Message})");
             }
-            var hits = collection.Search(new SearchRequest(query, parse.GetValue(limit)) { Filter = parsedFilter, Exact = parse.GetValue(exact) }, "--vector");
+            var hits = collection.Search(new SearchRequest(query, parse.GetValue(limit)) { Filter = parsedFilter, Exact = parse.GetValue(exact) }, parse.GetValue(text) is null ? "--vector" : "--text");
             if (parse.GetValue(json))
             {
                 var array = new JsonArray([.. hits.Select(h => (JsonNode)new JsonObject { ["id"] = h.Point.Id.ToJson(), ["score"] = h.Score, ["payload"] = h.Point.Payload?.DeepClone() })]);

@@ -5,24 +5,40 @@ using System.Text.Json.Nodes;
 namespace Kiln.Vectors.Filtering;
 
 /// <summary>
-/// A payload index on one key (keyword or integer): for each scalar value found at the key, the slots of the points
-/// holding it. Values are keyed as the filter compares them (numbers as numbers, strings ordinally), so the slots
-/// listed for a match value are a superset of the points the condition accepts; the filter still checks each one.
+/// A payload index on one key. Keyword, integer and bool indexes keep, for each scalar value found at the key, the
+/// slots of the points holding it (for match conditions); integer, float and datetime indexes keep the values in
+/// order with their slots (for range conditions; datetime values are RFC 3339 strings, ordered as instants). Values
+/// are keyed as the filter compares them, so the slots an index gives for a condition are a superset of the points
+/// the condition accepts; the filter still checks each one.
 /// </summary>
-internal sealed class PayloadIndex(string key)
+internal sealed class PayloadIndex
 {
-    private readonly string[] _path = key.Replace("[]", "", StringComparison.Ordinal).Split('.');
-    private readonly Dictionary<string, HashSet<int>> _postings = new(StringComparer.Ordinal);
+    private readonly string[] _path;
+    private readonly Dictionary<string, HashSet<int>>? _postings;
+    private readonly SortedSet<(double Value, int Slot)>? _ordered;
+    private readonly bool _datetime;
 
-    public string Key { get; } = key;
+    public PayloadIndex(string key, PayloadSchemaType type)
+    {
+        Key = key;
+        _path = key.Replace("[]", "", StringComparison.Ordinal).Split('.');
+        if (type is PayloadSchemaType.Keyword or PayloadSchemaType.Integer or PayloadSchemaType.Bool) _postings = new(StringComparer.Ordinal);
+        if (type is PayloadSchemaType.Integer or PayloadSchemaType.Float or PayloadSchemaType.Datetime) _ordered = [];
+        _datetime = type == PayloadSchemaType.Datetime;
+    }
+
+    public string Key { get; }
 
     public void Add(int slot, JsonObject? payload)
     {
         foreach (var v in PointFilter.Values(payload, _path))
         {
-            if (Term(v) is not { } t) continue;
-            if (!_postings.TryGetValue(t, out var set)) _postings[t] = set = [];
-            set.Add(slot);
+            if (_postings is not null && Term(v) is { } t)
+            {
+                if (!_postings.TryGetValue(t, out var set)) _postings[t] = set = [];
+                set.Add(slot);
+            }
+            if (_ordered is not null && Ordered(v) is { } x) _ordered.Add((x, slot));
         }
     }
 
@@ -30,30 +46,47 @@ internal sealed class PayloadIndex(string key)
     {
         foreach (var v in PointFilter.Values(payload, _path))
         {
-            if (Term(v) is { } t && _postings.TryGetValue(t, out var set))
+            if (_postings is not null && Term(v) is { } t && _postings.TryGetValue(t, out var set))
             {
                 set.Remove(slot);
                 if (set.Count == 0) _postings.Remove(t);
             }
+            if (_ordered is not null && Ordered(v) is { } x) _ordered.Remove((x, slot));
         }
     }
 
-    /// <summary>How many slots hold one of the values (an upper bound on the points a match condition accepts).</summary>
-    public int Count(JsonValue[] values)
+    /// <summary>How many slots the index gives for the condition (an upper bound on the points it accepts), or null
+    /// when this kind of index cannot answer it (a range on a keyword index, a match on a float index).</summary>
+    public int? Count(IndexTerm term) => term switch
     {
-        var n = 0;
-        foreach (var v in values) if (Term(v) is { } t && _postings.TryGetValue(t, out var set)) n += set.Count;
-        return n;
+        MatchTerm m when _postings is not null => m.Values.Sum(v => Term(v) is { } t && _postings.TryGetValue(t, out var set) ? set.Count : 0),
+        RangeTerm r when _ordered is not null && r.Datetime == _datetime => View(r).Count,
+        _ => null,
+    };
+
+    /// <summary>The slots the index gives for the condition (see <see cref="Count"/>), or null.</summary>
+    public IEnumerable<int>? Slots(IndexTerm term) => term switch
+    {
+        MatchTerm m when _postings is not null => m.Values.SelectMany(v => Term(v) is { } t && _postings.TryGetValue(t, out var set) ? set : []),
+        RangeTerm r when _ordered is not null && r.Datetime == _datetime => View(r).Select(e => e.Slot),
+        _ => null,
+    };
+
+    /// <summary>The entries between the range's bounds, both ends included (the filter applies gt and lt exactly).</summary>
+    private SortedSet<(double Value, int Slot)> View(RangeTerm r)
+    {
+        var low = Math.Max(r.Gt ?? double.NegativeInfinity, r.Gte ?? double.NegativeInfinity);
+        var high = Math.Min(r.Lt ?? double.PositiveInfinity, r.Lte ?? double.PositiveInfinity);
+        return low > high ? [] : _ordered!.GetViewBetween((low, int.MinValue), (high, int.MaxValue));
     }
 
-    /// <summary>The slots holding one of the values, in slot order, without repeats.</summary>
-    public List<int> Slots(JsonValue[] values)
+    /// <summary>A value's place in the order: numbers for integer and float indexes, instants for datetime ones.</summary>
+    private double? Ordered(JsonNode? node)
     {
-        var slots = new HashSet<int>();
-        foreach (var v in values) if (Term(v) is { } t && _postings.TryGetValue(t, out var set)) slots.UnionWith(set);
-        var list = slots.ToList();
-        list.Sort();
-        return list;
+        if (node is not JsonValue v) return null;
+        var kind = v.GetValueKind();
+        if (!_datetime) return kind == JsonValueKind.Number ? PointFilter.Number(v) : null;
+        return kind == JsonValueKind.String && PointFilter.TryDate(v.GetValue<string>(), out var ticks) ? ticks : null;
     }
 
     private static string? Term(JsonNode? node)
@@ -69,3 +102,15 @@ internal sealed class PayloadIndex(string key)
         };
     }
 }
+
+/// <summary>A condition that every point matching a filter satisfies, in a form a payload index can answer.</summary>
+internal abstract record IndexTerm;
+
+/// <summary>The key holds one of the values (match value, match any).</summary>
+internal sealed record MatchTerm(string Key, JsonValue[] Values) : IndexTerm;
+
+/// <summary>The key holds a number (or, for <see cref="Datetime"/>, an RFC 3339 instant, as ticks) within the bounds.</summary>
+internal sealed record RangeTerm(string Key, double? Gt, double? Gte, double? Lt, double? Lte, bool Datetime) : IndexTerm;
+
+/// <summary>At least one of the terms holds (a should clause whose every condition is a match or a range).</summary>
+internal sealed record AnyTerm(IndexTerm[] Options) : IndexTerm;

@@ -14,34 +14,76 @@ public sealed class PointFilter
 {
     private readonly Func<PointId, JsonObject?, bool> _predicate;
 
-    private PointFilter(Func<PointId, JsonObject?, bool> predicate, IReadOnlyList<(string Key, JsonValue[] Values)> terms)
+    private PointFilter(Func<PointId, JsonObject?, bool> predicate, IReadOnlyList<IndexTerm> terms)
     {
         _predicate = predicate;
         Terms = terms;
     }
 
-    /// <summary>The top-level must conditions that match a key against values (match value, match any): a point
-    /// matching the filter has one of the values at that key, so a payload index on the key bounds the candidates.</summary>
-    internal IReadOnlyList<(string Key, JsonValue[] Values)> Terms { get; }
+    /// <summary>Conditions every matching point satisfies, which a payload index may answer: the must conditions that
+    /// are a match (value, any) or a range, those of filters nested in must, and a should clause made only of such
+    /// conditions (as "one of them"). Each bounds the candidates when its key has a fitting index.</summary>
+    internal IReadOnlyList<IndexTerm> Terms { get; }
 
     public bool Matches(PointId id, JsonObject? payload) => _predicate(id, payload);
 
     /// <summary>Null for an absent or JSON-null filter; otherwise the parsed filter or an error naming the field.</summary>
     public static PointFilter? Parse(JsonNode? node, string field = "filter") =>
-        node is null ? null : new PointFilter(ParseFilter(node, field), MustTerms(node));
+        node is null ? null : new PointFilter(ParseFilter(node, field), IndexTerms(node));
 
-    private static List<(string Key, JsonValue[] Values)> MustTerms(JsonNode node)
+    /// <summary>The index terms of a filter already checked by <see cref="ParseFilter"/>.</summary>
+    private static List<IndexTerm> IndexTerms(JsonNode node)
     {
-        var terms = new List<(string, JsonValue[])>();
-        var must = node["must"];
-        IEnumerable<JsonNode?> conditions = must is JsonArray a ? a : must is JsonObject ? [must] : [];
-        foreach (var c in conditions)
+        var terms = new List<IndexTerm>();
+        foreach (var c in Clause(node["must"]))
         {
-            if (c is not JsonObject o || o["key"] is not JsonValue k || k.GetValueKind() != JsonValueKind.String || o["match"] is not JsonObject m) continue;
-            if (m["value"] is JsonValue v) terms.Add((k.GetValue<string>(), [v]));
-            else if (m["any"] is JsonArray any && any.All(x => x is JsonValue)) terms.Add((k.GetValue<string>(), [.. any.Select(x => (JsonValue)x!)]));
+            if (c is JsonObject o && (o.ContainsKey("must") || o.ContainsKey("should") || o.ContainsKey("must_not"))) terms.AddRange(IndexTerms(o));
+            else if (Term(c) is { } t) terms.Add(t);
         }
+        var should = Clause(node["should"]).Select(Term).ToList();
+        if (should.Count > 0 && should.All(t => t is not null)) terms.Add(should.Count == 1 ? should[0]! : new AnyTerm([.. should!]));
         return terms;
+    }
+
+    private static IEnumerable<JsonNode?> Clause(JsonNode? clause) => clause switch
+    {
+        JsonArray a => a,
+        JsonObject o => [o],
+        _ => [],
+    };
+
+    /// <summary>A match (value, any) or range condition as an index term; null for any other condition.</summary>
+    private static IndexTerm? Term(JsonNode? condition)
+    {
+        if (condition is not JsonObject o || o["key"] is not JsonValue k || k.GetValueKind() != JsonValueKind.String) return null;
+        var key = k.GetValue<string>();
+        if (o["match"] is JsonObject m)
+        {
+            if (m["value"] is JsonValue v) return new MatchTerm(key, [v]);
+            if (m["any"] is JsonArray any && any.All(x => x is JsonValue)) return new MatchTerm(key, [.. any.Select(x => (JsonValue)x!)]);
+            return null;
+        }
+        if (o["range"] is not JsonObject r) return null;
+        double? gt = null, gte = null, lt = null, lte = null;
+        bool? datetime = null;
+        foreach (var (name, value) in r)
+        {
+            if (value is not JsonValue jv) continue;
+            var isDate = jv.GetValueKind() == JsonValueKind.String;
+            double ticks = 0;
+            if (!(jv.GetValueKind() == JsonValueKind.Number || (isDate && TryDate(jv.GetValue<string>(), out ticks))) || (datetime is { } d && d != isDate)) return null;
+            datetime = isDate;
+            var bound = isDate ? ticks : Number(jv);
+            switch (name)
+            {
+                case "gt": gt = bound; break;
+                case "gte": gte = bound; break;
+                case "lt": lt = bound; break;
+                case "lte": lte = bound; break;
+                default: return null;
+            }
+        }
+        return datetime is null ? null : new RangeTerm(key, gt, gte, lt, lte, datetime.Value);
     }
 
     private static Func<PointId, JsonObject?, bool> ParseFilter(JsonNode node, string field)
@@ -213,7 +255,7 @@ public sealed class PointFilter
         };
     }
 
-    private static bool TryDate(string text, out double ticks)
+    internal static bool TryDate(string text, out double ticks)
     {
         if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var d))
         {

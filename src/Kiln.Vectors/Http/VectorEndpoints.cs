@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Kiln.Vectors.Embeddings;
 using Kiln.Vectors.Filtering;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -176,13 +177,14 @@ public static class VectorEndpoints
                 var q = body["query"] is JsonObject o && o.ContainsKey("nearest") ? o["nearest"] : body["query"];
                 float[]? query = null;
                 if (q is JsonArray) query = Vector(q, "query");
+                else if (q is JsonObject document && document.ContainsKey("text")) query = EmbedDocument(c, document, "query", ct);
                 else if (q is JsonValue)
                 {
                     // A point id: search with that point's vector, as Qdrant's query API does.
                     var id = PointId.Parse(q, "query");
                     query = c.Get([id]).FirstOrDefault()?.Vector ?? throw new VectorNotFoundException($"query: no point with id {id} found");
                 }
-                else if (q is not null) throw new VectorInputException("query: a vector, {\"nearest\": vector} or a point id");
+                else if (q is not null) throw new VectorInputException("query: a vector, {\"nearest\": vector}, {\"text\": \"...\"} or a point id");
                 if (query is null)
                 {
                     var limit = Int(body["limit"], "limit") ?? 10;
@@ -194,6 +196,18 @@ public static class VectorEndpoints
                 return new JsonObject { ["points"] = new JsonArray([.. Search(c, body, query, "query")]) };
             }));
         return app;
+    }
+
+    /// <summary>Qdrant's document query, {"text": "...", "model": "..."}: the text embedded with the model Kiln ships.</summary>
+    private static float[] EmbedDocument(VectorCollection c, JsonObject document, string field, CancellationToken ct)
+    {
+        if (document["text"] is not JsonValue t || t.GetValueKind() != JsonValueKind.String || string.IsNullOrWhiteSpace(t.GetValue<string>()))
+            throw new VectorInputException($"{field}.text: the text to embed, a non-empty string");
+        if (document["model"] is { } model && !(model is JsonValue m && m.GetValueKind() == JsonValueKind.String && TextEmbedder.IsModel(m.GetValue<string>())))
+            throw new VectorInputException($"{field}.model: Kiln embeds text with {TextEmbedder.ModelName} only, got {model.ToJsonString()}");
+        if (c.Config.Dimension != TextEmbedder.Dimension)
+            throw new VectorInputException($"{field}.text: collection `{c.Name}` has vectors of size {c.Config.Dimension}, but {TextEmbedder.ModelName} embeds text in {TextEmbedder.Dimension} dimensions");
+        return TextEmbedder.Shared.Embed(t.GetValue<string>(), ct);
     }
 
     private static IEnumerable<JsonNode> Search(VectorCollection c, JsonObject body, float[] query, string field)

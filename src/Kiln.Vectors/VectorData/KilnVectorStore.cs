@@ -158,7 +158,9 @@ public sealed class KilnVectorCollection<TKey, TRecord> : VectorStoreCollection<
         {
             ReadOnlyMemory<float> m => m.ToArray(),
             float[] a => a,
-            _ => throw new NotSupportedException($"search value: Kiln searches with a ReadOnlyMemory<float> or float[] vector, not {searchValue.GetType().Name}"),
+            // Text is embedded here, in the caller's process, with the model Kiln ships (all-MiniLM-L6-v2).
+            string text => Embeddings.TextEmbedder.Shared.Embed(text, cancellationToken),
+            _ => throw new NotSupportedException($"search value: Kiln searches with a ReadOnlyMemory<float> or float[] vector, or a string to embed, not {searchValue.GetType().Name}"),
         };
         var include = options?.IncludeVectors == true;
         var json = FilterTranslator.Translate(options?.Filter, _model);

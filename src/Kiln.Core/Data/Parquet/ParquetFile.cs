@@ -28,6 +28,9 @@ public enum ParquetValueType
     /// <summary>A point in time: TIMESTAMP in any unit, with or without a time zone, or legacy INT96.</summary>
     Timestamp,
 
+    /// <summary>A list of FLOAT or DOUBLE (Parquet's LIST, three-level or legacy two-level): read as text, a JSON list per row.</summary>
+    NumberList,
+
     /// <summary>Nested, or a type Kiln does not read (see <see cref="ParquetField.Unsupported"/>).</summary>
     Unsupported,
 }
@@ -49,6 +52,9 @@ public sealed record ParquetField(string Name, ParquetValueType Type, bool Nulla
 
     /// <summary>Unsigned integer columns (read through their unsigned value).</summary>
     internal bool Unsigned { get; init; }
+
+    /// <summary>Number lists: the elements may be null (the leaf is optional).</summary>
+    internal bool ElementNullable { get; init; }
 
     internal PhysicalType Physical { get; init; }
 
@@ -87,9 +93,15 @@ public sealed class ParquetFile : IDisposable
             using var columnPath = d.Path;
             var parts = columnPath.ToDotVector();
             var name = parts[0];
-            if (_byName.ContainsKey(name)) continue;
+            var nested = new ParquetField(name, ParquetValueType.Unsupported, true) { Unsupported = "a nested column (struct, list or map)" };
+            if (_byName.TryGetValue(name, out var seen))
+            {
+                // A second leaf under one name: a struct or a list of structs, not a list of numbers.
+                if (seen.Type == ParquetValueType.NumberList) fields[fields.IndexOf(seen)] = _byName[name] = nested;
+                continue;
+            }
             var field = parts.Length > 1 || d.MaxRepetitionLevel > 0
-                ? new ParquetField(name, ParquetValueType.Unsupported, true) { Unsupported = "a nested column (struct, list or map)" }
+                ? NumberList(d, name, i, parts.Length) ?? nested
                 : Describe(d, name, i);
             _byName[name] = field;
             fields.Add(field);
@@ -212,10 +224,18 @@ public sealed class ParquetFile : IDisposable
         return true;
     });
 
-    /// <summary>The column as text (null for missing): numbers in their shortest round-trip form, timestamps in ISO 8601.</summary>
+    /// <summary>The column as text (null for missing): numbers in their shortest round-trip form, timestamps in ISO 8601,
+    /// number lists as JSON lists (a null element as null).</summary>
     public string?[] ReadText(int group, ParquetField field) => Guard(group, field, () =>
     {
         var rows = Rows(group);
+        if (field.Type == ParquetValueType.NumberList)
+        {
+            using var column = Group(group).Column(field.Index);
+            return field.Physical == PhysicalType.Float
+                ? ReadListsCore((ColumnReader<float>)column, field, rows, (sb, v) => sb.Append(v.ToString("R", CultureInfo.InvariantCulture)), float.IsFinite)
+                : ReadListsCore((ColumnReader<double>)column, field, rows, (sb, v) => sb.Append(v.ToString("R", CultureInfo.InvariantCulture)), double.IsFinite);
+        }
         if (field.Type == ParquetValueType.Text)
         {
             using var column = Group(group).Column(field.Index);
@@ -310,6 +330,7 @@ public sealed class ParquetFile : IDisposable
     {
         ParquetValueType.Unsupported => f.Unsupported ?? "an unsupported type",
         ParquetValueType.Timestamp => f.Utc ? "timestamps (UTC)" : "timestamps (local time)",
+        ParquetValueType.NumberList => f.Physical == PhysicalType.Float ? "lists of floats" : "lists of doubles",
         _ => f.Type.ToString().ToLowerInvariant(),
     };
 
@@ -452,6 +473,60 @@ public sealed class ParquetFile : IDisposable
         }
     }
 
+    /// <summary>
+    /// Rows of a number list column as JSON lists, from the column's repetition levels (0 starts a row) and definition
+    /// levels (the maximum: a value; one less with nullable elements: a null element; one less than the repeated
+    /// level: an empty list; lower: a null list). A NaN or infinite element, which JSON cannot hold, is written as a string.
+    /// </summary>
+    private static string?[] ReadListsCore<T>(ColumnReader<T> reader, ParquetField field, int rows, Action<System.Text.StringBuilder, T> append, Func<T, bool> finite)
+        where T : unmanaged
+    {
+        var result = new string?[rows];
+        var maxDef = reader.ColumnDescriptor.MaxDefinitionLevel;
+        var repeatedDef = (short)(maxDef - (field.ElementNullable ? 1 : 0));
+        const int Batch = 8192;
+        var defs = new short[Batch];
+        var reps = new short[Batch];
+        var values = new T[Batch];
+        var sb = new System.Text.StringBuilder();
+        var row = -1;
+        var open = false;
+        void Close()
+        {
+            if (open) result[row] = sb.Append(']').ToString();
+            open = false;
+        }
+        while (reader.HasNext)
+        {
+            var n = (int)reader.ReadBatch(Batch, defs, reps, values, out _);
+            if (n == 0) break;
+            var next = 0;
+            for (var i = 0; i < n; i++)
+            {
+                if (reps[i] == 0)
+                {
+                    Close();
+                    if (++row >= rows) throw new InvalidOperationException($"the column chunk holds more than the row group's {rows} rows");
+                    if (defs[i] < repeatedDef - 1) continue; // a null list
+                    sb.Clear().Append('[');
+                    open = true;
+                    if (defs[i] == repeatedDef - 1) continue; // an empty list
+                }
+                else if (sb.Length > 1) sb.Append(", ");
+                if (defs[i] == maxDef)
+                {
+                    var v = values[next++];
+                    if (finite(v)) append(sb, v);
+                    else sb.Append('"').Append(v).Append('"');
+                }
+                else sb.Append("null");
+            }
+        }
+        Close();
+        if (row + 1 != rows) throw new InvalidOperationException($"the column chunk holds {row + 1} of the row group's {rows} rows");
+        return result;
+    }
+
     /// <summary>Text values up to this many bytes are made once per chunk (see <see cref="ReadTextCore"/>).</summary>
     private const int InternLength = 64;
 
@@ -505,6 +580,26 @@ public sealed class ParquetFile : IDisposable
     {
         var ticks = field.TicksPerUnit == 0 ? stored / 100 : stored * field.TicksPerUnit;
         return new DateTime(DateTime.UnixEpoch.Ticks + ticks, field.Utc ? DateTimeKind.Utc : DateTimeKind.Unspecified);
+    }
+
+    /// <summary>
+    /// A list of FLOAT or DOUBLE: one repetition level, the leaf under a repeated group (name.list.element, three-level)
+    /// or itself repeated (name.array, the legacy two-level form); null for any other nested column.
+    /// </summary>
+    private static ParquetField? NumberList(ColumnDescriptor d, string name, int index, int depth)
+    {
+        if (d.MaxRepetitionLevel != 1 || depth is not (2 or 3) || d.PhysicalType is not (PhysicalType.Float or PhysicalType.Double)) return null;
+        using var logical = d.LogicalType;
+        if (logical is not NoneLogicalType) return null;
+        using var leaf = d.SchemaNode;
+        var elementNullable = leaf.Repetition == Repetition.Optional;
+        if (depth == 2 && leaf.Repetition != Repetition.Repeated) return null;
+        return new ParquetField(name, ParquetValueType.NumberList, d.MaxDefinitionLevel > (elementNullable ? 2 : 1))
+        {
+            Index = index,
+            Physical = d.PhysicalType,
+            ElementNullable = elementNullable,
+        };
     }
 
     private static ParquetField Describe(ColumnDescriptor d, string name, int index)
