@@ -459,8 +459,9 @@ public sealed class OnnxTreeEnsemble
         }
         if (size == 2)
         {
-            z[0] = p0;
-            z[1] = p1;
+            // write_scores reads a class without a score as 0 (ScoreValue's float conversion), base value or not.
+            z[0] = _scored[0] ? p0 : 0f;
+            z[1] = has1 ? p1 : 0f;
             Transform(z[..2]);
         }
         else if (add is 0 or 1)
