@@ -23,9 +23,12 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 //   ort-trees        ONNX Runtime's TreeEnsembleRegressor on the same trees (bench/trees/forest_to_onnx.py), 1 intra-op thread
 // Usage: Kiln.Bench.Trees WORK_DIR [ROWS=200000] [ROUNDS=5]
 //        Kiln.Bench.Trees multiclass WORK_DIR [ROWS] [ROUNDS]   (Multiclass.cs)
+//        Kiln.Bench.Trees onnx WORK_DIR REPO_ROOT [ROWS] [ROUNDS]   (OnnxTrees.cs: ONNX TreeEnsemble graphs, Kiln vs ONNX Runtime)
 var inv = CultureInfo.InvariantCulture;
 if (args.Length > 0 && args[0] == "multiclass")
     return await Multiclass.RunAsync(Path.GetFullPath(args.Length > 1 ? args[1] : "/tmp/kiln-bench-trees"), args.Length > 2 ? int.Parse(args[2], inv) : 50_000, args.Length > 3 ? int.Parse(args[3], inv) : 5);
+if (args.Length > 0 && args[0] == "onnx")
+    return await OnnxTrees.RunAsync(Path.GetFullPath(args[1]), Path.GetFullPath(args[2]), args.Length > 3 ? int.Parse(args[3], inv) : 200_000, args.Length > 4 ? int.Parse(args[4], inv) : 5);
 var work = Path.GetFullPath(args.Length > 0 ? args[0] : "/tmp/kiln-bench-trees");
 var rows = args.Length > 1 ? int.Parse(args[1], inv) : 200_000;
 var rounds = args.Length > 2 ? int.Parse(args[2], inv) : 5;

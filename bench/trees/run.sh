@@ -3,6 +3,8 @@
 #   bench/trees/run.sh model [ROWS] [ROUNDS]   model-only, the seed article's forest, one thread per peer, alternating rounds
 #   bench/trees/run.sh multiclass [ROWS] [ROUNDS]  multiclass fast_forest/fast_tree/lightgbm: Kiln's scorer against
 #                                              KILN_TREE_EVALUATOR=mlnet, one thread, alternating rounds
+#   bench/trees/run.sh onnx [ROWS] [ROUNDS]    ONNX TreeEnsemble graphs (the seed forest, a scikit-learn forest): Kiln's
+#                                              evaluator against ONNX Runtime's, one thread each, alternating rounds
 #   bench/trees/run.sh batch [ROWS] [ROUNDS]   `kiln batch` Parquet -> Parquet end to end, Kiln's evaluator against
 #                                              KILN_TREE_EVALUATOR=mlnet, alternating rounds (bench/batch's data and forest)
 # Work files in ${BENCH_DIR:-/tmp/kiln-bench-trees}.
@@ -19,6 +21,12 @@ case "$mode" in
   multiclass)
     dotnet build "$root/bench/Kiln.Bench.Trees" -c Release -nologo -v quiet -o "$dir/bench-bin" >/dev/null
     "$dir/bench-bin/Kiln.Bench.Trees" multiclass "$dir" "${2:-50000}" "${3:-5}"
+    ;;
+  onnx)
+    dotnet build "$root/bench/Kiln.Bench.Trees" -c Release -nologo -v quiet -o "$dir/bench-bin" >/dev/null
+    # forest.onnx (the seed article's forest as a TreeEnsembleRegressor) comes from the model mode's preparation.
+    [[ -f "$dir/forest.onnx" ]] || "$dir/bench-bin/Kiln.Bench.Trees" "$dir" 1000 1 >/dev/null
+    "$dir/bench-bin/Kiln.Bench.Trees" onnx "$dir" "$root" "${2:-200000}" "${3:-7}"
     ;;
   batch)
     rows="${2:-2000000}"; rounds="${3:-3}"
@@ -44,6 +52,6 @@ case "$mode" in
       done
     done
     ;;
-  *) echo "usage: bench/trees/run.sh model|multiclass|batch [ROWS] [ROUNDS]" >&2; exit 2 ;;
+  *) echo "usage: bench/trees/run.sh model|multiclass|onnx|batch [ROWS] [ROUNDS]" >&2; exit 2 ;;
 esac
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -12,8 +12,16 @@ public static class Scorers
     public static IScorer Open(ModelPackage package) => package.Manifest.Runtime switch
     {
         ModelRuntime.Mlnet => new MlNet.MlnetScorer(package),
-        ModelRuntime.Onnx => new Onnx.OnnxScorer(package),
+        ModelRuntime.Onnx => new Onnx.OnnxTreeScorer(package),
         _ => throw new Kiln.Core.KilnException($"{package.Directory}: unknown runtime {package.Manifest.Runtime}"),
+    };
+
+    /// <summary>Which evaluator scores a package's model, and why: "kiln (…)", "mlnet (…)" or "onnxruntime (…)".</summary>
+    public static string DescribeEvaluator(IScorer scorer) => scorer switch
+    {
+        MlNet.MlnetScorer m => $"{(m.TreeEvaluator == "kiln" ? "Kiln's tree evaluator" : "ML.NET")} ({m.TreeEvaluatorReason})",
+        Onnx.OnnxTreeScorer o => $"{(o.TreeEvaluator == "kiln" ? "Kiln's tree evaluator" : "ONNX Runtime")} ({o.TreeEvaluatorReason})",
+        _ => scorer.GetType().Name,
     };
 
     /// <summary>Scores a whole table, in parallel over chunks.</summary>

@@ -3,6 +3,7 @@ using System.Globalization;
 using Kiln.Core;
 using Kiln.Core.Packaging;
 using Kiln.Core.Profiling;
+using Kiln.Scoring;
 using Kiln.Training.Onnx;
 using Spectre.Console;
 
@@ -70,6 +71,7 @@ internal static class PackageCommands
             console.Write(inputs);
             console.MarkupLineInterpolated($"outputs: {string.Join(", ", package.Signature.Outputs.Select(o => $"{o.Name} ({o.Type})"))}");
             if (package.Signature.ClassLabels is { } classes) console.MarkupLineInterpolated($"classes: {string.Join(", ", classes)}");
+            using (var scorer = Scorers.Open(package)) console.MarkupLineInterpolated($"scored by: {Scorers.DescribeEvaluator(scorer)}");
 
             if (package.Metadata.Metrics.Count > 0)
             {
@@ -126,6 +128,7 @@ internal static class PackageCommands
             };
             var dir = await OnnxImporter.ImportAsync(options, parse.GetValue(output) ?? Path.Combine("packages", options.Name), ct);
             Cli.Err.MarkupLineInterpolated($"Package written to [green]{dir}[/]");
+            using (var scorer = Scorers.Open(dir)) Cli.Err.MarkupLineInterpolated($"Scored by: {Scorers.DescribeEvaluator(scorer)}");
             Console.WriteLine(dir);
             return 0;
         });

@@ -35,13 +35,20 @@ public sealed class OnnxModel : IDisposable
     private int[]? _zipMapOrder;
 
     /// <summary>Loads the graph; a KilnException names the model file when ONNX Runtime refuses it or the signature cannot feed it.</summary>
-    public OnnxModel(string modelPath, ModelSignature signature)
+    /// <param name="intraOpThreads">ONNX Runtime's intra-op threads; 0 leaves its default (one per core). 1 runs every node sequentially, which fixes the order of a TreeEnsemble's sums.</param>
+    public OnnxModel(string modelPath, ModelSignature signature, int intraOpThreads = 0)
     {
         _path = modelPath;
         _signature = signature;
         try
         {
             using var options = OnnxGraph.QuietSessionOptions();
+            if (intraOpThreads > 0)
+            {
+                options.IntraOpNumThreads = intraOpThreads;
+                options.InterOpNumThreads = 1;
+                options.ExecutionMode = ExecutionMode.ORT_SEQUENTIAL;
+            }
             _session = new InferenceSession(modelPath, options);
         }
         catch (OnnxRuntimeException e)
@@ -63,6 +70,44 @@ public sealed class OnnxModel : IDisposable
     }
 
     public ModelSignature Signature => _signature;
+
+    /// <summary>The graph inputs and the signature columns that fill them.</summary>
+    public IReadOnlyList<OnnxFeed> Feeds => _feeds;
+
+    /// <summary>The graph output the answers are read from.</summary>
+    public OnnxOutput Output => _output;
+
+    /// <summary>
+    /// Predictions from the chosen output's values computed elsewhere (Kiln's tree evaluator): <paramref name="z"/> holds
+    /// <paramref name="width"/> floats a row, as the output tensor would, or as the ZipMap's maps would with keys
+    /// <paramref name="zipMapKeys"/> in that order. The same rules as reading ONNX Runtime's output.
+    /// </summary>
+    public void Predict(ReadOnlySpan<float> z, int width, string[]? zipMapKeys, Span<Prediction> results)
+    {
+        if (zipMapKeys is not null)
+        {
+            var order = ZipMapOrder(zipMapKeys); // the graph's key order, which is not ONNX Runtime's sorted one: not cached
+            if (order.Length != width) throw new KilnException($"{_path}: the ZipMap has {order.Length} classes, the scores {width}");
+            var probabilities = new float[width];
+            for (var i = 0; i < results.Length; i++)
+            {
+                for (var c = 0; c < width; c++) probabilities[order[c]] = z[i * width + c];
+                results[i] = _signature.Task == ModelTask.Binary ? Binary(probabilities[1]) : Multiclass([.. probabilities]);
+            }
+            return;
+        }
+        var cells = new double[width];
+        for (var i = 0; i < results.Length; i++)
+        {
+            for (var c = 0; c < width; c++) cells[c] = z[i * width + c];
+            results[i] = _signature.Task switch
+            {
+                ModelTask.Regression => new Prediction(null, cells[0]),
+                ModelTask.Binary => Binary(cells[width == 2 ? 1 : 0]),
+                _ => Multiclass(ToFloats(cells)),
+            };
+        }
+    }
 
     public void Score(DataTable input, int start, Span<Prediction> results)
     {

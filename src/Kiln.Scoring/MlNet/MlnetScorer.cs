@@ -52,10 +52,7 @@ public sealed class MlnetScorer : IScorer
         }
         _engines.Add(new Engine(this)); // bind once now, so a broken model fails at load, not at the first request
 
-        var choice = (treeEvaluator ?? Environment.GetEnvironmentVariable(TreeEvaluatorVariable))?.Trim().ToLowerInvariant();
-        if (choice is not (null or "" or "kiln" or "mlnet"))
-            throw new KilnException($"{TreeEvaluatorVariable}='{choice}': expected 'kiln' (the default) or 'mlnet'");
-        if (choice == "mlnet")
+        if (ChooseTreeEvaluator(treeEvaluator) == "mlnet")
         {
             TreeEvaluator = "mlnet";
             TreeEvaluatorReason = $"{TreeEvaluatorVariable}=mlnet";
@@ -91,6 +88,18 @@ public sealed class MlnetScorer : IScorer
     }
 
     public ModelPackage Package { get; }
+
+    /// <summary>
+    /// <c>kiln</c> or <c>mlnet</c>: <paramref name="treeEvaluator"/>, else <see cref="TreeEvaluatorVariable"/>, else <c>kiln</c>;
+    /// a KilnException for any other value. <c>mlnet</c> also sends ONNX tree ensembles back to ONNX Runtime.
+    /// </summary>
+    public static string ChooseTreeEvaluator(string? treeEvaluator)
+    {
+        var choice = (treeEvaluator ?? Environment.GetEnvironmentVariable(TreeEvaluatorVariable))?.Trim().ToLowerInvariant();
+        if (choice is not (null or "" or "kiln" or "mlnet"))
+            throw new KilnException($"{TreeEvaluatorVariable}='{choice}': expected 'kiln' (the default) or 'mlnet'");
+        return choice == "mlnet" ? "mlnet" : "kiln";
+    }
 
     /// <summary>Who evaluates the model's trees: <c>kiln</c> (Kiln's packed forest) or <c>mlnet</c> (the whole pipeline in ML.NET).</summary>
     public string TreeEvaluator { get; }

@@ -14,8 +14,9 @@ namespace Kiln.Scoring.Trees;
 /// </summary>
 public sealed class PackedForest
 {
+    /// <summary>One packed node: go to <c>Child</c> when <c>x[Feature] &lt;= Threshold</c>, else to <c>Child + 1</c>.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    private readonly struct Node(float threshold, int feature, int child)
+    internal readonly struct Node(float threshold, int feature, int child)
     {
         public readonly float Threshold = threshold;
         public readonly int Feature = feature;
@@ -25,7 +26,8 @@ public sealed class PackedForest
     private readonly Node[] _nodes;
     private readonly double[] _values;
     private readonly int[] _roots;
-    private readonly TreeEnsembleSpec _spec;
+    private readonly TreeEnsembleSpec? _spec;
+    private readonly int[]? _leafIds;
 
     private PackedForest(TreeEnsembleSpec spec, Node[] nodes, double[] values, int[] roots, int featureCount, bool exactForNaN)
     {
@@ -35,6 +37,22 @@ public sealed class PackedForest
         _roots = roots;
         FeatureCount = featureCount;
         ExactForNaN = exactForNaN;
+    }
+
+    /// <summary>
+    /// Nodes packed by another reader (ONNX's TreeEnsemble, <see cref="OnnxTreeEnsemble"/>): a leaf is a node that
+    /// points at itself, and <paramref name="leafIds"/> holds the caller's number for each leaf slot (-1 elsewhere).
+    /// Such a forest answers <see cref="Leaves"/>; its leaf values are the caller's, so it has no <see cref="Sum"/>.
+    /// </summary>
+    internal PackedForest(Node[] nodes, int[] leafIds, int[] roots, int featureCount)
+    {
+        if (leafIds.Length != nodes.Length) throw new ArgumentException("one leaf id per node", nameof(leafIds));
+        _nodes = nodes;
+        _values = new double[nodes.Length];
+        _leafIds = leafIds;
+        _roots = roots;
+        FeatureCount = featureCount;
+        ExactForNaN = false;
     }
 
     public int FeatureCount { get; }
@@ -126,6 +144,7 @@ public sealed class PackedForest
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         if (rows.Length < count * Stride) throw new ArgumentException($"{count} rows need {count * Stride} floats; the block has {rows.Length}", nameof(rows));
         if (sums.Length < count) throw new ArgumentException($"{count} rows need {count} sums", nameof(sums));
+        if (_spec is null) throw new InvalidOperationException("this forest was packed for its leaves only (PackedForest.Leaves)");
         sums[..count].Clear();
         ref var nodes = ref MemoryMarshal.GetArrayDataReference(_nodes);
         ref var values = ref MemoryMarshal.GetArrayDataReference(_values);
@@ -184,6 +203,66 @@ public sealed class PackedForest
                 var row = rows.Slice(r * stride, FeatureCount);
                 if (HasNaN(row)) sums[r] = _spec.ReferenceSum(row);
             }
+        }
+    }
+
+    /// <summary>
+    /// Sets leaves[i] to the caller's leaf id (<see cref="PackedForest(Node[], int[], int[], int)"/>) that row i reaches
+    /// in tree <paramref name="tree"/>; the same lockstep walk as <see cref="Sum"/>, NaN going where <c>NaN &lt;= t</c> sends it (right).
+    /// </summary>
+    public void Leaves(ReadOnlySpan<float> rows, int count, int tree, Span<int> leaves)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (rows.Length < count * Stride) throw new ArgumentException($"{count} rows need {count * Stride} floats; the block has {rows.Length}", nameof(rows));
+        if (leaves.Length < count) throw new ArgumentException($"{count} rows need {count} leaves", nameof(leaves));
+        var ids = _leafIds ?? throw new InvalidOperationException("this forest has no leaf ids (built from ML.NET's trees; use Sum)");
+        ref var nodes = ref MemoryMarshal.GetArrayDataReference(_nodes);
+        ref var leafIds = ref MemoryMarshal.GetArrayDataReference(ids);
+        ref var x = ref MemoryMarshal.GetReference(rows);
+        ref var l = ref MemoryMarshal.GetReference(leaves);
+        var stride = Stride;
+        var root = _roots[tree];
+        var r = 0;
+        for (; r + 8 <= count; r += 8)
+        {
+            ref var x0 = ref Unsafe.Add(ref x, r * stride);
+            ref var x1 = ref Unsafe.Add(ref x0, stride);
+            ref var x2 = ref Unsafe.Add(ref x1, stride);
+            ref var x3 = ref Unsafe.Add(ref x2, stride);
+            ref var x4 = ref Unsafe.Add(ref x3, stride);
+            ref var x5 = ref Unsafe.Add(ref x4, stride);
+            ref var x6 = ref Unsafe.Add(ref x5, stride);
+            ref var x7 = ref Unsafe.Add(ref x6, stride);
+            int n0 = root, n1 = root, n2 = root, n3 = root, n4 = root, n5 = root, n6 = root, n7 = root;
+            while (true)
+            {
+                var m0 = Step(ref nodes, ref x0, n0);
+                var m1 = Step(ref nodes, ref x1, n1);
+                var m2 = Step(ref nodes, ref x2, n2);
+                var m3 = Step(ref nodes, ref x3, n3);
+                var m4 = Step(ref nodes, ref x4, n4);
+                var m5 = Step(ref nodes, ref x5, n5);
+                var m6 = Step(ref nodes, ref x6, n6);
+                var m7 = Step(ref nodes, ref x7, n7);
+                if (((m0 ^ n0) | (m1 ^ n1) | (m2 ^ n2) | (m3 ^ n3) | (m4 ^ n4) | (m5 ^ n5) | (m6 ^ n6) | (m7 ^ n7)) == 0) break;
+                n0 = m0; n1 = m1; n2 = m2; n3 = m3; n4 = m4; n5 = m5; n6 = m6; n7 = m7;
+            }
+            Unsafe.Add(ref l, r) = Unsafe.Add(ref leafIds, n0);
+            Unsafe.Add(ref l, r + 1) = Unsafe.Add(ref leafIds, n1);
+            Unsafe.Add(ref l, r + 2) = Unsafe.Add(ref leafIds, n2);
+            Unsafe.Add(ref l, r + 3) = Unsafe.Add(ref leafIds, n3);
+            Unsafe.Add(ref l, r + 4) = Unsafe.Add(ref leafIds, n4);
+            Unsafe.Add(ref l, r + 5) = Unsafe.Add(ref leafIds, n5);
+            Unsafe.Add(ref l, r + 6) = Unsafe.Add(ref leafIds, n6);
+            Unsafe.Add(ref l, r + 7) = Unsafe.Add(ref leafIds, n7);
+        }
+        for (; r < count; r++)
+        {
+            ref var row = ref Unsafe.Add(ref x, r * stride);
+            var n = root;
+            int m;
+            while ((m = Step(ref nodes, ref row, n)) != n) n = m;
+            Unsafe.Add(ref l, r) = Unsafe.Add(ref leafIds, n);
         }
     }
 
