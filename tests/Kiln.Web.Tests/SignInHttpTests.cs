@@ -203,6 +203,30 @@ public sealed class SignInHttpTests(SignInBrowserFixture fixture)
     }
 
     [Fact]
+    public async Task A_sign_in_over_a_planted_session_cookie_starts_a_new_session_the_planted_cookie_never_reaches()
+    {
+        // The attacker signs in as the reader and plants that session cookie in the victim's browser.
+        var attackerCookies = new CookieContainer();
+        using var attacker = Site.Browser(attackerCookies);
+        using (var signedIn = await SessionFixture.SignInAsync(attacker, "rita", SessionFixture.ReaderPassword))
+            Assert.Equal(HttpStatusCode.Found, signedIn.StatusCode);
+        var planted = attackerCookies.GetCookies(Site.Address)["kiln-session"]!.Value;
+        var victimCookies = new CookieContainer();
+        victimCookies.Add(Site.Address, new Cookie("kiln-session", planted));
+        using var victim = Site.Browser(victimCookies);
+
+        // The victim signs in as the admin through the form, with the planted cookie sent along.
+        using (var signedIn = await SessionFixture.SignInAsync(victim, "ada", SessionFixture.AdminPassword))
+            Assert.Equal(HttpStatusCode.Found, signedIn.StatusCode);
+        Assert.Contains("Signed in as <strong>ada</strong>", await victim.GetStringAsync(U("/models")), StringComparison.Ordinal);
+
+        // The planted cookie is still the reader's own session: it never became the admin's.
+        var page = await attacker.GetStringAsync(U("/models"));
+        Assert.Contains("Signed in as <strong>rita</strong>", page, StringComparison.Ordinal);
+        Assert.DoesNotContain("Signed in as <strong>ada</strong>", page, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Changing_the_password_ends_the_users_sessions()
     {
         var cookies = new CookieContainer();

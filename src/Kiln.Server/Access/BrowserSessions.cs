@@ -38,6 +38,7 @@ internal sealed class BrowserSessions(AccessControl access, AccessOptions option
             o.Cookie.SameSite = SameSiteMode.Lax;
             o.Cookie.SecurePolicy = tls ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
             o.Cookie.Path = "/";
+            o.CookieManager = new SignInPageCookieManager();
             o.ExpireTimeSpan = options.SessionIdleTimeout;
             o.SlidingExpiration = true;
             o.LoginPath = UiSession.SignInPath;
@@ -127,7 +128,8 @@ internal sealed class BrowserSessions(AccessControl access, AccessOptions option
     /// </summary>
     public async ValueTask<Caller?> AuthenticateAsync(HttpContext http, CancellationToken ct)
     {
-        if (!http.Request.Cookies.ContainsKey(UiSession.CookieName) || access.Authenticator is not { } authenticator) return null;
+        if (SignInPageCookieManager.IsSignInPage(http) || !http.Request.Cookies.ContainsKey(UiSession.CookieName)
+            || access.Authenticator is not { } authenticator) return null;
         var result = await http.AuthenticateAsync(UiSession.AuthenticationType).ConfigureAwait(false);
         Caller? caller = null;
         if (result.Succeeded && result.Principal.Identity?.Name is { Length: > 0 } name
@@ -154,6 +156,27 @@ internal sealed class BrowserSessions(AccessControl access, AccessOptions option
         await access.Store.AppendAuditAsync(user, $"{http.Request.Method} {http.Request.Path}", resource, status,
             http.Connection.RemoteIpAddress?.ToString(), CancellationToken.None).ConfigureAwait(false);
     }
+}
+
+/// <summary>
+/// The cookie handler's cookies, except that on /signin the request's session cookie is not read: the page always
+/// treats the browser as signed out, and a sign-in there always stores a new session under a new key. (The handler
+/// otherwise renews the key the request's cookie carries, so a session cookie planted in a browser would become the
+/// session of whoever signs in with it next: session fixation.)
+/// </summary>
+internal sealed class SignInPageCookieManager : ICookieManager
+{
+    private readonly ChunkingCookieManager _cookies = new();
+
+    /// <summary>True for requests to the sign-in page (GET and POST).</summary>
+    public static bool IsSignInPage(HttpContext http) => http.Request.Path.Equals(UiSession.SignInPath, StringComparison.OrdinalIgnoreCase);
+
+    public string? GetRequestCookie(HttpContext context, string key) => IsSignInPage(context) ? null : _cookies.GetRequestCookie(context, key);
+
+    public void AppendResponseCookie(HttpContext context, string key, string? value, CookieOptions options) =>
+        _cookies.AppendResponseCookie(context, key, value, options);
+
+    public void DeleteCookie(HttpContext context, string key, CookieOptions options) => _cookies.DeleteCookie(context, key, options);
 }
 
 /// <summary>
