@@ -83,22 +83,11 @@ internal sealed class ParquetDirectorySink(string directory, bool partitionOnly 
         return Task.FromResult<IReadOnlySet<PartitionId>>(done);
     }
 
-    public async Task<IPartWriter> BeginPartAsync(PartitionId partition, CancellationToken ct)
+    public Task<IPartWriter> BeginPartAsync(PartitionId partition, CancellationToken ct)
     {
         var final = Path.Combine(directory, partition.PartName + ".parquet");
         var tmp = Path.Combine(directory, $".{partition.PartName}.parquet.tmp-{Guid.NewGuid():N}");
-        var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16);
-        try
-        {
-            var writer = new ParquetTableWriter(stream, _schema);
-            return new PartWriter(this, stream, writer, tmp, final);
-        }
-        catch
-        {
-            await stream.DisposeAsync().ConfigureAwait(false);
-            File.Delete(tmp);
-            throw;
-        }
+        return StagedParquetPart.OpenStaging(tmp, _schema, (stream, writer) => new PartWriter(this, stream, writer, tmp, final));
     }
 
     public Task FinishAsync(bool complete, CancellationToken ct)
@@ -164,67 +153,22 @@ internal sealed class ParquetDirectorySink(string directory, bool partitionOnly 
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
-    private sealed class PartWriter(ParquetDirectorySink sink, FileStream stream, ParquetTableWriter writer, string tmp, string final) : IPartWriter
+    /// <summary>A part renamed into place when committed.</summary>
+    private sealed class PartWriter(ParquetDirectorySink sink, FileStream stream, ParquetTableWriter writer, string tmp, string final)
+        : StagedParquetPart(stream, writer, tmp, final, syncToDisk: true)
     {
-        private bool _committed;
-        private bool _closed;
+        private readonly string _final = final;
 
-        public Task WriteAsync(DataTable rows, CancellationToken ct)
+        protected override Task<string> PublishAsync(CancellationToken ct)
         {
-            if (rows.RowCount == 0) return Task.CompletedTask;
-            try
-            {
-                writer.WriteRowGroup(rows);
-            }
-            catch (InvalidOperationException e)
-            {
-                throw new KilnException($"{final}: {e.Message}", e);
-            }
+            File.Move(Staging, _final, overwrite: true);
+            return Task.FromResult(Path.GetFileName(_final));
+        }
+
+        protected override Task RecordAsync(PartRecord record, CancellationToken ct)
+        {
+            sink.Record(record);
             return Task.CompletedTask;
-        }
-
-        private bool _committing;
-
-        public async Task CommitAsync(PartRecord record, CancellationToken ct)
-        {
-            _committing = true;
-            await CloseAsync().ConfigureAwait(false);
-            File.Move(tmp, final, overwrite: true);
-            _committed = true;
-            sink.Record(new PartRecord
-            {
-                FileIndex = record.FileIndex,
-                Partition = record.Partition,
-                Source = record.Source,
-                FirstRow = record.FirstRow,
-                Rows = record.Rows,
-                Rejected = record.Rejected,
-                UnseenCategories = record.UnseenCategories,
-                File = Path.GetFileName(final),
-            });
-        }
-
-        private async Task CloseAsync()
-        {
-            if (_closed) return;
-            _closed = true;
-            try
-            {
-                if (_committing) writer.Finish();
-            }
-            finally
-            {
-                writer.Dispose();
-            }
-            await stream.FlushAsync().ConfigureAwait(false);
-            stream.Flush(flushToDisk: true);
-            await stream.DisposeAsync().ConfigureAwait(false);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await CloseAsync().ConfigureAwait(false);
-            if (!_committed) File.Delete(tmp);
         }
     }
 }

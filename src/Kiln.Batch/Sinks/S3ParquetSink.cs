@@ -82,21 +82,11 @@ internal sealed class S3ParquetSink(S3Storage storage) : IBatchSink
         return done;
     }
 
-    public async Task<IPartWriter> BeginPartAsync(PartitionId partition, CancellationToken ct)
+    public Task<IPartWriter> BeginPartAsync(PartitionId partition, CancellationToken ct)
     {
         var name = partition.PartName + ".parquet";
         var tmp = Path.Combine(_staging, $".{name}.tmp-{Guid.NewGuid():N}");
-        var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16);
-        try
-        {
-            return new PartWriter(this, stream, new ParquetTableWriter(stream, _schema), tmp, name);
-        }
-        catch
-        {
-            await stream.DisposeAsync().ConfigureAwait(false);
-            File.Delete(tmp);
-            throw;
-        }
+        return StagedParquetPart.OpenStaging(tmp, _schema, (stream, writer) => new PartWriter(this, stream, writer, tmp, name));
     }
 
     public async Task FinishAsync(bool complete, CancellationToken ct)
@@ -187,64 +177,18 @@ internal sealed class S3ParquetSink(S3Storage storage) : IBatchSink
         return ValueTask.CompletedTask;
     }
 
-    private sealed class PartWriter(S3ParquetSink sink, FileStream stream, ParquetTableWriter writer, string tmp, string name) : IPartWriter
+    /// <summary>A part uploaded to its final key when committed.</summary>
+    private sealed class PartWriter(S3ParquetSink sink, FileStream stream, ParquetTableWriter writer, string tmp, string name)
+        : StagedParquetPart(stream, writer, tmp, sink._storage.Location.Child(name).ToString(), syncToDisk: false)
     {
-        private bool _closed;
-        private bool _committing;
-
-        public Task WriteAsync(DataTable rows, CancellationToken ct)
+        protected override async Task<string> PublishAsync(CancellationToken ct)
         {
-            if (rows.RowCount == 0) return Task.CompletedTask;
-            try
-            {
-                writer.WriteRowGroup(rows);
-            }
-            catch (InvalidOperationException e)
-            {
-                throw new KilnException($"{sink._storage.Location.Child(name)}: {e.Message}", e);
-            }
-            return Task.CompletedTask;
-        }
-
-        public async Task CommitAsync(PartRecord record, CancellationToken ct)
-        {
-            _committing = true;
-            await CloseAsync().ConfigureAwait(false);
             // The commit: one upload to the final key, visible whole once it completes.
-            await sink._storage.PutFileAsync(name, tmp, ct).ConfigureAwait(false);
-            File.Delete(tmp);
-            await sink.RecordAsync(new PartRecord
-            {
-                FileIndex = record.FileIndex,
-                Partition = record.Partition,
-                Source = record.Source,
-                FirstRow = record.FirstRow,
-                Rows = record.Rows,
-                Rejected = record.Rejected,
-                UnseenCategories = record.UnseenCategories,
-                File = name,
-            }, ct).ConfigureAwait(false);
+            await sink._storage.PutFileAsync(name, Staging, ct).ConfigureAwait(false);
+            File.Delete(Staging);
+            return name;
         }
 
-        private async Task CloseAsync()
-        {
-            if (_closed) return;
-            _closed = true;
-            try
-            {
-                if (_committing) writer.Finish();
-            }
-            finally
-            {
-                writer.Dispose();
-            }
-            await stream.DisposeAsync().ConfigureAwait(false);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await CloseAsync().ConfigureAwait(false);
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        protected override Task RecordAsync(PartRecord record, CancellationToken ct) => sink.RecordAsync(record, ct);
     }
 }
