@@ -228,7 +228,9 @@ public class DistributedPipelineTests
             worker = await WorkerFixture.StartWorkerAsync(db, dir.Path, "--queues", "pipelines", "--concurrency", "1");
             run = KilnCli.Start(["pipeline", "run", file, "--on", db], dir.Path);
             var stdout = new StringBuilder();
+            var stderr = new StringBuilder();
             run.OutputDataReceived += (_, e) => { lock (stdout) stdout.AppendLine(e.Data); };
+            run.ErrorDataReceived += (_, e) => { lock (stderr) stderr.AppendLine(e.Data); };
             await WaitForAsync(() => Task.FromResult(File.Exists(started) && stdout.ToString().Trim().Length > 0), "the task to start on the worker", run);
             var runId = stdout.ToString().Trim();
             Assert.NotEmpty(ProcessesWith($"KILN_RUN_ID={runId}", "KILN_TASK=wait"));
@@ -236,7 +238,7 @@ public class DistributedPipelineTests
             var cancel = await KilnCli.RunAsync(["pipeline", "cancel", runId, "--db", db], dir.Path);
             Assert.True(cancel.ExitCode == 0, cancel.ToString());
             using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60))) await run.WaitForExitAsync(cts.Token);
-            Assert.Equal(130, run.ExitCode);
+            Assert.True(run.ExitCode == 130, $"kiln pipeline run exited {run.ExitCode}, not 130:\n{stderr}");
             Assert.Empty(ProcessesWith($"KILN_RUN_ID={runId}", "KILN_TASK=wait")); // the worker killed the task's group
 
             var show = await ShowAsync(runId, db, dir.Path);

@@ -36,6 +36,11 @@ public class DagExecutor(IAttemptDispatcher dispatcher) : IExecutor
         private readonly int[] _attempts;
         private readonly IReadOnlyDictionary<string, string>?[] _outputs;
         private readonly IAttemptDispatcher _dispatcher;
+        /// <summary>
+        /// A task came back cancelled and the store says the run's cancel was asked for: the run is being cancelled even if
+        /// the cancel token has not fired yet (a worker saw the request before this process's next look at the store).
+        /// </summary>
+        private bool _cancelSeen;
         private readonly Channel<(int Index, TaskState State)> _done = Channel.CreateUnbounded<(int, TaskState)>(new UnboundedChannelOptions { SingleReader = true });
 
         public LocalRun(RunExecution x, IAttemptDispatcher dispatcher)
@@ -66,7 +71,7 @@ public class DagExecutor(IAttemptDispatcher dispatcher) : IExecutor
             await LoadAsync().ConfigureAwait(false);
             await ScheduleAsync(ct).ConfigureAwait(false);
 
-            if (ct.IsCancellationRequested)
+            if (ct.IsCancellationRequested || _cancelSeen)
             {
                 for (var i = 0; i < _tasks.Length; i++)
                 {
@@ -159,7 +164,7 @@ public class DagExecutor(IAttemptDispatcher dispatcher) : IExecutor
             var limit = Math.Max(1, _def.MaxConcurrency);
             while (true)
             {
-                while (ready.Count > 0 && running < limit && !ct.IsCancellationRequested)
+                while (ready.Count > 0 && running < limit && !ct.IsCancellationRequested && !_cancelSeen)
                 {
                     var i = ready.Dequeue();
                     var blocked = Blocked(i);
@@ -181,6 +186,8 @@ public class DagExecutor(IAttemptDispatcher dispatcher) : IExecutor
                 var (done, state) = await _done.Reader.ReadAsync(CancellationToken.None).ConfigureAwait(false);
                 running--;
                 _state[done] = state;
+                if (state == TaskState.Cancelled && !ct.IsCancellationRequested && !_cancelSeen)
+                    _cancelSeen = (await _store.GetRunAsync(RunId, CancellationToken.None).ConfigureAwait(false))?.CancelRequested == true;
                 Release(done, ready);
             }
         }
