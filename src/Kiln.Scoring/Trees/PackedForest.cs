@@ -151,50 +151,17 @@ public sealed class PackedForest
         ref var x = ref MemoryMarshal.GetReference(rows);
         ref var s = ref MemoryMarshal.GetReference(sums);
         var stride = Stride;
+        var ends = new EightNodes();
         foreach (var root in _roots)
         {
             var r = 0;
             for (; r + 8 <= count; r += 8)
             {
-                ref var x0 = ref Unsafe.Add(ref x, r * stride);
-                ref var x1 = ref Unsafe.Add(ref x0, stride);
-                ref var x2 = ref Unsafe.Add(ref x1, stride);
-                ref var x3 = ref Unsafe.Add(ref x2, stride);
-                ref var x4 = ref Unsafe.Add(ref x3, stride);
-                ref var x5 = ref Unsafe.Add(ref x4, stride);
-                ref var x6 = ref Unsafe.Add(ref x5, stride);
-                ref var x7 = ref Unsafe.Add(ref x6, stride);
-                int n0 = root, n1 = root, n2 = root, n3 = root, n4 = root, n5 = root, n6 = root, n7 = root;
-                while (true)
-                {
-                    var m0 = Step(ref nodes, ref x0, n0);
-                    var m1 = Step(ref nodes, ref x1, n1);
-                    var m2 = Step(ref nodes, ref x2, n2);
-                    var m3 = Step(ref nodes, ref x3, n3);
-                    var m4 = Step(ref nodes, ref x4, n4);
-                    var m5 = Step(ref nodes, ref x5, n5);
-                    var m6 = Step(ref nodes, ref x6, n6);
-                    var m7 = Step(ref nodes, ref x7, n7);
-                    if (((m0 ^ n0) | (m1 ^ n1) | (m2 ^ n2) | (m3 ^ n3) | (m4 ^ n4) | (m5 ^ n5) | (m6 ^ n6) | (m7 ^ n7)) == 0) break;
-                    n0 = m0; n1 = m1; n2 = m2; n3 = m3; n4 = m4; n5 = m5; n6 = m6; n7 = m7;
-                }
-                Unsafe.Add(ref s, r) += Unsafe.Add(ref values, n0);
-                Unsafe.Add(ref s, r + 1) += Unsafe.Add(ref values, n1);
-                Unsafe.Add(ref s, r + 2) += Unsafe.Add(ref values, n2);
-                Unsafe.Add(ref s, r + 3) += Unsafe.Add(ref values, n3);
-                Unsafe.Add(ref s, r + 4) += Unsafe.Add(ref values, n4);
-                Unsafe.Add(ref s, r + 5) += Unsafe.Add(ref values, n5);
-                Unsafe.Add(ref s, r + 6) += Unsafe.Add(ref values, n6);
-                Unsafe.Add(ref s, r + 7) += Unsafe.Add(ref values, n7);
+                WalkEight(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, root, ref ends);
+                for (var k = 0; k < 8; k++) Unsafe.Add(ref s, r + k) += Unsafe.Add(ref values, ends[k]);
             }
             for (; r < count; r++)
-            {
-                ref var row = ref Unsafe.Add(ref x, r * stride);
-                var n = root;
-                int m;
-                while ((m = Step(ref nodes, ref row, n)) != n) n = m;
-                Unsafe.Add(ref s, r) += Unsafe.Add(ref values, n);
-            }
+                Unsafe.Add(ref s, r) += Unsafe.Add(ref values, Walk(ref nodes, ref Unsafe.Add(ref x, r * stride), root));
         }
         if (!ExactForNaN)
         {
@@ -222,48 +189,63 @@ public sealed class PackedForest
         ref var l = ref MemoryMarshal.GetReference(leaves);
         var stride = Stride;
         var root = _roots[tree];
+        var ends = new EightNodes();
         var r = 0;
         for (; r + 8 <= count; r += 8)
         {
-            ref var x0 = ref Unsafe.Add(ref x, r * stride);
-            ref var x1 = ref Unsafe.Add(ref x0, stride);
-            ref var x2 = ref Unsafe.Add(ref x1, stride);
-            ref var x3 = ref Unsafe.Add(ref x2, stride);
-            ref var x4 = ref Unsafe.Add(ref x3, stride);
-            ref var x5 = ref Unsafe.Add(ref x4, stride);
-            ref var x6 = ref Unsafe.Add(ref x5, stride);
-            ref var x7 = ref Unsafe.Add(ref x6, stride);
-            int n0 = root, n1 = root, n2 = root, n3 = root, n4 = root, n5 = root, n6 = root, n7 = root;
-            while (true)
-            {
-                var m0 = Step(ref nodes, ref x0, n0);
-                var m1 = Step(ref nodes, ref x1, n1);
-                var m2 = Step(ref nodes, ref x2, n2);
-                var m3 = Step(ref nodes, ref x3, n3);
-                var m4 = Step(ref nodes, ref x4, n4);
-                var m5 = Step(ref nodes, ref x5, n5);
-                var m6 = Step(ref nodes, ref x6, n6);
-                var m7 = Step(ref nodes, ref x7, n7);
-                if (((m0 ^ n0) | (m1 ^ n1) | (m2 ^ n2) | (m3 ^ n3) | (m4 ^ n4) | (m5 ^ n5) | (m6 ^ n6) | (m7 ^ n7)) == 0) break;
-                n0 = m0; n1 = m1; n2 = m2; n3 = m3; n4 = m4; n5 = m5; n6 = m6; n7 = m7;
-            }
-            Unsafe.Add(ref l, r) = Unsafe.Add(ref leafIds, n0);
-            Unsafe.Add(ref l, r + 1) = Unsafe.Add(ref leafIds, n1);
-            Unsafe.Add(ref l, r + 2) = Unsafe.Add(ref leafIds, n2);
-            Unsafe.Add(ref l, r + 3) = Unsafe.Add(ref leafIds, n3);
-            Unsafe.Add(ref l, r + 4) = Unsafe.Add(ref leafIds, n4);
-            Unsafe.Add(ref l, r + 5) = Unsafe.Add(ref leafIds, n5);
-            Unsafe.Add(ref l, r + 6) = Unsafe.Add(ref leafIds, n6);
-            Unsafe.Add(ref l, r + 7) = Unsafe.Add(ref leafIds, n7);
+            WalkEight(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, root, ref ends);
+            for (var k = 0; k < 8; k++) Unsafe.Add(ref l, r + k) = Unsafe.Add(ref leafIds, ends[k]);
         }
         for (; r < count; r++)
+            Unsafe.Add(ref l, r) = Unsafe.Add(ref leafIds, Walk(ref nodes, ref Unsafe.Add(ref x, r * stride), root));
+    }
+
+    /// <summary>The nodes where eight rows' walks ended.</summary>
+    [InlineArray(8)]
+    private struct EightNodes
+    {
+        private int _first;
+    }
+
+    /// <summary>
+    /// Walks eight rows (<paramref name="x0"/> and the seven after it, <paramref name="stride"/> floats apart) down the
+    /// tree at <paramref name="root"/> in lockstep until none moves; <paramref name="ends"/> gets the node each stopped at.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WalkEight(ref Node nodes, ref float x0, int stride, int root, ref EightNodes ends)
+    {
+        ref var x1 = ref Unsafe.Add(ref x0, stride);
+        ref var x2 = ref Unsafe.Add(ref x1, stride);
+        ref var x3 = ref Unsafe.Add(ref x2, stride);
+        ref var x4 = ref Unsafe.Add(ref x3, stride);
+        ref var x5 = ref Unsafe.Add(ref x4, stride);
+        ref var x6 = ref Unsafe.Add(ref x5, stride);
+        ref var x7 = ref Unsafe.Add(ref x6, stride);
+        int n0 = root, n1 = root, n2 = root, n3 = root, n4 = root, n5 = root, n6 = root, n7 = root;
+        while (true)
         {
-            ref var row = ref Unsafe.Add(ref x, r * stride);
-            var n = root;
-            int m;
-            while ((m = Step(ref nodes, ref row, n)) != n) n = m;
-            Unsafe.Add(ref l, r) = Unsafe.Add(ref leafIds, n);
+            var m0 = Step(ref nodes, ref x0, n0);
+            var m1 = Step(ref nodes, ref x1, n1);
+            var m2 = Step(ref nodes, ref x2, n2);
+            var m3 = Step(ref nodes, ref x3, n3);
+            var m4 = Step(ref nodes, ref x4, n4);
+            var m5 = Step(ref nodes, ref x5, n5);
+            var m6 = Step(ref nodes, ref x6, n6);
+            var m7 = Step(ref nodes, ref x7, n7);
+            if (((m0 ^ n0) | (m1 ^ n1) | (m2 ^ n2) | (m3 ^ n3) | (m4 ^ n4) | (m5 ^ n5) | (m6 ^ n6) | (m7 ^ n7)) == 0) break;
+            n0 = m0; n1 = m1; n2 = m2; n3 = m3; n4 = m4; n5 = m5; n6 = m6; n7 = m7;
         }
+        ends[0] = n0; ends[1] = n1; ends[2] = n2; ends[3] = n3; ends[4] = n4; ends[5] = n5; ends[6] = n6; ends[7] = n7;
+    }
+
+    /// <summary>Walks one row down the tree at <paramref name="root"/>; the node it stops at.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Walk(ref Node nodes, ref float row, int root)
+    {
+        var n = root;
+        int m;
+        while ((m = Step(ref nodes, ref row, n)) != n) n = m;
+        return n;
     }
 
     private static bool HasNaN(ReadOnlySpan<float> row)
