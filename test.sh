@@ -2,7 +2,8 @@
 # Runs every Kiln test. On a fresh machine with only the .NET SDK it first installs and starts
 # what the tests need: PostgreSQL and Redis (Debian's packages, started on loopback ports of
 # their own), Python's scipy/scikit-learn/pandas/onnx (numeric oracles), Chromium (the web UI's
-# browser tests, driven by Playwright), Prometheus and Alertmanager, and the npm clients.
+# browser tests, driven by Playwright), Prometheus and Alertmanager, qemu-user with the arm64 C/C++
+# runtimes (the arm64 edge scorer run on an emulated CPU), and the npm clients.
 # Ends with one line: "tests: N passed, M failed[, K skipped]"; exits non-zero on any failure.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -12,7 +13,7 @@ mkdir -p "$state"
 log() { echo "test.sh: $*" >&2; }
 
 # ---- system packages ---------------------------------------------------------------------
-apt_packages=(postgresql redis-server python3-scipy python3-sklearn python3-pandas python3-onnx python3-hnswlib prometheus prometheus-alertmanager nodejs npm chromium)
+apt_packages=(postgresql redis-server python3-scipy python3-sklearn python3-pandas python3-onnx python3-hnswlib prometheus prometheus-alertmanager nodejs npm chromium qemu-user libc6-arm64-cross libstdc++6-arm64-cross)
 missing=()
 for p in "${apt_packages[@]}"; do
   # nodejs/npm may come from elsewhere on the machine: only ask apt when the command is absent.

@@ -157,6 +157,55 @@ public sealed class EdgeExportTests(EdgeExport edge) : IClassFixture<EdgeExport>
         Assert.False(System.IO.Directory.Exists(dir.File("e")));
     }
 
+    /// <summary>
+    /// The linux-arm64 scorer (a trimmed self-contained publish: NativeAOT does not cross-compile here) run for real
+    /// on an emulated arm64 CPU: Debian's qemu-user with the arm64 C and C++ runtimes (libc6-arm64-cross,
+    /// libstdc++6-arm64-cross, which test.sh installs). Its answers are the x64 scorer's (which the test above
+    /// checks against kiln serve): the same labels, probabilities within 1e-5 (ONNX Runtime's arm64 kernels may round
+    /// the last float bit differently), and the same refusal for a bad row.
+    /// </summary>
+    [Fact]
+    public async Task The_linux_arm64_scorer_runs_on_an_emulated_arm64_cpu_and_answers_as_the_x64_one()
+    {
+        const string Qemu = "/usr/bin/qemu-aarch64";
+        const string Sysroot = "/usr/aarch64-linux-gnu";
+        Assert.True(File.Exists(Qemu) && File.Exists(Path.Combine(Sysroot, "lib", "libstdc++.so.6")),
+            "qemu-user, libc6-arm64-cross and libstdc++6-arm64-cross are needed (test.sh installs them)");
+        using var dir = new TempDir("kiln-edge-arm64");
+        var out64 = dir.File("edge-arm64");
+        var export = await KilnCli.RunAsync(["package", "export", "edge", edge.Package, "--out", out64, "--runtime", "linux-arm64"], dir.Path, timeout: TimeSpan.FromMinutes(25));
+        Assert.True(export.ExitCode == 0, export.ToString());
+        Assert.Contains("Edge scorer (trimmed self-contained,", export.StdErr, StringComparison.Ordinal);
+        var scorer = Path.Combine(out64, "kiln-score");
+        var head = new byte[20];
+        await using (var s = File.OpenRead(scorer)) await s.ReadExactlyAsync(head);
+        Assert.Equal("\u007fELF", Encoding.ASCII.GetString(head, 0, 4));
+        Assert.Equal(183, BitConverter.ToUInt16(head, 18)); // e_machine: EM_AARCH64
+
+        var csv = (await File.ReadAllLinesAsync(Path.Combine(TrainedPackage.Quickstart, "recent.csv"))).Skip(1).Take(200).Select(l => l.Split(',')[1..7]).ToList();
+        var csvFile = dir.File("rows.csv");
+        await File.WriteAllLinesAsync(csvFile, [string.Join(',', Inputs), .. csv.Select(c => string.Join(',', c))]);
+        var x64 = await Proc.RunAsync(edge.Scorer, [csvFile], dir.Path);
+        Assert.True(x64.ExitCode == 0, x64.ToString());
+        var arm = await Proc.RunAsync(Qemu, ["-L", Sysroot, scorer, csvFile], dir.Path, timeout: TimeSpan.FromMinutes(10));
+        Assert.True(arm.ExitCode == 0, arm.ToString());
+        var expected = Parse(x64.StdOut);
+        var actual = Parse(arm.StdOut);
+        Assert.Equal(200, expected.Count);
+        Assert.Equal(200, actual.Count);
+        for (var i = 0; i < expected.Count; i++)
+        {
+            Assert.Equal(expected[i].Label, actual[i].Label);
+            Assert.True(Math.Abs(expected[i].P - actual[i].P) <= 1e-5, $"row {i}: x64 {expected[i].P}, arm64 {actual[i].P}");
+        }
+
+        const string Bad = """{"amount": "a lot", "hour": 3, "merchant_category": "grocery", "card_present": "yes", "distance_from_home_km": 1, "customer_age": 30}""";
+        var bad = await Proc.RunAsync(Qemu, ["-L", Sysroot, scorer], dir.Path, stdin: Bad + "\n", timeout: TimeSpan.FromMinutes(5));
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("kiln-score: stdin line 1: amount: expected a number, got a string", bad.StdErr, StringComparison.Ordinal);
+        Assert.Equal("", bad.StdOut);
+    }
+
     private static string Json(string[] c) =>
         $$"""{"amount": {{c[0]}}, "hour": {{c[1]}}, "merchant_category": "{{c[2]}}", "card_present": "{{c[3]}}", "distance_from_home_km": {{(c[4].Length == 0 ? "null" : c[4])}}, "customer_age": {{c[5]}}}""";
 
