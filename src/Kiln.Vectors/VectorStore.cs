@@ -55,7 +55,8 @@ public sealed partial class VectorStore : IAsyncDisposable
 
     private static async Task<VectorStore> OpenAsync(string directory, MetadataDatabase database, MetadataDatabase? owned, CancellationToken ct)
     {
-        var store = new VectorStore(Path.GetFullPath(directory), database, owned);
+        // The catalog keys rows by this path: "vectors" and "vectors/" must name the same store.
+        var store = new VectorStore(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)), database, owned);
         try
         {
             await store.LoadAsync(ct).ConfigureAwait(false);

@@ -169,7 +169,7 @@ public abstract class CatalogContract : IAsyncLifetime
         await using var b = await OpenAsync(_dir.File("b"));
         await a.CreateAsync("docs", new CollectionConfig { Dimension = 2 });
         await b.CreateAsync("docs", new CollectionConfig { Dimension = 5 });
-        await using var again = await OpenAsync(_dir.File("a"));
+        await using var again = await OpenAsync(_dir.File("a") + "/");
         Assert.Equal(2, again.Get("docs").Config.Dimension);
         await using var other = await OpenAsync(_dir.File("b"));
         Assert.Equal(5, other.Get("docs").Config.Dimension);
@@ -353,6 +353,15 @@ public sealed class CatalogProcessTests : IDisposable
             await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {database} WITH (FORCE)", c);
             await cmd.ExecuteNonQueryAsync();
         }
+    }
+
+    [Fact]
+    public async Task Kiln_server_with_vectors_refuses_another_server_as_its_database()
+    {
+        var r = await KilnCli.RunAsync(["server", "--db", "http://127.0.0.1:9", "--vectors", "vectors", "--port", "0"], _dir.Path, timeout: TimeSpan.FromMinutes(2));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("--vectors: the collections' catalog lives in the metadata database", r.StdErr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_dir.File("vectors")));
     }
 
     [Fact]
