@@ -132,6 +132,18 @@ public abstract class CatalogContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_payload_index_whose_row_cannot_be_updated_is_not_made()
+    {
+        await using var store = await OpenAsync();
+        var c = await store.CreateAsync("docs", new CollectionConfig { Dimension = 2 });
+        // The row went away under the open store (another process deleted the collection): the index is refused, not half-made.
+        Assert.True(await new VectorCatalog(_db).DeleteAsync(store.Directory, "docs"));
+        var e = await Assert.ThrowsAsync<VectorNotFoundException>(() => c.CreatePayloadIndexAsync("city", PayloadSchemaType.Keyword));
+        Assert.Equal("Collection `docs` doesn't exist!", e.Message);
+        Assert.Empty(c.Config.PayloadIndexes);
+    }
+
+    [Fact]
     public async Task An_interrupted_create_or_delete_is_settled_by_the_catalog_row_on_open()
     {
         await using (var store = await OpenAsync())
