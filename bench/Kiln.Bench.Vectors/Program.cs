@@ -38,8 +38,8 @@ try
     }
 
     var peerBuild = memoryOnly ? double.NaN : JsonNode.Parse(Python(["build", dir, "16", "200", threads.ToString(CultureInfo.InvariantCulture)]).Trim())!["build_seconds"]!.GetValue<double>();
-    using var store = new VectorStore(Path.Combine(dir, "kiln"));
-    var c = store.Create("bench", new CollectionConfig
+    await using var store = await VectorStore.OpenAsync(Path.Combine(dir, "kiln"), Path.Combine(dir, "kiln.db"));
+    var c = await store.CreateAsync("bench", new CollectionConfig
     {
         Dimension = Dim,
         Distance = Distance.Euclid,

@@ -51,7 +51,7 @@ public sealed class KilnServerOptions
     /// <summary>Continuous monitoring of prediction logs: a monitoring.yaml (gauges on /metrics, alerts, pipeline events).</summary>
     public string? MonitorFile { get; set; }
 
-    /// <summary>Serve vector collections (Qdrant's REST API under /collections) stored in this directory.</summary>
+    /// <summary>Serve vector collections (Qdrant's REST API under /collections) stored in this directory, their catalog in <see cref="Db"/>.</summary>
     public string? VectorsDirectory { get; set; }
 
     /// <summary>Serve HTTPS with this certificate (--tls-cert/--tls-key): HTTP/1.1 and HTTP/2, chosen by ALPN. Null: plain HTTP/1.1.</summary>
@@ -89,7 +89,12 @@ public sealed class KilnServerOptions
         // Pipelines share the server's one metadata database, and its store is their kinds' tracking store.
         if (PipelinesDirectory is { } pipelines) modules.Add(new PipelineServerModule(null, pipelines, Db));
         if (FeedbackLogDirectory is { } log) modules.Add(new FeedbackServerModule(log));
-        if (VectorsDirectory is { } vectors) modules.Add(new VectorServerModule(vectors));
+        if (VectorsDirectory is { } vectors)
+        {
+            // The collections' catalog is a table of the server's own metadata database.
+            if (StorageLocation.IsServer(Db)) throw new KilnException("--vectors: the collections' catalog lives in the metadata database; --db must be a directory, sqlite:///FILE or postgresql://..., not another server");
+            modules.Add(new VectorServerModule(vectors));
+        }
         if (Jobs is { } jobs) modules.Add(new JobsDashboardModule(jobs));
         modules.Add(new MetricsServerModule(Otlp));
         MonitorConfig? monitorConfig = null;

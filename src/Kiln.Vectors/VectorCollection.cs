@@ -65,11 +65,16 @@ public sealed class VectorCollection : IDisposable
     private long _writesSinceSnapshot;
     private bool _disposed;
 
-    private VectorCollection(string name, string directory, CollectionConfig config)
+    // Where a changed configuration is recorded (the store's catalog row) before it takes effect; changes queue here.
+    private readonly Func<CollectionConfig, CancellationToken, Task>? _persist;
+    private readonly SemaphoreSlim _configGate = new(1, 1);
+
+    private VectorCollection(string name, string directory, CollectionConfig config, Func<CollectionConfig, CancellationToken, Task>? persist)
     {
         Name = name;
         _directory = directory;
         Config = config;
+        _persist = persist;
         _index = NewIndex();
         _wal = new WriteAheadLog(Path.Combine(directory, "wal"));
     }
@@ -112,31 +117,28 @@ public sealed class VectorCollection : IDisposable
 
     public long IndexMemoryBytes => _index.MemoryBytes;
 
-    internal static VectorCollection Create(string name, string directory, CollectionConfig config)
+    /// <summary>Makes an empty collection's directory (its write-ahead log folder); the configuration is the catalog's.</summary>
+    internal static void CreateDirectory(string directory)
     {
         Directory.CreateDirectory(directory);
-        WriteConfig(directory, config);
-        return new VectorCollection(name, directory, config);
+        Directory.CreateDirectory(Path.Combine(directory, "wal"));
     }
 
-    internal static VectorCollection Open(string name, string directory)
+    /// <summary>Opens the collection in <paramref name="directory"/> with the catalog's configuration: loads the
+    /// snapshot and replays the log. <paramref name="persist"/> records a changed configuration (null: read only).</summary>
+    internal static VectorCollection Open(string name, string directory, CollectionConfig config, Func<CollectionConfig, CancellationToken, Task>? persist)
     {
-        var config = CollectionConfig.FromJson(JsonNode.Parse(File.ReadAllText(Path.Combine(directory, "collection.json")))!.AsObject());
-        var c = new VectorCollection(name, directory, config);
-        c.Recover();
-        return c;
-    }
-
-    private static void WriteConfig(string directory, CollectionConfig config)
-    {
-        var path = Path.Combine(directory, "collection.json");
-        var tmp = path + ".tmp";
-        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+        var c = new VectorCollection(name, directory, config, persist);
+        try
         {
-            f.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson().ToJsonString()));
-            f.Flush(true);
+            c.Recover();
         }
-        File.Move(tmp, path, overwrite: true);
+        catch
+        {
+            c.Dispose();
+            throw;
+        }
+        return c;
     }
 
     private HnswIndex NewIndex() => new(Config.Dimension, Config.Distance, Config.Datatype, Config.Hnsw);
@@ -222,20 +224,46 @@ public sealed class VectorCollection : IDisposable
         return deleted;
     }
 
-    /// <summary>Declares a payload index (recorded in the collection's configuration).</summary>
-    public void CreatePayloadIndex(string field, PayloadSchemaType type)
+    /// <summary>Declares a payload index: recorded in the catalog first, then built from the live points.</summary>
+    public Task CreatePayloadIndexAsync(string field, PayloadSchemaType type, CancellationToken ct = default)
     {
         if (string.IsNullOrWhiteSpace(field)) throw new VectorInputException("field_name: a payload key is required");
-        lock (_writeGate)
+        return ChangeConfigAsync(c => c with { PayloadIndexes = new Dictionary<string, PayloadSchemaType>(c.PayloadIndexes, StringComparer.Ordinal) { [field] = type } },
+            () => RebuildPayloadIndexes(), ct);
+    }
+
+    /// <summary>Drops a payload index: removed from the catalog first, then from memory.</summary>
+    public Task DeletePayloadIndexAsync(string field, CancellationToken ct = default) =>
+        ChangeConfigAsync(c =>
+        {
+            if (!c.PayloadIndexes.ContainsKey(field)) throw new VectorNotFoundException($"field_name: no payload index on '{field}'");
+            var indexes = new Dictionary<string, PayloadSchemaType>(c.PayloadIndexes, StringComparer.Ordinal);
+            indexes.Remove(field);
+            return c with { PayloadIndexes = indexes };
+        }, () => _payloadIndexes.Remove(field), ct);
+
+    /// <summary>One configuration change at a time: the new configuration is recorded (a failure changes nothing),
+    /// then takes effect under the write lock.</summary>
+    private async Task ChangeConfigAsync(Func<CollectionConfig, CollectionConfig> change, Action apply, CancellationToken ct)
+    {
+        await _configGate.WaitAsync(ct).ConfigureAwait(false);
+        try
         {
             ThrowIfDisposed();
-            var indexes = new Dictionary<string, PayloadSchemaType>(Config.PayloadIndexes, StringComparer.Ordinal) { [field] = type };
-            var next = Config with { PayloadIndexes = indexes };
-            WriteConfig(_directory, next);
-            Config = next;
-            _lock.EnterWriteLock();
-            try { RebuildPayloadIndexes(); }
-            finally { _lock.ExitWriteLock(); }
+            var next = change(Config);
+            if (_persist is not null) await _persist(next, ct).ConfigureAwait(false);
+            lock (_writeGate)
+            {
+                ThrowIfDisposed();
+                Config = next;
+                _lock.EnterWriteLock();
+                try { apply(); }
+                finally { _lock.ExitWriteLock(); }
+            }
+        }
+        finally
+        {
+            _configGate.Release();
         }
     }
 
@@ -249,23 +277,6 @@ public sealed class VectorCollection : IDisposable
             var ix = new PayloadIndex(field, type);
             foreach (var p in _slots) if (p is not null) ix.Add((int)p.Slot, p.Payload);
             _payloadIndexes[field] = ix;
-        }
-    }
-
-    public void DeletePayloadIndex(string field)
-    {
-        lock (_writeGate)
-        {
-            ThrowIfDisposed();
-            if (!Config.PayloadIndexes.ContainsKey(field)) throw new VectorNotFoundException($"field_name: no payload index on '{field}'");
-            var indexes = new Dictionary<string, PayloadSchemaType>(Config.PayloadIndexes, StringComparer.Ordinal);
-            indexes.Remove(field);
-            var next = Config with { PayloadIndexes = indexes };
-            WriteConfig(_directory, next);
-            Config = next;
-            _lock.EnterWriteLock();
-            try { _payloadIndexes.Remove(field); }
-            finally { _lock.ExitWriteLock(); }
         }
     }
 
@@ -668,8 +679,8 @@ public sealed class VectorCollection : IDisposable
         }
     }
 
-    /// <summary>Writes the whole collection as one zip file: its configuration and a snapshot taken now (the graph with
-    /// the vectors, and the ids and payloads). <see cref="VectorStore.Restore"/> makes a collection from it.</summary>
+    /// <summary>Writes the whole collection as one zip file: its configuration (collection.json) and a snapshot taken now (the graph with
+    /// the vectors, and the ids and payloads). <see cref="VectorStore.RestoreAsync"/> makes a collection from it.</summary>
     public void Export(Stream output)
     {
         lock (_writeGate)
@@ -678,7 +689,8 @@ public sealed class VectorCollection : IDisposable
             Snapshot();
             var snapshot = Path.Combine(_directory, File.ReadAllText(Path.Combine(_directory, CurrentFile)).Trim());
             using var zip = new ZipArchive(output, ZipArchiveMode.Create, leaveOpen: true);
-            zip.CreateEntryFromFile(Path.Combine(_directory, "collection.json"), ExportConfig, CompressionLevel.Fastest);
+            // The export's own copy of the configuration (the store keeps it in the catalog).
+            using (var entry = new StreamWriter(zip.CreateEntry(ExportConfig, CompressionLevel.Fastest).Open())) entry.Write(Config.ToJson().ToJsonString());
             zip.CreateEntryFromFile(Path.Combine(snapshot, "index.usearch"), ExportIndex, CompressionLevel.Fastest);
             zip.CreateEntryFromFile(Path.Combine(snapshot, "points.bin"), ExportPoints, CompressionLevel.Fastest);
         }
@@ -712,7 +724,6 @@ public sealed class VectorCollection : IDisposable
             var snapshot = Path.Combine(directory, "snapshot-" + 1.ToString("D10", CultureInfo.InvariantCulture));
             Directory.CreateDirectory(snapshot);
             Directory.CreateDirectory(Path.Combine(directory, "wal"));
-            WriteConfig(directory, config);
             Entry(ExportIndex).ExtractToFile(Path.Combine(snapshot, "index.usearch"));
             Entry(ExportPoints).ExtractToFile(Path.Combine(snapshot, "points.bin"));
             FsyncFile(Path.Combine(snapshot, "index.usearch"));

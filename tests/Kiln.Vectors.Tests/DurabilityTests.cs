@@ -11,12 +11,12 @@ public sealed class DurabilityTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     [Fact]
-    public void Reopening_replays_the_log_on_top_of_the_snapshot()
+    public async Task Reopening_replays_the_log_on_top_of_the_snapshot()
     {
         var vectors = TestData.Latent(3000, 8, 4, seed: 1);
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
-            var c = store.Create("v", new CollectionConfig { Dimension = 8, Distance = Distance.Euclid });
+            var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 8, Distance = Distance.Euclid });
             c.SnapshotEvery = 0;
             c.Upsert(TestData.Points(vectors[..2000]));
             c.Delete([PointId.Of(5), PointId.Of(6)]);
@@ -25,7 +25,7 @@ public sealed class DurabilityTests : IDisposable
             c.Upsert([new PointInput(PointId.Of(7), vectors[0], new JsonObject { ["replaced"] = true })]);
             c.Delete(PointFilter.Parse(JsonNode.Parse("""{"must":[{"key":"group","match":{"value":99}}]}"""))!);
         }
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
             var c = store.Get("v");
             Assert.Equal(3000 - 2 - 30, c.Count);
@@ -42,15 +42,15 @@ public sealed class DurabilityTests : IDisposable
     [InlineData(VectorDatatype.Float32, 1)]
     [InlineData(VectorDatatype.Float32, 2)]
     [InlineData(VectorDatatype.Float16, 2)]
-    public void Vectors_read_back_from_the_graph_are_the_last_ones_written(VectorDatatype datatype, int threads)
+    public async Task Vectors_read_back_from_the_graph_are_the_last_ones_written(VectorDatatype datatype, int threads)
     {
         // The graph holds the only copy of each vector. float32 gives back the exact components; float16 gives
         // back each component rounded to half precision ((float)(Half)x, the conversion USearch stores).
         var vectors = TestData.Latent(600, 16, 4, seed: 9);
         float[] Expected(float[] v) => datatype == VectorDatatype.Float32 ? v : [.. v.Select(x => (float)(Half)x)];
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
-            var c = store.Create("v", new CollectionConfig { Dimension = 16, Distance = Distance.Euclid, Datatype = datatype });
+            var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 16, Distance = Distance.Euclid, Datatype = datatype });
             c.BuildThreads = threads;
             c.SnapshotEvery = 0;
             var batch = TestData.Points(vectors[..500]);
@@ -63,7 +63,7 @@ public sealed class DurabilityTests : IDisposable
             Assert.Equal(550, c.Count);
             Assert.Equal(2, c.DeletedSlots);
         }
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
             var c = store.Get("v");
             Assert.Equal(550, c.Count);
@@ -88,32 +88,32 @@ public sealed class DurabilityTests : IDisposable
     }
 
     [Fact]
-    public void Writes_after_a_snapshot_and_a_reopen_survive_the_next_reopen()
+    public async Task Writes_after_a_snapshot_and_a_reopen_survive_the_next_reopen()
     {
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
-            var c = store.Create("v", new CollectionConfig { Dimension = 2 });
+            var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 2 });
             c.Upsert([new PointInput(PointId.Of(1), [1, 0], null)]);
             c.Snapshot();
         }
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
             store.Get("v").Upsert([new PointInput(PointId.Of(2), [0, 1], null)]);
             store.Get("v").Delete([PointId.Of(1)]);
         }
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
             Assert.Equal([2UL], store.Get("v").Scroll(null, null, 10).Points.Select(p => p.Id.Number));
         }
     }
 
     [Fact]
-    public void Opening_a_store_removes_only_the_leftovers_of_an_interrupted_create_or_delete()
+    public async Task Opening_a_store_removes_only_the_leftovers_of_an_interrupted_create_or_delete()
     {
         Directory.CreateDirectory(Path.Combine(_dir.Path, ".git"));
         Directory.CreateDirectory(Path.Combine(_dir.Path, ".half.creating"));
         Directory.CreateDirectory(Path.Combine(_dir.Path, ".gone.deleting"));
-        using var store = new VectorStore(_dir.Path);
+        await using var store = await Stores.OpenAsync(_dir.Path);
         Assert.True(Directory.Exists(Path.Combine(_dir.Path, ".git")));
         Assert.False(Directory.Exists(Path.Combine(_dir.Path, ".half.creating")));
         Assert.False(Directory.Exists(Path.Combine(_dir.Path, ".gone.deleting")));
@@ -121,35 +121,35 @@ public sealed class DurabilityTests : IDisposable
     }
 
     [Fact]
-    public void A_torn_record_at_the_end_of_the_log_is_cut_off_and_the_rest_kept()
+    public async Task A_torn_record_at_the_end_of_the_log_is_cut_off_and_the_rest_kept()
     {
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
-            var c = store.Create("v", new CollectionConfig { Dimension = 2 });
+            var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 2 });
             c.Upsert([new PointInput(PointId.Of(1), [1, 0], null)]);
             c.Upsert([new PointInput(PointId.Of(2), [0, 1], null)]);
         }
         var log = Directory.GetFiles(Path.Combine(_dir.Path, "v", "wal"), "*.log").Single();
         var bytes = File.ReadAllBytes(log);
         File.WriteAllBytes(log, bytes[..^5]); // a crash in the middle of the second append
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
             var c = store.Get("v");
             Assert.Equal(1, c.Count);
             c.Upsert([new PointInput(PointId.Of(3), [1, 1], null)]);
         }
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
             Assert.Equal([1UL, 3UL], store.Get("v").Scroll(null, null, 10).Points.Select(p => p.Id.Number));
         }
     }
 
     [Fact]
-    public void Compaction_reclaims_deleted_slots_and_search_still_finds_the_live_points()
+    public async Task Compaction_reclaims_deleted_slots_and_search_still_finds_the_live_points()
     {
         var vectors = TestData.Latent(4000, 8, 4, seed: 2);
-        using var store = new VectorStore(_dir.Path);
-        var c = store.Create("v", new CollectionConfig { Dimension = 8, Distance = Distance.Euclid });
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 8, Distance = Distance.Euclid });
         c.Upsert(TestData.Points(vectors));
         c.Delete([.. Enumerable.Range(0, 2000).Select(i => PointId.Of((ulong)i))]);
         Assert.Equal(2000, c.DeletedSlots);
@@ -157,17 +157,17 @@ public sealed class DurabilityTests : IDisposable
         c.Compact();
         Assert.Equal(0, c.DeletedSlots);
         Assert.Equal(3000UL, c.Search(new SearchRequest(vectors[3000], 1))[0].Point.Id.Number);
-        store.Dispose();
-        using var reopened = new VectorStore(_dir.Path);
+        await store.DisposeAsync();
+        await using var reopened = await Stores.OpenAsync(_dir.Path);
         Assert.Equal(2000, reopened.Get("v").Count);
         Assert.Equal(3000UL, reopened.Get("v").Search(new SearchRequest(vectors[3000], 1))[0].Point.Id.Number);
     }
 
     [Fact]
-    public void Scroll_pages_in_id_order_with_uuids_after_numbers()
+    public async Task Scroll_pages_in_id_order_with_uuids_after_numbers()
     {
-        using var store = new VectorStore(_dir.Path);
-        var c = store.Create("v", new CollectionConfig { Dimension = 2 });
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 2 });
         var uuid = Guid.Parse("5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
         c.Upsert([new PointInput(PointId.Of(uuid), [1, 1], null), .. Enumerable.Range(0, 5).Select(i => new PointInput(PointId.Of((ulong)(10 - i)), [1, 0], null))]);
         var (first, next) = c.Scroll(null, null, 4);

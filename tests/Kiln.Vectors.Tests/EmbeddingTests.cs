@@ -99,7 +99,7 @@ public sealed class EmbeddingTests : IDisposable
         var port = TestEnvironment.FreePort();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
-        builder.Services.AddKilnVectors(o => o.Directory = _dir.Path);
+        builder.Services.AddKilnVectors(o => { o.Directory = _dir.Path; o.Database = _dir.File("kiln.db"); });
         await using var app = builder.Build();
         app.MapKilnVectorEndpoints();
         await app.StartAsync();
@@ -150,7 +150,7 @@ public sealed class EmbeddingTests : IDisposable
     [Fact]
     public async Task VectorData_searches_by_text()
     {
-        using var kiln = new Kiln.Vectors.VectorStore(_dir.Path);
+        await using var kiln = await Stores.OpenAsync(_dir.Path);
         using Microsoft.Extensions.VectorData.VectorStore store = new KilnVectorStore(kiln);
         var chunks = store.GetCollection<ulong, TextChunk>("chunks");
         await chunks.EnsureCollectionExistsAsync();

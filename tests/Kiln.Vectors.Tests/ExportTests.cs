@@ -17,12 +17,12 @@ public sealed class ExportTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static VectorCollection Filled(VectorStore store, string name)
+    private static async Task<VectorCollection> Filled(VectorStore store, string name)
     {
-        var c = store.Create(name, new CollectionConfig { Dimension = 16, Distance = Distance.Cosine, Datatype = VectorDatatype.Float16, FullScanThreshold = 100 });
+        var c = await store.CreateAsync(name, new CollectionConfig { Dimension = 16, Distance = Distance.Cosine, Datatype = VectorDatatype.Float16, FullScanThreshold = 100 });
         c.SnapshotEvery = 0;
         c.Upsert(TestData.Points(TestData.Latent(3000, 16, 4, seed: 31)));
-        c.CreatePayloadIndex("tag", PayloadSchemaType.Keyword);
+        await c.CreatePayloadIndexAsync("tag", PayloadSchemaType.Keyword);
         c.Delete([PointId.Of(10), PointId.Of(11)]);
         // Written after the last snapshot, so only the log has them until the export snapshots.
         c.Upsert([new PointInput(PointId.Of(Guid.Parse("6f1c3a52-1b7e-4b9e-9d0a-3a2f1e0c5b77")), TestData.Latent(1, 16, 4, seed: 32)[0], new JsonObject { ["tag"] = "uuid" })]);
@@ -55,31 +55,31 @@ public sealed class ExportTests : IDisposable
     }
 
     [Fact]
-    public void An_exported_collection_restores_whole_under_a_new_name_and_a_bad_file_leaves_nothing()
+    public async Task An_exported_collection_restores_whole_under_a_new_name_and_a_bad_file_leaves_nothing()
     {
-        using var source = new VectorStore(_dir.File("a"));
-        var c = Filled(source, "docs");
+        await using var source = await Stores.OpenAsync(_dir.File("a"));
+        var c = await Filled(source, "docs");
         using (var f = File.Create(_dir.File("docs.zip"))) c.Export(f);
-        using var target = new VectorStore(_dir.File("b"));
-        using (var f = File.OpenRead(_dir.File("docs.zip"))) target.Restore("copy", f);
+        await using var target = await Stores.OpenAsync(_dir.File("b"));
+        await using (var f = File.OpenRead(_dir.File("docs.zip"))) await target.RestoreAsync("copy", f);
         AssertSame(c, target.Get("copy"));
         Assert.Equal(2999, target.Get("copy").Count);
 
         // The restored collection is an ordinary one: it takes writes, and reopens with them.
         target.Get("copy").Upsert([new PointInput(PointId.Of(10), TestData.Latent(1, 16, 4, seed: 34)[0], null)]);
-        using (var reopened = new VectorStore(_dir.File("b")))
+        await using (var reopened = await Stores.OpenAsync(_dir.File("b")))
         {
             Assert.Equal(3000, reopened.Get("copy").Count);
         }
 
         using (var f = File.OpenRead(_dir.File("docs.zip")))
         {
-            Assert.Throws<VectorConflictException>(() => target.Restore("copy", f));
+            await Assert.ThrowsAsync<VectorConflictException>(() => target.RestoreAsync("copy", f));
         }
         File.WriteAllText(_dir.File("junk.zip"), "not a zip");
         using (var f = File.OpenRead(_dir.File("junk.zip")))
         {
-            var e = Assert.Throws<VectorInputException>(() => target.Restore("junk", f, "junk.zip"));
+            var e = await Assert.ThrowsAsync<VectorInputException>(() => target.RestoreAsync("junk", f, "junk.zip"));
             Assert.StartsWith("junk.zip: not a Kiln collection export", e.Message, StringComparison.Ordinal);
         }
         Assert.Equal(["copy"], target.Names);
@@ -92,12 +92,12 @@ public sealed class ExportTests : IDisposable
         var port = TestEnvironment.FreePort();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
-        builder.Services.AddKilnVectors(o => o.Directory = _dir.File("served"));
+        builder.Services.AddKilnVectors(o => { o.Directory = _dir.File("served"); o.Database = _dir.File("kiln.db"); });
         await using var app = builder.Build();
         app.MapKilnVectorEndpoints();
         await app.StartAsync();
         var store = app.Services.GetRequiredService<VectorStore>();
-        var c = Filled(store, "docs");
+        var c = await Filled(store, "docs");
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
 
         using var export = await http.GetAsync("/collections/docs/export");
@@ -126,9 +126,9 @@ public sealed class ExportTests : IDisposable
     [Fact]
     public async Task Kiln_vectors_export_and_restore()
     {
-        using (var store = new VectorStore(_dir.File("cli")))
+        await using (var store = await Stores.OpenAsync(_dir.File("cli"), _dir.File(".kiln")))
         {
-            Filled(store, "docs");
+            await Filled(store, "docs");
         }
         var r = await KilnCli.RunAsync(["vectors", "export", "docs", "docs.zip", "--dir", "cli"], _dir.Path);
         Assert.True(r.ExitCode == 0, r.ToString());
@@ -139,7 +139,7 @@ public sealed class ExportTests : IDisposable
         r = await KilnCli.RunAsync(["vectors", "restore", "junk", "junk.zip", "--dir", "cli"], _dir.Path);
         Assert.NotEqual(0, r.ExitCode);
         Assert.Contains("junk.zip: not a Kiln collection export", r.StdErr, StringComparison.Ordinal);
-        using (var store = new VectorStore(_dir.File("cli")))
+        await using (var store = await Stores.OpenAsync(_dir.File("cli"), _dir.File(".kiln")))
         {
             Assert.Equal(["copy", "docs"], store.Names);
             AssertSame(store.Get("docs"), store.Get("copy"));

@@ -21,7 +21,7 @@ public sealed class HttpTests : IAsyncLifetime
         var port = TestEnvironment.FreePort();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
-        builder.Services.AddKilnVectors(o => o.Directory = _dir.Path);
+        builder.Services.AddKilnVectors(o => { o.Directory = _dir.Path; o.Database = _dir.File("kiln.db"); });
         _app = builder.Build();
         _app.MapKilnVectorEndpoints();
         await _app.StartAsync();

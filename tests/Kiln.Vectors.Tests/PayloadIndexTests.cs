@@ -30,17 +30,17 @@ public sealed class PayloadIndexTests(ITestOutputHelper output) : IDisposable
     };
 
     [Fact]
-    public void Float_bool_and_datetime_indexes_answer_ranges_and_should_on_both_paths()
+    public async Task Float_bool_and_datetime_indexes_answer_ranges_and_should_on_both_paths()
     {
         var vectors = TestData.Latent(N, 32, 8, seed: 11);
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
-            var c = store.Create("v", new CollectionConfig { Dimension = 32, Distance = Distance.Euclid });
-            c.CreatePayloadIndex("price", PayloadSchemaType.Float);
-            c.CreatePayloadIndex("flag", PayloadSchemaType.Bool);
-            c.CreatePayloadIndex("when", PayloadSchemaType.Datetime);
+            var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 32, Distance = Distance.Euclid });
+            await c.CreatePayloadIndexAsync("price", PayloadSchemaType.Float);
+            await c.CreatePayloadIndexAsync("flag", PayloadSchemaType.Bool);
+            await c.CreatePayloadIndexAsync("when", PayloadSchemaType.Datetime);
             c.Upsert([.. Enumerable.Range(0, N).Select(i => new PointInput(PointId.Of((ulong)i), vectors[i], Payload(i)))]);
-            c.CreatePayloadIndex("group", PayloadSchemaType.Integer);
+            await c.CreatePayloadIndexAsync("group", PayloadSchemaType.Integer);
             // Point 13 loses its flag and moves to 1 January; point 23 goes: the indexes follow both (and survive a reopen).
             var moved = Payload(13);
             moved["flag"] = false;
@@ -66,7 +66,7 @@ public sealed class PayloadIndexTests(ITestOutputHelper output) : IDisposable
             ("nested datetime range and bool", """{"must":[{"must":[{"key":"when","range":{"gte":"2026-01-04T00:00:00Z","lt":"2026-01-11T00:00:00Z"}}]},{"key":"flag","match":{"value":false}}]}""",
                 i => When(i) >= Start.AddDays(3) && When(i) < Start.AddDays(10) && !FlagNow(i), SearchPath.FilteredGraph),
         };
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
             var c = store.Get("v");
             var queries = TestData.Latent(20, 32, 8, seed: 12);

@@ -20,8 +20,8 @@ public sealed class SearchTests(ITestOutputHelper output) : IDisposable
     {
         var vectors = TestData.Latent(500, 12, 4, seed: 5);
         var query = TestData.Latent(1, 12, 4, seed: 6)[0];
-        using var store = new VectorStore(_dir.Path);
-        var c = store.Create("v", new CollectionConfig { Dimension = 12, Distance = distance });
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 12, Distance = distance });
         c.Upsert(TestData.Points(vectors));
         var hits = c.Search(new SearchRequest(query, 5) { Exact = true });
 
@@ -59,12 +59,12 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
     [InlineData(VectorDatatype.Float32, Distance.Euclid)]
     [InlineData(VectorDatatype.Float16, Distance.Euclid)]
     [InlineData(VectorDatatype.Float16, Distance.Cosine)]
-    public void Graph_search_recall_at_10_against_the_exact_scan(VectorDatatype datatype, Distance distance)
+    public async Task Graph_search_recall_at_10_against_the_exact_scan(VectorDatatype datatype, Distance distance)
     {
         var vectors = TestData.Latent(20_000, 32, 8, seed: 3);
         var queries = TestData.Latent(100, 32, 8, seed: 4);
-        using var store = new VectorStore(_dir.Path);
-        var c = store.Create("v", new CollectionConfig { Dimension = 32, Distance = distance, Datatype = datatype, Hnsw = new HnswParameters(16, 100, 64) });
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 32, Distance = distance, Datatype = datatype, Hnsw = new HnswParameters(16, 100, 64) });
         c.Upsert(TestData.Points(vectors));
         var recall = Recall(c, queries, filter: null, SearchPath.Graph);
         output.WriteLine($"{datatype} {distance}: recall@10 = {recall:F4}");
@@ -72,10 +72,10 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
     }
 
     [Fact]
-    public void A_filter_matching_ten_percent_walks_the_graph_with_the_predicate_and_keeps_recall()
+    public async Task A_filter_matching_ten_percent_walks_the_graph_with_the_predicate_and_keeps_recall()
     {
-        using var store = new VectorStore(_dir.Path);
-        var c = Filled(store, 20_000);
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await Filled(store, 20_000);
         var filter = PointFilter.Parse(JsonNode.Parse("""{"must":[{"key":"tag","match":{"value":"ten"}}]}"""))!;
         var recall = Recall(c, TestData.Latent(50, 32, 8, seed: 4), filter, SearchPath.FilteredGraph);
         output.WriteLine($"10% filter: recall@10 = {recall:F4}");
@@ -83,10 +83,10 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
     }
 
     [Fact]
-    public void A_filter_matching_one_percent_scans_exactly_and_returns_k_results()
+    public async Task A_filter_matching_one_percent_scans_exactly_and_returns_k_results()
     {
-        using var store = new VectorStore(_dir.Path);
-        var c = Filled(store, 20_000);
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await Filled(store, 20_000);
         var filter = PointFilter.Parse(JsonNode.Parse("""{"must":[{"key":"group","match":{"value":7}}]}"""))!;
         var recall = Recall(c, TestData.Latent(20, 32, 8, seed: 4), filter, SearchPath.ExactScan);
         Assert.Equal(1.0, recall);
@@ -97,10 +97,10 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
     }
 
     [Fact]
-    public void Score_threshold_and_offset_page_through_results()
+    public async Task Score_threshold_and_offset_page_through_results()
     {
-        using var store = new VectorStore(_dir.Path);
-        var c = store.Create("v", new CollectionConfig { Dimension = 2, Distance = Distance.Euclid });
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 2, Distance = Distance.Euclid });
         c.Upsert([.. Enumerable.Range(0, 10).Select(i => new PointInput(PointId.Of((ulong)i), [i, 0], null))]);
         var all = c.Search(new SearchRequest([0, 0], 10));
         Assert.Equal(Enumerable.Range(0, 10).Select(i => (ulong)i), all.Select(h => h.Point.Id.Number));
@@ -111,10 +111,10 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
     }
 
     [Fact]
-    public void Bad_vectors_are_refused_naming_the_field_and_nothing_is_written()
+    public async Task Bad_vectors_are_refused_naming_the_field_and_nothing_is_written()
     {
-        using var store = new VectorStore(_dir.Path);
-        var c = store.Create("v", new CollectionConfig { Dimension = 3 });
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 3 });
         c.Upsert([new PointInput(PointId.Of(1), [1, 2, 3], null)]);
         var e = Assert.Throws<VectorInputException>(() => c.Upsert([new PointInput(PointId.Of(2), [1, 2, 3], null), new PointInput(PointId.Of(3), [1, 2], null)]));
         Assert.Contains("points[1].vector", e.Message, StringComparison.Ordinal);
@@ -124,24 +124,24 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
         Assert.Equal(1, c.Count);
         Assert.Throws<VectorInputException>(() => c.Search(new SearchRequest([1, 2], 3)));
         Assert.Single(c.Search(new SearchRequest([1, 2, 3], 3)));
-        Assert.Throws<VectorConflictException>(() => store.Create("v", new CollectionConfig { Dimension = 3 }));
+        await Assert.ThrowsAsync<VectorConflictException>(() => store.CreateAsync("v", new CollectionConfig { Dimension = 3 }));
         Assert.Throws<VectorNotFoundException>(() => store.Get("nope"));
-        Assert.Throws<VectorInputException>(() => store.Create("../x", new CollectionConfig { Dimension = 3 }));
+        await Assert.ThrowsAsync<VectorInputException>(() => store.CreateAsync("../x", new CollectionConfig { Dimension = 3 }));
     }
 
     [Fact]
-    public void Payload_indexes_estimate_selectivity_and_both_paths_agree_with_a_brute_force_oracle()
+    public async Task Payload_indexes_estimate_selectivity_and_both_paths_agree_with_a_brute_force_oracle()
     {
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
-            var c = Filled(store, 20_000);
-            c.CreatePayloadIndex("tag", PayloadSchemaType.Keyword);
-            c.CreatePayloadIndex("group", PayloadSchemaType.Integer);
+            var c = await Filled(store, 20_000);
+            await c.CreatePayloadIndexAsync("tag", PayloadSchemaType.Keyword);
+            await c.CreatePayloadIndexAsync("group", PayloadSchemaType.Integer);
             // Point 7 moves from group 7 to group 8, point 107 goes: the index follows both.
             c.Upsert([new PointInput(PointId.Of(7), TestData.Latent(1, 32, 8, seed: 40)[0], new JsonObject { ["group"] = 8, ["tag"] = "other" })]);
             c.Delete([PointId.Of(107)]);
         }
-        using (var store = new VectorStore(_dir.Path))
+        await using (var store = await Stores.OpenAsync(_dir.Path))
         {
             // Reopened: the index is rebuilt from the snapshot and the log.
             var c = store.Get("v");
@@ -177,9 +177,9 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
         }
     }
 
-    private static VectorCollection Filled(VectorStore store, int n)
+    private static async Task<VectorCollection> Filled(VectorStore store, int n)
     {
-        var c = store.Create("v", new CollectionConfig { Dimension = 32, Distance = Distance.Euclid });
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 32, Distance = Distance.Euclid });
         c.Upsert(TestData.Points(TestData.Latent(n, 32, 8, seed: 3)));
         return c;
     }

@@ -52,3 +52,10 @@ internal static class TestData
         return sb.ToString();
     }
 }
+
+/// <summary>How the tests open a store: its catalog in a SQLite kiln.db inside the store directory unless told otherwise.</summary>
+internal static class Stores
+{
+    public static Task<VectorStore> OpenAsync(string directory, string? database = null) =>
+        VectorStore.OpenAsync(directory, database ?? Path.Combine(directory, "kiln.db"));
+}

@@ -41,7 +41,7 @@ public sealed class VectorDataTests : IDisposable
     [Fact]
     public async Task A_rag_application_runs_on_the_in_process_store()
     {
-        using var kiln = new Kiln.Vectors.VectorStore(_dir.File("local"));
+        await using var kiln = await Stores.OpenAsync(_dir.File("local"));
         using Microsoft.Extensions.VectorData.VectorStore store = new KilnVectorStore(kiln);
         await RunApplication(store, created: () =>
         {
@@ -60,7 +60,7 @@ public sealed class VectorDataTests : IDisposable
         var port = TestEnvironment.FreePort();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
-        builder.Services.AddKilnVectors(o => o.Directory = _dir.File("served"));
+        builder.Services.AddKilnVectors(o => { o.Directory = _dir.File("served"); o.Database = _dir.File("kiln.db"); });
         await using var app = builder.Build();
         app.MapKilnVectorEndpoints();
         await app.StartAsync();

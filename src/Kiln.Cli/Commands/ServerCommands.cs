@@ -33,7 +33,7 @@ internal static class ServerCommands
         var featureRegistry = new Option<string?>("--feature-registry") { Description = "Feature definitions store (default: kiln.db of --db when it is a directory)" };
         var monitor = new Option<string?>("--monitor") { Description = "Continuous monitoring of prediction logs (e.g. of many kiln serve replicas): a monitoring.yaml; gauges on /metrics, alerts to the log, webhooks and pipelines" };
         var pipelines = new Option<string?>("--pipelines") { Description = "Run pipelines in the server: a directory of pipeline YAML files (API under /api/v1/pipelines, cron schedules, recovery)" };
-        var vectors = new Option<string?>("--vectors") { Description = "Serve vector collections (Qdrant's REST API under /collections) stored in this directory" };
+        var vectors = new Option<string?>("--vectors") { Description = "Serve vector collections (Qdrant's REST API under /collections) stored in this directory; their catalog is a table of --db" };
         var logDir = new Option<string?>("--log-dir") { Description = "The shared prediction log of the serving replicas: accept delayed labels on POST /api/v1/feedback into its _feedback/ folder" };
         var requireAuth = new Option<bool>("--require-auth") { Description = "Refuse to start unless the database has users (access control is on anyway once it has one; docs/security.md)" };
         var defaultPermission = new Option<string>("--default-permission")

@@ -18,6 +18,20 @@ internal static class VectorCommands
         DefaultValueFactory = _ => Path.Combine(".kiln", "vectors"),
     };
 
+    private static readonly Option<string?> Db = new("--db")
+    {
+        Description = "The metadata database holding the collections' catalog, the one kiln server --db uses (docs/cli.md#locations): "
+            + "a directory (kiln.db inside), sqlite:///FILE or postgresql://...; default $KILN_TRACKING_URI, else ./.kiln",
+        Recursive = true,
+    };
+
+    /// <summary>The store of --dir with its catalog in --db; the store owns the database it opens.</summary>
+    private static Task<VectorStore> OpenAsync(ParseResult parse, Option<string> dir, CancellationToken ct)
+    {
+        var location = parse.GetValue(Db) ?? (Environment.GetEnvironmentVariable("KILN_TRACKING_URI") is { Length: > 0 } env ? env : Kiln.Tracking.TrackingStores.DefaultUri);
+        return VectorStore.OpenAsync(parse.GetValue(dir)!, location, ct);
+    }
+
     public static Command Create()
     {
         var command = new Command("vectors", "Vector collections: create, import points, search with filters, inspect, snapshot, export and restore, delete.");
@@ -29,6 +43,7 @@ internal static class VectorCommands
         command.Subcommands.Add(Export());
         command.Subcommands.Add(Restore());
         command.Subcommands.Add(Delete());
+        command.Options.Add(Db);
         return command;
     }
 
@@ -43,19 +58,19 @@ internal static class VectorCommands
         var noFsync = new Option<bool>("--no-fsync") { Description = "Acknowledge writes before the write-ahead log reaches the disk (faster; a machine crash may lose the last writes)" };
         var dir = DirOption();
         var command = new Command("create", "Create a collection.") { name, size, distance, datatype, m, efConstruct, noFsync, dir };
-        command.SetHandler((parse, ct) =>
+        command.SetHandler(async (parse, ct) =>
         {
-            using var store = new VectorStore(parse.GetValue(dir)!);
-            store.Create(parse.GetValue(name)!, new CollectionConfig
+            await using var store = await OpenAsync(parse, dir, ct);
+            await store.CreateAsync(parse.GetValue(name)!, new CollectionConfig
             {
                 Dimension = parse.GetValue(size),
                 Distance = CollectionConfig.ParseDistance(parse.GetValue(distance), "--distance"),
                 Datatype = CollectionConfig.ParseDatatype(parse.GetValue(datatype), "--datatype"),
                 Hnsw = new HnswParameters(parse.GetValue(m), parse.GetValue(efConstruct)),
                 WalFsync = !parse.GetValue(noFsync),
-            });
+            }, ct);
             Cli.Err.MarkupLineInterpolated($"[green]created[/] {parse.GetValue(name)} in {store.Directory}");
-            return Task.FromResult(0);
+            return 0;
         });
         return command;
     }
@@ -77,7 +92,7 @@ internal static class VectorCommands
         command.SetHandler(async (parse, ct) =>
         {
             if (parse.GetValue(batch) < 1) throw new KilnException($"--batch must be at least 1; got {parse.GetValue(batch)}");
-            using var store = new VectorStore(parse.GetValue(dir)!);
+            await using var store = await OpenAsync(parse, dir, ct);
             var collection = store.Get(parse.GetValue(name)!);
             var path = parse.GetValue(file)!;
             var options = new ImportOptions
@@ -134,9 +149,9 @@ internal static class VectorCommands
         var json = Cli.JsonOption("the results");
         var dir = DirOption();
         var command = new Command("search", "Search a collection for the nearest points to a vector or to a text's embedding.") { name, vector, text, limit, filter, exact, json, dir };
-        command.SetHandler((parse, ct) =>
+        command.SetHandler(async (parse, ct) =>
         {
-            using var store = new VectorStore(parse.GetValue(dir)!);
+            await using var store = await OpenAsync(parse, dir, ct);
             var collection = store.Get(parse.GetValue(name)!);
             if ((parse.GetValue(vector) is null) == (parse.GetValue(text) is null)) throw new KilnException("--vector or --text: give one of them");
             float[] query;
@@ -173,12 +188,12 @@ internal static class VectorCommands
             {
                 var array = new JsonArray([.. hits.Select(h => (JsonNode)new JsonObject { ["id"] = h.Point.Id.ToJson(), ["score"] = h.Score, ["payload"] = h.Point.Payload?.DeepClone() })]);
                 Console.Out.WriteLine(array.ToJsonString());
-                return Task.FromResult(0);
+                return 0;
             }
             var table = new Table().AddColumns("id", "score", "payload");
             foreach (var h in hits) table.AddRow(Markup.Escape(h.Point.Id.ToString()), h.Score.ToString("0.0000", CultureInfo.InvariantCulture), Markup.Escape(h.Point.Payload?.ToJsonString() ?? ""));
             Cli.Out.Write(table);
-            return Task.FromResult(0);
+            return 0;
         });
         return command;
     }
@@ -189,9 +204,9 @@ internal static class VectorCommands
         var json = Cli.JsonOption("the collection's configuration and counts");
         var dir = DirOption();
         var command = new Command("info", "Show a collection's configuration and counts, or list the collections.") { name, json, dir };
-        command.SetHandler((parse, ct) =>
+        command.SetHandler(async (parse, ct) =>
         {
-            using var store = new VectorStore(parse.GetValue(dir)!);
+            await using var store = await OpenAsync(parse, dir, ct);
             var names = parse.GetValue(name) is { } n ? [n] : store.Names;
             var result = new JsonArray();
             var table = new Table().AddColumns("name", "points", "deleted slots", "size", "distance", "datatype", "payload indexes");
@@ -209,7 +224,7 @@ internal static class VectorCommands
             }
             if (parse.GetValue(json)) Console.Out.WriteLine(parse.GetValue(name) is null ? result.ToJsonString() : result[0]!.ToJsonString());
             else Cli.Out.Write(table);
-            return Task.FromResult(0);
+            return 0;
         });
         return command;
     }
@@ -220,14 +235,14 @@ internal static class VectorCommands
         var compact = new Option<bool>("--compact") { Description = "Rebuild the graph without the slots of deleted points first" };
         var dir = DirOption();
         var command = new Command("snapshot", "Write the collection's graph and points to a snapshot and drop the log it covers.") { name, compact, dir };
-        command.SetHandler((parse, ct) =>
+        command.SetHandler(async (parse, ct) =>
         {
-            using var store = new VectorStore(parse.GetValue(dir)!);
+            await using var store = await OpenAsync(parse, dir, ct);
             var c = store.Get(parse.GetValue(name)!);
             if (parse.GetValue(compact)) c.Compact();
             else c.Snapshot();
             Cli.Err.MarkupLineInterpolated($"[green]snapshot[/] of {c.Name}: {c.Count:N0} points");
-            return Task.FromResult(0);
+            return 0;
         });
         return command;
     }
@@ -238,9 +253,9 @@ internal static class VectorCommands
         var file = new Argument<string>("file") { Description = "The file to write (a zip of the configuration, the graph and the points)" };
         var dir = DirOption();
         var command = new Command("export", "Write a collection to one file that kiln vectors restore (or PUT /collections/NAME/restore) reads.") { name, file, dir };
-        command.SetHandler((parse, ct) =>
+        command.SetHandler(async (parse, ct) =>
         {
-            using var store = new VectorStore(parse.GetValue(dir)!);
+            await using var store = await OpenAsync(parse, dir, ct);
             var c = store.Get(parse.GetValue(name)!);
             var path = Path.GetFullPath(parse.GetValue(file)!);
             // Written beside the target and renamed, so a failed export leaves no half-written file.
@@ -255,7 +270,7 @@ internal static class VectorCommands
                 if (File.Exists(tmp)) File.Delete(tmp);
             }
             Cli.Err.MarkupLineInterpolated($"[green]exported[/] {c.Name}: {c.Count:N0} points to {path} ({new FileInfo(path).Length / 1048576.0:0.0} MiB)");
-            return Task.FromResult(0);
+            return 0;
         });
         return command;
     }
@@ -266,15 +281,15 @@ internal static class VectorCommands
         var file = new Argument<string>("file") { Description = "A file written by kiln vectors export (or GET /collections/NAME/export)" };
         var dir = DirOption();
         var command = new Command("restore", "Make a new collection from an exported file.") { name, file, dir };
-        command.SetHandler((parse, ct) =>
+        command.SetHandler(async (parse, ct) =>
         {
             var path = parse.GetValue(file)!;
             if (!File.Exists(path)) throw new KilnException($"{path}: no such file");
-            using var store = new VectorStore(parse.GetValue(dir)!);
-            using var f = File.OpenRead(path);
-            var c = store.Restore(parse.GetValue(name)!, f, path);
+            await using var store = await OpenAsync(parse, dir, ct);
+            await using var f = File.OpenRead(path);
+            var c = await store.RestoreAsync(parse.GetValue(name)!, f, path, ct);
             Cli.Err.MarkupLineInterpolated($"[green]restored[/] {c.Name}: {c.Count:N0} points from {path}");
-            return Task.FromResult(0);
+            return 0;
         });
         return command;
     }
@@ -284,12 +299,12 @@ internal static class VectorCommands
         var name = new Argument<string>("name") { Description = "Collection name" };
         var dir = DirOption();
         var command = new Command("delete", "Delete a collection and its files.") { name, dir };
-        command.SetHandler((parse, ct) =>
+        command.SetHandler(async (parse, ct) =>
         {
-            using var store = new VectorStore(parse.GetValue(dir)!);
-            if (!store.Delete(parse.GetValue(name)!)) throw new KilnException($"collection '{parse.GetValue(name)}' does not exist in {store.Directory}");
+            await using var store = await OpenAsync(parse, dir, ct);
+            if (!await store.DeleteAsync(parse.GetValue(name)!, ct)) throw new KilnException($"collection '{parse.GetValue(name)}' does not exist in {store.Directory}");
             Cli.Err.MarkupLineInterpolated($"[green]deleted[/] {parse.GetValue(name)}");
-            return Task.FromResult(0);
+            return 0;
         });
         return command;
     }

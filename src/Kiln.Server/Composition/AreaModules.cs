@@ -53,7 +53,7 @@ internal sealed class FeedbackServerModule(string logDirectory) : IKilnServerMod
     public void MapEndpoints(WebApplication app) => Kiln.Monitoring.Feedback.FeedbackEndpoints.MapKilnFeedbackEndpoints(app, logDirectory);
 }
 
-/// <summary>Vector collections inside kiln server: Qdrant's REST API under /collections.</summary>
+/// <summary>Vector collections inside kiln server: Qdrant's REST API under /collections, the catalog in the server's metadata database.</summary>
 internal sealed class VectorServerModule(string directory) : IKilnServerModule
 {
     public void ConfigureServices(WebApplicationBuilder builder) =>

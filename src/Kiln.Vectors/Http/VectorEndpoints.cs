@@ -6,7 +6,10 @@ using Kiln.Vectors.Filtering;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Kiln.Core;
+using Kiln.Storage;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Kiln.Vectors.Http;
@@ -14,7 +17,33 @@ namespace Kiln.Vectors.Http;
 /// <summary>Where kiln server keeps its vector collections.</summary>
 public sealed class VectorStoreOptions
 {
+    /// <summary>The store directory: a sub-directory per collection (write-ahead log and snapshots).</summary>
     public string Directory { get; set; } = "vectors";
+
+    /// <summary>The metadata database that holds the collections' catalog (docs/cli.md#locations); null: the
+    /// <see cref="MetadataDatabase"/> the host registers (kiln server's --db).</summary>
+    public string? Database { get; set; }
+}
+
+/// <summary>Opens the vector store when the host starts (a damaged store or catalog stops the start) and hands it out.</summary>
+internal sealed class VectorStoreHost(IOptions<VectorStoreOptions> options, IServiceProvider services) : IHostedService
+{
+    private VectorStore? _store;
+
+    public VectorStore Store => _store ?? throw new InvalidOperationException("the vector store opens when the host starts");
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_store is not null) return;
+        var o = options.Value;
+        _store = o.Database is { } location
+            ? await VectorStore.OpenAsync(o.Directory, location, cancellationToken).ConfigureAwait(false)
+            : await VectorStore.OpenAsync(o.Directory, services.GetService<MetadataDatabase>()
+                ?? throw new KilnException("the vector store needs a metadata database for its catalog: set VectorStoreOptions.Database or register a MetadataDatabase"),
+                cancellationToken).ConfigureAwait(false);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
 /// <summary>Registration of the vector store and Qdrant's REST shapes for it (collections, points, search, query).</summary>
@@ -25,15 +54,16 @@ public static class VectorEndpoints
         services.AddOptions<VectorStoreOptions>().Configure(configure)
             .Validate(o => !string.IsNullOrWhiteSpace(o.Directory), "the vector store needs a directory")
             .ValidateOnStart();
-        services.AddSingleton(sp => new VectorStore(sp.GetRequiredService<IOptions<VectorStoreOptions>>().Value.Directory));
+        services.AddSingleton<VectorStoreHost>();
+        services.AddHostedService(sp => sp.GetRequiredService<VectorStoreHost>());
+        // Disposed with the container (after the host has stopped): the collections close, and a database the store opened itself.
+        services.AddSingleton(sp => sp.GetRequiredService<VectorStoreHost>().Store);
         return services;
     }
 
     /// <summary>Maps /collections/... as Qdrant's REST API does, so that its curl examples work unchanged.</summary>
     public static IEndpointRouteBuilder MapKilnVectorEndpoints(this IEndpointRouteBuilder app)
     {
-        // Opened now (snapshots loaded, logs replayed), so that a damaged store stops the server at start.
-        app.ServiceProvider.GetRequiredService<VectorStore>();
         var g = app.MapGroup("/collections");
         g.MapGet("", (VectorStore s) => Run(() => new JsonObject
         {
@@ -42,20 +72,25 @@ public static class VectorEndpoints
         g.MapGet("/{name}", (string name, VectorStore s) => Run(() => Info(s.Get(name))));
         g.MapGet("/{name}/exists", (string name, VectorStore s) => Run(() => new JsonObject { ["exists"] = s.Exists(name) }));
         g.MapPut("/{name}", (string name, HttpRequest r, VectorStore s, CancellationToken ct) =>
-            RunAsync(r, ct, body => { s.Create(name, ParseCollection(body)); return true; }));
-        g.MapDelete("/{name}", (string name, VectorStore s) => Run(() => s.Delete(name)));
+            RunAsync(r, ct, async body =>
+            {
+                await s.CreateAsync(name, ParseCollection(body), ct).ConfigureAwait(false);
+                return JsonValue.Create(true);
+            }));
+        g.MapDelete("/{name}", (string name, VectorStore s, CancellationToken ct) =>
+            RunAsync(async () => JsonValue.Create(await s.DeleteAsync(name, ct).ConfigureAwait(false))));
         g.MapPut("/{name}/index", (string name, HttpRequest r, VectorStore s, CancellationToken ct) =>
-            RunAsync(r, ct, body =>
+            RunAsync(r, ct, async body =>
             {
                 var c = s.Get(name);
                 var field = Str(body["field_name"], "field_name") ?? throw new VectorInputException("field_name: required");
                 var schema = body["field_schema"] is JsonObject o ? o["type"] : body["field_schema"];
-                c.CreatePayloadIndex(field, CollectionConfig.ParseSchemaType(Str(schema, "field_schema"), "field_schema"));
+                await c.CreatePayloadIndexAsync(field, CollectionConfig.ParseSchemaType(Str(schema, "field_schema"), "field_schema"), ct).ConfigureAwait(false);
                 return Completed();
             }));
-        g.MapDelete("/{name}/index/{field}", (string name, string field, VectorStore s) => Run(() =>
+        g.MapDelete("/{name}/index/{field}", (string name, string field, VectorStore s, CancellationToken ct) => RunAsync(async () =>
         {
-            s.Get(name).DeletePayloadIndex(field);
+            await s.Get(name).DeletePayloadIndexAsync(field, ct).ConfigureAwait(false);
             return Completed();
         }));
         g.MapPost("/{name}/snapshots", (string name, VectorStore s) => Run(() =>
@@ -97,12 +132,15 @@ public static class VectorEndpoints
                 {
                     await r.Body.CopyToAsync(f, ct).ConfigureAwait(false);
                 }
-                return Run(() =>
+                return await RunAsync(async () =>
                 {
-                    using var f = new FileStream(tmp, FileMode.Open, FileAccess.Read);
-                    var c = s.Restore(name, f, "body");
-                    return new JsonObject { ["name"] = name, ["points_count"] = c.Count };
-                });
+                    var f = new FileStream(tmp, FileMode.Open, FileAccess.Read);
+                    await using (f.ConfigureAwait(false))
+                    {
+                        var c = await s.RestoreAsync(name, f, "body", ct).ConfigureAwait(false);
+                        return new JsonObject { ["name"] = name, ["points_count"] = c.Count };
+                    }
+                }).ConfigureAwait(false);
             }
             finally
             {
@@ -422,25 +460,48 @@ public static class VectorEndpoints
         }
     }
 
-    private static IResult Run(Func<bool> action) => Run(() => (JsonNode?)JsonValue.Create(action()));
+    private static async Task<IResult> RunAsync(Func<Task<JsonNode?>> action)
+    {
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var result = await action().ConfigureAwait(false);
+            return Reply(200, new JsonObject { ["result"] = result, ["status"] = "ok", ["time"] = clock.Elapsed.TotalSeconds });
+        }
+        catch (Exception e) when (Status(e) is { } status)
+        {
+            return Reply(status, new JsonObject { ["status"] = new JsonObject { ["error"] = Message(e, status) }, ["time"] = clock.Elapsed.TotalSeconds });
+        }
+    }
 
     private static async Task<IResult> RunAsync(HttpRequest request, CancellationToken ct, Func<JsonObject, JsonNode?> action)
     {
-        JsonObject body;
+        var (body, refusal) = await ReadBodyAsync(request, ct).ConfigureAwait(false);
+        return body is null ? refusal! : Run(() => action(body));
+    }
+
+    private static async Task<IResult> RunAsync(HttpRequest request, CancellationToken ct, Func<JsonObject, Task<JsonNode?>> action)
+    {
+        var (body, refusal) = await ReadBodyAsync(request, ct).ConfigureAwait(false);
+        return body is null ? refusal! : await RunAsync(() => action(body)).ConfigureAwait(false);
+    }
+
+    /// <summary>The request's JSON object, or the answer refusing a body that is not one.</summary>
+    private static async Task<(JsonObject? Body, IResult? Refusal)> ReadBodyAsync(HttpRequest request, CancellationToken ct)
+    {
         try
         {
             var node = request.ContentLength == 0 ? new JsonObject() : await JsonNode.ParseAsync(request.Body, cancellationToken: ct).ConfigureAwait(false) ?? new JsonObject();
-            body = node as JsonObject ?? throw new VectorInputException("body: a JSON object");
+            return (node as JsonObject ?? throw new VectorInputException("body: a JSON object"), null);
         }
         catch (JsonException e)
         {
-            return Reply(400, new JsonObject { ["status"] = new JsonObject { ["error"] = "Format error in JSON body: " + e.Message }, ["time"] = 0 });
+            return (null, Reply(400, new JsonObject { ["status"] = new JsonObject { ["error"] = "Format error in JSON body: " + e.Message }, ["time"] = 0 }));
         }
         catch (VectorInputException e)
         {
-            return Reply(400, new JsonObject { ["status"] = new JsonObject { ["error"] = "Wrong input: " + e.Message }, ["time"] = 0 });
+            return (null, Reply(400, new JsonObject { ["status"] = new JsonObject { ["error"] = "Wrong input: " + e.Message }, ["time"] = 0 }));
         }
-        return Run(() => action(body));
     }
 
     private static int? Status(Exception e) => e switch

@@ -38,19 +38,13 @@ internal sealed class LocalBackend(Kiln.Vectors.VectorStore store) : IPointBacke
 
     public Task<bool> ExistsAsync(string name, CancellationToken ct) => Task.FromResult(store.Exists(name));
 
-    public Task CreateAsync(string name, CollectionConfig config, CancellationToken ct)
+    public async Task CreateAsync(string name, CollectionConfig config, CancellationToken ct)
     {
-        ct.ThrowIfCancellationRequested();
-        var c = store.Create(name, config with { PayloadIndexes = new(StringComparer.Ordinal) });
-        foreach (var (field, type) in config.PayloadIndexes) c.CreatePayloadIndex(field, type);
-        return Task.CompletedTask;
+        var c = await store.CreateAsync(name, config with { PayloadIndexes = new(StringComparer.Ordinal) }, ct).ConfigureAwait(false);
+        foreach (var (field, type) in config.PayloadIndexes) await c.CreatePayloadIndexAsync(field, type, ct).ConfigureAwait(false);
     }
 
-    public Task DeleteCollectionAsync(string name, CancellationToken ct)
-    {
-        store.Delete(name);
-        return Task.CompletedTask;
-    }
+    public Task DeleteCollectionAsync(string name, CancellationToken ct) => store.DeleteAsync(name, ct);
 
     public Task UpsertAsync(string name, IReadOnlyList<PointInput> points, CancellationToken ct)
     {
