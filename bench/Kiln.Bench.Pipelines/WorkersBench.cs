@@ -74,6 +74,7 @@ internal static class WorkersBench
         }
         var def = PipelineLoader.Load(yaml.ToString(), kinds, "chain.yaml");
 
+        var spans = new Dictionary<string, List<double>>(StringComparer.Ordinal);
         async Task<double> TimeAsync(PipelineEngine engine)
         {
             var sw = Stopwatch.StartNew();
@@ -82,6 +83,7 @@ internal static class WorkersBench
             if (state != RunState.Succeeded) throw new InvalidOperationException($"run {run.RunId} ended {state}");
             var attempts = await store.GetAttemptsAsync(run.RunId);
             if (attempts.Count != tasks || attempts.Any(a => a.State != "succeeded")) throw new InvalidOperationException($"run {run.RunId}: not every task ran once and succeeded");
+            if (engine == distributed) await SpansAsync(cs, run.RunId, attempts, spans);
             return sw.Elapsed.TotalMilliseconds;
         }
 
@@ -114,8 +116,63 @@ internal static class WorkersBench
         }
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"median: local {Median(localMs):0} ms ({Median(localMs) / tasks:0.0} ms/task), workers {Median(distMs):0} ms ({Median(distMs) / tasks:0.0} ms/task), ratio {Median(ratios):0.00}, overhead {Median(overheads):0.0} ms/task"));
+        Console.WriteLine("where a task's time goes through a worker (median over every task of the measured distributed runs, ms; from the timestamps");
+        Console.WriteLine("Hangfire and the pipeline store record: job created, Enqueued, Processing, attempt claimed, attempt ended, Succeeded):");
+        foreach (var (span, values) in spans)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {span,-58} {Median(values),7:0.00}   (p90 {Percentile(values, 0.9):0.00})"));
         await stop.CancelAsync();
         await worker;
+    }
+
+    /// <summary>
+    /// The spans of each task of a distributed run, from what Hangfire (job and state rows) and the pipeline store
+    /// (attempt claimed = started_at, ended = finished_at) timestamp; the first task's job is skipped (no task before it).
+    /// </summary>
+    private static async Task SpansAsync(string cs, string runId, IReadOnlyList<AttemptRecord> attempts, Dictionary<string, List<double>> spans)
+    {
+        await using var c = new NpgsqlConnection(cs);
+        await c.OpenAsync();
+        await using var cmd = new NpgsqlCommand("""
+            SELECT j.id, j.createdat,
+                   (SELECT min(s.createdat) FROM hangfire.state s WHERE s.jobid = j.id AND s.name = 'Enqueued'),
+                   (SELECT min(s.createdat) FROM hangfire.state s WHERE s.jobid = j.id AND s.name = 'Processing'),
+                   (SELECT min(s.createdat) FROM hangfire.state s WHERE s.jobid = j.id AND s.name = 'Succeeded')
+            FROM hangfire.job j WHERE j.arguments::text LIKE '%' || $1 || '%' ORDER BY j.id
+            """, c);
+        cmd.Parameters.AddWithValue(runId);
+        var jobs = new List<(DateTime Created, DateTime Enqueued, DateTime Processing, DateTime? Succeeded)>();
+        await using (var r = await cmd.ExecuteReaderAsync())
+        {
+            while (await r.ReadAsync()) jobs.Add((r.GetDateTime(1), r.GetDateTime(2), r.GetDateTime(3), r.IsDBNull(4) ? null : r.GetDateTime(4)));
+        }
+        var ordered = attempts.OrderBy(a => int.Parse(a.Task.AsSpan(1), CultureInfo.InvariantCulture)).ToList();
+        if (jobs.Count != ordered.Count) return;
+        void Add(string name, DateTime from, DateTime to)
+        {
+            if (!spans.TryGetValue(name, out var list)) spans[name] = list = [];
+            list.Add((to - from).TotalMilliseconds);
+        }
+        for (var i = 1; i < jobs.Count; i++)
+        {
+            var previousEnd = ordered[i - 1].FinishedAt!.Value.UtcDateTime;
+            var (created, enqueued, processing, succeeded) = jobs[i];
+            var claimed = ordered[i].StartedAt.UtcDateTime;
+            var ended = ordered[i].FinishedAt!.Value.UtcDateTime;
+            Add("1 previous task ended -> job created (coordinator)", previousEnd, created);
+            Add("2 job created -> Enqueued state (Hangfire client)", created, enqueued);
+            Add("3 Enqueued -> Processing (Hangfire fetch, state change)", enqueued, processing);
+            Add("4 Processing -> attempt claimed (worker's reads, claim)", processing, claimed);
+            Add("5 claimed -> attempt ended (run the task, record its end)", claimed, ended);
+            // The last job's Succeeded state may come after the run ended (the coordinator does not wait for it).
+            if (succeeded is { } done) Add("6 ended -> Succeeded state (notify, Hangfire state change)", ended, done);
+            Add("total: previous task ended -> this task ended", previousEnd, ended);
+        }
+    }
+
+    private static double Percentile(List<double> values, double q)
+    {
+        var s = values.Order().ToList();
+        return s[Math.Min(s.Count - 1, (int)Math.Floor(q * s.Count))];
     }
 
     private static double Median(List<double> values)

@@ -268,4 +268,124 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
             await WorkerFixture.DropAsync(name);
         }
     }
+
+    [Fact]
+    public async Task Workers_commit_their_parts_to_a_bucket_once_and_the_coordinator_writes_the_manifest()
+    {
+        using var dir = new TempDir("kiln-dist-s3");
+        await using var s3 = await S3rver.StartAsync("kiln");
+        var env = new Dictionary<string, string>(s3.Environment);
+        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        var workers = new List<Process>();
+        try
+        {
+            // Refused before anything is enqueued: a bucket that does not exist, and a prefix that already holds objects.
+            var missing = await KilnCli.RunAsync(["batch", "--model", fixture.Model, "--input", fixture.Csv, "--output", "s3://no-such-bucket/scored",
+                "--keep", "transaction_id", "--distributed", "--db", db], dir.Path, env);
+            Assert.Equal(1, missing.ExitCode);
+            Assert.Contains("bucket 'no-such-bucket' does not exist", missing.StdErr, StringComparison.Ordinal);
+            var settings = Kiln.Storage.Objects.S3Settings.FromVariables(k => env.GetValueOrDefault(k));
+            using (var taken = new Kiln.Storage.Objects.S3Storage(new Kiln.Storage.Objects.S3Location("kiln", "taken"), settings))
+                await taken.PutAsync("old.txt", new MemoryStream("x"u8.ToArray()), long.MaxValue, () => new InvalidOperationException());
+            var notEmpty = await KilnCli.RunAsync(["batch", "--model", fixture.Model, "--input", fixture.Csv, "--output", "s3://kiln/taken",
+                "--keep", "transaction_id", "--distributed", "--db", db], dir.Path, env);
+            Assert.Equal(1, notEmpty.ExitCode);
+            Assert.Contains("--output s3://kiln/taken: the prefix is not empty", notEmpty.StdErr, StringComparison.Ordinal);
+            Assert.Equal(0, await ScalarAsync(name, "SELECT count(*) FROM hangfire.job"));
+
+            for (var i = 0; i < 2; i++) workers.Add(await WorkerFixture.StartWorkerAsync(db, dir.Path, env, "--queues", "batch", "--concurrency", "1"));
+            var batch = await KilnCli.RunAsync(["batch", "--model", fixture.Model, "--input", fixture.Csv, "--output", "s3://kiln/scored/job1",
+                "--keep", "transaction_id", "--distributed", "--db", db, "--partitions", "4", "--json"], dir.Path, env);
+            Assert.True(batch.ExitCode == 0, batch.ToString());
+            using (var result = JsonDocument.Parse(batch.StdOut))
+            {
+                Assert.Equal("s3://kiln/scored/job1", result.RootElement.GetProperty("output").GetString());
+                Assert.Equal(fixture.Rows, result.RootElement.GetProperty("rows").GetInt64());
+            }
+
+            using var scored = new Kiln.Storage.Objects.S3Storage(new Kiln.Storage.Objects.S3Location("kiln", "scored/job1"), settings);
+            async Task<List<string>> KeysAsync() => [.. (await scored.ListAllAsync("")).Select(o => o.Key).Order(StringComparer.Ordinal)];
+            // Only the committed parts and the manifest: nothing temporary is ever uploaded.
+            List<string> expected = ["_manifest.json", "part-00000-00000.parquet", "part-00000-00001.parquet", "part-00000-00002.parquet", "part-00000-00003.parquet"];
+            Assert.Equal(expected, await KeysAsync());
+            await using (var m = (await scored.OpenReadAsync("_manifest.json"))!)
+            {
+                var manifest = JsonDocument.Parse(m).RootElement;
+                Assert.True(manifest.GetProperty("complete").GetBoolean());
+                Assert.Equal(fixture.Rows, manifest.GetProperty("rows").GetInt64());
+                Assert.Equal(4, manifest.GetProperty("parts").GetArrayLength());
+            }
+            await AssertEveryRowOnceAsync(scored, dir.File("download-1"));
+
+            // A partition run a second time (its job requeued, as from the dashboard) uploads the same key: one copy.
+            var storage = await WorkerStorage.OpenAsync(db);
+            var jobId = (await ScalarAsync(name, "SELECT min(id) FROM hangfire.job")).ToString(CultureInfo.InvariantCulture);
+            Assert.True(Hangfire.BackgroundJobClientExtensions.Requeue(new Hangfire.BackgroundJobClient(storage), jobId));
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+            while (await ScalarAsync(name, $"SELECT count(*) FROM hangfire.state WHERE jobid = {jobId} AND name = 'Succeeded'") < 2)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the requeued partition did not run again");
+                await Task.Delay(100);
+            }
+            Assert.Equal(expected, await KeysAsync());
+            await AssertEveryRowOnceAsync(scored, dir.File("download-2"));
+        }
+        finally
+        {
+            foreach (var w in workers) if (!w.HasExited) w.Kill(entireProcessTree: true);
+            await WorkerFixture.DropAsync(name);
+        }
+    }
+
+    /// <summary>Downloads the parts under <paramref name="scored"/> and checks every input id is there once (the oracle: the ids r0..rN-1 the fixture wrote).</summary>
+    private async Task AssertEveryRowOnceAsync(Kiln.Storage.Objects.S3Storage scored, string local)
+    {
+        Directory.CreateDirectory(local);
+        foreach (var o in await scored.ListAllAsync(""))
+        {
+            if (!o.Key.EndsWith(".parquet", StringComparison.Ordinal)) continue;
+            await using var body = (await scored.OpenReadAsync(o.Key))!;
+            await using var file = File.Create(Path.Combine(local, o.Key));
+            await body.CopyToAsync(file);
+        }
+        var ids = await WorkerFixture.OutputIdsAsync(local);
+        Assert.Equal(fixture.Rows, ids.Count);
+        Assert.Equal(fixture.Rows, ids.Distinct(StringComparer.Ordinal).Count());
+    }
+
+    [Fact]
+    public async Task A_worker_refuses_a_database_of_a_newer_kiln_in_one_line()
+    {
+        using var dir = new TempDir("kiln-dist-newer");
+        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        try
+        {
+            // A newer Kiln has migrated the workers area one version past what this build knows.
+            var first = await KilnCli.RunAsync(["worker", "--db", db, "--queues", "nope"], dir.Path); // creates kiln_schema, then refuses the queue
+            Assert.Equal(1, first.ExitCode);
+            var known = await ScalarAsync(name, "SELECT max(version) FROM kiln_schema WHERE area = 'workers'");
+            await using (var c = new NpgsqlConnection(WorkerFixture.ConnectionString(name)))
+            {
+                await c.OpenAsync();
+                await using var cmd = new NpgsqlCommand($"INSERT INTO kiln_schema (area, version, applied_at, note) VALUES ('workers', {known + 1}, '2030-01-01T00:00:00Z', 'a newer kiln')", c);
+                await cmd.ExecuteNonQueryAsync();
+            }
+            var w = await KilnCli.RunAsync(["worker", "--db", db], dir.Path, timeout: TimeSpan.FromMinutes(2));
+            Assert.Equal(1, w.ExitCode);
+            var line = Assert.Single(w.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("error:", StringComparison.Ordinal));
+            Assert.EndsWith($"workers schema version {known + 1} is newer than this kiln (knows {known}); upgrade kiln", line.Trim());
+            Assert.Equal("", w.StdOut); // it never started: no worker name printed
+
+            // The coordinator of a distributed pipeline run refuses it the same way, before a run is stored.
+            await File.WriteAllTextAsync(dir.File("p.yaml"), "name: p\ntasks:\n  a:\n    kind: noop\n");
+            var run = await KilnCli.RunAsync(["pipeline", "run", dir.File("p.yaml"), "--on", db], dir.Path);
+            Assert.Equal(1, run.ExitCode);
+            Assert.Contains("newer than this kiln", run.StdErr, StringComparison.Ordinal);
+            Assert.Equal("", run.StdOut);
+        }
+        finally
+        {
+            await WorkerFixture.DropAsync(name);
+        }
+    }
 }

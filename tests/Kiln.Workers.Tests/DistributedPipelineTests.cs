@@ -257,4 +257,78 @@ public class DistributedPipelineTests
             await WorkerFixture.DropAsync(name);
         }
     }
+
+    [Fact]
+    public async Task A_schedule_started_with_on_runs_its_cron_runs_on_a_worker()
+    {
+        using var dir = new TempDir("kiln-dist-schedule");
+        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        var ticks = dir.File("ticks.txt");
+        var file = dir.File("tick.yaml");
+        // A seconds-level cron (six fields): a run every 2 s, so the test sees runs fire within its time.
+        await File.WriteAllTextAsync(file, $$$"""
+            name: tick
+            triggers:
+              - cron: "*/2 * * * * *"
+            tasks:
+              first:
+                kind: shell
+                command: echo "token=$KILN_RUN_ID" >> "$KILN_OUTPUT"
+              second:
+                kind: shell
+                depends_on: [first]
+                command: echo "{{ run.scheduled_time }} {{ tasks.first.outputs.token }}" >> {{{ticks}}}
+            """);
+        Process? worker = null;
+        Process? scheduler = null;
+        try
+        {
+            worker = await WorkerFixture.StartWorkerAsync(db, dir.Path, "--queues", "pipelines", "--concurrency", "1");
+            var workerName = $"kiln-worker:{Environment.MachineName}:{worker.Id}";
+            scheduler = KilnCli.Start(["pipeline", "schedule", file, "--on", db], dir.Path);
+            var stdout = new StringBuilder();
+            var stderr = new StringBuilder();
+            scheduler.OutputDataReceived += (_, e) => { if (e.Data is { Length: > 0 } l) lock (stdout) stdout.AppendLine(l); };
+            scheduler.ErrorDataReceived += (_, e) => { lock (stderr) stderr.AppendLine(e.Data); };
+            string[] RunIds() { lock (stdout) return stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries); }
+
+            // Two scheduled runs went through the worker to the end.
+            var done = new List<JsonElement>();
+            await WaitForAsync(async () =>
+            {
+                done.Clear();
+                foreach (var id in RunIds())
+                {
+                    var show = await ShowAsync(id, db, dir.Path);
+                    if (show.GetProperty("run").GetProperty("state").GetString() == "succeeded") done.Add(show);
+                }
+                return done.Count >= 2;
+            }, "two scheduled runs to succeed", scheduler, stderr);
+
+            foreach (var show in done)
+            {
+                var run = show.GetProperty("run");
+                var runId = run.GetProperty("run_id").GetString()!;
+                Assert.Equal("schedule", run.GetProperty("trigger").GetString());
+                var attempts = show.GetProperty("attempts").EnumerateArray().ToList();
+                Assert.Equal(2, attempts.Count);
+                Assert.All(attempts, a =>
+                {
+                    Assert.Equal("succeeded", a.GetProperty("state").GetString());
+                    Assert.Equal(workerName, a.GetProperty("owner").GetString()); // run by the worker, not the scheduler's process
+                });
+                // The second task ran with the first's output (resolved by the scheduler's engine, carried to the worker).
+                Assert.Contains(Lines(ticks), l => l.EndsWith(" " + runId, StringComparison.Ordinal));
+            }
+            var times = Lines(ticks).Select(l => DateTimeOffset.Parse(l.Split(' ')[0], CultureInfo.InvariantCulture)).ToList();
+            Assert.All(times, t => Assert.Equal(0, t.Second % 2)); // each run for its own cron occurrence
+            Assert.Equal(times.Count, times.Distinct().Count());
+        }
+        finally
+        {
+            if (scheduler is { HasExited: false }) scheduler.Kill(entireProcessTree: true);
+            if (worker is { HasExited: false }) worker.Kill(entireProcessTree: true);
+            await WorkerFixture.DropAsync(name);
+        }
+    }
 }

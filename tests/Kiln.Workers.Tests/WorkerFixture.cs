@@ -85,7 +85,10 @@ public sealed class WorkerFixture : IAsyncLifetime
     }
 
     /// <summary>Starts a kiln worker and waits for its first line (its name) on stdout.</summary>
-    public static async Task<Process> StartWorkerAsync(string db, string cwd, params string[] extra)
+    public static Task<Process> StartWorkerAsync(string db, string cwd, params string[] extra) => StartWorkerAsync(db, cwd, null, extra);
+
+    /// <summary>Starts a kiln worker with extra environment variables (the AWS settings of an S3 output) and waits for its name.</summary>
+    public static async Task<Process> StartWorkerAsync(string db, string cwd, IReadOnlyDictionary<string, string>? env, params string[] extra)
     {
         var ready = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         var psi = new ProcessStartInfo("dotnet")
@@ -96,6 +99,7 @@ public sealed class WorkerFixture : IAsyncLifetime
             UseShellExecute = false,
         };
         foreach (var a in new[] { KilnCli.Dll, "worker", "--db", db, "--invisibility-timeout", "5s" }.Concat(extra)) psi.ArgumentList.Add(a);
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, e) => { if (e.Data is { Length: > 0 } line) ready.TrySetResult(line); };
         var err = new StringBuilder();

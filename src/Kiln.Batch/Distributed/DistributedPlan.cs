@@ -5,6 +5,7 @@ using Kiln.Batch.Validation;
 using Kiln.Core;
 using Kiln.Core.Data;
 using Kiln.Core.Packaging;
+using Kiln.Storage.Objects;
 
 namespace Kiln.Batch.Distributed;
 
@@ -29,8 +30,11 @@ public sealed class DistributedPlan
 
     public required string InputFingerprint { get; init; }
 
-    /// <summary>The output directory, absolute.</summary>
+    /// <summary>The output: a directory (absolute) or an S3 location (<c>s3://BUCKET/PREFIX</c>).</summary>
     public required string Output { get; init; }
+
+    /// <summary>True when the output is an S3 location.</summary>
+    public bool OutputIsS3 => S3Location.IsS3(Output);
 
     public required IReadOnlyList<OutputColumn> Columns { get; init; }
 
@@ -70,10 +74,23 @@ public static class DistributedBatch
         var probe = new BatchPartition(0, 0);  // a FileSource for planning; nothing is read through it
         var sink = BatchSinks.Open(options.Output, options.Key, partitionOnly: true); // refuses a table output
         await sink.DisposeAsync().ConfigureAwait(false);
-        var output = Path.GetFullPath(options.Output.StartsWith("file://", StringComparison.Ordinal) ? new Uri(options.Output).LocalPath : options.Output);
-        if (File.Exists(output)) throw new KilnException($"--output {output}: is a file; give a directory for Parquet parts");
-        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any(e => !Path.GetFileName(e).StartsWith('.')))
-            throw new KilnException($"--output {output}: the directory is not empty; a distributed job writes into an empty directory");
+        string output;
+        if (S3Location.IsS3(options.Output))
+        {
+            // The bucket is checked here, before anything is enqueued: a missing one is one line and nothing runs.
+            using var s3 = S3Storage.Open(options.Output, "--output");
+            await s3.CheckAsync("--output", ct).ConfigureAwait(false);
+            if ((await s3.ListAllAsync("", ct).ConfigureAwait(false)).Count > 0)
+                throw new KilnException($"--output {s3.Location}: the prefix is not empty; a distributed job writes under an empty prefix");
+            output = s3.Location.ToString();
+        }
+        else
+        {
+            output = Path.GetFullPath(options.Output.StartsWith("file://", StringComparison.Ordinal) ? new Uri(options.Output).LocalPath : options.Output);
+            if (File.Exists(output)) throw new KilnException($"--output {output}: is a file; give a directory for Parquet parts");
+            if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any(e => !Path.GetFileName(e).StartsWith('.')))
+                throw new KilnException($"--output {output}: the directory is not empty; a distributed job writes into an empty directory");
+        }
 
         var source = BatchSources.Open(options.Input, options.PartitionRows, probe);
         await using var scope = source.ConfigureAwait(false);
@@ -128,19 +145,15 @@ public static class DistributedBatch
     /// <summary>
     /// Writes <c>_manifest.json</c> (complete, every part) once every partition has committed, and removes temporary
     /// files left by runs that were killed. The manifest is the job's commit: a reader that finds it finds every part.
+    /// On S3 every part is checked in one listing and the manifest is one PUT (an object appears whole or not at all).
     /// </summary>
-    public static void Commit(DistributedPlan plan, IReadOnlyList<PartRecord> parts, DateTimeOffset startedAt)
+    public static async Task CommitAsync(DistributedPlan plan, IReadOnlyList<PartRecord> parts, DateTimeOffset startedAt, CancellationToken ct = default)
     {
+        ArgumentNullException.ThrowIfNull(plan);
         var byId = new Dictionary<PartitionId, PartRecord>();
         foreach (var p in parts) byId[new PartitionId(p.FileIndex, p.Partition)] = p;
         var missing = plan.Partitions.Where(p => !byId.ContainsKey(p.Id)).Select(p => p.ToString()).ToList();
         if (missing.Count > 0) throw new KilnException($"partitions {string.Join(", ", missing.Take(5))} have no committed part");
-        foreach (var p in byId.Values)
-        {
-            if (p.File is null || !File.Exists(Path.Combine(plan.Output, p.File)))
-                throw new KilnException($"{plan.Output}: part {p.File} of partition {p.FileIndex}-{p.Partition} is missing");
-        }
-        foreach (var tmp in Directory.EnumerateFiles(plan.Output, ".part-*.tmp-*")) File.Delete(tmp);
         var ordered = byId.Values.OrderBy(p => new PartitionId(p.FileIndex, p.Partition)).ToList();
         var manifest = new BatchManifest
         {
@@ -161,12 +174,49 @@ public static class DistributedBatch
             StartedAt = startedAt,
             UpdatedAt = DateTimeOffset.UtcNow,
         };
-        manifest.WriteAtomically(Path.Combine(plan.Output, BatchManifest.FileName(ShardSpec.All)));
+        var name = BatchManifest.FileName(ShardSpec.All);
+        if (plan.OutputIsS3)
+        {
+            using var s3 = S3Storage.Open(plan.Output, "--output");
+            var present = (await s3.ListAsync("", ct).ConfigureAwait(false)).Objects.Select(o => o.Key).ToHashSet(StringComparer.Ordinal);
+            foreach (var p in ordered)
+            {
+                if (p.File is null || !present.Contains(p.File))
+                    throw new KilnException($"{plan.Output}: part {p.File} of partition {p.FileIndex}-{p.Partition} is missing");
+            }
+            using var body = new MemoryStream(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(manifest, BatchJsonContext.Default.BatchManifest));
+            await s3.PutAsync(name, body, long.MaxValue, () => new KilnException("manifest too large"), ct).ConfigureAwait(false);
+            return;
+        }
+        foreach (var p in ordered)
+        {
+            if (p.File is null || !File.Exists(Path.Combine(plan.Output, p.File)))
+                throw new KilnException($"{plan.Output}: part {p.File} of partition {p.FileIndex}-{p.Partition} is missing");
+        }
+        foreach (var tmp in Directory.EnumerateFiles(plan.Output, ".part-*.tmp-*")) File.Delete(tmp);
+        manifest.WriteAtomically(Path.Combine(plan.Output, name));
     }
 
     /// <summary>Removes what a failed job committed (its planned parts, rejects and temporary files), so a failed job leaves no partial output.</summary>
-    public static void Abandon(DistributedPlan plan)
+    public static async Task AbandonAsync(DistributedPlan plan, CancellationToken ct = default)
     {
+        ArgumentNullException.ThrowIfNull(plan);
+        if (plan.OutputIsS3)
+        {
+            using var s3 = S3Storage.Open(plan.Output, "--output");
+            // Only what this job's partitions write: parts and their rejects (an upload never leaves a partial object).
+            var mine = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var p in plan.Partitions)
+            {
+                mine.Add(p.Id.PartName + ".parquet");
+                mine.Add("_rejects/" + p.Id.PartName + ".csv");
+            }
+            foreach (var o in await s3.ListAllAsync("", ct).ConfigureAwait(false))
+            {
+                if (mine.Contains(o.Key)) await s3.DeleteAsync(o.Key, ct).ConfigureAwait(false);
+            }
+            return;
+        }
         if (!Directory.Exists(plan.Output)) return;
         foreach (var p in plan.Partitions)
         {

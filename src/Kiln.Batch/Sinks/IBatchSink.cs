@@ -83,9 +83,7 @@ internal static class BatchSinks
         if (Kiln.Storage.Objects.S3Location.IsS3(output))
         {
             if (key is not null) throw new KilnException("--key applies to table outputs only; a Parquet output is keyed by its parts");
-            if (partitionOnly)
-                throw new KilnException($"--output {output}: a distributed job writes its parts to a shared directory; run S3 outputs with kiln batch (or --shard i/N)");
-            return new S3ParquetSink(Kiln.Storage.Objects.S3Storage.Open(output, "--output"));
+            return new S3ParquetSink(Kiln.Storage.Objects.S3Storage.Open(output, "--output"), partitionOnly);
         }
         if (output.Contains("://", StringComparison.Ordinal) && !output.StartsWith("file://", StringComparison.Ordinal))
             throw new KilnException($"--output {output}: unknown scheme (use a directory, s3://BUCKET/PREFIX, sqlite:///path.db?table=T or postgresql://...?table=T)");

@@ -12,9 +12,10 @@ namespace Kiln.Batch.Sinks;
 /// temporary file and committed by one upload to its final key (a multipart upload when large), which S3 makes visible
 /// whole or not at all; the manifest, rewritten as one object after each commit, names only parts that are there. A
 /// partition run twice writes the same key twice and leaves one copy. Rejected rows are written locally and uploaded
-/// under _rejects/ when the job finishes.
+/// under _rejects/ when the job finishes. For one partition of a distributed job (<paramref name="partitionOnly"/>) no
+/// manifest is read or written: the part's upload is the commit, and the job's coordinator writes the manifest.
 /// </summary>
-internal sealed class S3ParquetSink(S3Storage storage) : IBatchSink
+internal sealed class S3ParquetSink(S3Storage storage, bool partitionOnly = false) : IBatchSink
 {
     private readonly S3Storage _storage = storage;
     private readonly string _staging = Directory.CreateTempSubdirectory("kiln-batch-s3-").FullName;
@@ -45,6 +46,7 @@ internal sealed class S3ParquetSink(S3Storage storage) : IBatchSink
         // A bucket that does not exist (or refuses us) is one line before anything is scored or written.
         await _storage.CheckAsync("--output", ct).ConfigureAwait(false);
         _schema = ParquetDirectorySink.SchemaOf(columns);
+        if (partitionOnly) return new HashSet<PartitionId>();
         _manifestKey = BatchManifest.FileName(job.Shard);
         var where = _storage.Location.Child(_manifestKey).ToString();
         var existing = await ReadManifestAsync(where, ct).ConfigureAwait(false);
@@ -97,6 +99,7 @@ internal sealed class S3ParquetSink(S3Storage storage) : IBatchSink
             foreach (var f in Directory.EnumerateFiles(rejects, "*.csv").Order(StringComparer.Ordinal))
                 await _storage.PutFileAsync("_rejects/" + Path.GetFileName(f), f, ct).ConfigureAwait(false);
         }
+        if (partitionOnly) return;
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -112,6 +115,7 @@ internal sealed class S3ParquetSink(S3Storage storage) : IBatchSink
     private async Task RecordAsync(PartRecord record, CancellationToken ct)
     {
         lock (_committed) _committed.Add(record);
+        if (partitionOnly) return;
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {

@@ -40,7 +40,7 @@ internal static class DistributedBatchCommand
             }));
         }
         Cli.Err.MarkupLineInterpolated($"[green]done[/]: {result.Rows:N0} rows in {result.Partitions} partitions on {result.PartitionsByWorker.Count} worker(s) in {result.Seconds:0.0} s -> {result.Output}");
-        if (result.Rejected > 0) Cli.Err.MarkupLineInterpolated($"[yellow]{result.Rejected:N0} rows rejected[/]: see {Path.Combine(result.Output, "_rejects")}");
+        if (result.Rejected > 0) Cli.Err.MarkupLineInterpolated($"[yellow]{result.Rejected:N0} rows rejected[/]: see {(plan.OutputIsS3 ? Kiln.Storage.Objects.S3Location.Parse(result.Output, "--output").Child("_rejects").ToString() : Path.Combine(result.Output, "_rejects"))}");
         return 0;
     }
 

@@ -19,6 +19,10 @@ public interface IPipelineStore : IAsyncDisposable
 
     Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken = default);
 
+    /// <summary>One task of a run (its state, latest attempt number, outputs and error), or null.</summary>
+    async Task<TaskRecord?> GetTaskAsync(string runId, string task, CancellationToken cancellationToken = default) =>
+        (await GetTasksAsync(runId, cancellationToken).ConfigureAwait(false)).FirstOrDefault(t => t.Task == task);
+
     Task<IReadOnlyList<AttemptRecord>> GetAttemptsAsync(string runId, string? task = null, CancellationToken cancellationToken = default);
 
     /// <summary>Log lines in the order written, after the id <paramref name="afterId"/>.</summary>

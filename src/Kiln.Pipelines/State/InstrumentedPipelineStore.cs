@@ -58,6 +58,8 @@ public sealed class InstrumentedPipelineStore(IPipelineStore inner, PipelineMetr
 
     public Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken = default) => inner.GetTasksAsync(runId, cancellationToken);
 
+    public Task<TaskRecord?> GetTaskAsync(string runId, string task, CancellationToken cancellationToken = default) => inner.GetTaskAsync(runId, task, cancellationToken);
+
     public Task<IReadOnlyList<AttemptRecord>> GetAttemptsAsync(string runId, string? task = null, CancellationToken cancellationToken = default) =>
         inner.GetAttemptsAsync(runId, task, cancellationToken);
 

@@ -16,6 +16,9 @@ public sealed class SqlPipelineStore : IPipelineStore
 
     private readonly bool _ownsDatabase;
 
+    /// <summary>The PostgreSQL channel an attempt's end is notified on (the run id as payload), at the commit of its record.</summary>
+    public const string AttemptChannel = "kiln_pipeline_attempts";
+
     /// <param name="database">The metadata database.</param>
     /// <param name="ownsDatabase">Dispose the database with the store (false when a host shares it).</param>
     public SqlPipelineStore(MetadataDatabase database, bool ownsDatabase = false)
@@ -137,6 +140,12 @@ public sealed class SqlPipelineStore : IPipelineStore
     public Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken = default) =>
         QueryAsync($"SELECT {TaskColumns} FROM pipeline_tasks WHERE run_id = @id ORDER BY started_at IS NULL, started_at, task", ReadTask, cancellationToken, ("id", runId));
 
+    public async Task<TaskRecord?> GetTaskAsync(string runId, string task, CancellationToken cancellationToken = default)
+    {
+        var list = await QueryAsync($"SELECT {TaskColumns} FROM pipeline_tasks WHERE run_id = @id AND task = @task", ReadTask, cancellationToken, ("id", runId), ("task", task)).ConfigureAwait(false);
+        return list.Count == 0 ? null : list[0];
+    }
+
     public Task<IReadOnlyList<AttemptRecord>> GetAttemptsAsync(string runId, string? task = null, CancellationToken cancellationToken = default) =>
         QueryAsync(
             $"SELECT run_id, task, attempt, state, started_at, finished_at, error, owner, process_group FROM pipeline_attempts WHERE run_id = @id {(task is null ? "" : "AND task = @task")} ORDER BY started_at, task, attempt",
@@ -185,24 +194,18 @@ public sealed class SqlPipelineStore : IPipelineStore
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task QueueAttemptAsync(string runId, string task, int attempt, DateTimeOffset at, CancellationToken cancellationToken = default)
-    {
-        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
-        using var tx = await c.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        await ExecAsync(c.Connection, tx,
-            "INSERT INTO pipeline_attempts (run_id, task, attempt, state, started_at, finished_at, error, owner) VALUES (@id, @task, @attempt, 'queued', @at, NULL, NULL, NULL)",
-            cancellationToken, ("id", runId), ("task", task), ("attempt", (long)attempt), ("at", Time(at))).ConfigureAwait(false);
-        await ExecAsync(c.Connection, tx,
+    public Task QueueAttemptAsync(string runId, string task, int attempt, DateTimeOffset at, CancellationToken cancellationToken = default) =>
+        ExecAtomicAsync(
+            "INSERT INTO pipeline_attempts (run_id, task, attempt, state, started_at, finished_at, error, owner) VALUES (@id, @task, @attempt, 'queued', @at, NULL, NULL, NULL); " +
             "UPDATE pipeline_tasks SET state = 'running', attempts = @attempt, started_at = COALESCE(started_at, @at), finished_at = NULL, error = NULL WHERE run_id = @id AND task = @task",
-            cancellationToken, ("attempt", (long)attempt), ("at", Time(at)), ("id", runId), ("task", task)).ConfigureAwait(false);
-        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-    }
+            cancellationToken, ("id", runId), ("task", task), ("attempt", (long)attempt), ("at", Time(at)));
 
     public async Task<bool> TryClaimAttemptAsync(string runId, string task, int attempt, string owner, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
         using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
         return await ExecAsync(c.Connection, null,
-            "UPDATE pipeline_attempts SET state = 'running', owner = @owner, started_at = @at WHERE run_id = @id AND task = @task AND attempt = @attempt AND state = 'queued'",
+            "UPDATE pipeline_attempts SET state = 'running', owner = @owner, started_at = @at WHERE run_id = @id AND task = @task AND attempt = @attempt AND state = 'queued' " +
+            "AND EXISTS (SELECT 1 FROM pipeline_runs r WHERE r.run_id = @id AND r.cancel_requested = 0 AND r.state NOT IN ('succeeded', 'failed', 'cancelled'))",
             cancellationToken, ("owner", owner), ("at", Time(at)), ("id", runId), ("task", task), ("attempt", (long)attempt)).ConfigureAwait(false) == 1;
     }
 
@@ -236,23 +239,21 @@ public sealed class SqlPipelineStore : IPipelineStore
             cancellationToken, ("group", processGroup), ("id", runId), ("task", task), ("attempt", (long)attempt)).ConfigureAwait(false);
     }
 
-    public async Task EndAttemptAsync(AttemptEnd end, CancellationToken cancellationToken = default)
+    public Task EndAttemptAsync(AttemptEnd end, CancellationToken cancellationToken = default)
     {
-        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
-        using var tx = await c.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        if (end.Attempt > 0)
-        {
-            await ExecAsync(c.Connection, tx,
-                "UPDATE pipeline_attempts SET state = @state, finished_at = @at, error = @error WHERE run_id = @id AND task = @task AND attempt = @attempt",
-                cancellationToken, ("state", end.AttemptState), ("at", Time(end.At)), ("error", end.Error), ("id", end.RunId), ("task", end.Task), ("attempt", (long)end.Attempt)).ConfigureAwait(false);
-        }
+        ArgumentNullException.ThrowIfNull(end);
         var terminal = end.TaskState.IsTerminal();
-        await ExecAsync(c.Connection, tx,
-            $"UPDATE pipeline_tasks SET state = @state, finished_at = {(terminal ? "@at" : "NULL")}, started_at = COALESCE(started_at, @at), error = @error, outputs_json = COALESCE(@outputs, outputs_json), cache_key = COALESCE(@cache_key, cache_key), cached = @cached WHERE run_id = @id AND task = @task",
-            cancellationToken, ("state", end.TaskState.Name()), ("at", Time(end.At)), ("error", end.Error),
+        var sql = new System.Text.StringBuilder();
+        if (end.Attempt > 0)
+            sql.Append("UPDATE pipeline_attempts SET state = @attempt_state, finished_at = @at, error = @error WHERE run_id = @id AND task = @task AND attempt = @attempt; ");
+        sql.Append(CultureInfo.InvariantCulture,
+            $"UPDATE pipeline_tasks SET state = @state, finished_at = {(terminal ? "@at" : "NULL")}, started_at = COALESCE(started_at, @at), error = @error, outputs_json = COALESCE(@outputs, outputs_json), cache_key = COALESCE(@cache_key, cache_key), cached = @cached WHERE run_id = @id AND task = @task");
+        // Whoever waits for this attempt (a distributed run's coordinator) is told when the end commits.
+        if (Database.IsPostgres) sql.Append("; SELECT pg_notify('" + AttemptChannel + "', @id)");
+        return ExecAtomicAsync(sql.ToString(), cancellationToken,
+            ("attempt_state", end.AttemptState), ("state", end.TaskState.Name()), ("at", Time(end.At)), ("error", end.Error),
             ("outputs", end.Outputs is null ? null : JsonSerializer.Serialize(end.Outputs, PipelineJson.Default.IReadOnlyDictionaryStringString)),
-            ("cache_key", end.CacheKey), ("cached", end.Cached ? 1L : 0L), ("id", end.RunId), ("task", end.Task)).ConfigureAwait(false);
-        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+            ("cache_key", end.CacheKey), ("cached", end.Cached ? 1L : 0L), ("id", end.RunId), ("task", end.Task), ("attempt", (long)end.Attempt));
     }
 
     public async Task AppendLogsAsync(IReadOnlyList<LogLine> lines, CancellationToken cancellationToken = default)
@@ -425,6 +426,20 @@ public sealed class SqlPipelineStore : IPipelineStore
         using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false)) result.Add(read(reader));
         return result;
+    }
+
+    /// <summary>
+    /// Runs statements (separated by ';') as one unit on the process's writer: on PostgreSQL one batch, which is one round
+    /// trip and its own implicit transaction; on SQLite inside a transaction. Returns the rows affected.
+    /// </summary>
+    private async Task<int> ExecAtomicAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] args)
+    {
+        using var c = await ConnectWriteAsync(cancellationToken).ConfigureAwait(false);
+        if (Database.IsPostgres) return await ExecAsync(c.Connection, null, sql, cancellationToken, args).ConfigureAwait(false);
+        using var tx = await c.Connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var n = await ExecAsync(c.Connection, tx, sql, cancellationToken, args).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return n;
     }
 
     /// <summary>Runs one statement; returns the rows affected.</summary>

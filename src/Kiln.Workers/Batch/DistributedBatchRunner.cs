@@ -30,7 +30,7 @@ public static class DistributedBatchRunner
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var startedAt = DateTimeOffset.UtcNow;
-        Directory.CreateDirectory(plan.Output);
+        if (!plan.OutputIsS3) Directory.CreateDirectory(plan.Output);
         var client = new BackgroundJobClient(storage);
         var ids = new string[plan.Partitions.Count];
         for (var i = 0; i < ids.Length; i++)
@@ -116,7 +116,7 @@ public static class DistributedBatchRunner
         }
 
         var parts = outcomes.SelectMany(o => o!.Parts).ToList();
-        DistributedBatch.Commit(plan, parts, startedAt);
+        await DistributedBatch.CommitAsync(plan, parts, startedAt, ct).ConfigureAwait(false);
         var byWorker = outcomes.GroupBy(o => o!.Worker).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
         return new DistributedResult(plan.Output, ids.Length, parts.Sum(p => p.Rows), parts.Sum(p => p.Rejected), Math.Round(clock.Elapsed.TotalSeconds, 3), byWorker);
     }
@@ -136,7 +136,7 @@ public static class DistributedBatchRunner
             if (running == 0) break;
             await Task.Delay(250, CancellationToken.None).ConfigureAwait(false);
         }
-        DistributedBatch.Abandon(plan);
+        await DistributedBatch.AbandonAsync(plan, CancellationToken.None).ConfigureAwait(false);
     }
 }
 

@@ -4,12 +4,13 @@ namespace Kiln.Workers.Pipelines;
 
 /// <summary>
 /// Tells coordinators that an attempt changed (PostgreSQL's NOTIFY on channel <c>kiln_pipeline_attempts</c>, the run
-/// id as payload), so a coordinator waiting for a task learns of its end at once rather than at its next poll.
+/// id as payload), so a coordinator waiting for a task learns of it at once rather than at its next poll. An attempt's
+/// end needs no call here: the store notifies in the same round trip as it records the end.
 /// </summary>
 public sealed class AttemptNotifier(NpgsqlDataSource source) : IAsyncDisposable
 {
     /// <summary>The channel coordinators listen on.</summary>
-    public const string Channel = "kiln_pipeline_attempts";
+    public const string Channel = Kiln.Pipelines.State.SqlPipelineStore.AttemptChannel;
 
     public async Task NotifyAsync(string runId)
     {

@@ -24,6 +24,9 @@ public sealed class PipelineTaskArgs
 
     /// <summary>The coordinator's working directory: shell tasks run there when it exists on the worker (a shared volume).</summary>
     public string? WorkingDirectory { get; set; }
+
+    /// <summary>The outputs of the task's upstream tasks, as the coordinator knows them; null (a job from an older coordinator): read from the store.</summary>
+    public Dictionary<string, Dictionary<string, string>>? Upstream { get; set; }
 }
 
 /// <summary>The Hangfire job a worker runs for one attempt of a pipeline task (the <c>pipelines</c> queue).</summary>
@@ -54,7 +57,7 @@ public sealed class PipelineTaskJob(PipelineWorker? worker)
 /// </summary>
 public sealed class PipelineWorker(IPipelineStore store, TaskKindRegistry kinds, IServiceProvider? services, string name, AttemptNotifier? notifier)
 {
-    private readonly ConcurrentDictionary<string, PipelineDefinition> _definitions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (RunRecord Run, PipelineDefinition Definition)> _runs = new(StringComparer.Ordinal);
 
     /// <summary>How often a running attempt looks for a cancel request on its run.</summary>
     public TimeSpan CancelCheckInterval { get; init; } = TimeSpan.FromSeconds(1);
@@ -66,52 +69,63 @@ public sealed class PipelineWorker(IPipelineStore store, TaskKindRegistry kinds,
 
     internal async Task<string> RunAttemptAsync(PipelineTaskArgs args, CancellationToken stop)
     {
-        var run = await store.GetRunAsync(args.RunId, CancellationToken.None).ConfigureAwait(false);
-        if (run is null) return $"run {args.RunId} does not exist";
-        if (run.State.IsTerminal()) return $"run {args.RunId} already {run.State.Name()}: nothing to do";
         var now = DateTimeOffset.UtcNow;
-        var latest = (await store.GetAttemptsAsync(args.RunId, args.Task, CancellationToken.None).ConfigureAwait(false))
-            .Where(a => a.Attempt >= args.Attempt).MaxBy(a => a.Attempt);
-        if (latest is null) return $"run {args.RunId} task {args.Task} has no attempt {args.Attempt}";
         int attempt;
-        switch (latest.State)
+        // The usual case in one round trip: the attempt is still queued and its run neither ended nor being cancelled.
+        if (await store.TryClaimAttemptAsync(args.RunId, args.Task, args.Attempt, name, now, CancellationToken.None).ConfigureAwait(false))
         {
-            case "queued":
-                if (!await store.TryClaimAttemptAsync(args.RunId, args.Task, latest.Attempt, name, now, CancellationToken.None).ConfigureAwait(false))
-                    return $"attempt {latest.Attempt} was claimed by another worker";
-                attempt = latest.Attempt;
-                break;
-            case "running":
-                // Hangfire hands a job out again only once its worker stopped renewing it (killed, or the machine lost):
-                // that worker is gone. What it started must be gone too before the task runs again here.
-                var survivors = ProcessGroups.LocalGroup(latest.ProcessGroup) is { } pgid
-                    ? "; " + await ProcessGroups.KillSurvivorsAsync(pgid, args.RunId, args.Task, TimeSpan.FromSeconds(10)).ConfigureAwait(false)
-                    : latest.ProcessGroup is { } other ? $" (its process group {other} is on another host)" : "";
-                var error = $"interrupted: the worker running it ({latest.Owner ?? "unknown"}) stopped{survivors}; taken over by {name}";
-                if (!await store.TryTakeOverAttemptAsync(args.RunId, args.Task, latest.Attempt, latest.Owner ?? "", error, name, now, CancellationToken.None).ConfigureAwait(false))
-                    return $"attempt {latest.Attempt} was taken over by another worker";
-                attempt = latest.Attempt + 1;
-                break;
-            case "interrupted":
-                // Its worker was stopped (SIGTERM) and handed the job back: the next attempt runs here.
-                attempt = latest.Attempt + 1;
-                await store.StartAttemptAsync(args.RunId, args.Task, attempt, now, name, CancellationToken.None).ConfigureAwait(false);
-                break;
-            default:
-                return $"attempt {latest.Attempt} already {latest.State}: not run again";
+            attempt = args.Attempt;
         }
-        await NotifyAsync(args.RunId).ConfigureAwait(false);
+        else
+        {
+            var current = await store.GetRunAsync(args.RunId, CancellationToken.None).ConfigureAwait(false);
+            if (current is null) return $"run {args.RunId} does not exist";
+            if (current.State.IsTerminal()) return $"run {args.RunId} already {current.State.Name()}: nothing to do";
+            var latest = (await store.GetAttemptsAsync(args.RunId, args.Task, CancellationToken.None).ConfigureAwait(false))
+                .Where(a => a.Attempt >= args.Attempt).MaxBy(a => a.Attempt);
+            if (latest is null) return $"run {args.RunId} task {args.Task} has no attempt {args.Attempt}";
+            switch (latest.State)
+            {
+                case "queued":
+                    // Not claimed although queued: the run is being cancelled (its coordinator records the attempt cancelled).
+                    return $"attempt {latest.Attempt} not started: run {args.RunId} is being cancelled";
+                case "running":
+                    // Hangfire hands a job out again only once its worker stopped renewing it (killed, or the machine lost):
+                    // that worker is gone. What it started must be gone too before the task runs again here.
+                    var survivors = ProcessGroups.LocalGroup(latest.ProcessGroup) is { } pgid
+                        ? "; " + await ProcessGroups.KillSurvivorsAsync(pgid, args.RunId, args.Task, TimeSpan.FromSeconds(10)).ConfigureAwait(false)
+                        : latest.ProcessGroup is { } other ? $" (its process group {other} is on another host)" : "";
+                    var error = $"interrupted: the worker running it ({latest.Owner ?? "unknown"}) stopped{survivors}; taken over by {name}";
+                    if (!await store.TryTakeOverAttemptAsync(args.RunId, args.Task, latest.Attempt, latest.Owner ?? "", error, name, now, CancellationToken.None).ConfigureAwait(false))
+                        return $"attempt {latest.Attempt} was taken over by another worker";
+                    attempt = latest.Attempt + 1;
+                    break;
+                case "interrupted":
+                    // Its worker was stopped (SIGTERM) and handed the job back: the next attempt runs here.
+                    attempt = latest.Attempt + 1;
+                    await store.StartAttemptAsync(args.RunId, args.Task, attempt, now, name, CancellationToken.None).ConfigureAwait(false);
+                    break;
+                default:
+                    return $"attempt {latest.Attempt} already {latest.State}: not run again";
+            }
+            // The coordinator learns of the new attempt number now, not only at its end.
+            await NotifyAsync(args.RunId).ConfigureAwait(false);
+        }
 
         AttemptOutcome outcome;
         var cancelRequested = false;
         try
         {
-            var definition = Definition(run);
+            var (run, definition) = await RunOfAsync(args.RunId).ConfigureAwait(false);
             var task = definition.Tasks.FirstOrDefault(t => t.Name == args.Task)
                 ?? throw new KilnException($"pipeline '{definition.Name}' has no task '{args.Task}'");
             if (!kinds.TryGet(task.Kind, out var kind)) throw new KilnException($"task '{task.Name}': this worker has no task kind '{task.Kind}'");
             var upstream = new Dictionary<string, IReadOnlyDictionary<string, string>>(StringComparer.Ordinal);
-            if (task.DependsOn.Count > 0)
+            if (args.Upstream is { } sent)
+            {
+                foreach (var d in task.DependsOn) upstream[d] = sent.TryGetValue(d, out var o) ? o : new Dictionary<string, string>();
+            }
+            else if (task.DependsOn.Count > 0)
             {
                 var records = await store.GetTasksAsync(args.RunId, CancellationToken.None).ConfigureAwait(false);
                 foreach (var d in task.DependsOn) upstream[d] = records.FirstOrDefault(r => r.Task == d)?.Outputs ?? new Dictionary<string, string>();
@@ -172,7 +186,6 @@ public sealed class PipelineWorker(IPipelineStore store, TaskKindRegistry kinds,
                 AttemptState = "interrupted", TaskState = TaskState.Running,
                 Error = $"interrupted: the worker running it ({name}) stopped; its job went back to the queue",
             }, CancellationToken.None).ConfigureAwait(false);
-            await NotifyAsync(args.RunId).ConfigureAwait(false);
             stop.ThrowIfCancellationRequested();
         }
         end = outcome.State switch
@@ -182,20 +195,26 @@ public sealed class PipelineWorker(IPipelineStore store, TaskKindRegistry kinds,
             TaskState.Cancelled => end with { AttemptState = "cancelled", TaskState = TaskState.Cancelled },
             _ => end,
         };
+        // The store notifies the coordinator in the same round trip as it records the end.
         await store.EndAttemptAsync(end, CancellationToken.None).ConfigureAwait(false);
-        await NotifyAsync(args.RunId).ConfigureAwait(false);
         return $"attempt {attempt} of {args.Task} {end.AttemptState} on {name}";
     }
 
-    private PipelineDefinition Definition(RunRecord run)
+    /// <summary>
+    /// The run and its definition, read and parsed once per run on this worker: what a worker needs of a run (its id,
+    /// parameters and YAML) does not change while it runs; its state and cancel request are read by the claim and the watcher.
+    /// </summary>
+    private async Task<(RunRecord Run, PipelineDefinition Definition)> RunOfAsync(string runId)
     {
-        if (_definitions.TryGetValue(run.RunId, out var known)) return known;
+        if (_runs.TryGetValue(runId, out var known)) return known;
+        var run = await store.GetRunAsync(runId, CancellationToken.None).ConfigureAwait(false)
+            ?? throw new KilnException($"run {runId} does not exist");
         if (run.DefinitionText is null)
             throw new KilnException($"run {run.RunId} of '{run.Pipeline}' was defined in C#; its tasks cannot run on a worker");
         var definition = PipelineLoader.Load(run.DefinitionText, kinds, run.SourcePath);
-        if (_definitions.Count > 256) _definitions.Clear();
-        _definitions[run.RunId] = definition;
-        return definition;
+        if (_runs.Count > 256) _runs.Clear();
+        _runs[runId] = (run, definition);
+        return (run, definition);
     }
 
     /// <summary>Cancels the attempt when its run is asked to cancel, or has ended (its coordinator gave up on it).</summary>

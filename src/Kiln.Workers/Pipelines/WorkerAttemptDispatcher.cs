@@ -16,7 +16,7 @@ namespace Kiln.Workers.Pipelines;
 /// </summary>
 public sealed class WorkerAttemptDispatcher(JobStorage storage, AttemptSignals? signals) : IAttemptDispatcher
 {
-    private static readonly HashSet<string> s_final = new(StringComparer.Ordinal) { "succeeded", "failed", "skipped", "cancelled" };
+    private readonly BackgroundJobClient _client = new(storage);
 
     /// <summary>How long a cancelled attempt's worker has to record its end before the coordinator records it.</summary>
     public TimeSpan CancelWait { get; init; } = TimeSpan.FromSeconds(15);
@@ -38,8 +38,10 @@ public sealed class WorkerAttemptDispatcher(JobStorage storage, AttemptSignals? 
             Attempt = attempt.Attempt,
             Config = attempt.Config.ToJsonString(),
             WorkingDirectory = x.WorkingDirectory,
+            // The worker runs with the outputs the coordinator resolved the templates from, without reading them again.
+            Upstream = attempt.Upstream.ToDictionary(kv => kv.Key, kv => kv.Value.ToDictionary(o => o.Key, o => o.Value, StringComparer.Ordinal), StringComparer.Ordinal),
         };
-        var client = new BackgroundJobClient(storage);
+        var client = _client;
         var jobId = client.Create(Job.FromExpression<PipelineTaskJob>(j => j.RunAsync(args, CancellationToken.None)), new EnqueuedState(KilnQueues.Pipelines));
 
         var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -50,23 +52,12 @@ public sealed class WorkerAttemptDispatcher(JobStorage storage, AttemptSignals? 
         while (true)
         {
             var signal = signals?.Next ?? Task.Delay(Timeout.Infinite, CancellationToken.None);
-            var latest = (await x.Store.GetAttemptsAsync(runId, task, CancellationToken.None).ConfigureAwait(false))
-                .Where(a => a.Attempt >= attempt.Attempt).MaxBy(a => a.Attempt);
-            latestNumber = latest?.Attempt ?? attempt.Attempt;
-            if (latest is not null && s_final.Contains(latest.State))
-            {
-                IReadOnlyDictionary<string, string>? outputs = null;
-                if (latest.State == "succeeded")
-                    outputs = (await x.Store.GetTasksAsync(runId, CancellationToken.None).ConfigureAwait(false)).First(t => t.Task == task).Outputs;
-                var state = latest.State switch
-                {
-                    "succeeded" => TaskState.Succeeded,
-                    "skipped" => TaskState.Skipped,
-                    "cancelled" => TaskState.Cancelled,
-                    _ => TaskState.Failed,
-                };
-                return new AttemptOutcome(state, latest.Attempt, outputs, latest.Error, Recorded: true);
-            }
+            // One read tells whether the attempt ended: the worker records the attempt's end and the task's state, latest
+            // attempt number and outputs together (a failed attempt leaves the task retrying until this process decides).
+            var record = await x.Store.GetTaskAsync(runId, task, CancellationToken.None).ConfigureAwait(false);
+            if (record is not null && record.Attempts >= attempt.Attempt && Ended(record.State) is { } ended)
+                return new AttemptOutcome(ended, record.Attempts, ended == TaskState.Succeeded ? record.Outputs ?? new Dictionary<string, string>() : null, record.Error, Recorded: true);
+            latestNumber = Math.Max(latestNumber, record?.Attempts ?? 0);
 
             if (runCancelled.IsCancellationRequested)
             {
@@ -77,6 +68,8 @@ public sealed class WorkerAttemptDispatcher(JobStorage storage, AttemptSignals? 
                     await x.Store.RequestCancelAsync(runId, true, CancellationToken.None).ConfigureAwait(false);
                     client.Delete(jobId);
                 }
+                var latest = (await x.Store.GetAttemptsAsync(runId, task, CancellationToken.None).ConfigureAwait(false))
+                    .Where(a => a.Attempt >= attempt.Attempt).MaxBy(a => a.Attempt);
                 if (latest is null || latest.State == "queued" || DateTime.UtcNow > cancelDeadline)
                     return new AttemptOutcome(TaskState.Cancelled, latestNumber, null, "cancelled");
             }
@@ -88,6 +81,16 @@ public sealed class WorkerAttemptDispatcher(JobStorage storage, AttemptSignals? 
             await Task.WhenAny(signal, cancelled.Task, Task.Delay(cancelDeadline is null ? PollInterval : TimeSpan.FromMilliseconds(200), CancellationToken.None)).ConfigureAwait(false);
         }
     }
+
+    /// <summary>The outcome a task's state shows once a worker recorded the end of its attempt; null while it runs (or is queued, or was handed back).</summary>
+    private static TaskState? Ended(TaskState state) => state switch
+    {
+        TaskState.Succeeded => TaskState.Succeeded,
+        TaskState.Skipped => TaskState.Skipped,
+        TaskState.Cancelled => TaskState.Cancelled,
+        TaskState.Retrying or TaskState.Failed => TaskState.Failed,
+        _ => null,
+    };
 
     /// <summary>Why the attempt's job ended without the worker recording the attempt's end, or null while it may still.</summary>
     private string? JobFailure(string jobId)
