@@ -59,7 +59,7 @@ internal static class MetricsScrapeBench
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         await using var app = builder.Build();
-        app.MapGet("/metrics", () => TypedResults.Text(exporter.Render(), PrometheusExporter.ContentType));
+        app.MapGet("/metrics", (HttpContext http) => exporter.WriteAsync(http.Response, http.RequestAborted));
         await app.StartAsync();
         using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
 

@@ -3,6 +3,7 @@
 //  2. drift of ROWS current rows x FEATURES features against a reference profile, from Parquet, end to end (goal: <= 1 s).
 // Usage: dotnet run -c Release --project bench/Kiln.Bench.Monitoring -- [--rows 1000000] [--features 20] [--runs 3]
 // (`-- metrics …` runs MetricsScrapeBench.cs: GET /metrics with 100 models x 20 features of monitoring gauges.)
+// (`-- render …` runs ServingRenderBench.cs: the cost of one render of kiln serve's /metrics, time and allocation.)
 // (`-- window …` runs WindowBench.cs: evaluation of a prediction-log window; `-- logread …` runs LogReadBench.cs: reading one, old reader vs new.)
 using System.Diagnostics;
 using System.Globalization;
@@ -13,6 +14,7 @@ using Kiln.Monitoring.Drift;
 if (args.Length > 0 && args[0] == "window") return await WindowBench.RunAsync(args[1..]);
 if (args.Length > 0 && args[0] == "logread") return await LogReadBench.RunAsync(args[1..]);
 if (args.Length > 0 && args[0] == "metrics") return await MetricsScrapeBench.RunAsync(args[1..]);
+if (args.Length > 0 && args[0] == "render") return ServingRenderBench.Run(args[1..]);
 var rows = 1_000_000;
 var features = 20;
 var runs = 3;

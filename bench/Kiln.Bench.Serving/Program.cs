@@ -10,9 +10,14 @@
 //                              actual send. With `spin` it never yields its core: use that only when
 //                              the generator has a core to itself (taskset), else it takes CPU from
 //                              the server it measures.
-//   scrape URL INTERVAL_MS     a Prometheus-like scraper: one long-lived process and one kept-alive
+//   scrape URL INTERVAL_MS [GATE_FILE]
+//                              a Prometheus-like scraper: one long-lived process and one kept-alive
 //                              connection, a GET of URL every INTERVAL_MS until stopped (SIGTERM);
-//                              prints the scrape count and the slowest scrape when it stops.
+//                              prints the scrape count and the slowest scrape when it stops. With
+//                              GATE_FILE it scrapes only while that file exists (so one scraper process,
+//                              started before the rounds, is there in rounds with and without scrapes),
+//                              prints "ready" after a first warm-up scrape, and one line per gated scrape
+//                              (its time in ms).
 using System.Globalization;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.ObjectPool;
@@ -23,11 +28,11 @@ if (args.Length >= 3 && args[0] == "bare") return Bare(args[1], int.Parse(args[2
 if (args.Length >= 5 && args[0] == "rate")
     return RateGenerator.Run(args[1], File.ReadAllBytes(args[2]), int.Parse(args[3], CultureInfo.InvariantCulture),
         int.Parse(args[4], CultureInfo.InvariantCulture), spin: args.Length >= 6 && args[5] == "spin");
-if (args.Length >= 3 && args[0] == "scrape") return await Scrape(args[1], int.Parse(args[2], CultureInfo.InvariantCulture));
-Console.Error.WriteLine("usage: bare MODEL_ZIP PORT | rate URL BODY_FILE RATE SECONDS [spin] | scrape URL INTERVAL_MS");
+if (args.Length >= 3 && args[0] == "scrape") return await Scrape(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), args.Length >= 4 ? args[3] : null);
+Console.Error.WriteLine("usage: bare MODEL_ZIP PORT | rate URL BODY_FILE RATE SECONDS [spin] | scrape URL INTERVAL_MS [GATE_FILE]");
 return 2;
 
-static async Task<int> Scrape(string url, int intervalMs)
+static async Task<int> Scrape(string url, int intervalMs, string? gate)
 {
     using var stop = new CancellationTokenSource();
     using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(
@@ -37,26 +42,43 @@ static async Task<int> Scrape(string url, int intervalMs)
     using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(intervalMs));
     var count = 0;
     var slowest = TimeSpan.Zero;
+    async Task<TimeSpan> GetAsync()
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        using (var response = await http.GetAsync(url, stop.Token))
+        {
+            response.EnsureSuccessStatusCode();
+            await response.Content.CopyToAsync(Stream.Null, stop.Token);
+        }
+        return System.Diagnostics.Stopwatch.GetElapsedTime(started);
+    }
     try
     {
+        if (gate is not null)
+        {
+            // The client's own first request (JIT, connection) is not a scrape the server is measured by.
+            await GetAsync();
+            Console.WriteLine("ready");
+            Console.Out.Flush();
+        }
         do
         {
-            var started = System.Diagnostics.Stopwatch.GetTimestamp();
-            using (var response = await http.GetAsync(url, stop.Token))
-            {
-                response.EnsureSuccessStatusCode();
-                await response.Content.CopyToAsync(Stream.Null, stop.Token);
-            }
-            var took = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+            if (gate is not null && !File.Exists(gate)) continue;
+            var took = await GetAsync();
             if (took > slowest) slowest = took;
             count++;
+            if (gate is not null)
+            {
+                Console.WriteLine(took.TotalMilliseconds.ToString("F2", CultureInfo.InvariantCulture));
+                Console.Out.Flush();
+            }
         }
         while (await timer.WaitForNextTickAsync(stop.Token));
     }
     catch (OperationCanceledException) when (stop.IsCancellationRequested)
     {
     }
-    Console.WriteLine(FormattableString.Invariant($"scrapes={count} slowest={slowest.TotalMilliseconds:F1}ms"));
+    if (gate is null) Console.WriteLine(FormattableString.Invariant($"scrapes={count} slowest={slowest.TotalMilliseconds:F1}ms"));
     return 0;
 }
 

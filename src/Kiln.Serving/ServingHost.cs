@@ -130,7 +130,7 @@ public sealed class ServingHost : IAsyncDisposable
         app.MapOpenInferenceEndpoints(gated: true);
         app.MapGrpcService<V2GrpcService>().RequireGate();
         app.MapGrpcReflectionService();
-        app.MapGet("/metrics", (PrometheusExporter exporter, CancellationToken ct) => TypedResults.Text(exporter.Render(), PrometheusExporter.ContentType));
+        app.MapGet("/metrics", (PrometheusExporter exporter, HttpContext http) => exporter.WriteAsync(http.Response, http.RequestAborted));
         options.ConfigureEndpoints?.Invoke(app);
         return Task.FromResult(new ServingHost(app, [.. listeners]));
     }

@@ -98,7 +98,7 @@ internal static class WorkerCommands
             k.Listen(address, port);
         });
         var app = builder.Build();
-        app.MapGet("/metrics", () => TypedResults.Text(exporter.Render(), PrometheusExporter.ContentType));
+        app.MapGet("/metrics", (HttpContext http) => exporter.WriteAsync(http.Response, http.RequestAborted));
         app.MapGet("/health", () => TypedResults.Text("ok"));
         await app.StartAsync(ct);
         return app;

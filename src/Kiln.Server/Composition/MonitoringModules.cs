@@ -40,7 +40,7 @@ internal sealed class MetricsServerModule(OtlpOptions? otlp = null) : IKilnServe
         app.Services.GetRequiredService<PrometheusExporter>();
         Kiln.Server.Metrics.ServerHttpMetricsExtensions.UseKilnServerHttpMetrics(app);
         if (otlp is not null) app.Services.GetRequiredService<OpenTelemetry.Metrics.MeterProvider>();
-        app.MapGet("/metrics", (PrometheusExporter exporter, CancellationToken ct) => TypedResults.Text(exporter.Render(), PrometheusExporter.ContentType));
+        app.MapGet("/metrics", (PrometheusExporter exporter, HttpContext http) => exporter.WriteAsync(http.Response, http.RequestAborted));
     }
 }
 

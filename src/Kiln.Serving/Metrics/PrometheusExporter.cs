@@ -1,8 +1,10 @@
+using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text;
+using Microsoft.AspNetCore.Http;
 
 namespace Kiln.Serving.Metrics;
 
@@ -11,6 +13,12 @@ namespace Kiln.Serving.Metrics;
 /// format (version 0.0.4): counters as "_total", up-down counters and observable gauges as
 /// gauges, histograms as cumulative "_bucket{le=…}" series with "_sum" and "_count".
 /// </summary>
+/// <remarks>
+/// A scrape runs next to requests being served, so it allocates next to nothing once warm: every line's name and
+/// labels are rendered once per series and kept, numbers are formatted into one text buffer reused from scrape to
+/// scrape, <see cref="WriteAsync"/> encodes that buffer straight into the response, and the process metrics come
+/// from /proc/self/statm and getrusage rather than <see cref="Process"/> (which reads a file per thread).
+/// </remarks>
 public sealed class PrometheusExporter : IDisposable
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
@@ -18,6 +26,15 @@ public sealed class PrometheusExporter : IDisposable
     private readonly MeterListener _listener = new();
     private readonly ConcurrentDictionary<Instrument, Series> _series = new();
     private readonly Lock _scrape = new();
+
+    /// <summary>The text of the last scrape; reused (its capacity kept) under <see cref="_scrape"/>.</summary>
+    private readonly StringBuilder _text = new(8192);
+
+    /// <summary>Counts instruments published or completed; <see cref="_ordered"/> is valid for the count it was made at.</summary>
+    private int _seriesVersion;
+
+    private int _orderedVersion = -1;
+    private Series[] _ordered = [];
 
     /// <summary>Exports one meter instance (not every meter of that name: two servers in one process stay apart).</summary>
     public PrometheusExporter(Meter meter)
@@ -27,42 +44,125 @@ public sealed class PrometheusExporter : IDisposable
             if (!ReferenceEquals(instrument.Meter, meter)) return;
             var series = new Series(instrument);
             _series[instrument] = series;
+            Interlocked.Increment(ref _seriesVersion);
             listener.EnableMeasurementEvents(instrument, series);
         };
         _listener.SetMeasurementEventCallback<long>((i, v, tags, state) => ((Series)state!).Add(v, tags));
         _listener.SetMeasurementEventCallback<int>((i, v, tags, state) => ((Series)state!).Add(v, tags));
         _listener.SetMeasurementEventCallback<double>((i, v, tags, state) => ((Series)state!).Add(v, tags));
-        _listener.MeasurementsCompleted = (i, _) => _series.TryRemove(i, out Series? _);
+        _listener.MeasurementsCompleted = (i, _) =>
+        {
+            if (_series.TryRemove(i, out Series? _)) Interlocked.Increment(ref _seriesVersion);
+        };
         _listener.Start();
     }
 
     /// <summary>Renders every series now.</summary>
     public string Render()
     {
-        var sb = new StringBuilder(8192);
         lock (_scrape)
         {
-            foreach (var s in _series.Values) if (s.IsGauge && s.Instrument.IsObservable) s.BeginObservation();
-            _listener.RecordObservableInstruments();
-            foreach (var s in _series.Values.OrderBy(s => s.Instrument.Name, StringComparer.Ordinal)) s.Write(sb);
+            RenderLocked();
+            return _text.ToString();
         }
-        WriteProcess(sb);
-        return sb.ToString();
+    }
+
+    /// <summary>
+    /// Answers a scrape: renders every series and writes them as UTF-8 into <paramref name="response"/> with the
+    /// content type and length (no intermediate string or byte array).
+    /// </summary>
+    public async Task WriteAsync(HttpResponse response, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        response.ContentType = ContentType;
+        lock (_scrape)
+        {
+            RenderLocked();
+            // After its first scrapes the buffer is one chunk (Clear keeps the capacity in one array); a scrape that
+            // grew it is made contiguous once, so the length and the bytes are counted on the same characters.
+            ReadOnlyMemory<char> text = default;
+            var chunks = 0;
+            foreach (var chunk in _text.GetChunks())
+            {
+                text = chunk;
+                chunks++;
+            }
+            if (chunks > 1) text = _text.ToString().AsMemory();
+            response.ContentLength = Encoding.UTF8.GetByteCount(text.Span);
+            // Into the response pipe's pooled buffers; nothing is sent before the flush below, outside the lock.
+            Encoding.UTF8.GetBytes(text.Span, response.BodyWriter);
+        }
+        await response.BodyWriter.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    private void RenderLocked()
+    {
+        _text.Clear();
+        foreach (var s in _series.Values) if (s.IsGauge && s.Instrument.IsObservable) s.BeginObservation();
+        _listener.RecordObservableInstruments();
+        var version = Volatile.Read(ref _seriesVersion);
+        if (_orderedVersion != version)
+        {
+            _ordered = [.. _series.Values.OrderBy(s => s.Instrument.Name, StringComparer.Ordinal)];
+            _orderedVersion = version;
+        }
+        foreach (var s in _ordered) s.Write(_text);
+        WriteProcess(_text);
     }
 
     private static void WriteProcess(StringBuilder sb)
     {
-        using var p = Process.GetCurrentProcess();
         sb.Append("# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\n");
-        sb.Append("process_resident_memory_bytes ").Append(p.WorkingSet64.ToString(CultureInfo.InvariantCulture)).Append('\n');
-        sb.Append("# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\n");
-        sb.Append("process_cpu_seconds_total ").Append(Format(p.TotalProcessorTime.TotalSeconds)).Append('\n');
-        sb.Append("# HELP dotnet_gc_heap_size_bytes Managed heap size in bytes.\n# TYPE dotnet_gc_heap_size_bytes gauge\n");
-        sb.Append("dotnet_gc_heap_size_bytes ").Append(GC.GetGCMemoryInfo().HeapSizeBytes.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        sb.Append("process_resident_memory_bytes ");
+        AppendLong(sb, ResidentBytes());
+        sb.Append("\n# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\n");
+        sb.Append("process_cpu_seconds_total ");
+        AppendDouble(sb, Environment.CpuUsage.TotalTime.TotalSeconds);
+        sb.Append("\n# HELP dotnet_gc_heap_size_bytes Managed heap size in bytes.\n# TYPE dotnet_gc_heap_size_bytes gauge\n");
+        sb.Append("dotnet_gc_heap_size_bytes ");
+        AppendLong(sb, GC.GetGCMemoryInfo().HeapSizeBytes);
+        sb.Append('\n');
+    }
+
+    /// <summary>
+    /// Resident set size: on Linux the second field of /proc/self/statm (pages), the same counter
+    /// <see cref="Process.WorkingSet64"/> reads from /proc/self/stat, without reading every thread's stat file.
+    /// </summary>
+    private static long ResidentBytes()
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            try
+            {
+                Span<byte> buffer = stackalloc byte[256];
+                int read;
+                using (var handle = File.OpenHandle("/proc/self/statm")) read = RandomAccess.Read(handle, buffer, 0);
+                var text = buffer[..read];
+                var space = text.IndexOf((byte)' ');
+                if (space > 0 && Utf8Parser.TryParse(text[(space + 1)..], out long pages, out _)) return pages * Environment.SystemPageSize;
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+        using var p = Process.GetCurrentProcess();
+        return p.WorkingSet64;
     }
 
     internal static string Format(double v) =>
         double.IsPositiveInfinity(v) ? "+Inf" : double.IsNegativeInfinity(v) ? "-Inf" : double.IsNaN(v) ? "NaN" : v.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>Appends <see cref="Format"/>'s text without making a string.</summary>
+    private static void AppendDouble(StringBuilder sb, double v)
+    {
+        if (double.IsFinite(v)) sb.Append(CultureInfo.InvariantCulture, $"{v:R}");
+        else sb.Append(Format(v));
+    }
+
+    private static void AppendLong(StringBuilder sb, long v) => sb.Append(CultureInfo.InvariantCulture, $"{v}");
 
     public void Dispose() => _listener.Dispose();
 
@@ -71,6 +171,9 @@ public sealed class PrometheusExporter : IDisposable
     {
         private readonly ConcurrentDictionary<TagKey, Cell> _cells = new();
         private readonly double[] _bounds;
+
+        /// <summary>The HELP and TYPE lines.</summary>
+        private readonly string _header;
 
         /// <summary>The scrape an observed cell was last measured in; cells of earlier scrapes are gone.</summary>
         private long _generation;
@@ -94,6 +197,8 @@ public sealed class PrometheusExporter : IDisposable
             if (instrument.Unit == "s") name += "_seconds";
             if (IsCounter) name += "_total";
             Name = name;
+            var help = (instrument.Description ?? instrument.Name).Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+            _header = $"# HELP {name} {help}\n# TYPE {name} {(IsHistogram ? "histogram" : IsCounter ? "counter" : "gauge")}\n";
         }
 
         public Instrument Instrument { get; }
@@ -118,7 +223,7 @@ public sealed class PrometheusExporter : IDisposable
             var key = Instrument.IsObservable || tags.Length > 4 ? TagKey.Full(tags) : TagKey.From(tags);
             if (!_cells.TryGetValue(key, out var cell))
             {
-                var created = new Cell(key, tags, _bounds.Length);
+                var created = new Cell(tags, _bounds.Length);
                 cell = _cells.GetOrAdd(key, created);
                 Interlocked.Increment(ref _cellsVersion);
             }
@@ -152,11 +257,10 @@ public sealed class PrometheusExporter : IDisposable
             }
         }
 
+        /// <summary>Writes the series; runs under the exporter's scrape lock (one thread at a time reads and writes the caches).</summary>
         public void Write(StringBuilder sb)
         {
-            var help = (Instrument.Description ?? Instrument.Name).Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
-            sb.Append("# HELP ").Append(Name).Append(' ').Append(help).Append('\n');
-            sb.Append("# TYPE ").Append(Name).Append(' ').Append(IsHistogram ? "histogram" : IsCounter ? "counter" : "gauge").Append('\n');
+            sb.Append(_header);
             var observed = Instrument.IsObservable && !IsHistogram;
             var generation = Volatile.Read(ref _generation);
             if (observed)
@@ -166,7 +270,6 @@ public sealed class PrometheusExporter : IDisposable
                     if (c.Generation != generation && _cells.TryRemove(key, out _)) Interlocked.Increment(ref _cellsVersion);
                 }
             }
-            // Rendering runs under the exporter's scrape lock: one thread at a time reads and writes the cache.
             var version = Volatile.Read(ref _cellsVersion);
             var sorted = _sorted;
             if (sorted is null || _sortedVersion != version)
@@ -178,24 +281,44 @@ public sealed class PrometheusExporter : IDisposable
             foreach (var cell in sorted)
             {
                 if (observed && cell.Generation != generation) continue;
+                var lines = cell.Lines ??= LinesOf(cell.Labels);
                 if (!IsHistogram)
                 {
-                    sb.Append(Name).Append(cell.Labels.Length > 0 ? "{" + cell.Labels + "}" : "").Append(' ').Append(Format(Volatile.Read(ref cell.Sum))).Append('\n');
+                    sb.Append(lines[0]);
+                    AppendDouble(sb, Volatile.Read(ref cell.Sum));
+                    sb.Append('\n');
                     continue;
                 }
-                var bucketName = Name + "_bucket";
                 long cumulative = 0;
                 for (var i = 0; i <= _bounds.Length; i++)
                 {
                     cumulative += Volatile.Read(ref cell.Buckets![i]);
-                    var le = i < _bounds.Length ? Format(_bounds[i]) : "+Inf";
-                    sb.Append(bucketName).Append('{').Append(cell.Labels).Append(cell.Labels.Length > 0 ? "," : "").Append("le=\"").Append(le).Append("\"} ")
-                      .Append(cumulative.ToString(CultureInfo.InvariantCulture)).Append('\n');
+                    sb.Append(lines[i]);
+                    AppendLong(sb, cumulative);
+                    sb.Append('\n');
                 }
-                var labels = cell.Labels.Length > 0 ? "{" + cell.Labels + "}" : "";
-                sb.Append(Name).Append("_sum").Append(labels).Append(' ').Append(Format(Volatile.Read(ref cell.Sum))).Append('\n');
-                sb.Append(Name).Append("_count").Append(labels).Append(' ').Append(Volatile.Read(ref cell.Count).ToString(CultureInfo.InvariantCulture)).Append('\n');
+                sb.Append(lines[_bounds.Length + 1]);
+                AppendDouble(sb, Volatile.Read(ref cell.Sum));
+                sb.Append('\n').Append(lines[_bounds.Length + 2]);
+                AppendLong(sb, Volatile.Read(ref cell.Count));
+                sb.Append('\n');
             }
+        }
+
+        /// <summary>
+        /// The text before each value of a cell, up to and with the space: one line for a counter or gauge; for a
+        /// histogram one per bucket (le="…", +Inf last), then _sum and _count.
+        /// </summary>
+        private string[] LinesOf(string labels)
+        {
+            var braced = labels.Length > 0 ? "{" + labels + "}" : "";
+            if (!IsHistogram) return [Name + braced + " "];
+            var lines = new string[_bounds.Length + 3];
+            var bucketPrefix = Name + "_bucket{" + labels + (labels.Length > 0 ? "," : "") + "le=\"";
+            for (var i = 0; i <= _bounds.Length; i++) lines[i] = bucketPrefix + (i < _bounds.Length ? Format(_bounds[i]) : "+Inf") + "\"} ";
+            lines[_bounds.Length + 1] = Name + "_sum" + braced + " ";
+            lines[_bounds.Length + 2] = Name + "_count" + braced + " ";
+            return lines;
         }
     }
 
@@ -206,7 +329,10 @@ public sealed class PrometheusExporter : IDisposable
         public long Count;
         public double Sum;
 
-        public Cell(TagKey key, ReadOnlySpan<KeyValuePair<string, object?>> tags, int bounds)
+        /// <summary>What <see cref="Series"/> writes before each value (made at the first scrape that writes the cell).</summary>
+        public string[]? Lines;
+
+        public Cell(ReadOnlySpan<KeyValuePair<string, object?>> tags, int bounds)
         {
             Buckets = new long[bounds + 1];
             var sb = new StringBuilder();
@@ -216,7 +342,6 @@ public sealed class PrometheusExporter : IDisposable
                 sb.Append(k).Append("=\"").Append(Escape(Convert.ToString(v, CultureInfo.InvariantCulture) ?? "")).Append('"');
             }
             Labels = sb.ToString();
-            _ = key;
         }
 
         public string Labels { get; }

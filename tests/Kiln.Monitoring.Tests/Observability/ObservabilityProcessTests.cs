@@ -5,12 +5,13 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Kiln.Monitoring.Tests.Continuous;
 using Kiln.Testing;
+using Npgsql;
 
 namespace Kiln.Monitoring.Tests.Observability;
 
 /// <summary>
 /// The shipped dashboards and rules against real processes: every metric they read is exposed by `kiln serve
-/// --monitor` and `kiln server`; and end to end, a real Prometheus with the shipped configuration and rules
+/// --monitor`, `kiln server` and `kiln worker` (on the test PostgreSQL, KILN_TEST_POSTGRES); and end to end, a real Prometheus with the shipped configuration and rules
 /// scrapes them, the drift alert fires, a real Alertmanager with the shipped route delivers it to kiln server, and
 /// the retraining pipeline runs exactly once.
 /// </summary>
@@ -18,6 +19,7 @@ public sealed partial class ObservabilityProcessTests : IDisposable
 {
     private readonly TempDir _dir = new("kiln-observability");
     private readonly List<Process> _processes = [];
+    private readonly List<string> _databases = [];
 
     public void Dispose()
     {
@@ -33,7 +35,53 @@ public sealed partial class ObservabilityProcessTests : IDisposable
             }
             p.Dispose();
         }
+        foreach (var name in _databases)
+        {
+            using var c = new NpgsqlConnection(TestEnvironment.Postgres);
+            c.Open();
+            using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", c);
+            drop.ExecuteNonQuery();
+        }
         _dir.Dispose();
+    }
+
+    /// <summary>
+    /// kiln worker --metrics-port on a fresh database of the test PostgreSQL, after it ran a distributed batch job
+    /// (`kiln batch --distributed`, 40 rows in 2 partitions): returns its /metrics.
+    /// </summary>
+    private async Task<string> RunWorkerJobAsync(string package)
+    {
+        var name = $"kiln_obs_{Guid.NewGuid():N}"[..30];
+        await using (var c = new NpgsqlConnection(TestEnvironment.Postgres))
+        {
+            await c.OpenAsync();
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", c);
+            await create.ExecuteNonQueryAsync();
+        }
+        _databases.Add(name);
+        var b = new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres);
+        var db = $"postgresql://{b.Username}@{b.Host}:{Port(b.Port)}/{name}";
+        var port = TestEnvironment.FreePort();
+        var worker = KilnCli.Start(["worker", "--db", db, "--concurrency", "2", "--metrics-port", Port(port)]);
+        _processes.Add(worker);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port(port)}"), Timeout = TimeSpan.FromSeconds(20) };
+        await ProcessPolling.PollAsync(() => http.GetStringAsync("/health"), s => s == "ok", worker, "kiln worker's metrics listener", 120);
+
+        await File.WriteAllTextAsync(_dir.File("worker-in.csv"),
+            "x,color\n" + string.Concat(Enumerable.Range(0, 40).Select(i => string.Create(CultureInfo.InvariantCulture, $"{i / 10.0 - 2},{(i % 2 == 0 ? "red" : "blue")}\n"))));
+        var batch = await KilnCli.RunAsync(["batch", "--model", package, "--input", _dir.File("worker-in.csv"), "--output", _dir.File("worker-out"),
+            "--distributed", "--db", db, "--partitions", "2"], _dir.Path, timeout: TimeSpan.FromMinutes(5));
+        Assert.True(batch.ExitCode == 0, batch.ToString());
+        var metrics = await http.GetStringAsync("/metrics");
+        // What the job did, counted by the worker: 40 rows written in 2 parts by 2 partition jobs, one scorer load.
+        Assert.Contains("kiln_batch_rows_total{outcome=\"scored\"} 40\n", metrics);
+        Assert.Contains("kiln_batch_parts_total{outcome=\"written\"} 2\n", metrics);
+        Assert.Contains("kiln_worker_jobs_total{queue=\"batch\",outcome=\"succeeded\"} 2\n", metrics);
+        Assert.Contains("kiln_worker_job_duration_seconds_count{queue=\"batch\",outcome=\"succeeded\"} 2\n", metrics);
+        Assert.Contains("kiln_worker_busy{queue=\"batch\"} 0\n", metrics);
+        Assert.Contains("kiln_worker_concurrency 2\n", metrics);
+        Assert.Contains("kiln_worker_scorer_loads_total{outcome=\"loaded\"} 1\n", metrics);
+        return metrics;
     }
 
     private static string Port(int p) => p.ToString(CultureInfo.InvariantCulture);
@@ -135,7 +183,7 @@ public sealed partial class ObservabilityProcessTests : IDisposable
     private static partial Regex SampleName();
 
     [Fact]
-    public async Task Every_metric_the_dashboards_and_rules_read_is_exposed_by_real_kiln_serve_and_kiln_server()
+    public async Task Every_metric_the_dashboards_and_rules_read_is_exposed_by_real_kiln_serve_kiln_server_and_kiln_worker()
     {
         var package = await ShopModel.TrainAsync(_dir);
         var (serveProcess, serve, _) = await StartServeAsync(package, ServeMonitoring);
@@ -155,6 +203,7 @@ public sealed partial class ObservabilityProcessTests : IDisposable
             m => m.Contains("kiln_monitor_dataset_drift{model=\"shop\"} 1\n", StringComparison.Ordinal) && m.Contains("kiln_monitor_realized_auc{", StringComparison.Ordinal),
             serveProcess, "drift and realized gauges on kiln serve's /metrics");
         var serverMetrics = await server.GetStringAsync("/metrics");
+        var workerMetrics = await RunWorkerJobAsync(package);
         Assert.Contains("kiln_pipeline_task_attempts_total{outcome=\"succeeded\"} 2\n", serverMetrics);
         // The batch_score task's 40 rows, its one part and the job, counted by kiln server.
         Assert.Contains("kiln_batch_rows_total{outcome=\"scored\"} 40\n", serverMetrics);
@@ -163,7 +212,7 @@ public sealed partial class ObservabilityProcessTests : IDisposable
         Assert.Contains("kiln_pipeline_runs_created_total{trigger=\"event\"} 1\n", serverMetrics);
         Assert.Contains("kiln_server_requests_total{area=\"pipelines\",route=\"/api/v1/pipelines/events/{eventName}\",method=\"POST\",status=\"202\"} 1\n", serverMetrics);
         Assert.Contains("kiln_server_request_duration_seconds_bucket{area=\"tracking\",route=\"/api/2.0/mlflow/experiments/search\",method=\"GET\",le=\"+Inf\"} 1\n", serverMetrics);
-        foreach (var m in new[] { serveMetrics, serverMetrics })
+        foreach (var m in new[] { serveMetrics, serverMetrics, workerMetrics })
         {
             var check = await Proc.RunAsync(ObservabilityFiles.Tool("promtool"), ["check", "metrics"], stdin: m, timeout: TimeSpan.FromSeconds(30));
             Assert.True(check.ExitCode == 0, check.ToString());
@@ -171,6 +220,7 @@ public sealed partial class ObservabilityProcessTests : IDisposable
 
         var exposedByServe = Exposed(serveMetrics);
         var exposedByServer = Exposed(serverMetrics);
+        var exposedByWorker = Exposed(workerMetrics);
         var recorded = ObservabilityFiles.RecordedNames();
         var missing = new List<string>();
         var checkedNames = new HashSet<string>();
@@ -181,10 +231,13 @@ public sealed partial class ObservabilityProcessTests : IDisposable
                 // Prometheus's own series, and the rules' recorded series (whose own expressions are checked here too).
                 if (name is "up" or "ALERTS" || recorded.Contains(name)) continue;
                 checkedNames.Add(name);
+                // Batch rows and parts are counted by kiln server (batch_score tasks) and kiln worker (partitions) alike.
                 var found = name.StartsWith("kiln_serve_", StringComparison.Ordinal) ? exposedByServe.Contains(name)
-                    : name.StartsWith("kiln_server_", StringComparison.Ordinal) || name.StartsWith("kiln_pipeline_", StringComparison.Ordinal)
-                        || name.StartsWith("kiln_batch_", StringComparison.Ordinal) ? exposedByServer.Contains(name)
-                    : name.StartsWith("process_", StringComparison.Ordinal) || name.StartsWith("dotnet_", StringComparison.Ordinal) ? exposedByServe.Contains(name) && exposedByServer.Contains(name)
+                    : name.StartsWith("kiln_worker_", StringComparison.Ordinal) ? exposedByWorker.Contains(name)
+                    : name.StartsWith("kiln_batch_", StringComparison.Ordinal) ? exposedByServer.Contains(name) && exposedByWorker.Contains(name)
+                    : name.StartsWith("kiln_server_", StringComparison.Ordinal) || name.StartsWith("kiln_pipeline_", StringComparison.Ordinal) ? exposedByServer.Contains(name)
+                    : name.StartsWith("process_", StringComparison.Ordinal) || name.StartsWith("dotnet_", StringComparison.Ordinal)
+                        ? exposedByServe.Contains(name) && exposedByServer.Contains(name) && exposedByWorker.Contains(name)
                     : exposedByServe.Contains(name) || exposedByServer.Contains(name);
                 if (!found) missing.Add($"{name} ({where})");
             }
@@ -194,6 +247,8 @@ public sealed partial class ObservabilityProcessTests : IDisposable
         Assert.Contains("kiln_monitor_reference_prediction_std", checkedNames);
         Assert.Contains("kiln_pipeline_task_attempt_duration_seconds_bucket", checkedNames);
         Assert.Contains("kiln_batch_rows_total", checkedNames);
+        foreach (var worker in new[] { "kiln_worker_jobs_total", "kiln_worker_job_duration_seconds_bucket", "kiln_worker_busy", "kiln_worker_concurrency", "kiln_worker_scorer_loads_total" })
+            Assert.Contains(worker, checkedNames);
     }
 
     /// <summary>Starts one of the real tools (prometheus, prometheus-alertmanager), keeping its output for failure messages.</summary>
