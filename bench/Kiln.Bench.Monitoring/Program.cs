@@ -3,10 +3,13 @@
 //  2. drift of ROWS current rows x FEATURES features against a reference profile, from Parquet, end to end (goal: <= 1 s).
 // Usage: dotnet run -c Release --project bench/Kiln.Bench.Monitoring -- [--rows 1000000] [--features 20] [--runs 3]
 // (`-- metrics …` runs MetricsScrapeBench.cs: GET /metrics with 100 models x 20 features of monitoring gauges.)
+// (`-- files --dir DIR …` writes DIR/current.parquet and DIR/model, a package whose reference profile is the one above, for
+//  timing `kiln drift --model DIR/model --current DIR/current.parquet` as a fresh process: bench/monitoring/drift-fresh.sh.)
 // (`-- window …` runs WindowBench.cs: evaluation of a prediction-log window; `-- logread …` runs LogReadBench.cs: reading one, old reader vs new.)
 using System.Diagnostics;
 using System.Globalization;
 using Kiln.Core.Data;
+using Kiln.Core.Packaging;
 using Kiln.Core.Profiling;
 using Kiln.Monitoring.Drift;
 
@@ -16,8 +19,12 @@ if (args.Length > 0 && args[0] == "metrics") return await MetricsScrapeBench.Run
 var rows = 1_000_000;
 var features = 20;
 var runs = 3;
+string? filesDir = null;
+var filesOnly = args.Length > 0 && args[0] == "files";
+if (filesOnly) args = args[1..];
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
+    if (args[i] == "--dir") { filesDir = args[i + 1]; continue; }
     var v = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
     switch (args[i])
     {
@@ -61,6 +68,38 @@ DataTable MakeTable(int n, double shift)
 
 var referenceTable = MakeTable(100_000, 0);
 var reference = DatasetProfile.Build(referenceTable);
+
+if (filesOnly)
+{
+    if (filesDir is null) { Console.Error.WriteLine("files: --dir DIR is required"); return 2; }
+    Directory.CreateDirectory(filesDir);
+    var current = Path.Combine(filesDir, "current.parquet");
+    await ParquetTable.WriteAsync(MakeTable(rows, 0.05), current);
+    var model = Path.Combine(filesDir, "model");
+    if (Directory.Exists(model)) Directory.Delete(model, recursive: true);
+    // Drift reads only the signature and the reference profile; the model file is a placeholder that nothing loads.
+    using (var writer = new PackageWriter(model))
+    {
+        File.WriteAllBytes(writer.PathOf("model.onnx"), [0]);
+        writer.WriteJson(ModelPackage.SignatureFile, new ModelSignature
+        {
+            Task = ModelTask.Regression,
+            Inputs = [.. reference.Columns.Select(c => new InputField { Name = c.Name, Type = c.Kind })],
+            Outputs = [new OutputField { Name = "prediction", Type = "numeric" }],
+        });
+        writer.WriteJson(ModelPackage.MetadataFile, new PackageMetadata
+        {
+            Name = "drift-bench",
+            Task = ModelTask.Regression,
+            CreatedAt = DateTimeOffset.UnixEpoch,
+            Runtime = new RuntimeInfo { Kiln = "bench", Dotnet = Environment.Version.ToString(), Os = "bench" },
+        });
+        writer.WriteJson(ModelPackage.ProfileFile, new PackageProfile { Inputs = reference, Outputs = new DatasetProfile() });
+        writer.Commit("drift-bench", ModelTask.Regression, ModelRuntime.Onnx, "model.onnx", DateTimeOffset.UnixEpoch);
+    }
+    Console.WriteLine($"wrote {current} ({rows:N0} rows x {features} features, {new FileInfo(current).Length / 1048576.0:F1} MiB) and {model}");
+    return 0;
+}
 
 // ---- 1. live profile updates ------------------------------------------------------------------
 {
