@@ -17,8 +17,8 @@ done
 n=${#names[@]}
 [[ $n -ge 1 ]] || { echo "give at least one NAME=COMMAND" >&2; exit 2; }
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
-declare -A walls cpus
-for v in "${names[@]}"; do walls[$v]=""; cpus[$v]=""; done
+declare -A walls cpus ratios
+for v in "${names[@]}"; do walls[$v]=""; cpus[$v]=""; ratios[$v]=""; done
 for ((r = 1; r <= rounds; r++)); do
   declare -A wall=() cpu=()
   for ((k = 0; k < n; k++)); do
@@ -36,11 +36,11 @@ for ((r = 1; r <= rounds; r++)); do
   for v in "${names[@]}"; do
     ratio=$(awk -v a="${wall[$v]}" -v b="${wall[${names[0]}]}" 'BEGIN { printf "%.2f", a / b }')
     line+="  $v ${wall[$v]} s wall / ${cpu[$v]} s cpu (x$ratio)"
-    walls[$v]+="${wall[$v]} "; cpus[$v]+="${cpu[$v]} "
+    walls[$v]+="${wall[$v]} "; cpus[$v]+="${cpu[$v]} "; ratios[$v]+="$ratio "
   done
   echo "$line"
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 for v in "${names[@]}"; do
-  echo "median $v: $(echo "${walls[$v]}" | median) s wall, $(echo "${cpus[$v]}" | median) s cpu (runs: ${walls[$v]})"
+  echo "median $v: $(echo "${walls[$v]}" | median) s wall, $(echo "${cpus[$v]}" | median) s cpu, wall ratio to ${names[0]} $(echo "${ratios[$v]}" | median) (runs: ${walls[$v]})"
 done
