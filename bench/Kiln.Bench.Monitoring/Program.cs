@@ -4,10 +4,13 @@
 // Usage: dotnet run -c Release --project bench/Kiln.Bench.Monitoring -- [--rows 1000000] [--features 20] [--runs 3]
 // (`-- metrics …` runs MetricsScrapeBench.cs: GET /metrics with 100 models x 20 features of monitoring gauges.)
 // (`-- render …` runs ServingRenderBench.cs: the cost of one render of kiln serve's /metrics, time and allocation.)
+// (`-- files --dir DIR …` writes DIR/current.parquet and DIR/model, a package whose reference profile is the one above, for
+//  timing `kiln drift --model DIR/model --current DIR/current.parquet` as a fresh process: bench/monitoring/drift-fresh.sh.)
 // (`-- window …` runs WindowBench.cs: evaluation of a prediction-log window; `-- logread …` runs LogReadBench.cs: reading one, old reader vs new.)
 using System.Diagnostics;
 using System.Globalization;
 using Kiln.Core.Data;
+using Kiln.Core.Packaging;
 using Kiln.Core.Profiling;
 using Kiln.Monitoring.Drift;
 
@@ -18,8 +21,12 @@ if (args.Length > 0 && args[0] == "render") return ServingRenderBench.Run(args[1
 var rows = 1_000_000;
 var features = 20;
 var runs = 3;
+string? filesDir = null;
+var filesOnly = args.Length > 0 && args[0] == "files";
+if (filesOnly) args = args[1..];
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
+    if (args[i] == "--dir") { filesDir = args[i + 1]; continue; }
     var v = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
     switch (args[i])
     {
@@ -63,6 +70,38 @@ DataTable MakeTable(int n, double shift)
 
 var referenceTable = MakeTable(100_000, 0);
 var reference = DatasetProfile.Build(referenceTable);
+
+if (filesOnly)
+{
+    if (filesDir is null) { Console.Error.WriteLine("files: --dir DIR is required"); return 2; }
+    Directory.CreateDirectory(filesDir);
+    var current = Path.Combine(filesDir, "current.parquet");
+    await ParquetTable.WriteAsync(MakeTable(rows, 0.05), current);
+    var model = Path.Combine(filesDir, "model");
+    if (Directory.Exists(model)) Directory.Delete(model, recursive: true);
+    // Drift reads only the signature and the reference profile; the model file is a placeholder that nothing loads.
+    using (var writer = new PackageWriter(model))
+    {
+        File.WriteAllBytes(writer.PathOf("model.onnx"), [0]);
+        writer.WriteJson(ModelPackage.SignatureFile, new ModelSignature
+        {
+            Task = ModelTask.Regression,
+            Inputs = [.. reference.Columns.Select(c => new InputField { Name = c.Name, Type = c.Kind })],
+            Outputs = [new OutputField { Name = "prediction", Type = "numeric" }],
+        });
+        writer.WriteJson(ModelPackage.MetadataFile, new PackageMetadata
+        {
+            Name = "drift-bench",
+            Task = ModelTask.Regression,
+            CreatedAt = DateTimeOffset.UnixEpoch,
+            Runtime = new RuntimeInfo { Kiln = "bench", Dotnet = Environment.Version.ToString(), Os = "bench" },
+        });
+        writer.WriteJson(ModelPackage.ProfileFile, new PackageProfile { Inputs = reference, Outputs = new DatasetProfile() });
+        writer.Commit("drift-bench", ModelTask.Regression, ModelRuntime.Onnx, "model.onnx", DateTimeOffset.UnixEpoch);
+    }
+    Console.WriteLine($"wrote {current} ({rows:N0} rows x {features} features, {new FileInfo(current).Length / 1048576.0:F1} MiB) and {model}");
+    return 0;
+}
 
 // ---- 1. live profile updates ------------------------------------------------------------------
 {
@@ -114,14 +153,21 @@ try
         {
             GC.Collect();
             var gc0 = GC.GetTotalPauseDuration();
+            var jit0 = System.Runtime.JitInfo.GetCompilationTime();
+            var methods0 = System.Runtime.JitInfo.GetCompiledMethodCount();
             var sw = Stopwatch.StartNew();
             var cpu0 = Cpu();
             var table = await TableReader.ReadAllAsync([file], requests);
             var read = sw.Elapsed.TotalMilliseconds;
             var cpuRead = (Cpu() - cpu0).TotalMilliseconds;
+            var jitRead = System.Runtime.JitInfo.GetCompilationTime() - jit0;
+            var methodsRead = System.Runtime.JitInfo.GetCompiledMethodCount() - methods0;
             var report = DriftCalculator.Compare(reference, table);
             var total = sw.Elapsed.TotalMilliseconds;
             var cpuTotal = (Cpu() - cpu0).TotalMilliseconds;
+            // Time the JIT spent (all threads) and methods it compiled: in a fresh process, start-up cost of the step.
+            Console.WriteLine($"  jit: read {jitRead.TotalMilliseconds:F0} ms ({methodsRead} methods), drift {(System.Runtime.JitInfo.GetCompilationTime() - jit0 - jitRead).TotalMilliseconds:F0} ms " +
+                              $"({System.Runtime.JitInfo.GetCompiledMethodCount() - methods0 - methodsRead} methods); since process start {System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds:F0} ms");
             best = Math.Min(best, total);
             Console.WriteLine($"drift run {run + 1} (read by {decoder}): {table.RowCount:N0} rows x {features} features: read {read:F0} ms (cpu {cpuRead:F0}), " +
                               $"drift {total - read:F0} ms (cpu {cpuTotal - cpuRead:F0}), total {total:F0} ms (cpu {cpuTotal:F0}, gc pauses {(GC.GetTotalPauseDuration() - gc0).TotalMilliseconds:F0}); " +

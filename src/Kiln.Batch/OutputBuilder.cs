@@ -17,6 +17,7 @@ internal static class OutputBuilder
             {
                 case NumericColumn n: output.Add(new NumericColumn(k, n.Values.AsSpan(start, count).ToArray())); break;
                 case TextColumn t: output.Add(new TextColumn(k, t.Values.AsSpan(start, count).ToArray())); break;
+                case TimestampColumn s: output.Add(new TimestampColumn(k, s.Ticks.AsSpan(start, count).ToArray(), s.Utc)); break;
             }
         }
         switch (signature.Task)

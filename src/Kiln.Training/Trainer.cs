@@ -59,7 +59,8 @@ public static class Trainer
         foreach (var f in spec.Features) requests.Add(new ColumnRequest(f.Name, f.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
         requests.Add(new ColumnRequest(spec.Label, spec.Task == ModelTask.Regression ? ColumnType.Numeric : ColumnType.Text));
         var rowsProgress = progress is null ? null : new Progress<long>(progress.RowsRead);
-        var table = await TableReader.ReadAllAsync(files, requests, rowsProgress, ct).ConfigureAwait(false);
+        // A Parquet timestamp used as a categorical feature (or label) is the ISO 8601 text it was before tables held timestamps.
+        var table = (await TableReader.ReadAllAsync(files, requests, rowsProgress, ct).ConfigureAwait(false)).TimestampsAsText();
         if (table.RowCount == 0) throw new KilnException($"{spec.Data}: the data has no rows");
         if (table.RowCount < 2) throw new KilnException($"{spec.Data}: the data has one row; training needs at least two");
 

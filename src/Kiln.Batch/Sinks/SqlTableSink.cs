@@ -171,6 +171,7 @@ internal sealed class SqlTableSink(SqlLocation location, string? key) : IBatchSi
         NumericColumn n when kind is ValueKind.Integer or ValueKind.Integer32 or ValueKind.Boolean => (long)n.Values[row],
         NumericColumn n => n.Values[row],
         TextColumn t => t.Values[row],
+        TimestampColumn s => s.Format(row), // a TEXT column, as timestamps always were here
         _ => null,
     };
 

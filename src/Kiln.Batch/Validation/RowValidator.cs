@@ -34,6 +34,7 @@ internal sealed class RowValidator
 {
     private readonly (string Name, bool Numeric, bool Nullable, HashSet<string>? Categories, string? WholeType)[] _inputs;
     private readonly BadRowPolicy _policy;
+    private readonly HashSet<string> _categorical;
 
     public RowValidator(ModelSignature signature, BadRowPolicy policy)
     {
@@ -41,6 +42,7 @@ internal sealed class RowValidator
         // The signature compiled as request validation compiles it; unseen categories are counted, not refused (the flag policy).
         var schema = new ModelSchema(signature, UnseenCategoryPolicy.Flag, int.MaxValue);
         _inputs = [.. schema.Fields.Select(f => (f.Name, f.IsNumeric, f.Nullable, f.Categories, f.WholeNumber ? f.TensorType : null))];
+        _categorical = new HashSet<string>(schema.Fields.Where(f => !f.IsNumeric).Select(f => f.Name), StringComparer.Ordinal);
     }
 
     /// <summary>Checks rows [start, start + count) of a chunk whose row 0 is the source's row <paramref name="firstRow"/> (0-based).</summary>
@@ -50,6 +52,16 @@ internal sealed class RowValidator
         List<RejectedRow>? rejects = null;
         Dictionary<string, double[]>? converted = null;
         long unseen = 0;
+        // A Parquet timestamp in a categorical input is checked and scored as its ISO 8601 text, as it always was
+        // (only this slice's rows are formatted); a --keep timestamp that is no input stays a timestamp.
+        if (table.Columns.Any(c => c is TimestampColumn && _categorical.Contains(c.Name)))
+        {
+            var rows = new int[count];
+            for (var r = 0; r < count; r++) rows[r] = start + r;
+            table = table.Take(rows).TimestampsAsText(_categorical);
+            firstRow += start;
+            start = 0;
+        }
 
         void MarkBad(int r, string column, string reason)
         {
@@ -146,6 +158,7 @@ internal sealed class RowValidator
             {
                 NumericColumn n => double.IsNaN(n.Values[row]) ? null : n.Values[row].ToString("R", CultureInfo.InvariantCulture),
                 TextColumn t => t.Values[row],
+                TimestampColumn s => s.Format(row),
                 _ => null,
             };
         }

@@ -4,6 +4,8 @@ namespace Kiln.Core.Data;
 public enum ColumnType
 {
     Numeric,
+
+    /// <summary>Text; a Parquet timestamp column is read as what it is, a <see cref="TimestampColumn"/>.</summary>
     Text,
 }
 

@@ -49,7 +49,7 @@ public sealed class NumericColumn(string name, double[] values) : Column(name)
         text is not null && TryParseCell(text, out var v) ? v : double.NaN;
 }
 
-/// <summary>Text values (category labels, ids, timestamps as written); null marks a missing value.</summary>
+/// <summary>Text values (category labels, ids, timestamps as written in CSV); null marks a missing value.</summary>
 public sealed class TextColumn(string name, string?[] values) : Column(name)
 {
     public string?[] Values { get; private set; } = values;
@@ -67,6 +67,55 @@ public sealed class TextColumn(string name, string?[] values) : Column(name)
         Array.Copy(((TextColumn)source).Values, sourceStart, Values, destinationStart, count);
 
     internal override Column NewEmpty(int capacity) => new TextColumn(Name, new string?[capacity]);
+}
+
+/// <summary>
+/// Points in time as <see cref="DateTime"/> ticks (100 ns since 0001-01-01), <see cref="Missing"/> for a missing value:
+/// instants (UTC) or, when <see cref="Utc"/> is false, local (wall-clock) times with no zone. Parquet TIMESTAMP columns
+/// are read into it; where text is needed (a model input, a SQL TEXT column) <see cref="Format(int)"/> is the one spelling.
+/// </summary>
+public sealed class TimestampColumn(string name, long[] ticks, bool utc) : Column(name)
+{
+    /// <summary>The value that marks a missing timestamp.</summary>
+    public const long Missing = long.MinValue;
+
+    public long[] Ticks { get; private set; } = ticks;
+
+    /// <summary>True for instants (Parquet isAdjustedToUTC, DuckDB TIMESTAMPTZ), false for local wall-clock times.</summary>
+    public bool Utc { get; } = utc;
+
+    public override int Capacity => Ticks.Length;
+
+    /// <summary>The row's time (kind UTC for instants, unspecified for local times), or null when missing.</summary>
+    public DateTime? this[int row] => Ticks[row] == Missing ? null : new DateTime(Ticks[row], Utc ? DateTimeKind.Utc : DateTimeKind.Unspecified);
+
+    /// <summary>A row as ISO 8601 text (round-trip form: 7 fractional digits, 'Z' for an instant), or null when missing.</summary>
+    public string? Format(int row) => Format(Ticks[row], Utc);
+
+    /// <summary>Ticks as ISO 8601 text, as Kiln has always spelled timestamps read from Parquet.</summary>
+    public static string? Format(long ticks, bool utc) => ticks == Missing
+        ? null
+        : new DateTime(ticks, utc ? DateTimeKind.Utc : DateTimeKind.Unspecified).ToString("O", CultureInfo.InvariantCulture);
+
+    /// <summary>The column as text, every row formatted by <see cref="Format(int)"/>.</summary>
+    public TextColumn ToText()
+    {
+        var text = new string?[Ticks.Length];
+        for (var i = 0; i < text.Length; i++) text[i] = Format(Ticks[i], Utc);
+        return new TextColumn(Name, text);
+    }
+
+    internal override void Grow(int capacity)
+    {
+        var v = Ticks;
+        Array.Resize(ref v, capacity);
+        Ticks = v;
+    }
+
+    internal override void CopyRows(Column source, int sourceStart, int destinationStart, int count) =>
+        Array.Copy(((TimestampColumn)source).Ticks, sourceStart, Ticks, destinationStart, count);
+
+    internal override Column NewEmpty(int capacity) => new TimestampColumn(Name, new long[capacity], Utc);
 }
 
 /// <summary>
@@ -91,8 +140,28 @@ public sealed class DataTable
     public NumericColumn Numeric(string name) => this[name] as NumericColumn
         ?? throw new KilnException($"column '{name}' holds text where numbers are expected");
 
-    public TextColumn Text(string name) => this[name] as TextColumn
-        ?? throw new KilnException($"column '{name}' holds numbers where text is expected");
+    /// <summary>The column as text: a timestamp column is formatted (<see cref="TimestampColumn.Format(int)"/>).</summary>
+    public TextColumn Text(string name) => this[name] switch
+    {
+        TextColumn t => t,
+        TimestampColumn t => t.ToText(),
+        _ => throw new KilnException($"column '{name}' holds numbers where text is expected"),
+    };
+
+    /// <summary>
+    /// This table with its timestamp columns (all, or those named in <paramref name="only"/>) as text, for a consumer that
+    /// takes text where Kiln used to hand it timestamps as text (a model's categorical input); the same table when there
+    /// are none.
+    /// </summary>
+    public DataTable TimestampsAsText(IReadOnlyCollection<string>? only = null)
+    {
+        var any = false;
+        foreach (var c in _columns) any |= c is TimestampColumn && (only is null || only.Contains(c.Name));
+        if (!any) return this;
+        var result = new DataTable(RowCount);
+        foreach (var c in _columns) result.Add(c is TimestampColumn t && (only is null || only.Contains(c.Name)) ? t.ToText() : c);
+        return result;
+    }
 
     public DataTable Add(Column column)
     {
@@ -109,14 +178,26 @@ public sealed class DataTable
         foreach (var p in parts) total += p.RowCount;
         var result = new DataTable(total);
         if (parts.Count == 0) return result;
-        foreach (var c in parts[0].Columns) result.Add(c.NewEmpty(total));
+        // Timestamps stay timestamps when every part has them with the same zone rule; beside text (a CSV file among
+        // Parquet files) or the other rule they become text, as they were before tables held timestamps.
+        var asText = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var c in parts[0].Columns)
+        {
+            if (c is not (TimestampColumn or TextColumn)) continue;
+            foreach (var p in parts)
+            {
+                var other = p.Find(c.Name);
+                if ((other is TextColumn) != (c is TextColumn) || (other is TimestampColumn o && c is TimestampColumn t && o.Utc != t.Utc)) asText.Add(c.Name);
+            }
+        }
+        foreach (var c in parts[0].Columns) result.Add(asText.Contains(c.Name) ? new TextColumn(c.Name, new string?[total]) : c.NewEmpty(total));
         var offset = 0;
         foreach (var p in parts)
         {
             foreach (var c in result.Columns)
             {
                 var source = p.Find(c.Name) ?? throw new KilnException($"column '{c.Name}' is missing from part of the data");
-                c.CopyRows(source, 0, offset, p.RowCount);
+                c.CopyRows(source is TimestampColumn t && c is TextColumn ? t.ToText() : source, 0, offset, p.RowCount);
             }
             offset += p.RowCount;
         }
@@ -141,16 +222,24 @@ public sealed class DataTable
                     for (var i = 0; i < rows.Length; i++) tv[i] = t.Values[rows[i]];
                     result.Add(new TextColumn(c.Name, tv));
                     break;
+                case TimestampColumn s:
+                    var sv = new long[rows.Length];
+                    for (var i = 0; i < rows.Length; i++) sv[i] = s.Ticks[rows[i]];
+                    result.Add(new TimestampColumn(c.Name, sv, s.Utc));
+                    break;
+                default:
+                    throw new InvalidOperationException($"a {c.GetType().Name} cannot be taken");
             }
         }
         return result;
     }
 
-    /// <summary>A cell as a JSON-friendly object: double, string or null.</summary>
+    /// <summary>A cell as a JSON-friendly object: double, string (a timestamp in ISO 8601) or null.</summary>
     public object? Cell(string column, int row) => this[column] switch
     {
         NumericColumn n => double.IsNaN(n.Values[row]) ? null : n.Values[row],
         TextColumn t => t.Values[row],
+        TimestampColumn s => s.Format(row),
         _ => null,
     };
 }

@@ -63,6 +63,9 @@ public sealed class DatasetProfile
             case TextColumn t:
                 foreach (var v in t.Values.AsSpan(0, rows)) profile.Add(NumericColumn.ParseOrNaN(v));
                 break;
+            case TimestampColumn s:
+                AddColumn(profile, s.ToText(), rows);
+                break;
         }
     }
 

@@ -90,6 +90,7 @@ public static class DataDrift
             {
                 NumericColumn n => new NumericColumn(name, n.Values),
                 TextColumn t => new TextColumn(name, t.Values),
+                TimestampColumn s => new TimestampColumn(name, s.Ticks, s.Utc),
                 _ => column,
             });
         }

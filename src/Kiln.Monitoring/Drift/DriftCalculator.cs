@@ -110,6 +110,9 @@ public static class DriftCalculator
                     }
                     return ColumnSide.FromNumbers(values, reference, unparsable, buffer);
                 }
+            case TimestampColumn s:
+                // Compared as the ISO 8601 text a reference profile built from the same column holds.
+                return SideOf(s.ToText(), rows, reference, buffer);
             default:
                 return ColumnSide.FromLabels([]);
         }

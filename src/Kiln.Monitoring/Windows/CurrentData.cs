@@ -66,6 +66,7 @@ public sealed class CurrentData
         foreach (var r in _reference.Columns)
         {
             var c = batch.Find(r.Name);
+            if (c is TimestampColumn times) c = times.ToText(); // profiles hold timestamps as their ISO 8601 text
             if (r.Kind == ColumnKind.Numeric)
             {
                 switch (c)

@@ -158,6 +158,9 @@ public static class OnnxGraph
                         case TextColumn t:
                             for (var i = 0; i < n; i++) value.StringTensorSetElementAt((t.Values[start + i] ?? "").AsSpan(), i * k + j);
                             break;
+                        case TimestampColumn s: // as the ISO 8601 text Kiln trains categorical inputs on
+                            for (var i = 0; i < n; i++) value.StringTensorSetElementAt((s.Format(start + i) ?? "").AsSpan(), i * k + j);
+                            break;
                         case NumericColumn c:
                             for (var i = 0; i < n; i++)
                             {

@@ -343,6 +343,7 @@ public sealed class MlnetScorer : IScorer
                 {
                     case NumericColumn n: _numeric[index] = n.Values; break;
                     case TextColumn t: _text[index] = t.Values; break;
+                    case TimestampColumn s: _text[index] = s.ToText().Values; break; // the ISO 8601 text Kiln trains on
                     default: throw new KilnException($"input '{input.Name}' is missing");
                 }
             }

@@ -29,8 +29,10 @@ public sealed class TableDataView : IDataView
     {
         var builder = new DataViewSchema.Builder();
         var getters = new List<Delegate>();
-        foreach (var column in table.Columns)
+        foreach (var c in table.Columns)
         {
+            // A timestamp is seen as the ISO 8601 text Kiln trains and scores categorical inputs on.
+            var column = c is TimestampColumn s ? s.ToText() : c;
             switch (column)
             {
                 case NumericColumn n:

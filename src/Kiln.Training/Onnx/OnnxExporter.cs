@@ -320,7 +320,7 @@ public static class OnnxExporter
         var requests = package.Signature.Inputs.Select(i => new ColumnRequest(i.Name, i.Type == Kiln.Core.Profiling.ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text)).ToList();
         if (options.Sample is { } sample)
         {
-            var table = await TableReader.ReadAllAsync(DataSources.Resolve(sample), requests, null, ct).ConfigureAwait(false);
+            var table = (await TableReader.ReadAllAsync(DataSources.Resolve(sample), requests, null, ct).ConfigureAwait(false)).TimestampsAsText();
             if (table.RowCount == 0) throw new KilnException($"{sample}: the sample has no rows");
             return (First(table, options.MaxSampleRows), $"{sample} ({Math.Min(table.RowCount, options.MaxSampleRows)} rows)");
         }
@@ -332,7 +332,7 @@ public static class OnnxExporter
             if (!File.Exists(f.Path) || new FileInfo(f.Path).Length != f.Size || ModelPackage.Sha256OfFile(f.Path) != f.Sha256)
                 return (null, $"no holdout sample ({f.Path} is gone or changed; pass --sample)");
         }
-        var all = await TableReader.ReadAllAsync([.. dataset.Files.Select(f => f.Path)], requests, null, ct).ConfigureAwait(false);
+        var all = (await TableReader.ReadAllAsync([.. dataset.Files.Select(f => f.Path)], requests, null, ct).ConfigureAwait(false)).TimestampsAsText();
         var order = Enumerable.Range(0, all.RowCount).ToArray();
         new Random(split.Seed).Shuffle(order);
         var holdout = order.AsSpan(0, (int)Math.Min(split.HoldoutRows, all.RowCount)).ToArray();

@@ -47,7 +47,8 @@ public static class OnnxImporter
             if (options.Reference is not null)
             {
                 var files = DataSources.Resolve(options.Reference);
-                reference = await TableReader.ReadAllAsync(files, [.. columns.Select(c => new ColumnRequest(c.Name, c.TensorType == "string" ? ColumnType.Text : ColumnType.Numeric))], null, ct).ConfigureAwait(false);
+                reference = (await TableReader.ReadAllAsync(files, [.. columns.Select(c => new ColumnRequest(c.Name, c.TensorType == "string" ? ColumnType.Text : ColumnType.Numeric))], null, ct).ConfigureAwait(false))
+                    .TimestampsAsText();
                 if (reference.RowCount == 0) throw new KilnException($"{options.Reference}: the reference data has no rows");
                 CheckReference(reference, columns, options.Reference);
             }

@@ -171,7 +171,8 @@ internal static class Evaluation
         var requests = package.Signature.Inputs
             .Select(i => new ColumnRequest(i.Name, i.Type == Kiln.Core.Profiling.ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text))
             .Append(new ColumnRequest(label, package.Signature.Task == ModelTask.Regression ? ColumnType.Numeric : ColumnType.Text)).ToList();
-        var table = await TableReader.ReadAllAsync(DataSources.Resolve(data), requests, null, ct).ConfigureAwait(false);
+        // A Parquet timestamp read for a categorical input is scored as the text the model was trained on.
+        var table = (await TableReader.ReadAllAsync(DataSources.Resolve(data), requests, null, ct).ConfigureAwait(false)).TimestampsAsText();
         using var scorer = Scorers.Open(package);
         var predictions = scorer.ScoreAll(table);
         var n = table.RowCount;

@@ -69,7 +69,7 @@ public sealed record ParquetField(string Name, ParquetValueType Type, bool Nulla
 /// <summary>
 /// Kiln's one Parquet reader, on ParquetSharp (Apache Arrow's C++ Parquet implementation): the schema of the top-level
 /// columns, the row groups, and one column of one row group at a time into the arrays of a <see cref="DataTable"/>
-/// (numbers as doubles with NaN for missing, text as strings with null, timestamps as UTC <see cref="DateTime"/>s).
+/// (numbers as doubles with NaN for missing, text as strings with null, timestamps as ticks in a <see cref="TimestampColumn"/>).
 /// Only the columns asked for are read. An instance is not safe to share between threads: parallel readers open one each.
 /// Every failure is a <see cref="KilnException"/> naming the file (and the column and row group where there is one).
 /// </summary>
@@ -244,8 +244,9 @@ public sealed class ParquetFile : IDisposable
         var text = new string?[rows];
         if (field.Type == ParquetValueType.Timestamp)
         {
-            var times = ReadTimesCore(group, field, out var missing);
-            for (var i = 0; i < rows; i++) text[i] = missing?[i] == true ? null : times[i].ToString("O", CultureInfo.InvariantCulture);
+            var ticks = new long[rows];
+            ReadTicksCore(group, field, ticks, 0);
+            for (var i = 0; i < rows; i++) text[i] = TimestampColumn.Format(ticks[i], field.Utc);
             return text;
         }
         var numbers = ReadNumbers(group, field);
@@ -254,10 +255,30 @@ public sealed class ParquetFile : IDisposable
     });
 
     /// <summary>A timestamp column as <see cref="DateTime"/>s (UTC for instants, unspecified for local times); missing rows are <see cref="DateTime.MinValue"/>.</summary>
-    public DateTime[] ReadTimestamps(int group, ParquetField field) => Guard(group, field, () =>
+    public DateTime[] ReadTimestamps(int group, ParquetField field)
+    {
+        var ticks = ReadTimestampTicks(group, field);
+        var kind = field.Utc ? DateTimeKind.Utc : DateTimeKind.Unspecified;
+        var result = new DateTime[ticks.Length];
+        for (var i = 0; i < ticks.Length; i++) result[i] = ticks[i] == TimestampColumn.Missing ? DateTime.MinValue : new DateTime(ticks[i], kind);
+        return result;
+    }
+
+    /// <summary>A timestamp column as <see cref="DateTime"/> ticks (<see cref="TimestampColumn.Missing"/> for missing rows).</summary>
+    public long[] ReadTimestampTicks(int group, ParquetField field, long firstRow = 0)
+    {
+        var ticks = new long[Rows(group)];
+        ReadTimestampTicks(group, field, new ArraySegment<long>(ticks), firstRow);
+        return ticks;
+    }
+
+    /// <summary>A timestamp column's ticks written into <paramref name="destination"/> (exactly the row group's rows long).</summary>
+    public void ReadTimestampTicks(int group, ParquetField field, ArraySegment<long> destination, long firstRow = 0) => Guard(group, field, () =>
     {
         if (field.Type != ParquetValueType.Timestamp) throw new KilnException($"{Path}: column '{field.Name}' holds {Describe(field)}, not timestamps");
-        return ReadTimesCore(group, field, out _);
+        if (destination.Count != Rows(group)) throw new ArgumentException($"the destination holds {destination.Count} values, the row group {Rows(group)}", nameof(destination));
+        ReadTicksCore(group, field, destination.AsSpan(), firstRow);
+        return true;
     });
 
     /// <summary>The smallest and largest timestamp of a row group from its statistics, when the file has them.</summary>
@@ -269,7 +290,11 @@ public sealed class ParquetFile : IDisposable
             using var chunk = Group(group).MetaData.GetColumnChunkMetaData(field.Index);
             if (!chunk.IsStatsSet) return null;
             using var stats = chunk.Statistics;
-            if (stats is Statistics<long> s && s.HasMinMax) return (ToDateTime(s.Min, field), ToDateTime(s.Max, field));
+            if (stats is Statistics<long> s && s.HasMinMax && ToTicks(s.Min, field) is { } min && ToTicks(s.Max, field) is { } max)
+            {
+                var kind = field.Utc ? DateTimeKind.Utc : DateTimeKind.Unspecified;
+                return (new DateTime(min, kind), new DateTime(max, kind));
+            }
         }
         catch (ParquetException)
         {
@@ -290,9 +315,10 @@ public sealed class ParquetFile : IDisposable
         return table;
     }
 
-    /// <summary>One column of a row group as a <see cref="DataTable"/> column of the requested type.</summary>
+    /// <summary>One column of a row group as a <see cref="DataTable"/> column of the requested type (a timestamp asked for as text is a <see cref="TimestampColumn"/>).</summary>
     public Column ReadColumn(int group, ParquetField field, ColumnType type, long firstRow = 0)
     {
+        if (type == ColumnType.Text && field.Type == ParquetValueType.Timestamp) return new TimestampColumn(field.Name, ReadTimestampTicks(group, field, firstRow), field.Utc);
         if (type == ColumnType.Text) return new TextColumn(field.Name, ReadText(group, field));
         if (field.Type == ParquetValueType.Timestamp)
             throw new KilnException($"{Path}: column '{field.Name}' holds timestamps, which Kiln cannot read as numbers");
@@ -313,6 +339,9 @@ public sealed class ParquetFile : IDisposable
             case TextColumn t:
                 var text = ReadText(group, field);
                 Array.Copy(text, 0, t.Values, offset, text.Length);
+                break;
+            case TimestampColumn s:
+                ReadTimestampTicks(group, field, new ArraySegment<long>(s.Ticks, offset, Rows(group)), offset);
                 break;
             default:
                 throw new ArgumentException($"a {destination.GetType().Name} is not read from Parquet", nameof(destination));
@@ -533,53 +562,78 @@ public sealed class ParquetFile : IDisposable
     /// <summary>A chunk stops making each distinct text value once after this many (a column of ids).</summary>
     private const int InternEntries = 65_536;
 
-    private DateTime[] ReadTimesCore(int group, ParquetField field, out bool[]? missing)
+    /// <summary>
+    /// A timestamp chunk's values as <see cref="DateTime"/> ticks (nanoseconds rounded down to 100 ns), missing rows as
+    /// <see cref="TimestampColumn.Missing"/>; a value outside what <see cref="DateTime"/> holds (years 1 to 9999) is refused naming its row.
+    /// </summary>
+    private void ReadTicksCore(int group, ParquetField field, Span<long> result, long firstRow)
     {
-        var rows = Rows(group);
+        var rows = result.Length;
         using var column = Group(group).Column(field.Index);
-        var result = new DateTime[rows];
-        missing = null;
         if (field.Physical == PhysicalType.Int96)
         {
-            var raw = new Int96[rows];
-            var present = ReadPacked((ColumnReader<Int96>)column, field, raw, out var levels);
-            var next = 0;
-            if (levels is not null) missing = new bool[rows];
-            for (var i = 0; i < rows; i++)
+            var raw = ArrayPool<Int96>.Shared.Rent(Math.Max(rows, 1));
+            try
             {
-                if (levels is not null && levels[i] != 1) { missing![i] = true; continue; }
-                var v = raw[next++];
-                var nanos = (long)(((ulong)(uint)v.B << 32) | (uint)v.A);
-                result[i] = DateTime.SpecifyKind(DateTime.UnixEpoch.AddDays(v.C - 2440588L).AddTicks(nanos / 100), DateTimeKind.Unspecified);
+                ReadPacked((ColumnReader<Int96>)column, field, raw.AsSpan(0, rows), out var int96Levels);
+                var next = 0;
+                for (var i = 0; i < rows; i++)
+                {
+                    if (int96Levels is not null && int96Levels[i] != 1) { result[i] = TimestampColumn.Missing; continue; }
+                    var v = raw[next++];
+                    var nanos = (long)(((ulong)(uint)v.B << 32) | (uint)v.A);
+                    var days = v.C - 2440588L; // the Julian day of 1970-01-01
+                    result[i] = Math.Abs(days) < 4_000_000 && nanos <= TimeSpan.TicksPerDay * 100
+                        ? Checked(DateTime.UnixEpoch.Ticks + days * TimeSpan.TicksPerDay + nanos / 100, field, firstRow + i)
+                        : Checked(-1, field, firstRow + i);
+                }
+                if (int96Levels is not null) ArrayPool<short>.Shared.Return(int96Levels);
             }
-            if (levels is not null) ArrayPool<short>.Shared.Return(levels);
-            _ = present;
-            return result;
+            finally
+            {
+                ArrayPool<Int96>.Shared.Return(raw);
+            }
+            return;
         }
-        var longs = ArrayPool<long>.Shared.Rent(Math.Max(rows, 1));
+        // Read packed into the front of the result, then moved to their rows from the back (values only move right).
+        var present = ReadPacked((ColumnReader<long>)column, field, result, out var levels);
         try
         {
-            ReadPacked((ColumnReader<long>)column, field, longs.AsSpan(0, rows), out var levels);
-            var next = 0;
-            if (levels is not null) missing = new bool[rows];
-            for (var i = 0; i < rows; i++)
+            for (var i = rows - 1; i >= 0; i--)
             {
-                if (levels is not null && levels[i] != 1) { missing![i] = true; continue; }
-                result[i] = ToDateTime(longs[next++], field);
+                if (levels is not null && levels[i] != 1) { result[i] = TimestampColumn.Missing; continue; }
+                var stored = result[--present];
+                result[i] = ToTicks(stored, field)
+                    ?? throw new KilnException($"{Path}: row {firstRow + i + 1}, column '{field.Name}': the timestamp {stored} {Unit(field)} from 1970 is outside the years 1 to 9999");
             }
-            if (levels is not null) ArrayPool<short>.Shared.Return(levels);
-            return result;
         }
         finally
         {
-            ArrayPool<long>.Shared.Return(longs);
+            if (levels is not null) ArrayPool<short>.Shared.Return(levels);
         }
     }
 
-    private static DateTime ToDateTime(long stored, ParquetField field)
+    private long Checked(long ticks, ParquetField field, long row) =>
+        ticks >= 0 && ticks <= DateTime.MaxValue.Ticks
+            ? ticks
+            : throw new KilnException($"{Path}: row {row + 1}, column '{field.Name}': the timestamp is outside the years 1 to 9999");
+
+    private static string Unit(ParquetField field) => field.TicksPerUnit switch
     {
-        var ticks = field.TicksPerUnit == 0 ? stored / 100 : stored * field.TicksPerUnit;
-        return new DateTime(DateTime.UnixEpoch.Ticks + ticks, field.Utc ? DateTimeKind.Utc : DateTimeKind.Unspecified);
+        0 => "ns",
+        10 => "µs",
+        _ => "ms",
+    };
+
+    /// <summary>A stored INT64 timestamp as <see cref="DateTime"/> ticks (rounded down), or null outside DateTime's range.</summary>
+    private static long? ToTicks(long stored, ParquetField field)
+    {
+        long ticks;
+        if (field.TicksPerUnit == 0) ticks = Math.DivRem(stored, 100, out var rest) - (rest < 0 ? 1 : 0);
+        else if (stored > long.MaxValue / field.TicksPerUnit || stored < long.MinValue / field.TicksPerUnit) return null;
+        else ticks = stored * field.TicksPerUnit;
+        var unixTicks = DateTime.UnixEpoch.Ticks;
+        return ticks < -unixTicks || ticks > DateTime.MaxValue.Ticks - unixTicks ? null : unixTicks + ticks;
     }
 
     /// <summary>

@@ -53,8 +53,10 @@ public static class ParquetTable
                 total += groups[g];
             }
             var table = new DataTable(checked((int)total));
-            var columns = requests.Select(r => r.Type == ColumnType.Numeric
-                ? (Column)new NumericColumn(r.Name, new double[total]) : new TextColumn(r.Name, new string?[total])).ToArray();
+            var columns = requests.Select((r, i) =>
+                r.Type == ColumnType.Numeric ? (Column)new NumericColumn(r.Name, new double[total])
+                : fields[i].Type == ParquetValueType.Timestamp ? new TimestampColumn(r.Name, new long[total], fields[i].Utc)
+                : new TextColumn(r.Name, new string?[total])).ToArray();
             foreach (var c in columns) table.Add(c);
             var left = new int[groups.Length];
             Array.Fill(left, requests.Count);
@@ -163,7 +165,7 @@ public static class ParquetTable
         await Task.WhenAll(tasks).ConfigureAwait(false);
     }
 
-    /// <summary>Writes a table as one Parquet file with one row group (numbers as nullable doubles, text as strings).</summary>
+    /// <summary>Writes a table as one Parquet file with one row group (numbers as nullable doubles, text as strings, timestamps as timestamps).</summary>
     public static Task WriteAsync(DataTable table, Stream stream, CancellationToken ct = default)
     {
         ParquetTableWriter.Write(table, stream);

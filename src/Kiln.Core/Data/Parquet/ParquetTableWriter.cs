@@ -93,10 +93,16 @@ public sealed class ParquetTableWriter : IDisposable
         properties.Dispose();
     }
 
-    /// <summary>Writes a table as one Parquet file with one row group (numbers as nullable doubles, text as strings).</summary>
+    /// <summary>Writes a table as one Parquet file with one row group (numbers as nullable doubles, text as strings, timestamps as timestamps).</summary>
     public static void Write(DataTable table, Stream stream)
     {
-        var columns = table.Columns.Select(c => new ParquetColumn(c.Name, c is NumericColumn ? ParquetColumnKind.Double : ParquetColumnKind.Text, true)).ToArray();
+        var columns = table.Columns.Select(c => new ParquetColumn(c.Name, c switch
+        {
+            NumericColumn => ParquetColumnKind.Double,
+            TimestampColumn { Utc: true } => ParquetColumnKind.Timestamp,
+            TimestampColumn => ParquetColumnKind.LocalTimestamp,
+            _ => ParquetColumnKind.Text,
+        }, true)).ToArray();
         using var w = new ParquetTableWriter(stream, columns);
         w.WriteRowGroup(table);
         w.Finish();
@@ -113,10 +119,14 @@ public sealed class ParquetTableWriter : IDisposable
             switch (c.Kind)
             {
                 case ParquetColumnKind.Text when column is TextColumn t: WriteText(t.Values.AsSpan(0, n)); break;
+                case ParquetColumnKind.Text when column is TimestampColumn times: WriteText(times.ToText().Values.AsSpan(0, n)); break;
                 case ParquetColumnKind.Text: WriteText(table.Numeric(c.Name).Values.AsSpan(0, n).ToArray().Select(v => double.IsNaN(v) ? null : v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)).ToArray()); break;
                 case ParquetColumnKind.Double: WriteDouble(table.Numeric(c.Name).Values.AsSpan(0, n)); break;
                 case ParquetColumnKind.Int32 or ParquetColumnKind.Int64 or ParquetColumnKind.Boolean: WriteWhole(table.Numeric(c.Name).Values.AsSpan(0, n)); break;
-                default: WriteTimestampText(table.Text(c.Name).Values.AsSpan(0, n)); break;
+                default:
+                    if (column is TimestampColumn s) WriteTimestampTicks(s.Ticks.AsSpan(0, n));
+                    else WriteTimestampText(table.Text(c.Name).Values.AsSpan(0, n));
+                    break;
             }
         }
         EndRowGroup();
@@ -297,7 +307,7 @@ public sealed class ParquetTableWriter : IDisposable
     {
         var c = Next(_columns[_next].Kind is ParquetColumnKind.LocalTimestamp ? ParquetColumnKind.LocalTimestamp : ParquetColumnKind.Timestamp, values.Length);
         if (_longs.Length < values.Length) _longs = new long[Math.Max(values.Length, 1024)];
-        for (var i = 0; i < values.Length; i++) _longs[i] = (values[i].Ticks - DateTime.UnixEpoch.Ticks) / 10;
+        for (var i = 0; i < values.Length; i++) _longs[i] = Micros(values[i].Ticks);
         using var w = (ColumnWriter<long>)_group!.NextColumn();
         if (!c.Nullable) w.WriteBatch(_longs.AsSpan(0, values.Length));
         else
@@ -322,10 +332,34 @@ public sealed class ParquetTableWriter : IDisposable
                 continue;
             }
             _levels[i] = 1;
-            _longs[present++] = (t.Ticks - DateTime.UnixEpoch.Ticks) / 10;
+            _longs[present++] = Micros(t.Ticks);
         }
         using var w = (ColumnWriter<long>)_group!.NextColumn();
         w.WriteBatch(values.Length, c.Nullable ? _levels.AsSpan(0, values.Length) : ReadOnlySpan<short>.Empty, ReadOnlySpan<short>.Empty, _longs.AsSpan(0, present));
+    }
+
+    /// <summary>
+    /// The next column, as timestamps from <see cref="DateTime"/> ticks (<see cref="TimestampColumn.Missing"/> = missing),
+    /// written in microseconds (a tick's last digit is dropped, as for every timestamp Kiln writes).
+    /// </summary>
+    public void WriteTimestampTicks(ReadOnlySpan<long> ticks)
+    {
+        var c = Next(_columns[_next].Kind is ParquetColumnKind.LocalTimestamp ? ParquetColumnKind.LocalTimestamp : ParquetColumnKind.Timestamp, ticks.Length);
+        if (_longs.Length < ticks.Length) _longs = new long[Math.Max(ticks.Length, 1024)];
+        var present = 0;
+        for (var i = 0; i < ticks.Length; i++)
+        {
+            if (ticks[i] == TimestampColumn.Missing)
+            {
+                if (!c.Nullable) throw new InvalidOperationException($"column '{c.Name}' is required but row {i} is missing");
+                _levels[i] = 0;
+                continue;
+            }
+            _levels[i] = 1;
+            _longs[present++] = Micros(ticks[i]);
+        }
+        using var w = (ColumnWriter<long>)_group!.NextColumn();
+        w.WriteBatch(ticks.Length, c.Nullable ? _levels.AsSpan(0, ticks.Length) : ReadOnlySpan<short>.Empty, ReadOnlySpan<short>.Empty, _longs.AsSpan(0, present));
     }
 
     /// <summary>The next column, as timestamps from ISO 8601 text (null = missing), as <see cref="ParquetFile"/> reads them.</summary>
@@ -347,11 +381,14 @@ public sealed class ParquetTableWriter : IDisposable
                     System.Globalization.DateTimeStyles.AdjustToUniversal | System.Globalization.DateTimeStyles.AssumeUniversal, out var t))
                 throw new KilnException($"column '{c.Name}': '{v}' is not a timestamp");
             _levels[i] = 1;
-            _longs[present++] = (t.Ticks - DateTime.UnixEpoch.Ticks) / 10;
+            _longs[present++] = Micros(t.Ticks);
         }
         using var w = (ColumnWriter<long>)_group!.NextColumn();
         w.WriteBatch(values.Length, c.Nullable ? _levels.AsSpan(0, values.Length) : ReadOnlySpan<short>.Empty, ReadOnlySpan<short>.Empty, _longs.AsSpan(0, present));
     }
+
+    /// <summary>Microseconds from 1970 of a <see cref="DateTime"/> tick count, rounded down (also before 1970).</summary>
+    private static long Micros(long ticks) => Math.DivRem(ticks - DateTime.UnixEpoch.Ticks, 10, out var rest) - (rest < 0 ? 1 : 0);
 
     private ParquetColumn Next(ParquetColumnKind kind, int rows)
     {
