@@ -49,7 +49,7 @@ internal static class QuickstartSteps
             GrpcPort = null,
             LogDirectory = Path.GetFullPath(Path.Combine(".kiln", "prediction-log")),
         });
-        await server.StartAsync(ct);
+        await server.StartAndLoadAsync(ct); // the first load ends before the request, so it is never answered 503 "not loaded yet"
         using var http = new HttpClient { BaseAddress = server.HttpUri };
         var body = System.Text.Json.JsonSerializer.Serialize(example[0], CliJson.Default.DictionaryStringJsonElement);
         using var response = await http.PostAsync(new Uri("/predict", UriKind.Relative), new StringContent(body, System.Text.Encoding.UTF8, "application/json"), ct);
