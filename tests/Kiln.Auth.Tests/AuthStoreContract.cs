@@ -2,7 +2,6 @@ using System.Text;
 using Kiln.Core;
 using Kiln.Storage;
 using Kiln.Testing;
-using Npgsql;
 
 namespace Kiln.Auth.Tests;
 
@@ -174,28 +173,17 @@ public sealed class SqliteAuthStoreTests : AuthStoreContract
 
 public sealed class PostgresAuthStoreTests : AuthStoreContract
 {
-    private string? _database;
+    private TestDatabase? _database;
 
     protected override async Task<string> FreshLocationAsync()
     {
-        _database = "kiln_auth_" + Guid.NewGuid().ToString("N");
-        await using (var c = new NpgsqlConnection(TestEnvironment.Postgres))
-        {
-            await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {_database}", c);
-            await cmd.ExecuteNonQueryAsync();
-        }
-        return new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres) { Database = _database }.ToString();
+        _database = await TestDatabase.CreateAsync("kiln_auth");
+        return _database.ConnectionString;
     }
 
     protected override async Task DropAsync()
     {
-        if (_database is null) return;
-        NpgsqlConnection.ClearAllPools();
-        await using var c = new NpgsqlConnection(TestEnvironment.Postgres);
-        await c.OpenAsync();
-        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", c);
-        await cmd.ExecuteNonQueryAsync();
+        if (_database is not null) await _database.DisposeAsync();
     }
 }
 

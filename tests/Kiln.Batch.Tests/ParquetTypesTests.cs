@@ -1,4 +1,3 @@
-using DuckDB.NET.Data;
 using Kiln.Testing;
 
 namespace Kiln.Batch.Tests;
@@ -20,7 +19,7 @@ public sealed class ParquetTypesTests(BatchFixture fx)
         // hour as INTEGER (int32), a row number as BIGINT, a flag, timestamps with and without a time zone, and a nested
         // column that nobody asks for; zstd, row groups of 3,000 rows.
         const string cardPresentAsText = "{'card_present': 'VARCHAR'}";
-        Duck($"""
+        DuckSql.Exec($"""
             COPY (SELECT * EXCLUDE (hour), hour::INTEGER AS hour, (row_number() OVER ())::BIGINT AS n,
                          card_present = 'yes' AS flag,
                          TIMESTAMP '2026-01-01 00:00:00' + INTERVAL (row_number() OVER ()) SECOND AS ts,
@@ -37,7 +36,7 @@ public sealed class ParquetTypesTests(BatchFixture fx)
 
         Assert.True(fromParquet.ExitCode == 0, fromParquet.StdErr);
         Assert.True(fromCsv.ExitCode == 0, fromCsv.StdErr);
-        var types = Rows($"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('{dir.File("out")}/part-*.parquet'))")
+        var types = DuckSql.Rows($"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('{dir.File("out")}/part-*.parquet'))")
             .ToDictionary(r => (string)r[0]!, r => (string)r[1]!);
         Assert.Equal("INTEGER", types["hour"]);
         Assert.Equal("BIGINT", types["n"]);
@@ -47,7 +46,7 @@ public sealed class ParquetTypesTests(BatchFixture fx)
         Assert.Equal("INTEGER", types["k"]);
         Assert.Equal("VARCHAR", types["transaction_id"]);
         // Every kept value is the input's, and every prediction the CSV run's, to the last digit.
-        var differences = Rows($"""
+        var differences = DuckSql.Rows($"""
             SELECT count(*),
                    count(*) FILTER (o.hour IS DISTINCT FROM i.hour), count(*) FILTER (o.n IS DISTINCT FROM i.n),
                    count(*) FILTER (o.flag IS DISTINCT FROM i.flag), count(*) FILTER (o.ts IS DISTINCT FROM i.ts),
@@ -62,10 +61,10 @@ public sealed class ParquetTypesTests(BatchFixture fx)
                OR o.prediction IS DISTINCT FROM c.prediction OR o.probability IS DISTINCT FROM c.probability
             """);
         Assert.True(0L == Convert.ToInt64(differences[0][0], System.Globalization.CultureInfo.InvariantCulture), string.Join(", ", differences[0]));
-        Assert.Equal(Rows($"SELECT count(*) FROM read_csv('{fx.Csv}')")[0][0], Rows($"SELECT count(*) FROM read_parquet('{dir.File("out")}/part-*.parquet')")[0][0]);
+        Assert.Equal(DuckSql.Rows($"SELECT count(*) FROM read_csv('{fx.Csv}')")[0][0], DuckSql.Rows($"SELECT count(*) FROM read_parquet('{dir.File("out")}/part-*.parquet')")[0][0]);
         // Nullability follows the input: the keys DuckDB wrote as OPTIONAL stay OPTIONAL, and the nulls of k stay null.
-        Assert.Equal(Rows($"SELECT count(*) FROM read_parquet('{input}') WHERE k IS NULL")[0][0],
-            Rows($"SELECT count(*) FROM read_parquet('{dir.File("out")}/part-*.parquet') WHERE k IS NULL")[0][0]);
+        Assert.Equal(DuckSql.Rows($"SELECT count(*) FROM read_parquet('{input}') WHERE k IS NULL")[0][0],
+            DuckSql.Rows($"SELECT count(*) FROM read_parquet('{dir.File("out")}/part-*.parquet') WHERE k IS NULL")[0][0]);
     }
 
     [Fact]
@@ -73,7 +72,7 @@ public sealed class ParquetTypesTests(BatchFixture fx)
     {
         using var dir = new TempDir();
         var input = dir.File("nested.parquet");
-        Duck($"COPY (SELECT *, {{'a': hour}} AS point FROM read_csv('{fx.Csv}')) TO '{input}' (FORMAT parquet)");
+        DuckSql.Exec($"COPY (SELECT *, {{'a': hour}} AS point FROM read_csv('{fx.Csv}')) TO '{input}' (FORMAT parquet)");
 
         var run = await KilnCli.RunAsync(["batch", "--model", fx.Package, "--input", input, "--output", dir.File("out"), "--keep", "transaction_id,point"]);
 
@@ -92,7 +91,7 @@ public sealed class ParquetTypesTests(BatchFixture fx)
     {
         using var dir = new TempDir();
         var clean = dir.File("clean.parquet");
-        Duck($"COPY (SELECT * FROM read_csv('{fx.Csv}')) TO '{clean}' (FORMAT parquet)");
+        DuckSql.Exec($"COPY (SELECT * FROM read_csv('{fx.Csv}')) TO '{clean}' (FORMAT parquet)");
         var bytes = await File.ReadAllBytesAsync(clean);
         var input = dir.File("bad.parquet");
         await File.WriteAllBytesAsync(input, damage == "truncated" ? bytes[..(bytes.Length * 2 / 3)] : [.. bytes[..^4], .. "XXXX"u8]);
@@ -105,31 +104,5 @@ public sealed class ParquetTypesTests(BatchFixture fx)
         Assert.StartsWith($"error: {input}: not a readable Parquet file", lines[0], StringComparison.Ordinal);
         Assert.All(lines.Skip(1), l => Assert.Equal("(run with --verbose for detail)", l));
         Assert.Empty(Directory.Exists(dir.File("out")) ? Directory.GetFiles(dir.File("out"), "part-*") : []);
-    }
-
-    private static void Duck(string sql)
-    {
-        using var connection = new DuckDBConnection("DataSource=:memory:");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
-    }
-
-    private static List<object?[]> Rows(string sql)
-    {
-        using var connection = new DuckDBConnection("DataSource=:memory:");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        using var reader = command.ExecuteReader();
-        var rows = new List<object?[]>();
-        while (reader.Read())
-        {
-            var row = new object?[reader.FieldCount];
-            for (var i = 0; i < row.Length; i++) row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
-            rows.Add(row);
-        }
-        return rows;
     }
 }

@@ -118,117 +118,81 @@ public sealed class SqlBatchTests(BatchFixture fx)
         Assert.Contains("t00042", rejects[1]);
     }
 
-    private static string PostgresUri(string database)
-    {
-        var b = new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres);
-        return $"postgresql://{b.Username}@{b.Host}:{b.Port}/{database}";
-    }
-
-    private static async Task<(string Database, string ConnectionString)> CreateDatabaseAsync()
-    {
-        var name = "kiln_batch_" + Guid.NewGuid().ToString("N")[..12];
-        await using var admin = new NpgsqlConnection(TestEnvironment.Postgres);
-        await admin.OpenAsync();
-        await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", admin);
-        await create.ExecuteNonQueryAsync();
-        return (name, new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres) { Database = name, Pooling = false }.ConnectionString);
-    }
-
-    private static async Task DropDatabaseAsync(string name)
-    {
-        await using var admin = new NpgsqlConnection(TestEnvironment.Postgres);
-        await admin.OpenAsync();
-        await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", admin);
-        await drop.ExecuteNonQueryAsync();
-    }
-
     [Fact]
     public async Task Postgres_table_to_postgres_table_by_copy_and_upsert_is_idempotent()
     {
-        var (database, cs) = await CreateDatabaseAsync();
-        try
+        await using var database = await TestDatabase.CreateAsync("kiln_batch");
+        var cs = database.UnpooledConnectionString;
+        await using (var db = new NpgsqlConnection(cs))
         {
-            await using (var db = new NpgsqlConnection(cs))
+            await db.OpenAsync();
+            await using (var create = new NpgsqlCommand("CREATE TABLE tx (id BIGINT PRIMARY KEY, transaction_id TEXT, amount DOUBLE PRECISION, hour INTEGER, merchant_category TEXT, card_present TEXT, distance_from_home_km DOUBLE PRECISION, customer_age INTEGER)", db))
+                await create.ExecuteNonQueryAsync();
+            await using var copy = await db.BeginBinaryImportAsync("COPY tx FROM STDIN (FORMAT BINARY)");
+            var rows = fx.Rows;
+            for (var r = 0; r < rows.RowCount; r++)
             {
-                await db.OpenAsync();
-                await using (var create = new NpgsqlCommand("CREATE TABLE tx (id BIGINT PRIMARY KEY, transaction_id TEXT, amount DOUBLE PRECISION, hour INTEGER, merchant_category TEXT, card_present TEXT, distance_from_home_km DOUBLE PRECISION, customer_age INTEGER)", db))
-                    await create.ExecuteNonQueryAsync();
-                await using var copy = await db.BeginBinaryImportAsync("COPY tx FROM STDIN (FORMAT BINARY)");
-                var rows = fx.Rows;
-                for (var r = 0; r < rows.RowCount; r++)
-                {
-                    await copy.StartRowAsync();
-                    await copy.WriteAsync((long)(rows.RowCount - r) * 7, NpgsqlTypes.NpgsqlDbType.Bigint); // a key whose order is not the insert order
-                    await copy.WriteAsync(rows.Text("transaction_id").Values[r]!, NpgsqlTypes.NpgsqlDbType.Text);
-                    await copy.WriteAsync(rows.Numeric("amount").Values[r], NpgsqlTypes.NpgsqlDbType.Double);
-                    await copy.WriteAsync((int)rows.Numeric("hour").Values[r], NpgsqlTypes.NpgsqlDbType.Integer);
-                    await copy.WriteAsync(rows.Text("merchant_category").Values[r]!, NpgsqlTypes.NpgsqlDbType.Text);
-                    await copy.WriteAsync(rows.Text("card_present").Values[r]!, NpgsqlTypes.NpgsqlDbType.Text);
-                    var d = rows.Numeric("distance_from_home_km").Values[r];
-                    if (double.IsNaN(d)) await copy.WriteNullAsync(); else await copy.WriteAsync(d, NpgsqlTypes.NpgsqlDbType.Double);
-                    await copy.WriteAsync((int)rows.Numeric("customer_age").Values[r], NpgsqlTypes.NpgsqlDbType.Integer);
-                }
-                await copy.CompleteAsync();
+                await copy.StartRowAsync();
+                await copy.WriteAsync((long)(rows.RowCount - r) * 7, NpgsqlTypes.NpgsqlDbType.Bigint); // a key whose order is not the insert order
+                await copy.WriteAsync(rows.Text("transaction_id").Values[r]!, NpgsqlTypes.NpgsqlDbType.Text);
+                await copy.WriteAsync(rows.Numeric("amount").Values[r], NpgsqlTypes.NpgsqlDbType.Double);
+                await copy.WriteAsync((int)rows.Numeric("hour").Values[r], NpgsqlTypes.NpgsqlDbType.Integer);
+                await copy.WriteAsync(rows.Text("merchant_category").Values[r]!, NpgsqlTypes.NpgsqlDbType.Text);
+                await copy.WriteAsync(rows.Text("card_present").Values[r]!, NpgsqlTypes.NpgsqlDbType.Text);
+                var d = rows.Numeric("distance_from_home_km").Values[r];
+                if (double.IsNaN(d)) await copy.WriteNullAsync(); else await copy.WriteAsync(d, NpgsqlTypes.NpgsqlDbType.Double);
+                await copy.WriteAsync((int)rows.Numeric("customer_age").Values[r], NpgsqlTypes.NpgsqlDbType.Integer);
             }
-
-            string[] args = ["batch", "--model", fx.Package, "--input", PostgresUri(database) + "?table=tx", "--output", PostgresUri(database) + "?table=scores",
-                "--keep", "transaction_id", "--key", "transaction_id", "--partition-rows", "3000", "--json"];
-            for (var run = 0; run < 2; run++)
-            {
-                var result = await KilnCli.RunAsync(args);
-                Assert.True(result.ExitCode == 0, result.ToString());
-                Assert.Contains("\"rows\": 8000", result.StdOut);
-            }
-            // Without a key: COPY straight into the table; a second run of the same job is refused, --resume finds it done.
-            string[] plain = ["batch", "--model", fx.Package, "--input", PostgresUri(database) + "?query=SELECT * FROM tx ORDER BY id", "--output", PostgresUri(database) + "?table=plain",
-                "--keep", "transaction_id", "--partition-rows", "5000", "--json"];
-            var p1 = await KilnCli.RunAsync(plain);
-            Assert.True(p1.ExitCode == 0, p1.ToString());
-            var p2 = await KilnCli.RunAsync(plain);
-            Assert.Equal(1, p2.ExitCode);
-            Assert.Contains("--resume", p2.StdErr);
-            var p3 = await KilnCli.RunAsync([.. plain, "--resume"]);
-            Assert.True(p3.ExitCode == 0, p3.ToString());
-            Assert.Contains("\"parts_resumed\": 2", p3.StdOut);
-
-            await using var check = new NpgsqlConnection(cs);
-            await check.OpenAsync();
-            var expected = ExpectedById();
-            await AssertScoresAsync(check, "scores", 8000, expected);
-            await AssertScoresAsync(check, "plain", 8000, expected);
+            await copy.CompleteAsync();
         }
-        finally
+
+        string[] args = ["batch", "--model", fx.Package, "--input", database.Uri + "?table=tx", "--output", database.Uri + "?table=scores",
+            "--keep", "transaction_id", "--key", "transaction_id", "--partition-rows", "3000", "--json"];
+        for (var run = 0; run < 2; run++)
         {
-            await DropDatabaseAsync(database);
+            var result = await KilnCli.RunAsync(args);
+            Assert.True(result.ExitCode == 0, result.ToString());
+            Assert.Contains("\"rows\": 8000", result.StdOut);
         }
+        // Without a key: COPY straight into the table; a second run of the same job is refused, --resume finds it done.
+        string[] plain = ["batch", "--model", fx.Package, "--input", database.Uri + "?query=SELECT * FROM tx ORDER BY id", "--output", database.Uri + "?table=plain",
+            "--keep", "transaction_id", "--partition-rows", "5000", "--json"];
+        var p1 = await KilnCli.RunAsync(plain);
+        Assert.True(p1.ExitCode == 0, p1.ToString());
+        var p2 = await KilnCli.RunAsync(plain);
+        Assert.Equal(1, p2.ExitCode);
+        Assert.Contains("--resume", p2.StdErr);
+        var p3 = await KilnCli.RunAsync([.. plain, "--resume"]);
+        Assert.True(p3.ExitCode == 0, p3.ToString());
+        Assert.Contains("\"parts_resumed\": 2", p3.StdOut);
+
+        await using var check = new NpgsqlConnection(cs);
+        await check.OpenAsync();
+        var expected = ExpectedById();
+        await AssertScoresAsync(check, "scores", 8000, expected);
+        await AssertScoresAsync(check, "plain", 8000, expected);
     }
 
     [Fact]
     public async Task A_postgres_text_column_where_the_model_wants_numbers_fails_before_scoring()
     {
-        var (database, cs) = await CreateDatabaseAsync();
-        try
+        await using var database = await TestDatabase.CreateAsync("kiln_batch");
+        var cs = database.UnpooledConnectionString;
+        await using (var db = new NpgsqlConnection(cs))
         {
-            await using (var db = new NpgsqlConnection(cs))
-            {
-                await db.OpenAsync();
-                await using var create = new NpgsqlCommand("CREATE TABLE tx (id BIGINT PRIMARY KEY, amount TEXT, hour INTEGER, merchant_category TEXT, card_present TEXT, distance_from_home_km DOUBLE PRECISION, customer_age INTEGER); INSERT INTO tx VALUES (1, '12.5', 3, 'fuel', 'yes', 1.0, 40)", db);
-                await create.ExecuteNonQueryAsync();
-            }
-            var ex = await Assert.ThrowsAsync<KilnException>(() => new BatchJob(new BatchOptions
-            {
-                Model = fx.Package, Input = PostgresUri(database) + "?table=tx", Output = PostgresUri(database) + "?table=scores",
-            }).RunAsync());
-            Assert.Contains("table=tx", ex.Message);
-            Assert.Contains("column 'amount' holds text", ex.Message);
-            await using var check = new NpgsqlConnection(cs);
-            await check.OpenAsync();
-            await using var exists = new NpgsqlCommand("SELECT to_regclass('scores') IS NULL", check);
-            Assert.True((bool)(await exists.ExecuteScalarAsync())!); // nothing was created or written
+            await db.OpenAsync();
+            await using var create = new NpgsqlCommand("CREATE TABLE tx (id BIGINT PRIMARY KEY, amount TEXT, hour INTEGER, merchant_category TEXT, card_present TEXT, distance_from_home_km DOUBLE PRECISION, customer_age INTEGER); INSERT INTO tx VALUES (1, '12.5', 3, 'fuel', 'yes', 1.0, 40)", db);
+            await create.ExecuteNonQueryAsync();
         }
-        finally
+        var ex = await Assert.ThrowsAsync<KilnException>(() => new BatchJob(new BatchOptions
         {
-            await DropDatabaseAsync(database);
-        }
+            Model = fx.Package, Input = database.Uri + "?table=tx", Output = database.Uri + "?table=scores",
+        }).RunAsync());
+        Assert.Contains("table=tx", ex.Message);
+        Assert.Contains("column 'amount' holds text", ex.Message);
+        await using var check = new NpgsqlConnection(cs);
+        await check.OpenAsync();
+        await using var exists = new NpgsqlCommand("SELECT to_regclass('scores') IS NULL", check);
+        Assert.True((bool)(await exists.ExecuteScalarAsync())!); // nothing was created or written
     }
 }

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using DuckDB.NET.Data;
 using Kiln.Core.Packaging;
 using Kiln.Testing;
 using Kiln.Training;
@@ -25,9 +24,9 @@ public sealed class TimestampFeatureTests(BatchFixture fx)
         const string Slot = "TIMESTAMP '2026-01-01 00:00:00' + INTERVAL (CASE WHEN is_fraud = 1 AND hour % 2 = 0 THEN 1 ELSE hour % 3 + 2 END) HOUR";
         // card_present stays text (DuckDB would guess a boolean from yes/no).
         const string CardPresentAsText = "{'card_present': 'VARCHAR'}";
-        Duck($"COPY (SELECT *, {Slot} AS slot FROM read_csv('{fx.Csv}', types = {CardPresentAsText})) TO '{parquet}' (FORMAT parquet, ROW_GROUP_SIZE 3000)");
+        DuckSql.Exec($"COPY (SELECT *, {Slot} AS slot FROM read_csv('{fx.Csv}', types = {CardPresentAsText})) TO '{parquet}' (FORMAT parquet, ROW_GROUP_SIZE 3000)");
         // The CSV spells slot as Kiln has always spelled a Parquet timestamp: ISO 8601 with seven fractional digits.
-        Duck($"COPY (SELECT * REPLACE (strftime(slot, '%Y-%m-%dT%H:%M:%S') || '.0000000' AS slot) FROM read_parquet('{parquet}')) TO '{csv}' (HEADER)");
+        DuckSql.Exec($"COPY (SELECT * REPLACE (strftime(slot, '%Y-%m-%dT%H:%M:%S') || '.0000000' AS slot) FROM read_parquet('{parquet}')) TO '{csv}' (HEADER)");
         var fromParquet = dir.File("model-parquet");
         var fromCsv = dir.File("model-csv");
 
@@ -45,7 +44,7 @@ public sealed class TimestampFeatureTests(BatchFixture fx)
         Assert.True(a.ExitCode == 0, a.StdErr);
         Assert.True(b.ExitCode == 0, b.StdErr);
         // Every prediction the CSV run's to the last digit, and the kept slot the input's timestamp.
-        var diff = Rows($"""
+        var diff = DuckSql.Rows($"""
             SELECT count(*), count(*) FILTER (p.prediction IS DISTINCT FROM c.prediction OR p.probability IS DISTINCT FROM c.probability),
                    count(*) FILTER (p.slot IS DISTINCT FROM i.slot), count(DISTINCT p.probability)
             FROM read_parquet('{outParquet}/part-*.parquet') p
@@ -56,7 +55,7 @@ public sealed class TimestampFeatureTests(BatchFixture fx)
         Assert.Equal(0L, Convert.ToInt64(diff[1], System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal(0L, Convert.ToInt64(diff[2], System.Globalization.CultureInfo.InvariantCulture));
         Assert.True(Convert.ToInt64(diff[3], System.Globalization.CultureInfo.InvariantCulture) > 1, "the model's scores vary");
-        Assert.Equal("TIMESTAMP", Rows($"SELECT column_type FROM (DESCRIBE SELECT slot FROM read_parquet('{outParquet}/part-*.parquet'))")[0][0]);
+        Assert.Equal("TIMESTAMP", DuckSql.Rows($"SELECT column_type FROM (DESCRIBE SELECT slot FROM read_parquet('{outParquet}/part-*.parquet'))")[0][0]);
 
         var driftParquet = await KilnCli.RunAsync(["drift", "--model", fromParquet, "--current", parquet, "--json", "--fail-on-drift", "false"]);
         var driftCsv = await KilnCli.RunAsync(["drift", "--model", fromParquet, "--current", csv, "--json", "--fail-on-drift", "false"]);
@@ -74,30 +73,4 @@ public sealed class TimestampFeatureTests(BatchFixture fx)
 
     private static JsonElement Feature(JsonDocument report, string name) =>
         report.RootElement.GetProperty("features").EnumerateArray().Single(f => f.GetProperty("name").GetString() == name);
-
-    private static void Duck(string sql)
-    {
-        using var connection = new DuckDBConnection("DataSource=:memory:");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
-    }
-
-    private static List<object?[]> Rows(string sql)
-    {
-        using var connection = new DuckDBConnection("DataSource=:memory:");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        using var reader = command.ExecuteReader();
-        var rows = new List<object?[]>();
-        while (reader.Read())
-        {
-            var row = new object?[reader.FieldCount];
-            for (var i = 0; i < row.Length; i++) row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
-            rows.Add(row);
-        }
-        return rows;
-    }
 }

@@ -7,7 +7,6 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 
 namespace Kiln.Features.Tests;
 
@@ -86,31 +85,18 @@ public sealed class SqliteRegistryTests : RegistryContractTests
 
 public sealed class PostgresRegistryTests : RegistryContractTests
 {
-    private readonly string _database = "kiln_" + Guid.NewGuid().ToString("N");
-
-    private static string Admin => TestEnvironment.Postgres;
+    private TestDatabase? _database;
 
     protected override async Task<string> LocationAsync()
     {
-        await using (var c = new NpgsqlConnection(Admin))
-        {
-            await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {_database}", c);
-            await cmd.ExecuteNonQueryAsync();
-        }
-        // As a user would give it: a postgresql:// URI.
-        var b = new NpgsqlConnectionStringBuilder(Admin);
-        return $"postgresql://{b.Username}@{b.Host}:{b.Port}/{_database}";
+        _database = await TestDatabase.CreateAsync();
+        return _database.Uri; // as a user would give it
     }
 
     public override async Task DisposeAsync()
     {
         await base.DisposeAsync();
-        NpgsqlConnection.ClearAllPools();
-        await using var c = new NpgsqlConnection(Admin);
-        await c.OpenAsync();
-        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", c);
-        await cmd.ExecuteNonQueryAsync();
+        if (_database is not null) await _database.DisposeAsync();
     }
 }
 

@@ -1,6 +1,5 @@
 using Kiln.Pipelines.State;
 using Kiln.Testing;
-using Npgsql;
 
 namespace Kiln.Pipelines.Tests;
 
@@ -229,28 +228,16 @@ public sealed class SqliteStoreContractTests : StoreContractTests
 
 public sealed class PostgresStoreContractTests : StoreContractTests
 {
-    private readonly string _database = $"kiln_{Guid.NewGuid():N}";
+    private TestDatabase? _database;
 
     protected override async Task<IPipelineStore> CreateStoreAsync()
     {
-        var admin = TestEnvironment.Postgres;
-        await using (var c = new NpgsqlConnection(admin))
-        {
-            await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {_database}", c);
-            await cmd.ExecuteNonQueryAsync();
-        }
-        var b = new NpgsqlConnectionStringBuilder(admin) { Database = _database };
-        return PipelineStores.Create(b.ConnectionString);
+        _database = await TestDatabase.CreateAsync();
+        return PipelineStores.Create(_database.ConnectionString);
     }
 
     protected override async Task DropAsync()
     {
-        var admin = TestEnvironment.Postgres;
-        NpgsqlConnection.ClearAllPools();
-        await using var c = new NpgsqlConnection(admin);
-        await c.OpenAsync();
-        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", c);
-        await cmd.ExecuteNonQueryAsync();
+        if (_database is not null) await _database.DisposeAsync();
     }
 }

@@ -9,7 +9,6 @@ using Kiln.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 
 namespace Kiln.Server.Tests;
 
@@ -21,7 +20,7 @@ public sealed class AccessFixture : IAsyncLifetime
 {
     private readonly TempDir _dir = new("kiln-access");
     private WebApplication? _app;
-    private string? _jobsDatabase;
+    private TestDatabase? _jobsDatabase;
 
     public WebApplication App => _app!;
 
@@ -63,14 +62,8 @@ public sealed class AccessFixture : IAsyncLifetime
         options.Access.Require = true;
         options.Access.MaxFailedSignIns = 1000;
         // The jobs dashboard (/jobs) is mounted with a PostgreSQL database of queued work: a fresh one on the test server.
-        _jobsDatabase = $"kiln_access_{Guid.NewGuid():N}"[..28];
-        await using (var c = new NpgsqlConnection(TestEnvironment.Postgres))
-        {
-            await c.OpenAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {_jobsDatabase}", c);
-            await create.ExecuteNonQueryAsync();
-        }
-        options.Jobs = await Kiln.Workers.WorkerStorage.OpenAsync(new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres) { Database = _jobsDatabase }.ConnectionString);
+        _jobsDatabase = await TestDatabase.CreateAsync("kiln_access");
+        options.Jobs = await Kiln.Workers.WorkerStorage.OpenAsync(_jobsDatabase.ConnectionString);
         _app = KilnServer.BuildApp(options);
         await _app.StartAsync();
         Address = KilnServer.Address(_app);
@@ -105,13 +98,7 @@ public sealed class AccessFixture : IAsyncLifetime
             await _app.StopAsync();
             await _app.DisposeAsync();
         }
-        if (_jobsDatabase is not null)
-        {
-            await using var c = new NpgsqlConnection(TestEnvironment.Postgres);
-            await c.OpenAsync();
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_jobsDatabase} WITH (FORCE)", c);
-            await drop.ExecuteNonQueryAsync();
-        }
+        if (_jobsDatabase is not null) await _jobsDatabase.DisposeAsync();
         _dir.Dispose();
     }
 }

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using Kiln.Testing;
 using Kiln.Tracking;
-using Npgsql;
 
 namespace Kiln.Server.Tests;
 
@@ -37,14 +36,11 @@ public sealed class RealServerTests
     {
         using var dir = new TempDir("kiln-kill");
         string db = dir.Path;
-        string? pgDatabase = null;
+        TestDatabase? pgDatabase = null;
         if (backend == "postgres")
         {
-            pgDatabase = "kiln_" + Guid.NewGuid().ToString("N");
-            await using var c = new NpgsqlConnection(TestEnvironment.Postgres);
-            await c.OpenAsync();
-            await using (var cmd = new NpgsqlCommand($"CREATE DATABASE {pgDatabase}", c)) await cmd.ExecuteNonQueryAsync();
-            db = new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres) { Database = pgDatabase }.ToString();
+            pgDatabase = await TestDatabase.CreateAsync();
+            db = pgDatabase.ConnectionString;
         }
         try
         {
@@ -98,14 +94,7 @@ public sealed class RealServerTests
         }
         finally
         {
-            if (pgDatabase is not null)
-            {
-                NpgsqlConnection.ClearAllPools();
-                await using var c = new NpgsqlConnection(TestEnvironment.Postgres);
-                await c.OpenAsync();
-                await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {pgDatabase} WITH (FORCE)", c);
-                await cmd.ExecuteNonQueryAsync();
-            }
+            if (pgDatabase is not null) await pgDatabase.DisposeAsync();
         }
     }
 }

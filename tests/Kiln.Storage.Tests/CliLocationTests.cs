@@ -1,6 +1,5 @@
 using Kiln.Pipelines.State;
 using Kiln.Testing;
-using Npgsql;
 
 namespace Kiln.Storage.Tests;
 
@@ -55,38 +54,19 @@ public sealed class CliLocationTests
     [Fact]
     public async Task Postgres_spelling_works_and_warns_that_it_is_postgresql()
     {
-        var admin = new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres);
-        var database = "kiln_" + Guid.NewGuid().ToString("N");
-        await using (var c = new NpgsqlConnection(TestEnvironment.Postgres))
-        {
-            await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {database}", c);
-            await cmd.ExecuteNonQueryAsync();
-        }
-        try
-        {
-            var user = Uri.EscapeDataString(admin.Username ?? "postgres") + (admin.Password is { Length: > 0 } pw ? ":" + Uri.EscapeDataString(pw) : "");
-            var rest = $"{user}@{admin.Host}:{admin.Port}/{database}";
-            using var dir = new TempDir("kiln-cli-loc");
-            var old = await KilnCli.RunAsync(["runs", "list", "--tracking-uri", "postgres://" + rest], dir.Path, NoEnv);
-            Assert.True(old.ExitCode == 0, old.ToString());
-            Assert.Contains("the spelling is postgresql://", old.StdErr);
+        await using var database = await TestDatabase.CreateAsync();
+        var rest = database.Uri["postgresql://".Length..]; // user@host:port/name
+        using var dir = new TempDir("kiln-cli-loc");
+        var old = await KilnCli.RunAsync(["runs", "list", "--tracking-uri", "postgres://" + rest], dir.Path, NoEnv);
+        Assert.True(old.ExitCode == 0, old.ToString());
+        Assert.Contains("the spelling is postgresql://", old.StdErr);
 
-            var canonical = await KilnCli.RunAsync(["pipeline", "list", "--db", "postgresql://" + rest], dir.Path, NoEnv);
-            Assert.True(canonical.ExitCode == 0, canonical.ToString());
-            Assert.DoesNotContain("spelling", canonical.StdErr);
+        var canonical = await KilnCli.RunAsync(["pipeline", "list", "--db", "postgresql://" + rest], dir.Path, NoEnv);
+        Assert.True(canonical.ExitCode == 0, canonical.ToString());
+        Assert.DoesNotContain("spelling", canonical.StdErr);
 
-            await using var db = MetadataDatabase.Open("postgresql://" + rest);
-            Assert.Equal(1, await db.SchemaVersionAsync("tracking", default));
-            Assert.Equal(SqlPipelineStore.SchemaVersion, await db.SchemaVersionAsync("pipelines", default));
-        }
-        finally
-        {
-            NpgsqlConnection.ClearAllPools();
-            await using var c = new NpgsqlConnection(TestEnvironment.Postgres);
-            await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {database} WITH (FORCE)", c);
-            await cmd.ExecuteNonQueryAsync();
-        }
+        await using var db = MetadataDatabase.Open("postgresql://" + rest);
+        Assert.Equal(1, await db.SchemaVersionAsync("tracking", default));
+        Assert.Equal(SqlPipelineStore.SchemaVersion, await db.SchemaVersionAsync("pipelines", default));
     }
 }

@@ -4,7 +4,6 @@ using Kiln.Features.Registry;
 using Kiln.Pipelines.State;
 using Kiln.Testing;
 using Kiln.Tracking;
-using Npgsql;
 
 namespace Kiln.Storage.Tests;
 
@@ -186,28 +185,18 @@ public sealed class SqliteMigrationTests : MigrationTests
 
 public sealed class PostgresMigrationTests : MigrationTests
 {
-    private string? _database;
+    private TestDatabase? _database;
 
     protected override async Task<string> FreshLocationAsync()
     {
-        _database = "kiln_" + Guid.NewGuid().ToString("N");
-        await using (var c = new NpgsqlConnection(TestEnvironment.Postgres))
-        {
-            await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {_database}", c);
-            await cmd.ExecuteNonQueryAsync();
-        }
-        return new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres) { Database = _database }.ToString();
+        _database = await TestDatabase.CreateAsync();
+        return _database.ConnectionString;
     }
 
     protected override string PipelinesOldSchema => OldSchema.PipelinesPostgres;
 
     protected override async Task DropAsync()
     {
-        if (_database is null) return;
-        await using var c = new NpgsqlConnection(TestEnvironment.Postgres);
-        await c.OpenAsync();
-        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", c);
-        await cmd.ExecuteNonQueryAsync();
+        if (_database is not null) await _database.DisposeAsync();
     }
 }

@@ -1,5 +1,4 @@
 using Kiln.Testing;
-using Npgsql;
 
 namespace Kiln.Tracking.Tests;
 
@@ -35,7 +34,7 @@ public sealed class SqliteFixture : IStoresFixture, IAsyncLifetime
 public sealed class PostgresFixture : IStoresFixture, IAsyncLifetime
 {
     private readonly TempDir _dir = new("kiln-tracking-pg");
-    private string? _database;
+    private TestDatabase? _database;
 
     public TrackingStores Stores { get; private set; } = null!;
 
@@ -43,15 +42,8 @@ public sealed class PostgresFixture : IStoresFixture, IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var admin = TestEnvironment.Postgres;
-        _database = "kiln_" + Guid.NewGuid().ToString("N");
-        await using (var c = new NpgsqlConnection(admin))
-        {
-            await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {_database}", c);
-            await cmd.ExecuteNonQueryAsync();
-        }
-        ConnectionString = new NpgsqlConnectionStringBuilder(admin) { Database = _database }.ToString();
+        _database = await TestDatabase.CreateAsync();
+        ConnectionString = _database.ConnectionString;
         Stores = TrackingStores.Open(ConnectionString, Path.Combine(_dir.Path, "artifacts"), maxArtifactBytes: 1024 * 1024);
     }
 
@@ -59,12 +51,7 @@ public sealed class PostgresFixture : IStoresFixture, IAsyncLifetime
     {
         if (_database is null) return;
         await Stores.DisposeAsync();
-        await using (var c = new NpgsqlConnection(TestEnvironment.Postgres))
-        {
-            await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", c);
-            await cmd.ExecuteNonQueryAsync();
-        }
+        await _database.DisposeAsync();
         _dir.Dispose();
     }
 }

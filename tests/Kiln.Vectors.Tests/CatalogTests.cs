@@ -3,7 +3,6 @@ using Kiln.Core;
 using Kiln.Storage;
 using Kiln.Testing;
 using Kiln.Vectors.Storage;
-using Npgsql;
 
 namespace Kiln.Vectors.Tests;
 
@@ -260,28 +259,17 @@ public sealed class SqliteCatalogTests : CatalogContract
 
 public sealed class PostgresCatalogTests : CatalogContract
 {
-    private string? _database;
+    private TestDatabase? _database;
 
     protected override async Task<string> FreshLocationAsync()
     {
-        _database = "kiln_vectors_" + Guid.NewGuid().ToString("N");
-        await using (var c = new NpgsqlConnection(TestEnvironment.Postgres))
-        {
-            await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {_database}", c);
-            await cmd.ExecuteNonQueryAsync();
-        }
-        return new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres) { Database = _database }.ToString();
+        _database = await TestDatabase.CreateAsync("kiln_vectors");
+        return _database.ConnectionString;
     }
 
     protected override async Task DropAsync()
     {
-        if (_database is null) return;
-        NpgsqlConnection.ClearAllPools();
-        await using var c = new NpgsqlConnection(TestEnvironment.Postgres);
-        await c.OpenAsync();
-        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", c);
-        await cmd.ExecuteNonQueryAsync();
+        if (_database is not null) await _database.DisposeAsync();
     }
 }
 
@@ -303,68 +291,51 @@ public sealed class CatalogProcessTests : IDisposable
     [Fact]
     public async Task Kiln_server_on_postgresql_keeps_the_catalog_there_and_kiln_vectors_reads_it()
     {
-        var database = "kiln_vectors_srv_" + Guid.NewGuid().ToString("N")[..12];
-        await using (var c = new NpgsqlConnection(TestEnvironment.Postgres))
-        {
-            await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {database}", c);
-            await cmd.ExecuteNonQueryAsync();
-        }
-        var location = new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres) { Database = database, Pooling = false }.ToString();
+        await using var database = await TestDatabase.CreateAsync("kiln_vectors_srv");
+        var location = database.UnpooledConnectionString;
+        var port = TestEnvironment.FreePort();
+        var server = KilnCli.Start(["server", "--db", location, "--vectors", "vectors", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)], _dir.Path);
         try
         {
-            var port = TestEnvironment.FreePort();
-            var server = KilnCli.Start(["server", "--db", location, "--vectors", "vectors", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)], _dir.Path);
-            try
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (true)
             {
-                using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
-                var clock = System.Diagnostics.Stopwatch.StartNew();
-                while (true)
+                try
                 {
-                    try
-                    {
-                        using var ready = await http.GetAsync("/collections");
-                        if (ready.IsSuccessStatusCode) break;
-                    }
-                    catch (HttpRequestException) { }
-                    Assert.False(server.HasExited || clock.Elapsed > TimeSpan.FromSeconds(120), "kiln server did not start");
-                    await Task.Delay(250);
+                    using var ready = await http.GetAsync("/collections");
+                    if (ready.IsSuccessStatusCode) break;
                 }
-                using var create = await http.PutAsync("/collections/docs", new StringContent("""{"vectors": {"size": 4, "distance": "Dot"}}""", System.Text.Encoding.UTF8, "application/json"));
-                Assert.True(create.IsSuccessStatusCode, await create.Content.ReadAsStringAsync());
-                using var index = await http.PutAsync("/collections/docs/index", new StringContent("""{"field_name": "city", "field_schema": "keyword"}""", System.Text.Encoding.UTF8, "application/json"));
-                Assert.True(index.IsSuccessStatusCode, await index.Content.ReadAsStringAsync());
-                using var points = await http.PutAsync("/collections/docs/points?wait=true", new StringContent("""{"points": [{"id": 1, "vector": [0.05, 0.61, 0.76, 0.74], "payload": {"city": "Berlin"}}]}""", System.Text.Encoding.UTF8, "application/json"));
-                Assert.True(points.IsSuccessStatusCode, await points.Content.ReadAsStringAsync());
-                Assert.Equal(["docs 4 {\"city\":\"keyword\"}"], await CatalogAsync(location));
+                catch (HttpRequestException) { }
+                Assert.False(server.HasExited || clock.Elapsed > TimeSpan.FromSeconds(120), "kiln server did not start");
+                await Task.Delay(250);
             }
-            finally
-            {
-                server.Kill(entireProcessTree: true);
-                await server.WaitForExitAsync();
-            }
-            Assert.Empty(Directory.EnumerateFiles(_dir.Path, "*.db", SearchOption.AllDirectories));
-            Assert.False(File.Exists(_dir.File("vectors/docs/collection.json")));
-
-            // kiln vectors on the same database and directory sees the collection, and its deletion reaches the catalog.
-            var info = await KilnCli.RunAsync(["vectors", "info", "docs", "--json", "--dir", "vectors", "--db", location], _dir.Path);
-            Assert.True(info.ExitCode == 0, info.ToString());
-            var o = JsonNode.Parse(info.StdOut)!;
-            Assert.Equal(1, o["points_count"]!.GetValue<int>());
-            Assert.Equal("keyword", o["payload_indexes"]!["city"]!.GetValue<string>());
-            var delete = await KilnCli.RunAsync(["vectors", "delete", "docs", "--dir", "vectors", "--db", location], _dir.Path);
-            Assert.True(delete.ExitCode == 0, delete.ToString());
-            Assert.Empty(await CatalogAsync(location));
-            Assert.False(Directory.Exists(_dir.File("vectors/docs")));
+            using var create = await http.PutAsync("/collections/docs", new StringContent("""{"vectors": {"size": 4, "distance": "Dot"}}""", System.Text.Encoding.UTF8, "application/json"));
+            Assert.True(create.IsSuccessStatusCode, await create.Content.ReadAsStringAsync());
+            using var index = await http.PutAsync("/collections/docs/index", new StringContent("""{"field_name": "city", "field_schema": "keyword"}""", System.Text.Encoding.UTF8, "application/json"));
+            Assert.True(index.IsSuccessStatusCode, await index.Content.ReadAsStringAsync());
+            using var points = await http.PutAsync("/collections/docs/points?wait=true", new StringContent("""{"points": [{"id": 1, "vector": [0.05, 0.61, 0.76, 0.74], "payload": {"city": "Berlin"}}]}""", System.Text.Encoding.UTF8, "application/json"));
+            Assert.True(points.IsSuccessStatusCode, await points.Content.ReadAsStringAsync());
+            Assert.Equal(["docs 4 {\"city\":\"keyword\"}"], await CatalogAsync(location));
         }
         finally
         {
-            NpgsqlConnection.ClearAllPools();
-            await using var c = new NpgsqlConnection(TestEnvironment.Postgres);
-            await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {database} WITH (FORCE)", c);
-            await cmd.ExecuteNonQueryAsync();
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
         }
+        Assert.Empty(Directory.EnumerateFiles(_dir.Path, "*.db", SearchOption.AllDirectories));
+        Assert.False(File.Exists(_dir.File("vectors/docs/collection.json")));
+
+        // kiln vectors on the same database and directory sees the collection, and its deletion reaches the catalog.
+        var info = await KilnCli.RunAsync(["vectors", "info", "docs", "--json", "--dir", "vectors", "--db", location], _dir.Path);
+        Assert.True(info.ExitCode == 0, info.ToString());
+        var o = JsonNode.Parse(info.StdOut)!;
+        Assert.Equal(1, o["points_count"]!.GetValue<int>());
+        Assert.Equal("keyword", o["payload_indexes"]!["city"]!.GetValue<string>());
+        var delete = await KilnCli.RunAsync(["vectors", "delete", "docs", "--dir", "vectors", "--db", location], _dir.Path);
+        Assert.True(delete.ExitCode == 0, delete.ToString());
+        Assert.Empty(await CatalogAsync(location));
+        Assert.False(Directory.Exists(_dir.File("vectors/docs")));
     }
 
     [Fact]

@@ -1,4 +1,3 @@
-using DuckDB.NET.Data;
 using Kiln.Core.Data;
 using Kiln.Testing;
 
@@ -54,7 +53,7 @@ public sealed class ParquetReaderTests
     {
         using var dir = new TempDir();
         var path = dir.File($"{codec}-{version}.parquet");
-        Duck($"COPY ({Rows}) TO '{path}' (FORMAT parquet, COMPRESSION {codec}, ROW_GROUP_SIZE {rowGroup}, PARQUET_VERSION {version})");
+        DuckSql.Exec($"COPY ({Rows}) TO '{path}' (FORMAT parquet, COMPRESSION {codec}, ROW_GROUP_SIZE {rowGroup}, PARQUET_VERSION {version})");
 
         var requests = TextColumns.Select(c => new ColumnRequest(c, ColumnType.Text))
             .Concat(NumberColumns.Select(c => new ColumnRequest(c, ColumnType.Numeric)))
@@ -64,14 +63,14 @@ public sealed class ParquetReaderTests
         Assert.Equal(25000, table.RowCount);
         // DuckDB rounds its row group size to its vectors; the groups are the ones its own metadata lists.
         var groups = (await ParquetTable.ReadRowGroupSizesAsync(path)).Length;
-        Assert.Equal(DuckRows($"SELECT count(DISTINCT row_group_id) FROM parquet_metadata('{path}')")[0][0], (long)groups);
+        Assert.Equal(DuckSql.Rows($"SELECT count(DISTINCT row_group_id) FROM parquet_metadata('{path}')")[0][0], (long)groups);
         Assert.True(rowGroup >= 25000 || groups > 1, "the file has several row groups");
-        foreach (var c in TextColumns) Assert.Equal(DuckColumn(path, c).Cast<string?>(), table.Text(c).Values);
+        foreach (var c in TextColumns) Assert.Equal(DuckSql.Column(path, c).Cast<string?>(), table.Text(c).Values);
         foreach (var c in NumberColumns)
-            Assert.Equal(DuckColumn(path, c).Select(v => v switch { null => double.NaN, bool b => b ? 1 : 0, decimal d => (double)d, _ => Convert.ToDouble(v, System.Globalization.CultureInfo.InvariantCulture) }), table.Numeric(c).Values);
+            Assert.Equal(DuckSql.Column(path, c).Select(v => v switch { null => double.NaN, bool b => b ? 1 : 0, decimal d => (double)d, _ => Convert.ToDouble(v, System.Globalization.CultureInfo.InvariantCulture) }), table.Numeric(c).Values);
         foreach (var c in TimeColumns)
         {
-            var expected = DuckColumn(path, c).Select(v => v switch
+            var expected = DuckSql.Column(path, c).Select(v => v switch
             {
                 null => (DateTime?)null,
                 DateTimeOffset o => o.UtcDateTime,
@@ -91,7 +90,7 @@ public sealed class ParquetReaderTests
     {
         using var dir = new TempDir();
         var path = dir.File("types.parquet");
-        Duck($"COPY (SELECT *, 7::INTEGER AS required_looking FROM ({Rows}) LIMIT 10) TO '{path}' (FORMAT parquet)");
+        DuckSql.Exec($"COPY (SELECT *, 7::INTEGER AS required_looking FROM ({Rows}) LIMIT 10) TO '{path}' (FORMAT parquet)");
 
         using var file = ParquetFile.Open(path);
 
@@ -135,19 +134,19 @@ public sealed class ParquetReaderTests
             w.Finish();
         }
 
-        var types = DuckRows($"SELECT column_name, column_type, \"null\" FROM (DESCRIBE SELECT * FROM '{path}')");
+        var types = DuckSql.Rows($"SELECT column_name, column_type, \"null\" FROM (DESCRIBE SELECT * FROM '{path}')");
         Assert.Equal(
             ["text VARCHAR", "required_text VARCHAR", "x DOUBLE", "n32 INTEGER", "n64 BIGINT", "flag BOOLEAN", "at TIMESTAMP WITH TIME ZONE", "local TIMESTAMP"],
             types.Select(r => $"{r[0]} {r[1]}"));
-        Assert.Equal(["a", null, "ü 🚀", "", "a"], DuckColumn(path, "text"));
-        Assert.Equal([1.5, null, -0.25, 1e300, 0.0], DuckColumn(path, "x"));
-        Assert.Equal([1, -2, int.MaxValue, int.MinValue, 0], DuckColumn(path, "n32").Cast<int>());
-        Assert.Equal([1L << 40, null, -5L, 0L, 7L], DuckColumn(path, "n64"));
-        Assert.Equal([true, false, null, true, false], DuckColumn(path, "flag"));
-        Assert.Equal(Enumerable.Range(0, 5).Select(i => t0.AddHours(i)), DuckColumn(path, "at").Select(v => v is DateTimeOffset o ? o.UtcDateTime : DateTime.SpecifyKind((DateTime)v!, DateTimeKind.Utc)));
-        Assert.Equal([new DateTime(2026, 1, 2, 3, 4, 5).AddTicks(60), null, new DateTime(2026, 1, 2, 3, 4, 5), null, new DateTime(1999, 12, 31, 23, 59, 59, 999)], DuckColumn(path, "local"));
+        Assert.Equal(["a", null, "ü 🚀", "", "a"], DuckSql.Column(path, "text"));
+        Assert.Equal([1.5, null, -0.25, 1e300, 0.0], DuckSql.Column(path, "x"));
+        Assert.Equal([1, -2, int.MaxValue, int.MinValue, 0], DuckSql.Column(path, "n32").Cast<int>());
+        Assert.Equal([1L << 40, null, -5L, 0L, 7L], DuckSql.Column(path, "n64"));
+        Assert.Equal([true, false, null, true, false], DuckSql.Column(path, "flag"));
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => t0.AddHours(i)), DuckSql.Column(path, "at").Select(v => v is DateTimeOffset o ? o.UtcDateTime : DateTime.SpecifyKind((DateTime)v!, DateTimeKind.Utc)));
+        Assert.Equal([new DateTime(2026, 1, 2, 3, 4, 5).AddTicks(60), null, new DateTime(2026, 1, 2, 3, 4, 5), null, new DateTime(1999, 12, 31, 23, 59, 59, 999)], DuckSql.Column(path, "local"));
         // Required columns are declared required (DuckDB's parquet_schema repetition_type).
-        var repetition = DuckRows($"SELECT name, repetition_type FROM parquet_schema('{path}') WHERE name IN ('required_text', 'n32', 'at', 'text')").ToDictionary(r => (string)r[0]!, r => (string)r[1]!);
+        var repetition = DuckSql.Rows($"SELECT name, repetition_type FROM parquet_schema('{path}') WHERE name IN ('required_text', 'n32', 'at', 'text')").ToDictionary(r => (string)r[0]!, r => (string)r[1]!);
         Assert.Equal("REQUIRED", repetition["required_text"]);
         Assert.Equal("REQUIRED", repetition["n32"]);
         Assert.Equal("OPTIONAL", repetition["text"]);
@@ -165,7 +164,7 @@ public sealed class ParquetReaderTests
     {
         using var dir = new TempDir();
         var path = dir.File("nested.parquet");
-        Duck($"COPY (SELECT i::DOUBLE AS x, [i, i + 1] AS list, {{'a': i}} AS point FROM range(100) r(i)) TO '{path}' (FORMAT parquet)");
+        DuckSql.Exec($"COPY (SELECT i::DOUBLE AS x, [i, i + 1] AS list, {{'a': i}} AS point FROM range(100) r(i)) TO '{path}' (FORMAT parquet)");
 
         var table = await TableReader.ReadAllAsync([path], [new("x", ColumnType.Numeric)]);
         var e = await Assert.ThrowsAsync<KilnException>(() => TableReader.ReadAllAsync([path], [new("x", ColumnType.Numeric), new("list", ColumnType.Text)]));
@@ -186,7 +185,7 @@ public sealed class ParquetReaderTests
     {
         using var dir = new TempDir();
         var clean = dir.File("clean.parquet");
-        Duck($"COPY (SELECT * FROM ({Rows}) LIMIT 3000) TO '{clean}' (FORMAT parquet)");
+        DuckSql.Exec($"COPY (SELECT * FROM ({Rows}) LIMIT 3000) TO '{clean}' (FORMAT parquet)");
         var bytes = await File.ReadAllBytesAsync(clean);
         var path = dir.File("bad.parquet");
         byte[] content = damage switch
@@ -209,7 +208,7 @@ public sealed class ParquetReaderTests
     {
         using var dir = new TempDir();
         var path = dir.File("t.parquet");
-        Duck($"COPY (SELECT 'a' || i AS code, i::DOUBLE AS x, TIMESTAMP '2026-01-01' AS at FROM range(10) r(i)) TO '{path}' (FORMAT parquet)");
+        DuckSql.Exec($"COPY (SELECT 'a' || i AS code, i::DOUBLE AS x, TIMESTAMP '2026-01-01' AS at FROM range(10) r(i)) TO '{path}' (FORMAT parquet)");
 
         var missing = await Assert.ThrowsAsync<KilnException>(() => TableReader.ReadAllAsync([path], [new("y", ColumnType.Numeric)]));
         var text = await Assert.ThrowsAsync<KilnException>(() => TableReader.ReadAllAsync([path], [new("code", ColumnType.Numeric)]));
@@ -235,7 +234,7 @@ public sealed class ParquetReaderTests
         var read = await TableReader.ReadAllAsync([path], [new("s", ColumnType.Text)]);
 
         Assert.Equal(expected, read.Text("s").Values);
-        Assert.Equal(expected, DuckColumn(path, "s").Cast<string?>());
+        Assert.Equal(expected, DuckSql.Column(path, "s").Cast<string?>());
         // One string per dictionary entry: a label repeated over many rows is one string.
         var alphas = read.Text("s").Values.Where(v => v == "alpha").ToArray();
         Assert.All(alphas, v => Assert.Same(alphas[0], v));
@@ -275,7 +274,7 @@ public sealed class ParquetReaderTests
         // other than a table or a KilnException naming the file.
         using var dir = new TempDir();
         var clean = dir.File("clean.parquet");
-        Duck($"COPY (SELECT * FROM ({Rows}) LIMIT 3000) TO '{clean}' (FORMAT parquet, COMPRESSION {codec}, ROW_GROUP_SIZE 3000)");
+        DuckSql.Exec($"COPY (SELECT * FROM ({Rows}) LIMIT 3000) TO '{clean}' (FORMAT parquet, COMPRESSION {codec}, ROW_GROUP_SIZE 3000)");
         var bytes = await File.ReadAllBytesAsync(clean);
         var rng = new Random(codec.Length);
         var damaged = dir.File("damaged.parquet");
@@ -297,38 +296,5 @@ public sealed class ParquetReaderTests
             }
         }
         Assert.True(errors > 0, "no damage was detected at all");
-    }
-
-    /// <summary>One column as DuckDB reads it, in file order (null for missing).</summary>
-    internal static List<object?> DuckColumn(string path, string column) =>
-        DuckRows($"SELECT \"{column}\" FROM read_parquet('{path}', file_row_number = true) ORDER BY file_row_number").Select(r => r[0]).ToList();
-
-    internal static List<object?[]> DuckRows(string sql)
-    {
-        using var connection = new DuckDBConnection("DataSource=:memory:");
-        connection.Open();
-        using var set = connection.CreateCommand();
-        set.CommandText = "SET TimeZone = 'UTC'";
-        set.ExecuteNonQuery();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        using var reader = command.ExecuteReader();
-        var rows = new List<object?[]>();
-        while (reader.Read())
-        {
-            var row = new object?[reader.FieldCount];
-            for (var i = 0; i < row.Length; i++) row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
-            rows.Add(row);
-        }
-        return rows;
-    }
-
-    internal static void Duck(string sql)
-    {
-        using var connection = new DuckDBConnection("DataSource=:memory:");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
     }
 }

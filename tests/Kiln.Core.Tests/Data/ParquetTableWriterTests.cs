@@ -1,4 +1,3 @@
-using DuckDB.NET.Data;
 using Kiln.Core.Data;
 using Kiln.Testing;
 
@@ -83,14 +82,14 @@ public sealed class ParquetTableWriterTests
             [.. groups.SelectMany(g => g.Value)]);
 
         // DuckDB
-        Assert.Equal(all.Ids, Duck(path, "id").Cast<string>());
-        Assert.Equal(all.At, Duck(path, "at").Select(v => DateTime.SpecifyKind((DateTime)v!, DateTimeKind.Utc)));
-        Assert.Equal(all.Label, Duck(path, "label").Cast<string?>());
-        Assert.Equal(all.Many, Duck(path, "many").Cast<string>());
-        Assert.Equal(all.Row, Duck(path, "row").Cast<int>());
-        Assert.Equal(all.X.Select(v => double.IsNaN(v) ? (double?)null : v), Duck(path, "x").Cast<double?>());
-        Assert.Equal(all.Value, Duck(path, "value").Cast<double>());
-        Assert.Equal("TIMESTAMP WITH TIME ZONE", DuckScalar($"SELECT typeof(\"at\") FROM read_parquet('{path}') LIMIT 1"));
+        Assert.Equal(all.Ids, DuckSql.Column(path, "id").Cast<string>());
+        Assert.Equal(all.At, DuckSql.Column(path, "at").Select(v => DateTime.SpecifyKind((DateTime)v!, DateTimeKind.Utc)));
+        Assert.Equal(all.Label, DuckSql.Column(path, "label").Cast<string?>());
+        Assert.Equal(all.Many, DuckSql.Column(path, "many").Cast<string>());
+        Assert.Equal(all.Row, DuckSql.Column(path, "row").Cast<int>());
+        Assert.Equal(all.X.Select(v => double.IsNaN(v) ? (double?)null : v), DuckSql.Column(path, "x").Cast<double?>());
+        Assert.Equal(all.Value, DuckSql.Column(path, "value").Cast<double>());
+        Assert.Equal("TIMESTAMP WITH TIME ZONE", DuckSql.Scalar($"SELECT typeof(\"at\") FROM read_parquet('{path}') LIMIT 1"));
 
         // Kiln's reader, row group by row group, with the timestamp statistics.
         using (var file = ParquetFile.Open(path))
@@ -130,16 +129,5 @@ public sealed class ParquetTableWriterTests
         w.WriteTimestamp([DateTime.UtcNow, DateTime.UtcNow]);
         w.WriteText(["a", "b"]);
         Assert.Contains("'many' is required but row 1 is missing", Assert.Throws<InvalidOperationException>(() => w.WriteText(["a", null])).Message);
-    }
-
-    private static List<object?> Duck(string path, string column) => ParquetReaderTests.DuckColumn(path, column);
-
-    private static object? DuckScalar(string sql)
-    {
-        using var connection = new DuckDBConnection("DataSource=:memory:");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        return command.ExecuteScalar();
     }
 }

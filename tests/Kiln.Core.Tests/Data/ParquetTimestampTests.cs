@@ -1,6 +1,5 @@
 using Kiln.Core.Data;
 using Kiln.Testing;
-using static Kiln.Core.Tests.Data.ParquetReaderTests;
 
 namespace Kiln.Core.Tests.Data;
 
@@ -33,7 +32,7 @@ public sealed class ParquetTimestampTests
     {
         using var dir = new TempDir();
         var path = dir.File("times.parquet");
-        Duck($"COPY ({Rows}) TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 2048)");
+        DuckSql.Exec($"COPY ({Rows}) TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 2048)");
 
         var table = await TableReader.ReadAllAsync([path], [.. Columns.Select(c => new ColumnRequest(c, ColumnType.Text))]);
         var batches = new List<DataTable>();
@@ -69,13 +68,13 @@ public sealed class ParquetTimestampTests
     {
         using var dir = new TempDir();
         var source = dir.File("times.parquet");
-        Duck($"COPY ({Rows}) TO '{source}' (FORMAT parquet)");
+        DuckSql.Exec($"COPY ({Rows}) TO '{source}' (FORMAT parquet)");
         var table = await TableReader.ReadAllAsync([source], [.. Columns.Select(c => new ColumnRequest(c, ColumnType.Text)), new("i", ColumnType.Numeric)]);
         var written = dir.File("back.parquet");
 
         await ParquetTable.WriteAsync(table, written);
 
-        var types = DuckRows($"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '{written}')").ToDictionary(r => (string)r[0]!, r => (string)r[1]!);
+        var types = DuckSql.Rows($"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '{written}')").ToDictionary(r => (string)r[0]!, r => (string)r[1]!);
         Assert.Equal("TIMESTAMP WITH TIME ZONE", types["tstz"]);
         Assert.All(Columns.Where(c => c != "tstz"), c => Assert.Equal("TIMESTAMP", types[c]));
         foreach (var c in Columns)
@@ -83,7 +82,7 @@ public sealed class ParquetTimestampTests
             // Kiln writes microseconds: DuckDB's epoch_us of what Kiln wrote is the source's, rounded down to the microsecond.
             var sourceNanos = ExpectedNanos(source, c);
             Assert.Equal(sourceNanos.Select(ns => ns is { } v ? FloorDiv(v, 1000) : (long?)null),
-                DuckRows($"SELECT epoch_us(\"{c}\") FROM read_parquet('{written}', file_row_number = true) ORDER BY file_row_number").Select(r => (long?)r[0]));
+                DuckSql.Rows($"SELECT epoch_us(\"{c}\") FROM read_parquet('{written}', file_row_number = true) ORDER BY file_row_number").Select(r => (long?)r[0]));
         }
         // And Kiln reads back what it wrote: the same ticks, to the microsecond.
         var back = await TableReader.ReadAllAsync([written], [.. Columns.Select(c => new ColumnRequest(c, ColumnType.Text))]);
@@ -97,7 +96,7 @@ public sealed class ParquetTimestampTests
     {
         using var dir = new TempDir();
         var parquet = dir.File("a.parquet");
-        Duck($"COPY (SELECT TIMESTAMP '2026-01-02 03:04:05.25' + INTERVAL (i) HOUR AS t FROM range(3) r(i)) TO '{parquet}' (FORMAT parquet)");
+        DuckSql.Exec($"COPY (SELECT TIMESTAMP '2026-01-02 03:04:05.25' + INTERVAL (i) HOUR AS t FROM range(3) r(i)) TO '{parquet}' (FORMAT parquet)");
         var csv = dir.File("b.csv");
         await File.WriteAllTextAsync(csv, "t\n2026-05-05T00:00:00.0000000\n");
 
@@ -118,7 +117,7 @@ public sealed class ParquetTimestampTests
     {
         using var dir = new TempDir();
         var path = dir.File("far.parquet");
-        Duck($"COPY (SELECT CASE WHEN i = 4 THEN TIMESTAMP '12000-01-01 00:00:00' ELSE TIMESTAMP '2026-01-01' END AS t FROM range(6) r(i)) TO '{path}' (FORMAT parquet)");
+        DuckSql.Exec($"COPY (SELECT CASE WHEN i = 4 THEN TIMESTAMP '12000-01-01 00:00:00' ELSE TIMESTAMP '2026-01-01' END AS t FROM range(6) r(i)) TO '{path}' (FORMAT parquet)");
 
         var e = await Assert.ThrowsAsync<KilnException>(() => TableReader.ReadAllAsync([path], [new("t", ColumnType.Text)]));
 
@@ -128,7 +127,7 @@ public sealed class ParquetTimestampTests
 
     /// <summary>DuckDB's nanoseconds from 1970 of each cell, in file order.</summary>
     private static List<long?> ExpectedNanos(string path, string column) =>
-        DuckRows($"SELECT epoch_ns(\"{column}\") FROM read_parquet('{path}', file_row_number = true) ORDER BY file_row_number").Select(r => (long?)r[0]).ToList();
+        DuckSql.Rows($"SELECT epoch_ns(\"{column}\") FROM read_parquet('{path}', file_row_number = true) ORDER BY file_row_number").Select(r => (long?)r[0]).ToList();
 
     private static long[] ExpectedTicks(string path, string column) =>
         [.. ExpectedNanos(path, column).Select(ns => ns is { } v ? UnixEpochTicks + FloorDiv(v, 100) : TimestampColumn.Missing)];

@@ -5,7 +5,6 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Kiln.Monitoring.Tests.Continuous;
 using Kiln.Testing;
-using Npgsql;
 
 namespace Kiln.Monitoring.Tests.Observability;
 
@@ -19,7 +18,7 @@ public sealed partial class ObservabilityProcessTests : IDisposable
 {
     private readonly TempDir _dir = new("kiln-observability");
     private readonly List<Process> _processes = [];
-    private readonly List<string> _databases = [];
+    private readonly List<TestDatabase> _databases = [];
 
     public void Dispose()
     {
@@ -35,13 +34,7 @@ public sealed partial class ObservabilityProcessTests : IDisposable
             }
             p.Dispose();
         }
-        foreach (var name in _databases)
-        {
-            using var c = new NpgsqlConnection(TestEnvironment.Postgres);
-            c.Open();
-            using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", c);
-            drop.ExecuteNonQuery();
-        }
+        foreach (var database in _databases) database.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _dir.Dispose();
     }
 
@@ -51,16 +44,9 @@ public sealed partial class ObservabilityProcessTests : IDisposable
     /// </summary>
     private async Task<string> RunWorkerJobAsync(string package)
     {
-        var name = $"kiln_obs_{Guid.NewGuid():N}"[..30];
-        await using (var c = new NpgsqlConnection(TestEnvironment.Postgres))
-        {
-            await c.OpenAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", c);
-            await create.ExecuteNonQueryAsync();
-        }
-        _databases.Add(name);
-        var b = new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres);
-        var db = $"postgresql://{b.Username}@{b.Host}:{Port(b.Port)}/{name}";
+        var database = await TestDatabase.CreateAsync("kiln_obs");
+        _databases.Add(database);
+        var db = database.Uri;
         var port = TestEnvironment.FreePort();
         var worker = KilnCli.Start(["worker", "--db", db, "--concurrency", "2", "--metrics-port", Port(port)]);
         _processes.Add(worker);
