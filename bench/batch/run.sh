@@ -36,6 +36,13 @@ rm -rf "$dir/out"
 cat "$dir/kiln.json"
 grep -E "Elapsed \(wall|Maximum resident" "$dir/kiln.time"
 
+echo "== Kiln end to end: kiln batch CSV -> Parquet (the same rows as the pandas peer reads)"
+rm -rf "$dir/out-csv"
+/usr/bin/time -v "$kiln" batch --model "$dir/model" --input "$dir/data.csv" --output "$dir/out-csv" --keep id --json \
+  > "$dir/kiln-csv.json" 2> "$dir/kiln-csv.time"
+cat "$dir/kiln-csv.json"
+grep -E "Elapsed \(wall|Maximum resident" "$dir/kiln-csv.time"
+
 echo "== pandas + scikit-learn (100k-row chunks)"
 /usr/bin/time -v "$py" "$root/bench/batch/pandas_peer.py" "$dir" 2> "$dir/pandas.time" | tee "$dir/pandas.txt"
 grep -E "Maximum resident" "$dir/pandas.time"
