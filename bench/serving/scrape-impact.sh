@@ -7,8 +7,11 @@
 # `scrape`), started once before the rounds and warmed up, so it is there (idle) in the rounds without scrapes too:
 # it scrapes only while a gate file exists, and the round reports its scrapes' count, median and slowest.
 # SCRAPER=curl starts a curl process per scrape instead (the first version of this script).
+# SCRAPER_SCHED=idle runs the kept-alive scraper under SCHED_IDLE (chrt --idle 0): it then gets only CPU time that
+# nothing else wants, which stands in for a Prometheus on another machine; kiln serve's own handling of each scrape
+# still runs at normal priority and is still counted.
 # KILN=PATH runs another build of the CLI (e.g. a copy of out/cli/kiln made before a change) instead of ./kiln.
-# usage: [ROUNDS=4] [SECS=15] [RATE=300] [SCRAPER=keepalive|curl] [KILN=PATH] bench/serving/scrape-impact.sh
+# usage: [ROUNDS=4] [SECS=15] [RATE=300] [SCRAPER=keepalive|curl] [SCRAPER_SCHED=idle] [KILN=PATH] bench/serving/scrape-impact.sh
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -28,7 +31,8 @@ url="http://127.0.0.1:$port/predict"
 dotnet "$bench" rate "$url" "$tmp/body.json" "${RATE:-300}" 5 >/dev/null   # warm-up
 scraper=
 if [[ ${SCRAPER:-keepalive} != curl ]]; then
-  dotnet "$bench" scrape "http://127.0.0.1:$port/metrics" 1000 "$tmp/gate" >"$tmp/scrape.txt" & scraper=$!
+  sched=(); [[ ${SCRAPER_SCHED:-} == idle ]] && sched=(chrt --idle 0)
+  "${sched[@]}" dotnet "$bench" scrape "http://127.0.0.1:$port/metrics" 1000 "$tmp/gate" >"$tmp/scrape.txt" & scraper=$!
   for _ in $(seq 120); do grep -q ready "$tmp/scrape.txt" 2>/dev/null && break; sleep 0.5; done
   # The scraper's own tiered JIT and the server's first scrapes settle before the first round.
   touch "$tmp/gate"; sleep 5; rm -f "$tmp/gate"; sleep 2
