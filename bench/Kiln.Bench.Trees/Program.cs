@@ -19,6 +19,7 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 //   mlnet-scorer     Kiln's scorer with KILN_TREE_EVALUATOR=mlnet (the whole chain in ML.NET, row by row)
 //   kiln-scorer      Kiln's scorer with its tree evaluator (ML.NET's transforms to the feature vector, then Kiln's forest)
 //   kiln-trees       Kiln's packed forest alone on the feature rows, then the score and Platt formulas
+//   kiln-trees-1row  the same, one row per call (as a single-object request scores): eight trees walk the row in lockstep
 //   reference-walk   the same trees walked row by row, branching, on ML.NET's node arrays (the plain layout)
 //   ort-trees        ONNX Runtime's TreeEnsembleRegressor on the same trees (bench/trees/forest_to_onnx.py), 1 intra-op thread
 // Usage: Kiln.Bench.Trees WORK_DIR [ROWS=200000] [ROUNDS=5]
@@ -121,6 +122,15 @@ var peers = new (string Name, Action Run)[]
         trees.Forest.Sum(block.Data, rows, sums);
         for (var i = 0; i < rows; i++) probabilities[i] = trees.Probability(trees.Score(sums[i]));
     }),
+    ("kiln-trees-1row", () =>
+    {
+        var stride = trees.Forest.Stride;
+        for (var i = 0; i < rows; i++)
+        {
+            trees.Forest.Sum(block.Data.Slice(i * stride, stride), 1, sums.AsSpan(i, 1));
+            probabilities[i] = trees.Probability(trees.Score(sums[i]));
+        }
+    }),
     ("reference-walk", () =>
     {
         // The plain layout for comparison: ML.NET's arrays, one row at a time through every tree, branching.
@@ -174,6 +184,7 @@ Console.WriteLine(string.Create(inv, $"  kiln-scorer / mlnet-scorer     {RatioMe
 Console.WriteLine(string.Create(inv, $"  kiln-trees  / mlnet-transform  {RatioMedian("kiln-trees", "mlnet-transform"):0.00}x"));
 Console.WriteLine(string.Create(inv, $"  kiln-trees  / ort-trees        {RatioMedian("kiln-trees", "ort-trees"):0.00}x"));
 Console.WriteLine(string.Create(inv, $"  kiln-trees  / reference-walk   {RatioMedian("kiln-trees", "reference-walk"):0.00}x"));
+Console.WriteLine(string.Create(inv, $"  kiln-trees-1row / reference-walk {RatioMedian("kiln-trees-1row", "reference-walk"):0.00}x"));
 Console.WriteLine(string.Create(inv, $"machine: {Environment.ProcessorCount} cores, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
 return 0;
 

@@ -6,6 +6,9 @@
 # process start to exit, and its CPU time, which a loaded machine does not inflate) and ROWS rows of CSV (rows/s,
 # process start to exit).
 # Work files in ${BENCH_DIR:-/tmp/kiln-bench-edge}; KILN=path/to/kiln uses a CLI already built instead of building one.
+# BASE=DIR adds a third peer in the same rounds: the kiln-score in DIR (an edge directory exported by another commit,
+# e.g. a copy of $BENCH_DIR/edge made before a change), run on this run's model and signature (--model), so a change
+# to the scorer is measured against its base.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 dir="${BENCH_DIR:-/tmp/kiln-bench-edge}"
@@ -39,13 +42,18 @@ PY
 
 now() { date +%s.%N; }
 results="$dir/results.txt"; : > "$results"
+peers=(edge batch); [[ -n "${BASE:-}" ]] && peers+=(base)
 for ((i = 1; i <= rounds; i++)); do
-  order=(edge batch); [[ $((i % 2)) -eq 0 ]] && order=(batch edge)
+  # Rotated (and with two peers, reversed) every round, so each runs first as often as the others.
+  order=(); for ((j = 0; j < ${#peers[@]}; j++)); do order+=("${peers[$(((i + j) % ${#peers[@]}))]}"); done
   for peer in "${order[@]}"; do
     rm -rf "$dir/out-one" "$dir/out-rows" "$dir/out-one.jsonl" "$dir/out-rows.jsonl"
     if [[ $peer == edge ]]; then
       s=$(now); /usr/bin/time -f "%U %S" -o "$dir/cpu" "$dir/edge/kiln-score" "$dir/one.csv" --out "$dir/out-one.jsonl"; e=$(now)
       s2=$(now); "$dir/edge/kiln-score" "$dir/rows.csv" --out "$dir/out-rows.jsonl"; e2=$(now)
+    elif [[ $peer == base ]]; then
+      s=$(now); /usr/bin/time -f "%U %S" -o "$dir/cpu" "$BASE/kiln-score" "$dir/one.csv" --model "$dir/edge" --out "$dir/out-one.jsonl"; e=$(now)
+      s2=$(now); "$BASE/kiln-score" "$dir/rows.csv" --model "$dir/edge" --out "$dir/out-rows.jsonl"; e2=$(now)
     else
       s=$(now); /usr/bin/time -f "%U %S" -o "$dir/cpu" "$kiln" batch --model "$dir/fraud" --input "$dir/one.csv" --output "$dir/out-one" >/dev/null 2>&1; e=$(now)
       s2=$(now); "$kiln" batch --model "$dir/fraud" --input "$dir/rows.csv" --output "$dir/out-rows" >/dev/null 2>&1; e2=$(now)
@@ -60,6 +68,11 @@ rounds = {}
 for line in open(sys.argv[1]):
     _, i, peer, ms, rate, cpu = line.split()
     rounds.setdefault(int(i), {})[peer] = (int(ms), int(rate), int(cpu))
+if all("base" in r for r in rounds.values()):
+    ratios = [r["base"][0] / r["edge"][0] for r in rounds.values()]
+    print("base kiln-score: start median %.0f ms, CPU %.0f ms, rows/s %s; start base/kiln-score per round: %s, median %.2fx" % (
+        st.median(r["base"][0] for r in rounds.values()), st.median(r["base"][2] for r in rounds.values()),
+        f"{st.median(r['base'][1] for r in rounds.values()):,.0f}", ", ".join("%.2f" % q for q in ratios), st.median(ratios)))
 ms = {p: st.median(r[p][0] for r in rounds.values()) for p in ("edge", "batch")}
 rate = {p: st.median(r[p][1] for r in rounds.values()) for p in ("edge", "batch")}
 cpu = {p: st.median(r[p][2] for r in rounds.values()) for p in ("edge", "batch")}

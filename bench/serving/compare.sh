@@ -2,7 +2,8 @@
 # Quick A/B of kiln serve against the bare peer: all servers up, loaded in alternating, rotated
 # rounds (wrk -t1 -c32), each kiln's ratio to the bare peer per round and the medians. Reuses the
 # model and binaries bench/serving/run.sh left in bench/results/serving-work (run that first).
-# usage: [ROUNDS=4] [SECS=8] [NOLOG=1] [BASE=DIR] bench/serving/compare.sh [ENV=VALUE ...] [-- extra kiln serve args]
+# usage: [ROUNDS=4] [SECS=8] [NOLOG=1] [BATCH=1] [BASE=DIR] bench/serving/compare.sh [ENV=VALUE ...] [-- extra kiln serve args]
+#   BATCH=1: each request is run.sh's batch of 100 objects (the bare peer's /predict-batch) instead of one object.
 #   ENV=VALUE and the extra args apply to out/cli's kiln; NOLOG=1: no --log-dir.
 #   BASE=DIR adds a second kiln, DIR/kiln (another commit's CLI build, e.g.
 #   `git worktree add /tmp/base REV && dotnet build /tmp/base/src/Kiln.Cli -c Release -o /tmp/base-cli`),
@@ -16,6 +17,9 @@ tmp="$(mktemp -d)"
 log() { [[ -z "${NOLOG:-}" ]] && { mkdir -p "$tmp/$1"; echo --log-dir "$tmp/$1"; }; true; }
 bp=$((19000 + RANDOM % 500)); kp=$((bp + 1)); ap=$((bp + 2))
 names=([$bp]=bare [$kp]=kiln [$ap]=base)
+script=single; bare_path=/predict
+[[ -n "${BATCH:-}" ]] && { script=batch; bare_path=/predict-batch; }
+path() { [[ $1 == "$bp" ]] && echo "$bare_path" || echo /predict; }
 dotnet "$w/bin/Kiln.Bench.Serving.dll" bare "$w/rf/model.zip" "$bp" >/dev/null 2>&1 & pids=($!)
 # shellcheck disable=SC2046
 env "${envs[@]}" "$root/out/cli/kiln" serve --model "$w/rf" --port "$kp" --grpc-port -1 --poll-interval 0 $(log kiln) "$@" >"$tmp/kiln.txt" 2>&1 & pids+=($!); k=$!
@@ -29,6 +33,7 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$tmp
 for p in "${ports[@]}"; do
   for _ in $(seq 60); do curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"f0":0.1,"f1":0.2,"f2":0.3}' "http://127.0.0.1:$p/predict" && break; sleep 0.5; done
   wrk -t1 -c32 -d8s -s "$w/single.lua" "http://127.0.0.1:$p/predict" >/dev/null   # warm-up
+  [[ -n "${BATCH:-}" ]] && wrk -t1 -c32 -d3s -s "$w/batch.lua" "http://127.0.0.1:$p$(path "$p")" >/dev/null
 done
 declare -A ratios=()
 n=${#ports[@]}
@@ -36,7 +41,7 @@ for r in $(seq "${ROUNDS:-4}"); do
   # Rotate the order so each server runs first, second (and third) equally often.
   order=(); for i in $(seq 0 $((n - 1))); do order+=("${ports[$(((i + r) % n))]}"); done
   declare -A rps=()
-  for p in "${order[@]}"; do rps[$p]=$(wrk -t1 -c32 -d"${SECS:-8}"s -s "$w/single.lua" "http://127.0.0.1:$p/predict" | awk '/Requests\/sec/ {print $2}'); done
+  for p in "${order[@]}"; do rps[$p]=$(wrk -t1 -c32 -d"${SECS:-8}"s -s "$w/$script.lua" "http://127.0.0.1:$p$(path "$p")" | awk '/Requests\/sec/ {print $2}'); done
   line="round $r: bare ${rps[$bp]} req/s"
   for p in "${ports[@]:1}"; do
     q="$(awk -v k="${rps[$p]}" -v b="${rps[$bp]}" 'BEGIN {printf "%.3f", k/b}')"
@@ -46,6 +51,7 @@ for r in $(seq "${ROUNDS:-4}"); do
   echo "$line"
 done
 rss() { awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$1/status"; }
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "RSS kiln $(rss "$k")${BASE:+, base $(rss "$a")}"
 for p in "${ports[@]:1}"; do
   printf '%s\n' ${ratios[$p]} | sort -g | awk -v n="${names[$p]}" '{a[NR]=$1} END {print "median " n "/bare " (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'

@@ -3,6 +3,7 @@ using Kiln.Edge;
 
 try
 {
+    StartUp.Prepare();
     var options = EdgeOptions.Parse(args);
     if (options is null)
     {

@@ -133,6 +133,23 @@ public sealed class EdgeExportTests(EdgeExport edge) : IClassFixture<EdgeExport>
         }
     }
 
+    /// <summary>
+    /// ONNX Runtime 1.31 left to itself starts its usage telemetry on Linux, which writes a device id and a SQLite file
+    /// under ~/.cache/Microsoft/DeveloperTools/.onnxruntime (and costs 25-45 ms of the start); kiln-score turns it off
+    /// (docs/edge.md#start-up), so scoring leaves the user's home directory as it was. The scorer exported before this
+    /// change wrote both files on every run.
+    /// </summary>
+    [Fact]
+    public async Task Scoring_writes_nothing_to_the_home_directory()
+    {
+        using var home = new TempDir("kiln-edge-home");
+        var row = """{"amount": 12.5, "hour": 3, "merchant_category": "grocery", "card_present": "yes", "distance_from_home_km": 1, "customer_age": 30}""";
+        var r = await Proc.RunAsync(edge.Scorer, [], home.Path, stdin: row + "\n", env: new Dictionary<string, string> { ["HOME"] = home.Path });
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.StartsWith("{\"prediction\":", r.StdOut, StringComparison.Ordinal);
+        Assert.Empty(System.IO.Directory.EnumerateFileSystemEntries(home.Path, "*", SearchOption.AllDirectories));
+    }
+
     [Fact]
     public async Task Wrong_arguments_are_one_line_and_exit_1()
     {

@@ -18,14 +18,15 @@ public sealed class PackedForestPropertyTests
         var features = rng.Next(1, 7);
         var pool = ThresholdPool(rng);
         var trees = new List<RegressionTreeSpec>();
-        for (var t = rng.Next(1, 12); t > 0; t--) trees.Add(RandomTree(rng, features, pool));
+        // Past eight trees too: a row left over from the 8-row lockstep walks eight trees in lockstep.
+        for (var t = rng.Next(1, 20); t > 0; t--) trees.Add(RandomTree(rng, features, pool));
         var ensemble = new TreeEnsembleSpec(trees, features);
         var forest = PackedForest.Build(ensemble);
 
         // Row values: every threshold and its neighbours, plus the values where comparisons are easy to get wrong.
         var values = new List<float> { 0f, -0f, 1f, float.NaN, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, -float.Epsilon };
         foreach (var v in pool) values.AddRange([v, MathF.BitIncrement(v), MathF.BitDecrement(v)]);
-        var rows = rng.Next(1, 40); // also counts that are not a multiple of the 4-row lockstep
+        var rows = rng.Next(1, 40); // also counts that are not a multiple of the 8-row lockstep
         var block = new RowBlock(features, rows);
         for (var r = 0; r < rows; r++)
         {

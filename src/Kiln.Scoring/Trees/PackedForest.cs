@@ -8,7 +8,8 @@ namespace Kiln.Scoring.Trees;
 /// Every tree is one breadth-first run of 12-byte nodes (threshold, feature, first child) whose two children sit side
 /// by side, so a step is <c>next = child + (x[feature] &lt;= threshold ? 0 : 1)</c>: no branch to mispredict. A leaf
 /// points at itself and reads a slot that is always 0 against +∞, so it stays put; eight rows walk one tree in
-/// lockstep until none moves (eight hide the loads' latency better than four: 1.5x on the seed article's forest).
+/// lockstep until none moves (eight hide the loads' latency better than four: 1.5x on the seed article's forest); a row
+/// left over (a single-object request's only row) walks eight trees in lockstep instead.
 /// A categorical split becomes a chain of "slot &lt;= 0" nodes. The per-row sums add the trees' double leaf values in the ensemble's order, which is ML.NET's, so they are equal to its bit for bit.
 /// Rows are <see cref="Stride"/> floats apart: the features, then the always-0 slot (<see cref="RowBlock"/> keeps it).
 /// </summary>
@@ -152,16 +153,30 @@ public sealed class PackedForest
         ref var s = ref MemoryMarshal.GetReference(sums);
         var stride = Stride;
         var ends = new EightNodes();
+        var lockstep = count - count % 8;
         foreach (var root in _roots)
         {
-            var r = 0;
-            for (; r + 8 <= count; r += 8)
+            for (var r = 0; r < lockstep; r += 8)
             {
                 WalkEight(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, root, ref ends);
                 for (var k = 0; k < 8; k++) Unsafe.Add(ref s, r + k) += Unsafe.Add(ref values, ends[k]);
             }
-            for (; r < count; r++)
-                Unsafe.Add(ref s, r) += Unsafe.Add(ref values, Walk(ref nodes, ref Unsafe.Add(ref x, r * stride), root));
+        }
+        // The rows left over (all of a single-object request): one row walks eight trees in lockstep, which hides the
+        // loads' latency as eight rows do; the leaf values are still added in tree order, so the sums are the same bits.
+        ref var roots = ref MemoryMarshal.GetArrayDataReference(_roots);
+        var trees = _roots.Length;
+        for (var r = lockstep; r < count; r++)
+        {
+            ref var row = ref Unsafe.Add(ref x, r * stride);
+            ref var sum = ref Unsafe.Add(ref s, r);
+            var t = 0;
+            for (; t + 8 <= trees; t += 8)
+            {
+                WalkEightTrees(ref nodes, ref row, ref Unsafe.Add(ref roots, t), ref ends);
+                for (var k = 0; k < 8; k++) sum += Unsafe.Add(ref values, ends[k]);
+            }
+            for (; t < trees; t++) sum += Unsafe.Add(ref values, Walk(ref nodes, ref row, Unsafe.Add(ref roots, t)));
         }
         if (!ExactForNaN)
         {
@@ -232,6 +247,31 @@ public sealed class PackedForest
             var m5 = Step(ref nodes, ref x5, n5);
             var m6 = Step(ref nodes, ref x6, n6);
             var m7 = Step(ref nodes, ref x7, n7);
+            if (((m0 ^ n0) | (m1 ^ n1) | (m2 ^ n2) | (m3 ^ n3) | (m4 ^ n4) | (m5 ^ n5) | (m6 ^ n6) | (m7 ^ n7)) == 0) break;
+            n0 = m0; n1 = m1; n2 = m2; n3 = m3; n4 = m4; n5 = m5; n6 = m6; n7 = m7;
+        }
+        ends[0] = n0; ends[1] = n1; ends[2] = n2; ends[3] = n3; ends[4] = n4; ends[5] = n5; ends[6] = n6; ends[7] = n7;
+    }
+
+    /// <summary>
+    /// Walks one row (<paramref name="x"/>) down the eight trees whose roots start at <paramref name="root0"/> in
+    /// lockstep until none moves; <paramref name="ends"/> gets the node each tree's walk stopped at.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WalkEightTrees(ref Node nodes, ref float x, ref int root0, ref EightNodes ends)
+    {
+        int n0 = root0, n1 = Unsafe.Add(ref root0, 1), n2 = Unsafe.Add(ref root0, 2), n3 = Unsafe.Add(ref root0, 3);
+        int n4 = Unsafe.Add(ref root0, 4), n5 = Unsafe.Add(ref root0, 5), n6 = Unsafe.Add(ref root0, 6), n7 = Unsafe.Add(ref root0, 7);
+        while (true)
+        {
+            var m0 = Step(ref nodes, ref x, n0);
+            var m1 = Step(ref nodes, ref x, n1);
+            var m2 = Step(ref nodes, ref x, n2);
+            var m3 = Step(ref nodes, ref x, n3);
+            var m4 = Step(ref nodes, ref x, n4);
+            var m5 = Step(ref nodes, ref x, n5);
+            var m6 = Step(ref nodes, ref x, n6);
+            var m7 = Step(ref nodes, ref x, n7);
             if (((m0 ^ n0) | (m1 ^ n1) | (m2 ^ n2) | (m3 ^ n3) | (m4 ^ n4) | (m5 ^ n5) | (m6 ^ n6) | (m7 ^ n7)) == 0) break;
             n0 = m0; n1 = m1; n2 = m2; n3 = m3; n4 = m4; n5 = m5; n6 = m6; n7 = m7;
         }
