@@ -50,6 +50,7 @@ internal static class DriftCommands
             var started = DateTime.UtcNow;
             DriftReport report;
             var package = await MonitorCommands.LoadPackageAsync(modelDir, ct);
+            StepTimings.Mark("package loaded");
             if (logDir is not null)
             {
                 var reference = package.Profile?.Inputs ?? throw new KilnException($"{modelDir}: the package has no reference profile");
@@ -61,6 +62,7 @@ internal static class DriftCommands
             if (parse.GetValue(html) is { } htmlPath) await Cli.WriteAtomicAsync(htmlPath, DriftHtmlReport.Render(report, $"Drift: {package.Name}"), "--out", ct);
             PrintTable(report, DateTime.UtcNow - started);
             await Cli.WriteJsonAsync(parse, json, jsonOut, () => DriftJson.Serialize(report), ct);
+            StepTimings.Mark("report written");
             return report.DatasetDrift && parse.GetValue(failOnDrift) ? Cli.ProblemFound : 0;
         });
         return command;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
+using Kiln.Core.Data;
 using Kiln.Core.Profiling;
 using Kiln.Monitoring.Statistics;
 
@@ -35,7 +36,7 @@ internal sealed class ColumnSide
 
     public double Max { get; init; } = double.NaN;
 
-    /// <summary>Population standard deviation over all values.</summary>
+    /// <summary>Population standard deviation over all values: the reference's, which the normed Wasserstein distance divides by (raw current data leaves it NaN, as no test reads it).</summary>
     public double PopulationStd { get; init; } = double.NaN;
 
     /// <summary>The reference's bin edges the counts use.</summary>
@@ -161,7 +162,6 @@ internal sealed class ColumnSide
             Complete = true,
             Min = sorted.Length > 0 ? sorted[0] : double.NaN,
             Max = sorted.Length > 0 ? sorted[^1] : double.NaN,
-            PopulationStd = FiniteSample.PopulationStd(sorted),
             BinCounts = bins,
             Edges = bins is null ? null : edges,
             OutOfRange = outOfRange,
@@ -218,6 +218,10 @@ internal sealed class ColumnSide
         for (var i = 0; i < used; i++) System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(counts, slots[i]!, out _) += slotCounts[i];
         return new ColumnSide { Kind = ColumnKind.Categorical, Count = values.Length - missing, Missing = missing, Categories = counts };
     }
+
+    /// <summary>Labels already counted (a text column counted straight from a file, <see cref="TextCounts"/>).</summary>
+    public static ColumnSide FromCounts(TextCounts counts) =>
+        new() { Kind = ColumnKind.Categorical, Count = counts.Present, Missing = counts.Missing, Categories = counts.ToDictionary() };
 
     /// <summary>Numbers read as labels (a numeric column where the reference saw categories), as invariant "R" strings.</summary>
     public static ColumnSide FromNumbersAsLabels(ReadOnlySpan<double> values)

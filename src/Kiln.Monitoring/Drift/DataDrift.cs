@@ -39,13 +39,18 @@ public static class DataDrift
         // under the input's own name, and leave the log's bookkeeping columns out of the report.
         var isPredictionLog = present.Contains(PredictionLogLayout.RequestId) && present.Contains(PredictionLogLayout.Version) && names.Any(n => n.StartsWith(LogInputPrefix, StringComparison.Ordinal));
         var requests = new List<ColumnRequest>();
+        var sources = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var c in reference.Columns)
         {
             var source = !present.Contains(c.Name) && isPredictionLog && present.Contains(LogInputPrefix + c.Name) ? LogInputPrefix + c.Name : c.Name;
-            if (present.Contains(source)) requests.Add(new ColumnRequest(source, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
+            if (!present.Contains(source)) continue;
+            requests.Add(new ColumnRequest(source, c.Kind == ColumnKind.Numeric ? ColumnType.Numeric : ColumnType.Text));
+            sources[c.Name] = source;
         }
         DriftReport report;
-        if (await ParquetRowsAsync(files, ct).ConfigureAwait(false) > maxExactRows)
+        var parquetRows = await ParquetRowsAsync(files, ct).ConfigureAwait(false);
+        StepTimings.Mark("current data resolved");
+        if (parquetRows > maxExactRows)
         {
             // Bounded memory: every row group is folded into the profile as it is read.
             var folded = new CurrentData(reference, maxExactRows: 0);
@@ -54,7 +59,19 @@ public static class DataDrift
             report = folded.Compare(options);
             report.Warnings.Add(WindowWarnings.Summarized);
         }
+        else if (parquetRows >= 0)
+        {
+            // Parquet read whole: each column is read by the worker that tests it, as it gets to it.
+            using var columns = ParquetColumns.Open(files, sources);
+            report = DriftCalculator.CompareColumns(reference, columns.Rows, columns.SideOf, options, ct);
+            if (StepTimings.Enabled)
+            {
+                StepTimings.Total("columns read (summed over workers)", columns.Spent.Read);
+                StepTimings.Total("columns sorted or counted (summed over workers)", columns.Spent.Test);
+            }
+        }
         else report = DriftCalculator.Compare(reference, Inputs(await TableReader.ReadAllAsync(files, requests, null, ct).ConfigureAwait(false), isPredictionLog), options);
+        StepTimings.Mark("drift computed");
         foreach (var name in names)
         {
             if (isPredictionLog && (PredictionLogLayout.FixedColumns.Contains(name) || name.StartsWith(LogInputPrefix, StringComparison.Ordinal) || name.StartsWith(PredictionLogLayout.ProbabilityPrefix, StringComparison.Ordinal))) continue;

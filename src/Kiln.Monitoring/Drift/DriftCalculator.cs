@@ -45,37 +45,14 @@ public static class DriftCalculator
     }
 
     /// <summary>
-    /// Drift of raw current data (all rows). Columns are compared in parallel, each to its verdict before the next: the
-    /// sorted copy of a numeric column lives in a pooled buffer only while its own test runs, so a million-row window
-    /// reuses a few buffers instead of touching a new array per column.
+    /// Drift of raw current data (all rows). Columns are compared in parallel, each to its verdict before the next (see
+    /// <see cref="CompareColumns"/>).
     /// </summary>
     public static DriftReport Compare(DatasetProfile reference, DataTable current, DriftOptions? options = null)
     {
         options ??= DriftOptions.Default;
-        var refs = new List<ColumnProfile>();
-        foreach (var r in reference.Columns) if (!options.Ignore.Contains(r.Name)) refs.Add(r);
-        var features = new FeatureDrift[refs.Count];
         var rows = current.RowCount;
-        Parallel.For(0, refs.Count, i =>
-        {
-            var r = refs[i];
-            var column = current.Find(r.Name);
-            if (column is null)
-            {
-                features[i] = Feature(r, null, DriftWarnings.NotInCurrent, rows == 0, options);
-                return;
-            }
-            var buffer = r.Kind == ColumnKind.Numeric ? ArrayPool<double>.Shared.Rent(rows) : null;
-            try
-            {
-                features[i] = Feature(r, SideOf(column, rows, r, buffer), null, rows == 0, options);
-            }
-            finally
-            {
-                if (buffer is not null) ArrayPool<double>.Shared.Return(buffer);
-            }
-        });
-        var report = Build(reference, features, rows, options);
+        var report = CompareColumns(reference, rows, (r, buffer) => current.Find(r.Name) is { } column ? SideOf(column, rows, r, buffer) : null, options);
         foreach (var c in current.Columns)
         {
             if (reference.Find(c.Name) is null && !options.Ignore.Contains(c.Name))
@@ -86,8 +63,47 @@ public static class DriftCalculator
         return report;
     }
 
+    /// <summary>
+    /// Drift of raw current data of <paramref name="rows"/> rows whose columns are produced one at a time:
+    /// <paramref name="sideOf"/> gives a reference column's current side (null when the data lacks the column), given a
+    /// pooled buffer of at least <paramref name="rows"/> values to sort numbers in (null for a categorical reference).
+    /// Columns run in parallel, each to its verdict before the next, so the sorted copy of a numeric column lives only
+    /// while its own test runs and a million-row window reuses a few buffers instead of touching a new array per column.
+    /// The first failure (a <see cref="Kiln.Core.KilnException"/> naming a file) is rethrown as itself.
+    /// </summary>
+    internal static DriftReport CompareColumns(DatasetProfile reference, long rows, Func<ColumnProfile, double[]?, ColumnSide?> sideOf, DriftOptions options,
+        CancellationToken ct = default)
+    {
+        var refs = new List<ColumnProfile>();
+        foreach (var r in reference.Columns) if (!options.Ignore.Contains(r.Name)) refs.Add(r);
+        var features = new FeatureDrift[refs.Count];
+        var length = checked((int)rows);
+        try
+        {
+            Parallel.For(0, refs.Count, new ParallelOptions { CancellationToken = ct }, i =>
+            {
+                var r = refs[i];
+                var buffer = r.Kind == ColumnKind.Numeric ? ArrayPool<double>.Shared.Rent(length) : null;
+                try
+                {
+                    var side = sideOf(r, buffer);
+                    features[i] = Feature(r, side, side is null ? DriftWarnings.NotInCurrent : null, rows == 0, options);
+                }
+                finally
+                {
+                    if (buffer is not null) ArrayPool<double>.Shared.Return(buffer);
+                }
+            });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+        }
+        return Build(reference, features, rows, options);
+    }
+
     /// <param name="buffer">For a numeric reference: where to sort the current values (see <see cref="ColumnSide.FromNumbers"/>).</param>
-    private static ColumnSide SideOf(Column column, int rows, ColumnProfile reference, double[]? buffer)
+    internal static ColumnSide SideOf(Column column, int rows, ColumnProfile reference, double[]? buffer)
     {
         switch (column)
         {

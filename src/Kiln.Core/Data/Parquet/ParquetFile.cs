@@ -254,6 +254,19 @@ public sealed class ParquetFile : IDisposable
         return text;
     });
 
+    /// <summary>
+    /// Adds a text column chunk's values to <paramref name="counts"/> by value, straight from the column's UTF-8 bytes:
+    /// one string per distinct value, none per row (what a categorical profile or drift test needs of a text column).
+    /// </summary>
+    public void CountText(int group, ParquetField field, TextCounts counts) => Guard(group, field, () =>
+    {
+        ArgumentNullException.ThrowIfNull(counts);
+        if (field.Type != ParquetValueType.Text) throw new KilnException($"{Path}: column '{field.Name}' holds {Describe(field)}, not text");
+        using var column = Group(group).Column(field.Index);
+        CountTextCore(column, Rows(group), counts);
+        return true;
+    });
+
     /// <summary>A timestamp column as <see cref="DateTime"/>s (UTC for instants, unspecified for local times); missing rows are <see cref="DateTime.MinValue"/>.</summary>
     public DateTime[] ReadTimestamps(int group, ParquetField field)
     {
@@ -494,6 +507,72 @@ public sealed class ParquetFile : IDisposable
             }
             if (row != rows) throw new InvalidOperationException($"the column chunk holds {row} of the row group's {rows} rows");
             return result;
+        }
+        finally
+        {
+            ArrayPool<ByteArray>.Shared.Return(values);
+            if (levels is not null) ArrayPool<short>.Shared.Return(levels);
+        }
+    }
+
+    /// <summary>Slots of <see cref="CountTextCore"/>'s table of value addresses (a power of two).</summary>
+    private const int AddressSlots = 256;
+
+    /// <summary>
+    /// A dictionary-encoded chunk (how Kiln's writer, DuckDB and Arrow store text) hands every row of one value the
+    /// address of that value in its dictionary page, so a small table keyed by address finds the value's id after one
+    /// comparison of its bytes with a copy kept in the slot (the copy makes a reused page buffer safe: a plain-encoded
+    /// page may put other bytes at an address seen before). A value not found there is decoded on the stack and looked up
+    /// by its characters, as <see cref="ReadTextCore"/> does; values longer than <see cref="InternLength"/> bytes are
+    /// made into strings as they come.
+    /// </summary>
+    private static unsafe void CountTextCore(ColumnReader column, int rows, TextCounts counts)
+    {
+        var reader = (ColumnReader<ByteArray>)column;
+        var nullable = column.ColumnDescriptor.MaxDefinitionLevel > 0;
+        const int Batch = 4096;
+        var values = ArrayPool<ByteArray>.Shared.Rent(Batch);
+        var levels = nullable ? ArrayPool<short>.Shared.Rent(Batch) : null;
+        var slotAddress = new nint[AddressSlots];
+        var slotLength = new int[AddressSlots];
+        var slotId = new int[AddressSlots];
+        var slotBytes = new byte[AddressSlots * InternLength];
+        Span<char> chars = stackalloc char[InternLength];
+        try
+        {
+            var row = 0;
+            while (row < rows && reader.HasNext)
+            {
+                var n = (int)reader.ReadBatch(Math.Min(Batch, rows - row), levels is null ? Span<short>.Empty : levels.AsSpan(0, Batch), Span<short>.Empty,
+                    values.AsSpan(0, Batch), out var present);
+                if (n == 0) break;
+                row += n;
+                counts.AddRows((int)present, n - (int)present);
+                for (var i = 0; i < (int)present; i++)
+                {
+                    var v = values[i];
+                    var bytes = new ReadOnlySpan<byte>((void*)v.Pointer, v.Length);
+                    if (v.Length > InternLength)
+                    {
+                        counts.Count(counts.Id(System.Text.Encoding.UTF8.GetString(bytes)));
+                        continue;
+                    }
+                    var slot = (int)(((ulong)v.Pointer * 0x9E3779B97F4A7C15UL) >> 56);
+                    var copy = slotBytes.AsSpan(slot * InternLength, v.Length);
+                    if (slotAddress[slot] == v.Pointer && slotLength[slot] == v.Length && bytes.SequenceEqual(copy))
+                    {
+                        counts.Count(slotId[slot]);
+                        continue;
+                    }
+                    var id = counts.Id(chars[..System.Text.Encoding.UTF8.GetChars(bytes, chars)]);
+                    slotAddress[slot] = v.Pointer;
+                    slotLength[slot] = v.Length;
+                    slotId[slot] = id;
+                    bytes.CopyTo(copy);
+                    counts.Count(id);
+                }
+            }
+            if (row != rows) throw new InvalidOperationException($"the column chunk holds {row} of the row group's {rows} rows");
         }
         finally
         {
