@@ -29,7 +29,7 @@ public sealed class ParquetTextCountTests
     {
         using var dir = new TempDir();
         var path = dir.File($"{codec}-{version}.parquet");
-        ParquetReaderTests.Duck($"COPY ({Rows}) TO '{path}' (FORMAT parquet, COMPRESSION {codec}, ROW_GROUP_SIZE {rowGroup}, PARQUET_VERSION {version})");
+        DuckSql.Exec($"COPY ({Rows}) TO '{path}' (FORMAT parquet, COMPRESSION {codec}, ROW_GROUP_SIZE {rowGroup}, PARQUET_VERSION {version})");
 
         foreach (var column in new[] { "label", "many", "plenty" }) AssertCountsEqualDuckDb(path, column);
     }
@@ -82,7 +82,7 @@ public sealed class ParquetTextCountTests
             var field = file.Field(column);
             for (var g = 0; g < file.RowGroupCount; g++) file.CountText(g, field, counts);
         }
-        var expected = ParquetReaderTests.DuckRows($"SELECT \"{column}\", count(*) FROM read_parquet('{path}') GROUP BY ALL")
+        var expected = DuckSql.Rows($"SELECT \"{column}\", count(*) FROM read_parquet('{path}') GROUP BY ALL")
             .ToDictionary(r => r[0] as string ?? "\0null", r => Convert.ToInt64(r[1], System.Globalization.CultureInfo.InvariantCulture));
         var missing = expected.Remove("\0null", out var nulls) ? nulls : 0;
 
