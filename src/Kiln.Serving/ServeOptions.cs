@@ -32,8 +32,17 @@ public sealed class ServeOptions
     /// <summary>gRPC (HTTP/2; over TLS when <see cref="Tls"/> is set) port; null = no gRPC listener, 0 = any free port.</summary>
     public int? GrpcPort { get; init; } = 8081;
 
-    /// <summary>Root of the prediction log; null = no log.</summary>
+    /// <summary>Root of the prediction log; null = no log. With <see cref="LogBucket"/>, the local spool its files are written in first.</summary>
     public string? LogDirectory { get; init; }
+
+    /// <summary>
+    /// s3://BUCKET/PREFIX: each closed prediction log file (and feedback file) under <see cref="LogDirectory"/> is uploaded
+    /// to the same relative key there and then removed locally; null = the files stay in <see cref="LogDirectory"/>.
+    /// </summary>
+    public string? LogBucket { get; init; }
+
+    /// <summary>How often the spool is looked at for closed files to upload (they are also uploaded at start and at shutdown).</summary>
+    public TimeSpan LogShipInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>How often each model's source is asked for a newer version; zero or less = never.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(5);

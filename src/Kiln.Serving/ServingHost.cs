@@ -92,6 +92,9 @@ public sealed class ServingHost : IAsyncDisposable
         if (options.Otlp is { } otlp) services.AddSingleton(_ => OtlpMetrics.Start(otlp, "kiln-serve", ServingMetrics.MeterName));
         services.AddSingleton<ModelManager>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelManager>());
+        // The shipper before the writer: the host stops services in reverse order, so it uploads after the final drain.
+        services.AddSingleton<LogShipper>();
+        services.AddHostedService(sp => sp.GetRequiredService<LogShipper>());
         services.AddSingleton<PredictionLog>();
         services.AddHostedService(sp => sp.GetRequiredService<PredictionLog>());
         services.AddSingleton<Inference>();
@@ -167,6 +170,8 @@ public sealed class ServingHost : IAsyncDisposable
     /// <summary>Starts listening; models load in the background (watch /ready).</summary>
     public async Task StartAsync(CancellationToken ct = default)
     {
+        // A log bucket that does not exist is a mistake in the command: one line, before anything listens.
+        await _app.Services.GetRequiredService<LogShipper>().CheckAsync(ct).ConfigureAwait(false);
         await _app.StartAsync(ct).ConfigureAwait(false);
         var scheme = _app.Services.GetRequiredService<ServeOptions>().Tls is null ? "http" : "https";
         HttpUri = ToUri(_listeners[0], scheme);

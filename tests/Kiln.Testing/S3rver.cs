@@ -15,14 +15,19 @@ public sealed class S3rver : IAsyncDisposable
 
     public const string SecretKey = "S3RVER";
 
-    private readonly Process _process;
+    private Process _process = null!;
     private readonly TempDir _data;
     private readonly StringBuilder _log = new();
+    private readonly ProcessStartInfo _start;
+    private readonly string[] _buckets;
+    private readonly int _port;
 
-    private S3rver(Process process, TempDir data, int port)
+    private S3rver(TempDir data, int port, ProcessStartInfo start, string[] buckets)
     {
-        _process = process;
         _data = data;
+        _port = port;
+        _start = start;
+        _buckets = buckets;
         Endpoint = $"http://127.0.0.1:{port}";
     }
 
@@ -72,39 +77,75 @@ public sealed class S3rver : IAsyncDisposable
             psi.ArgumentList.Add("--configure-bucket");
             psi.ArgumentList.Add(b);
         }
+        var server = new S3rver(data, port, psi, buckets);
+        try
+        {
+            server._process = server.Launch(psi);
+            await server.WaitListeningAsync();
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+        return server;
+    }
+
+    /// <summary>Stops the server (kill), keeping its objects: requests fail until <see cref="StartAgainAsync"/>.</summary>
+    public async Task StopAsync()
+    {
+        if (_process.HasExited) return;
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+    }
+
+    /// <summary>Starts the server again on the same port with the same objects.</summary>
+    public async Task StartAgainAsync()
+    {
+        await StopAsync();
+        _process.Dispose();
+        _process = Launch(_start);
+        await WaitListeningAsync();
+    }
+
+    private Process Launch(ProcessStartInfo psi)
+    {
         var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start node");
-        var server = new S3rver(p, data, port);
-        p.OutputDataReceived += (_, e) => { lock (server._log) server._log.AppendLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { lock (server._log) server._log.AppendLine(e.Data); };
+        p.OutputDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
+        return p;
+    }
+
+    private async Task WaitListeningAsync()
+    {
         for (var i = 0; i < 300; i++)
         {
-            if (p.HasExited) throw new InvalidOperationException($"s3rver exited with {p.ExitCode}:\n{server.Log}");
+            if (_process.HasExited) throw new InvalidOperationException($"s3rver exited with {_process.ExitCode}:\n{Log}");
             try
             {
                 using var tcp = new TcpClient();
-                await tcp.ConnectAsync(System.Net.IPAddress.Loopback, port);
+                await tcp.ConnectAsync(System.Net.IPAddress.Loopback, _port);
                 // Buckets are created as s3rver starts listening; give it the moment it needs to write them.
-                if (buckets.All(b => Directory.Exists(Path.Combine(data.Path, b)))) return server;
+                if (_buckets.All(b => Directory.Exists(Path.Combine(_data.Path, b)))) return;
             }
             catch (SocketException)
             {
             }
             await Task.Delay(100);
         }
-        await server.DisposeAsync();
-        throw new TimeoutException($"s3rver did not listen on port {port} within 30 s:\n{server.Log}");
+        throw new TimeoutException($"s3rver did not listen on port {_port} within 30 s:\n{Log}");
     }
 
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
+        if (_process is { HasExited: false })
         {
             _process.Kill(entireProcessTree: true);
             await _process.WaitForExitAsync();
         }
-        _process.Dispose();
+        _process?.Dispose();
         _data.Dispose();
     }
 }

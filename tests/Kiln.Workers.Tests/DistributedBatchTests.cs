@@ -38,6 +38,37 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
         kill.WaitForExit();
     }
 
+    /// <summary>
+    /// Waits until a partition is being processed and at least one has finished, then freezes (SIGSTOP) the worker
+    /// processing one (its pid is in the server id Hangfire records with the Processing state) and returns it, for the
+    /// caller to kill -9. The worker is frozen before the job's state is read again, so the partition cannot finish
+    /// between the choice and the kill: on a fast machine a partition takes less than the polling interval.
+    /// </summary>
+    private static async Task<Process> FreezeWorkerMidPartitionAsync(string name, List<Process> workers, Process batch)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
+        while (true)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no partition was processed in time");
+            Assert.False(batch.HasExited, "kiln batch ended before a worker could be killed");
+            await Task.Delay(20);
+            try
+            {
+                if (await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Succeeded'") < 1) continue;
+                if (await ProcessingAsync(name) is not var (job, state, pid)) continue;
+                var worker = workers.Single(w => w.Id == pid);
+                Signal(pid, "STOP");
+                await Task.Delay(300); // a state change the worker sent before it stopped lands
+                if (await ProcessingAsync(name, job) is var (_, stillState, _) && stillState == state) return worker;
+                Signal(pid, "CONT");
+            }
+            catch (PostgresException)
+            {
+                // The hangfire schema is not there yet.
+            }
+        }
+    }
+
     [Fact]
     public async Task Three_workers_one_killed_mid_run_score_every_row_exactly_once()
     {
@@ -54,32 +85,7 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
             var stdout = new System.Text.StringBuilder();
             batch.OutputDataReceived += (_, e) => { lock (stdout) stdout.AppendLine(e.Data); };
 
-            // Wait until a partition is being processed and at least one has finished, then kill -9 the worker
-            // processing one (its pid is in the server id Hangfire records with the Processing state). The worker is
-            // frozen (SIGSTOP) before the job's state is read again, so the partition cannot finish between the
-            // choice and the kill: on a fast machine a partition takes less than the polling interval.
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
-            Process? victim = null;
-            while (victim is null)
-            {
-                Assert.True(DateTime.UtcNow < deadline, "no partition was processed in time");
-                Assert.False(batch.HasExited, "kiln batch ended before a worker could be killed");
-                await Task.Delay(20);
-                try
-                {
-                    if (await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Succeeded'") < 1) continue;
-                    if (await ProcessingAsync(name) is not var (job, state, pid)) continue;
-                    var worker = workers.Single(w => w.Id == pid);
-                    Signal(pid, "STOP");
-                    await Task.Delay(300); // a state change the worker sent before it stopped lands
-                    if (await ProcessingAsync(name, job) is var (_, stillState, _) && stillState == state) victim = worker;
-                    else Signal(pid, "CONT");
-                }
-                catch (PostgresException)
-                {
-                    // The hangfire schema is not there yet.
-                }
-            }
+            var victim = await FreezeWorkerMidPartitionAsync(name, workers, batch);
             victim.Kill(); // SIGKILL to the worker alone
             await victim.WaitForExitAsync();
 
@@ -333,6 +339,119 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
         finally
         {
             foreach (var w in workers) if (!w.HasExited) w.Kill(entireProcessTree: true);
+            await WorkerFixture.DropAsync(name);
+        }
+    }
+
+    [Fact]
+    public async Task A_worker_killed_mid_partition_of_a_bucket_output_leaves_every_row_once_in_the_bucket()
+    {
+        using var dir = new TempDir("kiln-dist-s3-kill");
+        await using var s3 = await S3rver.StartAsync("kiln");
+        var env = new Dictionary<string, string>(s3.Environment);
+        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        var workers = new List<Process>();
+        Process? batch = null;
+        try
+        {
+            for (var i = 0; i < 2; i++) workers.Add(await WorkerFixture.StartWorkerAsync(db, dir.Path, env, "--queues", "batch", "--concurrency", "1"));
+            batch = KilnCli.Start(["batch", "--model", fixture.Model, "--input", fixture.Csv, "--output", "s3://kiln/scored/killed",
+                "--keep", "transaction_id", "--distributed", "--db", db, "--partitions", "8", "--json"], dir.Path, env);
+            var victim = await FreezeWorkerMidPartitionAsync(name, workers, batch);
+            victim.Kill(); // SIGKILL, mid-partition: its part was being written to a local file, never uploaded
+            await victim.WaitForExitAsync();
+
+            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+            await batch.WaitForExitAsync(cts.Token);
+            Assert.Equal(0, batch.ExitCode);
+
+            // The killed worker's partition ran a second time on the other worker.
+            var reprocessed = await ScalarAsync(name,
+                "SELECT count(*) FROM (SELECT jobid FROM hangfire.state WHERE name = 'Processing' GROUP BY jobid HAVING count(*) > 1) t");
+            Assert.True(reprocessed >= 1, "no partition was run a second time after the kill");
+
+            // The bucket holds the eight committed parts and the manifest, nothing else, and every input id once
+            // (the oracle: the ids r0..rN-1 the fixture wrote).
+            var settings = Kiln.Storage.Objects.S3Settings.FromVariables(k => env.GetValueOrDefault(k));
+            using var scored = new Kiln.Storage.Objects.S3Storage(new Kiln.Storage.Objects.S3Location("kiln", "scored/killed"), settings);
+            var keys = (await scored.ListAllAsync("")).Select(o => o.Key).Order(StringComparer.Ordinal).ToList();
+            Assert.Equal(["_manifest.json", .. Enumerable.Range(0, 8).Select(i => $"part-00000-{i:00000}.parquet")], keys);
+            await AssertEveryRowOnceAsync(scored, dir.File("download"));
+        }
+        finally
+        {
+            if (batch is { HasExited: false }) batch.Kill(entireProcessTree: true);
+            foreach (var w in workers) if (!w.HasExited) w.Kill(entireProcessTree: true);
+            await WorkerFixture.DropAsync(name);
+        }
+    }
+
+    [Fact]
+    public async Task A_failed_partition_of_a_bucket_output_removes_its_staged_file_and_the_parts_already_uploaded()
+    {
+        using var dir = new TempDir("kiln-dist-s3-fail");
+        await using var s3 = await S3rver.StartAsync("kiln");
+        var env = new Dictionary<string, string>(s3.Environment);
+        // The worker's staged parts go under its own TMPDIR, so what a failed attempt leaves there can be seen.
+        var workerEnv = new Dictionary<string, string>(env) { ["TMPDIR"] = dir.File("worker-tmp") };
+        Directory.CreateDirectory(dir.File("worker-tmp"));
+        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        // Two files: a.csv is good; b.csv has a bad amount in its last line, after thousands of good rows.
+        var input = dir.File("in");
+        Directory.CreateDirectory(input);
+        File.Copy(fixture.Csv, Path.Combine(input, "a.csv"));
+        var lines = await File.ReadAllLinesAsync(fixture.Csv);
+        var last = lines[^1].Split(',');
+        last[1] = "not-a-number";
+        await File.WriteAllLinesAsync(Path.Combine(input, "b.csv"), [.. lines[..^1], string.Join(',', last)]);
+        Process? worker = null;
+        var batch = KilnCli.Start(["batch", "--model", fixture.Model, "--input", input, "--output", "s3://kiln/scored/failed", "--keep", "transaction_id",
+            "--distributed", "--db", db, "--partitions", "4", "--batch-rows", "500"], dir.Path, env);
+        var err = new System.Text.StringBuilder();
+        batch.ErrorDataReceived += (_, e) => { lock (err) err.AppendLine(e.Data); };
+        try
+        {
+            // Every partition is queued before the one worker starts, so a.csv's partitions (queued first) run and
+            // upload their parts before b.csv's last one fails.
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+            while (true)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the partitions were not queued in time");
+                Assert.False(batch.HasExited, "kiln batch ended early");
+                await Task.Delay(100);
+                try
+                {
+                    if (await ScalarAsync(name, "SELECT count(*) FROM hangfire.job WHERE statename = 'Enqueued'") >= 4) break;
+                }
+                catch (PostgresException)
+                {
+                }
+            }
+            worker = await WorkerFixture.StartWorkerAsync(db, dir.Path, workerEnv, "--queues", "batch", "--concurrency", "1");
+            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            await batch.WaitForExitAsync(cts.Token);
+            Assert.Equal(1, batch.ExitCode);
+            string text;
+            lock (err) text = err.ToString();
+            var errors = text.Split('\n').Where(l => l.StartsWith("error:", StringComparison.Ordinal)).ToList();
+            Assert.Single(errors);
+            Assert.Contains("not-a-number", errors[0], StringComparison.Ordinal);
+
+            // Parts were uploaded before the failure (succeeded partitions commit theirs) and are gone now: no partial
+            // output under the prefix, no manifest.
+            Assert.True(await ScalarAsync(name, "SELECT count(*) FROM hangfire.state WHERE name = 'Succeeded'") >= 1, "no partition succeeded before the failure");
+            var settings = Kiln.Storage.Objects.S3Settings.FromVariables(k => env.GetValueOrDefault(k));
+            using var failed = new Kiln.Storage.Objects.S3Storage(new Kiln.Storage.Objects.S3Location("kiln", "scored/failed"), settings);
+            Assert.Empty(await failed.ListAllAsync(""));
+            // The failed attempt's staged part (written locally up to the bad row) is removed from the worker too.
+            // (The runtime's own diagnostic sockets live in TMPDIR too; the sink stages under kiln-batch-s3-*.)
+            Assert.Empty(Directory.GetDirectories(dir.File("worker-tmp"), "kiln-batch-s3-*"));
+            Assert.Empty(Directory.GetFiles(dir.File("worker-tmp"), "*.tmp-*", SearchOption.AllDirectories));
+        }
+        finally
+        {
+            if (!batch.HasExited) batch.Kill(entireProcessTree: true);
+            if (worker is { HasExited: false }) worker.Kill(entireProcessTree: true);
             await WorkerFixture.DropAsync(name);
         }
     }

@@ -170,6 +170,96 @@ public class DistributedPipelineTests
     }
 
     [Fact]
+    public async Task A_run_on_workers_whose_coordinator_is_killed_is_finished_by_resume_without_running_a_succeeded_task_again()
+    {
+        using var dir = new TempDir("kiln-dist-pipe-resume");
+        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        var log = dir.File("log.txt");
+        var go = dir.File("go");
+        var file = dir.File("diamond.yaml");
+        await File.WriteAllTextAsync(file, $$$"""
+            name: diamond-resume
+            tasks:
+              a:
+                kind: shell
+                command: echo a >> {{{log}}}; echo "token=t-7" >> "$KILN_OUTPUT"
+              b:
+                kind: shell
+                depends_on: [a]
+                command: |
+                  echo "b-start {{ tasks.a.outputs.token }}" >> {{{log}}}
+                  while [ ! -f {{{go}}} ]; do echo tick >> {{{log}}}; sleep 0.2; done
+                  echo b-end >> {{{log}}}
+                  echo "done=yes" >> "$KILN_OUTPUT"
+              c:
+                kind: shell
+                depends_on: [a]
+                command: echo c >> {{{log}}}
+              d:
+                kind: shell
+                depends_on: [b, c]
+                command: echo "d {{ tasks.b.outputs.done }}" >> {{{log}}}
+            """);
+        Process? worker = null;
+        Process? run = null;
+        try
+        {
+            worker = await WorkerFixture.StartWorkerAsync(db, dir.Path, "--queues", "pipelines", "--concurrency", "2");
+            run = KilnCli.Start(["pipeline", "run", file, "--on", db], dir.Path);
+            var stdout = new StringBuilder();
+            var stderr = new StringBuilder();
+            run.OutputDataReceived += (_, e) => { lock (stdout) stdout.AppendLine(e.Data); };
+            run.ErrorDataReceived += (_, e) => { lock (stderr) stderr.AppendLine(e.Data); };
+            string RunId() { lock (stdout) return stdout.ToString().Trim(); }
+
+            // a and c are done, b runs on the worker: the coordinator is killed (kill -9) there.
+            await WaitForAsync(() => Task.FromResult(RunId().Length > 0 && Lines(log).Contains("c") && Lines(log).Count(l => l == "tick") >= 3),
+                "a and c to finish and b to run", run, stderr);
+            var runId = RunId();
+            run.Kill();
+            await run.WaitForExitAsync();
+
+            // b goes on without its coordinator, ends and is recorded by its worker; nothing enqueues d.
+            await File.WriteAllTextAsync(go, "");
+            await WaitForAsync(async () => (await ShowAsync(runId, db, dir.Path)).GetProperty("attempts").EnumerateArray()
+                .Any(a => a.GetProperty("task").GetString() == "b" && a.GetProperty("state").GetString() == "succeeded"), "b to be recorded succeeded");
+            await Task.Delay(1000);
+            Assert.DoesNotContain(Lines(log), l => l.StartsWith('d'));
+            Assert.Equal("running", (await ShowAsync(runId, db, dir.Path)).GetProperty("run").GetProperty("state").GetString());
+
+            // kiln pipeline resume (docs/scale-out.md: in the resuming process) runs what is left: d, with b's output.
+            var resume = await KilnCli.RunAsync(["pipeline", "resume", runId, "--db", db], dir.Path, timeout: TimeSpan.FromMinutes(3));
+            Assert.True(resume.ExitCode == 0, resume.ToString());
+
+            var lines = Lines(log);
+            Assert.Equal(1, lines.Count(l => l == "a"));
+            Assert.Equal(1, lines.Count(l => l == "c"));
+            Assert.Equal(["b-start t-7"], lines.Where(l => l.StartsWith("b-start", StringComparison.Ordinal)));
+            Assert.Equal(1, lines.Count(l => l == "b-end"));
+            Assert.Equal(["d yes"], lines.Where(l => l.StartsWith('d')));
+            var detail = await ShowAsync(runId, db, dir.Path);
+            Assert.Equal("succeeded", detail.GetProperty("run").GetProperty("state").GetString());
+            var attempts = detail.GetProperty("attempts").EnumerateArray().ToList();
+            // One attempt per task: what had succeeded on the worker was not run again; d ran in the resuming process.
+            foreach (var t in new[] { "a", "b", "c" })
+            {
+                var only = Assert.Single(attempts, a => a.GetProperty("task").GetString() == t);
+                Assert.Equal("succeeded", only.GetProperty("state").GetString());
+                Assert.StartsWith("kiln-worker:", only.GetProperty("owner").GetString(), StringComparison.Ordinal);
+            }
+            var d = Assert.Single(attempts, a => a.GetProperty("task").GetString() == "d");
+            Assert.Equal("succeeded", d.GetProperty("state").GetString());
+            Assert.False(d.TryGetProperty("owner", out var owner) && owner.GetString()?.StartsWith("kiln-worker:", StringComparison.Ordinal) == true);
+        }
+        finally
+        {
+            if (run is { HasExited: false }) run.Kill(entireProcessTree: true);
+            if (worker is { HasExited: false }) worker.Kill(entireProcessTree: true);
+            await WorkerFixture.DropAsync(name);
+        }
+    }
+
+    [Fact]
     public async Task A_run_on_a_database_workers_cannot_share_is_refused_in_one_line_before_anything_is_stored()
     {
         using var dir = new TempDir("kiln-dist-pipe-bad");

@@ -130,6 +130,32 @@ public class JobsDashboardTests(WorkerFixture fixture) : IClassFixture<WorkerFix
                 Assert.True(post.IsSuccessStatusCode, $"the admin could not delete job {ids[0]}: {(int)post.StatusCode}");
             Assert.Equal("Deleted", await StateAsync(name, ids[0]));
             Assert.Equal("Succeeded", await StateAsync(name, ids[1]));
+            var adminDetails1 = await admin.GetStringAsync($"/jobs/jobs/details/{ids[1]}");
+            using (var post = await PostActionAsync(admin, adminDetails1, $"/jobs/jobs/actions/requeue/{ids[1]}"))
+                Assert.True(post.IsSuccessStatusCode, $"the admin could not requeue job {ids[1]}: {(int)post.StatusCode}");
+            Assert.Equal("Enqueued", await StateAsync(name, ids[1]));
+            using (var stats = await PostActionAsync(admin, adminDetails1, "/jobs/stats")) Assert.True(stats.IsSuccessStatusCode);
+
+            // Kiln's audit trail has every button press with its user and answer, the reader's refused ones too; the
+            // stats poll (a POST that changes nothing) is not recorded.
+            var audit = new List<(string? User, string Action, int Status)>();
+            for (var i = 0; ; i++)
+            {
+                r = await KilnCli.RunAsync(["auth", "audit", "--db", db, "--json", "--limit", "1000"], dir.Path);
+                Assert.True(r.ExitCode == 0, r.ToString());
+                using var json = System.Text.Json.JsonDocument.Parse(r.StdOut);
+                audit = [.. json.RootElement.GetProperty("entries").EnumerateArray()
+                    .Select(e => (e.TryGetProperty("user", out var u) ? u.GetString() : null, e.GetProperty("action").GetString()!, e.GetProperty("status").GetInt32()))
+                    .Where(e => e.Item2.StartsWith("POST /jobs", StringComparison.Ordinal))];
+                if (audit.Count >= 5 || i == 20) break;
+                await Task.Delay(500); // an entry is appended as its request ends
+            }
+            Assert.Contains(("root", $"POST /jobs/jobs/actions/delete/{ids[0]}", 204), audit); // the dashboard answers its buttons with 204
+            Assert.Contains(("root", $"POST /jobs/jobs/actions/requeue/{ids[1]}", 204), audit);
+            Assert.Contains(audit, e => e.User == "reader" && e.Action == $"POST /jobs/jobs/actions/delete/{ids[0]}" && e.Status >= 400);
+            Assert.Contains(audit, e => e.User == "reader" && e.Action == $"POST /jobs/jobs/actions/requeue/{ids[0]}" && e.Status >= 400);
+            Assert.Contains(audit, e => e.User is null && e.Action == $"POST /jobs/jobs/actions/delete/{ids[0]}" && e.Status == 401);
+            Assert.DoesNotContain(audit, e => e.Action == "POST /jobs/stats");
         }
         finally
         {

@@ -28,7 +28,8 @@ internal static class ServeCommands
         var port = new Option<int>("--port") { Description = "HTTP port (0 = any free port).", DefaultValueFactory = _ => 8080 };
         var grpcPort = new Option<int>("--grpc-port") { Description = "gRPC port for the Open Inference Protocol (-1 = off, 0 = any free port).", DefaultValueFactory = _ => 8081 };
         var host = new Option<string>("--host") { Description = "Address to listen on (0.0.0.0 in a container).", DefaultValueFactory = _ => "127.0.0.1" };
-        var logDir = new Option<string?>("--log-dir") { Description = "Write every prediction as Parquet under this directory (model=/version=/date=/)." };
+        var logDir = new Option<string?>("--log-dir") { Description = "Write every prediction as Parquet under this directory (model=/version=/date=/), or upload each closed file to s3://BUCKET/PREFIX under the same keys." };
+        var logSpool = new Option<string?>("--log-spool") { Description = "With --log-dir s3://…: the local directory files are written in before their upload (default ./.kiln/log-spool/BUCKET/PREFIX); files left there by a stopped server are uploaded at the next start." };
         var poll = new Option<string>("--poll-interval") { Description = "How often to look for a new model version (e.g. 5s, 1m; 0 = never).", DefaultValueFactory = _ => "5s" };
         var unseen = new Option<string>("--unseen-categories") { Description = "A category never seen in training: reject (422) or flag (score and mark it).", DefaultValueFactory = _ => "reject" };
         unseen.AcceptOnlyFromAmong("reject", "flag");
@@ -56,7 +57,7 @@ internal static class ServeCommands
         var (tlsCert, tlsKey) = TlsOptions.Create();
         var command = new Command("serve", "Serve models over HTTP (/predict, MLflow /invocations, Open Inference v2) and gRPC, with /health, /ready and /metrics.")
         {
-            models, port, grpcPort, host, logDir, poll, unseen, maxConcurrent, queue, maxBody, timeout, tracking, monitor, logRoll,
+            models, port, grpcPort, host, logDir, logSpool, poll, unseen, maxConcurrent, queue, maxBody, timeout, tracking, monitor, logRoll,
             featureService, featureProject, onlineStore, featureRegistry, featureRepo, waitForModel, requireToken, tokenFile, tokenDb, openMetrics,
             tlsCert, tlsKey, register, registerInterval, advertise,
         };
@@ -78,8 +79,12 @@ internal static class ServeCommands
             await using var storesScope = stores;
             var locator = new RegistryModelLocator(stores);
             var grpc = parse.GetValue(grpcPort);
-            var logDirectory = parse.GetValue(logDir) is { } d ? Path.GetFullPath(d) : null;
-            var monitoring = parse.GetValue(monitor) is { } m ? MonitorConfigLoader.LoadForHost(m, logDirectory, pipelinesInProcess: false) : null;
+            // A log in a bucket is written in a local spool first; what reads the log (monitoring) reads the bucket.
+            var logBucket = parse.GetValue(logDir) is { } b && Kiln.Monitoring.Windows.S3LogMirror.IsS3(b) ? b : null;
+            if (logBucket is null && parse.GetValue(logSpool) is not null) throw new KilnException("--log-spool: only with --log-dir s3://BUCKET/PREFIX");
+            var logDirectory = logBucket is not null ? LogSpool(logBucket, parse.GetValue(logSpool))
+                : parse.GetValue(logDir) is { } d ? Path.GetFullPath(d) : null;
+            var monitoring = parse.GetValue(monitor) is { } m ? MonitorConfigLoader.LoadForHost(m, logBucket ?? logDirectory, pipelinesInProcess: false) : null;
             await using var tokens = TokenCheck(parse.GetValue(requireToken), parse.GetValue(tokenFile), parse.GetValue(tokenDb), parse.GetValue(tracking), parse.GetValue(openMetrics));
             var options = new ServeOptions
             {
@@ -91,6 +96,7 @@ internal static class ServeCommands
                 GrpcPort = grpc < 0 ? null : grpc,
                 Host = parse.GetValue(host)!,
                 LogDirectory = logDirectory,
+                LogBucket = logBucket,
                 LogFileRollInterval = Duration.Parse(parse.GetValue(logRoll)!, "--log-roll") is { TotalMilliseconds: > 0 } roll ? roll
                     : throw new KilnException("--log-roll: must be longer than 0 (examples: 5s, 1m)"),
                 PollInterval = Duration.Parse(parse.GetValue(poll)!, "--poll-interval"),
@@ -169,6 +175,13 @@ internal static class ServeCommands
     }
 
     /// <summary>--register, --register-interval and --advertise-url, checked before anything listens.</summary>
+    /// <summary>The local spool of a log in a bucket: --log-spool, else ./.kiln/log-spool/BUCKET/PREFIX (a stable place, so a restart uploads what a stopped server left).</summary>
+    private static string LogSpool(string bucket, string? spool)
+    {
+        var location = Kiln.Storage.Objects.S3Location.Parse(bucket, "--log-dir");
+        return Path.GetFullPath(spool ?? Path.Combine(".kiln", "log-spool", location.Bucket, Path.Combine(location.Prefix.Split('/', StringSplitOptions.RemoveEmptyEntries))));
+    }
+
     private static (Uri Server, TimeSpan Interval, Uri? Advertise)? RegisterTarget(string? server, string interval, string? advertise)
     {
         if (server is null)

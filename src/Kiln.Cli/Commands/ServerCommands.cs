@@ -59,6 +59,8 @@ internal static class ServerCommands
             if (max <= 0) throw new Kiln.Core.KilnException($"--max-artifact-bytes must be positive; got {max}");
             // The certificate is checked first: a mistake in it is one line and nothing listens.
             var tls = TlsOptions.Load(parse, tlsCert, tlsKey);
+            if (parse.GetValue(logDir) is { } feedbackLog && Kiln.Monitoring.Windows.S3LogMirror.IsS3(feedbackLog))
+                throw new Kiln.Core.KilnException($"--log-dir {feedbackLog}: kiln server stores labels in a local or shared directory; with a log in a bucket, post labels to the kiln serve replicas (kiln serve --log-dir s3://… uploads them)");
             var options = new KilnServerOptions
             {
                 Tls = tls,

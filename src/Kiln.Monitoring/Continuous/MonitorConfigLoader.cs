@@ -79,7 +79,8 @@ public static class MonitorConfigLoader
             }
         }
         // Alert state: state_dir, else beside the prediction log (hidden from data readers by its '_').
-        if (stateDir is null && (defaults.LogDirectory ?? targets.FirstOrDefault()?.LogDirectory) is { } log)
+        // A log in a bucket has no local folder to keep it in: state_dir, or the state stays in memory.
+        if (stateDir is null && (defaults.LogDirectory ?? targets.FirstOrDefault()?.LogDirectory) is { } log && !Windows.S3LogMirror.IsS3(log))
             stateDir = Path.Combine(log, MonitorConfig.DefaultStateFolder);
         if (defaults.PipelinesInProcess == false && pipelines is null && firstEvent is { } raised)
             throw new KilnException($"{YamlFiles.Where(file, raised.At)}: rule '{raised.Rule.Name}' raises pipeline event '{raised.Rule.PipelineEvent}', " +
@@ -152,7 +153,10 @@ public static class MonitorConfigLoader
                 case "model": model = r.String(value, p); modelNode = value; break;
                 case "name": name = r.String(value, p); break;
                 case "log_model": logModel = r.String(value, p); break;
-                case "log_dir": logDir = Path.GetFullPath(r.String(value, p), baseDir); break;
+                case "log_dir":
+                    var dir = r.String(value, p);
+                    logDir = Windows.S3LogMirror.IsS3(dir) ? dir : Path.GetFullPath(dir, baseDir);
+                    break;
                 case "window": window = r.Duration(value, p, positive: true); break;
                 case "min_rows": minRows = r.Int(value, p, 1, int.MaxValue); break;
                 case "drift": drift = ReadDrift(r, value, p); break;

@@ -180,7 +180,8 @@ public sealed class MonitorService : BackgroundService
     private async Task CompactFeedbackAsync(CancellationToken cancellationToken)
     {
         if (_config.FeedbackCompactAfter <= 0) return;
-        foreach (var dir in _config.Targets.Select(t => t.LogDirectory).Distinct(StringComparer.Ordinal))
+        // Feedback in a bucket is compacted where it is written (a local log directory), not through the read-only mirror.
+        foreach (var dir in _config.Targets.Select(t => t.LogDirectory).Where(d => !Windows.S3LogMirror.IsS3(d)).Distinct(StringComparer.Ordinal))
         {
             try
             {

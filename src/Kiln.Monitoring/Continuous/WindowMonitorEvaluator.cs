@@ -52,5 +52,5 @@ public sealed class WindowMonitorEvaluator(IModelLocator? locator = null) : IMon
     }
 
     private FeedbackCache FeedbackCacheFor(string logDirectory, TimeSpan window) =>
-        _feedback.GetOrAdd((Path.GetFullPath(logDirectory), window), key => new FeedbackCache(key.LogDirectory));
+        _feedback.GetOrAdd((Path.GetFullPath(S3LogMirror.LocalDirectory(logDirectory)), window), key => new FeedbackCache(key.LogDirectory));
 }

@@ -108,6 +108,11 @@ public static class WindowEvaluator
     {
         options ??= new WindowOptions();
         var profile = package.Profile ?? throw new KilnException($"{package.Directory}: the package has no reference profile");
+        // Labels come after their predictions: files received before the window's first day (less a day for clock
+        // skew between replicas) cannot hold labels for it.
+        var since = DateOnly.FromDateTime(window.From.UtcDateTime).AddDays(-1);
+        // A log in a bucket is read through a local mirror of the window's partitions (and feedback).
+        window = await S3LogMirror.LocalizeAsync(window, options.Feedback ? since : null, ct).ConfigureAwait(false);
         var task = package.Signature.Task;
         var classes = package.Signature.ClassLabels ?? [];
         var inputs = new CurrentData(profile.Inputs, options.MaxExactRows);
@@ -115,9 +120,6 @@ public static class WindowEvaluator
         IReadOnlyDictionary<(string, int), StoredLabel>? labels = null;
         if (options.Feedback)
         {
-            // Labels come after their predictions: files received before the window's first day (less a day for clock
-            // skew between replicas) cannot hold labels for it.
-            var since = DateOnly.FromDateTime(window.From.UtcDateTime).AddDays(-1);
             if (options.FeedbackCache is { } cache)
             {
                 if (!string.Equals(Path.GetFullPath(cache.LogDirectory), Path.GetFullPath(window.LogDirectory), StringComparison.Ordinal))
@@ -175,6 +177,7 @@ public static class WindowEvaluator
         DriftOptions? options = null, int maxExactRows = 100_000, CancellationToken ct = default)
     {
         var inputs = new CurrentData(reference, maxExactRows);
+        window = await S3LogMirror.LocalizeAsync(window, null, ct).ConfigureAwait(false);
         await foreach (var batch in PredictionLogReader.ReadAsync(window, ct).ConfigureAwait(false)) inputs.Add(batch.Inputs);
         return (inputs.Compare(options), inputs.Rows, inputs.Exact);
     }

@@ -24,7 +24,7 @@ internal sealed class AccessMiddleware(RequestDelegate next, AccessControl acces
         var ct = http.RequestAborted;
         var endpoint = http.GetEndpoint();
         var rule = AccessRules.For(endpoint, http.Request.Method);
-        var audited = rule.ChangesState && !HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method);
+        var audited = rule.Changes(http.Request) && !HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method);
         if (!await access.IsOnAsync(ct))
         {
             AccessItems.Admit(http, Permission.Manage);

@@ -40,8 +40,17 @@ internal sealed record AccessRule(Scope Scope, Permission Needed, ResourceLookup
     /// <summary>The resource is named in the JSON body, which is then read (and buffered) before the endpoint runs; never an artifact upload.</summary>
     public bool ReadsBody { get; init; }
 
+    /// <summary>
+    /// Requests that change state although the rule needs only READ, because the endpoint itself decides who may make
+    /// them (the jobs dashboard's requeue and delete buttons, which need EDIT): they are audited like the others.
+    /// </summary>
+    public Func<HttpRequest, bool>? WritesWhen { get; init; }
+
     /// <summary>Calls that change state are written to the audit trail (searches sent as POST are not).</summary>
     public bool ChangesState => Needed > Permission.Read || Creates is not null || Scope == Scope.Admin;
+
+    /// <summary>Whether this request changes state (and so goes to the audit trail when it is not a GET).</summary>
+    public bool Changes(HttpRequest request) => ChangesState || WritesWhen?.Invoke(request) == true;
 }
 
 /// <summary>
@@ -56,6 +65,10 @@ internal static class AccessRules
     private static AccessRule AdminOnly { get; } = new(Scope.Admin, Permission.Manage);
 
     private static AccessRule Default(Permission p) => new(Scope.Default, p);
+
+    /// <summary>Every POST of the jobs dashboard but its stats poll is one of its buttons (requeue, delete, trigger).</summary>
+    private static bool JobsDashboardWrite(HttpRequest request) =>
+        HttpMethods.IsPost(request.Method) && !request.Path.Equals("/jobs/stats", StringComparison.OrdinalIgnoreCase);
 
     private static AccessRule Exp(Permission p, ResourceLookup lookup) => new(Scope.Experiment, p, lookup) { ReadsBody = BodyLookups.Contains(lookup) };
 
@@ -99,7 +112,7 @@ internal static class AccessRules
         ["GET /metrics"] = Default(Permission.Read),
         // Hangfire's dashboard of queued work (with --db postgresql://): pages and its stats poll (a POST) need READ; its
         // buttons (requeue, delete, trigger) work only for callers with EDIT (read-only otherwise, decided by the dashboard).
-        ["* /jobs/{**path}"] = Default(Permission.Read),
+        ["* /jobs/{**path}"] = Default(Permission.Read) with { WritesWhen = JobsDashboardWrite },
 
         // MLflow tracking
         ["POST /api/2.0/mlflow/experiments/create"] = Create(ResourceKind.Experiment),

@@ -29,6 +29,12 @@ internal static partial class ServingLog
     [LoggerMessage(1103, LogLevel.Information, "Prediction log closed {Path} with {Rows} rows")]
     public static partial void LogFileClosed(ILogger logger, string path, long rows);
 
+    [LoggerMessage(1104, LogLevel.Information, "Prediction log uploaded {Key}")]
+    public static partial void LogUploaded(ILogger logger, string key);
+
+    [LoggerMessage(1105, LogLevel.Warning, "Prediction log upload of {Key} failed (kept in the spool, tried again): {Reason}")]
+    public static partial void LogUploadFailed(ILogger logger, string key, string reason);
+
     [LoggerMessage(1201, LogLevel.Information, "Serving HTTP on {HttpUrl}, gRPC on {GrpcUrl}")]
     public static partial void Listening(ILogger logger, string httpUrl, string grpcUrl);
 }
