@@ -16,6 +16,7 @@ var queries = Opt("queries", 1000);
 var rounds = Opt("rounds", 3);
 var threads = Opt("threads", 1);
 var memoryOnly = Opt("memory-only", 0) == 1;
+var profile = Opt("profile", 0) == 1;
 var datatype = opts.GetValueOrDefault("datatype", "float32") == "float16" ? VectorDatatype.Float16 : VectorDatatype.Float32;
 const int Dim = 128;
 int[] efs = [16, 32, 64, 128, 256];
@@ -103,6 +104,7 @@ try
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {ef} | {pr:0.0000} | {pq:N0} | {kr:0.0000} | {kq:N0} | {(atEqual is { } e ? (kq / e).ToString("0.00", CultureInfo.InvariantCulture) : "outside the peer's range")} |"));
     }
+    if (profile) SearchProfile.Run(c, q, [16, 64]);
 }
 finally
 {

@@ -117,6 +117,9 @@ public sealed class VectorCollection : IDisposable
 
     public long IndexMemoryBytes => _index.MemoryBytes;
 
+    /// <summary>The graph itself, for the benchmark's breakdown of a search.</summary>
+    internal HnswIndex Graph => _index;
+
     /// <summary>Makes an empty collection's directory (its write-ahead log folder); the configuration is the catalog's.</summary>
     internal static void CreateDirectory(string directory)
     {
@@ -335,7 +338,7 @@ public sealed class VectorCollection : IDisposable
         return true;
     }
 
-    private float[] PrepareVector(float[]? vector, string field)
+    internal float[] PrepareVector(float[]? vector, string field)
     {
         if (vector is null) throw new VectorInputException($"{field}: a vector is required");
         if (vector.Length != Config.Dimension)

@@ -1,0 +1,58 @@
+using System.Diagnostics;
+using Kiln.Vectors;
+
+/// <summary>Where one unfiltered Search call's time goes: each step of it timed alone over the same queries
+/// (--profile 1), against the whole call.</summary>
+internal static class SearchProfile
+{
+    public static void Run(VectorCollection c, float[][] queries, int[] efs)
+    {
+        const int K = 10;
+        var dim = queries[0].Length;
+        var slots = new ulong[K];
+        var distances = new float[K];
+        var vector = new float[dim];
+        var gate = new ReaderWriterLockSlim(LockRecursionPolicy.NoRecursion);
+        foreach (var ef in efs)
+        {
+            c.SetSearchExpansion(ef);
+            var steps = new (string Name, Action<float[]> Step)[]
+            {
+                ("whole Search call", q => c.Search(new SearchRequest(q, K))),
+                ("read lock enter + exit", _ => { gate.EnterReadLock(); gate.ExitReadLock(); }),
+                ("query check (PrepareVector)", q => c.PrepareVector(q, "vector")),
+                ("usearch_search (P/Invoke, k=10)", q => c.Graph.Search(q, K, slots, distances, null)),
+                ("usearch_get x10 + rescore", q =>
+                {
+                    for (var j = 0; j < K; j++)
+                    {
+                        c.Graph.TryGet(slots[j], vector);
+                        c.Score(q, vector);
+                    }
+                }),
+                ("result objects x10 (vector copy, StoredPoint, ScoredPoint)", q =>
+                {
+                    var list = new List<ScoredPoint>(K);
+                    for (var j = 0; j < K; j++)
+                    {
+                        var v = new float[dim];
+                        c.Graph.TryGet(slots[j], v);
+                        list.Add(new ScoredPoint(new StoredPoint(PointId.Of(slots[j]), v, null, slots[j]), distances[j]));
+                    }
+                }),
+            };
+            Console.WriteLine($"ef={ef}: microseconds per query (best of 5 passes over {queries.Length} queries)");
+            foreach (var (name, step) in steps)
+            {
+                var best = double.MaxValue;
+                for (var pass = 0; pass < 5; pass++)
+                {
+                    var clock = Stopwatch.StartNew();
+                    foreach (var q in queries) step(q);
+                    best = Math.Min(best, clock.Elapsed.TotalMicroseconds / queries.Length);
+                }
+                Console.WriteLine($"  {name,-60} {best,8:0.00}");
+            }
+        }
+    }
+}
