@@ -1,8 +1,10 @@
 // Vector search against hnswlib (Debian's python3-hnswlib), both on one thread, in one run:
 // 200,000 x 128 float32 vectors with a 16-dimensional latent structure (x = z·A + 0.1·noise, seed 3), 1,000 queries,
-// exact top-10 by numpy. Builds are timed once each (peer first); query sweeps over ef alternate peer / Kiln per round.
+// exact top-10 by numpy. Builds are timed once each (peer first); query sweeps over ef alternate peer / Kiln per round,
+// each side both one call per query and all queries in one call; ratios are taken per round and their median reported.
 //   dotnet run -c Release --project bench/Kiln.Bench.Vectors -- [--n 200000] [--queries 1000] [--rounds 3] [--datatype float32|float16] [--threads 1]
 // --memory-only 1 builds Kiln's collection alone and prints its memory (USearch's graph, the managed heap, the process).
+// --profile 1 adds the time of each step of one Search call (SearchProfile.cs) after the rounds.
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
@@ -67,17 +69,23 @@ try
     }
     if (memoryOnly) return;
 
-    var bestPeer = new Dictionary<int, (double Recall, double Qps)>();
-    var bestKiln = new Dictionary<int, (double Recall, double Qps)>();
+    // Per round and ef: the peer's sweep (all queries in one knn_query call, then one call per query), then Kiln's (one
+    // Search call per query, then one SearchBatch call of all). Each Kiln figure is divided by the peer's QPS of the same
+    // round interpolated at Kiln's recall; the table gives the medians over the rounds.
+    var peerRuns = efs.ToDictionary(ef => ef, _ => new List<(double Recall, double Qps, double QpsSingle)>());
+    var kilnRuns = efs.ToDictionary(ef => ef, _ => new List<(double Recall, double Qps, double QpsBatch)>());
+    var ratios = efs.ToDictionary(ef => ef, _ => new List<(double? SingleVsBatch, double? SingleVsSingle, double? BatchVsBatch)>());
+    var requests = q.Select(v => new SearchRequest(v, 10) { WithVector = false }).ToArray();
     for (var r = 1; r <= rounds; r++)
     {
+        var peerRound = new Dictionary<int, (double Recall, double Qps, double QpsSingle)>();
         foreach (var line in Python(["query", dir, string.Join(',', efs)]).Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var o = JsonNode.Parse(line)!;
-            var ef = o["ef"]!.GetValue<int>();
-            var point = (o["recall"]!.GetValue<double>(), o["qps"]!.GetValue<double>());
-            if (!bestPeer.TryGetValue(ef, out var b) || point.Item2 > b.Qps) bestPeer[ef] = point;
+            peerRound[o["ef"]!.GetValue<int>()] = (o["recall"]!.GetValue<double>(), o["qps"]!.GetValue<double>(), o["qps_single"]!.GetValue<double>());
         }
+        var batchCurve = peerRound.Values.Select(p => (p.Recall, p.Qps)).OrderBy(p => p.Recall).ToList();
+        var singleCurve = peerRound.Values.Select(p => (p.Recall, p.QpsSingle)).OrderBy(p => p.Recall).ToList();
         foreach (var ef in efs)
         {
             c.SetSearchExpansion(ef);
@@ -85,30 +93,55 @@ try
             clock.Restart();
             for (var i = 0; i < queries; i++)
             {
-                foreach (var h in c.Search(new SearchRequest(q[i], 10))) if (gt[i].Contains(h.Point.Id.Number)) hits++;
+                foreach (var h in c.Search(requests[i])) if (gt[i].Contains(h.Point.Id.Number)) hits++;
             }
-            var point = (hits / (10.0 * queries), queries / clock.Elapsed.TotalSeconds);
-            if (!bestKiln.TryGetValue(ef, out var b) || point.Item2 > b.Qps) bestKiln[ef] = point;
+            var single = queries / clock.Elapsed.TotalSeconds;
+            clock.Restart();
+            var answers = c.SearchBatch(requests);
+            var batch = queries / clock.Elapsed.TotalSeconds;
+            var batchHits = 0;
+            for (var i = 0; i < queries; i++) foreach (var h in answers[i]) if (gt[i].Contains(h.Point.Id.Number)) batchHits++;
+            if (batchHits != hits) throw new InvalidOperationException($"ef={ef}: the batch found {batchHits} true neighbours, one call per query {hits}");
+            var recall = hits / (10.0 * queries);
+            peerRuns[ef].Add(peerRound[ef]);
+            kilnRuns[ef].Add((recall, single, batch));
+            ratios[ef].Add((single / Interpolate(batchCurve, recall), single / Interpolate(singleCurve, recall), batch / Interpolate(batchCurve, recall)));
         }
-        Console.WriteLine($"round {r} done");
+        Console.WriteLine($"round {r} done (load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]})");
     }
     Console.WriteLine();
-    Console.WriteLine("| ef | hnswlib recall@10 | hnswlib QPS | Kiln recall@10 | Kiln QPS | Kiln / hnswlib QPS at Kiln's recall |");
-    Console.WriteLine("|---|---|---|---|---|---|");
-    var curve = bestPeer.Values.OrderBy(p => p.Recall).ToList();
+    Console.WriteLine("QPS are medians over the rounds; ratios are medians of the per-round ratios at Kiln's recall (peer interpolated).");
+    Console.WriteLine("| ef | hnswlib recall@10 | hnswlib QPS, one call | hnswlib QPS, call per query | Kiln recall@10 | Kiln QPS, call per query | Kiln QPS, batch | Kiln call per query / hnswlib one call | Kiln call per query / hnswlib call per query | Kiln batch / hnswlib one call |");
+    Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
     foreach (var ef in efs)
     {
-        var (pr, pq) = bestPeer[ef];
-        var (kr, kq) = bestKiln[ef];
-        var atEqual = Interpolate(curve, kr);
+        var pr = peerRuns[ef];
+        var kr = kilnRuns[ef];
+        var ra = ratios[ef];
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {ef} | {pr:0.0000} | {pq:N0} | {kr:0.0000} | {kq:N0} | {(atEqual is { } e ? (kq / e).ToString("0.00", CultureInfo.InvariantCulture) : "outside the peer's range")} |"));
+            $"| {ef} | {Median(pr.Select(p => p.Recall)):0.0000} | {Median(pr.Select(p => p.Qps)):N0} | {Median(pr.Select(p => p.QpsSingle)):N0} | {Median(kr.Select(k => k.Recall)):0.0000} | {Median(kr.Select(k => k.Qps)):N0} | {Median(kr.Select(k => k.QpsBatch)):N0} | {Ratio(ra.Select(x => x.SingleVsBatch))} | {Ratio(ra.Select(x => x.SingleVsSingle))} | {Ratio(ra.Select(x => x.BatchVsBatch))} |"));
     }
     if (profile) SearchProfile.Run(c, q, [16, 64]);
 }
 finally
 {
     Directory.Delete(dir, true);
+}
+
+static double Median(IEnumerable<double> values)
+{
+    var sorted = values.Order().ToList();
+    return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+}
+
+// The median of the rounds whose recall fell inside the peer's curve; the count of rounds when some did not.
+static string Ratio(IEnumerable<double?> perRound)
+{
+    var all = perRound.ToList();
+    var known = all.Where(r => r is not null).Select(r => r!.Value).ToList();
+    if (known.Count == 0) return "outside the peer's range";
+    var median = Median(known).ToString("0.00", CultureInfo.InvariantCulture);
+    return known.Count == all.Count ? median : $"{median} ({known.Count} of {all.Count} rounds)";
 }
 
 static double? Interpolate(List<(double Recall, double Qps)> curve, double recall)

@@ -18,7 +18,8 @@ internal static class SearchProfile
             c.SetSearchExpansion(ef);
             var steps = new (string Name, Action<float[]> Step)[]
             {
-                ("whole Search call", q => c.Search(new SearchRequest(q, K))),
+                ("whole Search call (hits with their vectors)", q => c.Search(new SearchRequest(q, K))),
+                ("whole Search call (WithVector = false)", q => c.Search(new SearchRequest(q, K) { WithVector = false })),
                 ("read lock enter + exit", _ => { gate.EnterReadLock(); gate.ExitReadLock(); }),
                 ("query check (PrepareVector)", q => c.PrepareVector(q, "vector")),
                 ("usearch_search (P/Invoke, k=10)", q => c.Graph.Search(q, K, slots, distances, null)),
