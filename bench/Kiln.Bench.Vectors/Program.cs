@@ -24,12 +24,17 @@ const int Dim = 128;
 int[] efs = [16, 32, 64, 128, 256];
 var peer = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "vectors", "hnswlib_peer.py");
 if (!File.Exists(peer)) peer = Path.Combine("bench", "vectors", "hnswlib_peer.py");
-var dir = Path.Combine(Path.GetTempPath(), "kiln-bench-vectors-" + Guid.NewGuid().ToString("N")[..8]);
+// --data DIR reuses the data, ground truth and hnswlib index an earlier run left there (kept with --keep-data 1), so a
+// rerun on a loaded machine does not redo the peer's build; Kiln's collection is always built afresh.
+var reused = opts.GetValueOrDefault("data");
+var dir = reused ?? Path.Combine(Path.GetTempPath(), "kiln-bench-vectors-" + Guid.NewGuid().ToString("N")[..8]);
+var kilnDir = Path.Combine(Path.GetTempPath(), "kiln-bench-vectors-kiln-" + Guid.NewGuid().ToString("N")[..8]);
 Directory.CreateDirectory(dir);
-Console.WriteLine($"machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}; n={n} dim={Dim} queries={queries} datatype={datatype}; data in {dir}");
+Console.WriteLine($"machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}; n={n} dim={Dim} queries={queries} datatype={datatype}; data in {dir}; load average {File.ReadAllText("/proc/loadavg").Trim()}");
+VectorStore? store = null;
 try
 {
-    Python(["data", dir, n.ToString(CultureInfo.InvariantCulture), Dim.ToString(CultureInfo.InvariantCulture), "16", queries.ToString(CultureInfo.InvariantCulture), "3"]);
+    if (reused is null) Python(["data", dir, n.ToString(CultureInfo.InvariantCulture), Dim.ToString(CultureInfo.InvariantCulture), "16", queries.ToString(CultureInfo.InvariantCulture), "3"]);
     var base_ = ReadFloats(Path.Combine(dir, "base.f32"), n);
     var q = ReadFloats(Path.Combine(dir, "queries.f32"), queries);
     var gtBytes = File.ReadAllBytes(Path.Combine(dir, "gt.i32"));
@@ -40,8 +45,8 @@ try
         for (var j = 0; j < 10; j++) gt[i].Add((ulong)BitConverter.ToInt32(gtBytes, (i * 10 + j) * 4));
     }
 
-    var peerBuild = memoryOnly ? double.NaN : JsonNode.Parse(Python(["build", dir, "16", "200", threads.ToString(CultureInfo.InvariantCulture)]).Trim())!["build_seconds"]!.GetValue<double>();
-    await using var store = await VectorStore.OpenAsync(Path.Combine(dir, "kiln"), Path.Combine(dir, "kiln.db"));
+    var peerBuild = memoryOnly || reused is not null ? double.NaN : JsonNode.Parse(Python(["build", dir, "16", "200", threads.ToString(CultureInfo.InvariantCulture)]).Trim())!["build_seconds"]!.GetValue<double>();
+    store = await VectorStore.OpenAsync(Path.Combine(kilnDir, "vectors"), Path.Combine(kilnDir, "kiln.db"));
     var c = await store.CreateAsync("bench", new CollectionConfig
     {
         Dimension = Dim,
@@ -122,10 +127,36 @@ try
             $"| {ef} | {Median(pr.Select(p => p.Recall)):0.0000} | {Median(pr.Select(p => p.Qps)):N0} | {Median(pr.Select(p => p.QpsSingle)):N0} | {Median(kr.Select(k => k.Recall)):0.0000} | {Median(kr.Select(k => k.Qps)):N0} | {Median(kr.Select(k => k.QpsBatch)):N0} | {Ratio(ra.Select(x => x.SingleVsBatch))} | {Ratio(ra.Select(x => x.SingleVsSingle))} | {Ratio(ra.Select(x => x.BatchVsBatch))} |"));
     }
     if (profile) SearchProfile.Run(c, q, [16, 64]);
+    if (Opt("http", 0) is var httpSeconds and > 0)
+    {
+        c.SetSearchExpansion(64);
+        await HttpSearchBench.RunAsync(store, "bench", q, httpSeconds, kilnDir);
+    }
+    if (Opt("recovery", 0) == 1)
+    {
+        // A snapshot, then a log tail of 10,000 new points, then the time to open the store again (snapshot loaded, tail replayed).
+        clock.Restart();
+        c.Snapshot();
+        Console.WriteLine($"snapshot of {c.Count:N0} points: {clock.Elapsed.TotalSeconds:0.0} s");
+        for (var s = 0; s < 10_000; s += 1000)
+        {
+            c.Upsert([.. Enumerable.Range(s, 1000).Select(i => new PointInput(PointId.Of((ulong)(n + i)), q[i % queries], null))]);
+        }
+        var expected = c.Count;
+        await store.DisposeAsync();
+        store = null;
+        clock.Restart();
+        store = await VectorStore.OpenAsync(Path.Combine(kilnDir, "vectors"), Path.Combine(kilnDir, "kiln.db"));
+        var reopened = store.Get("bench").Count;
+        Console.WriteLine($"recovery: reopened {reopened:N0} points (snapshot + a log tail of 10,000) in {clock.Elapsed.TotalSeconds:0.00} s");
+        if (reopened != expected) throw new InvalidOperationException($"reopened {reopened} points, expected {expected}");
+    }
 }
 finally
 {
-    Directory.Delete(dir, true);
+    if (store is not null) await store.DisposeAsync();
+    Directory.Delete(kilnDir, true);
+    if (reused is null && Opt("keep-data", 0) == 0) Directory.Delete(dir, true);
 }
 
 static double Median(IEnumerable<double> values)
