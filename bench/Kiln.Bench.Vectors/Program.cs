@@ -4,6 +4,8 @@
 // each side both one call per query and all queries in one call; ratios are taken per round and their median reported.
 //   dotnet run -c Release --project bench/Kiln.Bench.Vectors -- [--n 200000] [--queries 1000] [--rounds 3] [--datatype float32|float16] [--threads 1]
 // --memory-only 1 builds Kiln's collection alone and prints its memory (USearch's graph, the managed heap, the process).
+// --build-threads N imports the same points again into a second collection on N threads and times it.
+// --ef-construct N sets Kiln's (USearch's expansion_add; the peer keeps ef_construction=200).
 // --profile 1 adds the time of each step of one Search call (SearchProfile.cs) after the rounds.
 using System.Diagnostics;
 using System.Globalization;
@@ -52,7 +54,7 @@ try
         Dimension = Dim,
         Distance = Distance.Euclid,
         Datatype = datatype,
-        Hnsw = new HnswParameters(16, 200, 64),
+        Hnsw = new HnswParameters(16, Opt("ef-construct", 200), 64),
         FullScanThreshold = 0,
         WalFsync = false,
     });
@@ -64,7 +66,22 @@ try
         c.Upsert([.. Enumerable.Range(s, Math.Min(10_000, n - s)).Select(i => new PointInput(PointId.Of((ulong)i), base_[i], null))]);
     }
     var kilnBuild = clock.Elapsed.TotalSeconds;
-    Console.WriteLine($"build ({threads} thread(s), M=16, ef_construction=200): hnswlib {peerBuild:0.0} s, Kiln {kilnBuild:0.0} s (ratio {kilnBuild / peerBuild:0.00}; Kiln's includes its write-ahead log)");
+    Console.WriteLine($"build (M=16; hnswlib ef_construction=200, {threads} thread(s); Kiln expansion_add={c.Config.Hnsw.EfConstruct}, {threads} thread(s)): hnswlib {(reused is null ? $"{peerBuild:0.0} s" : "not run (index reused)")}, Kiln {kilnBuild:0.0} s{(reused is null ? $" (ratio {kilnBuild / peerBuild:0.00})" : "")}; Kiln's includes its write-ahead log; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+    if (Opt("build-threads", 0) is var more and > 0)
+    {
+        // The same import into a second collection on another number of threads, right after the first (same load).
+        var other = await store.CreateAsync("bench-threads", c.Config);
+        other.SnapshotEvery = 0;
+        other.BuildThreads = more;
+        clock.Restart();
+        for (var s = 0; s < n; s += 10_000)
+        {
+            other.Upsert([.. Enumerable.Range(s, Math.Min(10_000, n - s)).Select(i => new PointInput(PointId.Of((ulong)i), base_[i], null))]);
+        }
+        var otherBuild = clock.Elapsed.TotalSeconds;
+        Console.WriteLine($"build on {more} thread(s): Kiln {otherBuild:0.0} s ({otherBuild / kilnBuild:0.00} of its build on {threads}{(reused is null ? $", {otherBuild / peerBuild:0.00} of hnswlib's on {threads}" : "")}); load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+        await store.DeleteAsync("bench-threads");
+    }
     // The raw vectors and the bench's own copy of them are dropped first, so the heap holds what the collection holds.
     base_ = [];
     var managed = GC.GetTotalMemory(forceFullCollection: true);
