@@ -94,54 +94,64 @@ try
     // Per round and ef: the peer's sweep (all queries in one knn_query call, then one call per query), then Kiln's (one
     // Search call per query, then one SearchBatch call of all). Each Kiln figure is divided by the peer's QPS of the same
     // round interpolated at Kiln's recall; the table gives the medians over the rounds.
-    var peerRuns = efs.ToDictionary(ef => ef, _ => new List<(double Recall, double Qps, double QpsSingle)>());
-    var kilnRuns = efs.ToDictionary(ef => ef, _ => new List<(double Recall, double Qps, double QpsBatch)>());
-    var ratios = efs.ToDictionary(ef => ef, _ => new List<(double? SingleVsBatch, double? SingleVsSingle, double? BatchVsBatch)>());
+    var peerRuns = efs.ToDictionary(ef => ef, _ => new List<Side>());
+    var kilnRuns = efs.ToDictionary(ef => ef, _ => new List<Side>());
     var requests = q.Select(v => new SearchRequest(v, 10) { WithVector = false }).ToArray();
     for (var r = 1; r <= rounds; r++)
     {
-        var peerRound = new Dictionary<int, (double Recall, double Qps, double QpsSingle)>();
         foreach (var line in Python(["query", dir, string.Join(',', efs)]).Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var o = JsonNode.Parse(line)!;
-            peerRound[o["ef"]!.GetValue<int>()] = (o["recall"]!.GetValue<double>(), o["qps"]!.GetValue<double>(), o["qps_single"]!.GetValue<double>());
+            peerRuns[o["ef"]!.GetValue<int>()].Add(new Side(o["recall"]!.GetValue<double>(),
+                new Qps(o["qps_single"]!.GetValue<double>(), o["qps"]!.GetValue<double>()),
+                new Qps(o["cpu_qps_single"]!.GetValue<double>(), o["cpu_qps"]!.GetValue<double>())));
         }
-        var batchCurve = peerRound.Values.Select(p => (p.Recall, p.Qps)).OrderBy(p => p.Recall).ToList();
-        var singleCurve = peerRound.Values.Select(p => (p.Recall, p.QpsSingle)).OrderBy(p => p.Recall).ToList();
         foreach (var ef in efs)
         {
             c.SetSearchExpansion(ef);
             var hits = 0;
+            var cpu = SearchProfile.ThreadCpuMicroseconds();
             clock.Restart();
             for (var i = 0; i < queries; i++)
             {
                 foreach (var h in c.Search(requests[i])) if (gt[i].Contains(h.Point.Id.Number)) hits++;
             }
             var single = queries / clock.Elapsed.TotalSeconds;
+            var singleCpu = queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6);
+            cpu = SearchProfile.ThreadCpuMicroseconds();
             clock.Restart();
             var answers = c.SearchBatch(requests);
             var batch = queries / clock.Elapsed.TotalSeconds;
+            var batchCpu = queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6);
             var batchHits = 0;
             for (var i = 0; i < queries; i++) foreach (var h in answers[i]) if (gt[i].Contains(h.Point.Id.Number)) batchHits++;
             if (batchHits != hits) throw new InvalidOperationException($"ef={ef}: the batch found {batchHits} true neighbours, one call per query {hits}");
-            var recall = hits / (10.0 * queries);
-            peerRuns[ef].Add(peerRound[ef]);
-            kilnRuns[ef].Add((recall, single, batch));
-            ratios[ef].Add((single / Interpolate(batchCurve, recall), single / Interpolate(singleCurve, recall), batch / Interpolate(batchCurve, recall)));
+            kilnRuns[ef].Add(new Side(hits / (10.0 * queries), new Qps(single, batch), new Qps(singleCpu, batchCpu)));
         }
         Console.WriteLine($"round {r} done (load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]})");
     }
     Console.WriteLine();
-    Console.WriteLine("QPS are medians over the rounds; ratios are medians of the per-round ratios at Kiln's recall (peer interpolated).");
-    Console.WriteLine("| ef | hnswlib recall@10 | hnswlib QPS, one call | hnswlib QPS, call per query | Kiln recall@10 | Kiln QPS, call per query | Kiln QPS, batch | Kiln call per query / hnswlib one call | Kiln call per query / hnswlib call per query | Kiln batch / hnswlib one call |");
-    Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
-    foreach (var ef in efs)
+    Console.WriteLine("QPS are medians over the rounds; ratios are medians of the per-round ratios at Kiln's recall (the peer's QPS of the same round interpolated).");
+    foreach (var (title, pick) in new (string, Func<Side, Qps>)[] { ("wall clock", x => x.Wall), ("thread CPU time", x => x.Cpu) })
     {
-        var pr = peerRuns[ef];
-        var kr = kilnRuns[ef];
-        var ra = ratios[ef];
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {ef} | {Median(pr.Select(p => p.Recall)):0.0000} | {Median(pr.Select(p => p.Qps)):N0} | {Median(pr.Select(p => p.QpsSingle)):N0} | {Median(kr.Select(k => k.Recall)):0.0000} | {Median(kr.Select(k => k.Qps)):N0} | {Median(kr.Select(k => k.QpsBatch)):N0} | {Ratio(ra.Select(x => x.SingleVsBatch))} | {Ratio(ra.Select(x => x.SingleVsSingle))} | {Ratio(ra.Select(x => x.BatchVsBatch))} |"));
+        Console.WriteLine();
+        Console.WriteLine($"queries per second of {title}:");
+        Console.WriteLine("| ef | hnswlib recall@10 | hnswlib, one call | hnswlib, call per query | Kiln recall@10 | Kiln, call per query | Kiln, batch | Kiln call per query / hnswlib one call | Kiln call per query / hnswlib call per query | Kiln batch / hnswlib one call |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var ef in efs)
+        {
+            var pr = peerRuns[ef];
+            var kr = kilnRuns[ef];
+            var perRound = Enumerable.Range(0, kr.Count).Select(i =>
+            {
+                var batchCurve = efs.Select(e => (peerRuns[e][i].Recall, pick(peerRuns[e][i]).Batch)).OrderBy(p => p.Recall).ToList();
+                var singleCurve = efs.Select(e => (peerRuns[e][i].Recall, pick(peerRuns[e][i]).Single)).OrderBy(p => p.Recall).ToList();
+                var k = pick(kr[i]);
+                return (k.Single / Interpolate(batchCurve, kr[i].Recall), k.Single / Interpolate(singleCurve, kr[i].Recall), k.Batch / Interpolate(batchCurve, kr[i].Recall));
+            }).ToList();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {ef} | {Median(pr.Select(p => p.Recall)):0.0000} | {Median(pr.Select(p => pick(p).Batch)):N0} | {Median(pr.Select(p => pick(p).Single)):N0} | {Median(kr.Select(k => k.Recall)):0.0000} | {Median(kr.Select(k => pick(k).Single)):N0} | {Median(kr.Select(k => pick(k).Batch)):N0} | {Ratio(perRound.Select(x => x.Item1))} | {Ratio(perRound.Select(x => x.Item2))} | {Ratio(perRound.Select(x => x.Item3))} |"));
+        }
     }
     if (profile) SearchProfile.Run(c, q, [16, 64]);
     if (Opt("http", 0) is var httpSeconds and > 0)
@@ -227,3 +237,9 @@ string Python(string[] arguments)
     if (p.ExitCode != 0) throw new InvalidOperationException($"hnswlib_peer.py {arguments[0]} failed with exit {p.ExitCode}");
     return output;
 }
+
+/// <summary>Queries per second answered one call per query (Single) and all in one call (Batch).</summary>
+internal readonly record struct Qps(double Single, double Batch);
+
+/// <summary>One side's sweep point in one round: recall@10, and its QPS by wall clock and by thread CPU time.</summary>
+internal readonly record struct Side(double Recall, Qps Wall, Qps Cpu);

@@ -17,7 +17,7 @@ internal static class SearchProfile
     private static extern int ClockGetTime(int clock, out TimeSpec time);
 
     /// <summary>CLOCK_THREAD_CPUTIME_ID (Linux): the CPU time of the calling thread.</summary>
-    private static double ThreadCpuMicroseconds()
+    public static double ThreadCpuMicroseconds()
     {
         ClockGetTime(3, out var t);
         return t.Seconds * 1e6 + t.Nanoseconds / 1e3;
