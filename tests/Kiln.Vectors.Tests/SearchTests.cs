@@ -147,6 +147,43 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
     }
 
     [Fact]
+    public async Task Sixteen_threads_searching_at_once_each_get_the_answer_a_lone_search_gets()
+    {
+        // USearch has one search context per core; more callers than that at once (as Kestrel makes them) must wait for
+        // one, not fail or share it. Sixteen OS threads on this machine's cores are preempted in the middle of searches.
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 32, Distance = Distance.Euclid, FullScanThreshold = 0 });
+        c.Upsert(TestData.Points(TestData.Latent(5_000, 32, 8, seed: 3)));
+        var queries = TestData.Latent(64, 32, 8, seed: 4);
+        var expected = queries.Select(q => c.Search(new SearchRequest(q, 10)).Select(h => (h.Point.Id, h.Score)).ToList()).ToList();
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var start = new Barrier(16);
+        var threads = Enumerable.Range(0, 16).Select(t => new Thread(() =>
+        {
+            start.SignalAndWait();
+            for (var round = 0; round < 10; round++)
+            {
+                for (var i = t % queries.Length; i < queries.Length; i += 4)
+                {
+                    try
+                    {
+                        var got = c.Search(new SearchRequest(queries[i], 10) { WithVector = false }).Select(h => (h.Point.Id, h.Score)).ToList();
+                        if (!got.SequenceEqual(expected[i])) failures.Enqueue($"thread {t}, query {i}: other hits");
+                    }
+                    catch (Exception e)
+                    {
+                        failures.Enqueue($"thread {t}, query {i}: {e.Message}");
+                    }
+                }
+            }
+        })).ToList();
+        threads.ForEach(th => th.Start());
+        threads.ForEach(th => th.Join());
+        Assert.Empty(failures);
+        Assert.Equal(SearchPath.Graph, c.LastSearchPath);
+    }
+
+    [Fact]
     public async Task Score_threshold_and_offset_page_through_results()
     {
         await using var store = await Stores.OpenAsync(_dir.Path);
