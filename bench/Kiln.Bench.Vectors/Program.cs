@@ -1,8 +1,12 @@
 // Vector search against hnswlib (Debian's python3-hnswlib), both on one thread, in one run:
 // 200,000 x 128 float32 vectors with a 16-dimensional latent structure (x = z·A + 0.1·noise, seed 3), 1,000 queries,
-// exact top-10 by numpy. Builds are timed once each (peer first); query sweeps over ef alternate peer / Kiln per round.
+// exact top-10 by numpy. Builds are timed once each (peer first); query sweeps over ef alternate peer / Kiln per round,
+// each side both one call per query and all queries in one call; ratios are taken per round and their median reported.
 //   dotnet run -c Release --project bench/Kiln.Bench.Vectors -- [--n 200000] [--queries 1000] [--rounds 3] [--datatype float32|float16] [--threads 1]
 // --memory-only 1 builds Kiln's collection alone and prints its memory (USearch's graph, the managed heap, the process).
+// --build-threads N imports the same points again into a second collection on N threads and times it.
+// --ef-construct N sets Kiln's (USearch's expansion_add; the peer keeps ef_construction=200).
+// --profile 1 adds the time of each step of one Search call (SearchProfile.cs) after the rounds.
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
@@ -16,17 +20,23 @@ var queries = Opt("queries", 1000);
 var rounds = Opt("rounds", 3);
 var threads = Opt("threads", 1);
 var memoryOnly = Opt("memory-only", 0) == 1;
+var profile = Opt("profile", 0) == 1;
 var datatype = opts.GetValueOrDefault("datatype", "float32") == "float16" ? VectorDatatype.Float16 : VectorDatatype.Float32;
 const int Dim = 128;
 int[] efs = [16, 32, 64, 128, 256];
 var peer = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "vectors", "hnswlib_peer.py");
 if (!File.Exists(peer)) peer = Path.Combine("bench", "vectors", "hnswlib_peer.py");
-var dir = Path.Combine(Path.GetTempPath(), "kiln-bench-vectors-" + Guid.NewGuid().ToString("N")[..8]);
+// --data DIR reuses the data, ground truth and hnswlib index an earlier run left there (kept with --keep-data 1), so a
+// rerun on a loaded machine does not redo the peer's build; Kiln's collection is always built afresh.
+var reused = opts.GetValueOrDefault("data");
+var dir = reused ?? Path.Combine(Path.GetTempPath(), "kiln-bench-vectors-" + Guid.NewGuid().ToString("N")[..8]);
+var kilnDir = Path.Combine(Path.GetTempPath(), "kiln-bench-vectors-kiln-" + Guid.NewGuid().ToString("N")[..8]);
 Directory.CreateDirectory(dir);
-Console.WriteLine($"machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}; n={n} dim={Dim} queries={queries} datatype={datatype}; data in {dir}");
+Console.WriteLine($"machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}; n={n} dim={Dim} queries={queries} datatype={datatype}; data in {dir}; load average {File.ReadAllText("/proc/loadavg").Trim()}");
+VectorStore? store = null;
 try
 {
-    Python(["data", dir, n.ToString(CultureInfo.InvariantCulture), Dim.ToString(CultureInfo.InvariantCulture), "16", queries.ToString(CultureInfo.InvariantCulture), "3"]);
+    if (reused is null) Python(["data", dir, n.ToString(CultureInfo.InvariantCulture), Dim.ToString(CultureInfo.InvariantCulture), "16", queries.ToString(CultureInfo.InvariantCulture), "3"]);
     var base_ = ReadFloats(Path.Combine(dir, "base.f32"), n);
     var q = ReadFloats(Path.Combine(dir, "queries.f32"), queries);
     var gtBytes = File.ReadAllBytes(Path.Combine(dir, "gt.i32"));
@@ -37,14 +47,14 @@ try
         for (var j = 0; j < 10; j++) gt[i].Add((ulong)BitConverter.ToInt32(gtBytes, (i * 10 + j) * 4));
     }
 
-    var peerBuild = memoryOnly ? double.NaN : JsonNode.Parse(Python(["build", dir, "16", "200", threads.ToString(CultureInfo.InvariantCulture)]).Trim())!["build_seconds"]!.GetValue<double>();
-    await using var store = await VectorStore.OpenAsync(Path.Combine(dir, "kiln"), Path.Combine(dir, "kiln.db"));
+    var peerBuild = memoryOnly || reused is not null ? double.NaN : JsonNode.Parse(Python(["build", dir, "16", "200", threads.ToString(CultureInfo.InvariantCulture)]).Trim())!["build_seconds"]!.GetValue<double>();
+    store = await VectorStore.OpenAsync(Path.Combine(kilnDir, "vectors"), Path.Combine(kilnDir, "kiln.db"));
     var c = await store.CreateAsync("bench", new CollectionConfig
     {
         Dimension = Dim,
         Distance = Distance.Euclid,
         Datatype = datatype,
-        Hnsw = new HnswParameters(16, 200, 64),
+        Hnsw = new HnswParameters(16, Opt("ef-construct", 200), 64),
         FullScanThreshold = 0,
         WalFsync = false,
     });
@@ -56,7 +66,22 @@ try
         c.Upsert([.. Enumerable.Range(s, Math.Min(10_000, n - s)).Select(i => new PointInput(PointId.Of((ulong)i), base_[i], null))]);
     }
     var kilnBuild = clock.Elapsed.TotalSeconds;
-    Console.WriteLine($"build ({threads} thread(s), M=16, ef_construction=200): hnswlib {peerBuild:0.0} s, Kiln {kilnBuild:0.0} s (ratio {kilnBuild / peerBuild:0.00}; Kiln's includes its write-ahead log)");
+    Console.WriteLine($"build (M=16; hnswlib ef_construction=200, {threads} thread(s); Kiln expansion_add={c.Config.Hnsw.EfConstruct}, {threads} thread(s)): hnswlib {(reused is null ? $"{peerBuild:0.0} s" : "not run (index reused)")}, Kiln {kilnBuild:0.0} s{(reused is null ? $" (ratio {kilnBuild / peerBuild:0.00})" : "")}; Kiln's includes its write-ahead log; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+    if (Opt("build-threads", 0) is var more and > 0)
+    {
+        // The same import into a second collection on another number of threads, right after the first (same load).
+        var other = await store.CreateAsync("bench-threads", c.Config);
+        other.SnapshotEvery = 0;
+        other.BuildThreads = more;
+        clock.Restart();
+        for (var s = 0; s < n; s += 10_000)
+        {
+            other.Upsert([.. Enumerable.Range(s, Math.Min(10_000, n - s)).Select(i => new PointInput(PointId.Of((ulong)i), base_[i], null))]);
+        }
+        var otherBuild = clock.Elapsed.TotalSeconds;
+        Console.WriteLine($"build on {more} thread(s): Kiln {otherBuild:0.0} s ({otherBuild / kilnBuild:0.00} of its build on {threads}{(reused is null ? $", {otherBuild / peerBuild:0.00} of hnswlib's on {threads}" : "")}); load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+        await store.DeleteAsync("bench-threads");
+    }
     // The raw vectors and the bench's own copy of them are dropped first, so the heap holds what the collection holds.
     base_ = [];
     var managed = GC.GetTotalMemory(forceFullCollection: true);
@@ -66,47 +91,115 @@ try
     }
     if (memoryOnly) return;
 
-    var bestPeer = new Dictionary<int, (double Recall, double Qps)>();
-    var bestKiln = new Dictionary<int, (double Recall, double Qps)>();
+    // Per round and ef: the peer's sweep (all queries in one knn_query call, then one call per query), then Kiln's (one
+    // Search call per query, then one SearchBatch call of all). Each Kiln figure is divided by the peer's QPS of the same
+    // round interpolated at Kiln's recall; the table gives the medians over the rounds.
+    var peerRuns = efs.ToDictionary(ef => ef, _ => new List<Side>());
+    var kilnRuns = efs.ToDictionary(ef => ef, _ => new List<Side>());
+    var requests = q.Select(v => new SearchRequest(v, 10) { WithVector = false }).ToArray();
     for (var r = 1; r <= rounds; r++)
     {
         foreach (var line in Python(["query", dir, string.Join(',', efs)]).Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var o = JsonNode.Parse(line)!;
-            var ef = o["ef"]!.GetValue<int>();
-            var point = (o["recall"]!.GetValue<double>(), o["qps"]!.GetValue<double>());
-            if (!bestPeer.TryGetValue(ef, out var b) || point.Item2 > b.Qps) bestPeer[ef] = point;
+            peerRuns[o["ef"]!.GetValue<int>()].Add(new Side(o["recall"]!.GetValue<double>(),
+                new Qps(o["qps_single"]!.GetValue<double>(), o["qps"]!.GetValue<double>()),
+                new Qps(o["cpu_qps_single"]!.GetValue<double>(), o["cpu_qps"]!.GetValue<double>())));
         }
         foreach (var ef in efs)
         {
             c.SetSearchExpansion(ef);
             var hits = 0;
+            var cpu = SearchProfile.ThreadCpuMicroseconds();
             clock.Restart();
             for (var i = 0; i < queries; i++)
             {
-                foreach (var h in c.Search(new SearchRequest(q[i], 10))) if (gt[i].Contains(h.Point.Id.Number)) hits++;
+                foreach (var h in c.Search(requests[i])) if (gt[i].Contains(h.Point.Id.Number)) hits++;
             }
-            var point = (hits / (10.0 * queries), queries / clock.Elapsed.TotalSeconds);
-            if (!bestKiln.TryGetValue(ef, out var b) || point.Item2 > b.Qps) bestKiln[ef] = point;
+            var single = queries / clock.Elapsed.TotalSeconds;
+            var singleCpu = queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6);
+            cpu = SearchProfile.ThreadCpuMicroseconds();
+            clock.Restart();
+            var answers = c.SearchBatch(requests);
+            var batch = queries / clock.Elapsed.TotalSeconds;
+            var batchCpu = queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6);
+            var batchHits = 0;
+            for (var i = 0; i < queries; i++) foreach (var h in answers[i]) if (gt[i].Contains(h.Point.Id.Number)) batchHits++;
+            if (batchHits != hits) throw new InvalidOperationException($"ef={ef}: the batch found {batchHits} true neighbours, one call per query {hits}");
+            kilnRuns[ef].Add(new Side(hits / (10.0 * queries), new Qps(single, batch), new Qps(singleCpu, batchCpu)));
         }
-        Console.WriteLine($"round {r} done");
+        Console.WriteLine($"round {r} done (load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]})");
     }
     Console.WriteLine();
-    Console.WriteLine("| ef | hnswlib recall@10 | hnswlib QPS | Kiln recall@10 | Kiln QPS | Kiln / hnswlib QPS at Kiln's recall |");
-    Console.WriteLine("|---|---|---|---|---|---|");
-    var curve = bestPeer.Values.OrderBy(p => p.Recall).ToList();
-    foreach (var ef in efs)
+    Console.WriteLine("QPS are medians over the rounds; ratios are medians of the per-round ratios at Kiln's recall (the peer's QPS of the same round interpolated).");
+    foreach (var (title, pick) in new (string, Func<Side, Qps>)[] { ("wall clock", x => x.Wall), ("thread CPU time", x => x.Cpu) })
     {
-        var (pr, pq) = bestPeer[ef];
-        var (kr, kq) = bestKiln[ef];
-        var atEqual = Interpolate(curve, kr);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {ef} | {pr:0.0000} | {pq:N0} | {kr:0.0000} | {kq:N0} | {(atEqual is { } e ? (kq / e).ToString("0.00", CultureInfo.InvariantCulture) : "outside the peer's range")} |"));
+        Console.WriteLine();
+        Console.WriteLine($"queries per second of {title}:");
+        Console.WriteLine("| ef | hnswlib recall@10 | hnswlib, one call | hnswlib, call per query | Kiln recall@10 | Kiln, call per query | Kiln, batch | Kiln call per query / hnswlib one call | Kiln call per query / hnswlib call per query | Kiln batch / hnswlib one call |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var ef in efs)
+        {
+            var pr = peerRuns[ef];
+            var kr = kilnRuns[ef];
+            var perRound = Enumerable.Range(0, kr.Count).Select(i =>
+            {
+                var batchCurve = efs.Select(e => (peerRuns[e][i].Recall, pick(peerRuns[e][i]).Batch)).OrderBy(p => p.Recall).ToList();
+                var singleCurve = efs.Select(e => (peerRuns[e][i].Recall, pick(peerRuns[e][i]).Single)).OrderBy(p => p.Recall).ToList();
+                var k = pick(kr[i]);
+                return (k.Single / Interpolate(batchCurve, kr[i].Recall), k.Single / Interpolate(singleCurve, kr[i].Recall), k.Batch / Interpolate(batchCurve, kr[i].Recall));
+            }).ToList();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {ef} | {Median(pr.Select(p => p.Recall)):0.0000} | {Median(pr.Select(p => pick(p).Batch)):N0} | {Median(pr.Select(p => pick(p).Single)):N0} | {Median(kr.Select(k => k.Recall)):0.0000} | {Median(kr.Select(k => pick(k).Single)):N0} | {Median(kr.Select(k => pick(k).Batch)):N0} | {Ratio(perRound.Select(x => x.Item1))} | {Ratio(perRound.Select(x => x.Item2))} | {Ratio(perRound.Select(x => x.Item3))} |"));
+        }
+    }
+    if (profile) SearchProfile.Run(c, q, [16, 64]);
+    if (Opt("http", 0) is var httpSeconds and > 0)
+    {
+        c.SetSearchExpansion(64);
+        await HttpSearchBench.RunAsync(store, "bench", q, httpSeconds, kilnDir);
+    }
+    if (Opt("recovery", 0) == 1)
+    {
+        // A snapshot, then a log tail of 10,000 new points, then the time to open the store again (snapshot loaded, tail replayed).
+        clock.Restart();
+        c.Snapshot();
+        Console.WriteLine($"snapshot of {c.Count:N0} points: {clock.Elapsed.TotalSeconds:0.0} s");
+        for (var s = 0; s < 10_000; s += 1000)
+        {
+            c.Upsert([.. Enumerable.Range(s, 1000).Select(i => new PointInput(PointId.Of((ulong)(n + i)), q[i % queries], null))]);
+        }
+        var expected = c.Count;
+        await store.DisposeAsync();
+        store = null;
+        clock.Restart();
+        store = await VectorStore.OpenAsync(Path.Combine(kilnDir, "vectors"), Path.Combine(kilnDir, "kiln.db"));
+        var reopened = store.Get("bench").Count;
+        Console.WriteLine($"recovery: reopened {reopened:N0} points (snapshot + a log tail of 10,000) in {clock.Elapsed.TotalSeconds:0.00} s");
+        if (reopened != expected) throw new InvalidOperationException($"reopened {reopened} points, expected {expected}");
     }
 }
 finally
 {
-    Directory.Delete(dir, true);
+    if (store is not null) await store.DisposeAsync();
+    Directory.Delete(kilnDir, true);
+    if (reused is null && Opt("keep-data", 0) == 0) Directory.Delete(dir, true);
+}
+
+static double Median(IEnumerable<double> values)
+{
+    var sorted = values.Order().ToList();
+    return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+}
+
+// The median of the rounds whose recall fell inside the peer's curve; the count of rounds when some did not.
+static string Ratio(IEnumerable<double?> perRound)
+{
+    var all = perRound.ToList();
+    var known = all.Where(r => r is not null).Select(r => r!.Value).ToList();
+    if (known.Count == 0) return "outside the peer's range";
+    var median = Median(known).ToString("0.00", CultureInfo.InvariantCulture);
+    return known.Count == all.Count ? median : $"{median} ({known.Count} of {all.Count} rounds)";
 }
 
 static double? Interpolate(List<(double Recall, double Qps)> curve, double recall)
@@ -144,3 +237,9 @@ string Python(string[] arguments)
     if (p.ExitCode != 0) throw new InvalidOperationException($"hnswlib_peer.py {arguments[0]} failed with exit {p.ExitCode}");
     return output;
 }
+
+/// <summary>Queries per second answered one call per query (Single) and all in one call (Batch).</summary>
+internal readonly record struct Qps(double Single, double Batch);
+
+/// <summary>One side's sweep point in one round: recall@10, and its QPS by wall clock and by thread CPU time.</summary>
+internal readonly record struct Side(double Recall, Qps Wall, Qps Cpu);

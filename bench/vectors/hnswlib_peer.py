@@ -2,7 +2,9 @@
 
   hnswlib_peer.py data DIR N DIM LATENT QUERIES SEED   base.f32, queries.f32, gt.i32 (exact top-10, L2)
   hnswlib_peer.py build DIR M EF_CONSTRUCTION [THREADS] builds and saves hnswlib.bin; prints {"build_seconds": s}
-  hnswlib_peer.py query DIR EF[,EF...]                  prints one {"ef", "recall", "qps"} line per ef
+  hnswlib_peer.py query DIR EF[,EF...]                  prints one {"ef", "recall", "qps", "qps_single"} line per ef
+                                                        (qps: all queries in one knn_query call; qps_single: one call each;
+                                                        cpu_qps, cpu_qps_single: the same per second of the thread's CPU time)
 """
 import json
 import sys
@@ -62,11 +64,18 @@ def query(d, efs):
     index.set_num_threads(1)
     for ef in efs:
         index.set_ef(ef)
-        t = time.perf_counter()
+        # Wall time and this thread's CPU time (knn_query with num_threads=1 runs in the calling thread).
+        t, c = time.perf_counter(), time.thread_time()
         labels, _ = index.knn_query(q, k=10, num_threads=1)
-        seconds = time.perf_counter() - t
+        seconds, cpu = time.perf_counter() - t, time.thread_time() - c
+        # The same queries one knn_query call each, as a server answering one request at a time would call it.
+        t, c = time.perf_counter(), time.thread_time()
+        for i in range(len(q)):
+            index.knn_query(q[i:i + 1], k=10, num_threads=1)
+        single, single_cpu = time.perf_counter() - t, time.thread_time() - c
         recall = np.mean([len(set(labels[i]) & set(gt[i])) / 10 for i in range(len(q))])
-        print(json.dumps({"ef": ef, "recall": float(recall), "qps": len(q) / seconds}), flush=True)
+        print(json.dumps({"ef": ef, "recall": float(recall), "qps": len(q) / seconds, "qps_single": len(q) / single,
+                          "cpu_qps": len(q) / cpu, "cpu_qps_single": len(q) / single_cpu}), flush=True)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ public sealed record SearchRequest(float[] Vector, int Limit)
     public int Offset { get; init; }
     public float? ScoreThreshold { get; init; }
     public bool Exact { get; init; }
+
+    /// <summary>Whether each hit carries its vector (read back from the graph); without it <see cref="StoredPoint.Vector"/> is empty.</summary>
+    public bool WithVector { get; init; } = true;
 }
 
 /// <summary>
@@ -116,6 +119,9 @@ public sealed class VectorCollection : IDisposable
     }
 
     public long IndexMemoryBytes => _index.MemoryBytes;
+
+    /// <summary>The graph itself, for the benchmark's breakdown of a search.</summary>
+    internal HnswIndex Graph => _index;
 
     /// <summary>Makes an empty collection's directory (its write-ahead log folder); the configuration is the catalog's.</summary>
     internal static void CreateDirectory(string directory)
@@ -335,7 +341,7 @@ public sealed class VectorCollection : IDisposable
         return true;
     }
 
-    private float[] PrepareVector(float[]? vector, string field)
+    internal float[] PrepareVector(float[]? vector, string field)
     {
         if (vector is null) throw new VectorInputException($"{field}: a vector is required");
         if (vector.Length != Config.Dimension)
@@ -444,43 +450,72 @@ public sealed class VectorCollection : IDisposable
 
     public IReadOnlyList<ScoredPoint> Search(SearchRequest request, string field = "vector")
     {
-        if (request.Limit < 1) throw new VectorInputException("limit: must be at least 1");
-        if (request.Offset < 0) throw new VectorInputException("offset: must not be negative");
-        var query = PrepareVector(request.Vector, field);
-        var need = request.Limit + request.Offset;
+        var query = CheckSearch(request, field, "");
+        _lock.EnterReadLock();
+        try { return SearchLocked(request, query); }
+        finally { _lock.ExitReadLock(); }
+    }
+
+    /// <summary>Answers many searches in one call, each as <see cref="Search"/> would, under one hold of the read lock.
+    /// Every request is checked first: a bad one refuses the whole batch, naming it (<c>searches[3].vector: ...</c>).</summary>
+    public IReadOnlyList<IReadOnlyList<ScoredPoint>> SearchBatch(IReadOnlyList<SearchRequest> requests, string field = "searches")
+    {
+        var queries = new float[requests.Count][];
+        for (var i = 0; i < requests.Count; i++)
+        {
+            var prefix = $"{field}[{i}].";
+            queries[i] = CheckSearch(requests[i] ?? throw new VectorInputException($"{field}[{i}]: a search is required"), prefix + "vector", prefix);
+        }
+        var results = new IReadOnlyList<ScoredPoint>[requests.Count];
         _lock.EnterReadLock();
         try
         {
-            List<Hit> hits;
-            var live = _points.Count;
-            if (live == 0) return [];
-            if (request.Exact || live <= Config.FullScanThreshold || (request.Filter is not null && PreferExact(request.Filter, need, live)))
+            for (var i = 0; i < requests.Count; i++) results[i] = SearchLocked(requests[i], queries[i]);
+        }
+        finally { _lock.ExitReadLock(); }
+        return results;
+    }
+
+    private float[] CheckSearch(SearchRequest request, string vectorField, string prefix)
+    {
+        if (request.Limit < 1) throw new VectorInputException($"{prefix}limit: must be at least 1");
+        if (request.Offset < 0) throw new VectorInputException($"{prefix}offset: must not be negative");
+        return PrepareVector(request.Vector, vectorField);
+    }
+
+    /// <summary>One search under the read lock, the query already checked (and normalised for cosine).</summary>
+    private List<ScoredPoint> SearchLocked(SearchRequest request, float[] query)
+    {
+        var need = request.Limit + request.Offset;
+        var live = _points.Count;
+        if (live == 0) return [];
+        List<Hit> hits;
+        if (request.Exact || live <= Config.FullScanThreshold || (request.Filter is not null && PreferExact(request.Filter, need, live)))
+        {
+            hits = ExactScan(query, need, request.Filter);
+            LastSearchPath = SearchPath.ExactScan;
+        }
+        else
+        {
+            hits = GraphSearch(query, need, request.Filter);
+            LastSearchPath = request.Filter is null ? SearchPath.Graph : SearchPath.FilteredGraph;
+            if (hits.Count < Math.Min(need, live))
             {
+                // The graph found fewer than asked for: either fewer points match, or the walk stopped early.
+                // The exact scan tells which, so a filtered search never returns fewer results than match.
                 hits = ExactScan(query, need, request.Filter);
                 LastSearchPath = SearchPath.ExactScan;
             }
-            else
-            {
-                hits = GraphSearch(query, need, request.Filter);
-                LastSearchPath = request.Filter is null ? SearchPath.Graph : SearchPath.FilteredGraph;
-                if (hits.Count < Math.Min(need, live))
-                {
-                    // The graph found fewer than asked for: either fewer points match, or the walk stopped early.
-                    // The exact scan tells which, so a filtered search never returns fewer results than match.
-                    hits = ExactScan(query, need, request.Filter);
-                    LastSearchPath = SearchPath.ExactScan;
-                }
-            }
-            var result = new List<ScoredPoint>(Math.Max(0, hits.Count - request.Offset));
-            for (var i = request.Offset; i < hits.Count; i++)
-            {
-                var h = hits[i];
-                if (request.ScoreThreshold is { } t && (Config.Distance == Distance.Euclid ? h.Score > t : h.Score < t)) continue;
-                result.Add(new ScoredPoint(Materialize(h.Entry), h.Score));
-            }
-            return result;
         }
-        finally { _lock.ExitReadLock(); }
+        var result = new List<ScoredPoint>(Math.Max(0, hits.Count - request.Offset));
+        for (var i = request.Offset; i < hits.Count; i++)
+        {
+            var h = hits[i];
+            if (request.ScoreThreshold is { } t && (Config.Distance == Distance.Euclid ? h.Score > t : h.Score < t)) continue;
+            var point = request.WithVector ? Materialize(h.Entry) : new StoredPoint(h.Entry.Id, [], h.Entry.Payload, h.Entry.Slot);
+            result.Add(new ScoredPoint(point, h.Score));
+        }
+        return result;
     }
 
     /// <summary>Estimates the filter's selectivity on a sample: too few matches for the graph walk to find them
@@ -567,11 +602,13 @@ public sealed class VectorCollection : IDisposable
     /// <summary>A candidate before its vector is read back for the answer.</summary>
     private readonly record struct Hit(PointEntry Entry, float Score);
 
+    /// <summary>Results asked of the graph up to which its answer buffers live on the stack.</summary>
+    private const int StackResults = 128;
+
     private List<Hit> GraphSearch(float[] query, int need, PointFilter? filter)
     {
-        var slots = new ulong[need];
-        var distances = new float[need];
-        var vector = new float[Config.Dimension];
+        Span<ulong> slots = need <= StackResults ? stackalloc ulong[need] : new ulong[need];
+        Span<float> distances = need <= StackResults ? stackalloc float[need] : new float[need];
         Func<ulong, bool>? accept = null;
         if (filter is not null)
         {
@@ -591,15 +628,29 @@ public sealed class VectorCollection : IDisposable
         }
         var found = _index.Search(query, need, slots, distances, accept);
         var hits = new List<Hit>(found);
+        // float32 graphs: USearch's distance is the score in another form (computed on the same float32 components as the
+        // exact scan's), so no vector is read back. float16 graphs compare a half-precision copy of the query, so their hits are
+        // scored again from the float32 query, as the exact scan scores them.
+        var fromDistance = Config.Datatype == VectorDatatype.Float32;
+        Span<float> vector = fromDistance ? default : Config.Dimension <= 1024 ? stackalloc float[Config.Dimension] : new float[Config.Dimension];
         for (var i = 0; i < found; i++)
         {
             var p = slots[i] < (ulong)_slots.Count ? _slots[(int)slots[i]] : null;
-            if (p is null || !_index.TryGet(p.Slot, vector)) continue;
+            if (p is null) continue;
+            if (fromDistance)
+            {
+                hits.Add(new Hit(p, ScoreOf(distances[i])));
+                continue;
+            }
+            if (!_index.TryGet(p.Slot, vector)) continue;
             hits.Add(new Hit(p, Score(query, vector)));
         }
         Sort(hits);
         return hits;
     }
+
+    /// <summary>Qdrant's score from USearch's distance: l2sq for Euclid, 1 - dot product for Dot, 1 - cosine for Cosine.</summary>
+    private float ScoreOf(float distance) => Config.Distance == Distance.Euclid ? MathF.Sqrt(Math.Max(0, distance)) : 1 - distance;
 
     /// <summary>Scores every live (matching) point from the vectors in the graph, keeping the best <paramref name="need"/>.</summary>
     private List<Hit> ExactScan(float[] query, int need, PointFilter? filter)

@@ -99,6 +99,43 @@ public sealed class HttpTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Search_batch_answers_each_search_as_its_own_request_would()
+    {
+        await Send(HttpMethod.Put, "/collections/test_collection", """{"vectors": {"size": 4, "distance": "Dot"}}""");
+        await Send(HttpMethod.Put, "/collections/test_collection/points?wait=true", QuickstartPoints);
+
+        // Qdrant's search/batch body. Expected ids and scores: numpy, x @ q over the six quickstart vectors sorted
+        // descending (4: 1.362, 1: 1.273, 3: 1.208; the only London point, 2: 0.871).
+        const string Searches = """
+            [{"vector": [0.2, 0.1, 0.9, 0.7], "limit": 3, "with_payload": true},
+             {"vector": [0.2, 0.1, 0.9, 0.7], "filter": {"must": [{"key": "city", "match": {"value": "London"}}]}, "limit": 3, "with_vector": true},
+             {"vector": [0.2, 0.1, 0.9, 0.7], "limit": 2, "offset": 1}]
+            """;
+        var (status, body) = await Send(HttpMethod.Post, "/collections/test_collection/points/search/batch", $$"""{"searches": {{Searches}}}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var lists = body["result"]!.AsArray();
+        Assert.Equal(3, lists.Count);
+        Assert.Equal([4, 1, 3], lists[0]!.AsArray().Select(h => h!["id"]!.GetValue<int>()));
+        Assert.Equal([1.362, 1.273, 1.208], lists[0]!.AsArray().Select(h => Math.Round(h!["score"]!.GetValue<double>(), 3)));
+        Assert.Equal("New York", lists[0]![0]!["payload"]!["city"]!.GetValue<string>());
+        Assert.Null(lists[0]![0]!["vector"]);
+        Assert.Equal([2], lists[1]!.AsArray().Select(h => h!["id"]!.GetValue<int>()));
+        Assert.Equal(0.871, Math.Round(lists[1]![0]!["score"]!.GetValue<double>(), 3));
+        Assert.Equal([0.19, 0.81, 0.75, 0.11], lists[1]![0]!["vector"]!.AsArray().Select(x => Math.Round(x!.GetValue<double>(), 2)));
+        Assert.Null(lists[1]![0]!["payload"]);
+        Assert.Equal([1, 3], lists[2]!.AsArray().Select(h => h!["id"]!.GetValue<int>()));
+
+        // Each list is what the same search sent alone answers.
+        var each = JsonNode.Parse(Searches)!.AsArray();
+        for (var i = 0; i < each.Count; i++)
+        {
+            var (s, alone) = await Send(HttpMethod.Post, "/collections/test_collection/points/search", each[i]!.ToJsonString());
+            Assert.Equal(HttpStatusCode.OK, s);
+            Assert.Equal(alone["result"]!.ToJsonString(), lists[i]!.ToJsonString());
+        }
+    }
+
+    [Fact]
     public async Task Points_get_scroll_count_and_delete_by_ids_and_by_filter()
     {
         await Send(HttpMethod.Put, "/collections/c", """{"vectors": {"size": 4, "distance": "Cosine"}}""");
@@ -149,6 +186,11 @@ public sealed class HttpTests : IAsyncLifetime
     [InlineData("POST", "/collections/e/points/search", """{"vector": [1, 2, 3, 4], "limit": 0}""", 400, "limit")]
     [InlineData("POST", "/collections/e/points/search", """{"vector": [1, 2, 3, 4], "limit": "ten"}""", 400, "limit")]
     [InlineData("PUT", "/collections/e", """{"vectors": {"size": 4, "distance": "Dot"}}""", 400, "already exists")]
+    [InlineData("POST", "/collections/e/points/search/batch", """{"searches": [{"vector": [1, 2, 3, 4]}, {"vector": [1, 2]}]}""", 400, "searches[1].vector: expected dim: 4, got 2")]
+    [InlineData("POST", "/collections/e/points/search/batch", """{"searches": [{"vector": [1, 2, 3, 4], "limit": 0}]}""", 400, "searches[0].limit: must be at least 1")]
+    [InlineData("POST", "/collections/e/points/search/batch", """{"searches": [{"vector": [1, 2, 3, 4], "filter": {"must": [{"key": "a", "range": {"gt": "soon"}}]}}]}""", 400, "searches[0].filter.must[0].range.gt")]
+    [InlineData("POST", "/collections/e/points/search/batch", """{"searches": {"vector": [1, 2, 3, 4]}}""", 400, "searches: a list of searches")]
+    [InlineData("POST", "/collections/nope/points/search/batch", """{"searches": [{"vector": [1, 2, 3, 4]}]}""", 404, "nope")]
     [InlineData("PUT", "/collections/f", """{"vectors": {"size": 4, "distance": "Manhattan2"}}""", 400, "vectors.distance")]
     [InlineData("PUT", "/collections/f", """{"vectors": {"size": 0, "distance": "Dot"}}""", 400, "vectors.size")]
     [InlineData("PUT", "/collections/f", """{"vectors": {"distance": "Dot"}}""", 400, "vectors.size")]

@@ -13,17 +13,34 @@ public sealed class SearchTests(ITestOutputHelper output) : IDisposable
     public void Dispose() => _dir.Dispose();
 
     [Theory]
-    [InlineData(Distance.Euclid)]
-    [InlineData(Distance.Cosine)]
-    [InlineData(Distance.Dot)]
-    public async Task Exact_scan_ranks_and_scores_as_numpy_does(Distance distance)
+    [InlineData(Distance.Euclid, true)]
+    [InlineData(Distance.Cosine, true)]
+    [InlineData(Distance.Dot, true)]
+    [InlineData(Distance.Euclid, false)]
+    [InlineData(Distance.Cosine, false)]
+    [InlineData(Distance.Dot, false)]
+    public async Task Exact_scan_and_graph_rank_and_score_as_numpy_does(Distance distance, bool exact)
     {
         var vectors = TestData.Latent(500, 12, 4, seed: 5);
         var query = TestData.Latent(1, 12, 4, seed: 6)[0];
         await using var store = await Stores.OpenAsync(_dir.Path);
-        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 12, Distance = distance });
+        // Without a full-scan threshold the 500 points are searched through the graph, whose scores come from USearch's
+        // distances (float32): they must match numpy's and the exact scan's.
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 12, Distance = distance, FullScanThreshold = exact ? 1000 : 0 });
         c.Upsert(TestData.Points(vectors));
-        var hits = c.Search(new SearchRequest(query, 5) { Exact = true });
+        var hits = c.Search(new SearchRequest(query, 5) { Exact = exact });
+        Assert.Equal(exact ? SearchPath.ExactScan : SearchPath.Graph, c.LastSearchPath);
+        if (!exact)
+        {
+            var scanned = c.Search(new SearchRequest(query, 5) { Exact = true });
+            Assert.Equal(scanned.Select(h => h.Point.Id), hits.Select(h => h.Point.Id));
+            for (var i = 0; i < 5; i++)
+            {
+                Assert.True(Math.Abs(hits[i].Score - scanned[i].Score) <= 1e-5 * Math.Max(1, Math.Abs(scanned[i].Score)),
+                    $"score {i}: graph {hits[i].Score} vs exact scan {scanned[i].Score}");
+                Assert.Equal(scanned[i].Point.Vector, hits[i].Point.Vector);
+            }
+        }
 
         // Oracle: numpy over the same vectors; cosine normalises both sides, Euclid is the L2 distance (ascending).
         File.WriteAllText(_dir.File("x.csv"), TestData.Csv(vectors));
@@ -94,6 +111,76 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
         var few = PointFilter.Parse(JsonNode.Parse("""{"must":[{"key":"group","match":{"value":7}},{"key":"price","range":{"lt":150}}]}"""))!;
         var hits = c.Search(new SearchRequest(new float[32], 10) { Filter = few });
         Assert.Equal([7UL, 107UL, 207UL], hits.Select(h => h.Point.Id.Number).Order());
+    }
+
+    [Theory]
+    [InlineData(VectorDatatype.Float32)]
+    [InlineData(VectorDatatype.Float16)]
+    public async Task A_batch_answers_each_search_as_a_call_of_its_own_would(VectorDatatype datatype)
+    {
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 32, Distance = Distance.Euclid, Datatype = datatype });
+        c.Upsert(TestData.Points(TestData.Latent(5_000, 32, 8, seed: 3)));
+        var queries = TestData.Latent(20, 32, 8, seed: 4);
+        var tag = PointFilter.Parse(JsonNode.Parse("""{"must":[{"key":"tag","match":{"value":"ten"}}]}"""))!;
+        var requests = queries.Select((q, i) => new SearchRequest(q, 5 + i % 3)
+        {
+            Filter = i % 4 == 1 ? tag : null,
+            Offset = i % 5 == 2 ? 2 : 0,
+            Exact = i % 7 == 3,
+            WithVector = i % 2 == 0,
+        }).ToList();
+        var batch = c.SearchBatch(requests);
+        Assert.Equal(requests.Count, batch.Count);
+        for (var i = 0; i < requests.Count; i++)
+        {
+            var alone = c.Search(requests[i]);
+            Assert.Equal(alone.Select(h => (h.Point.Id, h.Score)), batch[i].Select(h => (h.Point.Id, h.Score)));
+            Assert.All(batch[i], h => Assert.Equal(requests[i].WithVector ? 32 : 0, h.Point.Vector.Length));
+            Assert.Equal(requests[i].Limit, batch[i].Count);
+        }
+        // One bad search refuses the batch, naming it.
+        var e = Assert.Throws<VectorInputException>(() => c.SearchBatch([requests[0], new SearchRequest(new float[3], 5)]));
+        Assert.Equal("searches[1].vector: expected dim: 32, got 3", e.Message);
+        e = Assert.Throws<VectorInputException>(() => c.SearchBatch([new SearchRequest(queries[0], 0)]));
+        Assert.Equal("searches[0].limit: must be at least 1", e.Message);
+    }
+
+    [Fact]
+    public async Task Sixteen_threads_searching_at_once_each_get_the_answer_a_lone_search_gets()
+    {
+        // USearch has one search context per core; more callers than that at once (as Kestrel makes them) must wait for
+        // one, not fail or share it. Sixteen OS threads on this machine's cores are preempted in the middle of searches.
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 32, Distance = Distance.Euclid, FullScanThreshold = 0 });
+        c.Upsert(TestData.Points(TestData.Latent(5_000, 32, 8, seed: 3)));
+        var queries = TestData.Latent(64, 32, 8, seed: 4);
+        var expected = queries.Select(q => c.Search(new SearchRequest(q, 10)).Select(h => (h.Point.Id, h.Score)).ToList()).ToList();
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var start = new Barrier(16);
+        var threads = Enumerable.Range(0, 16).Select(t => new Thread(() =>
+        {
+            start.SignalAndWait();
+            for (var round = 0; round < 10; round++)
+            {
+                for (var i = t % queries.Length; i < queries.Length; i += 4)
+                {
+                    try
+                    {
+                        var got = c.Search(new SearchRequest(queries[i], 10) { WithVector = false }).Select(h => (h.Point.Id, h.Score)).ToList();
+                        if (!got.SequenceEqual(expected[i])) failures.Enqueue($"thread {t}, query {i}: other hits");
+                    }
+                    catch (Exception e)
+                    {
+                        failures.Enqueue($"thread {t}, query {i}: {e.Message}");
+                    }
+                }
+            }
+        })).ToList();
+        threads.ForEach(th => th.Start());
+        threads.ForEach(th => th.Join());
+        Assert.Empty(failures);
+        Assert.Equal(SearchPath.Graph, c.LastSearchPath);
     }
 
     [Fact]

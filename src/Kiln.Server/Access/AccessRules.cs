@@ -234,6 +234,7 @@ internal static class AccessRules
         ["POST /collections/{name}/points/count"] = Default(Permission.Read),
         ["POST /collections/{name}/points/scroll"] = Default(Permission.Read),
         ["POST /collections/{name}/points/search"] = Default(Permission.Read),
+        ["POST /collections/{name}/points/search/batch"] = Default(Permission.Read),
         ["POST /collections/{name}/points/query"] = Default(Permission.Read),
 
         // kiln serve replicas' heartbeats (kiln serve --register, signed in with a service token) and their list.

@@ -208,6 +208,8 @@ public static class VectorEndpoints
                 var query = Vector(vectorNode, "vector") ?? throw new VectorInputException("vector: required");
                 return new JsonArray([.. Search(c, body, query, "vector")]);
             }));
+        g.MapPost("/{name}/points/search/batch", (string name, HttpRequest r, VectorStore s, CancellationToken ct) =>
+            RunAsync(r, ct, body => SearchBatch(s.Get(name), body)));
         g.MapPost("/{name}/points/query", (string name, HttpRequest r, VectorStore s, CancellationToken ct) =>
             RunAsync(r, ct, body =>
             {
@@ -250,17 +252,49 @@ public static class VectorEndpoints
 
     private static IEnumerable<JsonNode> Search(VectorCollection c, JsonObject body, float[] query, string field)
     {
-        var limit = Int(body["limit"] ?? body["top"], "limit") ?? 10;
+        var (request, payload) = ParseSearch(body, query, "");
+        foreach (var hit in c.Search(request, field)) yield return Render(hit.Point, hit.Score, payload, request.WithVector);
+    }
+
+    /// <summary>Qdrant's search/batch: {"searches": [search, ...]} answered in one call, a list of hit lists in order.</summary>
+    private static JsonArray SearchBatch(VectorCollection c, JsonObject body)
+    {
+        if (body["searches"] is not JsonArray searches) throw new VectorInputException("searches: a list of searches, each with a vector");
+        var requests = new SearchRequest[searches.Count];
+        var payloads = new Func<JsonObject?, JsonNode?>?[searches.Count];
+        for (var i = 0; i < searches.Count; i++)
+        {
+            var prefix = $"searches[{i}].";
+            if (searches[i] is not JsonObject search) throw new VectorInputException($"searches[{i}]: a search is an object with a vector");
+            var vectorNode = search["vector"] is JsonObject named ? named["vector"] : search["vector"];
+            var query = Vector(vectorNode, prefix + "vector") ?? throw new VectorInputException(prefix + "vector: required");
+            (requests[i], payloads[i]) = ParseSearch(search, query, prefix);
+        }
+        var results = c.SearchBatch(requests);
+        var answer = new JsonArray();
+        for (var i = 0; i < results.Count; i++)
+        {
+            var hits = new JsonArray();
+            foreach (var hit in results[i]) hits.Add(Render(hit.Point, hit.Score, payloads[i], requests[i].WithVector));
+            answer.Add(hits);
+        }
+        return answer;
+    }
+
+    /// <summary>A search's settings (limit, filter, offset, score_threshold, params.exact, with_payload, with_vector);
+    /// errors name the field under <paramref name="prefix"/>.</summary>
+    private static (SearchRequest Request, Func<JsonObject?, JsonNode?>? Payload) ParseSearch(JsonObject body, float[] query, string prefix)
+    {
+        var limit = Int(body["limit"] ?? body["top"], prefix + "limit") ?? 10;
         var request = new SearchRequest(query, limit)
         {
-            Filter = PointFilter.Parse(body["filter"]),
-            Offset = Int(body["offset"], "offset") ?? 0,
-            ScoreThreshold = body["score_threshold"] is { } t ? (float)(Number(t, "score_threshold")) : null,
-            Exact = body["params"] is JsonObject p && (Bool(p["exact"], "params.exact") ?? false),
+            Filter = PointFilter.Parse(body["filter"], prefix + "filter"),
+            Offset = Int(body["offset"], prefix + "offset") ?? 0,
+            ScoreThreshold = body["score_threshold"] is { } t ? (float)(Number(t, prefix + "score_threshold")) : null,
+            Exact = body["params"] is JsonObject p && (Bool(p["exact"], prefix + "params.exact") ?? false),
+            WithVector = Bool(body["with_vector"], prefix + "with_vector") ?? false,
         };
-        var payload = WithPayload(body["with_payload"], false);
-        var vector = Bool(body["with_vector"], "with_vector") ?? false;
-        foreach (var hit in c.Search(request, field)) yield return Render(hit.Point, hit.Score, payload, vector);
+        return (request, WithPayload(body["with_payload"], false, prefix));
     }
 
     private static JsonObject Info(VectorCollection c)
@@ -407,7 +441,7 @@ public static class VectorEndpoints
     }
 
     /// <summary>with_payload: true, false, a list of keys, or {"include": [...]} / {"exclude": [...]}.</summary>
-    private static Func<JsonObject?, JsonNode?>? WithPayload(JsonNode? node, bool byDefault)
+    private static Func<JsonObject?, JsonNode?>? WithPayload(JsonNode? node, bool byDefault, string prefix = "")
     {
         static JsonNode? Copy(JsonObject? p) => p?.DeepClone();
         switch (node)
@@ -416,15 +450,15 @@ public static class VectorEndpoints
             case JsonValue v when v.GetValueKind() is JsonValueKind.True: return Copy;
             case JsonValue v when v.GetValueKind() is JsonValueKind.False: return null;
             case JsonArray keys:
-                var include = keys.Select((k, i) => Str(k, $"with_payload[{i}]")!).ToHashSet(StringComparer.Ordinal);
+                var include = keys.Select((k, i) => Str(k, $"{prefix}with_payload[{i}]")!).ToHashSet(StringComparer.Ordinal);
                 return p => Select(p, k => include.Contains(k));
             case JsonObject o when o["include"] is JsonArray inc:
-                var incSet = inc.Select((k, i) => Str(k, $"with_payload.include[{i}]")!).ToHashSet(StringComparer.Ordinal);
+                var incSet = inc.Select((k, i) => Str(k, $"{prefix}with_payload.include[{i}]")!).ToHashSet(StringComparer.Ordinal);
                 return p => Select(p, k => incSet.Contains(k));
             case JsonObject o when o["exclude"] is JsonArray exc:
-                var excSet = exc.Select((k, i) => Str(k, $"with_payload.exclude[{i}]")!).ToHashSet(StringComparer.Ordinal);
+                var excSet = exc.Select((k, i) => Str(k, $"{prefix}with_payload.exclude[{i}]")!).ToHashSet(StringComparer.Ordinal);
                 return p => Select(p, k => !excSet.Contains(k));
-            default: throw new VectorInputException("with_payload: true, false, a list of keys or {\"include\": [...]}");
+            default: throw new VectorInputException(prefix + "with_payload: true, false, a list of keys or {\"include\": [...]}");
         }
     }
 

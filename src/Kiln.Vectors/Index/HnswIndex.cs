@@ -15,6 +15,12 @@ internal sealed unsafe class HnswIndex : IDisposable
     private ulong _capacity;
     private int _threadsAdd = 1;
 
+    // USearch keeps one search context per thread it was sized for and hands them out per call; a call that finds none
+    // free fails. Searches therefore take one of these slots first (more callers than contexts wait their turn), and the
+    // index is sized for this many after every reserve and load.
+    private static readonly int SearchContexts = Math.Max(1, Environment.ProcessorCount);
+    private readonly SemaphoreSlim _searchContexts = new(SearchContexts, SearchContexts);
+
     public HnswIndex(int dimension, Distance distance, VectorDatatype datatype, HnswParameters parameters)
     {
         Dimension = dimension;
@@ -33,6 +39,15 @@ internal sealed unsafe class HnswIndex : IDisposable
             ExpansionSearch = (nuint)parameters.Ef,
         };
         _handle = USearchNative.Init(ref options, out var error);
+        USearchNative.Check(error);
+        SizeSearchContexts();
+    }
+
+    /// <summary>usearch_reserve and usearch_load size the thread contexts to the machine's count; this sets them to
+    /// <see cref="SearchContexts"/> explicitly. Call only while no search or add runs (the collection's write lock).</summary>
+    private void SizeSearchContexts()
+    {
+        USearchNative.ChangeThreadsSearch(_handle, (nuint)SearchContexts, out var error);
         USearchNative.Check(error);
     }
 
@@ -74,6 +89,9 @@ internal sealed unsafe class HnswIndex : IDisposable
         USearchNative.Reserve(_handle, (nuint)points, out var error);
         USearchNative.Check(error);
         _capacity = (ulong)points;
+        // A reserve also resets the thread counts to the machine's.
+        _threadsAdd = 1;
+        SizeSearchContexts();
     }
 
     public void Add(ulong slot, ReadOnlySpan<float> vector)
@@ -147,6 +165,22 @@ internal sealed unsafe class HnswIndex : IDisposable
     {
         nuint found;
         nint error;
+        _searchContexts.Wait();
+        try
+        {
+            found = SearchNative(query, count, slots, distances, accept, out error);
+        }
+        finally
+        {
+            _searchContexts.Release();
+        }
+        USearchNative.Check(error);
+        return (int)found;
+    }
+
+    private nuint SearchNative(ReadOnlySpan<float> query, int count, Span<ulong> slots, Span<float> distances, Func<ulong, bool>? accept, out nint error)
+    {
+        nuint found;
         fixed (float* q = query)
         fixed (ulong* k = slots)
         fixed (float* d = distances)
@@ -169,8 +203,7 @@ internal sealed unsafe class HnswIndex : IDisposable
                 }
             }
         }
-        USearchNative.Check(error);
-        return (int)found;
+        return found;
     }
 
     public void Save(string path)
@@ -187,6 +220,8 @@ internal sealed unsafe class HnswIndex : IDisposable
         USearchNative.Check(error);
         _capacity = capacity;
         _slotsAdded = (ulong)Count;
+        _threadsAdd = 1;
+        SizeSearchContexts();
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
@@ -210,5 +245,6 @@ internal sealed unsafe class HnswIndex : IDisposable
             USearchNative.Free(_handle, out _);
             _handle = 0;
         }
+        _searchContexts.Dispose();
     }
 }

@@ -44,6 +44,9 @@ internal static unsafe partial class USearchNative
     [LibraryImport(Library, EntryPoint = "usearch_change_threads_add")]
     internal static partial void ChangeThreadsAdd(nint index, nuint threads, out nint error);
 
+    [LibraryImport(Library, EntryPoint = "usearch_change_threads_search")]
+    internal static partial void ChangeThreadsSearch(nint index, nuint threads, out nint error);
+
     [LibraryImport(Library, EntryPoint = "usearch_get")]
     internal static partial nuint Get(nint index, ulong key, nuint count, float* vector, ScalarKind kind, out nint error);
 
