@@ -73,7 +73,8 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
     public async Task Three_workers_one_killed_mid_run_score_every_row_exactly_once()
     {
         using var dir = new TempDir("kiln-dist");
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
         var workers = new List<Process>();
         Process? batch = null;
         try
@@ -128,7 +129,6 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
         {
             if (batch is { HasExited: false }) batch.Kill(entireProcessTree: true);
             foreach (var w in workers) if (!w.HasExited) w.Kill(entireProcessTree: true);
-            await WorkerFixture.DropAsync(name);
         }
     }
 
@@ -136,7 +136,8 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
     public async Task A_partition_whose_input_vanished_fails_the_job_in_one_line_and_leaves_no_output()
     {
         using var dir = new TempDir("kiln-dist-vanish");
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
         var input = dir.Path + "/in";
         Directory.CreateDirectory(input);
         File.Copy(fixture.Csv, Path.Combine(input, "a.csv"));
@@ -182,7 +183,6 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
         {
             if (!batch.HasExited) batch.Kill(entireProcessTree: true);
             if (worker is { HasExited: false }) worker.Kill(entireProcessTree: true);
-            await WorkerFixture.DropAsync(name);
         }
     }
 
@@ -211,7 +211,8 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
     public async Task A_worker_stops_on_sigterm_after_its_running_partition_and_the_job_still_completes()
     {
         using var dir = new TempDir("kiln-dist-term");
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
         var output = dir.File("out");
         Process? first = null, second = null, batch = null;
         try
@@ -271,7 +272,6 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
         finally
         {
             foreach (var p in new[] { first, second, batch }) if (p is { HasExited: false }) p.Kill(entireProcessTree: true);
-            await WorkerFixture.DropAsync(name);
         }
     }
 
@@ -281,7 +281,8 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
         using var dir = new TempDir("kiln-dist-s3");
         await using var s3 = await S3rver.StartAsync("kiln");
         var env = new Dictionary<string, string>(s3.Environment);
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
         var workers = new List<Process>();
         try
         {
@@ -339,7 +340,6 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
         finally
         {
             foreach (var w in workers) if (!w.HasExited) w.Kill(entireProcessTree: true);
-            await WorkerFixture.DropAsync(name);
         }
     }
 
@@ -349,7 +349,8 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
         using var dir = new TempDir("kiln-dist-s3-kill");
         await using var s3 = await S3rver.StartAsync("kiln");
         var env = new Dictionary<string, string>(s3.Environment);
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
         var workers = new List<Process>();
         Process? batch = null;
         try
@@ -382,7 +383,6 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
         {
             if (batch is { HasExited: false }) batch.Kill(entireProcessTree: true);
             foreach (var w in workers) if (!w.HasExited) w.Kill(entireProcessTree: true);
-            await WorkerFixture.DropAsync(name);
         }
     }
 
@@ -395,7 +395,8 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
         // The worker's staged parts go under its own TMPDIR, so what a failed attempt leaves there can be seen.
         var workerEnv = new Dictionary<string, string>(env) { ["TMPDIR"] = dir.File("worker-tmp") };
         Directory.CreateDirectory(dir.File("worker-tmp"));
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
         // Two files: a.csv is good; b.csv has a bad amount in its last line, after thousands of good rows.
         var input = dir.File("in");
         Directory.CreateDirectory(input);
@@ -452,7 +453,6 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
         {
             if (!batch.HasExited) batch.Kill(entireProcessTree: true);
             if (worker is { HasExited: false }) worker.Kill(entireProcessTree: true);
-            await WorkerFixture.DropAsync(name);
         }
     }
 
@@ -476,35 +476,29 @@ public class DistributedBatchTests(WorkerFixture fixture) : IClassFixture<Worker
     public async Task A_worker_refuses_a_database_of_a_newer_kiln_in_one_line()
     {
         using var dir = new TempDir("kiln-dist-newer");
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
-        try
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
+        // A newer Kiln has migrated the workers area one version past what this build knows.
+        var first = await KilnCli.RunAsync(["worker", "--db", db, "--queues", "nope"], dir.Path); // creates kiln_schema, then refuses the queue
+        Assert.Equal(1, first.ExitCode);
+        var known = await ScalarAsync(name, "SELECT max(version) FROM kiln_schema WHERE area = 'workers'");
+        await using (var c = new NpgsqlConnection(WorkerFixture.ConnectionString(name)))
         {
-            // A newer Kiln has migrated the workers area one version past what this build knows.
-            var first = await KilnCli.RunAsync(["worker", "--db", db, "--queues", "nope"], dir.Path); // creates kiln_schema, then refuses the queue
-            Assert.Equal(1, first.ExitCode);
-            var known = await ScalarAsync(name, "SELECT max(version) FROM kiln_schema WHERE area = 'workers'");
-            await using (var c = new NpgsqlConnection(WorkerFixture.ConnectionString(name)))
-            {
-                await c.OpenAsync();
-                await using var cmd = new NpgsqlCommand($"INSERT INTO kiln_schema (area, version, applied_at, note) VALUES ('workers', {known + 1}, '2030-01-01T00:00:00Z', 'a newer kiln')", c);
-                await cmd.ExecuteNonQueryAsync();
-            }
-            var w = await KilnCli.RunAsync(["worker", "--db", db], dir.Path, timeout: TimeSpan.FromMinutes(2));
-            Assert.Equal(1, w.ExitCode);
-            var line = Assert.Single(w.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("error:", StringComparison.Ordinal));
-            Assert.EndsWith($"workers schema version {known + 1} is newer than this kiln (knows {known}); upgrade kiln", line.Trim());
-            Assert.Equal("", w.StdOut); // it never started: no worker name printed
+            await c.OpenAsync();
+            await using var cmd = new NpgsqlCommand($"INSERT INTO kiln_schema (area, version, applied_at, note) VALUES ('workers', {known + 1}, '2030-01-01T00:00:00Z', 'a newer kiln')", c);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        var w = await KilnCli.RunAsync(["worker", "--db", db], dir.Path, timeout: TimeSpan.FromMinutes(2));
+        Assert.Equal(1, w.ExitCode);
+        var line = Assert.Single(w.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("error:", StringComparison.Ordinal));
+        Assert.EndsWith($"workers schema version {known + 1} is newer than this kiln (knows {known}); upgrade kiln", line.Trim());
+        Assert.Equal("", w.StdOut); // it never started: no worker name printed
 
-            // The coordinator of a distributed pipeline run refuses it the same way, before a run is stored.
-            await File.WriteAllTextAsync(dir.File("p.yaml"), "name: p\ntasks:\n  a:\n    kind: noop\n");
-            var run = await KilnCli.RunAsync(["pipeline", "run", dir.File("p.yaml"), "--on", db], dir.Path);
-            Assert.Equal(1, run.ExitCode);
-            Assert.Contains("newer than this kiln", run.StdErr, StringComparison.Ordinal);
-            Assert.Equal("", run.StdOut);
-        }
-        finally
-        {
-            await WorkerFixture.DropAsync(name);
-        }
+        // The coordinator of a distributed pipeline run refuses it the same way, before a run is stored.
+        await File.WriteAllTextAsync(dir.File("p.yaml"), "name: p\ntasks:\n  a:\n    kind: noop\n");
+        var run = await KilnCli.RunAsync(["pipeline", "run", dir.File("p.yaml"), "--on", db], dir.Path);
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("newer than this kiln", run.StdErr, StringComparison.Ordinal);
+        Assert.Equal("", run.StdOut);
     }
 }

@@ -52,7 +52,8 @@ public class DistributedPipelineTests
     public async Task A_diamond_survives_the_worker_running_its_slow_task_being_killed()
     {
         using var dir = new TempDir("kiln-dist-pipe");
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
         var log = dir.File("log.txt");
         var go = dir.File("go");
         var file = dir.File("diamond.yaml");
@@ -165,7 +166,6 @@ public class DistributedPipelineTests
         {
             if (run is { HasExited: false }) run.Kill(entireProcessTree: true);
             foreach (var w in workers) if (!w.HasExited) w.Kill(entireProcessTree: true);
-            await WorkerFixture.DropAsync(name);
         }
     }
 
@@ -173,7 +173,8 @@ public class DistributedPipelineTests
     public async Task A_run_on_workers_whose_coordinator_is_killed_is_finished_by_resume_without_running_a_succeeded_task_again()
     {
         using var dir = new TempDir("kiln-dist-pipe-resume");
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
         var log = dir.File("log.txt");
         var go = dir.File("go");
         var file = dir.File("diamond.yaml");
@@ -255,7 +256,6 @@ public class DistributedPipelineTests
         {
             if (run is { HasExited: false }) run.Kill(entireProcessTree: true);
             if (worker is { HasExited: false }) worker.Kill(entireProcessTree: true);
-            await WorkerFixture.DropAsync(name);
         }
     }
 
@@ -279,25 +279,21 @@ public class DistributedPipelineTests
         Assert.False(File.Exists(dir.File("kiln.db")));
         Assert.False(Directory.Exists(dir.File(".kiln")));
 
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
-        try
-        {
-            var both = await KilnCli.RunAsync(["pipeline", "run", file, "--on", db, "--db", dir.File("other.db")], dir.Path);
-            Assert.Equal(1, both.ExitCode);
-            Assert.Contains("a distributed run is stored in the database its workers use; give only --on", both.StdErr, StringComparison.Ordinal);
-            Assert.Equal("", both.StdOut);
-        }
-        finally
-        {
-            await WorkerFixture.DropAsync(name);
-        }
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+
+        var (db, name) = (database.Uri, database.Name);
+        var both = await KilnCli.RunAsync(["pipeline", "run", file, "--on", db, "--db", dir.File("other.db")], dir.Path);
+        Assert.Equal(1, both.ExitCode);
+        Assert.Contains("a distributed run is stored in the database its workers use; give only --on", both.StdErr, StringComparison.Ordinal);
+        Assert.Equal("", both.StdOut);
     }
 
     [Fact]
     public async Task Cancelling_a_distributed_run_stops_its_task_on_the_worker()
     {
         using var dir = new TempDir("kiln-dist-cancel");
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
         var started = dir.File("started");
         var file = dir.File("slow.yaml");
         await File.WriteAllTextAsync(file, $"""
@@ -344,7 +340,6 @@ public class DistributedPipelineTests
         {
             if (run is { HasExited: false }) run.Kill(entireProcessTree: true);
             if (worker is { HasExited: false }) worker.Kill(entireProcessTree: true);
-            await WorkerFixture.DropAsync(name);
         }
     }
 
@@ -352,7 +347,8 @@ public class DistributedPipelineTests
     public async Task A_schedule_started_with_on_runs_its_cron_runs_on_a_worker()
     {
         using var dir = new TempDir("kiln-dist-schedule");
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
         var ticks = dir.File("ticks.txt");
         var file = dir.File("tick.yaml");
         // A seconds-level cron (six fields): a run every 2 s, so the test sees runs fire within its time.
@@ -418,7 +414,6 @@ public class DistributedPipelineTests
         {
             if (scheduler is { HasExited: false }) scheduler.Kill(entireProcessTree: true);
             if (worker is { HasExited: false }) worker.Kill(entireProcessTree: true);
-            await WorkerFixture.DropAsync(name);
         }
     }
 }

@@ -47,7 +47,8 @@ public class JobsDashboardTests(WorkerFixture fixture) : IClassFixture<WorkerFix
     public async Task The_dashboard_lists_a_distributed_batchs_partitions_refuses_anonymous_callers_and_is_read_only_for_readers()
     {
         using var dir = new TempDir("kiln-jobs-dashboard");
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
         Process? worker = null;
         Process? server = null;
         try
@@ -161,7 +162,6 @@ public class JobsDashboardTests(WorkerFixture fixture) : IClassFixture<WorkerFix
         {
             if (server is { HasExited: false }) server.Kill(entireProcessTree: true);
             if (worker is { HasExited: false }) worker.Kill(entireProcessTree: true);
-            await WorkerFixture.DropAsync(name);
         }
     }
 }

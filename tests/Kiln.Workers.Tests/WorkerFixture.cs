@@ -54,25 +54,6 @@ public sealed class WorkerFixture : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    /// <summary>A fresh database on the test PostgreSQL, as a postgresql:// URI; dropped by the caller's <see cref="DropAsync"/>.</summary>
-    public static async Task<(string Uri, string Name)> CreateDatabaseAsync()
-    {
-        var name = $"kiln_workers_{Guid.NewGuid():N}"[..30];
-        await using var c = new NpgsqlConnection(TestEnvironment.Postgres);
-        await c.OpenAsync();
-        await using (var cmd = new NpgsqlCommand($"CREATE DATABASE {name}", c)) await cmd.ExecuteNonQueryAsync();
-        var b = new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres);
-        return ($"postgresql://{b.Username}@{b.Host}:{b.Port}/{name}", name);
-    }
-
-    public static async Task DropAsync(string name)
-    {
-        await using var c = new NpgsqlConnection(TestEnvironment.Postgres);
-        await c.OpenAsync();
-        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", c);
-        await cmd.ExecuteNonQueryAsync();
-    }
-
     /// <summary>A connection string to the database <paramref name="name"/>.</summary>
     public static string ConnectionString(string name) => new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres) { Database = name, Pooling = false }.ConnectionString;
 

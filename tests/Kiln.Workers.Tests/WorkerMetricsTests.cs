@@ -19,7 +19,8 @@ public class WorkerMetricsTests(WorkerFixture fixture) : IClassFixture<WorkerFix
     public async Task A_worker_counts_the_rows_partitions_and_jobs_of_a_distributed_batch_and_loads_its_scorer_once()
     {
         using var dir = new TempDir("kiln-worker-metrics");
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
         Process? worker = null;
         try
         {
@@ -60,33 +61,26 @@ public class WorkerMetricsTests(WorkerFixture fixture) : IClassFixture<WorkerFix
         finally
         {
             if (worker is { HasExited: false }) worker.Kill(entireProcessTree: true);
-            await WorkerFixture.DropAsync(name);
         }
     }
 
     [Fact]
     public async Task A_metrics_port_that_is_taken_or_out_of_range_is_one_line_and_exit_1()
     {
-        var (db, name) = await WorkerFixture.CreateDatabaseAsync();
-        try
-        {
-            var bad = await KilnCli.RunAsync(["worker", "--db", db, "--metrics-port", "70000"]);
-            Assert.Equal(1, bad.ExitCode);
-            Assert.Contains("--metrics-port 70000 is not a TCP port", bad.StdErr, StringComparison.Ordinal);
-            Assert.Single(bad.StdErr.Trim().Split('\n'));
+        await using var database = await TestDatabase.CreateAsync("kiln_workers");
+        var (db, name) = (database.Uri, database.Name);
+        var bad = await KilnCli.RunAsync(["worker", "--db", db, "--metrics-port", "70000"]);
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("--metrics-port 70000 is not a TCP port", bad.StdErr, StringComparison.Ordinal);
+        Assert.Single(bad.StdErr.Trim().Split('\n'));
 
-            using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-            taken.Start();
-            var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture);
-            var busy = await KilnCli.RunAsync(["worker", "--db", db, "--metrics-port", port]);
-            Assert.Equal(1, busy.ExitCode);
-            Assert.Contains("--metrics-port", busy.StdErr, StringComparison.Ordinal);
-            Assert.Single(busy.StdErr.Trim().Split('\n'));
-            Assert.Equal("", busy.StdOut.Trim());
-        }
-        finally
-        {
-            await WorkerFixture.DropAsync(name);
-        }
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture);
+        var busy = await KilnCli.RunAsync(["worker", "--db", db, "--metrics-port", port]);
+        Assert.Equal(1, busy.ExitCode);
+        Assert.Contains("--metrics-port", busy.StdErr, StringComparison.Ordinal);
+        Assert.Single(busy.StdErr.Trim().Split('\n'));
+        Assert.Equal("", busy.StdOut.Trim());
     }
 }
