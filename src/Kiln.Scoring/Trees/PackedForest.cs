@@ -154,11 +154,12 @@ public sealed class PackedForest
         var stride = Stride;
         var ends = new EightNodes();
         var lockstep = count - count % 8;
-        foreach (var root in _roots)
+        foreach (var tree in _roots)
         {
+            var root = tree;
             for (var r = 0; r < lockstep; r += 8)
             {
-                WalkEight(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, root, ref ends);
+                WalkEight(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, ref root, 0, ref ends);
                 for (var k = 0; k < 8; k++) Unsafe.Add(ref s, r + k) += Unsafe.Add(ref values, ends[k]);
             }
         }
@@ -173,7 +174,7 @@ public sealed class PackedForest
             var t = 0;
             for (; t + 8 <= trees; t += 8)
             {
-                WalkEightTrees(ref nodes, ref row, ref Unsafe.Add(ref roots, t), ref ends);
+                WalkEight(ref nodes, ref row, 0, ref Unsafe.Add(ref roots, t), 1, ref ends);
                 for (var k = 0; k < 8; k++) sum += Unsafe.Add(ref values, ends[k]);
             }
             for (; t < trees; t++) sum += Unsafe.Add(ref values, Walk(ref nodes, ref row, Unsafe.Add(ref roots, t)));
@@ -208,7 +209,7 @@ public sealed class PackedForest
         var r = 0;
         for (; r + 8 <= count; r += 8)
         {
-            WalkEight(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, root, ref ends);
+            WalkEight(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, ref root, 0, ref ends);
             for (var k = 0; k < 8; k++) Unsafe.Add(ref l, r + k) = Unsafe.Add(ref leafIds, ends[k]);
         }
         for (; r < count; r++)
@@ -223,20 +224,22 @@ public sealed class PackedForest
     }
 
     /// <summary>
-    /// Walks eight rows (<paramref name="x0"/> and the seven after it, <paramref name="stride"/> floats apart) down the
-    /// tree at <paramref name="root"/> in lockstep until none moves; <paramref name="ends"/> gets the node each stopped at.
+    /// Eight walks in lockstep until none moves: walk i takes the row at <paramref name="x0"/> + i·<paramref name="rowStride"/>
+    /// floats down the tree whose root is <paramref name="root0"/>[i·<paramref name="rootStride"/>]. Eight rows down one
+    /// tree (rootStride 0) or one row down eight trees (rowStride 0); <paramref name="ends"/> gets the node each stopped at.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void WalkEight(ref Node nodes, ref float x0, int stride, int root, ref EightNodes ends)
+    private static void WalkEight(ref Node nodes, ref float x0, int rowStride, ref int root0, int rootStride, ref EightNodes ends)
     {
-        ref var x1 = ref Unsafe.Add(ref x0, stride);
-        ref var x2 = ref Unsafe.Add(ref x1, stride);
-        ref var x3 = ref Unsafe.Add(ref x2, stride);
-        ref var x4 = ref Unsafe.Add(ref x3, stride);
-        ref var x5 = ref Unsafe.Add(ref x4, stride);
-        ref var x6 = ref Unsafe.Add(ref x5, stride);
-        ref var x7 = ref Unsafe.Add(ref x6, stride);
-        int n0 = root, n1 = root, n2 = root, n3 = root, n4 = root, n5 = root, n6 = root, n7 = root;
+        ref var x1 = ref Unsafe.Add(ref x0, rowStride);
+        ref var x2 = ref Unsafe.Add(ref x1, rowStride);
+        ref var x3 = ref Unsafe.Add(ref x2, rowStride);
+        ref var x4 = ref Unsafe.Add(ref x3, rowStride);
+        ref var x5 = ref Unsafe.Add(ref x4, rowStride);
+        ref var x6 = ref Unsafe.Add(ref x5, rowStride);
+        ref var x7 = ref Unsafe.Add(ref x6, rowStride);
+        int n0 = root0, n1 = Unsafe.Add(ref root0, rootStride), n2 = Unsafe.Add(ref root0, 2 * rootStride), n3 = Unsafe.Add(ref root0, 3 * rootStride);
+        int n4 = Unsafe.Add(ref root0, 4 * rootStride), n5 = Unsafe.Add(ref root0, 5 * rootStride), n6 = Unsafe.Add(ref root0, 6 * rootStride), n7 = Unsafe.Add(ref root0, 7 * rootStride);
         while (true)
         {
             var m0 = Step(ref nodes, ref x0, n0);
@@ -247,31 +250,6 @@ public sealed class PackedForest
             var m5 = Step(ref nodes, ref x5, n5);
             var m6 = Step(ref nodes, ref x6, n6);
             var m7 = Step(ref nodes, ref x7, n7);
-            if (((m0 ^ n0) | (m1 ^ n1) | (m2 ^ n2) | (m3 ^ n3) | (m4 ^ n4) | (m5 ^ n5) | (m6 ^ n6) | (m7 ^ n7)) == 0) break;
-            n0 = m0; n1 = m1; n2 = m2; n3 = m3; n4 = m4; n5 = m5; n6 = m6; n7 = m7;
-        }
-        ends[0] = n0; ends[1] = n1; ends[2] = n2; ends[3] = n3; ends[4] = n4; ends[5] = n5; ends[6] = n6; ends[7] = n7;
-    }
-
-    /// <summary>
-    /// Walks one row (<paramref name="x"/>) down the eight trees whose roots start at <paramref name="root0"/> in
-    /// lockstep until none moves; <paramref name="ends"/> gets the node each tree's walk stopped at.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void WalkEightTrees(ref Node nodes, ref float x, ref int root0, ref EightNodes ends)
-    {
-        int n0 = root0, n1 = Unsafe.Add(ref root0, 1), n2 = Unsafe.Add(ref root0, 2), n3 = Unsafe.Add(ref root0, 3);
-        int n4 = Unsafe.Add(ref root0, 4), n5 = Unsafe.Add(ref root0, 5), n6 = Unsafe.Add(ref root0, 6), n7 = Unsafe.Add(ref root0, 7);
-        while (true)
-        {
-            var m0 = Step(ref nodes, ref x, n0);
-            var m1 = Step(ref nodes, ref x, n1);
-            var m2 = Step(ref nodes, ref x, n2);
-            var m3 = Step(ref nodes, ref x, n3);
-            var m4 = Step(ref nodes, ref x, n4);
-            var m5 = Step(ref nodes, ref x, n5);
-            var m6 = Step(ref nodes, ref x, n6);
-            var m7 = Step(ref nodes, ref x, n7);
             if (((m0 ^ n0) | (m1 ^ n1) | (m2 ^ n2) | (m3 ^ n3) | (m4 ^ n4) | (m5 ^ n5) | (m6 ^ n6) | (m7 ^ n7)) == 0) break;
             n0 = m0; n1 = m1; n2 = m2; n3 = m3; n4 = m4; n5 = m5; n6 = m6; n7 = m7;
         }

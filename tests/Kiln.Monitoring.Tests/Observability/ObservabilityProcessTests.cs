@@ -14,13 +14,15 @@ namespace Kiln.Monitoring.Tests.Observability;
 /// scrapes them, the drift alert fires, a real Alertmanager with the shipped route delivers it to kiln server, and
 /// the retraining pipeline runs exactly once.
 /// </summary>
-public sealed partial class ObservabilityProcessTests : IDisposable
+public sealed partial class ObservabilityProcessTests : IAsyncLifetime
 {
     private readonly TempDir _dir = new("kiln-observability");
     private readonly List<Process> _processes = [];
     private readonly List<TestDatabase> _databases = [];
 
-    public void Dispose()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
     {
         foreach (var p in _processes)
         {
@@ -34,7 +36,7 @@ public sealed partial class ObservabilityProcessTests : IDisposable
             }
             p.Dispose();
         }
-        foreach (var database in _databases) database.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        foreach (var database in _databases) await database.DisposeAsync();
         _dir.Dispose();
     }
 
