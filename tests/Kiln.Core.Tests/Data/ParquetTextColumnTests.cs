@@ -42,4 +42,37 @@ public sealed class ParquetTextColumnTests
         Assert.Contains("row 3", error.Message, StringComparison.Ordinal);
         Assert.Contains("'code'", error.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData(70000)] // one chunk: ids first, then labels, in the same chunk
+    [InlineData(9000)] // many chunks: some start with ids, some with labels
+    public async Task Text_read_equals_DuckDBs_values_for_ids_labels_and_a_column_that_changes_from_one_to_the_other(int rowGroup)
+    {
+        using var dir = new TempDir();
+        var path = dir.File("text.parquet");
+        // 'id': a distinct value per row (the reader stops interning after its sample); 'label': six values, nulls and
+        // non-ASCII; 'switch': 20,000 distinct ids, then labels. Expected values are DuckDB's own read of the file.
+        DuckSql.Exec($$"""
+            COPY (SELECT
+              'req-' || md5(i::VARCHAR) AS id,
+              CASE WHEN i % 9 = 0 THEN NULL ELSE ['yes', 'no', 'maybe', '', 'naïve café 🚀', repeat('long ', 20)][1 + i % 6] END AS label,
+              CASE WHEN i < 20000 THEN 'u-' || i::VARCHAR ELSE ['a', 'b', 'γ', NULL, 'd', 'e'][1 + i % 6] END AS switch
+            FROM range(60000) r(i) ORDER BY i) TO '{{path}}' (FORMAT parquet, ROW_GROUP_SIZE {{rowGroup}})
+            """);
+
+        var read = await ParquetTable.ReadAllAsync(path, [new("id", ColumnType.Text), new("label", ColumnType.Text), new("switch", ColumnType.Text)]);
+
+        foreach (var column in new[] { "id", "label", "switch" })
+        {
+            var expected = DuckSql.Column(path, column);
+            Assert.Equal(expected.Count, read.RowCount);
+            var actual = read.Text(column).Values;
+            for (var row = 0; row < expected.Count; row++)
+                Assert.True(Equals(expected[row], actual[row]), $"{column} row {row}: DuckDB '{expected[row]}', Kiln '{actual[row]}'");
+        }
+        // A label column holds one string per distinct short label per chunk, not one per row (a value over 64
+        // characters, the long label here, is made per row).
+        var labels = read.Text("label").Values.Where(v => v is { Length: <= 64 }).Distinct(ReferenceEqualityComparer.Instance).Count();
+        Assert.InRange(labels, 5, 5 * (int)Math.Ceiling(60000.0 / rowGroup));
+    }
 }

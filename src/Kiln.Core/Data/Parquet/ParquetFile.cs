@@ -477,6 +477,8 @@ public sealed class ParquetFile : IDisposable
         var interned = new Dictionary<string, string>(StringComparer.Ordinal);
         var lookup = interned.GetAlternateLookup<ReadOnlySpan<char>>();
         Span<char> chars = stackalloc char[InternLength];
+        var interning = true;
+        var looked = 0;
         try
         {
             var row = 0;
@@ -491,7 +493,7 @@ public sealed class ParquetFile : IDisposable
                     if (levels is not null && levels[i] == 0) continue;
                     var v = values[next++];
                     var bytes = new ReadOnlySpan<byte>((void*)v.Pointer, v.Length);
-                    if (v.Length > InternLength || interned.Count >= InternEntries)
+                    if (v.Length > InternLength || !interning)
                     {
                         result[row] = System.Text.Encoding.UTF8.GetString(bytes);
                         continue;
@@ -503,6 +505,8 @@ public sealed class ParquetFile : IDisposable
                         interned[text] = text;
                     }
                     result[row] = text;
+                    // Too many, or mostly distinct after a sample (ids, free text): from here on, looking up only costs.
+                    if (interned.Count >= InternEntries || (++looked == InternSample && interned.Count > InternSample / 2)) interning = false;
                 }
             }
             if (row != rows) throw new InvalidOperationException($"the column chunk holds {row} of the row group's {rows} rows");
@@ -640,6 +644,12 @@ public sealed class ParquetFile : IDisposable
 
     /// <summary>A chunk stops making each distinct text value once after this many (a column of ids).</summary>
     private const int InternEntries = 65_536;
+
+    /// <summary>
+    /// A chunk also stops interning when half of the values among its first this many are distinct: a column of ids
+    /// or free text, where looking each value up first only costs (a category column has a few values repeated).
+    /// </summary>
+    private const int InternSample = 1_024;
 
     /// <summary>
     /// A timestamp chunk's values as <see cref="DateTime"/> ticks (nanoseconds rounded down to 100 ns), missing rows as
