@@ -57,30 +57,7 @@ public class DistributedPipelineTests
         var log = dir.File("log.txt");
         var go = dir.File("go");
         var file = dir.File("diamond.yaml");
-        // a feeds an output to b (a template the coordinator resolves); b is slow and waits for the test's go file.
-        await File.WriteAllTextAsync(file, $$$"""
-            name: diamond
-            tasks:
-              a:
-                kind: shell
-                command: echo a >> {{{log}}}; echo "token=t-42" >> "$KILN_OUTPUT"
-              b:
-                kind: shell
-                depends_on: [a]
-                command: |
-                  echo "b-start {{ tasks.a.outputs.token }} $KILN_ATTEMPT" >> {{{log}}}
-                  while [ ! -f {{{go}}} ]; do echo tick >> {{{log}}}; sleep 0.2; done
-                  echo b-end >> {{{log}}}
-                  echo "done=yes" >> "$KILN_OUTPUT"
-              c:
-                kind: shell
-                depends_on: [a]
-                command: echo c >> {{{log}}}
-              d:
-                kind: shell
-                depends_on: [b, c]
-                command: echo "d {{ tasks.b.outputs.done }}" >> {{{log}}}
-            """);
+        await WriteDiamondAsync(file, "diamond", "t-42", log, go);
         var workers = new List<Process>();
         Process? run = null;
         try
@@ -178,29 +155,7 @@ public class DistributedPipelineTests
         var log = dir.File("log.txt");
         var go = dir.File("go");
         var file = dir.File("diamond.yaml");
-        await File.WriteAllTextAsync(file, $$$"""
-            name: diamond-resume
-            tasks:
-              a:
-                kind: shell
-                command: echo a >> {{{log}}}; echo "token=t-7" >> "$KILN_OUTPUT"
-              b:
-                kind: shell
-                depends_on: [a]
-                command: |
-                  echo "b-start {{ tasks.a.outputs.token }}" >> {{{log}}}
-                  while [ ! -f {{{go}}} ]; do echo tick >> {{{log}}}; sleep 0.2; done
-                  echo b-end >> {{{log}}}
-                  echo "done=yes" >> "$KILN_OUTPUT"
-              c:
-                kind: shell
-                depends_on: [a]
-                command: echo c >> {{{log}}}
-              d:
-                kind: shell
-                depends_on: [b, c]
-                command: echo "d {{ tasks.b.outputs.done }}" >> {{{log}}}
-            """);
+        await WriteDiamondAsync(file, "diamond-resume", "t-7", log, go);
         Process? worker = null;
         Process? run = null;
         try
@@ -235,7 +190,7 @@ public class DistributedPipelineTests
             var lines = Lines(log);
             Assert.Equal(1, lines.Count(l => l == "a"));
             Assert.Equal(1, lines.Count(l => l == "c"));
-            Assert.Equal(["b-start t-7"], lines.Where(l => l.StartsWith("b-start", StringComparison.Ordinal)));
+            Assert.Equal(["b-start t-7 1"], lines.Where(l => l.StartsWith("b-start", StringComparison.Ordinal)));
             Assert.Equal(1, lines.Count(l => l == "b-end"));
             Assert.Equal(["d yes"], lines.Where(l => l.StartsWith('d')));
             var detail = await ShowAsync(runId, db, dir.Path);
@@ -416,4 +371,33 @@ public class DistributedPipelineTests
             if (worker is { HasExited: false }) worker.Kill(entireProcessTree: true);
         }
     }
+
+    /// <summary>
+    /// The diamond both kill tests run: a feeds an output (<paramref name="token"/>) to b, a template the coordinator
+    /// resolves; b logs its attempt, then waits for the test's go file; c runs beside b; d joins them.
+    /// </summary>
+    private static Task WriteDiamondAsync(string file, string name, string token, string log, string go) =>
+        File.WriteAllTextAsync(file, $$$"""
+            name: {{{name}}}
+            tasks:
+              a:
+                kind: shell
+                command: echo a >> {{{log}}}; echo "token={{{token}}}" >> "$KILN_OUTPUT"
+              b:
+                kind: shell
+                depends_on: [a]
+                command: |
+                  echo "b-start {{ tasks.a.outputs.token }} $KILN_ATTEMPT" >> {{{log}}}
+                  while [ ! -f {{{go}}} ]; do echo tick >> {{{log}}}; sleep 0.2; done
+                  echo b-end >> {{{log}}}
+                  echo "done=yes" >> "$KILN_OUTPUT"
+              c:
+                kind: shell
+                depends_on: [a]
+                command: echo c >> {{{log}}}
+              d:
+                kind: shell
+                depends_on: [b, c]
+                command: echo "d {{ tasks.b.outputs.done }}" >> {{{log}}}
+            """);
 }
