@@ -13,7 +13,7 @@ mkdir -p "$state"
 log() { echo "test.sh: $*" >&2; }
 
 # ---- system packages ---------------------------------------------------------------------
-apt_packages=(postgresql redis-server python3-scipy python3-sklearn python3-pandas python3-onnx python3-hnswlib prometheus prometheus-alertmanager nodejs npm chromium qemu-user libc6-arm64-cross libstdc++6-arm64-cross)
+apt_packages=(postgresql redis-server python3-scipy python3-sklearn python3-pandas python3-onnx python3-hnswlib prometheus prometheus-alertmanager nodejs npm chromium qemu-user libc6-arm64-cross libstdc++6-arm64-cross wine64)
 missing=()
 for p in "${apt_packages[@]}"; do
   # nodejs/npm may come from elsewhere on the machine: only ask apt when the command is absent.

@@ -188,39 +188,73 @@ public sealed class EdgeExportTests(EdgeExport edge) : IClassFixture<EdgeExport>
         const string Sysroot = "/usr/aarch64-linux-gnu";
         Assert.True(File.Exists(Qemu) && File.Exists(Path.Combine(Sysroot, "lib", "libstdc++.so.6")),
             "qemu-user, libc6-arm64-cross and libstdc++6-arm64-cross are needed (test.sh installs them)");
-        using var dir = new TempDir("kiln-edge-arm64");
-        var out64 = dir.File("edge-arm64");
-        var export = await KilnCli.RunAsync(["package", "export", "edge", edge.Package, "--out", out64, "--runtime", "linux-arm64"], dir.Path, timeout: TimeSpan.FromMinutes(25));
+        await AnswersAsTheX64ScorerAsync("linux-arm64", "kiln-score", head =>
+        {
+            Assert.Equal("\u007fELF", Encoding.ASCII.GetString(head, 0, 4));
+            Assert.Equal(183, BitConverter.ToUInt16(head, 18)); // e_machine: EM_AARCH64
+        }, (scorer, args) => (Qemu, ["-L", Sysroot, scorer, .. args]), env: null);
+    }
+
+    /// <summary>
+    /// The win-x64 scorer (kiln-score.exe, trimmed self-contained, with ONNX Runtime's Windows DLL) run for real under
+    /// Wine (Debian's wine64, which test.sh installs), in a Wine prefix of its own: the same answers as the x64 scorer
+    /// (labels equal, probabilities within 1e-5) and the same refusal for a bad row.
+    /// </summary>
+    [Fact]
+    public async Task The_win_x64_scorer_runs_under_wine_and_answers_as_the_x64_one()
+    {
+        const string Wine = "/usr/lib/wine/wine64";
+        Assert.True(File.Exists(Wine), "wine64 is needed (test.sh installs it)");
+        using var prefix = new TempDir("kiln-edge-wine");
+        var env = new Dictionary<string, string> { ["WINEPREFIX"] = prefix.Path, ["WINEDEBUG"] = "-all" };
+        await AnswersAsTheX64ScorerAsync("win-x64", "kiln-score.exe", head =>
+        {
+            Assert.Equal("MZ", Encoding.ASCII.GetString(head, 0, 2)); // a PE executable
+        }, (scorer, args) => (Wine, [scorer, .. args]), env);
+    }
+
+    /// <summary>
+    /// Exports the package for <paramref name="runtime"/>, checks the scorer's first bytes, runs it (through
+    /// <paramref name="run"/>: an emulator or Wine) on 200 quickstart rows as CSV and on one bad JSON line, and
+    /// compares with the x64 scorer.
+    /// </summary>
+    private async Task AnswersAsTheX64ScorerAsync(string runtime, string scorerName, Action<byte[]> checkHead,
+        Func<string, string[], (string Program, string[] Args)> run, Dictionary<string, string>? env)
+    {
+        using var dir = new TempDir($"kiln-edge-{runtime}");
+        var outDir = dir.File($"edge-{runtime}");
+        var export = await KilnCli.RunAsync(["package", "export", "edge", edge.Package, "--out", outDir, "--runtime", runtime], dir.Path, timeout: TimeSpan.FromMinutes(25));
         Assert.True(export.ExitCode == 0, export.ToString());
         Assert.Contains("Edge scorer (trimmed self-contained,", export.StdErr, StringComparison.Ordinal);
-        var scorer = Path.Combine(out64, "kiln-score");
+        var scorer = Path.Combine(outDir, scorerName);
         var head = new byte[20];
         await using (var s = File.OpenRead(scorer)) await s.ReadExactlyAsync(head);
-        Assert.Equal("\u007fELF", Encoding.ASCII.GetString(head, 0, 4));
-        Assert.Equal(183, BitConverter.ToUInt16(head, 18)); // e_machine: EM_AARCH64
+        checkHead(head);
 
         var csv = (await File.ReadAllLinesAsync(Path.Combine(TrainedPackage.Quickstart, "recent.csv"))).Skip(1).Take(200).Select(l => l.Split(',')[1..7]).ToList();
         var csvFile = dir.File("rows.csv");
         await File.WriteAllLinesAsync(csvFile, [string.Join(',', Inputs), .. csv.Select(c => string.Join(',', c))]);
         var x64 = await Proc.RunAsync(edge.Scorer, [csvFile], dir.Path);
         Assert.True(x64.ExitCode == 0, x64.ToString());
-        var arm = await Proc.RunAsync(Qemu, ["-L", Sysroot, scorer, csvFile], dir.Path, timeout: TimeSpan.FromMinutes(10));
-        Assert.True(arm.ExitCode == 0, arm.ToString());
+        var (program, args) = run(scorer, [csvFile]);
+        var other = await Proc.RunAsync(program, args, dir.Path, env: env, timeout: TimeSpan.FromMinutes(10));
+        Assert.True(other.ExitCode == 0, other.ToString());
         var expected = Parse(x64.StdOut);
-        var actual = Parse(arm.StdOut);
+        var actual = Parse(other.StdOut);
         Assert.Equal(200, expected.Count);
         Assert.Equal(200, actual.Count);
         for (var i = 0; i < expected.Count; i++)
         {
             Assert.Equal(expected[i].Label, actual[i].Label);
-            Assert.True(Math.Abs(expected[i].P - actual[i].P) <= 1e-5, $"row {i}: x64 {expected[i].P}, arm64 {actual[i].P}");
+            Assert.True(Math.Abs(expected[i].P - actual[i].P) <= 1e-5, $"row {i}: x64 {expected[i].P}, {runtime} {actual[i].P}");
         }
 
         const string Bad = """{"amount": "a lot", "hour": 3, "merchant_category": "grocery", "card_present": "yes", "distance_from_home_km": 1, "customer_age": 30}""";
-        var bad = await Proc.RunAsync(Qemu, ["-L", Sysroot, scorer], dir.Path, stdin: Bad + "\n", timeout: TimeSpan.FromMinutes(5));
+        (program, args) = run(scorer, []);
+        var bad = await Proc.RunAsync(program, args, dir.Path, stdin: Bad + "\n", env: env, timeout: TimeSpan.FromMinutes(5));
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains("kiln-score: stdin line 1: amount: expected a number, got a string", bad.StdErr, StringComparison.Ordinal);
-        Assert.Equal("", bad.StdOut);
+        Assert.Equal("", bad.StdOut.Trim());
     }
 
     private static string Json(string[] c) =>
