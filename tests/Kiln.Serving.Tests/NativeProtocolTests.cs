@@ -38,8 +38,7 @@ public sealed class NativeProtocolTests(ServerFixture server) : IClassFixture<Se
     [Fact]
     public async Task Rows_that_name_their_fields_in_other_orders_or_escaped_score_as_the_same_rows_sent_in_signature_order()
     {
-        // The decoder first tries the field met at the same position of the last row; a row in another order, or
-        // with an escaped name (\u0075 is 'u'), must fall back to the lookup by name and score the same.
+        // Rows of one body in different orders, one with an escaped name (\u0075 is 'u'), score as the same rows alone.
         var (status, body, _) = await server.PostAsync("/predict",
             """[{"amount": 420.5, "hour": 3, "merchant": "online"}, {"merchant": "grocery", "amount": 12, "hour": 14}, {"hour": 3, "amo\u0075nt": 420.5, "merchant": "online"}, {"amount": 80, "hour": null, "merchant": "fuel"}]""");
         Assert.Equal(200, status);

@@ -15,16 +15,13 @@ public static class JsonRowsDecoder
     public static RequestError? Decode(ReadOnlySpan<byte> json, InputBatch batch)
     {
         var reader = new Utf8JsonReader(json, Options);
-        // The field met at each position of the last row: rows of one body name their fields in the same order.
-        Span<int> order = stackalloc int[Math.Min(batch.Schema.Fields.Count, 64)];
-        for (var i = 0; i < order.Length; i++) order[i] = i;
         try
         {
             if (!reader.Read()) return RequestError.Malformed("the body is empty; send a JSON object of feature values or an array of them");
             RequestError? error;
             if (reader.TokenType == JsonTokenType.StartObject)
             {
-                error = ReadRow(ref reader, batch, order);
+                error = ReadRow(ref reader, batch);
                 if (error is not null) return error;
             }
             else if (reader.TokenType == JsonTokenType.StartArray)
@@ -34,7 +31,7 @@ public static class JsonRowsDecoder
                 {
                     if (reader.TokenType != JsonTokenType.StartObject)
                         return new RequestError(422, $"row {batch.Rows}: expected a JSON object of feature values, got {Describe(reader.TokenType)}", Row: batch.Rows);
-                    error = ReadRow(ref reader, batch, order);
+                    error = ReadRow(ref reader, batch);
                     if (error is not null) return error;
                 }
                 if (batch.Rows == 0) return new RequestError(422, "the array holds no rows");
@@ -53,42 +50,28 @@ public static class JsonRowsDecoder
         }
     }
 
-    private static RequestError? ReadRow(ref Utf8JsonReader reader, InputBatch batch, scoped Span<int> order)
+    private static RequestError? ReadRow(ref Utf8JsonReader reader, InputBatch batch)
     {
         var error = batch.BeginRow();
         if (error is not null) return error;
         Span<char> name = stackalloc char[128];
-        var schema = batch.Schema;
-        var guess = schema.NamesAreUnique;
-        var position = 0;
         while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
         {
             // reader is on a property name
             int field;
             string? longName = null;
-            // First the field at this position in the last row, compared as UTF-8 (unescaped, ordinal: what the
-            // name lookup below does, with unique names); then the lookup by name.
-            if (guess && position < order.Length && reader.ValueTextEquals(schema.Utf8Name(order[position])))
+            var length = reader.HasValueSequence ? int.MaxValue : reader.ValueSpan.Length;
+            if (length <= name.Length && !reader.ValueIsEscaped)
             {
-                field = order[position];
+                var n = System.Text.Encoding.UTF8.GetChars(reader.ValueSpan, name);
+                field = batch.Schema.IndexOf(name[..n]);
+                if (field < 0) longName = name[..n].ToString();
             }
             else
             {
-                var length = reader.HasValueSequence ? int.MaxValue : reader.ValueSpan.Length;
-                if (length <= name.Length && !reader.ValueIsEscaped)
-                {
-                    var n = System.Text.Encoding.UTF8.GetChars(reader.ValueSpan, name);
-                    field = schema.IndexOf(name[..n]);
-                    if (field < 0) longName = name[..n].ToString();
-                }
-                else
-                {
-                    longName = reader.GetString()!;
-                    field = schema.IndexOf(longName);
-                }
-                if (field >= 0 && position < order.Length) order[position] = field;
+                longName = reader.GetString()!;
+                field = batch.Schema.IndexOf(longName);
             }
-            position++;
             if (field < 0) return batch.Unknown(longName!);
             if ((error = batch.Mark(field)) is not null) return error;
             reader.Read();

@@ -63,17 +63,7 @@ public sealed class ModelSchema
         }
         Fields = fields;
         _bySpan = _byName.GetAlternateLookup<ReadOnlySpan<char>>();
-        _utf8Names = [.. fields.Select(f => System.Text.Encoding.UTF8.GetBytes(f.Name))];
-        NamesAreUnique = _byName.Count == fields.Length;
     }
-
-    private readonly byte[][] _utf8Names;
-
-    /// <summary>A field's name in UTF-8, for comparing with a JSON property name without decoding it.</summary>
-    internal ReadOnlySpan<byte> Utf8Name(int field) => _utf8Names[field];
-
-    /// <summary>True when no two inputs share a name (then a name that equals a field's is that field).</summary>
-    internal bool NamesAreUnique { get; }
 
     public IReadOnlyList<SchemaField> Fields { get; }
 
