@@ -8,6 +8,9 @@
 #   BASE=DIR adds a second kiln, DIR/kiln (another commit's CLI build, e.g.
 #   `git worktree add /tmp/base REV && dotnet build /tmp/base/src/Kiln.Cli -c Release -o /tmp/base-cli`),
 #   served the same way, so a change is measured against its base in the same rounds.
+# Besides req/s, each round prints each server's CPU time per request (user + system from /proc/PID/stat over the
+# wrk run, divided by the requests wrk counted): on a loaded machine a server's req/s follows the CPU it was
+# given, its CPU per request much less; "cpu ratio" is bare's CPU per request over kiln's (above 1: kiln cheaper).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 w="$root/bench/results/serving-work"
@@ -35,18 +38,29 @@ for p in "${ports[@]}"; do
   wrk -t1 -c32 -d8s -s "$w/single.lua" "http://127.0.0.1:$p/predict" >/dev/null   # warm-up
   [[ -n "${BATCH:-}" ]] && wrk -t1 -c32 -d3s -s "$w/batch.lua" "http://127.0.0.1:$p$(path "$p")" >/dev/null
 done
-declare -A ratios=()
+declare -A ratios=() cpuratios=() pidof=([$bp]=${pids[0]} [$kp]=$k)
+[[ -n "${BASE:-}" ]] && pidof[$ap]=$a
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
 n=${#ports[@]}
 for r in $(seq "${ROUNDS:-4}"); do
   # Rotate the order so each server runs first, second (and third) equally often.
   order=(); for i in $(seq 0 $((n - 1))); do order+=("${ports[$(((i + r) % n))]}"); done
-  declare -A rps=()
-  for p in "${order[@]}"; do rps[$p]=$(wrk -t1 -c32 -d"${SECS:-8}"s -s "$w/$script.lua" "http://127.0.0.1:$p$(path "$p")" | awk '/Requests\/sec/ {print $2}'); done
-  line="round $r: bare ${rps[$bp]} req/s"
+  declare -A rps=() cpu=()
+  for p in "${order[@]}"; do
+    t0=$(ticks "${pidof[$p]}")
+    out="$(wrk -t1 -c32 -d"${SECS:-8}"s -s "$w/$script.lua" "http://127.0.0.1:$p$(path "$p")")"
+    t1=$(ticks "${pidof[$p]}")
+    rps[$p]=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    cpu[$p]=$(awk -v d=$((t1 - t0)) -v hz="$hz" '/requests in/ {printf "%.1f", d / hz * 1e6 / $1}' <<<"$out")
+  done
+  line="round $r: bare ${rps[$bp]} req/s ${cpu[$bp]} us cpu/req"
   for p in "${ports[@]:1}"; do
     q="$(awk -v k="${rps[$p]}" -v b="${rps[$bp]}" 'BEGIN {printf "%.3f", k/b}')"
+    c="$(awk -v k="${cpu[$p]}" -v b="${cpu[$bp]}" 'BEGIN {printf "%.3f", b/k}')"
     ratios[$p]+="$q "
-    line+=", ${names[$p]} ${rps[$p]} req/s ($q)"
+    cpuratios[$p]+="$c "
+    line+=", ${names[$p]} ${rps[$p]} req/s ($q) ${cpu[$p]} us cpu/req ($c)"
   done
   echo "$line"
 done
@@ -55,4 +69,5 @@ echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "RSS kiln $(rss "$k")${BASE:+, base $(rss "$a")}"
 for p in "${ports[@]:1}"; do
   printf '%s\n' ${ratios[$p]} | sort -g | awk -v n="${names[$p]}" '{a[NR]=$1} END {print "median " n "/bare " (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
+  printf '%s\n' ${cpuratios[$p]} | sort -g | awk -v n="${names[$p]}" '{a[NR]=$1} END {print "median cpu ratio bare/" n " " (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
 done

@@ -23,6 +23,39 @@ public sealed class ServedModel
         _scorer = scorer;
         Schema = schema;
         LoadedAt = DateTimeOffset.UtcNow;
+        EncodedName = System.Text.Json.JsonEncodedText.Encode(name);
+        EncodedVersion = System.Text.Json.JsonEncodedText.Encode(version);
+    }
+
+    /// <summary>The name as JSON string text, escaped once at load instead of in every answer.</summary>
+    internal System.Text.Json.JsonEncodedText EncodedName { get; }
+
+    /// <summary>The version as JSON string text, escaped once at load.</summary>
+    internal System.Text.Json.JsonEncodedText EncodedVersion { get; }
+
+    private System.Text.Json.JsonEncodedText[]? _encodedClassLabels;
+
+    /// <summary>The class labels as JSON text (property names of "probabilities"), escaped once per version.</summary>
+    internal System.Text.Json.JsonEncodedText[] EncodedClassLabels =>
+        _encodedClassLabels ??= [.. ClassLabels.Select(l => System.Text.Json.JsonEncodedText.Encode(l))];
+
+    private static readonly System.Text.Json.JsonEncodedText True = System.Text.Json.JsonEncodedText.Encode("true");
+    private static readonly System.Text.Json.JsonEncodedText False = System.Text.Json.JsonEncodedText.Encode("false");
+
+    /// <summary>
+    /// A predicted label as JSON string text: a class label (found among the first 16 by reference, then by value) or
+    /// "true"/"false" is escaped once per version, any other label now. The same bytes as writing the string.
+    /// </summary>
+    internal System.Text.Json.JsonEncodedText EncodedLabel(string label)
+    {
+        var labels = ClassLabels;
+        var encoded = EncodedClassLabels;
+        var n = Math.Min(16, labels.Count);
+        for (var i = 0; i < n; i++) if (ReferenceEquals(labels[i], label)) return encoded[i];
+        for (var i = 0; i < n; i++) if (string.Equals(labels[i], label, StringComparison.Ordinal)) return encoded[i];
+        if (label == "true") return True;
+        if (label == "false") return False;
+        return System.Text.Json.JsonEncodedText.Encode(label);
     }
 
     public string Name { get; }

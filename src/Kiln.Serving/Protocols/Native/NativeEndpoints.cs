@@ -73,13 +73,14 @@ public static class NativeEndpoints
         response.Headers["X-Request-Id"] = requestId;
         response.Headers["X-Kiln-Model-Version"] = served.Version;
         response.ContentType = "application/json";
-        using (var writer = new Utf8JsonWriter(response.BodyWriter))
+        var writer = RentWriter(response.BodyWriter);
+        try
         {
             var batch = call.Batch!;
             writer.WriteStartObject();
             if (batch.IsBatch)
             {
-                writer.WriteStartArray("predictions");
+                writer.WriteStartArray(Names.Predictions);
                 for (var i = 0; i < predictions.Length; i++)
                 {
                     writer.WriteStartObject();
@@ -94,11 +95,16 @@ public static class NativeEndpoints
                 WritePrediction(writer, served, predictions[0], batch, 0);
                 if (call.MissingFeatures is { } missing) Features.FeaturePredict.WriteMissing(writer, missing, 0);
             }
-            writer.WriteString("model", served.Name);
-            writer.WriteString("version", served.Version);
-            if (call.Features is { } binding) writer.WriteString("feature_service", binding.Service);
-            writer.WriteString("request_id", requestId);
+            writer.WriteString(Names.Model, served.EncodedName);
+            writer.WriteString(Names.Version, served.EncodedVersion);
+            if (call.Features is { } binding) writer.WriteString(Names.FeatureService, binding.Service);
+            writer.WriteString(Names.RequestId, requestId);
             writer.WriteEndObject();
+            writer.Flush();
+        }
+        finally
+        {
+            writer.Reset(); // lets go of the response's pipe; the writer stays with this thread for the next answer
         }
         await response.BodyWriter.FlushAsync(ct).ConfigureAwait(false);
         return TypedResults.Empty;
@@ -108,16 +114,17 @@ public static class NativeEndpoints
     {
         if (p.Label is null)
         {
-            writer.WriteNumber("prediction", p.Value);
+            writer.WriteNumber(Names.Prediction, p.Value);
         }
         else
         {
-            writer.WriteString("prediction", p.Label);
-            writer.WriteNumber("probability", p.Value);
+            writer.WriteString(Names.Prediction, model.EncodedLabel(p.Label));
+            writer.WriteNumber(Names.Probability, p.Value);
             if (p.Probabilities is { } probs && model.ClassLabels.Count == probs.Length)
             {
-                writer.WriteStartObject("probabilities");
-                for (var c = 0; c < probs.Length; c++) writer.WriteNumber(model.ClassLabels[c], probs[c]);
+                var labels = model.EncodedClassLabels;
+                writer.WriteStartObject(Names.Probabilities);
+                for (var c = 0; c < probs.Length; c++) writer.WriteNumber(labels[c], probs[c]);
                 writer.WriteEndObject();
             }
         }
@@ -127,11 +134,41 @@ public static class NativeEndpoints
             foreach (var (r, message) in flags)
             {
                 if (r != row) continue;
-                if (!any) { writer.WriteStartArray("flags"); any = true; }
+                if (!any) { writer.WriteStartArray(Names.Flags); any = true; }
                 writer.WriteStringValue(message);
             }
             if (any) writer.WriteEndArray();
         }
+    }
+
+    /// <summary>
+    /// A JSON writer for this thread, pointed at <paramref name="output"/>; the caller writes synchronously, flushes and
+    /// calls <see cref="Utf8JsonWriter.Reset()"/>. Structure checks are off: the answers are written by this file's code
+    /// only, always balanced, and the bytes are the same.
+    /// </summary>
+    private static Utf8JsonWriter RentWriter(System.Buffers.IBufferWriter<byte> output)
+    {
+        var writer = t_writer;
+        if (writer is null) return t_writer = new Utf8JsonWriter(output, new JsonWriterOptions { SkipValidation = true });
+        writer.Reset(output);
+        return writer;
+    }
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
+
+    /// <summary>The property names of an answer, escaped once.</summary>
+    private static class Names
+    {
+        public static readonly JsonEncodedText Predictions = JsonEncodedText.Encode("predictions");
+        public static readonly JsonEncodedText Prediction = JsonEncodedText.Encode("prediction");
+        public static readonly JsonEncodedText Probability = JsonEncodedText.Encode("probability");
+        public static readonly JsonEncodedText Probabilities = JsonEncodedText.Encode("probabilities");
+        public static readonly JsonEncodedText Flags = JsonEncodedText.Encode("flags");
+        public static readonly JsonEncodedText Model = JsonEncodedText.Encode("model");
+        public static readonly JsonEncodedText Version = JsonEncodedText.Encode("version");
+        public static readonly JsonEncodedText FeatureService = JsonEncodedText.Encode("feature_service");
+        public static readonly JsonEncodedText RequestId = JsonEncodedText.Encode("request_id");
     }
 
     /// <summary>An RFC 9457 problem naming the field at fault.</summary>
