@@ -3,7 +3,7 @@
 # with wall and CPU seconds and the load average per run (docs/benchmarks.md#batch). Uses the data and model that
 # bench/batch/run.sh made in ${BENCH_DIR:-/tmp/kiln-bench-batch}, and kiln builds made beforehand, e.g.
 #   dotnet build src/Kiln.Cli -c Release -o /tmp/kiln-after     (and the same at the earlier commit into /tmp/kiln-before)
-# Usage: bench/batch/csv-rounds.sh AFTER_DIR BEFORE_DIR [ROUNDS=1] [CSV=$BENCH_DIR/data.csv]
+# Usage: bench/batch/csv-rounds.sh AFTER_DIR BEFORE_DIR [ROUNDS=1] [CSV=$BENCH_DIR/data.csv]   (NO_PANDAS=1: the two kilns only)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 dir="${BENCH_DIR:-/tmp/kiln-bench-batch}"
@@ -11,9 +11,10 @@ after="$1"; before="$2"; rounds="${3:-1}"; csv="${4:-$dir/data.csv}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 systems=(after pandas before)
+[[ -n "${NO_PANDAS:-}" ]] && systems=(after before)
 for ((i = 1; i <= rounds; i++)); do
-  for ((k = 0; k < 3; k++)); do
-    s="${systems[$(((k + i - 1) % 3))]}"
+  for ((k = 0; k < ${#systems[@]}; k++)); do
+    s="${systems[$(((k + i - 1) % ${#systems[@]}))]}"
     load="$(cut -d' ' -f1 /proc/loadavg)"
     case "$s" in
       # pandas_peer.py trains its forest first and prints its own scoring time (read + predict + write), the figure to compare
