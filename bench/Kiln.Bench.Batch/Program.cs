@@ -7,6 +7,8 @@ using Kiln.Scoring;
 //   gen ROWS DIR         writes DIR/data.parquet (3 float features, row groups of 500,000), DIR/data.csv (the same rows,
 //                        for the pandas peer) and DIR/train.csv (100,000 labelled rows), all from seed 42.
 //   model-only PKG FILE  reads FILE's rows into memory, then times scoring them on every core (the I/O-free limit).
+//   csv FILE [ROUNDS]    Kiln's CSV reader against Sep and Sylvan.Data.Csv on FILE, alternating rounds (CsvParsers.cs).
+//   mixed FILE ROWS      writes a wider CSV of mixed types (quoted text, missing cells, CRLF) for `csv`.
 var inv = CultureInfo.InvariantCulture;
 switch (args.FirstOrDefault())
 {
@@ -16,8 +18,14 @@ switch (args.FirstOrDefault())
     case "model-only":
         await ModelOnly(args[1], args[2]);
         break;
+    case "csv":
+        CsvParsers.Run(args[1], args.Length > 2 ? int.Parse(args[2], inv) : 5);
+        break;
+    case "mixed":
+        CsvParsers.WriteMixed(args[1], int.Parse(args[2], inv));
+        break;
     default:
-        Console.Error.WriteLine("usage: Kiln.Bench.Batch gen ROWS DIR | model-only PACKAGE FILE.parquet");
+        Console.Error.WriteLine("usage: Kiln.Bench.Batch gen ROWS DIR | model-only PACKAGE FILE.parquet | csv FILE [ROUNDS] | mixed FILE ROWS");
         return 2;
 }
 return 0;
