@@ -22,6 +22,7 @@ public sealed class CellCounts
     private readonly ulong[] _few;
     private readonly long[] _fewCounts;
     private readonly int _fewUsed;
+    private double SumScale { get; init; } // turns a sum per value read into a sum per finite value
 
     private CellCounts(CutPoints cuts, long[] open, long[] at, double[] sums, int[]? segment, ReadOnlyMemory<double> crossing,
         ulong[] few, long[] fewCounts, int fewUsed)
@@ -82,6 +83,8 @@ public sealed class CellCounts
         var fewUsed = 0;
         long missing = 0, infinite = 0;
         double min = double.PositiveInfinity, max = double.NegativeInfinity;
+        // The distances are summed divided by the number of values, so that a sum of many values near ±1e308 stays finite.
+        var perValue = 1.0 / Math.Max(values.Length, 1);
         // Each value's cell (2t: open interval t; 2t+1: point t; -1: not finite), for gathering the crossing ones.
         var ids = ArrayPool<int>.Shared.Rent(Math.Max(values.Length, 1));
         try
@@ -108,7 +111,7 @@ public sealed class CellCounts
                 else
                 {
                     open[t]++;
-                    sums[t] += t < p ? points[t] - v : v - last;
+                    sums[t] += (t < p ? points[t] - v : v - last) * perValue;
                     ids[i] = 2 * t;
                 }
             }
@@ -160,6 +163,7 @@ public sealed class CellCounts
             }
             return new CellCounts(cuts, open, at, sums, segment, crossing, few, fewCounts, fewUsed)
             {
+                SumScale = values.Length / (double)Math.Max(count, 1),
                 Count = count,
                 Missing = missing,
                 Infinite = infinite,
@@ -225,7 +229,7 @@ public sealed class CellCounts
             {
                 // Below every point the reference's cdf is 0, above every point 1: the area is the values' distance
                 // to the nearest point over nv.
-                sum += _sums[t] / nv;
+                sum += _sums[t] * SumScale;
             }
             else
             {
@@ -248,11 +252,11 @@ public sealed class CellCounts
                 }
                 else if (c - (j + inside) / nv >= 0)
                 {
-                    sum += left * (b - a) - _sums[t] / nv; // the current's cdf stays at or below the reference's
+                    sum += left * (b - a) - _sums[t] * SumScale; // the current's cdf stays at or below the reference's
                 }
                 else
                 {
-                    sum += -left * (b - a) + _sums[t] / nv; // at or above it
+                    sum += -left * (b - a) + _sums[t] * SumScale; // at or above it
                 }
             }
             j += inside;

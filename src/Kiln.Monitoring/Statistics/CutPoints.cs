@@ -46,11 +46,15 @@ public sealed class CutPoints
 
     /// <summary>
     /// Cut points of a sorted reference sample and <paramref name="extra"/> points; null when the sample is empty or
-    /// any value is NaN or infinite (the caller then sorts instead).
+    /// any value is NaN or infinite, or the sample is not sorted (the caller then sorts instead).
     /// </summary>
     public static CutPoints? Create(ReadOnlySpan<double> sortedSample, ReadOnlySpan<double> extra)
     {
         if (sortedSample.IsEmpty) return null;
+        for (var i = 1; i < sortedSample.Length; i++)
+        {
+            if (sortedSample[i] < sortedSample[i - 1]) return null;
+        }
         var all = new double[sortedSample.Length + extra.Length];
         sortedSample.CopyTo(all);
         extra.CopyTo(all.AsSpan(sortedSample.Length));
@@ -72,7 +76,6 @@ public sealed class CutPoints
             while (s < sortedSample.Length && sortedSample[s] <= values[t]) s++;
             atOrBelow[t] = s;
         }
-        if (s != sortedSample.Length) return null; // not sorted ascending
         return new CutPoints(values, atOrBelow, sortedSample.Length);
     }
 
