@@ -6,6 +6,7 @@
 // (`-- render …` runs ServingRenderBench.cs: the cost of one render of kiln serve's /metrics, time and allocation.)
 // (`-- files --dir DIR …` writes DIR/current.parquet and DIR/model, a package whose reference profile is the one above, for
 //  timing `kiln drift --model DIR/model --current DIR/current.parquet` as a fresh process: bench/monitoring/drift-fresh.sh.)
+// (`-- step …` runs DriftStepBench.cs: one numeric column's drift step, warm, sorted (before) against counted over cut points.)
 // (`-- window …` runs WindowBench.cs: evaluation of a prediction-log window; `-- logread …` runs LogReadBench.cs: reading one, old reader vs new.)
 using System.Diagnostics;
 using System.Globalization;
@@ -18,6 +19,7 @@ if (args.Length > 0 && args[0] == "window") return await WindowBench.RunAsync(ar
 if (args.Length > 0 && args[0] == "logread") return await LogReadBench.RunAsync(args[1..]);
 if (args.Length > 0 && args[0] == "metrics") return await MetricsScrapeBench.RunAsync(args[1..]);
 if (args.Length > 0 && args[0] == "render") return ServingRenderBench.Run(args[1..]);
+if (args.Length > 0 && args[0] == "step") return DriftStepBench.Run(args[1..]);
 var rows = 1_000_000;
 var features = 20;
 var runs = 3;

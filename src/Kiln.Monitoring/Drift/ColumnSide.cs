@@ -111,14 +111,61 @@ internal sealed class ColumnSide
         };
     }
 
+    /// <summary>
+    /// Raw current numbers counted over the reference's cut points (<see cref="CellCounts"/>), when the test does not
+    /// need them sorted; null for a side built by sorting.
+    /// </summary>
+    public CellCounts? Cells { get; init; }
+
     /// <summary>Numbers from raw data, binned on the reference's edges and checked against its range.</summary>
     /// <param name="values">The current values (NaN: missing).</param>
-    /// <param name="reference">The reference column (bins and range).</param>
+    /// <param name="reference">The reference column (bins, range and sample).</param>
     /// <param name="unparsable">Values that were text and not numbers (already NaN in <paramref name="values"/>).</param>
-    /// <param name="buffer">Where to sort (at least as long as the values; the side's <see cref="Sorted"/> points into
-    /// it, so it must outlive the side), or null for a new array.</param>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <param name="buffer">Scratch that the side may point into (at least as long as the values; it must outlive
+    /// the side), or null for a new array.</param>
+    /// <remarks>
+    /// A reference with a sample, bin edges and a range is compared without sorting the current values: they are
+    /// counted once over the cells that the sample's values, the edges and the range cut the line into, which gives
+    /// the bins, the out-of-range count, the KS statistic and the Wasserstein distance (<see cref="CellCounts"/>).
+    /// Anything else (no edges, a non-finite edge) sorts them, as does a column of at most seven distinct values,
+    /// whose value-count tests need them in order.
+    /// </remarks>
     public static ColumnSide FromNumbers(ReadOnlySpan<double> values, ColumnProfile reference, long unparsable = 0, double[]? buffer = null)
+    {
+        var rn = reference.Numeric;
+        var edges = rn?.Histogram.Edges ?? [];
+        var cuts = reference.Count > 0 && rn is not null && edges.Length >= 2
+            ? CutPoints.Create(rn.Sample.SortedValues(), [.. edges, rn.Min, rn.Max])
+            : null;
+        if (cuts is null) return FromSortedNumbers(values, reference, unparsable, buffer);
+        var cells = CellCounts.Of(cuts, values, buffer);
+        var sorted = ReadOnlyMemory<double>.Empty;
+        if (cells.Few)
+        {
+            var target = buffer ?? new double[checked((int)cells.Count)];
+            sorted = target.AsMemory(0, cells.WriteSorted(target));
+        }
+        return new ColumnSide
+        {
+            Kind = ColumnKind.Numeric,
+            Count = cells.Count,
+            Missing = cells.Missing,
+            Infinite = cells.Infinite,
+            Unparsable = unparsable,
+            Sorted = sorted,
+            Cells = cells.Few ? null : cells,
+            Complete = cells.Few,
+            Min = cells.Min,
+            Max = cells.Max,
+            BinCounts = cells.BinCounts(edges),
+            Edges = edges,
+            OutOfRange = cells.CountOutside(rn!.Min, rn.Max),
+        };
+    }
+
+    /// <summary>Numbers from raw data, sorted, binned on the reference's edges and checked against its range.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static ColumnSide FromSortedNumbers(ReadOnlySpan<double> values, ColumnProfile reference, long unparsable, double[]? buffer)
     {
         long missing, infinite;
         ReadOnlyMemory<double> sortedMemory;

@@ -239,21 +239,25 @@ public static class DriftCalculator
     {
         if (reference.Min == reference.Max) feature.Warnings.Add(DriftWarnings.ConstantReference);
         if (current.Min == current.Max) feature.Warnings.Add(DriftWarnings.ConstantCurrent);
-        var distinct = DistinctUnion(reference.Sorted.Span, current.Sorted.Span, 6);
+        // Current values counted over cells hold more than seven distinct bit patterns, so at least six numbers.
+        var cells = current.Cells;
+        var distinct = cells is not null ? 6 : DistinctUnion(reference.Sorted.Span, current.Sorted.Span, 6);
         var test = requested ?? StatTests.Default(ColumnKind.Numeric, reference.Count, distinct);
         var lowCardinality = distinct <= 5;
         switch (test)
         {
             case StatTest.Ks:
                 {
-                    var r = KolmogorovSmirnov.TestSorted(reference.Sorted.Span, current.Sorted.Span);
+                    var r = cells is not null
+                        ? KolmogorovSmirnov.TestStatistic(cells.KsStatistic(), reference.Sorted.Length, cells.Count)
+                        : KolmogorovSmirnov.TestSorted(reference.Sorted.Span, current.Sorted.Span);
                     feature.Method = r.Method == KsMethod.Exact ? "exact" : "asymptotic";
                     SetPValue(feature, test, r.Statistic, r.PValue, threshold);
                     break;
                 }
             case StatTest.Wasserstein:
                 {
-                    var w = Distances.WassersteinSorted(reference.Sorted.Span, current.Sorted.Span);
+                    var w = cells is not null ? cells.Wasserstein() : Distances.WassersteinSorted(reference.Sorted.Span, current.Sorted.Span);
                     var std = double.IsNaN(reference.PopulationStd) ? FiniteSample.PopulationStd(reference.Sorted.Span) : reference.PopulationStd;
                     SetDistance(feature, test, Distances.WassersteinNormed(w, std), threshold);
                     break;

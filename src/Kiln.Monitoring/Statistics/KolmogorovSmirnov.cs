@@ -36,7 +36,16 @@ public static class KolmogorovSmirnov
     {
         long n1 = sortedA.Length, n2 = sortedB.Length;
         if (n1 == 0 || n2 == 0) return new KsResult(double.NaN, double.NaN, method);
-        var d = Statistic(sortedA, sortedB);
+        return TestStatistic(Statistic(sortedA, sortedB), n1, n2, method);
+    }
+
+    /// <summary>
+    /// The test for a statistic <paramref name="d"/> already computed (e.g. by <see cref="CellCounts.KsStatistic"/>)
+    /// between samples of <paramref name="n1"/> and <paramref name="n2"/> values.
+    /// </summary>
+    public static KsResult TestStatistic(double d, long n1, long n2, KsMethod method = KsMethod.Auto)
+    {
+        if (n1 <= 0 || n2 <= 0 || double.IsNaN(d)) return new KsResult(double.NaN, double.NaN, method);
         if (method == KsMethod.Auto) method = Math.Max(n1, n2) <= MaxAutoExactN ? KsMethod.Exact : KsMethod.Asymptotic;
         var g = Gcd(n1, n2);
         if (method == KsMethod.Exact && n1 / g >= int.MaxValue / (double)(n2 / g)) method = KsMethod.Asymptotic;

@@ -117,7 +117,7 @@ public static class RadixSort
 
     /// <summary>Negative numbers: flip all bits; positive: flip the sign bit. Integer order is then numeric order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Key(double value)
+    internal static ulong Key(double value)
     {
         var bits = BitConverter.DoubleToUInt64Bits(value);
         return (bits & 0x8000_0000_0000_0000UL) != 0 ? ~bits : bits | 0x8000_0000_0000_0000UL;
