@@ -23,7 +23,10 @@ internal static class Cli
     public static IAnsiConsole Err { get; } = CreateConsole(Console.Error, Console.IsErrorRedirected);
 
     /// <summary>The console for commands whose table is their result (kiln package show), on stdout.</summary>
-    public static IAnsiConsole Out { get; } = CreateConsole(Console.Out, Console.IsOutputRedirected);
+    /// <remarks>Made on first use: most commands never write a table to stdout, and a console costs start-up time.</remarks>
+    public static IAnsiConsole Out => LazyInitializer.EnsureInitialized(ref _out, () => CreateConsole(Console.Out, Console.IsOutputRedirected));
+
+    private static IAnsiConsole? _out;
 
     // Spectre wraps at 80 columns when it cannot ask a terminal for its width; in a file, a pipe or a CI
     // log that breaks run ids over several lines, so redirected tables get their full width instead.
