@@ -7,6 +7,9 @@
 // --build-threads N imports the same points again into a second collection on N threads and times it.
 // --ef-construct N sets Kiln's (USearch's expansion_add; the peer keeps ef_construction=200).
 // --profile 1 adds the time of each step of one Search call (SearchProfile.cs) after the rounds.
+// --keep-kiln DIR (with --memory-only 1) builds the collection in DIR, snapshots it, writes a log tail (the first 10,000
+// points upserted again with the same vectors) and leaves it there; --reopen DIR --data DATA then opens that store in a
+// fresh process and prints the time to open it (recovery), the process's memory before and after, and recall@10.
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
@@ -29,8 +32,15 @@ if (!File.Exists(peer)) peer = Path.Combine("bench", "vectors", "hnswlib_peer.py
 // --data DIR reuses the data, ground truth and hnswlib index an earlier run left there (kept with --keep-data 1), so a
 // rerun on a loaded machine does not redo the peer's build; Kiln's collection is always built afresh.
 var reused = opts.GetValueOrDefault("data");
+if (opts.GetValueOrDefault("reopen") is { } reopenDir)
+{
+    await Reopen(reopenDir, reused ?? throw new ArgumentException("--reopen needs --data DIR (the ground truth)"), queries);
+    return;
+}
+var keepKiln = opts.GetValueOrDefault("keep-kiln");
+var baselineRss = ProcStatus("VmRSS");
 var dir = reused ?? Path.Combine(Path.GetTempPath(), "kiln-bench-vectors-" + Guid.NewGuid().ToString("N")[..8]);
-var kilnDir = Path.Combine(Path.GetTempPath(), "kiln-bench-vectors-kiln-" + Guid.NewGuid().ToString("N")[..8]);
+var kilnDir = keepKiln ?? Path.Combine(Path.GetTempPath(), "kiln-bench-vectors-kiln-" + Guid.NewGuid().ToString("N")[..8]);
 Directory.CreateDirectory(dir);
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}; n={n} dim={Dim} queries={queries} datatype={datatype}; data in {dir}; load average {File.ReadAllText("/proc/loadavg").Trim()}");
 VectorStore? store = null;
@@ -39,12 +49,16 @@ try
     if (reused is null) Python(["data", dir, n.ToString(CultureInfo.InvariantCulture), Dim.ToString(CultureInfo.InvariantCulture), "16", queries.ToString(CultureInfo.InvariantCulture), "3"]);
     var base_ = ReadFloats(Path.Combine(dir, "base.f32"), n);
     var q = ReadFloats(Path.Combine(dir, "queries.f32"), queries);
-    var gtBytes = File.ReadAllBytes(Path.Combine(dir, "gt.i32"));
+    // The ground truth is read only for the query rounds (--memory-only may start before a subset's is written).
     var gt = new HashSet<ulong>[queries];
-    for (var i = 0; i < queries; i++)
+    if (!memoryOnly)
     {
-        gt[i] = [];
-        for (var j = 0; j < 10; j++) gt[i].Add((ulong)BitConverter.ToInt32(gtBytes, (i * 10 + j) * 4));
+        var gtBytes = File.ReadAllBytes(Path.Combine(dir, "gt.i32"));
+        for (var i = 0; i < queries; i++)
+        {
+            gt[i] = [];
+            for (var j = 0; j < 10; j++) gt[i].Add((ulong)BitConverter.ToInt32(gtBytes, (i * 10 + j) * 4));
+        }
     }
 
     var peerBuild = memoryOnly || reused is not null ? double.NaN : JsonNode.Parse(Python(["build", dir, "16", "200", threads.ToString(CultureInfo.InvariantCulture)]).Trim())!["build_seconds"]!.GetValue<double>();
@@ -64,6 +78,10 @@ try
     for (var s = 0; s < n; s += 10_000)
     {
         c.Upsert([.. Enumerable.Range(s, Math.Min(10_000, n - s)).Select(i => new PointInput(PointId.Of((ulong)i), base_[i], null))]);
+        if (n >= 500_000 && (s + 10_000) % 100_000 == 0)
+        {
+            Console.WriteLine($"  {s + 10_000:N0} points in {clock.Elapsed.TotalSeconds:0} s; graph (USearch) {c.IndexMemoryBytes / 1048576.0:0.0} MiB, VmRSS {ProcStatus("VmRSS") / 1024.0:0.0} MiB with the input's {(long)n * Dim * 4 / 1048576.0:0} MiB (load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]})");
+        }
     }
     var kilnBuild = clock.Elapsed.TotalSeconds;
     Console.WriteLine($"build (M=16; hnswlib ef_construction=200, {threads} thread(s); Kiln expansion_add={c.Config.Hnsw.EfConstruct}, {threads} thread(s)): hnswlib {(reused is null ? $"{peerBuild:0.0} s" : "not run (index reused)")}, Kiln {kilnBuild:0.0} s{(reused is null ? $" (ratio {kilnBuild / peerBuild:0.00})" : "")}; Kiln's includes its write-ahead log; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
@@ -87,7 +105,20 @@ try
     var managed = GC.GetTotalMemory(forceFullCollection: true);
     using (var self = Process.GetCurrentProcess())
     {
-        Console.WriteLine($"memory: graph (USearch) {c.IndexMemoryBytes / 1048576.0:0.0} MiB, managed heap {managed / 1048576.0:0.0} MiB, process working set {self.WorkingSet64 / 1048576.0:0.0} MiB; raw vectors {(long)n * Dim * 4 / 1048576.0:0.0} MiB");
+        Console.WriteLine($"memory: graph (USearch) {c.IndexMemoryBytes / 1048576.0:0.0} MiB, managed heap {managed / 1048576.0:0.0} MiB, process working set {self.WorkingSet64 / 1048576.0:0.0} MiB (VmRSS {ProcStatus("VmRSS") / 1024.0:0.0} MiB, peak VmHWM {ProcStatus("VmHWM") / 1024.0:0.0} MiB, {baselineRss / 1024.0:0.0} MiB before the data was read); raw vectors {(long)n * Dim * 4 / 1048576.0:0.0} MiB");
+    }
+    if (keepKiln is not null)
+    {
+        clock.Restart();
+        c.Snapshot();
+        Console.WriteLine($"snapshot of {c.Count:N0} points: {clock.Elapsed.TotalSeconds:0.0} s");
+        var again = ReadFloats(Path.Combine(dir, "base.f32"), n)[..Math.Min(n, 10_000)];
+        for (var s = 0; s < again.Length; s += 1000)
+        {
+            c.Upsert([.. Enumerable.Range(s, Math.Min(1000, again.Length - s)).Select(i => new PointInput(PointId.Of((ulong)i), again[i], null))]);
+        }
+        Console.WriteLine($"log tail: {again.Length:N0} points upserted again after the snapshot; the store stays in {kilnDir} (open it with --reopen {kilnDir} --data {dir})");
+        return;
     }
     if (memoryOnly) return;
 
@@ -182,9 +213,45 @@ try
 finally
 {
     if (store is not null) await store.DisposeAsync();
-    Directory.Delete(kilnDir, true);
+    if (keepKiln is null) Directory.Delete(kilnDir, true);
     if (reused is null && Opt("keep-data", 0) == 0) Directory.Delete(dir, true);
 }
+
+// A store left by --keep-kiln opened in this fresh process: the recovery time (snapshot loaded, log tail replayed), the
+// process's resident memory before and after (/proc/self/status), and recall@10 against the data's exact top-10.
+static async Task Reopen(string kilnDir, string dataDir, int queries)
+{
+    var before = ProcStatus("VmRSS");
+    var clock = Stopwatch.StartNew();
+    await using var store = await VectorStore.OpenAsync(Path.Combine(kilnDir, "vectors"), Path.Combine(kilnDir, "kiln.db"));
+    var c = store.Get("bench");
+    var seconds = clock.Elapsed.TotalSeconds;
+    var managed = GC.GetTotalMemory(forceFullCollection: true);
+    var after = ProcStatus("VmRSS");
+    var n = c.Count;
+    var dim = c.Config.Dimension;
+    Console.WriteLine($"recovery: opened {n:N0} points ({c.Config.Datatype}, M={c.Config.Hnsw.M}, expansion_add={c.Config.Hnsw.EfConstruct}; snapshot + a log tail of 10,000 upserts) in {seconds:0.00} s; load average {File.ReadAllText("/proc/loadavg").Trim()}");
+    Console.WriteLine($"memory after open: VmRSS {after / 1024.0:0.0} MiB ({before / 1024.0:0.0} MiB before the open, so the collection holds {(after - before) / 1024.0:0.0} MiB), peak VmHWM {ProcStatus("VmHWM") / 1024.0:0.0} MiB, graph (USearch) {c.IndexMemoryBytes / 1048576.0:0.0} MiB, managed heap {managed / 1048576.0:0.0} MiB; raw float32 vectors {n * dim * 4 / 1048576.0:0.0} MiB: collection / raw = {(after - before) * 1024.0 / (n * dim * 4):0.00}");
+    var q = ReadFloats(Path.Combine(dataDir, "queries.f32"), queries);
+    var gtBytes = File.ReadAllBytes(Path.Combine(dataDir, "gt.i32"));
+    foreach (var ef in new[] { 16, 32, 64, 128 })
+    {
+        c.SetSearchExpansion(ef);
+        var hits = 0;
+        var cpu = SearchProfile.ThreadCpuMicroseconds();
+        for (var i = 0; i < queries; i++)
+        {
+            var truth = new HashSet<ulong>();
+            for (var j = 0; j < 10; j++) truth.Add((ulong)BitConverter.ToInt32(gtBytes, (i * 10 + j) * 4));
+            foreach (var h in c.Search(new SearchRequest(q[i], 10) { WithVector = false })) if (truth.Contains(h.Point.Id.Number)) hits++;
+        }
+        Console.WriteLine($"ef {ef}: recall@10 {hits / (10.0 * queries):0.0000}, {queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6):N0} queries per second of thread CPU time");
+    }
+}
+
+// A line of /proc/self/status in KiB (VmRSS: resident now, VmHWM: the peak).
+static long ProcStatus(string name) =>
+    long.Parse(File.ReadLines("/proc/self/status").First(l => l.StartsWith(name + ":", StringComparison.Ordinal))[(name.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
 
 static double Median(IEnumerable<double> values)
 {

@@ -2,6 +2,8 @@
 
   hnswlib_peer.py data DIR N DIM LATENT QUERIES SEED   base.f32, queries.f32, gt.i32 (exact top-10, L2)
   hnswlib_peer.py build DIR M EF_CONSTRUCTION [THREADS] builds and saves hnswlib.bin; prints {"build_seconds": s}
+  hnswlib_peer.py subset SRC DST N                      the first N base vectors of SRC and its queries into DST, with
+                                                        their exact top-10 (base.f32 is written before the ground truth)
   hnswlib_peer.py query DIR EF[,EF...]                  prints one {"ef", "recall", "qps", "qps_single"} line per ef
                                                         (qps: all queries in one knn_query call; qps_single: one call each;
                                                         cpu_qps, cpu_qps_single: the same per second of the thread's CPU time)
@@ -25,15 +27,29 @@ def data(d, n, dim, latent, queries, seed):
     q = gen(queries)
     x.tofile(f"{d}/base.f32")
     q.tofile(f"{d}/queries.f32")
+    exact_top10(x, q).tofile(f"{d}/gt.i32")
+
+
+def subset(src, dst, n):
+    meta = json.load(open(f"{src}/meta.json"))
+    x = load(src, "base.f32", meta["dim"])[:n]
+    q = load(src, "queries.f32", meta["dim"])
+    x.tofile(f"{dst}/base.f32")
+    q.tofile(f"{dst}/queries.f32")
+    json.dump({"n": n, "dim": meta["dim"], "queries": len(q)}, open(f"{dst}/meta.json", "w"))
+    exact_top10(x, q).tofile(f"{dst}/gt.i32")
+
+
+def exact_top10(x, q):
     xx = (x * x).sum(axis=1)
-    gt = np.empty((queries, 10), dtype=np.int32)
-    for s in range(0, queries, 100):
+    gt = np.empty((len(q), 10), dtype=np.int32)
+    for s in range(0, len(q), 100):
         qs = q[s:s + 100]
         dist = xx[None, :] - 2 * qs @ x.T
         part = np.argpartition(dist, 10, axis=1)[:, :10]
         order = np.take_along_axis(dist, part, axis=1).argsort(axis=1)
         gt[s:s + 100] = np.take_along_axis(part, order, axis=1)
-    gt.tofile(f"{d}/gt.i32")
+    return gt
 
 
 def load(d, name, dim):
@@ -86,5 +102,7 @@ if __name__ == "__main__":
         json.dump({"n": n, "dim": dim, "queries": queries}, open(f"{d}/meta.json", "w"))
     elif cmd == "build":
         build(d, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]) if len(sys.argv) > 5 else 1)
+    elif cmd == "subset":
+        subset(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif cmd == "query":
         query(d, [int(e) for e in sys.argv[3].split(",")])

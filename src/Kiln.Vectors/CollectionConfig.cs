@@ -26,6 +26,7 @@ public enum PayloadSchemaType
     Float,
     Bool,
     Datetime,
+    Text,
 }
 
 /// <summary>HNSW build and search parameters (Qdrant's hnsw_config: m, ef_construct; ef at search time).</summary>
@@ -71,7 +72,8 @@ public sealed record CollectionConfig
         "float" => PayloadSchemaType.Float,
         "bool" => PayloadSchemaType.Bool,
         "datetime" => PayloadSchemaType.Datetime,
-        _ => throw new VectorInputException($"{field}: unknown field schema '{text}' (expected keyword, integer, float, bool or datetime)"),
+        "text" => PayloadSchemaType.Text,
+        _ => throw new VectorInputException($"{field}: unknown field schema '{text}' (expected keyword, integer, float, bool, datetime or text)"),
     };
 
     public JsonObject ToJson()

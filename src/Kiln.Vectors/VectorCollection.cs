@@ -62,6 +62,9 @@ public sealed class VectorCollection : IDisposable
     private readonly Dictionary<PointId, PointEntry> _points = [];
     private readonly List<PointEntry?> _slots = [];
     private readonly Dictionary<string, PayloadIndex> _payloadIndexes = new(StringComparer.Ordinal);
+
+    // The keys with a full-text (text) payload index: a text match on them compares words, elsewhere substrings.
+    private IReadOnlySet<string> _textKeys = new HashSet<string>(StringComparer.Ordinal);
     private readonly string _directory;
     private HnswIndex _index;
     private readonly WriteAheadLog _wal;
@@ -203,7 +206,11 @@ public sealed class VectorCollection : IDisposable
             ThrowIfDisposed();
             List<PointId> ids;
             _lock.EnterReadLock();
-            try { ids = _points.Values.Where(p => filter.Matches(p.Id, p.Payload)).Select(p => p.Id).ToList(); }
+            try
+            {
+                filter = filter.For(_textKeys);
+                ids = _points.Values.Where(p => filter.Matches(p.Id, p.Payload)).Select(p => p.Id).ToList();
+            }
             finally { _lock.ExitReadLock(); }
             return ids.Count == 0 ? 0 : DeleteLocked(ids);
         }
@@ -246,7 +253,11 @@ public sealed class VectorCollection : IDisposable
             var indexes = new Dictionary<string, PayloadSchemaType>(c.PayloadIndexes, StringComparer.Ordinal);
             indexes.Remove(field);
             return c with { PayloadIndexes = indexes };
-        }, () => _payloadIndexes.Remove(field), ct);
+        }, () =>
+        {
+            _payloadIndexes.Remove(field);
+            _textKeys = TextKeys();
+        }, ct);
 
     /// <summary>One configuration change at a time: the new configuration is recorded (a failure changes nothing),
     /// then takes effect under the write lock.</summary>
@@ -278,6 +289,7 @@ public sealed class VectorCollection : IDisposable
     private void RebuildPayloadIndexes()
     {
         _payloadIndexes.Clear();
+        _textKeys = TextKeys();
         foreach (var (field, type) in Config.PayloadIndexes)
         {
             var ix = new PayloadIndex(field, type);
@@ -285,6 +297,9 @@ public sealed class VectorCollection : IDisposable
             _payloadIndexes[field] = ix;
         }
     }
+
+    private HashSet<string> TextKeys() =>
+        Config.PayloadIndexes.Where(kv => kv.Value == PayloadSchemaType.Text).Select(kv => PointFilter.NormalKey(kv.Key)).ToHashSet(StringComparer.Ordinal);
 
     private void AfterWrite(int writes)
     {
@@ -417,6 +432,7 @@ public sealed class VectorCollection : IDisposable
         try
         {
             if (filter is null) return _points.Count;
+            filter = filter.For(_textKeys);
             var n = 0;
             if (IndexedCandidates(filter) is { } candidates)
             {
@@ -436,6 +452,7 @@ public sealed class VectorCollection : IDisposable
         _lock.EnterReadLock();
         try
         {
+            filter = filter?.For(_textKeys);
             var matching = _points.Values
                 .Where(p => (offset is null || p.Id.CompareTo(offset.Value) >= 0) && (filter is null || filter.Matches(p.Id, p.Payload)))
                 .OrderBy(p => p.Id)
@@ -490,20 +507,21 @@ public sealed class VectorCollection : IDisposable
         var live = _points.Count;
         if (live == 0) return [];
         List<Hit> hits;
-        if (request.Exact || live <= Config.FullScanThreshold || (request.Filter is not null && PreferExact(request.Filter, need, live)))
+        var filter = request.Filter?.For(_textKeys);
+        if (request.Exact || live <= Config.FullScanThreshold || (filter is not null && PreferExact(filter, need, live)))
         {
-            hits = ExactScan(query, need, request.Filter);
+            hits = ExactScan(query, need, filter);
             LastSearchPath = SearchPath.ExactScan;
         }
         else
         {
-            hits = GraphSearch(query, need, request.Filter);
-            LastSearchPath = request.Filter is null ? SearchPath.Graph : SearchPath.FilteredGraph;
+            hits = GraphSearch(query, need, filter);
+            LastSearchPath = filter is null ? SearchPath.Graph : SearchPath.FilteredGraph;
             if (hits.Count < Math.Min(need, live))
             {
                 // The graph found fewer than asked for: either fewer points match, or the walk stopped early.
                 // The exact scan tells which, so a filtered search never returns fewer results than match.
-                hits = ExactScan(query, need, request.Filter);
+                hits = ExactScan(query, need, filter);
                 LastSearchPath = SearchPath.ExactScan;
             }
         }
@@ -596,6 +614,7 @@ public sealed class VectorCollection : IDisposable
     {
         MatchTerm m => m.Key,
         RangeTerm r => r.Key,
+        TextTerm t => t.Key,
         _ => throw new ArgumentException("a should term has no single key", nameof(term)),
     };
 

@@ -174,6 +174,38 @@ public sealed class HttpTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.NotFound, status);
     }
 
+    [Fact]
+    public async Task Full_text_index_in_qdrant_shape_changes_a_text_match_from_substring_to_words()
+    {
+        await Send(HttpMethod.Put, "/collections/t", """{"vectors": {"size": 2, "distance": "Dot"}}""");
+        await Send(HttpMethod.Put, "/collections/t/points", """
+            {"points": [{"id": 1, "vector": [1, 0], "payload": {"d": "Red apples and green pears"}},
+                        {"id": 2, "vector": [0, 1], "payload": {"d": "a redapple"}},
+                        {"id": 3, "vector": [1, 1], "payload": {"d": ["pears", "APPLES, red ones"]}},
+                        {"id": 4, "vector": [1, 2], "payload": {"d": 12}}]}
+            """);
+        const string Filter = """{"filter": {"must": [{"key": "d", "match": {"text": "red apple"}}]}, "limit": 10}""";
+        // No full-text index: a substring match, and no value holds "red apple" (point 2 has "redapple", no space).
+        var (_, body) = await Send(HttpMethod.Post, "/collections/t/points/scroll", Filter);
+        Assert.Empty(body["result"]!["points"]!.AsArray());
+        (_, body) = await Send(HttpMethod.Post, "/collections/t/points/scroll", """{"filter": {"must": [{"key": "d", "match": {"text": "red"}}]}, "limit": 10}""");
+        Assert.Equal([2, 3], body["result"]!["points"]!.AsArray().Select(p => p!["id"]!.GetValue<int>())); // "Red" is not "red"
+
+        // Qdrant's full-text schema object: now every word of the query must be a word of one value, in any case.
+        var (status, _) = await Send(HttpMethod.Put, "/collections/t/index",
+            """{"field_name": "d", "field_schema": {"type": "text", "tokenizer": "word", "lowercase": true}}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        (_, body) = await Send(HttpMethod.Get, "/collections/t");
+        Assert.Equal("text", body["result"]!["payload_schema"]!["d"]!["data_type"]!.GetValue<string>());
+        (_, body) = await Send(HttpMethod.Post, "/collections/t/points/scroll", """{"filter": {"must": [{"key": "d", "match": {"text": "RED apples"}}]}, "limit": 10}""");
+        Assert.Equal([1, 3], body["result"]!["points"]!.AsArray().Select(p => p!["id"]!.GetValue<int>()));
+        (_, body) = await Send(HttpMethod.Post, "/collections/t/points/count", """{"filter": {"must": [{"key": "d", "match": {"text": "red"}}]}}""");
+        Assert.Equal(2, body["result"]!["count"]!.GetValue<int>());
+        (_, body) = await Send(HttpMethod.Post, "/collections/t/points/search",
+            """{"vector": [0, 1], "filter": {"must_not": [{"key": "d", "match": {"text": "pears"}}]}, "limit": 10}""");
+        Assert.Equal([4, 2], body["result"]!.AsArray().Select(p => p!["id"]!.GetValue<int>()));
+    }
+
     [Theory]
     [InlineData("PUT", "/collections/e/points", """{"points": [{"id": 1, "vector": [1, 2, 3]}]}""", 400, "points[0].vector: expected dim: 4, got 3")]
     [InlineData("PUT", "/collections/e/points", """{"points": [{"id": -1, "vector": [1, 2, 3, 4]}]}""", 400, "points[0].id")]
@@ -183,6 +215,10 @@ public sealed class HttpTests : IAsyncLifetime
     [InlineData("PUT", "/collections/e/points", """{"points": [{"id": 1, "vector": [1, 2""", 400, "Format error in JSON body")]
     [InlineData("PUT", "/collections/nope/points", """{"points": []}""", 404, "Collection `nope` doesn't exist!")]
     [InlineData("POST", "/collections/e/points/search", """{"vector": [1, 2, 3, 4], "filter": {"must": [{"key": "a", "range": {"gt": "x"}}]}}""", 400, "filter.must[0].range.gt")]
+    [InlineData("POST", "/collections/e/points/search", """{"vector": [1, 2, 3, 4], "filter": {"must_not": [{"key": "a", "match": {"except": "x"}}]}}""", 400, "filter.must_not[0].match.except: a list")]
+    [InlineData("POST", "/collections/e/points/search", """{"vector": [1, 2, 3, 4], "filter": {"must": [{"key": "a", "match": {"text": ["x"]}}]}}""", 400, "filter.must[0].match.text: a string")]
+    [InlineData("POST", "/collections/e/points/count", """{"filter": {"should": [{"key": "a", "match": {"any": [1.5, null]}}]}}""", 400, "filter.should[0].match.any[1]")]
+    [InlineData("PUT", "/collections/e/index", """{"field_name": "a", "field_schema": "fulltext"}""", 400, "field_schema: unknown field schema 'fulltext'")]
     [InlineData("POST", "/collections/e/points/search", """{"vector": [1, 2, 3, 4], "limit": 0}""", 400, "limit")]
     [InlineData("POST", "/collections/e/points/search", """{"vector": [1, 2, 3, 4], "limit": "ten"}""", 400, "limit")]
     [InlineData("PUT", "/collections/e", """{"vectors": {"size": 4, "distance": "Dot"}}""", 400, "already exists")]

@@ -5,19 +5,30 @@ using System.Text.Json.Nodes;
 namespace Kiln.Vectors.Filtering;
 
 /// <summary>
-/// A Qdrant filter (must / should / must_not of conditions: match value, match any, match except, range,
-/// is_empty, is_null, has_id, and nested filters), parsed once and evaluated per point.
+/// A Qdrant filter (must / should / must_not of conditions: match value, match any, match except, match text, range,
+/// is_empty, is_null, has_id, and nested filters), parsed once and evaluated per point. A text match is a substring
+/// match unless the collection has a full-text index on the key (see <see cref="For"/>).
 /// Keys are dotted paths; an array on the way is searched element by element ("a[].b" and "a.b" alike),
 /// and a condition holds when any value found at the path satisfies it.
 /// </summary>
 public sealed class PointFilter
 {
     private readonly Func<PointId, JsonObject?, bool> _predicate;
+    private readonly JsonNode _node;
+    private readonly string _field;
+    private readonly bool _hasText;
+    private readonly IReadOnlySet<string> _textKeys;
+    private PointFilter? _bound;
 
-    private PointFilter(Func<PointId, JsonObject?, bool> predicate, IReadOnlyList<IndexTerm> terms)
+    private PointFilter(JsonNode node, string field, IReadOnlySet<string> textKeys)
     {
-        _predicate = predicate;
-        Terms = terms;
+        var hasText = false;
+        _predicate = ParseFilter(node, field, textKeys, ref hasText);
+        _hasText = hasText;
+        _node = node;
+        _field = field;
+        _textKeys = textKeys;
+        Terms = IndexTerms(node, textKeys);
     }
 
     /// <summary>Conditions every matching point satisfies, which a payload index may answer: the must conditions that
@@ -29,18 +40,54 @@ public sealed class PointFilter
 
     /// <summary>Null for an absent or JSON-null filter; otherwise the parsed filter or an error naming the field.</summary>
     public static PointFilter? Parse(JsonNode? node, string field = "filter") =>
-        node is null ? null : new PointFilter(ParseFilter(node, field), IndexTerms(node));
+        node is null ? null : new PointFilter(node, field, NoKeys);
+
+    private static readonly IReadOnlySet<string> NoKeys = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>This filter as evaluated in a collection whose full-text (text) payload indexes are on
+    /// <paramref name="textKeys"/>: a text match on one of those keys holds when every word of the query is among the
+    /// words of the value (Qdrant's word tokenizer, lower-cased); on any other key it stays a substring match.</summary>
+    public PointFilter For(IReadOnlySet<string> textKeys)
+    {
+        if (!_hasText || textKeys.SetEquals(_textKeys)) return this;
+        var bound = _bound;
+        if (bound is not null && bound._textKeys.SetEquals(textKeys)) return bound;
+        bound = new PointFilter(_node, _field, textKeys);
+        _bound = bound;
+        return bound;
+    }
+
+    /// <summary>The words of a text as a full-text index keeps them: runs of letters and digits, lower-cased.</summary>
+    internal static List<string> Words(string text)
+    {
+        var words = new List<string>();
+        var start = -1;
+        for (var i = 0; i <= text.Length; i++)
+        {
+            var inWord = i < text.Length && char.IsLetterOrDigit(text[i]);
+            if (inWord && start < 0) start = i;
+            else if (!inWord && start >= 0)
+            {
+                words.Add(text[start..i].ToLowerInvariant());
+                start = -1;
+            }
+        }
+        return words;
+    }
+
+    /// <summary>A key as written in a condition, in the form payload indexes are keyed by (no "[]").</summary>
+    internal static string NormalKey(string key) => key.Replace("[]", "", StringComparison.Ordinal);
 
     /// <summary>The index terms of a filter already checked by <see cref="ParseFilter"/>.</summary>
-    private static List<IndexTerm> IndexTerms(JsonNode node)
+    private static List<IndexTerm> IndexTerms(JsonNode node, IReadOnlySet<string> textKeys)
     {
         var terms = new List<IndexTerm>();
         foreach (var c in Clause(node["must"]))
         {
-            if (c is JsonObject o && (o.ContainsKey("must") || o.ContainsKey("should") || o.ContainsKey("must_not"))) terms.AddRange(IndexTerms(o));
-            else if (Term(c) is { } t) terms.Add(t);
+            if (c is JsonObject o && (o.ContainsKey("must") || o.ContainsKey("should") || o.ContainsKey("must_not"))) terms.AddRange(IndexTerms(o, textKeys));
+            else if (Term(c, textKeys) is { } t) terms.Add(t);
         }
-        var should = Clause(node["should"]).Select(Term).ToList();
+        var should = Clause(node["should"]).Select(c => Term(c, textKeys)).ToList();
         if (should.Count > 0 && should.All(t => t is not null)) terms.Add(should.Count == 1 ? should[0]! : new AnyTerm([.. should!]));
         return terms;
     }
@@ -52,8 +99,8 @@ public sealed class PointFilter
         _ => [],
     };
 
-    /// <summary>A match (value, any) or range condition as an index term; null for any other condition.</summary>
-    private static IndexTerm? Term(JsonNode? condition)
+    /// <summary>A match (value, any; text on a full-text key) or range condition as an index term; null for any other condition.</summary>
+    private static IndexTerm? Term(JsonNode? condition, IReadOnlySet<string> textKeys)
     {
         if (condition is not JsonObject o || o["key"] is not JsonValue k || k.GetValueKind() != JsonValueKind.String) return null;
         var key = k.GetValue<string>();
@@ -61,6 +108,11 @@ public sealed class PointFilter
         {
             if (m["value"] is JsonValue v) return new MatchTerm(key, [v]);
             if (m["any"] is JsonArray any && any.All(x => x is JsonValue)) return new MatchTerm(key, [.. any.Select(x => (JsonValue)x!)]);
+            if (m["text"] is JsonValue text && text.GetValueKind() == JsonValueKind.String && textKeys.Contains(NormalKey(key))
+                && Words(text.GetValue<string>()) is { Count: > 0 } words)
+            {
+                return new TextTerm(key, [.. words]);
+            }
             return null;
         }
         if (o["range"] is not JsonObject r) return null;
@@ -86,7 +138,7 @@ public sealed class PointFilter
         return datetime is null ? null : new RangeTerm(key, gt, gte, lt, lte, datetime.Value);
     }
 
-    private static Func<PointId, JsonObject?, bool> ParseFilter(JsonNode node, string field)
+    private static Func<PointId, JsonObject?, bool> ParseFilter(JsonNode node, string field, IReadOnlySet<string> textKeys, ref bool hasText)
     {
         if (node is not JsonObject o) throw new VectorInputException($"{field}: a filter is an object with must, should or must_not");
         var must = new List<Func<PointId, JsonObject?, bool>>();
@@ -104,11 +156,11 @@ public sealed class PointFilter
             if (value is null) continue;
             if (value is JsonArray array)
             {
-                for (var i = 0; i < array.Count; i++) target.Add(ParseCondition(array[i], $"{field}.{key}[{i}]"));
+                for (var i = 0; i < array.Count; i++) target.Add(ParseCondition(array[i], $"{field}.{key}[{i}]", textKeys, ref hasText));
             }
             else
             {
-                target.Add(ParseCondition(value, $"{field}.{key}"));
+                target.Add(ParseCondition(value, $"{field}.{key}", textKeys, ref hasText));
             }
         }
         var m = must.ToArray();
@@ -124,10 +176,10 @@ public sealed class PointFilter
         };
     }
 
-    private static Func<PointId, JsonObject?, bool> ParseCondition(JsonNode? node, string field)
+    private static Func<PointId, JsonObject?, bool> ParseCondition(JsonNode? node, string field, IReadOnlySet<string> textKeys, ref bool hasText)
     {
         if (node is not JsonObject o) throw new VectorInputException($"{field}: a condition is an object");
-        if (o.ContainsKey("must") || o.ContainsKey("should") || o.ContainsKey("must_not")) return ParseFilter(o, field);
+        if (o.ContainsKey("must") || o.ContainsKey("should") || o.ContainsKey("must_not")) return ParseFilter(o, field, textKeys, ref hasText);
         if (o["has_id"] is { } hasId)
         {
             if (hasId is not JsonArray ids) throw new VectorInputException($"{field}.has_id: a list of point ids");
@@ -155,12 +207,17 @@ public sealed class PointFilter
         }
         if (!o.ContainsKey("key")) throw new VectorInputException($"{field}: expected key with match or range, has_id, is_empty, is_null or a nested filter");
         var keyPath = ParseKey(o["key"], $"{field}.key");
-        if (o["match"] is { } match) return ParseMatch(match, keyPath, $"{field}.match");
+        if (o["match"] is { } match)
+        {
+            var fullText = textKeys.Contains(string.Join('.', keyPath));
+            if (match is JsonObject mo && mo.ContainsKey("text")) hasText = true;
+            return ParseMatch(match, keyPath, $"{field}.match", fullText);
+        }
         if (o["range"] is { } range) return ParseRange(range, keyPath, $"{field}.range");
         throw new VectorInputException($"{field}: a field condition needs match or range");
     }
 
-    private static Func<PointId, JsonObject?, bool> ParseMatch(JsonNode match, string[] path, string field)
+    private static Func<PointId, JsonObject?, bool> ParseMatch(JsonNode match, string[] path, string field, bool fullText)
     {
         if (match is not JsonObject m) throw new VectorInputException($"{field}: an object with value, any or except");
         if (m.TryGetPropertyValue("value", out var value))
@@ -172,8 +229,9 @@ public sealed class PointFilter
                 return false;
             };
         }
-        if (m["any"] is JsonArray any)
+        if (m.TryGetPropertyValue("any", out var anyNode))
         {
+            if (anyNode is not JsonArray any) throw new VectorInputException($"{field}.any: a list of strings, integers or booleans, got {anyNode?.ToJsonString() ?? "null"}");
             var options = any.Select((x, i) => Scalar(x, $"{field}.any[{i}]")).ToArray();
             return (_, payload) =>
             {
@@ -184,9 +242,12 @@ public sealed class PointFilter
                 return false;
             };
         }
-        if (m["except"] is JsonArray except)
+        if (m.TryGetPropertyValue("except", out var exceptNode))
         {
+            if (exceptNode is not JsonArray except) throw new VectorInputException($"{field}.except: a list of strings, integers or booleans, got {exceptNode?.ToJsonString() ?? "null"}");
             var options = except.Select((x, i) => Scalar(x, $"{field}.except[{i}]")).ToArray();
+            // Qdrant's semantics: holds when some value at the key is none of the list (for an array, one element outside
+            // the list is enough), and when the key is missing, null or an empty array (no value is one of the list).
             return (_, payload) =>
             {
                 var seen = false;
@@ -194,14 +255,40 @@ public sealed class PointFilter
                 {
                     if (v is null) continue;
                     seen = true;
-                    foreach (var option in options) if (ScalarEquals(v, option)) return false;
+                    var listed = false;
+                    foreach (var option in options)
+                    {
+                        if (ScalarEquals(v, option))
+                        {
+                            listed = true;
+                            break;
+                        }
+                    }
+                    if (!listed) return true;
                 }
-                return seen;
+                return !seen;
             };
         }
-        if (m["text"] is JsonValue text && text.GetValueKind() == JsonValueKind.String)
+        if (m.TryGetPropertyValue("text", out var textNode))
         {
+            if (textNode is not JsonValue text || text.GetValueKind() != JsonValueKind.String) throw new VectorInputException($"{field}.text: a string, got {textNode?.ToJsonString() ?? "null"}");
             var needle = text.GetValue<string>();
+            if (fullText)
+            {
+                // A full-text index on the key: every word of the query among the value's words.
+                var wanted = Words(needle).Distinct(StringComparer.Ordinal).ToArray();
+                return (_, payload) =>
+                {
+                    foreach (var v in Values(payload, path))
+                    {
+                        if (v is not JsonValue s || s.GetValueKind() != JsonValueKind.String) continue;
+                        var words = Words(s.GetValue<string>());
+                        if (wanted.All(words.Contains)) return true;
+                    }
+                    return false;
+                };
+            }
+            // No full-text index: Qdrant's exact substring match.
             return (_, payload) =>
             {
                 foreach (var v in Values(payload, path))
