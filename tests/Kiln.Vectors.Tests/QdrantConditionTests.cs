@@ -80,12 +80,12 @@ public sealed class QdrantConditionTests(ITestOutputHelper output) : IDisposable
             ("float match value", """{"must":[{"key":"score","match":{"value":2.5}}]}""", i => Score(i) == 2.5, SearchPath.ExactScan, SelectivityEstimate.PayloadIndex),
             // ... and four values (10%: the graph walk, refusing points outside the index's candidates).
             ("float match any", """{"must":[{"key":"score","match":{"any":[0.25,0.5,0.75,1.0]}}]}""", i => Score(i) is 0.25 or 0.5 or 0.75 or 1.0, SearchPath.FilteredGraph, SelectivityEstimate.PayloadIndex),
-            // except: some colour outside the list, or no colour at all (Qdrant: a missing key matches none of the list).
+            // except: some colour outside the list (Qdrant: a point without a colour holds no value, so it does not match).
             ("match except", """{"must":[{"key":"color","match":{"except":["red","black","green","blue","white"]}}]}""",
-                i => ColorsOf(i).Length == 0 || ColorsOf(i).Any(x => x is "grey" or "pink"), SearchPath.FilteredGraph, SelectivityEstimate.Sample),
-            // must_not of except: every colour the point has is in the list, and it has one.
+                i => ColorsOf(i).Any(x => x is "grey" or "pink"), SearchPath.FilteredGraph, SelectivityEstimate.Sample),
+            // must_not of except: every colour the point has is in the list, or it has none.
             ("must_not except", """{"must_not":[{"key":"color","match":{"except":["red"]}}]}""",
-                i => ColorsOf(i).Length > 0 && ColorsOf(i).All(x => x == "red"), SearchPath.FilteredGraph, SelectivityEstimate.Sample),
+                i => ColorsOf(i).All(x => x == "red"), SearchPath.FilteredGraph, SelectivityEstimate.Sample),
             // Full text on the text index: both words, any case, in any order; 1 in 221 points.
             ("text index, two words", """{"must":[{"key":"title","match":{"text":"BETA alpha"}}]}""",
                 i => HasWords(i, "alpha", "beta"), SearchPath.ExactScan, SelectivityEstimate.PayloadIndex),
@@ -159,9 +159,10 @@ public sealed class QdrantConditionTests(ITestOutputHelper output) : IDisposable
         Assert.False(M("""{"c":"a"}"""));
         Assert.True(M("""{"c":["a","x"]}""")); // one element outside the list is enough
         Assert.False(M("""{"c":["a","b"]}"""));
-        Assert.True(M("""{}"""));          // a missing key holds none of the values
-        Assert.True(M("""{"c":null}"""));
-        Assert.True(M("""{"c":[]}"""));
+        Assert.False(M("""{}"""));         // a missing key holds no value, so none outside the list (Qdrant)
+        Assert.False(M("""{"c":null}"""));
+        Assert.False(M("""{"c":[]}"""));
+        Assert.False(M("""{"c":["a",null]}""")); // a null element is not a value outside the list
         Assert.True(M("""{"c":7}"""));     // a value of another type is not one of them
         var n = PointFilter.Parse(JsonNode.Parse("""{"must":[{"key":"c","match":{"except":[1,2]}}]}"""))!;
         Assert.False(n.Matches(PointId.Of(1), JsonNode.Parse("""{"c":1.0}""")!.AsObject())); // 1.0 is the integer 1

@@ -247,14 +247,13 @@ public sealed class PointFilter
             if (exceptNode is not JsonArray except) throw new VectorInputException($"{field}.except: a list of strings, integers or booleans, got {exceptNode?.ToJsonString() ?? "null"}");
             var options = except.Select((x, i) => Scalar(x, $"{field}.except[{i}]")).ToArray();
             // Qdrant's semantics: holds when some value at the key is none of the list (for an array, one element outside
-            // the list is enough), and when the key is missing, null or an empty array (no value is one of the list).
+            // the list is enough); a missing key, a null or an empty array holds no value, so it does not hold (Qdrant's
+            // condition checker answers false for an empty field and for null under except).
             return (_, payload) =>
             {
-                var seen = false;
                 foreach (var v in Values(payload, path))
                 {
                     if (v is null) continue;
-                    seen = true;
                     var listed = false;
                     foreach (var option in options)
                     {
@@ -266,7 +265,7 @@ public sealed class PointFilter
                     }
                     if (!listed) return true;
                 }
-                return !seen;
+                return false;
             };
         }
         if (m.TryGetPropertyValue("text", out var textNode))
