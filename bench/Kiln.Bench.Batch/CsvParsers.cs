@@ -210,7 +210,7 @@ internal static class CsvParsers
             for (var s = 0; s < slots.Length; s++)
             {
                 var col = row[slots[s]];
-                if (numeric[s] && IsPlainNumber(col.Span) && col.TryParse<double>() is { } v) columns.SetNumber(s, v);
+                if (numeric[s] && NumericColumn.IsPlainDecimal(col.Span) && col.TryParse<double>() is { } v) columns.SetNumber(s, v);
                 else columns.Set(s, col.Span);
             }
             if (++columns.Rows == Chunk)
@@ -222,30 +222,6 @@ internal static class CsvParsers
         }
         var (r2, c2) = Summarise(columns.Take());
         return (rows + r2, check + c2);
-    }
-
-    /// <summary>[-+]digits[.digits][(e|E)[-+]digits], at least one digit before the exponent.</summary>
-    private static bool IsPlainNumber(ReadOnlySpan<char> s)
-    {
-        var i = 0;
-        if (i < s.Length && (s[i] == '-' || s[i] == '+')) i++;
-        var digits = 0;
-        while (i < s.Length && char.IsAsciiDigit(s[i])) { i++; digits++; }
-        if (i < s.Length && s[i] == '.')
-        {
-            i++;
-            while (i < s.Length && char.IsAsciiDigit(s[i])) { i++; digits++; }
-        }
-        if (digits == 0) return false;
-        if (i < s.Length && (s[i] == 'e' || s[i] == 'E'))
-        {
-            i++;
-            if (i < s.Length && (s[i] == '-' || s[i] == '+')) i++;
-            var exp = 0;
-            while (i < s.Length && char.IsAsciiDigit(s[i])) { i++; exp++; }
-            if (exp == 0) return false;
-        }
-        return i == s.Length;
     }
 
     private static (long Rows, double Check) ParseSylvan(string file, ColumnRequest[] requests)

@@ -122,7 +122,7 @@ public sealed class CsvTableReader : IDisposable
                 {
                     // Sep's number parser (csFastFloat) for plain decimal numbers; Kiln's cell rule (blanks, NaN,
                     // Infinity, spaces) for the rest. Both round correctly, so a number gets the same bits either way.
-                    if (IsPlainNumber(cell) && col.TryParse<double>() is { } v) numeric[slot][rows] = v;
+                    if (NumericColumn.IsPlainDecimal(cell) && col.TryParse<double>() is { } v) numeric[slot][rows] = v;
                     else if (!NumericColumn.TryParseCell(cell, out numeric[slot][rows]))
                         throw new KilnException($"{_path}: line {record.LineNumberFrom}, column '{_requests[slot].Name}': '{Shorten(cell)}' is not a number");
                 }
@@ -175,30 +175,6 @@ public sealed class CsvTableReader : IDisposable
         if (more && row.Span.Contains('"') && row.Span.Count('"') % 2 == 1)
             throw new KilnException($"{_path}: line {row.LineNumberFrom}: a quoted field is never closed");
         return more;
-    }
-
-    /// <summary>[-+]digits[.digits][(e|E)[-+]digits] with a digit before the exponent: a cell both parsers read alike.</summary>
-    private static bool IsPlainNumber(ReadOnlySpan<char> s)
-    {
-        var i = 0;
-        if (i < s.Length && (s[i] == '-' || s[i] == '+')) i++;
-        var digits = 0;
-        while (i < s.Length && char.IsAsciiDigit(s[i])) { i++; digits++; }
-        if (i < s.Length && s[i] == '.')
-        {
-            i++;
-            while (i < s.Length && char.IsAsciiDigit(s[i])) { i++; digits++; }
-        }
-        if (digits == 0) return false;
-        if (i < s.Length && (s[i] == 'e' || s[i] == 'E'))
-        {
-            i++;
-            if (i < s.Length && (s[i] == '-' || s[i] == '+')) i++;
-            var exponent = 0;
-            while (i < s.Length && char.IsAsciiDigit(s[i])) { i++; exponent++; }
-            if (exponent == 0) return false;
-        }
-        return i == s.Length;
     }
 
     private string Intern(int slot, ReadOnlySpan<char> cell)
