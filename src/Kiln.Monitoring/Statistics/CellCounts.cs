@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Kiln.Monitoring.Statistics;
 
@@ -89,6 +90,13 @@ public sealed class CellCounts
         var ids = ArrayPool<int>.Shared.Rent(Math.Max(values.Length, 1));
         try
         {
+            // The arrays are read and written through references (no bounds checks in the loop): t is at most p, and
+            // open and sums hold p + 1 counts, at p.
+            var finder = new CutPoints.Finder(cuts);
+            ref var openAt = ref MemoryMarshal.GetArrayDataReference(open);
+            ref var pointAt = ref MemoryMarshal.GetArrayDataReference(at);
+            ref var sumAt = ref MemoryMarshal.GetArrayDataReference(sums);
+            ref var idAt = ref MemoryMarshal.GetArrayDataReference(ids);
             for (var i = 0; i < values.Length; i++)
             {
                 var v = values[i];
@@ -96,23 +104,23 @@ public sealed class CellCounts
                 {
                     if (double.IsNaN(v)) missing++;
                     else infinite++;
-                    ids[i] = -1;
+                    Unsafe.Add(ref idAt, i) = -1;
                     continue;
                 }
                 if (v < min) min = v;
                 if (v > max) max = v;
                 if (fewUsed >= 0) fewUsed = Track(v, few, fewCounts, fewUsed);
-                var t = cuts.AtOrBelow(v);
-                if (t > 0 && points[t - 1] == v)
+                var t = finder.AtOrBelow(v);
+                if (t > 0 && finder.Point(t - 1) == v)
                 {
-                    at[t - 1]++;
-                    ids[i] = 2 * t - 1;
+                    Unsafe.Add(ref pointAt, t - 1)++;
+                    Unsafe.Add(ref idAt, i) = 2 * t - 1;
                 }
                 else
                 {
-                    open[t]++;
-                    sums[t] += (t < p ? points[t] - v : v - last) * perValue;
-                    ids[i] = 2 * t;
+                    Unsafe.Add(ref openAt, t)++;
+                    Unsafe.Add(ref sumAt, t) += (t < p ? finder.Point(t) - v : v - last) * perValue;
+                    Unsafe.Add(ref idAt, i) = 2 * t;
                 }
             }
             var count = values.Length - missing - infinite;
