@@ -98,6 +98,19 @@ public sealed partial class ConsistencyTests : IDisposable
         var missing = await Kiln("drift", "--model", _dir.File("nope"), "--current", same);
         Assert.Equal(1, missing.ExitCode);
         Assert.StartsWith("error: ", missing.StdErr, StringComparison.Ordinal);
+
+        // kiln drift opens the current data while the package loads: a bad file is still one line naming it, and
+        // when both are bad the package's error is the one reported.
+        var truncated = _dir.File("truncated.parquet");
+        await File.WriteAllBytesAsync(truncated, [.. "PAR1"u8, 1, 2, 3]);
+        var badData = await Kiln("drift", "--model", package, "--current", truncated);
+        Assert.Equal(1, badData.ExitCode);
+        var line = badData.StdErr.Split('\n')[0];
+        Assert.StartsWith($"error: {truncated}: not a readable Parquet file", line, StringComparison.Ordinal);
+        var both = await Kiln("drift", "--model", _dir.File("nope"), "--current", truncated);
+        Assert.Equal(1, both.ExitCode);
+        Assert.Contains(_dir.File("nope"), both.StdErr, StringComparison.Ordinal);
+        Assert.DoesNotContain("truncated", both.StdErr, StringComparison.Ordinal);
     }
 
     [Fact]

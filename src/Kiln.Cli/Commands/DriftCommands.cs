@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Kiln.Core;
+using Kiln.Core.Packaging;
 using Kiln.Monitoring.Drift;
 using Kiln.Monitoring.Reports;
 using Spectre.Console;
@@ -49,16 +50,33 @@ internal static class DriftCommands
             if (maxExact is < 0) throw new KilnException($"--max-exact-rows: {maxExact} is negative");
             var started = DateTime.UtcNow;
             DriftReport report;
-            var package = await MonitorCommands.LoadPackageAsync(modelDir, ct);
+            // The current data is opened (and its first columns read) on another thread while the package loads.
+            var opening = data is null ? null
+                : Task.Run(() => DataDrift.OpenAsync(data, maxExact ?? DataDrift.DefaultMaxExactRows, readAhead: true, ct), ct);
+            ModelPackage package;
+            try
+            {
+                package = await MonitorCommands.LoadPackageAsync(modelDir, ct);
+            }
+            catch when (opening is not null)
+            {
+                // The package's error is the one reported; the data opened meanwhile is closed.
+                await opening.ContinueWith(t => { if (t.IsCompletedSuccessfully) t.Result.Dispose(); }, TaskScheduler.Default);
+                throw;
+            }
             StepTimings.Mark("package loaded");
-            if (logDir is not null)
+            if (opening is null)
             {
                 var reference = package.Profile?.Inputs ?? throw new KilnException($"{modelDir}: the package has no reference profile");
-                var w = window.Resolve(parse, logDir, modelDir, package);
+                var w = window.Resolve(parse, logDir!, modelDir, package);
                 (report, _, _) = await Kiln.Monitoring.Windows.WindowEvaluator.InputDriftAsync(reference, w, driftOptions,
                     (int)Math.Min(int.MaxValue, maxExact ?? 100_000), ct);
             }
-            else report = await DataDrift.CompareAsync(package, data!, driftOptions, maxExact ?? DataDrift.DefaultMaxExactRows, ct);
+            else
+            {
+                using var current = await opening;
+                report = await DataDrift.CompareAsync(package, current, driftOptions, ct);
+            }
             if (parse.GetValue(html) is { } htmlPath) await Cli.WriteAtomicAsync(htmlPath, DriftHtmlReport.Render(report, $"Drift: {package.Name}"), "--out", ct);
             PrintTable(report, DateTime.UtcNow - started);
             await Cli.WriteJsonAsync(parse, json, jsonOut, () => DriftJson.Serialize(report), ct);

@@ -31,9 +31,44 @@ public static class DataDrift
     public static async Task<DriftReport> CompareAsync(ModelPackage package, string currentLocation, DriftOptions options, long maxExactRows,
         CancellationToken ct)
     {
-        var reference = package.Profile?.Inputs ?? throw new KilnException($"{package.Directory}: the package has no reference profile");
+        using var current = await OpenAsync(currentLocation, maxExactRows, readAheadBytes: 0, ct).ConfigureAwait(false);
+        return await CompareAsync(package, current, options, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Resolves and opens the current data before the package is known, so that <c>kiln drift</c> does it while the
+    /// package loads: the files, their column names and (for Parquet) their rows from the metadata. With
+    /// <paramref name="readAhead"/>, Parquet read whole also starts reading its first columns on a thread of its own
+    /// (up to <see cref="ReadAheadBytes"/> of numbers), taken up by the comparison when the reference tests them.
+    /// </summary>
+    public static Task<DriftInput> OpenAsync(string currentLocation, long maxExactRows, bool readAhead, CancellationToken ct) =>
+        OpenAsync(currentLocation, maxExactRows, readAhead ? ReadAheadBytes : 0, ct);
+
+    /// <summary><see cref="OpenAsync(string, long, bool, CancellationToken)"/> with a read-ahead of at most
+    /// <paramref name="readAheadBytes"/> of numbers (0: none).</summary>
+    internal static async Task<DriftInput> OpenAsync(string currentLocation, long maxExactRows, long readAheadBytes, CancellationToken ct)
+    {
         var files = DataSources.Resolve(currentLocation);
         var names = await TableReader.ReadColumnNamesAsync(files[0], ct).ConfigureAwait(false);
+        var parquetRows = await ParquetRowsAsync(files, ct).ConfigureAwait(false);
+        ParquetColumns? columns = null;
+        if (parquetRows >= 0 && parquetRows <= maxExactRows)
+        {
+            columns = ParquetColumns.Open(files);
+            if (readAheadBytes > 0) columns.StartReadAhead(readAheadBytes);
+        }
+        return new DriftInput(files, names, parquetRows, maxExactRows, columns);
+    }
+
+    /// <summary>Numbers that <see cref="OpenAsync(string, long, bool, CancellationToken)"/> reads ahead at most (128 MiB: 16 columns of a million rows).</summary>
+    public const long ReadAheadBytes = 128L << 20;
+
+    /// <summary>Drift of current data opened by <see cref="OpenAsync(string, long, bool, CancellationToken)"/> against the package's reference profile.</summary>
+    public static async Task<DriftReport> CompareAsync(ModelPackage package, DriftInput current, DriftOptions options, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        var reference = package.Profile?.Inputs ?? throw new KilnException($"{package.Directory}: the package has no reference profile");
+        var (files, names) = (current.Files, current.Names);
         var present = new HashSet<string>(names, StringComparer.Ordinal);
         // kiln serve's prediction log stores each input as input_<name> (docs/serving.md): read those
         // under the input's own name, and leave the log's bookkeeping columns out of the report.
@@ -48,9 +83,8 @@ public static class DataDrift
             sources[c.Name] = source;
         }
         DriftReport report;
-        var parquetRows = await ParquetRowsAsync(files, ct).ConfigureAwait(false);
         StepTimings.Mark("current data resolved");
-        if (parquetRows > maxExactRows)
+        if (current.ParquetRows > current.MaxExactRows)
         {
             // Bounded memory: every row group is folded into the profile as it is read.
             var folded = new CurrentData(reference, maxExactRows: 0);
@@ -59,13 +93,14 @@ public static class DataDrift
             report = folded.Compare(options);
             report.Warnings.Add(WindowWarnings.Summarized);
         }
-        else if (parquetRows >= 0)
+        else if (current.Columns is { } columns)
         {
-            // Parquet read whole: each column is read by the worker that tests it, as it gets to it.
-            using var columns = ParquetColumns.Open(files, sources);
+            // Parquet read whole: each column is read by the worker that tests it, as it gets to it (or was read ahead).
+            columns.Select(sources);
             report = DriftCalculator.CompareColumns(reference, columns.Rows, columns.SideOf, options, ct);
             if (StepTimings.Enabled)
             {
+                StepTimings.Total("columns read ahead", columns.Spent.Ahead);
                 StepTimings.Total("columns read (summed over workers)", columns.Spent.Read);
                 StepTimings.Total("columns sorted or counted (summed over workers)", columns.Spent.Test);
             }
@@ -113,4 +148,32 @@ public static class DataDrift
         }
         return table;
     }
+}
+
+/// <summary>Current data of a drift comparison, resolved and opened (<see cref="DataDrift.OpenAsync(string, long, bool, CancellationToken)"/>); disposing it closes the files.</summary>
+public sealed class DriftInput : IDisposable
+{
+    internal DriftInput(IReadOnlyList<string> files, IReadOnlyList<string> names, long parquetRows, long maxExactRows, ParquetColumns? columns)
+    {
+        Files = files;
+        Names = names;
+        ParquetRows = parquetRows;
+        MaxExactRows = maxExactRows;
+        Columns = columns;
+    }
+
+    internal IReadOnlyList<string> Files { get; }
+
+    /// <summary>The first file's column names.</summary>
+    internal IReadOnlyList<string> Names { get; }
+
+    /// <summary>Rows in all the files when they are all Parquet (from their metadata); else -1.</summary>
+    internal long ParquetRows { get; }
+
+    internal long MaxExactRows { get; }
+
+    /// <summary>The Parquet files opened for reading whole, column by column; null for CSV or folded Parquet.</summary>
+    internal ParquetColumns? Columns { get; }
+
+    public void Dispose() => Columns?.Dispose();
 }

@@ -80,18 +80,26 @@ public static class DriftCalculator
         var length = checked((int)rows);
         try
         {
-            Parallel.For(0, refs.Count, new ParallelOptions { CancellationToken = ct }, i =>
+            // Each worker takes the next column in the reference's order, so columns are reached in that order (what
+            // a read-ahead of the current data in its file's order counts on: ParquetColumns.StartReadAhead).
+            var next = -1;
+            Parallel.For(0, Math.Min(refs.Count, Environment.ProcessorCount), new ParallelOptions { CancellationToken = ct }, _ =>
             {
-                var r = refs[i];
-                var buffer = r.Kind == ColumnKind.Numeric ? ArrayPool<double>.Shared.Rent(length) : null;
-                try
+                int i;
+                while ((i = Interlocked.Increment(ref next)) < refs.Count)
                 {
-                    var side = sideOf(r, buffer);
-                    features[i] = Feature(r, side, side is null ? DriftWarnings.NotInCurrent : null, rows == 0, options);
-                }
-                finally
-                {
-                    if (buffer is not null) ArrayPool<double>.Shared.Return(buffer);
+                    ct.ThrowIfCancellationRequested();
+                    var r = refs[i];
+                    var buffer = r.Kind == ColumnKind.Numeric ? ArrayPool<double>.Shared.Rent(length) : null;
+                    try
+                    {
+                        var side = sideOf(r, buffer);
+                        features[i] = Feature(r, side, side is null ? DriftWarnings.NotInCurrent : null, rows == 0, options);
+                    }
+                    finally
+                    {
+                        if (buffer is not null) ArrayPool<double>.Shared.Return(buffer);
+                    }
                 }
             });
         }

@@ -22,10 +22,12 @@ public sealed class ParquetColumnsTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     [Theory]
-    [InlineData(1_000_000, 0.0)] // one row group
-    [InlineData(700, 0.0)]       // several row groups
-    [InlineData(700, 0.6)]       // several row groups, drifted
-    public async Task Drift_read_column_by_column_equals_the_drift_of_the_table_read_whole(int rowGroup, double shift)
+    [InlineData(1_000_000, 0.0, false)] // one row group
+    [InlineData(700, 0.0, false)]       // several row groups
+    [InlineData(700, 0.6, false)]       // several row groups, drifted
+    [InlineData(1_000_000, 0.0, true)]  // columns read ahead (as kiln drift does while the package loads)
+    [InlineData(700, 0.6, true)]
+    public async Task Drift_read_column_by_column_equals_the_drift_of_the_table_read_whole(int rowGroup, double shift, bool readAhead)
     {
         var training = Table(4000, 0, seed: 1, asFile: false);
         var model = Package(training);
@@ -35,7 +37,18 @@ public sealed class ParquetColumnsTests : IDisposable
         var package = ModelPackage.Load(model);
         var reference = package.Profile!.Inputs;
 
-        var columnByColumn = await DataDrift.CompareAsync(package, path, DriftOptions.Default, CancellationToken.None);
+        DriftReport columnByColumn;
+        if (readAhead)
+        {
+            // Every column the read-ahead can take is read before the comparison starts: x, spiky and extra as numbers,
+            // color and amount as text counts, code as numbers (the reference has it as labels, so the comparison reads
+            // it again its own way); the timestamps are left to the comparison, and extra is never asked for.
+            using var input = await DataDrift.OpenAsync(path, DataDrift.DefaultMaxExactRows, readAhead: true, CancellationToken.None);
+            await input.Columns!.ReadingAhead;
+            Assert.Equal(6, input.Columns.ReadAheadColumns);
+            columnByColumn = await DataDrift.CompareAsync(package, input, DriftOptions.Default, CancellationToken.None);
+        }
+        else columnByColumn = await DataDrift.CompareAsync(package, path, DriftOptions.Default, CancellationToken.None);
 
         // The oracle: the file read whole into a table by the reader (every column in the reference's kind), then compared.
         var requests = reference.Columns.Where(c => current.Find(c.Name) is not null)
@@ -50,6 +63,21 @@ public sealed class ParquetColumnsTests : IDisposable
         Assert.Contains("column_not_in_current", features["gone"].GetProperty("warnings").EnumerateArray().Select(w => w.GetString()));
         Assert.Equal(shift > 0, features["x"].GetProperty("drifted").GetBoolean());
         Assert.Equal(Enumerable.Range(0, 5000).Count(i => i % 9 != 0), features["color"].GetProperty("quality").GetProperty("current_count").GetInt64());
+    }
+
+    [Fact]
+    public async Task Read_ahead_stays_within_its_budget_and_closing_unused_data_is_clean()
+    {
+        var path = _dir.File("budget.parquet");
+        await WriteAsync(Table(1000, 0, seed: 5, asFile: true), path, 300);
+
+        // A budget of two number columns of 1,000 rows: x and spiky are read, code and extra are not; the text columns
+        // cost no budget. Closed without a comparison (as when the package fails to load): the arrays go back.
+        using (var input = await DataDrift.OpenAsync(path, DataDrift.DefaultMaxExactRows, readAheadBytes: 2 * 1000 * 8, CancellationToken.None))
+        {
+            await input.Columns!.ReadingAhead;
+            Assert.Equal(4, input.Columns.ReadAheadColumns);
+        }
     }
 
     [Fact]
