@@ -63,18 +63,8 @@ internal static class DriftStepBench
                 sortMs += Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
                 var sorted = buffer.AsSpan(0, n);
                 var bins = new double[edges.Length + 1];
-                var e = 0;
-                var last = edges.Length - 1;
-                foreach (var v in sorted)
-                {
-                    if (v < edges[0]) { bins[0]++; continue; }
-                    if (v > edges[last]) { bins[^1]++; continue; }
-                    while (e < last - 1 && v >= edges[e + 1]) e++;
-                    bins[e + 1]++;
-                }
-                long outside = 0;
-                foreach (var v in sorted) { if (v < rn.Min) outside++; else break; }
-                for (var i = sorted.Length - 1; i >= 0 && sorted[i] > rn.Max; i--) outside++;
+                Binning.CountSorted(edges, sorted, bins);
+                var outside = Binning.CountOutsideSorted(sorted, rn.Min, rn.Max);
                 sink += bins[1] + outside + Distances.WassersteinSorted(sample, sorted) + KolmogorovSmirnov.Statistic(sample, sorted);
             }
             return sortMs;

@@ -177,27 +177,9 @@ internal sealed class ColumnSide
         if (edges.Length >= 2)
         {
             bins = new double[edges.Length + 1];
-            // The values are sorted: walk the edges once instead of a binary search per value.
-            var e = 0;
-            var last = edges.Length - 1;
-            foreach (var v in sorted)
-            {
-                if (v < edges[0]) { bins[0]++; continue; }
-                if (v > edges[last]) { bins[^1]++; continue; }
-                while (e < last - 1 && v >= edges[e + 1]) e++;
-                bins[e + 1]++;
-            }
+            Binning.CountSorted(edges, sorted, bins);
         }
-        long outOfRange = 0;
-        if (reference.Count > 0 && reference.Numeric is { } rn)
-        {
-            foreach (var v in sorted)
-            {
-                if (v < rn.Min) outOfRange++;
-                else break;
-            }
-            for (var i = sorted.Length - 1; i >= 0 && sorted[i] > rn.Max; i--) outOfRange++;
-        }
+        var outOfRange = reference.Count > 0 && reference.Numeric is { } rn ? Binning.CountOutsideSorted(sorted, rn.Min, rn.Max) : 0;
         return new ColumnSide
         {
             Kind = ColumnKind.Numeric,

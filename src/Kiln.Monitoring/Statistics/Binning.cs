@@ -75,4 +75,35 @@ public static class Binning
             counts[BinOf(edges, v)]++;
         }
     }
+
+    /// <summary>
+    /// <see cref="Count"/> for sorted finite values: one walk up the edges instead of a search per value, into
+    /// <paramref name="counts"/> (length edges.Length + 1: below, the inner bins, above).
+    /// </summary>
+    public static void CountSorted(ReadOnlySpan<double> edges, ReadOnlySpan<double> sorted, Span<double> counts)
+    {
+        if (counts.Length != edges.Length + 1) throw new ArgumentException("counts needs edges.Length + 1 cells", nameof(counts));
+        var e = 0;
+        var last = edges.Length - 1;
+        foreach (var v in sorted)
+        {
+            if (v < edges[0]) { counts[0]++; continue; }
+            if (v > edges[last]) { counts[^1]++; continue; }
+            while (e < last - 1 && v >= edges[e + 1]) e++;
+            counts[e + 1]++;
+        }
+    }
+
+    /// <summary>Sorted values below <paramref name="min"/> plus those above <paramref name="max"/>, counted from both ends.</summary>
+    public static long CountOutsideSorted(ReadOnlySpan<double> sorted, double min, double max)
+    {
+        long outside = 0;
+        foreach (var v in sorted)
+        {
+            if (v < min) outside++;
+            else break;
+        }
+        for (var i = sorted.Length - 1; i >= 0 && sorted[i] > max; i--) outside++;
+        return outside;
+    }
 }

@@ -105,7 +105,11 @@ public sealed class CellCountsTests
             var binary = new double[c.Edges.Length + 1];
             Binning.Count(c.Edges, c.Current, binary, out _, out _);
             Assert.Equal(binary, bins); // and the binary search per value agrees
+            var walked = new double[c.Edges.Length + 1];
+            Binning.CountSorted(c.Edges, Sorted(finite[i]), walked);
+            Assert.Equal(binary, walked); // and the walk over sorted values (the sorting path) agrees
             Assert.Equal(e[3].GetInt64(), cells.CountOutside(c.Sample[0], c.Sample[^1]));
+            Assert.Equal(e[3].GetInt64(), Binning.CountOutsideSorted(Sorted(finite[i]), c.Sample[0], c.Sample[^1]));
             Assert.Equal(finite[i].Min(), cells.Min);
             Assert.Equal(finite[i].Max(), cells.Max);
         }
