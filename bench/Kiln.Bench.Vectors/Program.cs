@@ -6,6 +6,7 @@
 // --memory-only 1 builds Kiln's collection alone and prints its memory (USearch's graph, the managed heap, the process).
 // --build-threads N imports the same points again into a second collection on N threads and times it.
 // --ef-construct N sets Kiln's (USearch's expansion_add; the peer keeps ef_construction=200).
+// --m N sets Kiln's connectivity (USearch's M; default 16, as the peer's), for the memory runs.
 // --profile 1 adds the time of each step of one Search call (SearchProfile.cs) after the rounds.
 // --keep-kiln DIR (with --memory-only 1) builds the collection in DIR, snapshots it, writes a log tail (10,000 new points
 // and 1,000 deletes) and leaves it there; --reopen DIR --data DATA then opens that store in a fresh process and prints the
@@ -68,7 +69,7 @@ try
         Dimension = Dim,
         Distance = Distance.Euclid,
         Datatype = datatype,
-        Hnsw = new HnswParameters(16, Opt("ef-construct", 200), 64),
+        Hnsw = new HnswParameters(Opt("m", 16), Opt("ef-construct", 200), 64),
         FullScanThreshold = 0,
         WalFsync = false,
     });
@@ -84,7 +85,7 @@ try
         }
     }
     var kilnBuild = clock.Elapsed.TotalSeconds;
-    Console.WriteLine($"build (M=16; hnswlib ef_construction=200, {threads} thread(s); Kiln expansion_add={c.Config.Hnsw.EfConstruct}, {threads} thread(s)): hnswlib {(reused is null ? $"{peerBuild:0.0} s" : "not run (index reused)")}, Kiln {kilnBuild:0.0} s{(reused is null ? $" (ratio {kilnBuild / peerBuild:0.00})" : "")}; Kiln's includes its write-ahead log; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+    Console.WriteLine($"build (M={c.Config.Hnsw.M}; hnswlib M=16, ef_construction=200, {threads} thread(s); Kiln expansion_add={c.Config.Hnsw.EfConstruct}, {threads} thread(s)): hnswlib {(reused is null ? $"{peerBuild:0.0} s" : "not run (index reused)")}, Kiln {kilnBuild:0.0} s{(reused is null ? $" (ratio {kilnBuild / peerBuild:0.00})" : "")}; Kiln's includes its write-ahead log; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
     if (Opt("build-threads", 0) is var more and > 0)
     {
         // The same import into a second collection on another number of threads, right after the first (same load).
