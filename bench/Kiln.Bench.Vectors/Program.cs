@@ -6,10 +6,11 @@
 // --memory-only 1 builds Kiln's collection alone and prints its memory (USearch's graph, the managed heap, the process).
 // --build-threads N imports the same points again into a second collection on N threads and times it.
 // --ef-construct N sets Kiln's (USearch's expansion_add; the peer keeps ef_construction=200).
+// --m N sets Kiln's connectivity (USearch's M; default 16, as the peer's), for the memory runs.
 // --profile 1 adds the time of each step of one Search call (SearchProfile.cs) after the rounds.
-// --keep-kiln DIR (with --memory-only 1) builds the collection in DIR, snapshots it, writes a log tail (the first 10,000
-// points upserted again with the same vectors) and leaves it there; --reopen DIR --data DATA then opens that store in a
-// fresh process and prints the time to open it (recovery), the process's memory before and after, and recall@10.
+// --keep-kiln DIR (with --memory-only 1) builds the collection in DIR, snapshots it, writes a log tail (10,000 new points
+// and 1,000 deletes) and leaves it there; --reopen DIR --data DATA then opens that store in a fresh process and prints the
+// time to open it (recovery), the process's memory before and after, checks the tail (CheckTail), and recall@10.
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
@@ -68,7 +69,7 @@ try
         Dimension = Dim,
         Distance = Distance.Euclid,
         Datatype = datatype,
-        Hnsw = new HnswParameters(16, Opt("ef-construct", 200), 64),
+        Hnsw = new HnswParameters(Opt("m", 16), Opt("ef-construct", 200), 64),
         FullScanThreshold = 0,
         WalFsync = false,
     });
@@ -84,7 +85,7 @@ try
         }
     }
     var kilnBuild = clock.Elapsed.TotalSeconds;
-    Console.WriteLine($"build (M=16; hnswlib ef_construction=200, {threads} thread(s); Kiln expansion_add={c.Config.Hnsw.EfConstruct}, {threads} thread(s)): hnswlib {(reused is null ? $"{peerBuild:0.0} s" : "not run (index reused)")}, Kiln {kilnBuild:0.0} s{(reused is null ? $" (ratio {kilnBuild / peerBuild:0.00})" : "")}; Kiln's includes its write-ahead log; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+    Console.WriteLine($"build (M={c.Config.Hnsw.M}; hnswlib M=16, ef_construction=200, {threads} thread(s); Kiln expansion_add={c.Config.Hnsw.EfConstruct}, {threads} thread(s)): hnswlib {(reused is null ? $"{peerBuild:0.0} s" : "not run (index reused)")}, Kiln {kilnBuild:0.0} s{(reused is null ? $" (ratio {kilnBuild / peerBuild:0.00})" : "")}; Kiln's includes its write-ahead log; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
     if (Opt("build-threads", 0) is var more and > 0)
     {
         // The same import into a second collection on another number of threads, right after the first (same load).
@@ -112,12 +113,25 @@ try
         clock.Restart();
         c.Snapshot();
         Console.WriteLine($"snapshot of {c.Count:N0} points: {clock.Elapsed.TotalSeconds:0.0} s");
-        var again = ReadFloats(Path.Combine(dir, "base.f32"), n)[..Math.Min(n, 10_000)];
-        for (var s = 0; s < again.Length; s += 1000)
+        // The log tail: 10,000 new points (ids n.., each the vector of base point i scaled by 3, which puts them outside
+        // the data's cloud so the recall figure still answers the data's ground truth) and 1,000 deletes of base points in
+        // no query's exact top-10. tail.json tells --reopen what to check.
+        var tail = Math.Min(n, 10_000);
+        var gtIds = File.ReadAllBytes(Path.Combine(dir, "gt.i32")).Chunk(4).Select(b => (ulong)BitConverter.ToInt32(b)).ToHashSet();
+        var deleted = Enumerable.Range(0, n).Select(i => (ulong)(n - 1 - i)).Where(id => !gtIds.Contains(id)).Take(Math.Min(1000, n / 10)).ToList();
+        var again = ReadRows(Path.Combine(dir, "base.f32"), Dim, tail);
+        for (var s = 0; s < tail; s += 1000)
         {
-            c.Upsert([.. Enumerable.Range(s, Math.Min(1000, again.Length - s)).Select(i => new PointInput(PointId.Of((ulong)i), again[i], null))]);
+            c.Upsert([.. Enumerable.Range(s, Math.Min(1000, tail - s)).Select(i => new PointInput(PointId.Of((ulong)(n + i)), [.. again[i].Select(x => 3 * x)], null))]);
         }
-        Console.WriteLine($"log tail: {again.Length:N0} points upserted again after the snapshot; the store stays in {kilnDir} (open it with --reopen {kilnDir} --data {dir})");
+        c.Delete([.. deleted.Select(PointId.Of)]);
+        File.WriteAllText(Path.Combine(kilnDir, "tail.json"), new JsonObject
+        {
+            ["base"] = n,
+            ["upserted"] = tail,
+            ["deleted"] = new JsonArray([.. deleted.Select(id => JsonValue.Create(id))]),
+        }.ToJsonString());
+        Console.WriteLine($"log tail: {tail:N0} new points upserted and {deleted.Count:N0} deleted after the snapshot; the store stays in {kilnDir} (open it with --reopen {kilnDir} --data {dir})");
         return;
     }
     if (memoryOnly) return;
@@ -230,8 +244,9 @@ static async Task Reopen(string kilnDir, string dataDir, int queries)
     var after = ProcStatus("VmRSS");
     var n = c.Count;
     var dim = c.Config.Dimension;
-    Console.WriteLine($"recovery: opened {n:N0} points ({c.Config.Datatype}, M={c.Config.Hnsw.M}, expansion_add={c.Config.Hnsw.EfConstruct}; snapshot + a log tail of 10,000 upserts) in {seconds:0.00} s; load average {File.ReadAllText("/proc/loadavg").Trim()}");
-    Console.WriteLine($"memory after open: VmRSS {after / 1024.0:0.0} MiB ({before / 1024.0:0.0} MiB before the open, so the collection holds {(after - before) / 1024.0:0.0} MiB), peak VmHWM {ProcStatus("VmHWM") / 1024.0:0.0} MiB, graph (USearch) {c.IndexMemoryBytes / 1048576.0:0.0} MiB, managed heap {managed / 1048576.0:0.0} MiB; raw float32 vectors {n * dim * 4 / 1048576.0:0.0} MiB: collection / raw = {(after - before) * 1024.0 / (n * dim * 4):0.00}");
+    Console.WriteLine($"recovery: opened {n:N0} points ({c.Config.Datatype}, M={c.Config.Hnsw.M}, expansion_add={c.Config.Hnsw.EfConstruct}; snapshot + its log tail) in {seconds:0.00} s; load average {File.ReadAllText("/proc/loadavg").Trim()}");
+    Console.WriteLine($"memory after open: VmRSS {after / 1024.0:0.0} MiB ({before / 1024.0:0.0} MiB before the open, so the collection holds {(after - before) / 1024.0:0.0} MiB), peak VmHWM {ProcStatus("VmHWM") / 1024.0:0.0} MiB, graph (USearch) {c.IndexMemoryBytes / 1048576.0:0.0} MiB, managed heap {managed / 1048576.0:0.0} MiB (slot table {c.SlotTableBytes / 1048576.0:0.0} MiB); raw float32 vectors {n * dim * 4 / 1048576.0:0.0} MiB: collection / raw = {(after - before) * 1024.0 / (n * dim * 4):0.00}");
+    CheckTail(kilnDir, dataDir, c);
     var q = ReadFloats(Path.Combine(dataDir, "queries.f32"), queries);
     var gtBytes = File.ReadAllBytes(Path.Combine(dataDir, "gt.i32"));
     foreach (var ef in new[] { 16, 32, 64, 128 })
@@ -247,6 +262,60 @@ static async Task Reopen(string kilnDir, string dataDir, int queries)
         }
         Console.WriteLine($"ef {ef}: recall@10 {hits / (10.0 * queries):0.0000}, {queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6):N0} queries per second of thread CPU time");
     }
+}
+
+// After the memory is read: the log tail written by --keep-kiln (tail.json) must be in the reopened collection. Every
+// upserted point is there with its vector (exact for float32, to float16's rounding otherwise) and is its own nearest
+// neighbour in a graph search (ef 64), every deleted point is gone from gets and from searches for its own vector, and
+// the count is the base's plus the upserts less the deletes. Throws (exit code non-zero) when one is not.
+static void CheckTail(string kilnDir, string dataDir, VectorCollection c)
+{
+    var tailFile = Path.Combine(kilnDir, "tail.json");
+    if (!File.Exists(tailFile)) throw new InvalidOperationException($"{tailFile} is missing: the store was not left by --keep-kiln");
+    var tail = JsonNode.Parse(File.ReadAllText(tailFile))!;
+    var n = tail["base"]!.GetValue<int>();
+    var upserted = tail["upserted"]!.GetValue<int>();
+    var deleted = tail["deleted"]!.AsArray().Select(d => d!.GetValue<ulong>()).ToList();
+    var dim = c.Config.Dimension;
+    var rows = ReadRows(Path.Combine(dataDir, "base.f32"), dim, upserted);
+    var tolerance = c.Config.Datatype == VectorDatatype.Float32 ? 0f : 0.01f;
+    if (c.Count != n + upserted - deleted.Count) throw new InvalidOperationException($"reopened {c.Count} points, expected {n} + {upserted} - {deleted.Count}");
+    var got = c.Get(Enumerable.Range(0, upserted).Select(i => PointId.Of((ulong)(n + i)))).ToDictionary(p => p.Id.Number);
+    var selfFound = 0;
+    c.SetSearchExpansion(64);
+    for (var i = 0; i < upserted; i++)
+    {
+        if (!got.TryGetValue((ulong)(n + i), out var p)) throw new InvalidOperationException($"point {n + i} of the log tail is missing after reopen");
+        var expected = rows[i].Select(x => 3 * x).ToArray();
+        for (var j = 0; j < dim; j++)
+        {
+            if (Math.Abs(p.Vector[j] - expected[j]) > tolerance * Math.Max(1, Math.Abs(expected[j]))) throw new InvalidOperationException($"point {n + i}: component {j} is {p.Vector[j]}, logged {expected[j]}");
+        }
+        if (c.Search(new SearchRequest(expected, 1) { WithVector = false }) is [var top] && top.Point.Id.Number == (ulong)(n + i)) selfFound++;
+    }
+    if (c.Get(deleted.Select(PointId.Of)).Count is var back and > 0) throw new InvalidOperationException($"{back} deleted points came back after reopen");
+    foreach (var id in deleted.Take(200))
+    {
+        var hits = c.Search(new SearchRequest(ReadRows(Path.Combine(dataDir, "base.f32"), dim, 1, (long)id)[0], 10) { WithVector = false });
+        if (hits.Any(h => deleted.Contains(h.Point.Id.Number))) throw new InvalidOperationException($"a search for deleted point {id}'s vector returned a deleted point");
+    }
+    Console.WriteLine($"log tail checked: {upserted:N0} upserted points back with their vectors ({selfFound:N0} their own top hit at ef 64), {deleted.Count:N0} deleted points absent from gets and from 200 searches for their own vectors, count {c.Count:N0}");
+}
+
+// Rows of a float32 file of rows of dim floats (from row first), read without the rest of the file.
+static float[][] ReadRows(string path, int dim, int rows, long first = 0)
+{
+    using var f = File.OpenRead(path);
+    f.Position = first * dim * 4;
+    var buffer = new byte[dim * 4];
+    var result = new float[rows][];
+    for (var i = 0; i < rows; i++)
+    {
+        f.ReadExactly(buffer);
+        result[i] = new float[dim];
+        Buffer.BlockCopy(buffer, 0, result[i], 0, buffer.Length);
+    }
+    return result;
 }
 
 // A line of /proc/self/status in KiB (VmRSS: resident now, VmHWM: the peak).

@@ -14,8 +14,8 @@ public sealed record PointInput(PointId Id, float[] Vector, JsonObject? Payload)
 /// <summary>A stored point; its vector is normalised for cosine collections, as Qdrant stores it.</summary>
 public sealed record StoredPoint(PointId Id, float[] Vector, JsonObject? Payload, ulong Slot);
 
-/// <summary>What the collection keeps in managed memory per point: the vector lives in the graph only.</summary>
-internal sealed record PointEntry(PointId Id, JsonObject? Payload, ulong Slot);
+/// <summary>One live point as read from the slot table (made on demand; the table keeps no object per point).</summary>
+internal readonly record struct PointEntry(PointId Id, JsonObject? Payload, ulong Slot);
 
 /// <summary>A search hit: Qdrant's score (cosine similarity, dot product, or Euclidean distance).</summary>
 public sealed record ScoredPoint(StoredPoint Point, float Score);
@@ -59,8 +59,8 @@ public sealed class VectorCollection : IDisposable
     private const int PointsWithoutVectors = -2;
     private readonly object _writeGate = new();
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
-    private readonly Dictionary<PointId, PointEntry> _points = [];
-    private readonly List<PointEntry?> _slots = [];
+    // Ids, payloads and the id map per slot (the slot is the point's key in the graph, which holds its vector).
+    private SlotTable _table = new();
     private readonly Dictionary<string, PayloadIndex> _payloadIndexes = new(StringComparer.Ordinal);
 
     // The keys with a full-text (text) payload index: a text match on them compares words, elsewhere substrings.
@@ -105,7 +105,7 @@ public sealed class VectorCollection : IDisposable
         get
         {
             _lock.EnterReadLock();
-            try { return _points.Count; }
+            try { return _table.Count; }
             finally { _lock.ExitReadLock(); }
         }
     }
@@ -116,12 +116,23 @@ public sealed class VectorCollection : IDisposable
         get
         {
             _lock.EnterReadLock();
-            try { return _slots.Count - _points.Count; }
+            try { return _table.Slots - _table.Count; }
             finally { _lock.ExitReadLock(); }
         }
     }
 
     public long IndexMemoryBytes => _index.MemoryBytes;
+
+    /// <summary>Bytes of the managed slot table (ids, live flags, payload references, id map; not the payloads themselves).</summary>
+    internal long SlotTableBytes
+    {
+        get
+        {
+            _lock.EnterReadLock();
+            try { return _table.Bytes; }
+            finally { _lock.ExitReadLock(); }
+        }
+    }
 
     /// <summary>The graph itself, for the benchmark's breakdown of a search.</summary>
     internal HnswIndex Graph => _index;
@@ -209,7 +220,7 @@ public sealed class VectorCollection : IDisposable
             try
             {
                 filter = filter.For(_textKeys);
-                ids = _points.Values.Where(p => filter.Matches(p.Id, p.Payload)).Select(p => p.Id).ToList();
+                ids = [.. LiveEntries().Where(p => filter.Matches(p.Id, p.Payload)).Select(p => p.Id)];
             }
             finally { _lock.ExitReadLock(); }
             return ids.Count == 0 ? 0 : DeleteLocked(ids);
@@ -293,7 +304,7 @@ public sealed class VectorCollection : IDisposable
         foreach (var (field, type) in Config.PayloadIndexes)
         {
             var ix = new PayloadIndex(field, type);
-            foreach (var p in _slots) if (p is not null) ix.Add((int)p.Slot, p.Payload);
+            foreach (var slot in _table.LiveSlots()) ix.Add(slot, _table.PayloadAt(slot));
             _payloadIndexes[field] = ix;
         }
     }
@@ -322,24 +333,18 @@ public sealed class VectorCollection : IDisposable
         var adds = new List<(ulong Slot, float[] Vector)>(points.Count);
         foreach (var p in points)
         {
-            if (_points.TryGetValue(p.Id, out var old))
+            if (_table.TryGetSlot(p.Id, out var old))
             {
-                if (_slots[(int)old.Slot] is not null)
-                {
-                    if (!IsPending(adds, old.Slot)) _index.Remove(old.Slot);
-                    _slots[(int)old.Slot] = null;
-                    foreach (var ix in _payloadIndexes.Values) ix.Remove((int)old.Slot, old.Payload);
-                }
+                if (!IsPending(adds, (ulong)old)) _index.Remove((ulong)old);
+                foreach (var ix in _payloadIndexes.Values) ix.Remove(old, _table.PayloadAt(old));
+                _table.Kill(old);
             }
-            var slot = (ulong)_slots.Count;
-            var entry = new PointEntry(p.Id, p.Payload, slot);
-            _slots.Add(entry);
-            foreach (var ix in _payloadIndexes.Values) ix.Add((int)slot, p.Payload);
-            _points[p.Id] = entry;
-            adds.Add((slot, p.Vector));
+            var slot = _table.Add(p.Id, p.Payload);
+            foreach (var ix in _payloadIndexes.Values) ix.Add(slot, p.Payload);
+            adds.Add(((ulong)slot, p.Vector));
         }
         // A point upserted twice in one batch keeps its last version only; the earlier one never reaches the graph.
-        adds.RemoveAll(a => _slots[(int)a.Slot] is null);
+        adds.RemoveAll(a => !_table.IsLive((int)a.Slot));
         _index.AddMany(adds, BuildThreads);
     }
 
@@ -349,10 +354,10 @@ public sealed class VectorCollection : IDisposable
 
     private bool ApplyDelete(PointId id)
     {
-        if (!_points.Remove(id, out var old)) return false;
-        _index.Remove(old.Slot);
-        _slots[(int)old.Slot] = null;
-        foreach (var ix in _payloadIndexes.Values) ix.Remove((int)old.Slot, old.Payload);
+        if (!_table.TryGetSlot(id, out var old)) return false;
+        _index.Remove((ulong)old);
+        foreach (var ix in _payloadIndexes.Values) ix.Remove(old, _table.PayloadAt(old));
+        _table.Kill(old);
         return true;
     }
 
@@ -391,7 +396,7 @@ public sealed class VectorCollection : IDisposable
         try
         {
             var found = new List<StoredPoint>();
-            foreach (var id in ids) if (_points.TryGetValue(id, out var p)) found.Add(Materialize(p));
+            foreach (var id in ids) if (_table.TryGetSlot(id, out var slot)) found.Add(Materialize(EntryAt(slot)));
             return found;
         }
         finally { _lock.ExitReadLock(); }
@@ -407,9 +412,9 @@ public sealed class VectorCollection : IDisposable
             _lock.EnterReadLock();
             try
             {
-                for (; from < _slots.Count && page.Count < pageSize; from++)
+                for (; from < _table.Slots && page.Count < pageSize; from++)
                 {
-                    if (_slots[from] is { } p) page.Add(Materialize(p));
+                    if (_table.IsLive(from)) page.Add(Materialize(EntryAt(from)));
                 }
             }
             finally { _lock.ExitReadLock(); }
@@ -417,6 +422,15 @@ public sealed class VectorCollection : IDisposable
             if (page.Count < pageSize) yield break;
         }
     }
+
+    /// <summary>The live point in a slot. Call under the read or write lock.</summary>
+    private PointEntry EntryAt(int slot) => new(_table.IdAt(slot), _table.PayloadAt(slot), (ulong)slot);
+
+    /// <summary>The point in a slot, or null when the slot is out of range or holds no live point.</summary>
+    private PointEntry? LiveEntry(ulong slot) => slot < (ulong)_table.Slots && _table.IsLive((int)slot) ? EntryAt((int)slot) : null;
+
+    /// <summary>Every live point in slot order. Call under the read or write lock.</summary>
+    private IEnumerable<PointEntry> LiveEntries() => _table.LiveSlots().Select(EntryAt);
 
     /// <summary>The point with its vector read back from the graph. Call under the read or write lock.</summary>
     private StoredPoint Materialize(PointEntry p)
@@ -431,15 +445,15 @@ public sealed class VectorCollection : IDisposable
         _lock.EnterReadLock();
         try
         {
-            if (filter is null) return _points.Count;
+            if (filter is null) return _table.Count;
             filter = filter.For(_textKeys);
             var n = 0;
             if (IndexedCandidates(filter) is { } candidates)
             {
-                foreach (var slot in candidates) if (_slots[slot] is { } p && filter.Matches(p.Id, p.Payload)) n++;
+                foreach (var slot in candidates) if (LiveEntry((ulong)slot) is { } p && filter.Matches(p.Id, p.Payload)) n++;
                 return n;
             }
-            foreach (var p in _points.Values) if (filter.Matches(p.Id, p.Payload)) n++;
+            foreach (var p in LiveEntries()) if (filter.Matches(p.Id, p.Payload)) n++;
             return n;
         }
         finally { _lock.ExitReadLock(); }
@@ -453,7 +467,7 @@ public sealed class VectorCollection : IDisposable
         try
         {
             filter = filter?.For(_textKeys);
-            var matching = _points.Values
+            var matching = LiveEntries()
                 .Where(p => (offset is null || p.Id.CompareTo(offset.Value) >= 0) && (filter is null || filter.Matches(p.Id, p.Payload)))
                 .OrderBy(p => p.Id)
                 .Take(limit + 1)
@@ -504,7 +518,7 @@ public sealed class VectorCollection : IDisposable
     private List<ScoredPoint> SearchLocked(SearchRequest request, float[] query)
     {
         var need = request.Limit + request.Offset;
-        var live = _points.Count;
+        var live = _table.Count;
         if (live == 0) return [];
         List<Hit> hits;
         var filter = request.Filter?.For(_textKeys);
@@ -552,8 +566,7 @@ public sealed class VectorCollection : IDisposable
         int sampled = 0, matched = 0;
         for (var tries = 0; sampled < SampleSize && tries < SampleSize * 4; tries++)
         {
-            var p = _slots[rng.Next(_slots.Count)];
-            if (p is null) continue;
+            if (LiveEntry((ulong)rng.Next(_table.Slots)) is not { } p) continue;
             sampled++;
             if (filter.Matches(p.Id, p.Payload)) matched++;
         }
@@ -635,14 +648,13 @@ public sealed class VectorCollection : IDisposable
             bool[]? candidate = null;
             if (IndexedCandidates(filter) is { } candidates)
             {
-                candidate = new bool[_slots.Count];
+                candidate = new bool[_table.Slots];
                 foreach (var slot in candidates) candidate[slot] = true;
             }
             accept = slot =>
             {
                 if (candidate is not null && (slot >= (ulong)candidate.Length || !candidate[slot])) return false;
-                var p = slot < (ulong)_slots.Count ? _slots[(int)slot] : null;
-                return p is not null && filter.Matches(p.Id, p.Payload);
+                return LiveEntry(slot) is { } p && filter.Matches(p.Id, p.Payload);
             };
         }
         var found = _index.Search(query, need, slots, distances, accept);
@@ -654,8 +666,7 @@ public sealed class VectorCollection : IDisposable
         Span<float> vector = fromDistance ? default : Config.Dimension <= 1024 ? stackalloc float[Config.Dimension] : new float[Config.Dimension];
         for (var i = 0; i < found; i++)
         {
-            var p = slots[i] < (ulong)_slots.Count ? _slots[(int)slots[i]] : null;
-            if (p is null) continue;
+            if (LiveEntry(slots[i]) is not { } p) continue;
             if (fromDistance)
             {
                 hits.Add(new Hit(p, ScoreOf(distances[i])));
@@ -676,11 +687,12 @@ public sealed class VectorCollection : IDisposable
     {
         var hits = new List<Hit>();
         var vector = new float[Config.Dimension];
-        IEnumerable<PointEntry?> scan = _slots;
-        if (filter is not null && IndexedCandidates(filter) is { } candidates) scan = candidates.Select(slot => _slots[slot]);
-        foreach (var p in scan)
+        IEnumerable<PointEntry?> scan = filter is not null && IndexedCandidates(filter) is { } candidates
+            ? candidates.Select(slot => LiveEntry((ulong)slot))
+            : LiveEntries().Select(p => (PointEntry?)p);
+        foreach (var e in scan)
         {
-            if (p is null || (filter is not null && !filter.Matches(p.Id, p.Payload))) continue;
+            if (e is not { } p || (filter is not null && !filter.Matches(p.Id, p.Payload))) continue;
             if (!_index.TryGet(p.Slot, vector)) continue;
             hits.Add(new Hit(p, Score(query, vector)));
         }
@@ -723,11 +735,12 @@ public sealed class VectorCollection : IDisposable
                 {
                     // The vectors are in index.usearch; points.bin holds ids and payloads per slot.
                     w.Write(PointsWithoutVectors);
-                    w.Write(_slots.Count);
-                    foreach (var p in _slots)
+                    w.Write(_table.Slots);
+                    for (var slot = 0; slot < _table.Slots; slot++)
                     {
-                        w.Write(p is not null);
-                        if (p is not null) PointCodec.WriteEntry(w, p.Id, p.Payload);
+                        var live = _table.IsLive(slot);
+                        w.Write(live);
+                        if (live) PointCodec.WriteEntry(w, _table.IdAt(slot), _table.PayloadAt(slot));
                     }
                 }
                 f.Flush(true);
@@ -812,19 +825,17 @@ public sealed class VectorCollection : IDisposable
             ThrowIfDisposed();
             var fresh = NewIndex();
             List<(ulong Slot, float[] Vector)> adds;
-            var renumbered = new List<PointEntry?>();
+            var renumbered = new SlotTable();
             _lock.EnterReadLock();
             try
             {
-                adds = new List<(ulong, float[])>(_points.Count);
-                foreach (var p in _slots)
+                adds = new List<(ulong, float[])>(_table.Count);
+                renumbered.Reserve(_table.Count);
+                foreach (var slot in _table.LiveSlots())
                 {
-                    if (p is null) continue;
                     var vector = new float[Config.Dimension];
-                    _index.TryGet(p.Slot, vector);
-                    var q = p with { Slot = (ulong)renumbered.Count };
-                    adds.Add((q.Slot, vector));
-                    renumbered.Add(q);
+                    _index.TryGet((ulong)slot, vector);
+                    adds.Add(((ulong)renumbered.Add(_table.IdAt(slot), _table.PayloadAt(slot)), vector));
                 }
             }
             finally { _lock.ExitReadLock(); }
@@ -834,10 +845,7 @@ public sealed class VectorCollection : IDisposable
             {
                 var old = _index;
                 _index = fresh;
-                _slots.Clear();
-                _slots.AddRange(renumbered);
-                _points.Clear();
-                foreach (var p in renumbered) _points[p!.Id] = p;
+                _table = renumbered;
                 RebuildPayloadIndexes();
                 old.Dispose();
             }
@@ -862,17 +870,16 @@ public sealed class VectorCollection : IDisposable
             // Snapshots before the vectors moved into the graph alone start with the count and keep a vector per point.
             var withVectors = n != PointsWithoutVectors;
             if (!withVectors) n = r.ReadInt32();
+            _table.Reserve(n);
             for (var i = 0; i < n; i++)
             {
                 if (!r.ReadBoolean())
                 {
-                    _slots.Add(null);
+                    _table.AddDead();
                     continue;
                 }
                 var (id, payload) = withVectors ? Drop(PointCodec.ReadPoint(r)) : PointCodec.ReadEntry(r);
-                var p = new PointEntry(id, payload, (ulong)i);
-                _slots.Add(p);
-                _points[id] = p;
+                _table.Add(id, payload);
             }
         }
         foreach (var record in WriteAheadLog.Read(Path.Combine(_directory, "wal"), fromSegment))
@@ -896,6 +903,7 @@ public sealed class VectorCollection : IDisposable
             }
         }
 
+        _table.TrimExcess();
         RebuildPayloadIndexes();
 
         static (PointId, JsonObject?) Drop((PointId Id, float[] Vector, JsonObject? Payload) p) => (p.Id, p.Payload);

@@ -93,7 +93,16 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
                     }
                 }
             })).ToList();
-            await Task.Delay(TimeSpan.FromSeconds(4));
+            // At least 4 s of writes, and on a loaded machine until the stream is long enough to test (60 s at most).
+            var started = DateTime.UtcNow;
+            while (DateTime.UtcNow - started < TimeSpan.FromSeconds(60))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250));
+                bool enough;
+                lock (gate) enough = live.Count > 100 && deleted.Count > 20 && Volatile.Read(ref snapshots) > 0;
+                if (enough && DateTime.UtcNow - started >= TimeSpan.FromSeconds(4)) break;
+                if (writers.Any(t => t.IsCompleted)) break;
+            }
             server.Kill(); // SIGKILL: no shutdown code runs
             await server.WaitForExitAsync();
             await Task.WhenAll(writers);
