@@ -209,13 +209,15 @@ public sealed class BatchJob(BatchOptions options)
             {
                 workers[w] = Guard(() => Task.Run(async () =>
                 {
+                    // This worker's predictions, reused slice after slice (the output columns are copied out of it).
+                    Prediction[] predictions = [];
                     while (await work.Reader.WaitToReadAsync(token).ConfigureAwait(false))
                     {
                         while (work.Reader.TryRead(out var item))
                         {
                             try
                             {
-                                Process(item);
+                                Process(item, ref predictions);
                                 item.Done.TrySetResult();
                             }
                             catch (Exception e)
@@ -300,11 +302,12 @@ public sealed class BatchJob(BatchOptions options)
             return (parts, rowsWritten, rejectedTotal, unseenTotal);
         }
 
-        private void Process(WorkItem item)
+        private void Process(WorkItem item, ref Prediction[] buffer)
         {
             var chunk = item.Chunk;
             var v = validator.Check(chunk.Table, item.Start, item.Count, chunk.Source, chunk.FirstRow);
-            var predictions = v.Count == 0 ? [] : new Prediction[v.Count];
+            if (buffer.Length < v.Count) buffer = new Prediction[v.Count];
+            var predictions = buffer.AsSpan(0, v.Count);
             if (v.Count > 0) scorer.Score(v.Table, v.Start, predictions);
             item.Output = OutputBuilder.Build(plan, scorer.Package.Signature, v.Table, v.Start, v.Count, predictions);
             item.Validated = v;

@@ -13,11 +13,13 @@ internal static class OutputBuilder
         var output = new DataTable(count);
         foreach (var k in plan.Keep)
         {
+            // A slice from the chunk's first row shares the chunk's array (nothing writes to it after reading; the
+            // output's row count bounds what is read of it); a later slice copies its rows.
             switch (input[k])
             {
-                case NumericColumn n: output.Add(new NumericColumn(k, n.Values.AsSpan(start, count).ToArray())); break;
-                case TextColumn t: output.Add(new TextColumn(k, t.Values.AsSpan(start, count).ToArray())); break;
-                case TimestampColumn s: output.Add(new TimestampColumn(k, s.Ticks.AsSpan(start, count).ToArray(), s.Utc)); break;
+                case NumericColumn n: output.Add(new NumericColumn(k, start == 0 ? n.Values : n.Values.AsSpan(start, count).ToArray())); break;
+                case TextColumn t: output.Add(new TextColumn(k, start == 0 ? t.Values : t.Values.AsSpan(start, count).ToArray())); break;
+                case TimestampColumn s: output.Add(new TimestampColumn(k, start == 0 ? s.Ticks : s.Ticks.AsSpan(start, count).ToArray(), s.Utc)); break;
             }
         }
         switch (signature.Task)

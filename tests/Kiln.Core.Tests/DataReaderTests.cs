@@ -180,6 +180,31 @@ public class DataReaderTests
     }
 
     [Fact]
+    public async Task Csv_text_columns_read_the_same_whether_their_values_repeat_or_are_all_different()
+    {
+        // 150,000 rows: an id column whose values never repeat (past the 100,000 shared values the reader stops looking
+        // them up) and a city column of three values (still shared); every cell must read back as written.
+        using var dir = new TempDir();
+        var path = dir.File("ids.csv");
+        const int Rows = 150_000;
+        string[] cities = ["Oslo", "Lima", "Pune"];
+        var text = new System.Text.StringBuilder("amount,id,city\n");
+        for (var i = 0; i < Rows; i++) text.Append(i % 7).Append(",id-").Append(i).Append(',').Append(cities[i % 3]).Append('\n');
+        await File.WriteAllTextAsync(path, text.ToString());
+        var t = await TableReader.ReadAllAsync([path], [new("id", ColumnType.Text), new("city", ColumnType.Text), new("amount", ColumnType.Numeric)]);
+        Assert.Equal(Rows, t.RowCount);
+        var ids = t.Text("id").Values;
+        var city = t.Text("city").Values;
+        for (var i = 0; i < Rows; i++)
+        {
+            Assert.Equal($"id-{i}", ids[i]);
+            Assert.Equal(cities[i % 3], city[i]);
+            Assert.Equal(i % 7, t.Numeric("amount").Values[i]);
+        }
+        Assert.Same(city[0], city[Rows - 3]); // a repeating column's cells still share one string per value
+    }
+
+    [Fact]
     public async Task Csv_skips_a_BOM_and_blank_lines_and_names_an_unclosed_quote()
     {
         using var dir = new TempDir();

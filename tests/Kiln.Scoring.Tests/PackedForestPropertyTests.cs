@@ -15,13 +15,35 @@ public sealed class PackedForestPropertyTests
     public bool Packed_sums_equal_the_reference_walk_bit_for_bit(int seed)
     {
         var rng = new Random(seed);
-        var features = rng.Next(1, 7);
+        return SumsEqualReference(rng, rng.Next(1, 7), compact: true);
+    }
+
+    /// <summary>More than 255 features: the walk reads the 12-byte nodes, whose feature index does not fit the compact node's byte.</summary>
+    [Property(MaxTest = 60)]
+    public bool Packed_sums_of_a_wide_forest_equal_the_reference_walk_bit_for_bit(int seed)
+    {
+        var rng = new Random(seed);
+        return SumsEqualReference(rng, rng.Next(255, 300), compact: false);
+    }
+
+    [Fact]
+    public void The_compact_layout_is_used_up_to_255_features()
+    {
+        var pool = new[] { 0.5f };
+        var rng = new Random(7);
+        Assert.True(PackedForest.Build(new TreeEnsembleSpec([RandomTree(rng, 255, pool)], 255)).IsCompact);
+        Assert.False(PackedForest.Build(new TreeEnsembleSpec([RandomTree(rng, 256, pool)], 256)).IsCompact);
+    }
+
+    private static bool SumsEqualReference(Random rng, int features, bool compact)
+    {
         var pool = ThresholdPool(rng);
         var trees = new List<RegressionTreeSpec>();
         // Past eight trees too: a row left over from the 8-row lockstep walks eight trees in lockstep.
         for (var t = rng.Next(1, 20); t > 0; t--) trees.Add(RandomTree(rng, features, pool));
         var ensemble = new TreeEnsembleSpec(trees, features);
         var forest = PackedForest.Build(ensemble);
+        if (forest.IsCompact != compact) return false;
 
         // Row values: every threshold and its neighbours, plus the values where comparisons are easy to get wrong.
         var values = new List<float> { 0f, -0f, 1f, float.NaN, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, -float.Epsilon };

@@ -17,6 +17,15 @@ public sealed class CsvTableReader : IDisposable
     private readonly int[] _fieldOfSlot;     // requested slot -> header field index
     private readonly ColumnRequest[] _requests;
     private readonly Dictionary<string, string>[] _interned;
+    private readonly bool[] _unique;
+    private readonly int[] _fullHits;
+    private readonly int[] _fullMisses;
+
+    /// <summary>Distinct values a text column shares (interns) at most.</summary>
+    private const int InternLimit = 100_000;
+
+    /// <summary>Misses counted once the table is full before deciding; fewer hits than this many make the column unique.</summary>
+    private const int InternProbe = 16_384;
 
     private CsvTableReader(string path, IReadOnlyList<ColumnRequest> requests, long rangeStart = 0, long rangeEnd = -1)
     {
@@ -62,6 +71,9 @@ public sealed class CsvTableReader : IDisposable
         }
         _interned = new Dictionary<string, string>[_requests.Length];
         for (var r = 0; r < _interned.Length; r++) _interned[r] = new(StringComparer.Ordinal);
+        _unique = new bool[_requests.Length];
+        _fullHits = new int[_requests.Length];
+        _fullMisses = new int[_requests.Length];
     }
 
     // The header is read as a row (not Sep's header), so that duplicate or empty names are not refused here.
@@ -179,10 +191,25 @@ public sealed class CsvTableReader : IDisposable
 
     private string Intern(int slot, ReadOnlySpan<char> cell)
     {
-        var lookup = _interned[slot].GetAlternateLookup<ReadOnlySpan<char>>();
-        if (lookup.TryGetValue(cell, out var s)) return s;
+        if (_unique[slot]) return cell.ToString();
+        var interned = _interned[slot];
+        var lookup = interned.GetAlternateLookup<ReadOnlySpan<char>>();
+        var full = interned.Count >= InternLimit;
+        if (lookup.TryGetValue(cell, out var s))
+        {
+            if (full) _fullHits[slot]++;
+            return s;
+        }
         s = cell.ToString();
-        if (_interned[slot].Count < 100_000) _interned[slot][s] = s;
+        if (!full) interned[s] = s;
+        else if (++_fullMisses[slot] == InternProbe && _fullHits[slot] < InternProbe)
+        {
+            // Once the table is full, a column whose values mostly miss it (an id, a free-text field) is not a
+            // category: looking each cell up again would cost a hash and give nothing back, so its cells are just copied.
+            _unique[slot] = true;
+            interned.Clear();
+            interned.TrimExcess();
+        }
         return s;
     }
 

@@ -10,6 +10,9 @@ namespace Kiln.Scoring.Trees;
 /// points at itself and reads a slot that is always 0 against +∞, so it stays put; eight rows walk one tree in
 /// lockstep until none moves (eight hide the loads' latency better than four: 1.5x on the seed article's forest); a row
 /// left over (a single-object request's only row) walks eight trees in lockstep instead.
+/// When the rows have at most 256 floats and the forest fewer than 2^24 nodes (every forest Kiln has trained so far), the
+/// walk reads 8-byte nodes instead: the threshold, and the first child and the feature packed in one int
+/// (<c>child &lt;&lt; 8 | feature</c>), which saves one load of the three a step made (docs/benchmarks.md#batch).
 /// A categorical split becomes a chain of "slot &lt;= 0" nodes. The per-row sums add the trees' double leaf values in the ensemble's order, which is ML.NET's, so they are equal to its bit for bit.
 /// Rows are <see cref="Stride"/> floats apart: the features, then the always-0 slot (<see cref="RowBlock"/> keeps it).
 /// </summary>
@@ -24,7 +27,44 @@ public sealed class PackedForest
         public readonly int Child = child;
     }
 
+    /// <summary>A compact node: go to <c>Link &gt;&gt; 8</c> when <c>x[Link &amp; 255] &lt;= Threshold</c>, else to the node after it.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly struct CompactNode(float threshold, int link)
+    {
+        public readonly float Threshold = threshold;
+        public readonly int Link = link;
+    }
+
+    /// <summary>How a walk reads a node: one implementation per node layout, so that the JIT compiles the walk once for each.</summary>
+    private interface INodes<TNode>
+        where TNode : struct
+    {
+        static abstract int Step(ref TNode nodes, ref float row, int n);
+    }
+
+    private struct WideNodes : INodes<Node>
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static int Step(ref Node nodes, ref float row, int n)
+        {
+            ref var node = ref Unsafe.Add(ref nodes, n);
+            return node.Child + (Unsafe.Add(ref row, node.Feature) <= node.Threshold ? 0 : 1);
+        }
+    }
+
+    private struct CompactNodes : INodes<CompactNode>
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static int Step(ref CompactNode nodes, ref float row, int n)
+        {
+            ref var node = ref Unsafe.Add(ref nodes, n);
+            var link = node.Link;
+            return (link >>> 8) + (Unsafe.Add(ref row, (byte)link) <= node.Threshold ? 0 : 1);
+        }
+    }
+
     private readonly Node[] _nodes;
+    private readonly CompactNode[]? _compact;
     private readonly double[] _values;
     private readonly int[] _roots;
     private readonly TreeEnsembleSpec? _spec;
@@ -36,6 +76,7 @@ public sealed class PackedForest
         _nodes = nodes;
         _values = values;
         _roots = roots;
+        _compact = Compact(nodes, featureCount);
         FeatureCount = featureCount;
         ExactForNaN = exactForNaN;
     }
@@ -52,9 +93,27 @@ public sealed class PackedForest
         _values = new double[nodes.Length];
         _leafIds = leafIds;
         _roots = roots;
+        _compact = Compact(nodes, featureCount);
         FeatureCount = featureCount;
         ExactForNaN = false;
     }
+
+    /// <summary>The nodes as <see cref="CompactNode"/>s, when every feature index fits in a byte and every child in 24 bits; else null.</summary>
+    private static CompactNode[]? Compact(Node[] nodes, int featureCount)
+    {
+        if (featureCount + 1 > 256 || nodes.Length >= 1 << 24) return null;
+        var compact = new CompactNode[nodes.Length];
+        for (var i = 0; i < nodes.Length; i++)
+        {
+            var n = nodes[i];
+            if ((uint)n.Feature > (uint)featureCount || (uint)n.Child >= (uint)nodes.Length) return null;
+            compact[i] = new CompactNode(n.Threshold, n.Child << 8 | n.Feature);
+        }
+        return compact;
+    }
+
+    /// <summary>Whether the walk reads 8-byte nodes (see the class summary); false: the 12-byte ones.</summary>
+    internal bool IsCompact => _compact is not null;
 
     public int FeatureCount { get; }
 
@@ -147,7 +206,22 @@ public sealed class PackedForest
         if (sums.Length < count) throw new ArgumentException($"{count} rows need {count} sums", nameof(sums));
         if (_spec is null) throw new InvalidOperationException("this forest was packed for its leaves only (PackedForest.Leaves)");
         sums[..count].Clear();
-        ref var nodes = ref MemoryMarshal.GetArrayDataReference(_nodes);
+        if (_compact is not null) SumCore<CompactNode, CompactNodes>(ref MemoryMarshal.GetArrayDataReference(_compact), rows, count, sums);
+        else SumCore<Node, WideNodes>(ref MemoryMarshal.GetArrayDataReference(_nodes), rows, count, sums);
+        if (!ExactForNaN)
+        {
+            for (var r = 0; r < count; r++)
+            {
+                var row = rows.Slice(r * Stride, FeatureCount);
+                if (HasNaN(row)) sums[r] = _spec.ReferenceSum(row);
+            }
+        }
+    }
+
+    private void SumCore<TNode, TLayout>(ref TNode nodes, ReadOnlySpan<float> rows, int count, Span<double> sums)
+        where TNode : struct
+        where TLayout : struct, INodes<TNode>
+    {
         ref var values = ref MemoryMarshal.GetArrayDataReference(_values);
         ref var x = ref MemoryMarshal.GetReference(rows);
         ref var s = ref MemoryMarshal.GetReference(sums);
@@ -159,7 +233,7 @@ public sealed class PackedForest
             var root = tree;
             for (var r = 0; r < lockstep; r += 8)
             {
-                WalkEight(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, ref root, 0, ref ends);
+                WalkEight<TNode, TLayout>(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, ref root, 0, ref ends);
                 for (var k = 0; k < 8; k++) Unsafe.Add(ref s, r + k) += Unsafe.Add(ref values, ends[k]);
             }
         }
@@ -174,18 +248,10 @@ public sealed class PackedForest
             var t = 0;
             for (; t + 8 <= trees; t += 8)
             {
-                WalkEight(ref nodes, ref row, 0, ref Unsafe.Add(ref roots, t), 1, ref ends);
+                WalkEight<TNode, TLayout>(ref nodes, ref row, 0, ref Unsafe.Add(ref roots, t), 1, ref ends);
                 for (var k = 0; k < 8; k++) sum += Unsafe.Add(ref values, ends[k]);
             }
-            for (; t < trees; t++) sum += Unsafe.Add(ref values, Walk(ref nodes, ref row, Unsafe.Add(ref roots, t)));
-        }
-        if (!ExactForNaN)
-        {
-            for (var r = 0; r < count; r++)
-            {
-                var row = rows.Slice(r * stride, FeatureCount);
-                if (HasNaN(row)) sums[r] = _spec.ReferenceSum(row);
-            }
+            for (; t < trees; t++) sum += Unsafe.Add(ref values, Walk<TNode, TLayout>(ref nodes, ref row, Unsafe.Add(ref roots, t)));
         }
     }
 
@@ -199,7 +265,14 @@ public sealed class PackedForest
         if (rows.Length < count * Stride) throw new ArgumentException($"{count} rows need {count * Stride} floats; the block has {rows.Length}", nameof(rows));
         if (leaves.Length < count) throw new ArgumentException($"{count} rows need {count} leaves", nameof(leaves));
         var ids = _leafIds ?? throw new InvalidOperationException("this forest has no leaf ids (built from ML.NET's trees; use Sum)");
-        ref var nodes = ref MemoryMarshal.GetArrayDataReference(_nodes);
+        if (_compact is not null) LeavesCore<CompactNode, CompactNodes>(ref MemoryMarshal.GetArrayDataReference(_compact), ids, rows, count, tree, leaves);
+        else LeavesCore<Node, WideNodes>(ref MemoryMarshal.GetArrayDataReference(_nodes), ids, rows, count, tree, leaves);
+    }
+
+    private void LeavesCore<TNode, TLayout>(ref TNode nodes, int[] ids, ReadOnlySpan<float> rows, int count, int tree, Span<int> leaves)
+        where TNode : struct
+        where TLayout : struct, INodes<TNode>
+    {
         ref var leafIds = ref MemoryMarshal.GetArrayDataReference(ids);
         ref var x = ref MemoryMarshal.GetReference(rows);
         ref var l = ref MemoryMarshal.GetReference(leaves);
@@ -209,11 +282,11 @@ public sealed class PackedForest
         var r = 0;
         for (; r + 8 <= count; r += 8)
         {
-            WalkEight(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, ref root, 0, ref ends);
+            WalkEight<TNode, TLayout>(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, ref root, 0, ref ends);
             for (var k = 0; k < 8; k++) Unsafe.Add(ref l, r + k) = Unsafe.Add(ref leafIds, ends[k]);
         }
         for (; r < count; r++)
-            Unsafe.Add(ref l, r) = Unsafe.Add(ref leafIds, Walk(ref nodes, ref Unsafe.Add(ref x, r * stride), root));
+            Unsafe.Add(ref l, r) = Unsafe.Add(ref leafIds, Walk<TNode, TLayout>(ref nodes, ref Unsafe.Add(ref x, r * stride), root));
     }
 
     /// <summary>The nodes where eight rows' walks ended.</summary>
@@ -229,7 +302,9 @@ public sealed class PackedForest
     /// tree (rootStride 0) or one row down eight trees (rowStride 0); <paramref name="ends"/> gets the node each stopped at.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void WalkEight(ref Node nodes, ref float x0, int rowStride, ref int root0, int rootStride, ref EightNodes ends)
+    private static void WalkEight<TNode, TLayout>(ref TNode nodes, ref float x0, int rowStride, ref int root0, int rootStride, ref EightNodes ends)
+        where TNode : struct
+        where TLayout : struct, INodes<TNode>
     {
         ref var x1 = ref Unsafe.Add(ref x0, rowStride);
         ref var x2 = ref Unsafe.Add(ref x1, rowStride);
@@ -242,14 +317,14 @@ public sealed class PackedForest
         int n4 = Unsafe.Add(ref root0, 4 * rootStride), n5 = Unsafe.Add(ref root0, 5 * rootStride), n6 = Unsafe.Add(ref root0, 6 * rootStride), n7 = Unsafe.Add(ref root0, 7 * rootStride);
         while (true)
         {
-            var m0 = Step(ref nodes, ref x0, n0);
-            var m1 = Step(ref nodes, ref x1, n1);
-            var m2 = Step(ref nodes, ref x2, n2);
-            var m3 = Step(ref nodes, ref x3, n3);
-            var m4 = Step(ref nodes, ref x4, n4);
-            var m5 = Step(ref nodes, ref x5, n5);
-            var m6 = Step(ref nodes, ref x6, n6);
-            var m7 = Step(ref nodes, ref x7, n7);
+            var m0 = TLayout.Step(ref nodes, ref x0, n0);
+            var m1 = TLayout.Step(ref nodes, ref x1, n1);
+            var m2 = TLayout.Step(ref nodes, ref x2, n2);
+            var m3 = TLayout.Step(ref nodes, ref x3, n3);
+            var m4 = TLayout.Step(ref nodes, ref x4, n4);
+            var m5 = TLayout.Step(ref nodes, ref x5, n5);
+            var m6 = TLayout.Step(ref nodes, ref x6, n6);
+            var m7 = TLayout.Step(ref nodes, ref x7, n7);
             if (((m0 ^ n0) | (m1 ^ n1) | (m2 ^ n2) | (m3 ^ n3) | (m4 ^ n4) | (m5 ^ n5) | (m6 ^ n6) | (m7 ^ n7)) == 0) break;
             n0 = m0; n1 = m1; n2 = m2; n3 = m3; n4 = m4; n5 = m5; n6 = m6; n7 = m7;
         }
@@ -258,11 +333,13 @@ public sealed class PackedForest
 
     /// <summary>Walks one row down the tree at <paramref name="root"/>; the node it stops at.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Walk(ref Node nodes, ref float row, int root)
+    private static int Walk<TNode, TLayout>(ref TNode nodes, ref float row, int root)
+        where TNode : struct
+        where TLayout : struct, INodes<TNode>
     {
         var n = root;
         int m;
-        while ((m = Step(ref nodes, ref row, n)) != n) n = m;
+        while ((m = TLayout.Step(ref nodes, ref row, n)) != n) n = m;
         return n;
     }
 
@@ -273,12 +350,5 @@ public sealed class PackedForest
             if (float.IsNaN(v)) return true;
         }
         return false;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Step(ref Node nodes, ref float row, int n)
-    {
-        ref var node = ref Unsafe.Add(ref nodes, n);
-        return node.Child + (Unsafe.Add(ref row, node.Feature) <= node.Threshold ? 0 : 1);
     }
 }
