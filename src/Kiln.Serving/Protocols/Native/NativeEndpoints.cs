@@ -136,12 +136,12 @@ public static class NativeEndpoints
         else
         {
             writer.WriteString(Names.Prediction, model.EncodedLabel(p.Label));
-            WriteNumber(writer, Names.Probability, p.Value);
+            writer.WriteNumber(Names.Probability, p.Value);
             if (p.Probabilities is { } probs && model.ClassLabels.Count == probs.Length)
             {
                 var labels = model.EncodedClassLabels;
                 writer.WriteStartObject(Names.Probabilities);
-                for (var c = 0; c < probs.Length; c++) writer.WriteNumber(labels[c], probs[c]); // floats: their own (float) text
+                for (var c = 0; c < probs.Length; c++) writer.WriteNumber(labels[c], probs[c]);
                 writer.WriteEndObject();
             }
         }
@@ -155,21 +155,6 @@ public static class NativeEndpoints
                 writer.WriteStringValue(message);
             }
             if (any) writer.WriteEndArray();
-        }
-    }
-
-    /// <summary>A number property: a float's value in [0.0001, 1) (a probability) by <see cref="FloatText"/>, the same text, faster.</summary>
-    private static void WriteNumber(Utf8JsonWriter writer, JsonEncodedText name, double value)
-    {
-        Span<byte> text = stackalloc byte[24];
-        if (FloatText.TryFormat(value, text, out var length))
-        {
-            writer.WritePropertyName(name);
-            writer.WriteRawValue(text[..length], skipInputValidation: true);
-        }
-        else
-        {
-            writer.WriteNumber(name, value);
         }
     }
 
