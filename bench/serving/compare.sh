@@ -17,6 +17,11 @@ w="$root/bench/results/serving-work"
 [[ -f "$w/bin/Kiln.Bench.Serving.dll" && -d "$w/rf" ]] || { echo "run bench/serving/run.sh first (it builds $w)" >&2; exit 2; }
 envs=(); while [[ $# -gt 0 && $1 != -- ]]; do envs+=("$1"); shift; done; [[ $# -gt 0 ]] && shift
 tmp="$(mktemp -d)"
+# The wrk scripts are written here from this work directory's bodies (a copied work directory's own .lua files name
+# the original's body files, and a body file that is gone makes wrk post nothing).
+for b in single batch; do
+  printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nlocal f = io.open("%s"); wrk.body = f:read("*a"); f:close()\n' "$w/$b.json" >"$tmp/$b.lua"
+done
 log() { [[ -z "${NOLOG:-}" ]] && { mkdir -p "$tmp/$1"; echo --log-dir "$tmp/$1"; }; true; }
 bp=$((19000 + RANDOM % 500)); kp=$((bp + 1)); ap=$((bp + 2))
 names=([$bp]=bare [$kp]=kiln [$ap]=base)
@@ -35,8 +40,8 @@ fi
 trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
 for p in "${ports[@]}"; do
   for _ in $(seq 60); do curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"f0":0.1,"f1":0.2,"f2":0.3}' "http://127.0.0.1:$p/predict" && break; sleep 0.5; done
-  wrk -t1 -c32 -d8s -s "$w/single.lua" "http://127.0.0.1:$p/predict" >/dev/null   # warm-up
-  [[ -n "${BATCH:-}" ]] && wrk -t1 -c32 -d3s -s "$w/batch.lua" "http://127.0.0.1:$p$(path "$p")" >/dev/null
+  wrk -t1 -c32 -d8s -s "$tmp/single.lua" "http://127.0.0.1:$p/predict" >/dev/null   # warm-up
+  [[ -n "${BATCH:-}" ]] && wrk -t1 -c32 -d3s -s "$tmp/batch.lua" "http://127.0.0.1:$p$(path "$p")" >/dev/null
 done
 declare -A ratios=() cpuratios=() pidof=([$bp]=${pids[0]} [$kp]=$k)
 [[ -n "${BASE:-}" ]] && pidof[$ap]=$a
@@ -49,8 +54,10 @@ for r in $(seq "${ROUNDS:-4}"); do
   declare -A rps=() cpu=()
   for p in "${order[@]}"; do
     t0=$(ticks "${pidof[$p]}")
-    out="$(wrk -t1 -c32 -d"${SECS:-8}"s -s "$w/$script.lua" "http://127.0.0.1:$p$(path "$p")")"
+    out="$(wrk -t1 -c32 -d"${SECS:-8}"s -s "$tmp/$script.lua" "http://127.0.0.1:$p$(path "$p")")"
     t1=$(ticks "${pidof[$p]}")
+    # A round with failed answers measures nothing: say so and stop.
+    if grep -q 'Non-2xx' <<<"$out"; then echo "${names[$p]} answered errors in round $r:" >&2; echo "$out" >&2; exit 1; fi
     rps[$p]=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     cpu[$p]=$(awk -v d=$((t1 - t0)) -v hz="$hz" '/requests in/ {printf "%.1f", d / hz * 1e6 / $1}' <<<"$out")
   done

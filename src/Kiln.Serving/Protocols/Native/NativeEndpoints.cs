@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using Kiln.Scoring;
 using Kiln.Serving.Models;
@@ -22,8 +23,12 @@ public static class NativeEndpoints
         // Resolved once here, not per request: a service parameter makes every request open a DI scope.
         var inference = app.ServiceProvider.GetRequiredService<Inference>();
         var predict = app.MapGroup("/predict");
-        predict.MapPost("/", (HttpContext http, CancellationToken ct) => PredictAsync(http, inference, null, ct));
-        predict.MapPost("/{model}", (HttpContext http, string model, CancellationToken ct) => PredictAsync(http, inference, model, ct));
+        // Plain request delegates, not minimal-API handlers: nothing to bind (the route value is read here), no IResult
+        // to execute for the answer; a problem answer is executed by the same code as before.
+        RequestDelegate predictDefault = http => PredictAsync(http, inference, null);
+        RequestDelegate predictNamed = http => PredictAsync(http, inference, http.Request.RouteValues["model"] as string);
+        predict.MapPost("/", predictDefault);
+        predict.MapPost("/{model}", predictNamed);
         if (gated) predict.RequireGate();
 
         app.MapGet("/health", (CancellationToken ct) => TypedResults.Ok(new HealthResponse("ok")));
@@ -43,15 +48,16 @@ public static class NativeEndpoints
             m?.Signature.Task.ToString().ToLowerInvariant(), s.FailedVersion, s.LastError, s.LastErrorAt);
     }
 
-    private static async Task<IResult> PredictAsync(HttpContext http, Inference inference, string? model, CancellationToken ct)
+    private static async Task PredictAsync(HttpContext http, Inference inference, string? model)
     {
+        var ct = http.RequestAborted;
         using var call = inference.Begin(Protocol);
         var error = call.Open(model);
-        if (error is not null) return Problem(call, error);
+        if (error is not null) { await Problem(call, error).ExecuteAsync(http).ConfigureAwait(false); return; }
         error = await call.BindFeaturesAsync(ct).ConfigureAwait(false);
-        if (error is not null) return Problem(call, error);
+        if (error is not null) { await Problem(call, error).ExecuteAsync(http).ConfigureAwait(false); return; }
         var (body, readError) = await RequestBody.ReadAsync(http.Request, inference.Options.MaxRequestBodyBytes, JsonOnly, ct).ConfigureAwait(false);
-        if (readError is not null) return Problem(call, readError);
+        if (readError is not null) { await Problem(call, readError).ExecuteAsync(http).ConfigureAwait(false); return; }
         using (body)
         {
             if (call.Features is null)
@@ -64,7 +70,7 @@ public static class NativeEndpoints
                 // A model that reads features: the rows carry join keys and request fields; the store fills the rest.
                 error = await call.FillFeaturesAsync(body!.Memory, Features.FeatureRows.FromNative, ct).ConfigureAwait(false);
             }
-            if (error is not null) return Problem(call, error);
+            if (error is not null) { await Problem(call, error).ExecuteAsync(http).ConfigureAwait(false); return; }
         }
         var requestId = Inference.RequestId(http.Request.Headers["X-Request-Id"]);
         var predictions = call.Score(requestId);
@@ -73,7 +79,10 @@ public static class NativeEndpoints
         response.Headers["X-Request-Id"] = requestId;
         response.Headers["X-Kiln-Model-Version"] = served.Version;
         response.ContentType = "application/json";
-        var writer = RentWriter(response.BodyWriter);
+        // The answer is written whole into this thread's buffer first, so that it goes out with a Content-Length (no
+        // chunk framing) in the one write Kestrel makes when the request ends.
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(1024);
+        var writer = RentWriter(buffer);
         try
         {
             var batch = call.Batch!;
@@ -101,14 +110,22 @@ public static class NativeEndpoints
             writer.WriteString(Names.RequestId, requestId);
             writer.WriteEndObject();
             writer.Flush();
+            response.ContentLength = buffer.WrittenCount;
+            response.BodyWriter.Write(buffer.WrittenSpan);
         }
         finally
         {
-            writer.Reset(); // lets go of the response's pipe; the writer stays with this thread for the next answer
+            writer.Reset(); // the writer and its buffer stay with this thread for the next answer
+            if (buffer.Capacity > MaxKeptBuffer) t_buffer = null; // a huge batch's answer: not kept for the thread's life
+            else buffer.ResetWrittenCount();
         }
-        await response.BodyWriter.FlushAsync(ct).ConfigureAwait(false);
-        return TypedResults.Empty;
     }
+
+    /// <summary>The largest answer buffer a thread keeps between requests.</summary>
+    private const int MaxKeptBuffer = 1 << 20;
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
 
     internal static void WritePrediction(Utf8JsonWriter writer, ServedModel model, in Prediction p, InputBatch batch, int row)
     {
