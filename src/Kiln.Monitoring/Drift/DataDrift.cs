@@ -49,15 +49,18 @@ public static class DataDrift
     internal static async Task<DriftInput> OpenAsync(string currentLocation, long maxExactRows, long readAheadBytes, CancellationToken ct)
     {
         var files = DataSources.Resolve(currentLocation);
-        var names = await TableReader.ReadColumnNamesAsync(files[0], ct).ConfigureAwait(false);
-        var parquetRows = await ParquetRowsAsync(files, ct).ConfigureAwait(false);
-        ParquetColumns? columns = null;
-        if (parquetRows >= 0 && parquetRows <= maxExactRows)
+        if (!files.All(DataSources.IsParquet))
+            return new DriftInput(files, await TableReader.ReadColumnNamesAsync(files[0], ct).ConfigureAwait(false), -1, maxExactRows, null);
+        // Parquet: each file is opened once; its metadata gives the names and the rows.
+        var columns = ParquetColumns.Open(files);
+        var (names, rows) = (columns.Names, columns.Rows);
+        if (rows > maxExactRows)
         {
-            columns = ParquetColumns.Open(files);
-            if (readAheadBytes > 0) columns.StartReadAhead(readAheadBytes);
+            columns.Dispose();
+            return new DriftInput(files, names, rows, maxExactRows, null);
         }
-        return new DriftInput(files, names, parquetRows, maxExactRows, columns);
+        if (readAheadBytes > 0) columns.StartReadAhead(readAheadBytes);
+        return new DriftInput(files, names, rows, maxExactRows, columns);
     }
 
     /// <summary>Numbers that <see cref="OpenAsync(string, long, bool, CancellationToken)"/> reads ahead at most (128 MiB: 16 columns of a million rows).</summary>
@@ -116,18 +119,6 @@ public static class DataDrift
             report.AddColumnNotInReference(name, OutputColumns.KindOf(package, name) ?? ColumnKind.Categorical);
         }
         return report;
-    }
-
-    /// <summary>The rows of the files when they are all Parquet (from row-group metadata, nothing decoded); else -1.</summary>
-    private static async Task<long> ParquetRowsAsync(IReadOnlyList<string> files, CancellationToken ct)
-    {
-        long rows = 0;
-        foreach (var file in files)
-        {
-            if (!DataSources.IsParquet(file)) return -1;
-            foreach (var n in await ParquetTable.ReadRowGroupSizesAsync(file, ct).ConfigureAwait(false)) rows += n;
-        }
-        return rows;
     }
 
     /// <summary>The table with the prediction log's input_&lt;name&gt; columns under the input's own name.</summary>

@@ -56,6 +56,9 @@ internal sealed class ParquetColumns : IDisposable
     /// <summary>Rows in all the files (from their metadata).</summary>
     public long Rows { get; }
 
+    /// <summary>The first file's top-level column names, in its order.</summary>
+    public IReadOnlyList<string> Names => [.. _opened.Length == 0 ? [] : _opened[0].Fields.Select(f => f.Name)];
+
     /// <summary>Time spent reading columns and testing them, summed over the workers (for <see cref="StepTimings"/>).</summary>
     public (TimeSpan Read, TimeSpan Test, TimeSpan Ahead) Spent =>
         (Stopwatch.GetElapsedTime(0, _readTicks), Stopwatch.GetElapsedTime(0, _testTicks), Stopwatch.GetElapsedTime(0, _aheadTicks));
