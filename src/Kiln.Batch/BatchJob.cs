@@ -158,6 +158,7 @@ public sealed class BatchJob(BatchOptions options)
         public async Task<(int Parts, long Rows, long Rejected, long Unseen)> RunAsync(IBatchSource source, Func<PartitionId, bool> wanted, CancellationToken ct)
         {
             var threads = options.Threads > 0 ? options.Threads : Environment.ProcessorCount;
+            var spare = new SpareArrays();
             var work = Channel.CreateBounded<WorkItem>(new BoundedChannelOptions(threads * 2) { SingleWriter = true });
             var ordered = Channel.CreateBounded<WorkItem>(new BoundedChannelOptions(threads * 4) { SingleWriter = true, SingleReader = true });
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -217,7 +218,7 @@ public sealed class BatchJob(BatchOptions options)
                         {
                             try
                             {
-                                Process(item, ref predictions);
+                                Process(item, ref predictions, spare);
                                 item.Done.TrySetResult();
                             }
                             catch (Exception e)
@@ -263,6 +264,10 @@ public sealed class BatchJob(BatchOptions options)
                         partRejected += rejected;
                         partUnseen += v.UnseenCategories;
                         status.AddRows(item.Count, rejected);
+                        // Written (the sinks copy a slice before WriteAsync returns): its new arrays go back for the next
+                        // slices and, after the chunk's last slice (slices are written in order), the chunk's to its source.
+                        spare.Return(item.Output!, plan.Keep.Count);
+                        if (item.Start + item.Count >= item.Chunk.Table.RowCount) item.Chunk.Release?.Invoke();
                         item.Output = null;
                         item.Validated = null;
                         if (!item.Last) continue;
@@ -302,14 +307,14 @@ public sealed class BatchJob(BatchOptions options)
             return (parts, rowsWritten, rejectedTotal, unseenTotal);
         }
 
-        private void Process(WorkItem item, ref Prediction[] buffer)
+        private void Process(WorkItem item, ref Prediction[] buffer, SpareArrays spare)
         {
             var chunk = item.Chunk;
             var v = validator.Check(chunk.Table, item.Start, item.Count, chunk.Source, chunk.FirstRow);
             if (buffer.Length < v.Count) buffer = new Prediction[v.Count];
             var predictions = buffer.AsSpan(0, v.Count);
             if (v.Count > 0) scorer.Score(v.Table, v.Start, predictions);
-            item.Output = OutputBuilder.Build(plan, scorer.Package.Signature, v.Table, v.Start, v.Count, predictions);
+            item.Output = OutputBuilder.Build(plan, scorer.Package.Signature, v.Table, v.Start, v.Count, predictions, spare);
             item.Validated = v;
         }
     }

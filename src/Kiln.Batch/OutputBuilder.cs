@@ -5,11 +5,79 @@ using Kiln.Scoring;
 
 namespace Kiln.Batch;
 
+/// <summary>
+/// The prediction columns' arrays of written slices, for the next slices of the same length (every slice but a
+/// partition's last has --batch-rows rows): 1 MB a 65,536-row slice of a binary model that would otherwise be taken
+/// fresh from the large object heap, whose new pages the kernel and the runtime zero. Thread-safe.
+/// </summary>
+internal sealed class SpareArrays
+{
+    private const int Limit = 64;
+    private readonly List<double[]> _numbers = [];
+    private readonly List<string?[]> _text = [];
+
+    /// <summary>An array of exactly <paramref name="length"/> numbers, not cleared: the caller writes every element.</summary>
+    public double[] Numbers(int length)
+    {
+        lock (_numbers)
+        {
+            if (Take(_numbers, length) is { } a) return a;
+        }
+        return GC.AllocateUninitializedArray<double>(length);
+    }
+
+    /// <summary>An array of exactly <paramref name="length"/> strings, not cleared: the caller writes every element.</summary>
+    public string?[] Text(int length)
+    {
+        lock (_numbers)
+        {
+            if (Take(_text, length) is { } a) return a;
+        }
+        return new string?[length];
+    }
+
+    /// <summary>Takes back the arrays of <paramref name="output"/>'s columns from <paramref name="first"/> on; nothing may read them after.</summary>
+    public void Return(DataTable output, int first)
+    {
+        lock (_numbers)
+        {
+            for (var c = first; c < output.Columns.Count; c++)
+            {
+                switch (output.Columns[c])
+                {
+                    case NumericColumn n when _numbers.Count < Limit && !_numbers.Contains(n.Values): _numbers.Add(n.Values); break;
+                    case TextColumn t when _text.Count < Limit && !_text.Contains(t.Values): _text.Add(t.Values); break;
+                }
+            }
+        }
+    }
+
+    private static T[]? Take<T>(List<T[]> spare, int length)
+    {
+        for (var i = spare.Count - 1; i >= 0; i--)
+        {
+            var a = spare[i];
+            if (a.Length != length) continue;
+            spare[i] = spare[^1];
+            spare.RemoveAt(spare.Count - 1);
+            return a;
+        }
+        return null;
+    }
+}
+
 /// <summary>Builds an output slice: the --keep columns copied from the input, then the prediction columns.</summary>
 internal static class OutputBuilder
 {
-    public static DataTable Build(ReadPlan plan, ModelSignature signature, DataTable input, int start, int count, ReadOnlySpan<Prediction> predictions)
+    /// <summary>
+    /// The slice's output: its first <c>plan.Keep.Count</c> columns are the kept input columns (sharing the input's arrays
+    /// when the slice starts at row 0), the rest are new, taken from <paramref name="spare"/> when given.
+    /// </summary>
+    public static DataTable Build(ReadPlan plan, ModelSignature signature, DataTable input, int start, int count, ReadOnlySpan<Prediction> predictions,
+        SpareArrays? spare = null)
     {
+        double[] Numbers() => spare?.Numbers(count) ?? new double[count];
+        string?[] Text() => spare?.Text(count) ?? new string?[count];
         var output = new DataTable(count);
         foreach (var k in plan.Keep)
         {
@@ -18,23 +86,25 @@ internal static class OutputBuilder
             switch (input[k])
             {
                 case NumericColumn n: output.Add(new NumericColumn(k, start == 0 ? n.Values : n.Values.AsSpan(start, count).ToArray())); break;
+                case TextColumn { Packed: { } packed } when start == 0: output.Add(new TextColumn(k, packed)); break; // an id column from CSV: no strings
                 case TextColumn t: output.Add(new TextColumn(k, start == 0 ? t.Values : t.Values.AsSpan(start, count).ToArray())); break;
                 case TimestampColumn s: output.Add(new TimestampColumn(k, start == 0 ? s.Ticks : s.Ticks.AsSpan(start, count).ToArray(), s.Utc)); break;
+                default: throw new InvalidOperationException($"a {input[k].GetType().Name} cannot be kept");
             }
         }
         switch (signature.Task)
         {
             case ModelTask.Regression:
             {
-                var values = new double[count];
+                var values = Numbers();
                 for (var i = 0; i < count; i++) values[i] = predictions[i].Value;
                 output.Add(new NumericColumn("prediction", values));
                 break;
             }
             case ModelTask.Binary:
             {
-                var labels = new string?[count];
-                var p = new double[count];
+                var labels = Text();
+                var p = Numbers();
                 for (var i = 0; i < count; i++)
                 {
                     labels[i] = predictions[i].Label;
@@ -45,11 +115,11 @@ internal static class OutputBuilder
             }
             default:
             {
-                var labels = new string?[count];
-                var p = new double[count];
+                var labels = Text();
+                var p = Numbers();
                 var classes = signature.ClassLabels ?? [];
                 var perClass = new double[classes.Count][];
-                for (var c = 0; c < perClass.Length; c++) perClass[c] = new double[count];
+                for (var c = 0; c < perClass.Length; c++) perClass[c] = Numbers();
                 for (var i = 0; i < count; i++)
                 {
                     labels[i] = predictions[i].Label;

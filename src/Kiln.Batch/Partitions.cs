@@ -27,9 +27,10 @@ public readonly record struct PartitionId(int FileIndex, int Index) : IComparabl
 /// <summary>
 /// Rows of one partition as a source read them: <see cref="Table"/>'s row 0 is the source's row
 /// <see cref="FirstRow"/> (0-based); the partition's last chunk has <see cref="EndOfPartition"/> set
-/// (and may be empty).
+/// (and may be empty). <see cref="Release"/>, when set, hands the table's arrays back to the source for its next
+/// chunks: called once, when nothing reads the table any more (the job's writer has written the chunk's last slice).
 /// </summary>
-internal sealed record SourceChunk(PartitionId Partition, string Source, long FirstRow, DataTable Table, bool EndOfPartition);
+internal sealed record SourceChunk(PartitionId Partition, string Source, long FirstRow, DataTable Table, bool EndOfPartition, Action? Release = null);
 
 /// <summary>The type of a source or output column, as far as the source knows it.</summary>
 [System.Text.Json.Serialization.JsonConverter(typeof(ValueKindJsonConverter))]

@@ -71,6 +71,41 @@ public sealed class FileBatchTests(BatchFixture fx)
     }
 
     [Fact]
+    public async Task Csv_chunks_of_different_lengths_in_recycled_arrays_give_every_row_once_and_ids_are_written_plain()
+    {
+        // The CSV reader's column arrays and the prediction columns' arrays go back to be filled again once a slice is
+        // written: chunks of 17,000, 17,000 and 6,000 rows a partition, three scorers, must still give each row its own
+        // values. Past 100,000 distinct ids the reader keeps the id column as characters (no strings): the last chunk.
+        using var dir = new TempDir();
+        var input = fx.Repeat(16); // 128,000 rows, unique ids
+        BatchFixture.WriteCsv(input, dir.File("in.csv"));
+        var result = await new BatchJob(new BatchOptions
+        {
+            Model = fx.Package,
+            Input = dir.File("in.csv"),
+            Output = dir.File("out"),
+            Keep = ["transaction_id"],
+            PartitionRows = 40_000,
+            BatchRows = 17_000,
+            Threads = 3,
+        }).RunAsync();
+        Assert.Equal(128_000, result.Rows);
+        Assert.Equal(4, result.PartsWritten);
+        var output = await BatchFixture.ReadPartsAsync(dir.File("out"), BatchFixture.OutputColumns);
+        AssertSameAsScorer(input, output, fx.Expected(input));
+
+        // DuckDB reads the same ids; the id column (all distinct) has no dictionary, the predicted label keeps one.
+        var files = $"{dir.File("out")}/part-*.parquet";
+        Assert.Equal(input.Text("transaction_id").Values,
+            DuckSql.Rows($"SELECT transaction_id FROM read_parquet('{files}', filename = true, file_row_number = true) ORDER BY filename, file_row_number")
+                .Select(r => (string?)r[0]));
+        var encodings = DuckSql.Rows($"SELECT path_in_schema, encodings FROM parquet_metadata('{files}')").Select(r => ((string)r[0]!, r[1]!.ToString()!)).ToList();
+        Assert.Equal(20, encodings.Count(e => e.Item1 is "transaction_id" or "prediction")); // 3 + 3 + 3 + 1 row groups
+        Assert.All(encodings.Where(e => e.Item1 == "transaction_id"), e => Assert.DoesNotContain("DICTIONARY", e.Item2, StringComparison.Ordinal));
+        Assert.All(encodings.Where(e => e.Item1 == "prediction"), e => Assert.Contains("DICTIONARY", e.Item2, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_directory_of_files_gives_one_part_per_file_partition_in_path_order()
     {
         using var dir = new TempDir();

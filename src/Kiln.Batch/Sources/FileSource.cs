@@ -126,7 +126,8 @@ internal sealed class FileSource(string location, IReadOnlyList<string> files, i
                 var table = csv.ReadBatch(ask, ct);
                 var end = table.RowCount < ask || table.RowCount == remaining;
                 if (table.RowCount == 0 && !any && partition > 0) yield break; // the previous partition ended the file exactly
-                if (want) yield return new SourceChunk(id, file, row, table, end);
+                if (want) yield return new SourceChunk(id, file, row, table, end, () => csv.Recycle(table));
+                else csv.Recycle(table);
                 any = true;
                 row += table.RowCount;
                 remaining -= table.RowCount;
@@ -176,7 +177,7 @@ internal sealed class FileSource(string location, IReadOnlyList<string> files, i
         {
             var table = csv.ReadBatch(batchRows, ct);
             var last = table.RowCount < batchRows;
-            yield return new SourceChunk(id, file, row, table, last);
+            yield return new SourceChunk(id, file, row, table, last, () => csv.Recycle(table));
             row += table.RowCount;
             if (last) yield break;
         }

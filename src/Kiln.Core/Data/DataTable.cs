@@ -76,18 +76,74 @@ public sealed class NumericColumn(string name, double[] values) : Column(name)
         text is not null && TryParseCell(text, out var v) ? v : double.NaN;
 }
 
-/// <summary>Text values (category labels, ids, timestamps as written in CSV); null marks a missing value.</summary>
-public sealed class TextColumn(string name, string?[] values) : Column(name)
+/// <summary>
+/// Text values held as one block of characters (no string a value), as the CSV reader keeps a column whose values barely
+/// repeat (an id): value <c>i</c> is <c>Chars[Ends[i-1]..Ends[i]]</c> (from 0 for the first), or missing when
+/// <c>Ends[i]</c> is negative (then <c>~Ends[i]</c> is where the next value starts). Arrays may be longer than
+/// <see cref="Count"/>.
+/// </summary>
+public sealed class PackedText(char[] chars, int[] ends, int count)
 {
-    public string?[] Values { get; private set; } = values;
+    public char[] Chars { get; } = chars;
 
-    public override int Capacity => Values.Length;
+    public int[] Ends { get; } = ends;
+
+    public int Count { get; } = count;
+
+    /// <summary>Where value <paramref name="i"/> starts in <see cref="Chars"/>.</summary>
+    public int Start(int i) => i == 0 ? 0 : End(i - 1);
+
+    /// <summary>Where value <paramref name="i"/> ends in <see cref="Chars"/>.</summary>
+    public int End(int i) => Ends[i] < 0 ? ~Ends[i] : Ends[i];
+
+    public bool IsMissing(int i) => Ends[i] < 0;
+
+    /// <summary>Value <paramref name="i"/> as a string (null when missing).</summary>
+    public string? this[int i] => IsMissing(i) ? null : new string(Chars, Start(i), End(i) - Start(i));
+
+    /// <summary>Every value as a string.</summary>
+    public string?[] ToStrings()
+    {
+        var values = new string?[Count];
+        for (var i = 0; i < values.Length; i++) values[i] = this[i];
+        return values;
+    }
+}
+
+/// <summary>
+/// Text values (category labels, ids, timestamps as written in CSV); null marks a missing value. A column read as
+/// <see cref="PackedText"/> makes its strings only when <see cref="Values"/> is first asked for (a batch job's kept id
+/// column goes from the CSV reader to the Parquet writer without them).
+/// </summary>
+public sealed class TextColumn : Column
+{
+    private string?[]? _values;
+
+    public TextColumn(string name, string?[] values) : base(name) => _values = values;
+
+    public TextColumn(string name, PackedText packed) : base(name) => Packed = packed;
+
+    /// <summary>The values as characters, when the column was made from them (null otherwise).</summary>
+    public PackedText? Packed { get; }
+
+    /// <summary>The values; for a packed column, made from its characters on first use (safe from several threads).</summary>
+    public string?[] Values
+    {
+        get
+        {
+            if (_values is { } v) return v;
+            Interlocked.CompareExchange(ref _values, Packed!.ToStrings(), null);
+            return _values!;
+        }
+    }
+
+    public override int Capacity => _values?.Length ?? Packed!.Count;
 
     internal override void Grow(int capacity)
     {
         var v = Values;
         Array.Resize(ref v, capacity);
-        Values = v;
+        _values = v;
     }
 
     internal override void CopyRows(Column source, int sourceStart, int destinationStart, int count) =>

@@ -131,3 +131,58 @@ public sealed class ParquetTableWriterTests
         Assert.Contains("'many' is required but row 1 is missing", Assert.Throws<InvalidOperationException>(() => w.WriteText(["a", null])).Message);
     }
 }
+
+/// <summary>
+/// A text column whose values barely repeat (a batch job's kept id) is written without a dictionary, decided from the
+/// file's first row group; the values DuckDB and Kiln read back are the same either way, and a category column keeps
+/// its dictionary.
+/// </summary>
+public sealed class ParquetPlainTextTests
+{
+    [Fact]
+    public async Task Mostly_distinct_text_is_written_plain_and_reads_back_the_same()
+    {
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "ids.parquet");
+        var random = new Random(5);
+        string?[] Ids(int rows, int from) => [.. Enumerable.Range(from, rows).Select(i => i % 97 == 3 ? null : "row-" + i.ToString(System.Globalization.CultureInfo.InvariantCulture) + (i % 5 == 0 ? "é" : ""))];
+        string?[] Kinds(int rows) => [.. Enumerable.Range(0, rows).Select(_ => random.Next(4) == 0 ? null : "kind " + random.Next(7))];
+        // three row groups: the first decides; the second repeats a few ids (still written plain), the third is small
+        var groups = new[] { (Ids(30_000, 0), Kinds(30_000)), ([.. Ids(5_000, 30_000), .. Ids(5_000, 0)], Kinds(10_000)), (Ids(3, 99), Kinds(3)) };
+        await using (var stream = File.Create(path))
+        {
+            using var w = new ParquetTableWriter(stream, [new("id", ParquetColumnKind.Text, true), new("kind", ParquetColumnKind.Text, true)]);
+            foreach (var (ids, kinds) in groups)
+            {
+                var t = new DataTable(ids.Length).Add(new TextColumn("id", [.. ids, "past the end"])).Add(new TextColumn("kind", [.. kinds, "past"]));
+                w.WriteRowGroup(t);
+            }
+            w.Finish();
+            Assert.Equal(["id"], w.PlainTextColumns);
+        }
+        var allIds = groups.SelectMany(g => g.Item1).ToArray();
+        var allKinds = groups.SelectMany(g => g.Item2).ToArray();
+        Assert.Equal(allIds, DuckSql.Column(path, "id").Cast<string?>());
+        Assert.Equal(allKinds, DuckSql.Column(path, "kind").Cast<string?>());
+        Assert.Equal("VARCHAR", DuckSql.Scalar($"SELECT typeof(\"id\") FROM read_parquet('{path}') LIMIT 1"));
+        var encodings = DuckSql.Rows($"SELECT path_in_schema, encodings FROM parquet_metadata('{path}')")
+            .Select(r => ((string)r[0]!, r[1]!.ToString()!)).ToList();
+        Assert.Equal(6, encodings.Count);
+        Assert.All(encodings.Where(e => e.Item1 == "id"), e => Assert.DoesNotContain("DICTIONARY", e.Item2, StringComparison.Ordinal));
+        Assert.All(encodings.Where(e => e.Item1 == "kind"), e => Assert.Contains("DICTIONARY", e.Item2, StringComparison.Ordinal));
+        var table = await TableReader.ReadAllAsync([path], [new ColumnRequest("id", ColumnType.Text), new ColumnRequest("kind", ColumnType.Text)]);
+        Assert.Equal(allIds, table.Text("id").Values);
+        Assert.Equal(allKinds, table.Text("kind").Values);
+    }
+
+    [Fact]
+    public void The_decision_needs_enough_values_and_nine_in_ten_distinct()
+    {
+        string?[] Distinct(int n) => [.. Enumerable.Range(0, n).Select(i => "v" + i.ToString(System.Globalization.CultureInfo.InvariantCulture))];
+        Assert.True(ParquetTableWriter.MostlyDistinct(Distinct(5000)));
+        Assert.False(ParquetTableWriter.MostlyDistinct(Distinct(1000)));                       // too few to tell
+        Assert.False(ParquetTableWriter.MostlyDistinct([.. Distinct(3500), .. Distinct(596)])); // the first 4,096: 85 % distinct
+        Assert.True(ParquetTableWriter.MostlyDistinct([.. Distinct(3800), .. Distinct(296)]));  // 93 %
+        Assert.False(ParquetTableWriter.MostlyDistinct([.. Distinct(900), .. new string?[4000]]));
+    }
+}

@@ -8,7 +8,10 @@ namespace Kiln.Core.Data;
 /// <summary>The value kinds <see cref="ParquetTableWriter"/> writes.</summary>
 public enum ParquetColumnKind
 {
-    /// <summary>UTF-8 text (BYTE_ARRAY, STRING), dictionary-encoded.</summary>
+    /// <summary>
+    /// UTF-8 text (BYTE_ARRAY, STRING), dictionary-encoded, except a column whose first row group's values are nearly all
+    /// distinct (an id) when the file is written by <see cref="ParquetTableWriter.WriteRowGroup"/>: that one is plain.
+    /// </summary>
     Text,
 
     /// <summary>DOUBLE.</summary>
@@ -37,8 +40,11 @@ public sealed record ParquetColumn(string Name, ParquetColumnKind Kind, bool Nul
 /// Kiln's one Parquet writer, on ParquetSharp: flat tables written a row group at a time, column by column straight
 /// from the caller's arrays (NaN or null are the missing values of a nullable column). Snappy-compressed; text
 /// dictionary-encoded, numbers and timestamps plain (dictionary-encoding doubles costs more time than it saves
-/// space); min/max statistics on every column, so readers skip row groups by time. Used by the prediction log,
-/// batch outputs, feedback labels and every table Kiln writes as Parquet.
+/// space); min/max statistics on every column, so readers skip row groups by time. A text column whose values barely
+/// repeat (an id kept by a batch job) is written plain too: its dictionary would be the values again plus an index a
+/// row, for a hash and a probe a value; the file is opened at the first row group, so that <see cref="WriteRowGroup"/>
+/// can look at the values first (<see cref="MostlyDistinct"/>). Used by the prediction log, batch outputs, feedback
+/// labels and every table Kiln writes as Parquet.
 /// </summary>
 public sealed class ParquetTableWriter : IDisposable
 {
@@ -46,7 +52,9 @@ public sealed class ParquetTableWriter : IDisposable
     public const string CreatedBy = "Kiln";
 
     private readonly ParquetColumn[] _columns;
-    private readonly ParquetFileWriter _writer;
+    private readonly Stream _stream;
+    private readonly Compression _compression;
+    private ParquetFileWriter? _writer;
     private RowGroupWriter? _group;
     private int _rows = -1;
     private int _next;
@@ -62,35 +70,73 @@ public sealed class ParquetTableWriter : IDisposable
     {
         if (columns.Count == 0) throw new ArgumentException("a Parquet file needs at least one column", nameof(columns));
         _columns = [.. columns];
+        _stream = stream;
+        _compression = compression;
+    }
+
+    /// <summary>Opens the file (nothing is written before); text columns in <paramref name="plain"/> get no dictionary.</summary>
+    private ParquetFileWriter Open(HashSet<string>? plain)
+    {
+        if (_writer is not null) return _writer;
         var nodes = new Node[_columns.Length];
-        var properties = new WriterPropertiesBuilder().Compression(compression).CreatedBy(CreatedBy + " (ParquetSharp)");
-        for (var i = 0; i < _columns.Length; i++)
+        var properties = new WriterPropertiesBuilder().Compression(_compression).CreatedBy(CreatedBy + " (ParquetSharp)");
+        try
         {
-            var c = _columns[i];
-            var repetition = c.Nullable ? Repetition.Optional : Repetition.Required;
-            using var logical = c.Kind switch
+            for (var i = 0; i < _columns.Length; i++)
             {
-                ParquetColumnKind.Text => LogicalType.String(),
-                ParquetColumnKind.Timestamp => LogicalType.Timestamp(true, TimeUnit.Micros),
-                ParquetColumnKind.LocalTimestamp => LogicalType.Timestamp(false, TimeUnit.Micros),
-                _ => LogicalType.None(),
-            };
-            var physical = c.Kind switch
-            {
-                ParquetColumnKind.Text => PhysicalType.ByteArray,
-                ParquetColumnKind.Double => PhysicalType.Double,
-                ParquetColumnKind.Int32 => PhysicalType.Int32,
-                ParquetColumnKind.Boolean => PhysicalType.Boolean,
-                _ => PhysicalType.Int64,
-            };
-            nodes[i] = new PrimitiveNode(c.Name, repetition, logical, physical);
-            if (c.Kind != ParquetColumnKind.Text) properties.DisableDictionary(c.Name);
+                var c = _columns[i];
+                var repetition = c.Nullable ? Repetition.Optional : Repetition.Required;
+                using var logical = c.Kind switch
+                {
+                    ParquetColumnKind.Text => LogicalType.String(),
+                    ParquetColumnKind.Timestamp => LogicalType.Timestamp(true, TimeUnit.Micros),
+                    ParquetColumnKind.LocalTimestamp => LogicalType.Timestamp(false, TimeUnit.Micros),
+                    _ => LogicalType.None(),
+                };
+                var physical = c.Kind switch
+                {
+                    ParquetColumnKind.Text => PhysicalType.ByteArray,
+                    ParquetColumnKind.Double => PhysicalType.Double,
+                    ParquetColumnKind.Int32 => PhysicalType.Int32,
+                    ParquetColumnKind.Boolean => PhysicalType.Boolean,
+                    _ => PhysicalType.Int64,
+                };
+                nodes[i] = new PrimitiveNode(c.Name, repetition, logical, physical);
+                if (c.Kind != ParquetColumnKind.Text || plain?.Contains(c.Name) == true) properties.DisableDictionary(c.Name);
+            }
+            using var schema = new GroupNode("schema", Repetition.Required, nodes);
+            using var props = properties.Build();
+            return _writer = new ParquetFileWriter(_stream, schema, props, null, leaveOpen: true);
         }
-        using var schema = new GroupNode("schema", Repetition.Required, nodes);
-        using var props = properties.Build();
-        _writer = new ParquetFileWriter(stream, schema, props, null, leaveOpen: true);
-        foreach (var n in nodes) n.Dispose();
-        properties.Dispose();
+        finally
+        {
+            foreach (var n in nodes) n?.Dispose();
+            properties.Dispose();
+        }
+    }
+
+    /// <summary>Text columns written without a dictionary in this file (decided at its first row group).</summary>
+    public IReadOnlyCollection<string> PlainTextColumns { get; private set; } = [];
+
+    /// <summary>Values looked at to decide whether a text column is mostly distinct.</summary>
+    public const int DistinctSample = 4096;
+
+    /// <summary>
+    /// True when at least 1,024 of the first <see cref="DistinctSample"/> values are present and more than 90 % of
+    /// them are distinct: a dictionary would hold nearly every value once more, so the column is written plain.
+    /// </summary>
+    public static bool MostlyDistinct(ReadOnlySpan<string?> values)
+    {
+        var sample = values[..Math.Min(values.Length, DistinctSample)];
+        var seen = new HashSet<string>(sample.Length, StringComparer.Ordinal);
+        var present = 0;
+        foreach (var v in sample)
+        {
+            if (v is null) continue;
+            present++;
+            seen.Add(v);
+        }
+        return present >= 1024 && seen.Count * 10 > present * 9;
     }
 
     /// <summary>Writes a table as one Parquet file with one row group (numbers as nullable doubles, text as strings, timestamps as timestamps).</summary>
@@ -112,12 +158,25 @@ public sealed class ParquetTableWriter : IDisposable
     public void WriteRowGroup(DataTable table)
     {
         var n = table.RowCount;
+        if (_writer is null)
+        {
+            HashSet<string>? plain = null;
+            foreach (var c in _columns)
+            {
+                // a packed column is one the CSV reader found to be unique (an id)
+                if (c.Kind == ParquetColumnKind.Text && table.Find(c.Name) is TextColumn t && (t.Packed is not null || MostlyDistinct(t.Values.AsSpan(0, n))))
+                    (plain ??= new(StringComparer.Ordinal)).Add(c.Name);
+            }
+            Open(plain);
+            if (plain is not null) PlainTextColumns = plain;
+        }
         BeginRowGroup(n);
         foreach (var c in _columns)
         {
             var column = table[c.Name];
             switch (c.Kind)
             {
+                case ParquetColumnKind.Text when column is TextColumn { Packed: { } p }: WriteText(p.Count == n ? p : new PackedText(p.Chars, p.Ends, n)); break;
                 case ParquetColumnKind.Text when column is TextColumn t: WriteText(t.Values.AsSpan(0, n)); break;
                 case ParquetColumnKind.Text when column is TimestampColumn times: WriteText(times.ToText().Values.AsSpan(0, n)); break;
                 case ParquetColumnKind.Text: WriteText(table.Numeric(c.Name).Values.AsSpan(0, n).ToArray().Select(v => double.IsNaN(v) ? null : v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)).ToArray()); break;
@@ -137,7 +196,7 @@ public sealed class ParquetTableWriter : IDisposable
     {
         if (_finished || _rows >= 0) throw new InvalidOperationException(_finished ? "the file is finished" : "a row group is already open");
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        _group = _writer.AppendRowGroup();
+        _group = Open(null).AppendRowGroup();
         _rows = rows;
         _next = 0;
         if (_levels.Length < rows) _levels = new short[rows];
@@ -164,7 +223,7 @@ public sealed class ParquetTableWriter : IDisposable
         if (_rows >= 0) throw new InvalidOperationException("a row group is still open");
         if (_finished) return;
         _finished = true;
-        _writer.Close();
+        Open(null).Close();
     }
 
     /// <summary>The next column, as text (null = missing).</summary>
@@ -192,6 +251,35 @@ public sealed class ParquetTableWriter : IDisposable
             at += len;
         }
         WriteBytes(c, values.Length, present, offsets);
+    }
+
+    /// <summary>The next column, as packed text (a missing value is null).</summary>
+    public void WriteText(PackedText values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        var n = values.Count;
+        var c = Next(ParquetColumnKind.Text, n);
+        var total = Encoding.UTF8.GetMaxByteCount(n == 0 ? 0 : values.End(n - 1));
+        if (_utf8.Length < total) _utf8 = new byte[Math.Max(total, _utf8.Length * 2)];
+        var offsets = _longs.Length >= n ? _longs : _longs = new long[Math.Max(n, 1024)];
+        var at = 0;
+        var present = 0;
+        var chars = values.Chars;
+        for (var i = 0; i < n; i++)
+        {
+            if (values.IsMissing(i))
+            {
+                if (!c.Nullable) throw new InvalidOperationException($"column '{c.Name}' is required but row {i} is missing");
+                _levels[i] = 0;
+                continue;
+            }
+            _levels[i] = 1;
+            var start = values.Start(i);
+            var len = Encoding.UTF8.GetBytes(chars.AsSpan(start, values.End(i) - start), _utf8.AsSpan(at));
+            offsets[present++] = ((long)at << 32) | (uint)len;
+            at += len;
+        }
+        WriteBytes(c, n, present, offsets);
     }
 
     /// <summary>The next column, as text given as characters and the end of each value in them (none missing).</summary>
@@ -404,6 +492,6 @@ public sealed class ParquetTableWriter : IDisposable
     public void Dispose()
     {
         _group?.Dispose();
-        _writer.Dispose();
+        _writer?.Dispose();
     }
 }
