@@ -7,6 +7,7 @@ using Kiln.Scoring;
 //   gen ROWS DIR         writes DIR/data.parquet (3 float features, row groups of 500,000), DIR/data.csv (the same rows,
 //                        for the pandas peer) and DIR/train.csv (100,000 labelled rows), all from seed 42.
 //   model-only PKG FILE  reads FILE's rows into memory, then times scoring them on every core (the I/O-free limit).
+//   parquet CSV FILE     writes CSV's rows (a header, then f0,f1,f2 numbers) to FILE as id + f0..f2 (other models' rows).
 //   trees PKG FILE       the forest's shape: nodes and depth per tree, and the steps FILE's rows take (one row, and the
 //                        longest of 8 and of 16 consecutive rows, as the lockstep walk runs them).
 //   csv FILE [ROUNDS]    Kiln's CSV reader against Sep and Sylvan.Data.Csv on FILE, alternating rounds (CsvParsers.cs).
@@ -19,6 +20,9 @@ switch (args.FirstOrDefault())
         break;
     case "model-only":
         await ModelOnly(args[1], args[2]);
+        break;
+    case "parquet":
+        ToParquet(args[1], args[2]);
         break;
     case "trees":
         await TreeStats(args[1], args[2]);
@@ -151,4 +155,23 @@ static async Task TreeStats(string packageDir, string file)
     Console.WriteLine("path length histogram (splits: share of row-trees): " + string.Join(' ', hist.Select((c, i) => (c, i)).Where(p => p.c > 0).Select(p => string.Create(inv, $"{p.i}:{100.0 * p.c / leafDepthHistTotal:0.0}%"))));
 
     static int MaxDepth(Kiln.Scoring.Trees.RegressionTreeSpec t, int n) => n < 0 ? 0 : 1 + Math.Max(MaxDepth(t, t.LteChild[n]), MaxDepth(t, t.GtChild[n]));
+}
+
+static void ToParquet(string csvPath, string file)
+{
+    var inv = CultureInfo.InvariantCulture;
+    var lines = File.ReadLines(csvPath).Skip(1).Select(l => l.Split(',')).ToList();
+    using var stream = File.Create(file);
+    using var writer = new ParquetTableWriter(stream,
+        [new("id", ParquetColumnKind.Int64, false), new("f0", ParquetColumnKind.Double, false), new("f1", ParquetColumnKind.Double, false), new("f2", ParquetColumnKind.Double, false)]);
+    const int Group = 500_000;
+    for (var start = 0; start < lines.Count; start += Group)
+    {
+        var n = Math.Min(Group, lines.Count - start);
+        writer.BeginRowGroup(n);
+        writer.WriteWhole([.. Enumerable.Range(start, n).Select(i => (double)i)]);
+        for (var k = 0; k < 3; k++) writer.WriteDouble([.. lines.Skip(start).Take(n).Select(l => (double)float.Parse(l[k], inv))]);
+        writer.EndRowGroup();
+    }
+    writer.Finish();
 }
