@@ -7,12 +7,13 @@ namespace Kiln.Scoring.Trees;
 /// A tree ensemble laid out for speed and evaluated tree by tree over blocks of rows (docs/serving.md#tree-ensembles).
 /// Every tree is one breadth-first run of 12-byte nodes (threshold, feature, first child) whose two children sit side
 /// by side, so a step is <c>next = child + (x[feature] &lt;= threshold ? 0 : 1)</c>: no branch to mispredict. A leaf
-/// points at itself and reads a slot that is always 0 against +∞, so it stays put. Sixteen rows (then eight) walk one
-/// tree in lockstep for as many steps as the tree's longest path has, counted when the forest is packed: every walk
-/// then ends at its leaf, no step asks whether any walk still moves, and the loop runs the same count for every block of
-/// rows in that tree, so its end is predicted (docs/benchmarks.md#tree-ensemble-evaluator: 0.87x the CPU of the
-/// earlier walk, eight rows until none moves). A row left over (a single-object request's only row) walks eight trees
-/// in lockstep until none moves instead.
+/// points at itself and reads a slot that is always 0 against +∞, so it stays put. In a call of <see cref="FixedWalkRows"/>
+/// rows or more (a batch job's blocks), sixteen rows (then eight) walk one tree in lockstep for as many steps as the
+/// tree's longest path has, counted when the forest is packed: every walk then ends at its leaf, no step asks whether
+/// any walk still moves, and the loop runs the same count for every block of rows in that tree, so its end is predicted
+/// (docs/benchmarks.md#tree-ensemble-evaluator: 0.87x the CPU of the checked walk). In smaller calls (requests) eight
+/// rows walk one tree in lockstep until none moves. A row left over (a single-object request's only row) walks eight
+/// trees in lockstep until none moves instead.
 /// When the rows have at most 256 floats and the forest fewer than 2^24 nodes (every forest Kiln has trained so far), the
 /// walk reads 8-byte nodes instead: the threshold, and the first child and the feature packed in one int
 /// (<c>child &lt;&lt; 8 | feature</c>), which saves one load of the three a step made (docs/benchmarks.md#batch).
@@ -154,6 +155,14 @@ public sealed class PackedForest
         }
     }
 
+    /// <summary>
+    /// The fewest rows a call must have for the walk of fixed length; fewer (a request's rows) walk until none moves. The
+    /// fixed count pays when a block's rows are spread over the trees (a batch job's blocks of 256 to 4,096 rows: 0.87x the CPU), and
+    /// costs when they lie close together and so take paths much shorter than the longest (bench/serving's 100-row
+    /// request: 1.13x); docs/benchmarks.md#tree-ensemble-evaluator.
+    /// </summary>
+    internal const int FixedWalkRows = 256;
+
     /// <summary>The steps the lockstep walk takes in tree <paramref name="tree"/> (its longest path), or -1: it walks until no row moves.</summary>
     internal int StepsOf(int tree) => _steps[tree];
 
@@ -276,7 +285,7 @@ public sealed class PackedForest
         for (var t = 0; t < _roots.Length; t++)
         {
             var root = _roots[t];
-            var steps = _steps[t];
+            var steps = count >= FixedWalkRows ? _steps[t] : -1;
             var r = 0;
             if (steps >= 0)
             {
@@ -334,7 +343,7 @@ public sealed class PackedForest
         ref var l = ref MemoryMarshal.GetReference(leaves);
         var stride = Stride;
         var root = _roots[tree];
-        var steps = _steps[tree];
+        var steps = count >= FixedWalkRows ? _steps[tree] : -1;
         var ends = new EightNodes();
         var r = 0;
         if (steps >= 0)
