@@ -159,7 +159,7 @@ public sealed class PackedForest
     /// The fewest rows a call must have for the walk of fixed length; fewer (a request's rows) walk until none moves. The
     /// fixed count pays when a block's rows are spread over the trees (a batch job's blocks of 256 to 4,096 rows: 0.87x the CPU), and
     /// costs when they lie close together and so take paths much shorter than the longest (bench/serving's 100-row
-    /// request: 1.13x); docs/benchmarks.md#tree-ensemble-evaluator.
+    /// request: 1.15x); docs/benchmarks.md#tree-ensemble-evaluator.
     /// </summary>
     internal const int FixedWalkRows = 256;
 
