@@ -48,7 +48,9 @@ public sealed class PackedForestPropertyTests
         // Row values: every threshold and its neighbours, plus the values where comparisons are easy to get wrong.
         var values = new List<float> { 0f, -0f, 1f, float.NaN, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, -float.Epsilon };
         foreach (var v in pool) values.AddRange([v, MathF.BitIncrement(v), MathF.BitDecrement(v)]);
-        var rows = rng.Next(1, 40); // also counts that are not a multiple of the 8-row lockstep
+        // Blocks of eight rows walked until none moves, and rows left over; from FixedWalkRows rows on, blocks of sixteen and
+        // of eight walked for each tree's longest path.
+        var rows = rng.Next(2) == 0 ? rng.Next(1, 60) : rng.Next(PackedForest.FixedWalkRows, PackedForest.FixedWalkRows + 40);
         var block = new RowBlock(features, rows);
         for (var r = 0; r < rows; r++)
         {
@@ -84,6 +86,45 @@ public sealed class PackedForestPropertyTests
         Assert.Equal(20 + 100 + 1000, sums[0]);   // NaN: numeric right, categorical left (slot 1 is 0), default 0.25 <= 0.5 left
         Assert.Equal(20 + 200 + 1000, sums[1]);   // slot 1 = 2 > 0: categorical right
         Assert.Equal(20 + 200 + 2000, sums[2]);   // 0.75: right, right (slot 0 > 0), right
+    }
+
+    /// <summary>
+    /// A chain (each split's left child a leaf, its right child the next split) reaches its last leaves only after as many
+    /// steps as it is long: the lockstep walk counts them per tree when packing, up to 4,096; a longer tree is walked
+    /// until no row moves. Rows reach every leaf, in blocks of sixteen, of eight and left over, below and above FixedWalkRows.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 45)]
+    [InlineData(40, 45)]
+    [InlineData(1, PackedForest.FixedWalkRows + 29)]
+    [InlineData(40, PackedForest.FixedWalkRows + 29)]
+    [InlineData(5000, PackedForest.FixedWalkRows + 29)]
+    public void A_chain_deeper_than_its_neighbours_sums_equal_the_reference_walk(int length, int rows)
+    {
+        var rng = new Random(length);
+        var pool = ThresholdPool(rng);
+        var chain = new RegressionTreeSpec(
+            [.. Enumerable.Repeat(0, length)],
+            [.. Enumerable.Range(0, length).Select(n => (float)n)],
+            [.. Enumerable.Range(0, length).Select(n => ~n)],
+            [.. Enumerable.Range(0, length).Select(n => n + 1 < length ? n + 1 : ~length)],
+            [.. Enumerable.Range(0, length + 1).Select(l => 1.0 + l / 1024.0)]);
+        var ensemble = new TreeEnsembleSpec([RandomTree(rng, 2, pool), chain, RandomTree(rng, 2, pool)], 2);
+        var forest = PackedForest.Build(ensemble);
+        Assert.Equal(length <= 4096 ? length : -1, forest.StepsOf(1));
+
+        var block = new RowBlock(2, rows);
+        for (var r = 0; r < rows; r++)
+        {
+            // x = k - 0.5 goes right at splits 0 to k - 1 and left at split k: leaf k; the last rows reach the chain's end, one as NaN (right at every split).
+            var k = r < rows - 3 ? rng.Next(length + 1) : length;
+            block.Row(r)[0] = r == rows - 1 ? float.NaN : k - 0.5f;
+            block.Row(r)[1] = pool[rng.Next(pool.Length)];
+        }
+        var sums = new double[rows];
+        forest.Sum(block.Data, rows, sums);
+        for (var r = 0; r < rows; r++) Assert.Equal(BitConverter.DoubleToInt64Bits(ensemble.ReferenceSum(block.Row(r))), BitConverter.DoubleToInt64Bits(sums[r]));
+        Assert.Equal(1.0 + length / 1024.0, chain.Output(block.Row(rows - 1)));
     }
 
     [Fact]

@@ -7,9 +7,13 @@ namespace Kiln.Scoring.Trees;
 /// A tree ensemble laid out for speed and evaluated tree by tree over blocks of rows (docs/serving.md#tree-ensembles).
 /// Every tree is one breadth-first run of 12-byte nodes (threshold, feature, first child) whose two children sit side
 /// by side, so a step is <c>next = child + (x[feature] &lt;= threshold ? 0 : 1)</c>: no branch to mispredict. A leaf
-/// points at itself and reads a slot that is always 0 against +∞, so it stays put; eight rows walk one tree in
-/// lockstep until none moves (eight hide the loads' latency better than four: 1.5x on the seed article's forest); a row
-/// left over (a single-object request's only row) walks eight trees in lockstep instead.
+/// points at itself and reads a slot that is always 0 against +∞, so it stays put. In a call of <see cref="FixedWalkRows"/>
+/// rows or more (a batch job's blocks), sixteen rows (then eight) walk one tree in lockstep for as many steps as the
+/// tree's longest path has, counted when the forest is packed: every walk then ends at its leaf, no step asks whether
+/// any walk still moves, and the loop runs the same count for every block of rows in that tree, so its end is predicted
+/// (docs/benchmarks.md#tree-ensemble-evaluator: 0.87x the CPU of the checked walk). In smaller calls (requests) eight
+/// rows walk one tree in lockstep until none moves. A row left over (a single-object request's only row) walks eight
+/// trees in lockstep until none moves instead.
 /// When the rows have at most 256 floats and the forest fewer than 2^24 nodes (every forest Kiln has trained so far), the
 /// walk reads 8-byte nodes instead: the threshold, and the first child and the feature packed in one int
 /// (<c>child &lt;&lt; 8 | feature</c>), which saves one load of the three a step made (docs/benchmarks.md#batch).
@@ -67,6 +71,7 @@ public sealed class PackedForest
     private readonly CompactNode[]? _compact;
     private readonly double[] _values;
     private readonly int[] _roots;
+    private readonly int[] _steps;
     private readonly TreeEnsembleSpec? _spec;
     private readonly int[]? _leafIds;
 
@@ -79,6 +84,7 @@ public sealed class PackedForest
         _compact = Compact(nodes, featureCount);
         FeatureCount = featureCount;
         ExactForNaN = exactForNaN;
+        _steps = Steps(nodes, roots, featureCount);
     }
 
     /// <summary>
@@ -96,6 +102,7 @@ public sealed class PackedForest
         _compact = Compact(nodes, featureCount);
         FeatureCount = featureCount;
         ExactForNaN = false;
+        _steps = Steps(nodes, roots, featureCount);
     }
 
     /// <summary>The nodes as <see cref="CompactNode"/>s, when every feature index fits in a byte and every child in 24 bits; else null.</summary>
@@ -111,6 +118,53 @@ public sealed class PackedForest
         }
         return compact;
     }
+
+    /// <summary>
+    /// Per tree, the most steps a walk from its root can take before it stays put (the longest root-to-leaf path, a jump
+    /// counted as a step), or -1 when the nodes do not form a tree or DAG this can be counted on.
+    /// </summary>
+    private static int[] Steps(Node[] nodes, int[] roots, int featureCount)
+    {
+        var memo = new int[nodes.Length];
+        Array.Fill(memo, -2); // -2: not counted yet; -3: being counted (a cycle if met again)
+        var steps = new int[roots.Length];
+        for (var t = 0; t < roots.Length; t++) steps[t] = Count(roots[t], 0);
+        return steps;
+
+        int Count(int n, int depth)
+        {
+            if ((uint)n >= (uint)nodes.Length || depth > 4096) return -1;
+            if (memo[n] >= -1) return memo[n];
+            if (memo[n] == -3) return -1;
+            memo[n] = -3;
+            var node = nodes[n];
+            int result;
+            if (node.Child == n && node.Feature == featureCount && node.Threshold == float.PositiveInfinity) result = 0;
+            else if (node.Feature == featureCount && node.Threshold == float.PositiveInfinity)
+            {
+                var next = Count(node.Child, depth + 1);
+                result = next < 0 ? -1 : next + 1;
+            }
+            else
+            {
+                var left = Count(node.Child, depth + 1);
+                var right = left < 0 ? -1 : Count(node.Child + 1, depth + 1);
+                result = right < 0 ? -1 : Math.Max(left, right) + 1;
+            }
+            return memo[n] = result;
+        }
+    }
+
+    /// <summary>
+    /// The fewest rows a call must have for the walk of fixed length; fewer (a request's rows) walk until none moves. The
+    /// fixed count pays when a block's rows are spread over the trees (a batch job's blocks of 256 to 4,096 rows: 0.87x the CPU), and
+    /// costs when they lie close together and so take paths much shorter than the longest (bench/serving's 100-row
+    /// request: 1.15x); docs/benchmarks.md#tree-ensemble-evaluator.
+    /// </summary>
+    internal const int FixedWalkRows = 256;
+
+    /// <summary>The steps the lockstep walk takes in tree <paramref name="tree"/> (its longest path), or -1: it walks until no row moves.</summary>
+    internal int StepsOf(int tree) => _steps[tree];
 
     /// <summary>Whether the walk reads 8-byte nodes (see the class summary); false: the 12-byte ones.</summary>
     internal bool IsCompact => _compact is not null;
@@ -228,12 +282,23 @@ public sealed class PackedForest
         var stride = Stride;
         var ends = new EightNodes();
         var lockstep = count - count % 8;
-        foreach (var tree in _roots)
+        for (var t = 0; t < _roots.Length; t++)
         {
-            var root = tree;
-            for (var r = 0; r < lockstep; r += 8)
+            var root = _roots[t];
+            var steps = count >= FixedWalkRows ? _steps[t] : -1;
+            var r = 0;
+            if (steps >= 0)
             {
-                WalkEight<TNode, TLayout>(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, ref root, 0, ref ends);
+                var sixteen = new SixteenNodes();
+                for (; r + 16 <= lockstep; r += 16)
+                {
+                    WalkSixteen<TNode, TLayout>(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, root, steps, ref sixteen);
+                    for (var k = 0; k < 16; k++) Unsafe.Add(ref s, r + k) += Unsafe.Add(ref values, sixteen[k]);
+                }
+            }
+            for (; r < lockstep; r += 8)
+            {
+                Walk8<TNode, TLayout>(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, root, steps, ref ends);
                 for (var k = 0; k < 8; k++) Unsafe.Add(ref s, r + k) += Unsafe.Add(ref values, ends[k]);
             }
         }
@@ -278,11 +343,21 @@ public sealed class PackedForest
         ref var l = ref MemoryMarshal.GetReference(leaves);
         var stride = Stride;
         var root = _roots[tree];
+        var steps = count >= FixedWalkRows ? _steps[tree] : -1;
         var ends = new EightNodes();
         var r = 0;
+        if (steps >= 0)
+        {
+            var sixteen = new SixteenNodes();
+            for (; r + 16 <= count; r += 16)
+            {
+                WalkSixteen<TNode, TLayout>(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, root, steps, ref sixteen);
+                for (var k = 0; k < 16; k++) Unsafe.Add(ref l, r + k) = Unsafe.Add(ref leafIds, sixteen[k]);
+            }
+        }
         for (; r + 8 <= count; r += 8)
         {
-            WalkEight<TNode, TLayout>(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, ref root, 0, ref ends);
+            Walk8<TNode, TLayout>(ref nodes, ref Unsafe.Add(ref x, r * stride), stride, root, steps, ref ends);
             for (var k = 0; k < 8; k++) Unsafe.Add(ref l, r + k) = Unsafe.Add(ref leafIds, ends[k]);
         }
         for (; r < count; r++)
@@ -329,6 +404,104 @@ public sealed class PackedForest
             n0 = m0; n1 = m1; n2 = m2; n3 = m3; n4 = m4; n5 = m5; n6 = m6; n7 = m7;
         }
         ends[0] = n0; ends[1] = n1; ends[2] = n2; ends[3] = n3; ends[4] = n4; ends[5] = n5; ends[6] = n6; ends[7] = n7;
+    }
+
+    /// <summary>The nodes where sixteen rows' walks ended.</summary>
+    [InlineArray(16)]
+    private struct SixteenNodes
+    {
+        private int _first;
+    }
+
+    /// <summary>
+    /// Eight rows down the tree at <paramref name="root"/>: <paramref name="steps"/> steps without checks
+    /// (<see cref="WalkEightFixed"/>), or, for a tree whose steps were not counted (-1), until none moves.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Walk8<TNode, TLayout>(ref TNode nodes, ref float x0, int rowStride, int root, int steps, ref EightNodes ends)
+        where TNode : struct
+        where TLayout : struct, INodes<TNode>
+    {
+        if (steps >= 0) WalkEightFixed<TNode, TLayout>(ref nodes, ref x0, rowStride, root, steps, ref ends);
+        else WalkEight<TNode, TLayout>(ref nodes, ref x0, rowStride, ref root, 0, ref ends);
+    }
+
+    /// <summary>
+    /// Eight rows (<paramref name="rowStride"/> floats apart from <paramref name="x0"/>) down the tree at
+    /// <paramref name="root"/>, <paramref name="steps"/> steps each without asking whether any still moves: the tree's
+    /// longest path, so every walk ends at its leaf (where it stays put), and the loop runs the same count for every block.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WalkEightFixed<TNode, TLayout>(ref TNode nodes, ref float x0, int rowStride, int root, int steps, ref EightNodes ends)
+        where TNode : struct
+        where TLayout : struct, INodes<TNode>
+    {
+        ref var x1 = ref Unsafe.Add(ref x0, rowStride);
+        ref var x2 = ref Unsafe.Add(ref x1, rowStride);
+        ref var x3 = ref Unsafe.Add(ref x2, rowStride);
+        ref var x4 = ref Unsafe.Add(ref x3, rowStride);
+        ref var x5 = ref Unsafe.Add(ref x4, rowStride);
+        ref var x6 = ref Unsafe.Add(ref x5, rowStride);
+        ref var x7 = ref Unsafe.Add(ref x6, rowStride);
+        int n0 = root, n1 = root, n2 = root, n3 = root, n4 = root, n5 = root, n6 = root, n7 = root;
+        for (var i = steps; i > 0; i--)
+        {
+            n0 = TLayout.Step(ref nodes, ref x0, n0);
+            n1 = TLayout.Step(ref nodes, ref x1, n1);
+            n2 = TLayout.Step(ref nodes, ref x2, n2);
+            n3 = TLayout.Step(ref nodes, ref x3, n3);
+            n4 = TLayout.Step(ref nodes, ref x4, n4);
+            n5 = TLayout.Step(ref nodes, ref x5, n5);
+            n6 = TLayout.Step(ref nodes, ref x6, n6);
+            n7 = TLayout.Step(ref nodes, ref x7, n7);
+        }
+        ends[0] = n0; ends[1] = n1; ends[2] = n2; ends[3] = n3; ends[4] = n4; ends[5] = n5; ends[6] = n6; ends[7] = n7;
+    }
+
+    /// <summary>As <see cref="WalkEightFixed"/>, sixteen rows: more independent walks to hide the loads' latency (the fixed count needs no check per step).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WalkSixteen<TNode, TLayout>(ref TNode nodes, ref float x0, int rowStride, int root, int steps, ref SixteenNodes ends)
+        where TNode : struct
+        where TLayout : struct, INodes<TNode>
+    {
+        ref var x1 = ref Unsafe.Add(ref x0, rowStride);
+        ref var x2 = ref Unsafe.Add(ref x1, rowStride);
+        ref var x3 = ref Unsafe.Add(ref x2, rowStride);
+        ref var x4 = ref Unsafe.Add(ref x3, rowStride);
+        ref var x5 = ref Unsafe.Add(ref x4, rowStride);
+        ref var x6 = ref Unsafe.Add(ref x5, rowStride);
+        ref var x7 = ref Unsafe.Add(ref x6, rowStride);
+        ref var x8 = ref Unsafe.Add(ref x7, rowStride);
+        ref var x9 = ref Unsafe.Add(ref x8, rowStride);
+        ref var x10 = ref Unsafe.Add(ref x9, rowStride);
+        ref var x11 = ref Unsafe.Add(ref x10, rowStride);
+        ref var x12 = ref Unsafe.Add(ref x11, rowStride);
+        ref var x13 = ref Unsafe.Add(ref x12, rowStride);
+        ref var x14 = ref Unsafe.Add(ref x13, rowStride);
+        ref var x15 = ref Unsafe.Add(ref x14, rowStride);
+        int n0 = root, n1 = root, n2 = root, n3 = root, n4 = root, n5 = root, n6 = root, n7 = root;
+        int n8 = root, n9 = root, n10 = root, n11 = root, n12 = root, n13 = root, n14 = root, n15 = root;
+        for (var i = steps; i > 0; i--)
+        {
+            n0 = TLayout.Step(ref nodes, ref x0, n0);
+            n1 = TLayout.Step(ref nodes, ref x1, n1);
+            n2 = TLayout.Step(ref nodes, ref x2, n2);
+            n3 = TLayout.Step(ref nodes, ref x3, n3);
+            n4 = TLayout.Step(ref nodes, ref x4, n4);
+            n5 = TLayout.Step(ref nodes, ref x5, n5);
+            n6 = TLayout.Step(ref nodes, ref x6, n6);
+            n7 = TLayout.Step(ref nodes, ref x7, n7);
+            n8 = TLayout.Step(ref nodes, ref x8, n8);
+            n9 = TLayout.Step(ref nodes, ref x9, n9);
+            n10 = TLayout.Step(ref nodes, ref x10, n10);
+            n11 = TLayout.Step(ref nodes, ref x11, n11);
+            n12 = TLayout.Step(ref nodes, ref x12, n12);
+            n13 = TLayout.Step(ref nodes, ref x13, n13);
+            n14 = TLayout.Step(ref nodes, ref x14, n14);
+            n15 = TLayout.Step(ref nodes, ref x15, n15);
+        }
+        ends[0] = n0; ends[1] = n1; ends[2] = n2; ends[3] = n3; ends[4] = n4; ends[5] = n5; ends[6] = n6; ends[7] = n7;
+        ends[8] = n8; ends[9] = n9; ends[10] = n10; ends[11] = n11; ends[12] = n12; ends[13] = n13; ends[14] = n14; ends[15] = n15;
     }
 
     /// <summary>Walks one row down the tree at <paramref name="root"/>; the node it stops at.</summary>
