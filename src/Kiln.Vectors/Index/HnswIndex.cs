@@ -32,7 +32,12 @@ internal sealed unsafe class HnswIndex : IDisposable
                 Distance.Dot => MetricKind.Ip,
                 _ => MetricKind.L2sq,
             }),
-            Quantization = (uint)(datatype == VectorDatatype.Float16 ? ScalarKind.Float16 : ScalarKind.Float32),
+            Quantization = (uint)(datatype switch
+            {
+                VectorDatatype.Float16 => ScalarKind.Float16,
+                VectorDatatype.BFloat16 => ScalarKind.BFloat16,
+                _ => ScalarKind.Float32,
+            }),
             Dimensions = (nuint)dimension,
             Connectivity = (nuint)parameters.M,
             ExpansionAdd = (nuint)parameters.EfConstruct,
@@ -52,6 +57,18 @@ internal sealed unsafe class HnswIndex : IDisposable
     }
 
     public int Dimension { get; }
+
+    /// <summary>The SIMD target USearch's distance function runs on for this graph's metric and scalar kind
+    /// (usearch_hardware_acceleration: e.g. "skylake" for AVX-512F, "genoa" for AVX-512 BF16, "serial" for none).</summary>
+    public string HardwareAcceleration
+    {
+        get
+        {
+            var name = USearchNative.HardwareAcceleration(_handle, out var error);
+            USearchNative.Check(error);
+            return Marshal.PtrToStringUTF8(name) ?? "";
+        }
+    }
 
     public long Count
     {
@@ -140,7 +157,7 @@ internal sealed unsafe class HnswIndex : IDisposable
         }
     }
 
-    /// <summary>Copies the slot's vector out of the graph as float32 (float16 graphs give the stored, rounded values).</summary>
+    /// <summary>Copies the slot's vector out of the graph as float32 (float16 and bfloat16 graphs give the stored, rounded values).</summary>
     public bool TryGet(ulong slot, Span<float> vector)
     {
         nuint found;
