@@ -665,8 +665,15 @@ public sealed class VectorCollection : IDisposable
 
     private List<Hit> GraphSearch(float[] query, int need, PointFilter? filter)
     {
-        Span<ulong> slots = need <= StackResults ? stackalloc ulong[need] : new ulong[need];
-        Span<float> distances = need <= StackResults ? stackalloc float[need] : new float[need];
+        // float32 graphs: USearch's distance is the score in another form (computed on the same float32 components as the
+        // exact scan's), so no vector is read back. float16 and bfloat16 graphs compare a rounded copy of the query with
+        // rounded vectors, so their hits are scored again from the float32 query, as the exact scan scores them; and since
+        // the rounding can put a true neighbour just behind the need-th place, they take up to twice as many of the walk's
+        // candidates (never more than ef, so the walk itself is unchanged), score them all and keep the best.
+        var fromDistance = Config.Datatype == VectorDatatype.Float32;
+        var take = fromDistance ? need : Math.Max(need, Math.Min(2 * need, _index.ExpansionSearch));
+        Span<ulong> slots = take <= StackResults ? stackalloc ulong[take] : new ulong[take];
+        Span<float> distances = take <= StackResults ? stackalloc float[take] : new float[take];
         Func<ulong, bool>? accept = null;
         if (filter is not null)
         {
@@ -683,12 +690,8 @@ public sealed class VectorCollection : IDisposable
                 return LiveEntry(slot) is { } p && filter.Matches(p.Id, p.Payload);
             };
         }
-        var found = _index.Search(query, need, slots, distances, accept);
+        var found = _index.Search(query, take, slots, distances, accept);
         var hits = new List<Hit>(found);
-        // float32 graphs: USearch's distance is the score in another form (computed on the same float32 components as the
-        // exact scan's), so no vector is read back. float16 and bfloat16 graphs compare a rounded copy of the query, so their hits
-        // are scored again from the float32 query, as the exact scan scores them.
-        var fromDistance = Config.Datatype == VectorDatatype.Float32;
         Span<float> vector = fromDistance ? default : Config.Dimension <= 1024 ? stackalloc float[Config.Dimension] : new float[Config.Dimension];
         for (var i = 0; i < found; i++)
         {
@@ -702,6 +705,7 @@ public sealed class VectorCollection : IDisposable
             hits.Add(new Hit(p, Score(query, vector)));
         }
         Sort(hits);
+        if (hits.Count > need) hits.RemoveRange(need, hits.Count - need);
         return hits;
     }
 

@@ -46,6 +46,7 @@ internal sealed unsafe class HnswIndex : IDisposable
         _handle = USearchNative.Init(ref options, out var error);
         USearchNative.Check(error);
         SizeSearchContexts();
+        ReadExpansionSearch();
     }
 
     /// <summary>usearch_reserve and usearch_load size the thread contexts to the machine's count; this sets them to
@@ -95,6 +96,17 @@ internal sealed unsafe class HnswIndex : IDisposable
     {
         USearchNative.ChangeExpansionSearch(_handle, (nuint)ef, out var error);
         USearchNative.Check(error);
+        ExpansionSearch = ef;
+    }
+
+    /// <summary>The candidate list size searches use now (USearch's expansion_search).</summary>
+    public int ExpansionSearch { get; private set; }
+
+    private void ReadExpansionSearch()
+    {
+        var ef = USearchNative.ExpansionSearch(_handle, out var error);
+        USearchNative.Check(error);
+        ExpansionSearch = (int)ef;
     }
 
     /// <summary>Makes room for <paramref name="points"/> vectors in all. Capacity is cheap in USearch (a slot table;
@@ -239,6 +251,7 @@ internal sealed unsafe class HnswIndex : IDisposable
         _slotsAdded = (ulong)Count;
         _threadsAdd = 1;
         SizeSearchContexts();
+        ReadExpansionSearch();
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
