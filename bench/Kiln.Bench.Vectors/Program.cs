@@ -2,11 +2,16 @@
 // 200,000 x 128 float32 vectors with a 16-dimensional latent structure (x = z·A + 0.1·noise, seed 3), 1,000 queries,
 // exact top-10 by numpy. Builds are timed once each (peer first); query sweeps over ef alternate peer / Kiln per round,
 // each side both one call per query and all queries in one call; ratios are taken per round and their median reported.
-//   dotnet run -c Release --project bench/Kiln.Bench.Vectors -- [--n 200000] [--queries 1000] [--rounds 3] [--datatype float32|float16] [--threads 1]
+//   dotnet run -c Release --project bench/Kiln.Bench.Vectors -- [--n 200000] [--queries 1000] [--rounds 3] [--datatype float32|float16|bfloat16] [--threads 1]
+// --datatype takes a comma-separated list (e.g. float16,bfloat16): one collection is built per datatype, one after the
+// other, and each round runs the peer's sweep and then every collection's, so the datatypes are compared in the same run.
+// Builds print wall and CPU time (Kiln: the building thread's, one thread; hnswlib: its process's); --peer-build 1 with
+// --data builds the peer's index again in this run (before Kiln's builds) instead of reusing it.
 // --memory-only 1 builds Kiln's collection alone and prints its memory (USearch's graph, the managed heap, the process).
 // --build-threads N imports the same points again into a second collection on N threads and times it.
 // --ef-construct N sets Kiln's (USearch's expansion_add; the peer keeps ef_construction=200).
 // --m N sets Kiln's connectivity (USearch's M; default 16, as the peer's), for the memory runs.
+// --wait-for FILE waits for FILE before the query rounds (a peer index built beside the run, in --data DIR).
 // --profile 1 adds the time of each step of one Search call (SearchProfile.cs) after the rounds.
 // --keep-kiln DIR (with --memory-only 1) builds the collection in DIR, snapshots it, writes a log tail (10,000 new points
 // and 1,000 deletes) and leaves it there; --reopen DIR --data DATA then opens that store in a fresh process and prints the
@@ -25,7 +30,8 @@ var rounds = Opt("rounds", 3);
 var threads = Opt("threads", 1);
 var memoryOnly = Opt("memory-only", 0) == 1;
 var profile = Opt("profile", 0) == 1;
-var datatype = opts.GetValueOrDefault("datatype", "float32") == "float16" ? VectorDatatype.Float16 : VectorDatatype.Float32;
+var datatypes = opts.GetValueOrDefault("datatype", "float32").Split(',').Select(t => CollectionConfig.ParseDatatype(t, "--datatype")).ToArray();
+var datatype = datatypes[0];
 const int Dim = 128;
 int[] efs = [16, 32, 64, 128, 256];
 var peer = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "vectors", "hnswlib_peer.py");
@@ -43,7 +49,7 @@ var baselineRss = ProcStatus("VmRSS");
 var dir = reused ?? Path.Combine(Path.GetTempPath(), "kiln-bench-vectors-" + Guid.NewGuid().ToString("N")[..8]);
 var kilnDir = keepKiln ?? Path.Combine(Path.GetTempPath(), "kiln-bench-vectors-kiln-" + Guid.NewGuid().ToString("N")[..8]);
 Directory.CreateDirectory(dir);
-Console.WriteLine($"machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}; n={n} dim={Dim} queries={queries} datatype={datatype}; data in {dir}; load average {File.ReadAllText("/proc/loadavg").Trim()}");
+Console.WriteLine($"machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}; n={n} dim={Dim} queries={queries} datatype={string.Join(',', datatypes.Select(CollectionConfig.DatatypeName))}; data in {dir}; load average {File.ReadAllText("/proc/loadavg").Trim()}");
 VectorStore? store = null;
 try
 {
@@ -62,30 +68,49 @@ try
         }
     }
 
-    var peerBuild = memoryOnly || reused is not null ? double.NaN : JsonNode.Parse(Python(["build", dir, "16", "200", threads.ToString(CultureInfo.InvariantCulture)]).Trim())!["build_seconds"]!.GetValue<double>();
+    var peerBuilt = !memoryOnly && (reused is null || Opt("peer-build", 0) == 1);
+    var peerJson = peerBuilt ? JsonNode.Parse(Python(["build", dir, "16", "200", threads.ToString(CultureInfo.InvariantCulture)]).Trim())! : null;
+    var peerBuild = peerJson is null ? double.NaN : peerJson["build_seconds"]!.GetValue<double>();
+    var peerBuildCpu = peerJson?["build_cpu_seconds"]?.GetValue<double>() ?? double.NaN;
+    if (peerBuilt) Console.WriteLine($"build hnswlib (M=16, ef_construction=200, {threads} thread(s)): {peerBuild:0.0} s wall, {peerBuildCpu:0.0} s CPU; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
     store = await VectorStore.OpenAsync(Path.Combine(kilnDir, "vectors"), Path.Combine(kilnDir, "kiln.db"));
-    var c = await store.CreateAsync("bench", new CollectionConfig
+    var clock = new Stopwatch();
+    var kilnBuild = 0.0;
+    // One collection per datatype, built one after the other; the first is "bench" (the one the profile, HTTP and
+    // recovery runs use).
+    var collections = new List<VectorCollection>();
+    foreach (var (kind, index) in datatypes.Select((d, i) => (d, i)))
     {
-        Dimension = Dim,
-        Distance = Distance.Euclid,
-        Datatype = datatype,
-        Hnsw = new HnswParameters(Opt("m", 16), Opt("ef-construct", 200), 64),
-        FullScanThreshold = 0,
-        WalFsync = false,
-    });
-    c.SnapshotEvery = 0;
-    c.BuildThreads = threads;
-    var clock = Stopwatch.StartNew();
-    for (var s = 0; s < n; s += 10_000)
-    {
-        c.Upsert([.. Enumerable.Range(s, Math.Min(10_000, n - s)).Select(i => new PointInput(PointId.Of((ulong)i), base_[i], null))]);
-        if (n >= 500_000 && (s + 10_000) % 100_000 == 0)
+        var built = await store.CreateAsync(index == 0 ? "bench" : "bench-" + CollectionConfig.DatatypeName(kind), new CollectionConfig
         {
-            Console.WriteLine($"  {s + 10_000:N0} points in {clock.Elapsed.TotalSeconds:0} s; graph (USearch) {c.IndexMemoryBytes / 1048576.0:0.0} MiB, VmRSS {ProcStatus("VmRSS") / 1024.0:0.0} MiB with the input's {(long)n * Dim * 4 / 1048576.0:0} MiB (load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]})");
+            Dimension = Dim,
+            Distance = Distance.Euclid,
+            Datatype = kind,
+            Hnsw = new HnswParameters(Opt("m", 16), Opt("ef-construct", 200), 64),
+            FullScanThreshold = 0,
+            WalFsync = false,
+        });
+        built.SnapshotEvery = 0;
+        built.BuildThreads = threads;
+        var buildCpu = SearchProfile.ThreadCpuMicroseconds();
+        clock.Restart();
+        for (var s = 0; s < n; s += 10_000)
+        {
+            built.Upsert([.. Enumerable.Range(s, Math.Min(10_000, n - s)).Select(i => new PointInput(PointId.Of((ulong)i), base_[i], null))]);
+            if (n >= 500_000 && (s + 10_000) % 100_000 == 0)
+            {
+                Console.WriteLine($"  {s + 10_000:N0} points in {clock.Elapsed.TotalSeconds:0} s; graph (USearch) {built.IndexMemoryBytes / 1048576.0:0.0} MiB, VmRSS {ProcStatus("VmRSS") / 1024.0:0.0} MiB with the input's {(long)n * Dim * 4 / 1048576.0:0} MiB (load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]})");
+            }
         }
+        var seconds = clock.Elapsed.TotalSeconds;
+        if (index == 0) kilnBuild = seconds;
+        // The building thread's CPU time: with one build thread USearch's adds run on it (with more, on the pool's).
+        var cpuSeconds = (SearchProfile.ThreadCpuMicroseconds() - buildCpu) / 1e6;
+        var cpuNote = threads == 1 ? $", {cpuSeconds:0.0} s CPU{(peerBuilt ? $" (CPU ratio {cpuSeconds / peerBuildCpu:0.00})" : "")}" : "";
+        Console.WriteLine($"build Kiln {CollectionConfig.DatatypeName(kind)} (M={built.Config.Hnsw.M}, expansion_add={built.Config.Hnsw.EfConstruct}, {threads} thread(s); distance on USearch's '{built.IndexHardwareAcceleration}' target): {seconds:0.0} s wall{(peerBuilt ? $" (ratio {seconds / peerBuild:0.00})" : "")}{cpuNote}; Kiln's includes its write-ahead log; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+        collections.Add(built);
     }
-    var kilnBuild = clock.Elapsed.TotalSeconds;
-    Console.WriteLine($"build (M={c.Config.Hnsw.M}; hnswlib M=16, ef_construction=200, {threads} thread(s); Kiln expansion_add={c.Config.Hnsw.EfConstruct}, {threads} thread(s)): hnswlib {(reused is null ? $"{peerBuild:0.0} s" : "not run (index reused)")}, Kiln {kilnBuild:0.0} s{(reused is null ? $" (ratio {kilnBuild / peerBuild:0.00})" : "")}; Kiln's includes its write-ahead log; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+    var c = collections[0];
     if (Opt("build-threads", 0) is var more and > 0)
     {
         // The same import into a second collection on another number of threads, right after the first (same load).
@@ -98,7 +123,7 @@ try
             other.Upsert([.. Enumerable.Range(s, Math.Min(10_000, n - s)).Select(i => new PointInput(PointId.Of((ulong)i), base_[i], null))]);
         }
         var otherBuild = clock.Elapsed.TotalSeconds;
-        Console.WriteLine($"build on {more} thread(s): Kiln {otherBuild:0.0} s ({otherBuild / kilnBuild:0.00} of its build on {threads}{(reused is null ? $", {otherBuild / peerBuild:0.00} of hnswlib's on {threads}" : "")}); load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+        Console.WriteLine($"build on {more} thread(s): Kiln {otherBuild:0.0} s ({otherBuild / kilnBuild:0.00} of its build on {threads}{(peerBuilt ? $", {otherBuild / peerBuild:0.00} of hnswlib's on {threads}" : "")}); load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
         await store.DeleteAsync("bench-threads");
     }
     // The raw vectors and the bench's own copy of them are dropped first, so the heap holds what the collection holds.
@@ -139,8 +164,14 @@ try
     // Per round and ef: the peer's sweep (all queries in one knn_query call, then one call per query), then Kiln's (one
     // Search call per query, then one SearchBatch call of all). Each Kiln figure is divided by the peer's QPS of the same
     // round interpolated at Kiln's recall; the table gives the medians over the rounds.
+    // --wait-for FILE: the query rounds start once FILE exists (a peer index being built beside this run with --data).
+    if (opts.GetValueOrDefault("wait-for") is { } waitFor && !File.Exists(waitFor))
+    {
+        Console.WriteLine($"waiting for {waitFor} (load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]})");
+        while (!File.Exists(waitFor)) Thread.Sleep(5000);
+    }
     var peerRuns = efs.ToDictionary(ef => ef, _ => new List<Side>());
-    var kilnRuns = efs.ToDictionary(ef => ef, _ => new List<Side>());
+    var kilnRunsOf = collections.Select(_ => efs.ToDictionary(ef => ef, _ => new List<Side>())).ToList();
     var requests = q.Select(v => new SearchRequest(v, 10) { WithVector = false }).ToArray();
     for (var r = 1; r <= rounds; r++)
     {
@@ -151,21 +182,22 @@ try
                 new Qps(o["qps_single"]!.GetValue<double>(), o["qps"]!.GetValue<double>()),
                 new Qps(o["cpu_qps_single"]!.GetValue<double>(), o["cpu_qps"]!.GetValue<double>())));
         }
+        foreach (var (kc, kilnRuns) in collections.Zip(kilnRunsOf))
         foreach (var ef in efs)
         {
-            c.SetSearchExpansion(ef);
+            kc.SetSearchExpansion(ef);
             var hits = 0;
             var cpu = SearchProfile.ThreadCpuMicroseconds();
             clock.Restart();
             for (var i = 0; i < queries; i++)
             {
-                foreach (var h in c.Search(requests[i])) if (gt[i].Contains(h.Point.Id.Number)) hits++;
+                foreach (var h in kc.Search(requests[i])) if (gt[i].Contains(h.Point.Id.Number)) hits++;
             }
             var single = queries / clock.Elapsed.TotalSeconds;
             var singleCpu = queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6);
             cpu = SearchProfile.ThreadCpuMicroseconds();
             clock.Restart();
-            var answers = c.SearchBatch(requests);
+            var answers = kc.SearchBatch(requests);
             var batch = queries / clock.Elapsed.TotalSeconds;
             var batchCpu = queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6);
             var batchHits = 0;
@@ -173,14 +205,23 @@ try
             if (batchHits != hits) throw new InvalidOperationException($"ef={ef}: the batch found {batchHits} true neighbours, one call per query {hits}");
             kilnRuns[ef].Add(new Side(hits / (10.0 * queries), new Qps(single, batch), new Qps(singleCpu, batchCpu)));
         }
+        // This round's ratios at once (thread CPU time, Kiln's call per query against the peer's of this round at Kiln's
+        // recall), so that a run stopped early still leaves its finished rounds.
+        foreach (var (kc, kilnRuns) in collections.Zip(kilnRunsOf))
+        {
+            var curve = efs.Select(e => (peerRuns[e][r - 1].Recall, peerRuns[e][r - 1].Cpu.Single)).OrderBy(p => p.Recall).ToList();
+            Console.WriteLine($"round {r} {CollectionConfig.DatatypeName(kc.Config.Datatype)}, CPU time, Kiln call per query / hnswlib call per query at ef {string.Join('/', efs)}: " +
+                string.Join(", ", efs.Select(ef => string.Create(CultureInfo.InvariantCulture, $"{kilnRuns[ef][r - 1].Recall:0.0000} {kilnRuns[ef][r - 1].Cpu.Single:N0} qps {Ratio([kilnRuns[ef][r - 1].Cpu.Single / Interpolate(curve, kilnRuns[ef][r - 1].Recall)])}"))));
+        }
         Console.WriteLine($"round {r} done (load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]})");
     }
     Console.WriteLine();
     Console.WriteLine("QPS are medians over the rounds; ratios are medians of the per-round ratios at Kiln's recall (the peer's QPS of the same round interpolated).");
+    foreach (var (kc, kilnRuns) in collections.Zip(kilnRunsOf))
     foreach (var (title, pick) in new (string, Func<Side, Qps>)[] { ("wall clock", x => x.Wall), ("thread CPU time", x => x.Cpu) })
     {
         Console.WriteLine();
-        Console.WriteLine($"queries per second of {title}:");
+        Console.WriteLine($"queries per second of {title}, Kiln {CollectionConfig.DatatypeName(kc.Config.Datatype)}:");
         Console.WriteLine("| ef | hnswlib recall@10 | hnswlib, one call | hnswlib, call per query | Kiln recall@10 | Kiln, call per query | Kiln, batch | Kiln call per query / hnswlib one call | Kiln call per query / hnswlib call per query | Kiln batch / hnswlib one call |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
         foreach (var ef in efs)

@@ -123,6 +123,10 @@ public sealed class VectorCollection : IDisposable
 
     public long IndexMemoryBytes => _index.MemoryBytes;
 
+    /// <summary>The SIMD target of the graph's distance function (USearch's usearch_hardware_acceleration), e.g. "genoa"
+    /// (AVX-512 BF16) for a bfloat16 graph on a CPU that has it.</summary>
+    public string IndexHardwareAcceleration => _index.HardwareAcceleration;
+
     /// <summary>Bytes of the managed slot table (ids, live flags, payload references, id map; not the payloads themselves).</summary>
     internal long SlotTableBytes
     {
@@ -372,11 +376,33 @@ public sealed class VectorCollection : IDisposable
         {
             if (!float.IsFinite(vector[i])) throw new VectorInputException($"{field}[{i}]: components must be finite numbers, got {vector[i].ToString(CultureInfo.InvariantCulture)}");
         }
-        if (Config.Distance != Distance.Cosine) return vector;
+        if (Config.Distance != Distance.Cosine) return CheckRange(vector, field);
         var norm = TensorPrimitives.Norm(vector);
         var copy = new float[vector.Length];
         if (norm > 0) TensorPrimitives.Divide(vector, norm, copy);
         return copy;
+    }
+
+    /// <summary>A float16 or bfloat16 graph would store a component beyond its type's largest finite value as infinity
+    /// (and then answer NaN distances), so such components are refused; cosine vectors are normalised first and always fit.</summary>
+    private float[] CheckRange(float[] vector, string field)
+    {
+        var (limit, name) = Config.Datatype switch
+        {
+            VectorDatatype.Float16 => ((float)Half.MaxValue, "float16"),
+            // bfloat16's largest finite value, 0x7F7F << 16 (float32's exponent, 8 significant bits).
+            VectorDatatype.BFloat16 => (BitConverter.UInt32BitsToSingle(0x7F7F_0000), "bfloat16"),
+            _ => (float.MaxValue, "float32"),
+        };
+        for (var i = 0; i < vector.Length; i++)
+        {
+            if (Math.Abs(vector[i]) > limit)
+            {
+                throw new VectorInputException(string.Create(CultureInfo.InvariantCulture,
+                    $"{field}[{i}]: a {name} collection holds components within ±{limit:G9}, got {vector[i]:R}"));
+            }
+        }
+        return vector;
     }
 
     /// <summary>Sets the graph's search candidate list size (ef) for the searches that follow: higher is slower and more exact.</summary>
@@ -639,8 +665,15 @@ public sealed class VectorCollection : IDisposable
 
     private List<Hit> GraphSearch(float[] query, int need, PointFilter? filter)
     {
-        Span<ulong> slots = need <= StackResults ? stackalloc ulong[need] : new ulong[need];
-        Span<float> distances = need <= StackResults ? stackalloc float[need] : new float[need];
+        // float32 graphs: USearch's distance is the score in another form (computed on the same float32 components as the
+        // exact scan's), so no vector is read back. float16 and bfloat16 graphs compare a rounded copy of the query with
+        // rounded vectors, so their hits are scored again from the float32 query, as the exact scan scores them; and since
+        // the rounding can put a true neighbour just behind the need-th place, they take up to twice as many of the walk's
+        // candidates (never more than ef, so the walk itself is unchanged), score them all and keep the best.
+        var fromDistance = Config.Datatype == VectorDatatype.Float32;
+        var take = fromDistance ? need : Math.Max(need, Math.Min(2 * need, _index.ExpansionSearch));
+        Span<ulong> slots = take <= StackResults ? stackalloc ulong[take] : new ulong[take];
+        Span<float> distances = take <= StackResults ? stackalloc float[take] : new float[take];
         Func<ulong, bool>? accept = null;
         if (filter is not null)
         {
@@ -657,12 +690,8 @@ public sealed class VectorCollection : IDisposable
                 return LiveEntry(slot) is { } p && filter.Matches(p.Id, p.Payload);
             };
         }
-        var found = _index.Search(query, need, slots, distances, accept);
+        var found = _index.Search(query, take, slots, distances, accept);
         var hits = new List<Hit>(found);
-        // float32 graphs: USearch's distance is the score in another form (computed on the same float32 components as the
-        // exact scan's), so no vector is read back. float16 graphs compare a half-precision copy of the query, so their hits are
-        // scored again from the float32 query, as the exact scan scores them.
-        var fromDistance = Config.Datatype == VectorDatatype.Float32;
         Span<float> vector = fromDistance ? default : Config.Dimension <= 1024 ? stackalloc float[Config.Dimension] : new float[Config.Dimension];
         for (var i = 0; i < found; i++)
         {
@@ -676,6 +705,7 @@ public sealed class VectorCollection : IDisposable
             hits.Add(new Hit(p, Score(query, vector)));
         }
         Sort(hits);
+        if (hits.Count > need) hits.RemoveRange(need, hits.Count - need);
         return hits;
     }
 

@@ -104,6 +104,28 @@ public abstract class CatalogContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_bfloat16_collection_keeps_its_datatype_in_the_catalog_and_its_rounded_vectors_across_a_reopen()
+    {
+        var config = new CollectionConfig { Dimension = 3, Distance = Distance.Euclid, Datatype = VectorDatatype.BFloat16, WalFsync = false };
+        float[] vector = [0.61f, -1234.567f, 3e-3f];
+        await using (var store = await OpenAsync())
+        {
+            var c = await store.CreateAsync("bf", config);
+            c.Upsert([new PointInput(PointId.Of(1), vector, null)]);
+        }
+        Assert.Equal("bfloat16", (await RowsAsync())["bf"]["datatype"]);
+        await using (var store = await OpenAsync())
+        {
+            var c = store.Get("bf");
+            Assert.Equal(config, c.Config with { PayloadIndexes = config.PayloadIndexes });
+            Assert.Equal("bfloat16", c.Config.ToJson()["datatype"]!.GetValue<string>());
+            // From the log: the components rounded to bfloat16 (0.609375, -1232, 0.0030059814).
+            Assert.Equal([.. vector.Select(TestData.BFloat16)], Assert.Single(c.Get([PointId.Of(1)])).Vector);
+            Assert.Equal([0.609375f, -1232f], Assert.Single(c.Get([PointId.Of(1)])).Vector[..2]);
+        }
+    }
+
+    [Fact]
     public async Task A_refused_insert_leaves_no_directory_and_a_refused_restore_no_row()
     {
         await using var store = await OpenAsync();

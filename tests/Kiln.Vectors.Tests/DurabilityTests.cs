@@ -42,12 +42,20 @@ public sealed class DurabilityTests : IDisposable
     [InlineData(VectorDatatype.Float32, 1)]
     [InlineData(VectorDatatype.Float32, 2)]
     [InlineData(VectorDatatype.Float16, 2)]
+    [InlineData(VectorDatatype.BFloat16, 1)]
+    [InlineData(VectorDatatype.BFloat16, 2)]
     public async Task Vectors_read_back_from_the_graph_are_the_last_ones_written(VectorDatatype datatype, int threads)
     {
         // The graph holds the only copy of each vector. float32 gives back the exact components; float16 gives
-        // back each component rounded to half precision ((float)(Half)x, the conversion USearch stores).
+        // back each component rounded to half precision ((float)(Half)x, the conversion USearch stores), bfloat16
+        // each rounded to bfloat16 (to nearest, ties to even).
         var vectors = TestData.Latent(600, 16, 4, seed: 9);
-        float[] Expected(float[] v) => datatype == VectorDatatype.Float32 ? v : [.. v.Select(x => (float)(Half)x)];
+        float[] Expected(float[] v) => datatype switch
+        {
+            VectorDatatype.Float32 => v,
+            VectorDatatype.Float16 => [.. v.Select(x => (float)(Half)x)],
+            _ => [.. v.Select(TestData.BFloat16)],
+        };
         await using (var store = await Stores.OpenAsync(_dir.Path))
         {
             var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 16, Distance = Distance.Euclid, Datatype = datatype });
@@ -79,7 +87,11 @@ public sealed class DurabilityTests : IDisposable
             var hits = c.Search(new SearchRequest(vectors[550], 3) { Exact = true });
             Assert.Equal(3UL, hits[0].Point.Id.Number);
             Assert.Equal(hits.Count, hits.Select(h => h.Point.Id).Distinct().Count());
-            Assert.True(hits[0].Score < 0.01, $"distance to its own vector {hits[0].Score} (float16 rounding only)");
+            // The score is the distance from the float32 query to the stored, rounded vector (0 for float32).
+            var rounded = Expected(vectors[550]);
+            var own = Math.Sqrt(vectors[550].Select((x, j) => ((double)x - rounded[j]) * ((double)x - rounded[j])).Sum());
+            Assert.True(Math.Abs(hits[0].Score - own) < 1e-5, $"distance to its own vector {hits[0].Score}, expected {own} (rounding only)");
+            Assert.True(hits[0].Score < (datatype == VectorDatatype.BFloat16 ? 0.05 : 0.01), $"distance to its own vector {hits[0].Score}");
             c.Compact();
             Assert.Equal(0, c.DeletedSlots);
             Assert.Equal(Expected(vectors[551]), Assert.Single(c.Get([PointId.Of(4)])).Vector);

@@ -206,6 +206,47 @@ public sealed class HttpTests : IAsyncLifetime
         Assert.Equal([4, 2], body["result"]!.AsArray().Select(p => p!["id"]!.GetValue<int>()));
     }
 
+    [Fact]
+    public async Task A_bfloat16_collection_stores_rounded_vectors_and_scores_hits_from_the_float32_query()
+    {
+        // bfloat16 is Kiln's extension of Qdrant's datatypes; full_scan_threshold 0 makes the search walk the graph.
+        var (status, body) = await Send(HttpMethod.Put, "/collections/b",
+            """{"vectors": {"size": 4, "distance": "Euclid", "datatype": "bfloat16"}, "hnsw_config": {"full_scan_threshold": 0}}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        (_, body) = await Send(HttpMethod.Get, "/collections/b");
+        Assert.Equal("bfloat16", body["result"]!["config"]!["params"]!["vectors"]!["datatype"]!.GetValue<string>());
+        (status, _) = await Send(HttpMethod.Put, "/collections/b/points?wait=true", QuickstartPoints);
+        Assert.Equal(HttpStatusCode.OK, status);
+
+        // Expected: each stored vector rounded to bfloat16 (to nearest, ties to even), each score the Euclidean distance
+        // from the float32 query to it, in double precision here.
+        var points = JsonNode.Parse(QuickstartPoints)!["points"]!.AsArray()
+            .ToDictionary(p => p!["id"]!.GetValue<int>(), p => p!["vector"]!.AsArray().Select(x => TestData.BFloat16(x!.GetValue<float>())).ToArray());
+        float[] query = [0.2f, 0.1f, 0.9f, 0.7f];
+        var expected = points.Select(p => (Id: p.Key, Vector: p.Value, Distance: Math.Sqrt(p.Value.Select((x, j) => ((double)x - query[j]) * ((double)x - query[j])).Sum())))
+            .OrderBy(p => p.Distance).Take(3).ToList();
+        (status, body) = await Send(HttpMethod.Post, "/collections/b/points/search", """{"vector": [0.2, 0.1, 0.9, 0.7], "limit": 3, "with_vector": true}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var hits = body["result"]!.AsArray();
+        Assert.Equal(expected.Select(e => e.Id), hits.Select(h => h!["id"]!.GetValue<int>()));
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(expected[i].Distance, hits[i]!["score"]!.GetValue<double>(), 1e-5);
+            Assert.Equal(expected[i].Vector, hits[i]!["vector"]!.AsArray().Select(x => x!.GetValue<float>()));
+        }
+        // The rounding is visible: 0.61 is not a bfloat16 value, its nearest is 0.609375.
+        Assert.Equal(0.609375f, points[1][1]);
+
+        // A component past bfloat16's largest finite value would be stored as infinity: refused, naming it.
+        (status, body) = await Send(HttpMethod.Put, "/collections/b/points", """{"points": [{"id": 9, "vector": [1, 3.4e38, 0, 0]}]}""");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("points[0].vector[1]: a bfloat16 collection holds components within", body["status"]!["error"]!.GetValue<string>(), StringComparison.Ordinal);
+        (status, _) = await Send(HttpMethod.Post, "/collections/b/points/search", """{"vector": [-3.4e38, 0, 0, 0], "limit": 3}""");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        (_, body) = await Send(HttpMethod.Post, "/collections/b/points/count", "{}");
+        Assert.Equal(6, body["result"]!["count"]!.GetValue<int>());
+    }
+
     [Theory]
     [InlineData("PUT", "/collections/e/points", """{"points": [{"id": 1, "vector": [1, 2, 3]}]}""", 400, "points[0].vector: expected dim: 4, got 3")]
     [InlineData("PUT", "/collections/e/points", """{"points": [{"id": -1, "vector": [1, 2, 3, 4]}]}""", 400, "points[0].id")]
@@ -230,6 +271,7 @@ public sealed class HttpTests : IAsyncLifetime
     [InlineData("PUT", "/collections/f", """{"vectors": {"size": 4, "distance": "Manhattan2"}}""", 400, "vectors.distance")]
     [InlineData("PUT", "/collections/f", """{"vectors": {"size": 0, "distance": "Dot"}}""", 400, "vectors.size")]
     [InlineData("PUT", "/collections/f", """{"vectors": {"distance": "Dot"}}""", 400, "vectors.size")]
+    [InlineData("PUT", "/collections/f", """{"vectors": {"size": 4, "distance": "Dot", "datatype": "bf16"}}""", 400, "vectors.datatype: unknown datatype 'bf16' (expected float32, float16 or bfloat16)")]
     public async Task Bad_input_gets_a_qdrant_error_naming_the_field_and_the_next_request_is_unaffected(
         string method, string path, string json, int expectedStatus, string expectedText)
     {

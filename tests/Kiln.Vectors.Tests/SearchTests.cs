@@ -76,6 +76,9 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
     [InlineData(VectorDatatype.Float32, Distance.Euclid)]
     [InlineData(VectorDatatype.Float16, Distance.Euclid)]
     [InlineData(VectorDatatype.Float16, Distance.Cosine)]
+    [InlineData(VectorDatatype.BFloat16, Distance.Euclid)]
+    [InlineData(VectorDatatype.BFloat16, Distance.Cosine)]
+    [InlineData(VectorDatatype.BFloat16, Distance.Dot)]
     public async Task Graph_search_recall_at_10_against_the_exact_scan(VectorDatatype datatype, Distance distance)
     {
         var vectors = TestData.Latent(20_000, 32, 8, seed: 3);
@@ -86,6 +89,58 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
         var recall = Recall(c, queries, filter: null, SearchPath.Graph);
         output.WriteLine($"{datatype} {distance}: recall@10 = {recall:F4}");
         Assert.True(recall >= 0.95, $"recall@10 {recall}");
+    }
+
+    [Theory]
+    [InlineData(VectorDatatype.Float16)]
+    [InlineData(VectorDatatype.BFloat16)]
+    public async Task A_compact_graph_whose_walk_reaches_the_neighbours_answers_what_the_exact_scan_answers(VectorDatatype datatype)
+    {
+        // The walk ranks by distances between rounded vectors; the hits are scored from the float32 query. With a candidate
+        // list far longer than k (ef 256 on 5,000 points) the walk reaches the true neighbours, and the answer is the exact
+        // scan's (same ids, same scores) even where the rounding alone would put the k-th and the next in the wrong order.
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 32, Distance = Distance.Euclid, Datatype = datatype, FullScanThreshold = 0 });
+        c.Upsert(TestData.Points(TestData.Latent(5_000, 32, 8, seed: 3)));
+        c.SetSearchExpansion(256);
+        var same = 0;
+        var queries = TestData.Latent(100, 32, 8, seed: 4);
+        foreach (var q in queries)
+        {
+            var graph = c.Search(new SearchRequest(q, 10) { WithVector = false });
+            Assert.Equal(SearchPath.Graph, c.LastSearchPath);
+            var exact = c.Search(new SearchRequest(q, 10) { WithVector = false, Exact = true });
+            same += graph.Select(h => h.Point.Id).Intersect(exact.Select(h => h.Point.Id)).Count();
+            foreach (var h in graph.Where(h => exact.Any(e => e.Point.Id == h.Point.Id)))
+            {
+                Assert.Equal(exact.First(e => e.Point.Id == h.Point.Id).Score, h.Score);
+            }
+        }
+        output.WriteLine($"{datatype}: {same} of {10 * queries.Length} hits are the exact scan's");
+        Assert.True(same >= 0.998 * 10 * queries.Length, $"{same} of {10 * queries.Length}");
+    }
+
+    [Theory]
+    [InlineData(VectorDatatype.Float32, 1e38f, null)]
+    [InlineData(VectorDatatype.Float16, 65504f, null)]
+    [InlineData(VectorDatatype.Float16, 70000f, "v[1]: a float16 collection holds components within ±65504, got 70000")]
+    [InlineData(VectorDatatype.BFloat16, 3.3895313892515355e38f, null)]
+    [InlineData(VectorDatatype.BFloat16, -3.4e38f, "v[1]: a bfloat16 collection holds components within ±3.38953139E+38, got -3.4E+38")]
+    public async Task A_component_past_the_datatypes_largest_value_is_refused_not_stored_as_infinity(VectorDatatype datatype, float component, string? error)
+    {
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 2, Distance = Distance.Euclid, Datatype = datatype });
+        if (error is null)
+        {
+            c.Upsert([new PointInput(PointId.Of(1), [0, component], null)]);
+            Assert.Equal(component, Assert.Single(c.Get([PointId.Of(1)])).Vector[1]);
+            return;
+        }
+        var e = Assert.Throws<VectorInputException>(() => c.PrepareVector([0, component], "v"));
+        Assert.Equal(error, e.Message);
+        Assert.Throws<VectorInputException>(() => c.Upsert([new PointInput(PointId.Of(1), [0, component], null)]));
+        Assert.Throws<VectorInputException>(() => c.Search(new SearchRequest([component, 0], 1)));
+        Assert.Equal(0, c.Count);
     }
 
     [Fact]
@@ -116,6 +171,7 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
     [Theory]
     [InlineData(VectorDatatype.Float32)]
     [InlineData(VectorDatatype.Float16)]
+    [InlineData(VectorDatatype.BFloat16)]
     public async Task A_batch_answers_each_search_as_a_call_of_its_own_would(VectorDatatype datatype)
     {
         await using var store = await Stores.OpenAsync(_dir.Path);

@@ -29,6 +29,15 @@ internal static class TestData
         return result;
     }
 
+    /// <summary>x rounded to bfloat16 (the top 16 bits of float32) to nearest, ties to even, and widened back: what a
+    /// bfloat16 graph stores. Written from the format's definition, not from USearch's code.</summary>
+    public static float BFloat16(float x)
+    {
+        var bits = BitConverter.SingleToUInt32Bits(x);
+        bits += 0x7FFF + ((bits >> 16) & 1);
+        return BitConverter.UInt32BitsToSingle(bits & 0xFFFF_0000);
+    }
+
     public static float Gaussian(Random rng) =>
         (float)(Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
 

@@ -319,7 +319,7 @@ public static class VectorEndpoints
                     {
                         ["size"] = config.Dimension,
                         ["distance"] = config.Distance.ToString(),
-                        ["datatype"] = config.Datatype == VectorDatatype.Float16 ? "float16" : "float32",
+                        ["datatype"] = CollectionConfig.DatatypeName(config.Datatype),
                     },
                 },
                 ["hnsw_config"] = new JsonObject

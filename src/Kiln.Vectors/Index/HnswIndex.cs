@@ -32,7 +32,12 @@ internal sealed unsafe class HnswIndex : IDisposable
                 Distance.Dot => MetricKind.Ip,
                 _ => MetricKind.L2sq,
             }),
-            Quantization = (uint)(datatype == VectorDatatype.Float16 ? ScalarKind.Float16 : ScalarKind.Float32),
+            Quantization = (uint)(datatype switch
+            {
+                VectorDatatype.Float16 => ScalarKind.Float16,
+                VectorDatatype.BFloat16 => ScalarKind.BFloat16,
+                _ => ScalarKind.Float32,
+            }),
             Dimensions = (nuint)dimension,
             Connectivity = (nuint)parameters.M,
             ExpansionAdd = (nuint)parameters.EfConstruct,
@@ -41,6 +46,7 @@ internal sealed unsafe class HnswIndex : IDisposable
         _handle = USearchNative.Init(ref options, out var error);
         USearchNative.Check(error);
         SizeSearchContexts();
+        ReadExpansionSearch();
     }
 
     /// <summary>usearch_reserve and usearch_load size the thread contexts to the machine's count; this sets them to
@@ -52,6 +58,18 @@ internal sealed unsafe class HnswIndex : IDisposable
     }
 
     public int Dimension { get; }
+
+    /// <summary>The SIMD target USearch's distance function runs on for this graph's metric and scalar kind
+    /// (usearch_hardware_acceleration: e.g. "skylake" for AVX-512F, "genoa" for AVX-512 BF16, "serial" for none).</summary>
+    public string HardwareAcceleration
+    {
+        get
+        {
+            var name = USearchNative.HardwareAcceleration(_handle, out var error);
+            USearchNative.Check(error);
+            return Marshal.PtrToStringUTF8(name) ?? "";
+        }
+    }
 
     public long Count
     {
@@ -78,6 +96,17 @@ internal sealed unsafe class HnswIndex : IDisposable
     {
         USearchNative.ChangeExpansionSearch(_handle, (nuint)ef, out var error);
         USearchNative.Check(error);
+        ExpansionSearch = ef;
+    }
+
+    /// <summary>The candidate list size searches use now (USearch's expansion_search).</summary>
+    public int ExpansionSearch { get; private set; }
+
+    private void ReadExpansionSearch()
+    {
+        var ef = USearchNative.ExpansionSearch(_handle, out var error);
+        USearchNative.Check(error);
+        ExpansionSearch = (int)ef;
     }
 
     /// <summary>Makes room for <paramref name="points"/> vectors in all. Capacity is cheap in USearch (a slot table;
@@ -140,7 +169,7 @@ internal sealed unsafe class HnswIndex : IDisposable
         }
     }
 
-    /// <summary>Copies the slot's vector out of the graph as float32 (float16 graphs give the stored, rounded values).</summary>
+    /// <summary>Copies the slot's vector out of the graph as float32 (float16 and bfloat16 graphs give the stored, rounded values).</summary>
     public bool TryGet(ulong slot, Span<float> vector)
     {
         nuint found;
@@ -222,6 +251,7 @@ internal sealed unsafe class HnswIndex : IDisposable
         _slotsAdded = (ulong)Count;
         _threadsAdd = 1;
         SizeSearchContexts();
+        ReadExpansionSearch();
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]

@@ -32,8 +32,14 @@ internal static unsafe partial class USearchNative
     [LibraryImport(Library, EntryPoint = "usearch_memory_usage")]
     internal static partial nuint MemoryUsage(nint index, out nint error);
 
+    [LibraryImport(Library, EntryPoint = "usearch_hardware_acceleration")]
+    internal static partial nint HardwareAcceleration(nint index, out nint error);
+
     [LibraryImport(Library, EntryPoint = "usearch_reserve")]
     internal static partial void Reserve(nint index, nuint capacity, out nint error);
+
+    [LibraryImport(Library, EntryPoint = "usearch_expansion_search")]
+    internal static partial nuint ExpansionSearch(nint index, out nint error);
 
     [LibraryImport(Library, EntryPoint = "usearch_change_expansion_search")]
     internal static partial void ChangeExpansionSearch(nint index, nuint expansion, out nint error);

@@ -57,7 +57,7 @@ public sealed class VectorCatalog
                 "INSERT INTO vector_collections (store, name, directory, size, distance, datatype, hnsw_m, hnsw_ef_construct, hnsw_ef, "
                 + "full_scan_threshold, wal_fsync, payload_indexes, created_at) VALUES (@s, @n, @d, @size, @dist, @dt, @m, @efc, @ef, @fst, @fsync, @pi, @at)", ct,
                 ("s", store), ("n", name), ("d", directory), ("size", config.Dimension), ("dist", config.Distance.ToString()),
-                ("dt", DatatypeName(config.Datatype)), ("m", config.Hnsw.M), ("efc", config.Hnsw.EfConstruct), ("ef", config.Hnsw.Ef),
+                ("dt", CollectionConfig.DatatypeName(config.Datatype)), ("m", config.Hnsw.M), ("efc", config.Hnsw.EfConstruct), ("ef", config.Hnsw.Ef),
                 ("fst", config.FullScanThreshold), ("fsync", config.WalFsync ? 1 : 0), ("pi", IndexesJson(config.PayloadIndexes)),
                 ("at", DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture))), ct).ConfigureAwait(false);
         }
@@ -104,7 +104,6 @@ public sealed class VectorCatalog
         return new CatalogEntry(name, r.GetString(1), config, created);
     }
 
-    private static string DatatypeName(VectorDatatype d) => d == VectorDatatype.Float16 ? "float16" : "float32";
 
     private static string IndexesJson(IReadOnlyDictionary<string, PayloadSchemaType> indexes)
     {
