@@ -185,14 +185,37 @@ public sealed class EdgeExportTests(EdgeExport edge) : IClassFixture<EdgeExport>
     public async Task The_linux_arm64_scorer_runs_on_an_emulated_arm64_cpu_and_answers_as_the_x64_one()
     {
         const string Qemu = "/usr/bin/qemu-aarch64";
-        const string Sysroot = "/usr/aarch64-linux-gnu";
-        Assert.True(File.Exists(Qemu) && File.Exists(Path.Combine(Sysroot, "lib", "libstdc++.so.6")),
+        const string CrossLibs = "/usr/aarch64-linux-gnu/lib";
+        Assert.True(File.Exists(Qemu) && File.Exists(Path.Combine(CrossLibs, "libstdc++.so.6")),
             "qemu-user, libc6-arm64-cross and libstdc++6-arm64-cross are needed (test.sh installs them)");
+        using var sysroot = ArmSysroot(CrossLibs);
         await AnswersAsTheX64ScorerAsync("linux-arm64", "kiln-score", head =>
         {
             Assert.Equal("\u007fELF", Encoding.ASCII.GetString(head, 0, 4));
             Assert.Equal(183, BitConverter.ToUInt16(head, 18)); // e_machine: EM_AARCH64
-        }, (scorer, args) => (Qemu, ["-L", Sysroot, scorer, .. args]), env: null);
+        }, (scorer, args) => (Qemu, ["-L", sysroot.Path, scorer, .. args]), env: null);
+    }
+
+    /// <summary>
+    /// The emulated machine's root for qemu-user's <c>-L</c> (a guest's absolute path is looked up here first): the arm64
+    /// C and C++ runtimes, and a <c>/proc/cpuinfo</c> as an arm64 Linux shows it (one Cortex-A72 entry per CPU). qemu-user
+    /// 7.2 passes the x86 host's own /proc/cpuinfo through to the guest, and ONNX Runtime's CPU detection (cpuinfo), looking
+    /// for arm64 fields in it, crashed with a null dereference on some hosts (a 6.18 kernel with per-CPU clusters).
+    /// </summary>
+    private static TempDir ArmSysroot(string crossLibs)
+    {
+        var root = new TempDir("kiln-edge-armroot");
+        File.CreateSymbolicLink(root.File("lib"), crossLibs);
+        System.IO.Directory.CreateDirectory(root.File("proc"));
+        var cpuinfo = new StringBuilder();
+        for (var cpu = 0; cpu < Environment.ProcessorCount; cpu++)
+        {
+            cpuinfo.Append(CultureInfo.InvariantCulture, $"processor\t: {cpu}\n").Append("BogoMIPS\t: 100.00\n")
+                .Append("Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid\n").Append("CPU implementer\t: 0x41\n")
+                .Append("CPU architecture: 8\n").Append("CPU variant\t: 0x0\n").Append("CPU part\t: 0xd08\n").Append("CPU revision\t: 3\n\n");
+        }
+        File.WriteAllText(Path.Combine(root.Path, "proc", "cpuinfo"), cpuinfo.ToString());
+        return root;
     }
 
     /// <summary>
