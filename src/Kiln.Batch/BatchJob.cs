@@ -158,7 +158,7 @@ public sealed class BatchJob(BatchOptions options)
         public async Task<(int Parts, long Rows, long Rejected, long Unseen)> RunAsync(IBatchSource source, Func<PartitionId, bool> wanted, CancellationToken ct)
         {
             var threads = options.Threads > 0 ? options.Threads : Environment.ProcessorCount;
-            var spare = new SpareArrays();
+            var spare = new OutputSpares();
             var work = Channel.CreateBounded<WorkItem>(new BoundedChannelOptions(threads * 2) { SingleWriter = true });
             var ordered = Channel.CreateBounded<WorkItem>(new BoundedChannelOptions(threads * 4) { SingleWriter = true, SingleReader = true });
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -307,7 +307,7 @@ public sealed class BatchJob(BatchOptions options)
             return (parts, rowsWritten, rejectedTotal, unseenTotal);
         }
 
-        private void Process(WorkItem item, ref Prediction[] buffer, SpareArrays spare)
+        private void Process(WorkItem item, ref Prediction[] buffer, OutputSpares spare)
         {
             var chunk = item.Chunk;
             var v = validator.Check(chunk.Table, item.Start, item.Count, chunk.Source, chunk.FirstRow);

@@ -7,62 +7,25 @@ namespace Kiln.Batch;
 
 /// <summary>
 /// The prediction columns' arrays of written slices, for the next slices of the same length (every slice but a
-/// partition's last has --batch-rows rows): 1 MB a 65,536-row slice of a binary model that would otherwise be taken
-/// fresh from the large object heap, whose new pages the kernel and the runtime zero. Thread-safe.
+/// partition's last has --batch-rows rows): 1 MB a 65,536-row slice of a binary model. Thread-safe.
 /// </summary>
-internal sealed class SpareArrays
+internal sealed class OutputSpares
 {
-    private const int Limit = 64;
-    private readonly List<double[]> _numbers = [];
-    private readonly List<string?[]> _text = [];
+    public SpareArrays<double> Numbers { get; } = new();
 
-    /// <summary>An array of exactly <paramref name="length"/> numbers, not cleared: the caller writes every element.</summary>
-    public double[] Numbers(int length)
-    {
-        lock (_numbers)
-        {
-            if (Take(_numbers, length) is { } a) return a;
-        }
-        return GC.AllocateUninitializedArray<double>(length);
-    }
-
-    /// <summary>An array of exactly <paramref name="length"/> strings, not cleared: the caller writes every element.</summary>
-    public string?[] Text(int length)
-    {
-        lock (_numbers)
-        {
-            if (Take(_text, length) is { } a) return a;
-        }
-        return new string?[length];
-    }
+    public SpareArrays<string?> Text { get; } = new();
 
     /// <summary>Takes back the arrays of <paramref name="output"/>'s columns from <paramref name="first"/> on; nothing may read them after.</summary>
     public void Return(DataTable output, int first)
     {
-        lock (_numbers)
+        for (var c = first; c < output.Columns.Count; c++)
         {
-            for (var c = first; c < output.Columns.Count; c++)
+            switch (output.Columns[c])
             {
-                switch (output.Columns[c])
-                {
-                    case NumericColumn n when _numbers.Count < Limit && !_numbers.Contains(n.Values): _numbers.Add(n.Values); break;
-                    case TextColumn t when _text.Count < Limit && !_text.Contains(t.Values): _text.Add(t.Values); break;
-                }
+                case NumericColumn n: Numbers.Return(n.Values); break;
+                case TextColumn t: Text.Return(t.Values); break;
             }
         }
-    }
-
-    private static T[]? Take<T>(List<T[]> spare, int length)
-    {
-        for (var i = spare.Count - 1; i >= 0; i--)
-        {
-            var a = spare[i];
-            if (a.Length != length) continue;
-            spare[i] = spare[^1];
-            spare.RemoveAt(spare.Count - 1);
-            return a;
-        }
-        return null;
     }
 }
 
@@ -74,10 +37,10 @@ internal static class OutputBuilder
     /// when the slice starts at row 0), the rest are new, taken from <paramref name="spare"/> when given.
     /// </summary>
     public static DataTable Build(ReadPlan plan, ModelSignature signature, DataTable input, int start, int count, ReadOnlySpan<Prediction> predictions,
-        SpareArrays? spare = null)
+        OutputSpares? spare = null)
     {
-        double[] Numbers() => spare?.Numbers(count) ?? new double[count];
-        string?[] Text() => spare?.Text(count) ?? new string?[count];
+        double[] Numbers() => spare?.Numbers.Rent(count) ?? new double[count];
+        string?[] Text() => spare?.Text.Rent(count) ?? new string?[count];
         var output = new DataTable(count);
         foreach (var k in plan.Keep)
         {

@@ -20,10 +20,10 @@ public sealed class CsvTableReader : IDisposable
     private readonly bool[] _unique;
     private readonly int[] _fullHits;
     private readonly int[] _fullMisses;
-    private readonly List<double[]> _spareNumbers = [];
-    private readonly List<string?[]> _spareText = [];
-    private readonly List<int[]> _spareEnds = [];
-    private readonly List<char[]> _spareChars = [];
+    private readonly SpareArrays<double> _spareNumbers = new();
+    private readonly SpareArrays<string?> _spareText = new();
+    private readonly SpareArrays<int> _spareEnds = new();
+    private readonly SpareArrays<char> _spareChars = new();
 
     /// <summary>Distinct values a text column shares (interns) at most.</summary>
     private const int InternLimit = 100_000;
@@ -112,9 +112,6 @@ public sealed class CsvTableReader : IDisposable
         return r.Header;
     }
 
-    /// <summary>Arrays kept for reuse per kind, at most.</summary>
-    private const int SpareLimit = 64;
-
     /// <summary>
     /// Hands back the column arrays of a table this reader returned, once nothing reads them any more (a batch job's
     /// writer has written the chunk's last slice): a later <see cref="ReadBatch"/> fills them again instead of taking
@@ -125,82 +122,19 @@ public sealed class CsvTableReader : IDisposable
     public void Recycle(DataTable table)
     {
         ArgumentNullException.ThrowIfNull(table);
-        lock (_spareNumbers)
+        foreach (var c in table.Columns)
         {
-            foreach (var c in table.Columns)
+            switch (c)
             {
-                switch (c)
-                {
-                    // (an array handed back twice must not be handed out twice; a packed column's strings are never made here)
-                    case TextColumn { Packed: { } p }:
-                        if (_spareEnds.Count < SpareLimit && !_spareEnds.Contains(p.Ends)) _spareEnds.Add(p.Ends);
-                        if (_spareChars.Count < SpareLimit && !_spareChars.Contains(p.Chars)) _spareChars.Add(p.Chars);
-                        break;
-                    case NumericColumn n when _spareNumbers.Count < SpareLimit && n.Values.Length > 0 && !_spareNumbers.Contains(n.Values): _spareNumbers.Add(n.Values); break;
-                    case TextColumn t when _spareText.Count < SpareLimit && t.Values.Length > 0 && !_spareText.Contains(t.Values): _spareText.Add(t.Values); break;
-                }
+                // (a packed column's strings are never made here)
+                case TextColumn { Packed: { } p }:
+                    _spareEnds.Return(p.Ends);
+                    _spareChars.Return(p.Chars);
+                    break;
+                case NumericColumn n: _spareNumbers.Return(n.Values); break;
+                case TextColumn t: _spareText.Return(t.Values); break;
             }
         }
-    }
-
-    /// <summary>Arrays of a chunk's first size: spare ones when <see cref="Recycle"/> gave some of that length back.</summary>
-    private double[] NumbersOf(int length)
-    {
-        lock (_spareNumbers)
-        {
-            if (Take(_spareNumbers, length) is { } a) return a;
-        }
-        // Every row the table counts is written before it is read, so the array need not be zeroed.
-        return GC.AllocateUninitializedArray<double>(length);
-    }
-
-    private string?[] TextOf(int length)
-    {
-        lock (_spareNumbers)
-        {
-            if (Take(_spareText, length) is { } a) return a;
-        }
-        return new string?[length];
-    }
-
-    private int[] EndsOf(int length)
-    {
-        lock (_spareNumbers)
-        {
-            if (Take(_spareEnds, length) is { } a) return a;
-        }
-        return GC.AllocateUninitializedArray<int>(length);
-    }
-
-    /// <summary>The largest spare block of characters, or a new one of <paramref name="length"/>.</summary>
-    private char[] CharsOf(int length)
-    {
-        lock (_spareNumbers)
-        {
-            var best = -1;
-            for (var i = 0; i < _spareChars.Count; i++) if (best < 0 || _spareChars[i].Length > _spareChars[best].Length) best = i;
-            if (best >= 0)
-            {
-                var a = _spareChars[best];
-                _spareChars[best] = _spareChars[^1];
-                _spareChars.RemoveAt(_spareChars.Count - 1);
-                return a;
-            }
-        }
-        return GC.AllocateUninitializedArray<char>(length);
-    }
-
-    private static T[]? Take<T>(List<T[]> spare, int length)
-    {
-        for (var i = spare.Count - 1; i >= 0; i--)
-        {
-            var a = spare[i];
-            if (a.Length != length) continue;
-            spare[i] = spare[^1];
-            spare.RemoveAt(spare.Count - 1);
-            return a;
-        }
-        return null;
     }
 
     /// <summary>Reads up to <paramref name="maxRows"/> rows; an empty table at the end of the file.</summary>
@@ -215,13 +149,13 @@ public sealed class CsvTableReader : IDisposable
         var charsUsed = new int[_requests.Length];
         for (var r = 0; r < _requests.Length; r++)
         {
-            if (_requests[r].Type == ColumnType.Numeric) numeric[r] = NumbersOf(capacity);
+            if (_requests[r].Type == ColumnType.Numeric) numeric[r] = _spareNumbers.Rent(capacity);
             else if (_unique[r])
             {
-                ends[r] = EndsOf(capacity);
-                chars[r] = CharsOf(capacity * 8);
+                ends[r] = _spareEnds.Rent(capacity);
+                chars[r] = _spareChars.RentLargest(capacity * 8);
             }
-            else text[r] = TextOf(capacity);
+            else text[r] = _spareText.Rent(capacity);
         }
         var rows = 0;
         while (rows < maxRows && Next(out var record))
