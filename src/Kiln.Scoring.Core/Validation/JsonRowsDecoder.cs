@@ -55,13 +55,17 @@ public static class JsonRowsDecoder
         var error = batch.BeginRow();
         if (error is not null) return error;
         Span<char> name = stackalloc char[128];
+        var field = -1;
         while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
         {
-            // reader is on a property name
-            int field;
+            // reader is on a property name: first tried as the field after the previous one (the signature's order)
             string? longName = null;
             var length = reader.HasValueSequence ? int.MaxValue : reader.ValueSpan.Length;
-            if (length <= name.Length && !reader.ValueIsEscaped)
+            if (!reader.HasValueSequence && !reader.ValueIsEscaped && batch.Schema.IsNameOf(field + 1, reader.ValueSpan))
+            {
+                field++;
+            }
+            else if (length <= name.Length && !reader.ValueIsEscaped)
             {
                 var n = System.Text.Encoding.UTF8.GetChars(reader.ValueSpan, name);
                 field = batch.Schema.IndexOf(name[..n]);

@@ -35,6 +35,7 @@ public sealed class ModelSchema
 {
     private readonly Dictionary<string, int> _byName;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _bySpan;
+    private readonly byte[][] _utf8Names;
     private readonly System.Collections.Concurrent.ConcurrentBag<InputBatch> _pool = [];
 
     public ModelSchema(ModelSignature signature, UnseenCategoryPolicy policy, int maxRows)
@@ -63,6 +64,7 @@ public sealed class ModelSchema
         }
         Fields = fields;
         _bySpan = _byName.GetAlternateLookup<ReadOnlySpan<char>>();
+        _utf8Names = [.. fields.Select(f => System.Text.Encoding.UTF8.GetBytes(f.Name))];
     }
 
     public IReadOnlyList<SchemaField> Fields { get; }
@@ -74,6 +76,13 @@ public sealed class ModelSchema
     public int IndexOf(ReadOnlySpan<char> name) => _bySpan.TryGetValue(name, out var i) ? i : -1;
 
     public int IndexOf(string name) => _byName.TryGetValue(name, out var i) ? i : -1;
+
+    /// <summary>
+    /// Whether the UTF-8 bytes of a (not escaped) JSON property name are the name of field <paramref name="field"/>: rows
+    /// usually list the inputs in the signature's order, so the decoder tries the field after the last one this way before
+    /// it looks the name up (<see cref="IndexOf(ReadOnlySpan{char})"/>).
+    /// </summary>
+    public bool IsNameOf(int field, ReadOnlySpan<byte> utf8) => (uint)field < (uint)_utf8Names.Length && utf8.SequenceEqual(_utf8Names[field]);
 
     /// <summary>A cleared batch for this schema, from a pool; give it back with <see cref="Return"/>.</summary>
     public InputBatch Rent(int rowsHint)
