@@ -171,6 +171,50 @@ public sealed class PrometheusExporterTests
         return double.Parse(line[(name.Length + 1)..], CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// The exporter remembers the series a measurement last went to by its tag value instances: measurements that switch
+    /// between label sets, and equal labels held in other string instances, still land in their own series.
+    /// </summary>
+    [Fact]
+    public void Measurements_that_switch_label_sets_each_land_in_their_own_series()
+    {
+        using var meter = new Meter("Kiln.Test.Exporter.Switching");
+        using var exporter = new PrometheusExporter(meter);
+        var value = meter.CreateHistogram<double>("kiln.serve.prediction.value", null, "Predicted values.");
+        var requests = meter.CreateCounter<long>("kiln.serve.requests", null, "Requests.");
+        string a = "fraud", v1 = "v1";
+        // An equal name in another instance (as a second request's deserialised text would be).
+        var aAgain = new string("fraud".AsSpan());
+        Assert.False(ReferenceEquals(a, aAgain));
+        var expected = new Dictionary<string, (int Count, double Sum)>();
+        var rng = new Random(4);
+        for (var i = 0; i < 1000; i++)
+        {
+            var (model, version, key) = rng.Next(3) switch
+            {
+                0 => (a, v1, "fraud/v1"),
+                1 => (aAgain, v1, "fraud/v1"),
+                _ => ("churn", "v2", "churn/v2"),
+            };
+            var x = rng.Next(100) / 100.0;
+            value.Record(x, new("model", model), new("version", version));
+            requests.Add(1, new("model", model), new("version", version), new("status", i % 2 == 0 ? "200" : "422"));
+            var (count, sum) = expected.GetValueOrDefault(key);
+            expected[key] = (count + 1, sum + x);
+        }
+        var text = exporter.Render();
+        foreach (var (key, (count, sum)) in expected)
+        {
+            var labels = $"model=\"{key.Split('/')[0]}\",version=\"{key.Split('/')[1]}\"";
+            Assert.Contains($"kiln_serve_prediction_value_count{{{labels}}} {count}\n", text, StringComparison.Ordinal);
+            var line = text.Split('\n').Single(l => l.StartsWith($"kiln_serve_prediction_value_sum{{{labels}}} ", StringComparison.Ordinal));
+            Assert.Equal(sum, double.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture), 9);
+        }
+        var requestLines = text.Split('\n').Where(l => l.StartsWith("kiln_serve_requests_total{", StringComparison.Ordinal)).ToList();
+        Assert.Equal(4, requestLines.Count); // two models × two statuses
+        Assert.Equal(1000, requestLines.Sum(l => long.Parse(l.Split(' ')[1], CultureInfo.InvariantCulture)));
+    }
+
     [Fact]
     public void Process_memory_and_cpu_agree_with_the_kernels_own_figures()
     {
@@ -186,6 +230,9 @@ public sealed class PrometheusExporterTests
         }
         static double VmRssBytes() => 1024.0 * long.Parse(File.ReadAllLines("/proc/self/status").Single(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))
             .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+        // The GC heap size is the runtime's figure at the last collection: 0 in a process that has not collected yet (this
+        // test run alone), so one is made first.
+        GC.Collect();
         var cpuBefore = StatCpuSeconds();
         var rssBefore = VmRssBytes();
         var text = exporter.Render();

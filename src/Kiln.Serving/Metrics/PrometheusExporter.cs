@@ -186,6 +186,9 @@ public sealed class PrometheusExporter : IDisposable
 
         private int _sortedVersion = -1;
 
+        /// <summary>Where the last measurement went (<see cref="LastCell"/>); replaced whole, never changed.</summary>
+        private LastCell? _last;
+
         public Series(Instrument instrument)
         {
             Instrument = instrument;
@@ -220,12 +223,23 @@ public sealed class PrometheusExporter : IDisposable
         public void Add(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
             // Observed gauges (read at scrape time, e.g. monitoring's) may carry any labels: key them by names and values.
-            var key = Instrument.IsObservable || tags.Length > 4 ? TagKey.Full(tags) : TagKey.From(tags);
-            if (!_cells.TryGetValue(key, out var cell))
+            Cell? cell;
+            if (_last is { } last && last.Matches(tags))
             {
-                var created = new Cell(tags, _bounds.Length);
-                cell = _cells.GetOrAdd(key, created);
-                Interlocked.Increment(ref _cellsVersion);
+                cell = last.Cell;
+            }
+            else
+            {
+                var key = Instrument.IsObservable || tags.Length > 4 ? TagKey.Full(tags) : TagKey.From(tags);
+                if (!_cells.TryGetValue(key, out cell))
+                {
+                    var created = new Cell(tags, _bounds.Length);
+                    cell = _cells.GetOrAdd(key, created);
+                    Interlocked.Increment(ref _cellsVersion);
+                }
+                // Observed gauges' cells are dropped between scrapes, so only the others' are remembered; and only text
+                // values (a boxed number is a new instance each time, so it would never match).
+                if (!Instrument.IsObservable && tags.Length <= 4 && AllText(tags)) _last = new LastCell(TagKey.From(tags), tags.Length, cell);
             }
             if (IsHistogram)
             {
@@ -244,6 +258,15 @@ public sealed class PrometheusExporter : IDisposable
             {
                 AddDouble(ref cell.Sum, value);
             }
+        }
+
+        private static bool AllText(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            foreach (var t in tags)
+            {
+                if (t.Value is not (string or null)) return false;
+            }
+            return true;
         }
 
         private static void AddDouble(ref double target, double value)
@@ -347,6 +370,25 @@ public sealed class PrometheusExporter : IDisposable
         public string Labels { get; }
 
         private static string Escape(string s) => s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The cell a series' last measurement went to, and its tag values. An instrument is recorded with the same few tag
+    /// value instances over and over (a served model's name and version strings, for each row of a batch), so comparing
+    /// references finds the cell without hashing and comparing the values; a miss takes the dictionary.
+    /// </summary>
+    private sealed class LastCell(TagKey values, int count, Cell cell)
+    {
+        public Cell Cell { get; } = cell;
+
+        public bool Matches(ReadOnlySpan<KeyValuePair<string, object?>> tags) => tags.Length == count && tags.Length switch
+        {
+            0 => true,
+            1 => ReferenceEquals(tags[0].Value, values.A),
+            2 => ReferenceEquals(tags[0].Value, values.A) && ReferenceEquals(tags[1].Value, values.B),
+            3 => ReferenceEquals(tags[0].Value, values.A) && ReferenceEquals(tags[1].Value, values.B) && ReferenceEquals(tags[2].Value, values.C),
+            _ => ReferenceEquals(tags[0].Value, values.A) && ReferenceEquals(tags[1].Value, values.B) && ReferenceEquals(tags[2].Value, values.C) && ReferenceEquals(tags[3].Value, values.D),
+        };
     }
 
     /// <summary>Up to four tag values (the serving instruments never use more), compared by value; or <see cref="Full"/>.</summary>
