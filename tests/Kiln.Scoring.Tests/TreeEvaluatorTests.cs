@@ -37,6 +37,7 @@ public sealed class TreeEvaluatorTests
         using var mlnet = new MlnetScorer(package, "mlnet");
         Assert.True(kiln.TreeEvaluator == "kiln", kiln.TreeEvaluatorReason);
         Assert.Equal("mlnet", mlnet.TreeEvaluator);
+        Assert.False(kiln.ReadsFeaturesDirectly); // the colour's one-hot encoding runs in ML.NET's prefix
 
         var sample = Sample(package, rows, seed: 11);
         var expected = mlnet.ScoreAll(sample);
@@ -58,6 +59,46 @@ public sealed class TreeEvaluatorTests
             Assert.Equal(["a", "b", "c"], actual.Select(p => p.Label).Distinct().Order(StringComparer.Ordinal));
             Assert.Contains("3 classes × 40 trees", kiln.TreeEvaluatorReason, StringComparison.Ordinal);
         }
+    }
+
+    /// <summary>
+    /// Numeric inputs only: the prefix is a missing-value replacement and a concatenation, so the features are read
+    /// straight from the input columns; the answers equal ML.NET's whole chain to the bit, and the prefix's own (the same
+    /// numbers given as text, which only the prefix reads) too.
+    /// </summary>
+    [Theory]
+    [InlineData("binary", "fast_forest")]
+    [InlineData("regression", "fast_tree")]
+    [InlineData("multiclass", "lightgbm")]
+    public async Task Numeric_inputs_are_read_straight_from_the_columns_with_the_same_answers(string task, string kind)
+    {
+        using var dir = new TempDir("kiln-trees");
+        var package = ModelPackage.Load(await TrainAsync(dir, task, kind, categorical: false));
+        using var kiln = new MlnetScorer(package, "kiln");
+        using var mlnet = new MlnetScorer(package, "mlnet");
+        Assert.True(kiln.TreeEvaluator == "kiln", kiln.TreeEvaluatorReason);
+        Assert.True(kiln.ReadsFeaturesDirectly);
+
+        const int Rows = 100_000;
+        var sample = Sample(package, Rows, seed: 13);
+        Assert.Contains(((NumericColumn)sample["x2"]).Values, double.IsNaN);
+        var asText = new DataTable(Rows);
+        foreach (var name in new[] { "x1", "x2" })
+        {
+            asText.Add(new TextColumn(name, [.. ((NumericColumn)sample[name]).Values.Select(v => double.IsNaN(v) ? null : v.ToString("R", CultureInfo.InvariantCulture))]));
+        }
+        var expected = mlnet.ScoreAll(sample);
+        var direct = kiln.ScoreAll(sample);
+        var throughPrefix = kiln.ScoreAll(asText);
+        for (var i = 0; i < Rows; i++)
+        {
+            foreach (var actual in new[] { direct[i], throughPrefix[i] })
+            {
+                Assert.True(expected[i].Label == actual.Label && BitConverter.DoubleToInt64Bits(expected[i].Value) == BitConverter.DoubleToInt64Bits(actual.Value)
+                    && SameBits(expected[i].Probabilities, actual.Probabilities), $"row {i}: ML.NET {expected[i]}, Kiln {actual}");
+            }
+        }
+        Assert.True(direct.Select(p => p.Value).Distinct().Count() > 100);
     }
 
     private static bool SameBits(float[]? a, float[]? b)
@@ -91,7 +132,7 @@ public sealed class TreeEvaluatorTests
     }
 
     /// <summary>Trains a small model on data with a categorical column and missing numbers, as users' data has them.</summary>
-    private static async Task<string> TrainAsync(TempDir dir, string task, string kind)
+    private static async Task<string> TrainAsync(TempDir dir, string task, string kind, bool categorical = true)
     {
         var rng = new Random(3);
         var csv = new StringBuilder("x1,x2,colour,y,k,r\n");
@@ -116,7 +157,7 @@ public sealed class TreeEvaluatorTests
             features:
               x1: numeric
               x2: numeric
-              colour: categorical
+            {(categorical ? "  colour: categorical" : "")}
             trainer:
               kind: {kind}
               trees: 40

@@ -5,6 +5,7 @@ using Kiln.Core.Packaging;
 using Kiln.Scoring.Trees;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms;
 
 namespace Kiln.Scoring.MlNet;
 
@@ -27,6 +28,10 @@ public sealed class MlnetScorer : IScorer
     private readonly ConcurrentBag<TreeEngine> _treeEngines = [];
     private readonly MlnetTreeModel? _trees;
     private readonly string[] _classLabels;
+
+    /// <summary>The tree engines' direct read of their features (TreeEngine.DirectFeatures), worked out once by the first.</summary>
+    private (int[] Inputs, float[] Fill)? _directPlan;
+    private bool _directPlanned;
 
     /// <param name="treeEvaluator"><c>kiln</c> or <c>mlnet</c>; null reads <see cref="TreeEvaluatorVariable"/>.</param>
     public MlnetScorer(ModelPackage package, string? treeEvaluator = null)
@@ -88,6 +93,10 @@ public sealed class MlnetScorer : IScorer
     }
 
     public ModelPackage Package { get; }
+
+    /// <summary>Whether Kiln's evaluator reads the trees' features straight from numeric input columns, without ML.NET's
+    /// per-row prefix (a missing-value replacement and a concatenation only: TreeEngine.DirectFeatures).</summary>
+    internal bool ReadsFeaturesDirectly => _directPlan is not null;
 
     /// <summary>
     /// <c>kiln</c> or <c>mlnet</c>: <paramref name="treeEvaluator"/>, else <see cref="TreeEvaluatorVariable"/>, else <c>kiln</c>;
@@ -247,19 +256,137 @@ public sealed class MlnetScorer : IScorer
             _sums = new double[_blockRows];
             _classSums = [.. trees.Classes.Select(_ => new double[_blockRows])];
             _rowSums = new double[trees.Classes.Count];
+            // The first engine (made by the scorer's constructor) works the plan out; the others take it.
+            if (!owner._directPlanned)
+            {
+                owner._directPlan = DirectFeatures();
+                owner._directPlanned = true;
+            }
+            _direct = owner._directPlan;
         }
 
-        public void Unbind() => _row.Unbind();
+        /// <summary>
+        /// For each slot of the trees' feature vector, the input it is read from and the value that replaces a missing
+        /// one, when ML.NET's prefix does no more than that (<see cref="DirectFeatures"/>); null: the prefix runs per row.
+        /// </summary>
+        private readonly (int[] Inputs, float[] Fill)? _direct;
+
+        /// <summary>
+        /// Kiln's trainer puts a missing-value replacement (a constant per column) and a concatenation of the numeric
+        /// inputs before the trees (and, for multiclass, the label's mapping to keys, which scoring does not read). When
+        /// the prefix is made of those transforms only and every input is numeric, the
+        /// feature vector is read straight from the input columns: slot k is input Inputs[k] as a float, NaN replaced
+        /// by Fill[k]. Which input goes to which slot, and the fills, are read from the prefix itself on probe rows (input
+        /// j = j + 1; all missing), and the plan is then checked against the prefix on 256 rows of awkward values (NaN,
+        /// ±0, ±∞, subnormal, huge, negative): any difference in any bit and the prefix keeps running per row.
+        /// </summary>
+        private (int[] Inputs, float[] Fill)? DirectFeatures()
+        {
+            var inputs = _owner.Package.Signature.Inputs;
+            if (_trees.Prefix is not IEnumerable<ITransformer> chain
+                || !chain.All(t => t is MissingValueReplacingTransformer or ColumnConcatenatingTransformer or ValueToKeyMappingTransformer)
+                || inputs.Count == 0 || inputs.Any(i => i.Type != Kiln.Core.Profiling.ColumnKind.Numeric))
+            {
+                return null;
+            }
+            var width = _trees.Ensemble.FeatureCount;
+            var rng = new Random(17);
+            float[] awkward = [float.NaN, 0f, -0f, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, -1e-40f, 3.4e38f, -7.25f, 1f];
+            const int Probes = 2 + 256;
+            var columns = inputs.Select((input, j) =>
+            {
+                var values = new double[Probes];
+                values[0] = j + 1;
+                values[1] = double.NaN;
+                for (var r = 2; r < Probes; r++) values[r] = rng.Next(3) == 0 ? awkward[rng.Next(awkward.Length)] : (rng.NextDouble() - 0.5) * Math.Pow(10, rng.Next(-3, 6));
+                return new NumericColumn(input.Name, values);
+            }).ToArray();
+            var probe = new DataTable(Probes);
+            foreach (var c in columns) probe.Add(c);
+            var expected = new float[Probes][];
+            _row.Bind(probe, _owner.Package.Signature);
+            try
+            {
+                for (var r = 0; r < Probes; r++)
+                {
+                    _row.MoveTo(r);
+                    _features(ref _buffer);
+                    if (_buffer.Length != width) return null;
+                    expected[r] = new float[width];
+                    _buffer.CopyTo(expected[r]);
+                }
+            }
+            finally
+            {
+                _row.Unbind();
+            }
+            var map = new int[width];
+            var fill = new float[width];
+            for (var k = 0; k < width; k++)
+            {
+                map[k] = Array.FindIndex(columns, c => expected[0][k] == (float)c.Values[0]);
+                if (map[k] < 0) return null;
+                fill[k] = expected[1][k];
+            }
+            for (var r = 0; r < Probes; r++)
+            {
+                for (var k = 0; k < width; k++)
+                {
+                    var v = (float)columns[map[k]].Values[r];
+                    if (float.IsNaN(v)) v = fill[k];
+                    if (BitConverter.SingleToInt32Bits(v) != BitConverter.SingleToInt32Bits(expected[r][k]) && !(float.IsNaN(v) && float.IsNaN(expected[r][k]))) return null;
+                }
+            }
+            return (map, fill);
+        }
+
+        /// <summary>The input columns of each feature slot when the plan applies and all of them are numeric in this
+        /// table (the engine's own array, one call at a time); otherwise null, and the prefix runs per row.</summary>
+        private double[][]? DirectColumns(DataTable input)
+        {
+            if (_direct is not { } plan) return null;
+            var inputs = _owner.Package.Signature.Inputs;
+            _directColumns ??= new double[plan.Inputs.Length][];
+            for (var k = 0; k < _directColumns.Length; k++)
+            {
+                if (input.Find(inputs[plan.Inputs[k]].Name) is not NumericColumn n) return null;
+                _directColumns[k] = n.Values;
+            }
+            return _directColumns;
+        }
+
+        private double[][]? _directColumns;
+
+        public void Unbind()
+        {
+            _row.Unbind();
+            if (_directColumns is not null) Array.Clear(_directColumns);
+        }
 
         public void Score(DataTable input, int start, Span<Prediction> results)
         {
-            _row.Bind(input, _owner.Package.Signature);
+            var direct = DirectColumns(input);
+            if (direct is null) _row.Bind(input, _owner.Package.Signature);
             var forest = _trees.Forest;
             var labels = _owner._classLabels;
             for (var b = 0; b < results.Length; b += _blockRows)
             {
                 var count = Math.Min(_blockRows, results.Length - b);
-                for (var i = 0; i < count; i++)
+                if (direct is { } columns)
+                {
+                    var fill = _direct!.Value.Fill;
+                    for (var i = 0; i < count; i++)
+                    {
+                        var row = _block.Row(i);
+                        var at = start + b + i;
+                        for (var k = 0; k < row.Length; k++)
+                        {
+                            var v = (float)columns[k][at];
+                            row[k] = float.IsNaN(v) ? fill[k] : v;
+                        }
+                    }
+                }
+                else for (var i = 0; i < count; i++)
                 {
                     _row.MoveTo(start + b + i);
                     _features(ref _buffer);
