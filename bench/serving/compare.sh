@@ -4,10 +4,12 @@
 # model and binaries bench/serving/run.sh left in bench/results/serving-work (run that first).
 # usage: [ROUNDS=4] [SECS=8] [NOLOG=1] [BATCH=1] [BASE=DIR] bench/serving/compare.sh [ENV=VALUE ...] [-- extra kiln serve args]
 #   BATCH=1: each request is run.sh's batch of 100 objects (the bare peer's /predict-batch) instead of one object.
-#   ENV=VALUE and the extra args apply to out/cli's kiln; NOLOG=1: no --log-dir.
+#   ENV=VALUE and the extra args apply to out/cli's kiln (or KILN's); NOLOG=1: no --log-dir.
 #   BASE=DIR adds a second kiln, DIR/kiln (another commit's CLI build, e.g.
 #   `git worktree add /tmp/base REV && dotnet build /tmp/base/src/Kiln.Cli -c Release -o /tmp/base-cli`),
 #   served the same way, so a change is measured against its base in the same rounds.
+#   KILN=DIR serves DIR/kiln instead of out/cli/kiln (e.g. a plain `dotnet build -o DIR` of the change, to compare it
+#   with a BASE built the same way: out/cli is a ReadyToRun publish).
 # Besides req/s, each round prints each server's CPU time per request (user + system from /proc/PID/stat over the
 # wrk run, divided by the requests wrk counted): on a loaded machine a server's req/s follows the CPU it was
 # given, its CPU per request much less; "cpu ratio" is bare's CPU per request over kiln's (above 1: kiln cheaper).
@@ -30,7 +32,7 @@ script=single; bare_path=/predict
 path() { [[ $1 == "$bp" ]] && echo "$bare_path" || echo /predict; }
 dotnet "$w/bin/Kiln.Bench.Serving.dll" bare "$w/rf/model.zip" "$bp" >/dev/null 2>&1 & pids=($!)
 # shellcheck disable=SC2046
-env "${envs[@]}" "$root/out/cli/kiln" serve --model "$w/rf" --port "$kp" --grpc-port -1 --poll-interval 0 $(log kiln) "$@" >"$tmp/kiln.txt" 2>&1 & pids+=($!); k=$!
+env "${envs[@]}" "${KILN:-$root/out/cli}/kiln" serve --model "$w/rf" --port "$kp" --grpc-port -1 --poll-interval 0 $(log kiln) "$@" >"$tmp/kiln.txt" 2>&1 & pids+=($!); k=$!
 ports=("$bp" "$kp")
 if [[ -n "${BASE:-}" ]]; then
   # shellcheck disable=SC2046
