@@ -19,6 +19,7 @@ internal sealed class LogRows
     private readonly int _rowGroupSize;
     private readonly int _classes;
     private int _capacity;
+    // The request ids, a row's copy each, as a PackedText's characters and ends (written without a string a row).
     private char[] _idChars = new char[1024];
     private int _idLength;
     private int[] _idEnds = [];
@@ -31,7 +32,6 @@ internal sealed class LogRows
     private readonly double[][] _probabilities;
     private string?[] _flags = [];
     private string[] _constant = [];
-    private int[] _scratchEnds = [];
 
     /// <param name="model">The model version whose rows these are.</param>
     /// <param name="rowGroupSize">The rows the writer takes at a time: the buffers grow to it, not past it, unless the writer falls behind.</param>
@@ -137,15 +137,7 @@ internal sealed class LogRows
     {
         var n = to - from;
         w.BeginRowGroup(n);
-        var idStart = from == 0 ? 0 : _idEnds[from - 1];
-        var ends = _idEnds.AsSpan(from, n);
-        if (idStart != 0)
-        {
-            if (_scratchEnds.Length < n) _scratchEnds = new int[n];
-            for (var r = 0; r < n; r++) _scratchEnds[r] = ends[r] - idStart;
-            ends = _scratchEnds.AsSpan(0, n);
-        }
-        w.WriteText(_idChars.AsSpan(idStart), ends);
+        w.WriteText(new PackedText(_idChars, _idEnds, Count), from, n);
         w.WriteTimestamp(_timestamps.AsSpan(from, n));
         if (_constant.Length < n) _constant = new string[_capacity];
         _constant.AsSpan(0, n).Fill(model);

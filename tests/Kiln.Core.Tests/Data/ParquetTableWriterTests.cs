@@ -48,11 +48,14 @@ public sealed class ParquetTableWriterTests
 
     private static void WriteGroup(ParquetTableWriter w, Group g)
     {
-        var chars = string.Concat(g.Ids).AsSpan();
-        var ends = new int[g.Ids.Length];
-        for (int i = 0, end = 0; i < ends.Length; i++) ends[i] = end += g.Ids[i].Length;
+        // The ids packed as the prediction log keeps them, after two values of an earlier row group (one missing) that
+        // are not written, so the range starts past the characters' start; and one value more than is written.
+        string?[] packed = ["earlier-ü", null, .. g.Ids, "later"];
+        var ends = new int[packed.Length];
+        for (int i = 0, end = 0; i < ends.Length; i++) ends[i] = packed[i] is { } v ? end += v.Length : ~end;
+        var ids = new PackedText(string.Concat(packed).ToCharArray(), ends, packed.Length);
         w.BeginRowGroup(g.Ids.Length);
-        w.WriteText(chars, ends);
+        w.WriteText(ids, 2, g.Ids.Length);
         w.WriteTimestamp(g.At);
         w.WriteText(g.Label);
         w.WriteText(g.Many!);
@@ -125,7 +128,9 @@ public sealed class ParquetTableWriterTests
         w.BeginRowGroup(2);
         Assert.Contains("'id' is Text, not Int32", Assert.Throws<InvalidOperationException>(() => w.WriteInt32([1, 2])).Message);
         Assert.Contains("'id' has 1 values for a row group of 2 rows", Assert.Throws<InvalidOperationException>(() => w.WriteText(["a"])).Message);
-        w.WriteText(["a", null]);
+        var packed = new PackedText("ab".ToCharArray(), [1, ~1, 2], 3); // "a", missing, "b"
+        Assert.Throws<ArgumentOutOfRangeException>(() => w.WriteText(packed, 2, 2)); // past the packed values
+        w.WriteText(packed, 0, 2);
         w.WriteTimestamp([DateTime.UtcNow, DateTime.UtcNow]);
         w.WriteText(["a", "b"]);
         Assert.Contains("'many' is required but row 1 is missing", Assert.Throws<InvalidOperationException>(() => w.WriteText(["a", null])).Message);

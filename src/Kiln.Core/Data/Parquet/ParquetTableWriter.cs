@@ -176,7 +176,7 @@ public sealed class ParquetTableWriter : IDisposable
             var column = table[c.Name];
             switch (c.Kind)
             {
-                case ParquetColumnKind.Text when column is TextColumn { Packed: { } p }: WriteText(p.Count == n ? p : new PackedText(p.Chars, p.Ends, n)); break;
+                case ParquetColumnKind.Text when column is TextColumn { Packed: { } p }: WriteText(p, 0, n); break;
                 case ParquetColumnKind.Text when column is TextColumn t: WriteText(t.Values.AsSpan(0, n)); break;
                 case ParquetColumnKind.Text when column is TimestampColumn times: WriteText(times.ToText().Values.AsSpan(0, n)); break;
                 case ParquetColumnKind.Text: WriteText(table.Numeric(c.Name).Values.AsSpan(0, n).ToArray().Select(v => double.IsNaN(v) ? null : v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)).ToArray()); break;
@@ -226,16 +226,26 @@ public sealed class ParquetTableWriter : IDisposable
         Open(null).Close();
     }
 
-    /// <summary>The next column, as text (null = missing).</summary>
+    /// <summary>
+    /// The next column, as text (null = missing). A value that is the same string instance as the one before it (a
+    /// model name repeated down a column, a label the model shares) is encoded to UTF-8 once and its bytes given again.
+    /// </summary>
     public void WriteText(ReadOnlySpan<string?> values)
     {
         var c = Next(ParquetColumnKind.Text, values.Length);
         var total = 0;
-        foreach (var v in values) if (v is not null) total += Encoding.UTF8.GetMaxByteCount(v.Length);
+        string? last = null;
+        foreach (var v in values)
+        {
+            if (v is null || ReferenceEquals(v, last)) continue;
+            total += Encoding.UTF8.GetMaxByteCount(v.Length);
+            last = v;
+        }
         if (_utf8.Length < total) _utf8 = new byte[Math.Max(total, _utf8.Length * 2)];
         var offsets = _longs.Length >= values.Length ? _longs : _longs = new long[Math.Max(values.Length, 1024)];
         var at = 0;
         var present = 0;
+        last = null;
         for (var i = 0; i < values.Length; i++)
         {
             var v = values[i];
@@ -246,61 +256,53 @@ public sealed class ParquetTableWriter : IDisposable
                 continue;
             }
             _levels[i] = 1;
+            if (ReferenceEquals(v, last))
+            {
+                offsets[present] = offsets[present - 1];
+                present++;
+                continue;
+            }
             var len = Encoding.UTF8.GetBytes(v, _utf8.AsSpan(at));
             offsets[present++] = ((long)at << 32) | (uint)len;
             at += len;
+            last = v;
         }
         WriteBytes(c, values.Length, present, offsets);
     }
 
-    /// <summary>The next column, as packed text (a missing value is null).</summary>
-    public void WriteText(PackedText values)
+    /// <summary>
+    /// The next column, as values [<paramref name="from"/>, <paramref name="from"/> + <paramref name="count"/>) of
+    /// packed text (a missing value is null): a batch job's kept id column, the prediction log's request ids.
+    /// </summary>
+    public void WriteText(PackedText values, int from, int count)
     {
         ArgumentNullException.ThrowIfNull(values);
-        var n = values.Count;
-        var c = Next(ParquetColumnKind.Text, n);
-        var total = Encoding.UTF8.GetMaxByteCount(n == 0 ? 0 : values.End(n - 1));
+        ArgumentOutOfRangeException.ThrowIfNegative(from);
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(from + count, values.Count, nameof(count));
+        var c = Next(ParquetColumnKind.Text, count);
+        var total = Encoding.UTF8.GetMaxByteCount(count == 0 ? 0 : values.End(from + count - 1) - values.Start(from));
         if (_utf8.Length < total) _utf8 = new byte[Math.Max(total, _utf8.Length * 2)];
-        var offsets = _longs.Length >= n ? _longs : _longs = new long[Math.Max(n, 1024)];
+        var offsets = _longs.Length >= count ? _longs : _longs = new long[Math.Max(count, 1024)];
         var at = 0;
         var present = 0;
         var chars = values.Chars;
-        for (var i = 0; i < n; i++)
+        for (var i = 0; i < count; i++)
         {
-            if (values.IsMissing(i))
+            var row = from + i;
+            if (values.IsMissing(row))
             {
                 if (!c.Nullable) throw new InvalidOperationException($"column '{c.Name}' is required but row {i} is missing");
                 _levels[i] = 0;
                 continue;
             }
             _levels[i] = 1;
-            var start = values.Start(i);
-            var len = Encoding.UTF8.GetBytes(chars.AsSpan(start, values.End(i) - start), _utf8.AsSpan(at));
+            var start = values.Start(row);
+            var len = Encoding.UTF8.GetBytes(chars.AsSpan(start, values.End(row) - start), _utf8.AsSpan(at));
             offsets[present++] = ((long)at << 32) | (uint)len;
             at += len;
         }
-        WriteBytes(c, n, present, offsets);
-    }
-
-    /// <summary>The next column, as text given as characters and the end of each value in them (none missing).</summary>
-    public void WriteText(ReadOnlySpan<char> chars, ReadOnlySpan<int> ends)
-    {
-        var c = Next(ParquetColumnKind.Text, ends.Length);
-        var length = ends.Length == 0 ? 0 : ends[^1];
-        var total = Encoding.UTF8.GetMaxByteCount(length);
-        if (_utf8.Length < total) _utf8 = new byte[Math.Max(total, _utf8.Length * 2)];
-        var offsets = _longs.Length >= ends.Length ? _longs : _longs = new long[Math.Max(ends.Length, 1024)];
-        var at = 0;
-        var start = 0;
-        for (var i = 0; i < ends.Length; i++)
-        {
-            var len = Encoding.UTF8.GetBytes(chars[start..ends[i]], _utf8.AsSpan(at));
-            offsets[i] = ((long)at << 32) | (uint)len;
-            at += len;
-            start = ends[i];
-            _levels[i] = 1;
-        }
-        WriteBytes(c, ends.Length, ends.Length, offsets);
+        WriteBytes(c, count, present, offsets);
     }
 
     private void WriteBytes(ParquetColumn c, int rows, int present, long[] offsets)
