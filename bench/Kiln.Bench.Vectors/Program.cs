@@ -12,6 +12,10 @@
 // --ef-construct N sets Kiln's (USearch's expansion_add; the peer keeps ef_construction=200).
 // --m N sets Kiln's connectivity (USearch's M; default 16, as the peer's), for the memory runs.
 // --wait-for FILE waits for FILE before the query rounds (a peer index built beside the run, in --data DIR).
+// --ef LIST sets the sweep (comma-separated, default 16,32,64,128,256). Before round 1 every collection answers every
+// query once at each ef, untimed (--warmup 0: not), and the peer answers every query once at its largest ef before it
+// times its sweep in each round; the warm-up's figures are printed as round 0. Each round prints the peer's figures and
+// Kiln's with the thread's counters (system time, page faults, involuntary context switches, gen-0 collections).
 // --profile 1 adds the time of each step of one Search call (SearchProfile.cs) after the rounds.
 // --keep-kiln DIR (with --memory-only 1) builds the collection in DIR, snapshots it, writes a log tail (10,000 new points
 // and 1,000 deletes) and leaves it there; --reopen DIR --data DATA then opens that store in a fresh process and prints the
@@ -33,7 +37,9 @@ var profile = Opt("profile", 0) == 1;
 var datatypes = opts.GetValueOrDefault("datatype", "float32").Split(',').Select(t => CollectionConfig.ParseDatatype(t, "--datatype")).ToArray();
 var datatype = datatypes[0];
 const int Dim = 128;
-int[] efs = [16, 32, 64, 128, 256];
+// --ef LIST: the sweep's ef values, comma-separated (both sides); --warmup 0 skips the untimed pass before round 1.
+int[] efs = [.. opts.GetValueOrDefault("ef", "16,32,64,128,256").Split(',').Select(e => int.Parse(e, CultureInfo.InvariantCulture)).Order()];
+var warmup = Opt("warmup", 1) == 1;
 var peer = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "vectors", "hnswlib_peer.py");
 if (!File.Exists(peer)) peer = Path.Combine("bench", "vectors", "hnswlib_peer.py");
 // --data DIR reuses the data, ground truth and hnswlib index an earlier run left there (kept with --keep-data 1), so a
@@ -173,37 +179,85 @@ try
     var peerRuns = efs.ToDictionary(ef => ef, _ => new List<Side>());
     var kilnRunsOf = collections.Select(_ => efs.ToDictionary(ef => ef, _ => new List<Side>())).ToList();
     var requests = q.Select(v => new SearchRequest(v, 10) { WithVector = false }).ToArray();
-    for (var r = 1; r <= rounds; r++)
+    // The peer answers from one long-lived process (hnswlib_peer.py serve: the index loaded once, as Kiln's collections
+    // stay open), one ef at a time, so that each ef's peer pass and Kiln's passes run back to back: the load of a shared
+    // machine moves within seconds, and a ratio of two passes minutes apart measured the load as much as the code.
+    using var peerProcess = StartPeer(dir);
+    JsonNode PeerPass(int ef)
     {
-        foreach (var line in Python(["query", dir, string.Join(',', efs)]).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        peerProcess.StandardInput.WriteLine(ef.ToString(CultureInfo.InvariantCulture));
+        peerProcess.StandardInput.Flush();
+        return JsonNode.Parse(peerProcess.StandardOutput.ReadLine() ?? throw new InvalidOperationException("hnswlib_peer.py serve ended early"))!;
+    }
+    // One Kiln pass at one ef: one Search call per query, then one SearchBatch of all; the thread's counters of the first.
+    (Side Side, string Counters) KilnPass(VectorCollection kc, int ef)
+    {
+        kc.SetSearchExpansion(ef);
+        var hits = 0;
+        var counters = SearchProfile.Counters();
+        var cpu = SearchProfile.ThreadCpuMicroseconds();
+        clock.Restart();
+        for (var i = 0; i < queries; i++)
         {
-            var o = JsonNode.Parse(line)!;
-            peerRuns[o["ef"]!.GetValue<int>()].Add(new Side(o["recall"]!.GetValue<double>(),
-                new Qps(o["qps_single"]!.GetValue<double>(), o["qps"]!.GetValue<double>()),
-                new Qps(o["cpu_qps_single"]!.GetValue<double>(), o["cpu_qps"]!.GetValue<double>())));
+            foreach (var h in kc.Search(requests[i])) if (gt[i].Contains(h.Point.Id.Number)) hits++;
         }
-        foreach (var (kc, kilnRuns) in collections.Zip(kilnRunsOf))
+        var single = queries / clock.Elapsed.TotalSeconds;
+        var singleCpuMicroseconds = SearchProfile.ThreadCpuMicroseconds() - cpu;
+        var singleCpu = queries / (singleCpuMicroseconds / 1e6);
+        var used = SearchProfile.Counters() - counters;
+        cpu = SearchProfile.ThreadCpuMicroseconds();
+        clock.Restart();
+        var answers = kc.SearchBatch(requests);
+        var batch = queries / clock.Elapsed.TotalSeconds;
+        var batchCpu = queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6);
+        var batchHits = 0;
+        for (var i = 0; i < queries; i++) foreach (var h in answers[i]) if (gt[i].Contains(h.Point.Id.Number)) batchHits++;
+        if (batchHits != hits) throw new InvalidOperationException($"ef={ef}: the batch found {batchHits} true neighbours, one call per query {hits}");
+        return (new Side(hits / (10.0 * queries), new Qps(single, batch), new Qps(singleCpu, batchCpu)),
+            string.Create(CultureInfo.InvariantCulture, $"sys {100 * used.SystemMicroseconds / singleCpuMicroseconds:0.0}%, {used.Faults} faults, {used.InvoluntarySwitches} preemptions, {used.Gen0Collections} GCs"));
+    }
+    if (warmup)
+    {
+        // Round 0: the same passes, not counted: the first touches of each side's memory since the build (or the
+        // peer's load), and the JIT's tiers; its figures show how cold a first pass is.
+        var peerLine = new List<string>();
+        var kilnLines = collections.Select(_ => new List<string>()).ToList();
         foreach (var ef in efs)
         {
-            kc.SetSearchExpansion(ef);
-            var hits = 0;
-            var cpu = SearchProfile.ThreadCpuMicroseconds();
-            clock.Restart();
-            for (var i = 0; i < queries; i++)
+            AddNote(PeerPass(ef), peerLine);
+            foreach (var (kc, line) in collections.Zip(kilnLines))
             {
-                foreach (var h in kc.Search(requests[i])) if (gt[i].Contains(h.Point.Id.Number)) hits++;
+                var (side, counters) = KilnPass(kc, ef);
+                line.Add(string.Create(CultureInfo.InvariantCulture, $"{side.Recall:0.0000} {side.Cpu.Single:N0} qps ({counters})"));
             }
-            var single = queries / clock.Elapsed.TotalSeconds;
-            var singleCpu = queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6);
-            cpu = SearchProfile.ThreadCpuMicroseconds();
-            clock.Restart();
-            var answers = kc.SearchBatch(requests);
-            var batch = queries / clock.Elapsed.TotalSeconds;
-            var batchCpu = queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6);
-            var batchHits = 0;
-            for (var i = 0; i < queries; i++) foreach (var h in answers[i]) if (gt[i].Contains(h.Point.Id.Number)) batchHits++;
-            if (batchHits != hits) throw new InvalidOperationException($"ef={ef}: the batch found {batchHits} true neighbours, one call per query {hits}");
-            kilnRuns[ef].Add(new Side(hits / (10.0 * queries), new Qps(single, batch), new Qps(singleCpu, batchCpu)));
+        }
+        Console.WriteLine($"round 0 (warm-up, not counted) hnswlib, CPU time, call per query at ef {string.Join('/', efs)}: {string.Join(", ", peerLine)}");
+        foreach (var (kc, line) in collections.Zip(kilnLines))
+        {
+            Console.WriteLine($"round 0 (warm-up, not counted) {CollectionConfig.DatatypeName(kc.Config.Datatype)}, CPU time, Kiln call per query at ef {string.Join('/', efs)}: {string.Join("; ", line)}");
+        }
+    }
+    for (var r = 1; r <= rounds; r++)
+    {
+        // Per ef: the peer's pass and every collection's, back to back; odd rounds start with the peer, even rounds with
+        // Kiln, so that neither side is always the one that runs first.
+        var peerLine = new List<string>();
+        var countersLines = collections.Select(_ => new List<string>()).ToList();
+        foreach (var ef in efs)
+        {
+            if (r % 2 == 1) peerRuns[ef].Add(AddNote(PeerPass(ef), peerLine));
+            foreach (var (kc, i) in collections.Select((kc, i) => (kc, i)))
+            {
+                var (side, counters) = KilnPass(kc, ef);
+                kilnRunsOf[i][ef].Add(side);
+                countersLines[i].Add(counters);
+            }
+            if (r % 2 == 0) peerRuns[ef].Add(AddNote(PeerPass(ef), peerLine));
+        }
+        Console.WriteLine($"round {r} hnswlib, CPU time, call per query at ef {string.Join('/', efs)}: {string.Join(", ", peerLine)}");
+        foreach (var (kc, line) in collections.Zip(countersLines))
+        {
+            Console.WriteLine($"round {r} {CollectionConfig.DatatypeName(kc.Config.Datatype)} counters of the calls per query at ef {string.Join('/', efs)}: {string.Join("; ", line)}");
         }
         // This round's ratios at once (thread CPU time, Kiln's call per query against the peer's of this round at Kiln's
         // recall), so that a run stopped early still leaves its finished rounds.
@@ -401,6 +455,25 @@ static float[][] ReadFloats(string path, int rows)
         Buffer.BlockCopy(bytes, i * dim * 4, result[i], 0, dim * 4);
     }
     return result;
+}
+
+static Side AddNote(JsonNode o, List<string> line)
+{
+    line.Add(string.Create(CultureInfo.InvariantCulture,
+        $"{o["recall"]!.GetValue<double>():0.0000} {o["cpu_qps_single"]!.GetValue<double>():N0} qps (one call {o["cpu_qps"]!.GetValue<double>():N0}; sys {o["sys_percent_single"]!.GetValue<double>():0.0}%, {o["faults_single"]!.GetValue<long>()} faults, {o["involuntary_single"]!.GetValue<long>()} preemptions)"));
+    return new Side(o["recall"]!.GetValue<double>(),
+        new Qps(o["qps_single"]!.GetValue<double>(), o["qps"]!.GetValue<double>()),
+        new Qps(o["cpu_qps_single"]!.GetValue<double>(), o["cpu_qps"]!.GetValue<double>()));
+}
+
+// hnswlib_peer.py serve DIR: the peer's index loaded once; each ef written to its input is answered with one JSON line.
+Process StartPeer(string dataDir)
+{
+    var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+    psi.ArgumentList.Add(peer);
+    psi.ArgumentList.Add("serve");
+    psi.ArgumentList.Add(dataDir);
+    return Process.Start(psi)!;
 }
 
 string Python(string[] arguments)
