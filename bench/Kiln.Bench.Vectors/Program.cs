@@ -12,10 +12,11 @@
 // --ef-construct N sets Kiln's (USearch's expansion_add; the peer keeps ef_construction=200).
 // --m N sets Kiln's connectivity (USearch's M; default 16, as the peer's), for the memory runs.
 // --wait-for FILE waits for FILE before the query rounds (a peer index built beside the run, in --data DIR).
-// --ef LIST sets the sweep (comma-separated, default 16,32,64,128,256). Before round 1 every collection answers every
-// query once at each ef, untimed (--warmup 0: not), and the peer answers every query once at its largest ef before it
-// times its sweep in each round; the warm-up's figures are printed as round 0. Each round prints the peer's figures and
-// Kiln's with the thread's counters (system time, page faults, involuntary context switches, gen-0 collections).
+// --ef LIST sets the sweep (comma-separated, default 16,32,64,128,256). The peer runs as one long-lived process
+// (hnswlib_peer.py serve) and a pass at one ef runs the queries in chunks of --chunk N (default 100) on every side in
+// turn, the first side rotating from chunk to chunk, so that both sides meet the same load. Before round 1 one untimed
+// round of the same passes warms both sides up (printed as round 0; --warmup 0 skips it). Each round prints every side's
+// figures with its thread's counters (system time, page faults, preemptions, and Kiln's gen-0 collections).
 // --profile 1 adds the time of each step of one Search call (SearchProfile.cs) after the rounds.
 // --keep-kiln DIR (with --memory-only 1) builds the collection in DIR, snapshots it, writes a log tail (10,000 new points
 // and 1,000 deletes) and leaves it there; --reopen DIR --data DATA then opens that store in a fresh process and prints the
@@ -180,84 +181,105 @@ try
     var kilnRunsOf = collections.Select(_ => efs.ToDictionary(ef => ef, _ => new List<Side>())).ToList();
     var requests = q.Select(v => new SearchRequest(v, 10) { WithVector = false }).ToArray();
     // The peer answers from one long-lived process (hnswlib_peer.py serve: the index loaded once, as Kiln's collections
-    // stay open), one ef at a time, so that each ef's peer pass and Kiln's passes run back to back: the load of a shared
-    // machine moves within seconds, and a ratio of two passes minutes apart measured the load as much as the code.
+    // stay open). A pass at one ef runs the queries in chunks of --chunk (default 100) on every side in turn: the peer's
+    // chunk and each collection's run back to back, the side that goes first rotating from chunk to chunk, so that the
+    // load of a shared machine, which moves within seconds, falls on every side alike (a ratio of two passes even a few
+    // seconds apart measured the load as much as the code). Each side's chunk is answered one call per query and then in
+    // one call (hnswlib's knn_query of the chunk, Kiln's SearchBatch); the times are summed over the chunks.
+    var chunk = Opt("chunk", 100);
     using var peerProcess = StartPeer(dir);
-    JsonNode PeerPass(int ef)
+    (Side[] Sides, string[] Notes) Pass(int ef)
     {
-        peerProcess.StandardInput.WriteLine(ef.ToString(CultureInfo.InvariantCulture));
-        peerProcess.StandardInput.Flush();
-        return JsonNode.Parse(peerProcess.StandardOutput.ReadLine() ?? throw new InvalidOperationException("hnswlib_peer.py serve ended early"))!;
-    }
-    // One Kiln pass at one ef: one Search call per query, then one SearchBatch of all; the thread's counters of the first.
-    (Side Side, string Counters) KilnPass(VectorCollection kc, int ef)
-    {
-        kc.SetSearchExpansion(ef);
-        var hits = 0;
-        var counters = SearchProfile.Counters();
-        var cpu = SearchProfile.ThreadCpuMicroseconds();
-        clock.Restart();
-        for (var i = 0; i < queries; i++)
+        foreach (var kc in collections) kc.SetSearchExpansion(ef);
+        var sideCount = collections.Count + 1;
+        var wallSingle = new double[sideCount];
+        var cpuSingle = new double[sideCount];
+        var wallBatch = new double[sideCount];
+        var cpuBatch = new double[sideCount];
+        var hits = new long[sideCount];
+        var used = new ThreadCounters[sideCount];
+        var chunkNo = 0;
+        for (var start = 0; start < queries; start += chunk, chunkNo++)
         {
-            foreach (var h in kc.Search(requests[i])) if (gt[i].Contains(h.Point.Id.Number)) hits++;
+            var count = Math.Min(chunk, queries - start);
+            for (var turn = 0; turn < sideCount; turn++)
+            {
+                var side = (turn + chunkNo) % sideCount;
+                if (side == 0)
+                {
+                    peerProcess.StandardInput.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{ef} {start} {count}"));
+                    peerProcess.StandardInput.Flush();
+                    var o = JsonNode.Parse(peerProcess.StandardOutput.ReadLine() ?? throw new InvalidOperationException("hnswlib_peer.py serve ended early"))!;
+                    wallSingle[0] += o["wall_single"]!.GetValue<double>();
+                    cpuSingle[0] += o["cpu_single"]!.GetValue<double>();
+                    wallBatch[0] += o["wall_batch"]!.GetValue<double>();
+                    cpuBatch[0] += o["cpu_batch"]!.GetValue<double>();
+                    hits[0] += o["hits"]!.GetValue<long>();
+                    used[0] += new ThreadCounters(o["sys_single"]!.GetValue<double>() * 1e6, o["faults_single"]!.GetValue<long>(), o["involuntary_single"]!.GetValue<long>(), 0);
+                    continue;
+                }
+                var kc = collections[side - 1];
+                var before = SearchProfile.Counters();
+                var cpu = SearchProfile.ThreadCpuMicroseconds();
+                clock.Restart();
+                var found = 0;
+                for (var i = start; i < start + count; i++)
+                {
+                    foreach (var h in kc.Search(requests[i])) if (gt[i].Contains(h.Point.Id.Number)) found++;
+                }
+                wallSingle[side] += clock.Elapsed.TotalSeconds;
+                cpuSingle[side] += (SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6;
+                used[side] += SearchProfile.Counters() - before;
+                cpu = SearchProfile.ThreadCpuMicroseconds();
+                clock.Restart();
+                var answers = kc.SearchBatch(new ArraySegment<SearchRequest>(requests, start, count));
+                wallBatch[side] += clock.Elapsed.TotalSeconds;
+                cpuBatch[side] += (SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6;
+                var batchFound = 0;
+                for (var i = 0; i < count; i++) foreach (var h in answers[i]) if (gt[start + i].Contains(h.Point.Id.Number)) batchFound++;
+                if (batchFound != found) throw new InvalidOperationException($"ef={ef}: the batch found {batchFound} true neighbours, one call per query {found}");
+                hits[side] += found;
+            }
         }
-        var single = queries / clock.Elapsed.TotalSeconds;
-        var singleCpuMicroseconds = SearchProfile.ThreadCpuMicroseconds() - cpu;
-        var singleCpu = queries / (singleCpuMicroseconds / 1e6);
-        var used = SearchProfile.Counters() - counters;
-        cpu = SearchProfile.ThreadCpuMicroseconds();
-        clock.Restart();
-        var answers = kc.SearchBatch(requests);
-        var batch = queries / clock.Elapsed.TotalSeconds;
-        var batchCpu = queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6);
-        var batchHits = 0;
-        for (var i = 0; i < queries; i++) foreach (var h in answers[i]) if (gt[i].Contains(h.Point.Id.Number)) batchHits++;
-        if (batchHits != hits) throw new InvalidOperationException($"ef={ef}: the batch found {batchHits} true neighbours, one call per query {hits}");
-        return (new Side(hits / (10.0 * queries), new Qps(single, batch), new Qps(singleCpu, batchCpu)),
-            string.Create(CultureInfo.InvariantCulture, $"sys {100 * used.SystemMicroseconds / singleCpuMicroseconds:0.0}%, {used.Faults} faults, {used.InvoluntarySwitches} preemptions, {used.Gen0Collections} GCs"));
+        var sides = new Side[sideCount];
+        var notes = new string[sideCount];
+        for (var s = 0; s < sideCount; s++)
+        {
+            sides[s] = new Side(hits[s] / (10.0 * queries), new Qps(queries / wallSingle[s], queries / wallBatch[s]), new Qps(queries / cpuSingle[s], queries / cpuBatch[s]));
+            notes[s] = string.Create(CultureInfo.InvariantCulture,
+                $"{sides[s].Recall:0.0000} {sides[s].Cpu.Single:N0} qps (one call {sides[s].Cpu.Batch:N0}; sys {100 * used[s].SystemMicroseconds / 1e6 / cpuSingle[s]:0.0}%, {used[s].Faults} faults, {used[s].InvoluntarySwitches} preemptions{(s == 0 ? "" : $", {used[s].Gen0Collections} GCs")})");
+        }
+        return (sides, notes);
     }
+    string SideName(int s) => s == 0 ? "hnswlib" : CollectionConfig.DatatypeName(collections[s - 1].Config.Datatype);
     if (warmup)
     {
         // Round 0: the same passes, not counted: the first touches of each side's memory since the build (or the
         // peer's load), and the JIT's tiers; its figures show how cold a first pass is.
-        var peerLine = new List<string>();
-        var kilnLines = collections.Select(_ => new List<string>()).ToList();
+        var lines = Enumerable.Range(0, collections.Count + 1).Select(_ => new List<string>()).ToList();
         foreach (var ef in efs)
         {
-            AddNote(PeerPass(ef), peerLine);
-            foreach (var (kc, line) in collections.Zip(kilnLines))
-            {
-                var (side, counters) = KilnPass(kc, ef);
-                line.Add(string.Create(CultureInfo.InvariantCulture, $"{side.Recall:0.0000} {side.Cpu.Single:N0} qps ({counters})"));
-            }
+            var (_, notes) = Pass(ef);
+            for (var s = 0; s < notes.Length; s++) lines[s].Add(notes[s]);
         }
-        Console.WriteLine($"round 0 (warm-up, not counted) hnswlib, CPU time, call per query at ef {string.Join('/', efs)}: {string.Join(", ", peerLine)}");
-        foreach (var (kc, line) in collections.Zip(kilnLines))
+        for (var s = 0; s < lines.Count; s++)
         {
-            Console.WriteLine($"round 0 (warm-up, not counted) {CollectionConfig.DatatypeName(kc.Config.Datatype)}, CPU time, Kiln call per query at ef {string.Join('/', efs)}: {string.Join("; ", line)}");
+            Console.WriteLine($"round 0 (warm-up, not counted) {SideName(s)}, CPU time, call per query at ef {string.Join('/', efs)}: {string.Join("; ", lines[s])}");
         }
     }
     for (var r = 1; r <= rounds; r++)
     {
-        // Per ef: the peer's pass and every collection's, back to back; odd rounds start with the peer, even rounds with
-        // Kiln, so that neither side is always the one that runs first.
-        var peerLine = new List<string>();
-        var countersLines = collections.Select(_ => new List<string>()).ToList();
+        var lines = Enumerable.Range(0, collections.Count + 1).Select(_ => new List<string>()).ToList();
         foreach (var ef in efs)
         {
-            if (r % 2 == 1) peerRuns[ef].Add(AddNote(PeerPass(ef), peerLine));
-            foreach (var (kc, i) in collections.Select((kc, i) => (kc, i)))
-            {
-                var (side, counters) = KilnPass(kc, ef);
-                kilnRunsOf[i][ef].Add(side);
-                countersLines[i].Add(counters);
-            }
-            if (r % 2 == 0) peerRuns[ef].Add(AddNote(PeerPass(ef), peerLine));
+            var (sides, notes) = Pass(ef);
+            peerRuns[ef].Add(sides[0]);
+            for (var i = 0; i < collections.Count; i++) kilnRunsOf[i][ef].Add(sides[i + 1]);
+            for (var s = 0; s < notes.Length; s++) lines[s].Add(notes[s]);
         }
-        Console.WriteLine($"round {r} hnswlib, CPU time, call per query at ef {string.Join('/', efs)}: {string.Join(", ", peerLine)}");
-        foreach (var (kc, line) in collections.Zip(countersLines))
+        for (var s = 0; s < lines.Count; s++)
         {
-            Console.WriteLine($"round {r} {CollectionConfig.DatatypeName(kc.Config.Datatype)} counters of the calls per query at ef {string.Join('/', efs)}: {string.Join("; ", line)}");
+            Console.WriteLine($"round {r} {SideName(s)}, CPU time, call per query at ef {string.Join('/', efs)}: {string.Join("; ", lines[s])}");
         }
         // This round's ratios at once (thread CPU time, Kiln's call per query against the peer's of this round at Kiln's
         // recall), so that a run stopped early still leaves its finished rounds.
@@ -457,16 +479,8 @@ static float[][] ReadFloats(string path, int rows)
     return result;
 }
 
-static Side AddNote(JsonNode o, List<string> line)
-{
-    line.Add(string.Create(CultureInfo.InvariantCulture,
-        $"{o["recall"]!.GetValue<double>():0.0000} {o["cpu_qps_single"]!.GetValue<double>():N0} qps (one call {o["cpu_qps"]!.GetValue<double>():N0}; sys {o["sys_percent_single"]!.GetValue<double>():0.0}%, {o["faults_single"]!.GetValue<long>()} faults, {o["involuntary_single"]!.GetValue<long>()} preemptions)"));
-    return new Side(o["recall"]!.GetValue<double>(),
-        new Qps(o["qps_single"]!.GetValue<double>(), o["qps"]!.GetValue<double>()),
-        new Qps(o["cpu_qps_single"]!.GetValue<double>(), o["cpu_qps"]!.GetValue<double>()));
-}
-
-// hnswlib_peer.py serve DIR: the peer's index loaded once; each ef written to its input is answered with one JSON line.
+// hnswlib_peer.py serve DIR: the peer's index loaded once; each "ef start count" line written to its input is answered
+// with one JSON line (the chunk's times and true neighbours found).
 Process StartPeer(string dataDir)
 {
     var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };

@@ -6,6 +6,9 @@ using Kiln.Vectors;
 /// (--profile 1), against the whole call.</summary>
 internal readonly record struct ThreadCounters(double SystemMicroseconds, long Faults, long InvoluntarySwitches, int Gen0Collections)
 {
+    public static ThreadCounters operator +(ThreadCounters a, ThreadCounters b) =>
+        new(a.SystemMicroseconds + b.SystemMicroseconds, a.Faults + b.Faults, a.InvoluntarySwitches + b.InvoluntarySwitches, a.Gen0Collections + b.Gen0Collections);
+
     public static ThreadCounters operator -(ThreadCounters a, ThreadCounters b) =>
         new(a.SystemMicroseconds - b.SystemMicroseconds, a.Faults - b.Faults, a.InvoluntarySwitches - b.InvoluntarySwitches, a.Gen0Collections - b.Gen0Collections);
 }

@@ -11,8 +11,9 @@
                                                         sys_percent_single, faults_single, involuntary_single: the thread's
                                                         system time share, page faults and preemptions of the calls each);
                                                         one untimed pass at the largest ef comes first (warm-up)
-  hnswlib_peer.py serve DIR                             the index loaded once; each ef read from standard input is
-                                                        answered with one line as query prints (no warm-up of its own)
+  hnswlib_peer.py serve DIR                             the index loaded once; each "EF START COUNT" line read from
+                                                        standard input runs those queries (one call each, then one
+                                                        call for all) and prints one JSON line of their times
 """
 import json
 import resource
@@ -90,11 +91,30 @@ def query(d, efs):
 
 
 def serve(d):
-    """The index loaded once; each line of input is an ef, answered with one JSON line (as query prints)."""
+    """The index loaded once; each input line "EF START COUNT" runs queries START..START+COUNT at EF, one knn_query call
+    each and then all in one call, and prints their times (wall and this thread's CPU), the true neighbours found by the
+    one call, and the thread's system time, page faults and preemptions of the calls each."""
     index, q, gt = open_index(d)
     for line in sys.stdin:
-        if line.strip():
-            print(json.dumps(measure(index, q, gt, int(line))), flush=True)
+        if not line.strip():
+            continue
+        ef, start, count = map(int, line.split())
+        index.set_ef(ef)
+        chunk = q[start:start + count]
+        u = resource.getrusage(resource.RUSAGE_THREAD)
+        t, c = time.perf_counter(), time.thread_time()
+        for i in range(count):
+            index.knn_query(chunk[i:i + 1], k=10, num_threads=1)
+        wall_single, cpu_single = time.perf_counter() - t, time.thread_time() - c
+        v = resource.getrusage(resource.RUSAGE_THREAD)
+        t, c = time.perf_counter(), time.thread_time()
+        labels, _ = index.knn_query(chunk, k=10, num_threads=1)
+        wall_batch, cpu_batch = time.perf_counter() - t, time.thread_time() - c
+        hits = sum(len(set(labels[i]) & set(gt[start + i])) for i in range(count))
+        print(json.dumps({"wall_single": wall_single, "cpu_single": cpu_single, "wall_batch": wall_batch,
+                          "cpu_batch": cpu_batch, "hits": int(hits), "sys_single": v.ru_stime - u.ru_stime,
+                          "faults_single": (v.ru_minflt - u.ru_minflt) + (v.ru_majflt - u.ru_majflt),
+                          "involuntary_single": v.ru_nivcsw - u.ru_nivcsw}), flush=True)
 
 
 def open_index(d):
