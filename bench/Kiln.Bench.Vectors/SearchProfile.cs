@@ -72,11 +72,19 @@ internal static class SearchProfile
                 ("read lock enter + exit", _ => { gate.EnterReadLock(); gate.ExitReadLock(); }),
                 ("query check (PrepareVector)", q => c.PrepareVector(q, "vector")),
                 ($"usearch_search (P/Invoke, k={take})", q => c.Graph.Search(q, take, slots, distances, null)),
-                ($"usearch_get x{rescored} + rescore", q =>
+                ($"usearch_get x{rescored} (stored kind, widened in C#) + rescore", q =>
                 {
                     for (var j = 0; j < rescored; j++)
                     {
                         c.Graph.TryGet(slots[j], vector);
+                        c.Score(q, vector);
+                    }
+                }),
+                ($"usearch_get x{rescored} as float32 (USearch's cast, the read before 2026-12-08) + rescore", q =>
+                {
+                    for (var j = 0; j < rescored; j++)
+                    {
+                        c.Graph.TryGetCast(slots[j], vector);
                         c.Score(q, vector);
                     }
                 }),
