@@ -1,7 +1,8 @@
 // Vector search against hnswlib (Debian's python3-hnswlib), both on one thread, in one run:
 // 200,000 x 128 float32 vectors with a 16-dimensional latent structure (x = z·A + 0.1·noise, seed 3), 1,000 queries,
-// exact top-10 by numpy. Builds are timed once each (peer first); query sweeps over ef alternate peer / Kiln per round,
-// each side both one call per query and all queries in one call; ratios are taken per round and their median reported.
+// exact top-10 by numpy. Builds are timed once each (peer first); in each round every ef's queries run on the peer and
+// on Kiln in turn, 100 at a time (--chunk), each side both one call per query and in one call; ratios are taken per round
+// and their median reported.
 //   dotnet run -c Release --project bench/Kiln.Bench.Vectors -- [--n 200000] [--queries 1000] [--rounds 3] [--datatype float32|float16|bfloat16] [--threads 1]
 // --datatype takes a comma-separated list (e.g. float16,bfloat16): one collection is built per datatype, one after the
 // other, and each round runs the peer's sweep and then every collection's, so the datatypes are compared in the same run.
