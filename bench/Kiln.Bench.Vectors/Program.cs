@@ -1,7 +1,8 @@
 // Vector search against hnswlib (Debian's python3-hnswlib), both on one thread, in one run:
 // 200,000 x 128 float32 vectors with a 16-dimensional latent structure (x = z·A + 0.1·noise, seed 3), 1,000 queries,
-// exact top-10 by numpy. Builds are timed once each (peer first); query sweeps over ef alternate peer / Kiln per round,
-// each side both one call per query and all queries in one call; ratios are taken per round and their median reported.
+// exact top-10 by numpy. Builds are timed once each (peer first); in each round every ef's queries run on the peer and
+// on Kiln in turn, 100 at a time (--chunk), each side both one call per query and in one call; ratios are taken per round
+// and their median reported.
 //   dotnet run -c Release --project bench/Kiln.Bench.Vectors -- [--n 200000] [--queries 1000] [--rounds 3] [--datatype float32|float16|bfloat16] [--threads 1]
 // --datatype takes a comma-separated list (e.g. float16,bfloat16): one collection is built per datatype, one after the
 // other, and each round runs the peer's sweep and then every collection's, so the datatypes are compared in the same run.
@@ -12,6 +13,11 @@
 // --ef-construct N sets Kiln's (USearch's expansion_add; the peer keeps ef_construction=200).
 // --m N sets Kiln's connectivity (USearch's M; default 16, as the peer's), for the memory runs.
 // --wait-for FILE waits for FILE before the query rounds (a peer index built beside the run, in --data DIR).
+// --ef LIST sets the sweep (comma-separated, default 16,32,64,128,256). The peer runs as one long-lived process
+// (hnswlib_peer.py serve) and a pass at one ef runs the queries in chunks of --chunk N (default 100) on every side in
+// turn, the first side rotating from chunk to chunk, so that both sides meet the same load. Before round 1 one untimed
+// round of the same passes warms both sides up (printed as round 0; --warmup 0 skips it). Each round prints every side's
+// figures with its thread's counters (system time, page faults, preemptions, and Kiln's gen-0 collections).
 // --profile 1 adds the time of each step of one Search call (SearchProfile.cs) after the rounds.
 // --keep-kiln DIR (with --memory-only 1) builds the collection in DIR, snapshots it, writes a log tail (10,000 new points
 // and 1,000 deletes) and leaves it there; --reopen DIR --data DATA then opens that store in a fresh process and prints the
@@ -33,7 +39,9 @@ var profile = Opt("profile", 0) == 1;
 var datatypes = opts.GetValueOrDefault("datatype", "float32").Split(',').Select(t => CollectionConfig.ParseDatatype(t, "--datatype")).ToArray();
 var datatype = datatypes[0];
 const int Dim = 128;
-int[] efs = [16, 32, 64, 128, 256];
+// --ef LIST: the sweep's ef values, comma-separated (both sides); --warmup 0 skips the untimed pass before round 1.
+int[] efs = [.. opts.GetValueOrDefault("ef", "16,32,64,128,256").Split(',').Select(e => int.Parse(e, CultureInfo.InvariantCulture)).Order()];
+var warmup = Opt("warmup", 1) == 1;
 var peer = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "vectors", "hnswlib_peer.py");
 if (!File.Exists(peer)) peer = Path.Combine("bench", "vectors", "hnswlib_peer.py");
 // --data DIR reuses the data, ground truth and hnswlib index an earlier run left there (kept with --keep-data 1), so a
@@ -173,37 +181,106 @@ try
     var peerRuns = efs.ToDictionary(ef => ef, _ => new List<Side>());
     var kilnRunsOf = collections.Select(_ => efs.ToDictionary(ef => ef, _ => new List<Side>())).ToList();
     var requests = q.Select(v => new SearchRequest(v, 10) { WithVector = false }).ToArray();
-    for (var r = 1; r <= rounds; r++)
+    // The peer answers from one long-lived process (hnswlib_peer.py serve: the index loaded once, as Kiln's collections
+    // stay open). A pass at one ef runs the queries in chunks of --chunk (default 100) on every side in turn: the peer's
+    // chunk and each collection's run back to back, the side that goes first rotating from chunk to chunk, so that the
+    // load of a shared machine, which moves within seconds, falls on every side alike (a ratio of two passes even a few
+    // seconds apart measured the load as much as the code). Each side's chunk is answered one call per query and then in
+    // one call (hnswlib's knn_query of the chunk, Kiln's SearchBatch); the times are summed over the chunks.
+    var chunk = Opt("chunk", 100);
+    using var peerProcess = StartPeer(dir);
+    (Side[] Sides, string[] Notes) Pass(int ef)
     {
-        foreach (var line in Python(["query", dir, string.Join(',', efs)]).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var kc in collections) kc.SetSearchExpansion(ef);
+        var sideCount = collections.Count + 1;
+        var wallSingle = new double[sideCount];
+        var cpuSingle = new double[sideCount];
+        var wallBatch = new double[sideCount];
+        var cpuBatch = new double[sideCount];
+        var hits = new long[sideCount];
+        var used = new ThreadCounters[sideCount];
+        var chunkNo = 0;
+        for (var start = 0; start < queries; start += chunk, chunkNo++)
         {
-            var o = JsonNode.Parse(line)!;
-            peerRuns[o["ef"]!.GetValue<int>()].Add(new Side(o["recall"]!.GetValue<double>(),
-                new Qps(o["qps_single"]!.GetValue<double>(), o["qps"]!.GetValue<double>()),
-                new Qps(o["cpu_qps_single"]!.GetValue<double>(), o["cpu_qps"]!.GetValue<double>())));
+            var count = Math.Min(chunk, queries - start);
+            for (var turn = 0; turn < sideCount; turn++)
+            {
+                var side = (turn + chunkNo) % sideCount;
+                if (side == 0)
+                {
+                    peerProcess.StandardInput.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{ef} {start} {count}"));
+                    peerProcess.StandardInput.Flush();
+                    var o = JsonNode.Parse(peerProcess.StandardOutput.ReadLine() ?? throw new InvalidOperationException("hnswlib_peer.py serve ended early"))!;
+                    wallSingle[0] += o["wall_single"]!.GetValue<double>();
+                    cpuSingle[0] += o["cpu_single"]!.GetValue<double>();
+                    wallBatch[0] += o["wall_batch"]!.GetValue<double>();
+                    cpuBatch[0] += o["cpu_batch"]!.GetValue<double>();
+                    hits[0] += o["hits"]!.GetValue<long>();
+                    used[0] += new ThreadCounters(o["sys_single"]!.GetValue<double>() * 1e6, o["faults_single"]!.GetValue<long>(), o["involuntary_single"]!.GetValue<long>(), 0);
+                    continue;
+                }
+                var kc = collections[side - 1];
+                var before = SearchProfile.Counters();
+                var cpu = SearchProfile.ThreadCpuMicroseconds();
+                clock.Restart();
+                var found = 0;
+                for (var i = start; i < start + count; i++)
+                {
+                    foreach (var h in kc.Search(requests[i])) if (gt[i].Contains(h.Point.Id.Number)) found++;
+                }
+                wallSingle[side] += clock.Elapsed.TotalSeconds;
+                cpuSingle[side] += (SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6;
+                used[side] += SearchProfile.Counters() - before;
+                cpu = SearchProfile.ThreadCpuMicroseconds();
+                clock.Restart();
+                var answers = kc.SearchBatch(new ArraySegment<SearchRequest>(requests, start, count));
+                wallBatch[side] += clock.Elapsed.TotalSeconds;
+                cpuBatch[side] += (SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6;
+                var batchFound = 0;
+                for (var i = 0; i < count; i++) foreach (var h in answers[i]) if (gt[start + i].Contains(h.Point.Id.Number)) batchFound++;
+                if (batchFound != found) throw new InvalidOperationException($"ef={ef}: the batch found {batchFound} true neighbours, one call per query {found}");
+                hits[side] += found;
+            }
         }
-        foreach (var (kc, kilnRuns) in collections.Zip(kilnRunsOf))
+        var sides = new Side[sideCount];
+        var notes = new string[sideCount];
+        for (var s = 0; s < sideCount; s++)
+        {
+            sides[s] = new Side(hits[s] / (10.0 * queries), new Qps(queries / wallSingle[s], queries / wallBatch[s]), new Qps(queries / cpuSingle[s], queries / cpuBatch[s]));
+            notes[s] = string.Create(CultureInfo.InvariantCulture,
+                $"{sides[s].Recall:0.0000} {sides[s].Cpu.Single:N0} qps (one call {sides[s].Cpu.Batch:N0}; sys {100 * used[s].SystemMicroseconds / 1e6 / cpuSingle[s]:0.0}%, {used[s].Faults} faults, {used[s].InvoluntarySwitches} preemptions{(s == 0 ? "" : $", {used[s].Gen0Collections} GCs")})");
+        }
+        return (sides, notes);
+    }
+    string SideName(int s) => s == 0 ? "hnswlib" : CollectionConfig.DatatypeName(collections[s - 1].Config.Datatype);
+    if (warmup)
+    {
+        // Round 0: the same passes, not counted: the first touches of each side's memory since the build (or the
+        // peer's load), and the JIT's tiers; its figures show how cold a first pass is.
+        var lines = Enumerable.Range(0, collections.Count + 1).Select(_ => new List<string>()).ToList();
         foreach (var ef in efs)
         {
-            kc.SetSearchExpansion(ef);
-            var hits = 0;
-            var cpu = SearchProfile.ThreadCpuMicroseconds();
-            clock.Restart();
-            for (var i = 0; i < queries; i++)
-            {
-                foreach (var h in kc.Search(requests[i])) if (gt[i].Contains(h.Point.Id.Number)) hits++;
-            }
-            var single = queries / clock.Elapsed.TotalSeconds;
-            var singleCpu = queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6);
-            cpu = SearchProfile.ThreadCpuMicroseconds();
-            clock.Restart();
-            var answers = kc.SearchBatch(requests);
-            var batch = queries / clock.Elapsed.TotalSeconds;
-            var batchCpu = queries / ((SearchProfile.ThreadCpuMicroseconds() - cpu) / 1e6);
-            var batchHits = 0;
-            for (var i = 0; i < queries; i++) foreach (var h in answers[i]) if (gt[i].Contains(h.Point.Id.Number)) batchHits++;
-            if (batchHits != hits) throw new InvalidOperationException($"ef={ef}: the batch found {batchHits} true neighbours, one call per query {hits}");
-            kilnRuns[ef].Add(new Side(hits / (10.0 * queries), new Qps(single, batch), new Qps(singleCpu, batchCpu)));
+            var (_, notes) = Pass(ef);
+            for (var s = 0; s < notes.Length; s++) lines[s].Add(notes[s]);
+        }
+        for (var s = 0; s < lines.Count; s++)
+        {
+            Console.WriteLine($"round 0 (warm-up, not counted) {SideName(s)}, CPU time, call per query at ef {string.Join('/', efs)}: {string.Join("; ", lines[s])}");
+        }
+    }
+    for (var r = 1; r <= rounds; r++)
+    {
+        var lines = Enumerable.Range(0, collections.Count + 1).Select(_ => new List<string>()).ToList();
+        foreach (var ef in efs)
+        {
+            var (sides, notes) = Pass(ef);
+            peerRuns[ef].Add(sides[0]);
+            for (var i = 0; i < collections.Count; i++) kilnRunsOf[i][ef].Add(sides[i + 1]);
+            for (var s = 0; s < notes.Length; s++) lines[s].Add(notes[s]);
+        }
+        for (var s = 0; s < lines.Count; s++)
+        {
+            Console.WriteLine($"round {r} {SideName(s)}, CPU time, call per query at ef {string.Join('/', efs)}: {string.Join("; ", lines[s])}");
         }
         // This round's ratios at once (thread CPU time, Kiln's call per query against the peer's of this round at Kiln's
         // recall), so that a run stopped early still leaves its finished rounds.
@@ -401,6 +478,17 @@ static float[][] ReadFloats(string path, int rows)
         Buffer.BlockCopy(bytes, i * dim * 4, result[i], 0, dim * 4);
     }
     return result;
+}
+
+// hnswlib_peer.py serve DIR: the peer's index loaded once; each "ef start count" line written to its input is answered
+// with one JSON line (the chunk's times and true neighbours found).
+Process StartPeer(string dataDir)
+{
+    var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+    psi.ArgumentList.Add(peer);
+    psi.ArgumentList.Add("serve");
+    psi.ArgumentList.Add(dataDir);
+    return Process.Start(psi)!;
 }
 
 string Python(string[] arguments)

@@ -7,9 +7,16 @@
                                                         their exact top-10 (base.f32 is written before the ground truth)
   hnswlib_peer.py query DIR EF[,EF...]                  prints one {"ef", "recall", "qps", "qps_single"} line per ef
                                                         (qps: all queries in one knn_query call; qps_single: one call each;
-                                                        cpu_qps, cpu_qps_single: the same per second of the thread's CPU time)
+                                                        cpu_qps, cpu_qps_single: the same per second of the thread's CPU time;
+                                                        sys_percent_single, faults_single, involuntary_single: the thread's
+                                                        system time share, page faults and preemptions of the calls each);
+                                                        one untimed pass at the largest ef comes first (warm-up)
+  hnswlib_peer.py serve DIR                             the index loaded once; each "EF START COUNT" line read from
+                                                        standard input runs those queries (one call each, then one
+                                                        call for all) and prints one JSON line of their times
 """
 import json
+import resource
 import sys
 import time
 
@@ -74,6 +81,43 @@ def build(d, m, efc, threads=1):
 
 
 def query(d, efs):
+    index, q, gt = open_index(d)
+    # One untimed pass over the queries at the largest ef first, so that the first timed ef is not the one that finds
+    # the freshly loaded index cold.
+    index.set_ef(max(efs))
+    index.knn_query(q, k=10, num_threads=1)
+    for ef in efs:
+        print(json.dumps(measure(index, q, gt, ef)), flush=True)
+
+
+def serve(d):
+    """The index loaded once; each input line "EF START COUNT" runs queries START..START+COUNT at EF, one knn_query call
+    each and then all in one call, and prints their times (wall and this thread's CPU), the true neighbours found by the
+    one call, and the thread's system time, page faults and preemptions of the calls each."""
+    index, q, gt = open_index(d)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        ef, start, count = map(int, line.split())
+        index.set_ef(ef)
+        chunk = q[start:start + count]
+        u = resource.getrusage(resource.RUSAGE_THREAD)
+        t, c = time.perf_counter(), time.thread_time()
+        for i in range(count):
+            index.knn_query(chunk[i:i + 1], k=10, num_threads=1)
+        wall_single, cpu_single = time.perf_counter() - t, time.thread_time() - c
+        v = resource.getrusage(resource.RUSAGE_THREAD)
+        t, c = time.perf_counter(), time.thread_time()
+        labels, _ = index.knn_query(chunk, k=10, num_threads=1)
+        wall_batch, cpu_batch = time.perf_counter() - t, time.thread_time() - c
+        hits = sum(len(set(labels[i]) & set(gt[start + i])) for i in range(count))
+        print(json.dumps({"wall_single": wall_single, "cpu_single": cpu_single, "wall_batch": wall_batch,
+                          "cpu_batch": cpu_batch, "hits": int(hits), "sys_single": v.ru_stime - u.ru_stime,
+                          "faults_single": (v.ru_minflt - u.ru_minflt) + (v.ru_majflt - u.ru_majflt),
+                          "involuntary_single": v.ru_nivcsw - u.ru_nivcsw}), flush=True)
+
+
+def open_index(d):
     import hnswlib
     meta = json.load(open(f"{d}/meta.json"))
     q = load(d, "queries.f32", meta["dim"])
@@ -81,20 +125,28 @@ def query(d, efs):
     index = hnswlib.Index(space="l2", dim=meta["dim"])
     index.load_index(f"{d}/hnswlib.bin")
     index.set_num_threads(1)
-    for ef in efs:
-        index.set_ef(ef)
-        # Wall time and this thread's CPU time (knn_query with num_threads=1 runs in the calling thread).
-        t, c = time.perf_counter(), time.thread_time()
-        labels, _ = index.knn_query(q, k=10, num_threads=1)
-        seconds, cpu = time.perf_counter() - t, time.thread_time() - c
-        # The same queries one knn_query call each, as a server answering one request at a time would call it.
-        t, c = time.perf_counter(), time.thread_time()
-        for i in range(len(q)):
-            index.knn_query(q[i:i + 1], k=10, num_threads=1)
-        single, single_cpu = time.perf_counter() - t, time.thread_time() - c
-        recall = np.mean([len(set(labels[i]) & set(gt[i])) / 10 for i in range(len(q))])
-        print(json.dumps({"ef": ef, "recall": float(recall), "qps": len(q) / seconds, "qps_single": len(q) / single,
-                          "cpu_qps": len(q) / cpu, "cpu_qps_single": len(q) / single_cpu}), flush=True)
+    return index, q, gt
+
+
+def measure(index, q, gt, ef):
+    index.set_ef(ef)
+    # Wall time and this thread's CPU time (knn_query with num_threads=1 runs in the calling thread).
+    t, c = time.perf_counter(), time.thread_time()
+    labels, _ = index.knn_query(q, k=10, num_threads=1)
+    seconds, cpu = time.perf_counter() - t, time.thread_time() - c
+    # The same queries one knn_query call each, as a server answering one request at a time would call it.
+    u = resource.getrusage(resource.RUSAGE_THREAD)
+    t, c = time.perf_counter(), time.thread_time()
+    for i in range(len(q)):
+        index.knn_query(q[i:i + 1], k=10, num_threads=1)
+    single, single_cpu = time.perf_counter() - t, time.thread_time() - c
+    v = resource.getrusage(resource.RUSAGE_THREAD)
+    recall = np.mean([len(set(labels[i]) & set(gt[i])) / 10 for i in range(len(q))])
+    return {"ef": ef, "recall": float(recall), "qps": len(q) / seconds, "qps_single": len(q) / single,
+            "cpu_qps": len(q) / cpu, "cpu_qps_single": len(q) / single_cpu,
+            "sys_percent_single": 100 * (v.ru_stime - u.ru_stime) / single_cpu,
+            "faults_single": (v.ru_minflt - u.ru_minflt) + (v.ru_majflt - u.ru_majflt),
+            "involuntary_single": v.ru_nivcsw - u.ru_nivcsw}
 
 
 if __name__ == "__main__":
@@ -109,3 +161,5 @@ if __name__ == "__main__":
         subset(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif cmd == "query":
         query(d, [int(e) for e in sys.argv[3].split(",")])
+    elif cmd == "serve":
+        serve(d)

@@ -121,6 +121,48 @@ print(' '.join(f'{i}:{s[i]:.6f}' for i in order[:5]))
     }
 
     [Theory]
+    [InlineData(VectorDatatype.Float16)]
+    [InlineData(VectorDatatype.BFloat16)]
+    public async Task A_compact_graph_gives_back_each_component_rounded_and_scores_hits_from_those_values(VectorDatatype datatype)
+    {
+        // 37 components (16-wide blocks and a tail when the stored 2-byte values are widened) mixing signs, zeros, the
+        // datatype's extremes and values far below 1; the oracle is .NET's own rounding: (float)(Half)x for float16,
+        // round to nearest even on the upper 16 bits for bfloat16 (TestData.BFloat16).
+        var largest = datatype == VectorDatatype.Float16 ? 65504f : 3.3895313892515355e38f;
+        var rng = new Random(11);
+        var vectors = Enumerable.Range(0, 40).Select(i => Enumerable.Range(0, 37).Select(j => (i + j) switch
+        {
+            0 => largest,
+            1 => -largest,
+            2 => 0f,
+            3 => -0f,
+            4 => 3.1e-5f,
+            _ => (float)(TestData.Gaussian(rng) * Math.Pow(10, rng.Next(-3, 4))),
+        }).ToArray()).ToArray();
+        float Rounded(float x) => datatype == VectorDatatype.Float16 ? (float)(Half)x : TestData.BFloat16(x);
+        await using var store = await Stores.OpenAsync(_dir.Path);
+        var c = await store.CreateAsync("v", new CollectionConfig { Dimension = 37, Distance = Distance.Dot, Datatype = datatype, FullScanThreshold = 0 });
+        c.Upsert(TestData.Points(vectors));
+        var back = c.Get(Enumerable.Range(0, vectors.Length).Select(i => PointId.Of((ulong)i))).ToDictionary(p => p.Id.Number);
+        for (var i = 0; i < vectors.Length; i++)
+        {
+            Assert.Equal([.. vectors[i].Select(Rounded)], back[(ulong)i].Vector);
+        }
+        // A graph search's scores are the float32 query's dot products with the rounded vectors (double precision here);
+        // bfloat16's query is scaled down so that no product with its largest value overflows float32.
+        var query = vectors[7].Select(x => datatype == VectorDatatype.BFloat16 ? x / 1e30f : x).ToArray();
+        c.SetSearchExpansion(64);
+        var hits = c.Search(new SearchRequest(query, 10) { WithVector = false });
+        Assert.Equal(SearchPath.Graph, c.LastSearchPath);
+        Assert.Equal(10, hits.Count);
+        foreach (var h in hits)
+        {
+            var expected = vectors[h.Point.Id.Number].Select((x, j) => (double)Rounded(x) * query[j]).Sum();
+            Assert.True(Math.Abs(h.Score - expected) <= 1e-4 * Math.Max(1, Math.Abs(expected)), $"point {h.Point.Id}: score {h.Score}, expected {expected}");
+        }
+    }
+
+    [Theory]
     [InlineData(VectorDatatype.Float32, 1e38f, null)]
     [InlineData(VectorDatatype.Float16, 65504f, null)]
     [InlineData(VectorDatatype.Float16, 70000f, "v[1]: a float16 collection holds components within ±65504, got 70000")]

@@ -1,5 +1,7 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Cloud.Unum.USearch;
 
 namespace Kiln.Vectors.Index;
@@ -21,9 +23,14 @@ internal sealed unsafe class HnswIndex : IDisposable
     private static readonly int SearchContexts = Math.Max(1, Environment.ProcessorCount);
     private readonly SemaphoreSlim _searchContexts = new(SearchContexts, SearchContexts);
 
+    // The stored kind: a float16 or bfloat16 graph's vectors are read back as stored (a copy of 2 bytes a component) and
+    // widened here, which is exact both ways and cheaper than USearch's scalar cast in usearch_get.
+    private readonly VectorDatatype _datatype;
+
     public HnswIndex(int dimension, Distance distance, VectorDatatype datatype, HnswParameters parameters)
     {
         Dimension = dimension;
+        _datatype = datatype;
         var options = new USearchNative.InitOptions
         {
             MetricKind = (uint)(distance switch
@@ -172,14 +179,53 @@ internal sealed unsafe class HnswIndex : IDisposable
     /// <summary>Copies the slot's vector out of the graph as float32 (float16 and bfloat16 graphs give the stored, rounded values).</summary>
     public bool TryGet(ulong slot, Span<float> vector)
     {
-        nuint found;
-        nint error;
-        fixed (float* v = vector)
+        if (_datatype == VectorDatatype.Float32)
         {
-            found = USearchNative.Get(_handle, slot, 1, v, ScalarKind.Float32, out error);
+            fixed (float* v = vector) return GetNative(slot, v, ScalarKind.Float32);
         }
+        // The stored 2-byte components, widened to float32 here (exact: every float16 and bfloat16 value is a float32).
+        Span<ushort> stored = Dimension <= 2048 ? stackalloc ushort[Dimension] : new ushort[Dimension];
+        fixed (ushort* s = stored)
+        {
+            if (!GetNative(slot, s, _datatype == VectorDatatype.Float16 ? ScalarKind.Float16 : ScalarKind.BFloat16)) return false;
+        }
+        if (_datatype == VectorDatatype.Float16) TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<ushort, Half>(stored), vector);
+        else WidenBFloat16(stored, vector);
+        return true;
+    }
+
+    /// <summary>The vector as USearch's usearch_get casts it to float32 (its scalar conversion; what <see cref="TryGet"/>
+    /// did before it read the stored kind): kept for bench/Kiln.Bench.Vectors' --profile, which times both.</summary>
+    internal bool TryGetCast(ulong slot, Span<float> vector)
+    {
+        fixed (float* v = vector) return GetNative(slot, v, ScalarKind.Float32);
+    }
+
+    /// <summary>usearch_get of one vector in <paramref name="kind"/> (USearch copies it when that is the stored kind).</summary>
+    private bool GetNative(ulong slot, void* destination, ScalarKind kind)
+    {
+        var found = USearchNative.Get(_handle, slot, 1, (float*)destination, kind, out var error);
         USearchNative.Check(error);
         return found > 0;
+    }
+
+    /// <summary>bfloat16 to float32: each value is the upper half of its float32, so widening is a shift.</summary>
+    internal static void WidenBFloat16(ReadOnlySpan<ushort> source, Span<float> destination)
+    {
+        if (destination.Length < source.Length) throw new ArgumentException("the destination is shorter than the source", nameof(destination));
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            ref var from = ref MemoryMarshal.GetReference(source);
+            ref var to = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(destination));
+            for (; i + 16 <= source.Length; i += 16)
+            {
+                var (lower, upper) = Vector256.Widen(Vector256.LoadUnsafe(ref from, (nuint)i));
+                (lower << 16).StoreUnsafe(ref to, (nuint)i);
+                (upper << 16).StoreUnsafe(ref to, (nuint)(i + 8));
+            }
+        }
+        for (; i < source.Length; i++) destination[i] = BitConverter.UInt32BitsToSingle((uint)source[i] << 16);
     }
 
     public void Remove(ulong slot)
