@@ -75,6 +75,34 @@ public sealed class ResumeAndShardTests(BatchFixture fx)
     }
 
     [Fact]
+    public async Task A_resume_that_does_not_match_the_output_is_refused_naming_why()
+    {
+        using var dir = new TempDir();
+        await BatchFixture.WriteParquetAsync(fx.Repeat(1), dir.File("in.parquet"), rowGroupRows: 2000);
+        var output = dir.File("out");
+        string[] args = ["batch", "--model", fx.Package, "--input", dir.File("in.parquet"), "--output", output, "--keep", "transaction_id"];
+        var first = await KilnCli.RunAsync(args);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        var manifest = Path.Combine(output, "_manifest.json");
+        var written = await File.ReadAllTextAsync(manifest);
+
+        // Other output columns: the parts could not be read as one table.
+        var otherColumns = await KilnCli.RunAsync(["batch", "--model", fx.Package, "--input", dir.File("in.parquet"), "--output", output, "--resume"]);
+        Assert.Equal(1, otherColumns.ExitCode);
+        Assert.Contains($"{manifest}: the output columns (transaction_id, prediction, probability) differ from this run's; pass the same --keep", otherColumns.StdErr, StringComparison.Ordinal);
+
+        // Another input under the same name: its rows are not the ones the parts hold.
+        await BatchFixture.WriteParquetAsync(fx.Repeat(2), dir.File("in.parquet"), rowGroupRows: 2000);
+        var otherInput = await KilnCli.RunAsync([.. args, "--resume"]);
+        Assert.Equal(1, otherInput.ExitCode);
+        Assert.Contains($"{manifest}: the input changed since the output was started", otherInput.StdErr, StringComparison.Ordinal);
+        Assert.Contains("start again in an empty directory", otherInput.StdErr, StringComparison.Ordinal);
+
+        // Refused before anything was written: the manifest is as the first run left it.
+        Assert.Equal(written, await File.ReadAllTextAsync(manifest));
+    }
+
+    [Fact]
     public async Task Three_shards_cover_the_input_without_overlap()
     {
         using var dir = new TempDir();

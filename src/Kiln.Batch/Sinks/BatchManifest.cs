@@ -48,6 +48,40 @@ public sealed class BatchManifest
 
     public DateTimeOffset UpdatedAt { get; set; }
 
+    /// <summary>A manifest for a job starting on an empty output.</summary>
+    internal static BatchManifest Start(JobIdentity job, IReadOnlyList<OutputColumn> columns) => new()
+    {
+        ModelUri = job.ModelUri,
+        ModelName = job.ModelName,
+        ModelVersion = job.ModelVersion,
+        ModelSha256 = job.ModelSha256,
+        InputUri = job.InputUri,
+        InputFingerprint = job.InputFingerprint,
+        Shard = job.Shard.ToString(),
+        Columns = [.. columns],
+        StartedAt = DateTimeOffset.UtcNow,
+    };
+
+    /// <summary>
+    /// --resume of this manifest (found at <paramref name="where"/>) by <paramref name="job"/>: a KilnException naming
+    /// it when another model wrote it, the input changed (<paramref name="startAgain"/> says where to start afresh) or the
+    /// output columns differ. Then the parts whose file <paramref name="present"/> does not find are dropped, the rest
+    /// are returned as done, and the manifest is marked not complete.
+    /// </summary>
+    internal IReadOnlySet<PartitionId> Resume(JobIdentity job, IReadOnlyList<OutputColumn> columns, string where, string startAgain, Func<string, bool> present)
+    {
+        if (ModelSha256 != job.ModelSha256)
+            throw new KilnException($"{where}: the output was written by another model ({ModelUri}); --resume needs the same model");
+        if (InputFingerprint != job.InputFingerprint)
+            throw new KilnException($"{where}: the input changed since the output was started ({InputUri}); {startAgain}");
+        if (!Columns.Select(c => c.Name).SequenceEqual(columns.Select(c => c.Name)))
+            throw new KilnException($"{where}: the output columns ({string.Join(", ", Columns.Select(c => c.Name))}) differ from this run's; pass the same --keep");
+        // A part counts as done only if its file is really there.
+        Parts.RemoveAll(p => p.File is null || !present(p.File));
+        Complete = false;
+        return Parts.Select(p => new PartitionId(p.FileIndex, p.Partition)).ToHashSet();
+    }
+
     /// <summary>The manifest's file name for a shard: _manifest.json for an unsharded job, _manifest-i-of-N.json otherwise.</summary>
     public static string FileName(ShardSpec shard) => shard.Count == 1 ? "_manifest.json" : $"_manifest-{shard.Index}-of-{shard.Count}.json";
 

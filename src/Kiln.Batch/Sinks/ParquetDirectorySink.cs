@@ -43,34 +43,11 @@ internal sealed class ParquetDirectorySink(string directory, bool partitionOnly 
         if (partitionOnly) return Task.FromResult<IReadOnlySet<PartitionId>>(new HashSet<PartitionId>());
         _manifestPath = Path.Combine(directory, BatchManifest.FileName(job.Shard));
         var existing = BatchManifest.Read(_manifestPath);
-        var done = new HashSet<PartitionId>();
         if (existing is not null && !resume)
             throw new KilnException($"{_manifestPath}: the output already holds a batch job; pass --resume to finish it, or choose an empty directory");
-        if (existing is not null)
-        {
-            if (existing.ModelSha256 != job.ModelSha256)
-                throw new KilnException($"{_manifestPath}: the output was written by another model ({existing.ModelUri}); --resume needs the same model");
-            if (existing.InputFingerprint != job.InputFingerprint)
-                throw new KilnException($"{_manifestPath}: the input changed since the output was started ({existing.InputUri}); start again in an empty directory");
-            if (!existing.Columns.Select(c => c.Name).SequenceEqual(columns.Select(c => c.Name)))
-                throw new KilnException($"{_manifestPath}: the output columns ({string.Join(", ", existing.Columns.Select(c => c.Name))}) differ from this run's; pass the same --keep");
-            // A part counts as done only if its file is really there.
-            existing.Parts.RemoveAll(p => p.File is null || !File.Exists(Path.Combine(directory, p.File)));
-            foreach (var p in existing.Parts) done.Add(new PartitionId(p.FileIndex, p.Partition));
-            existing.Complete = false;
-        }
-        _manifest = existing ?? new BatchManifest
-        {
-            ModelUri = job.ModelUri,
-            ModelName = job.ModelName,
-            ModelVersion = job.ModelVersion,
-            ModelSha256 = job.ModelSha256,
-            InputUri = job.InputUri,
-            InputFingerprint = job.InputFingerprint,
-            Shard = job.Shard.ToString(),
-            Columns = [.. columns],
-            StartedAt = DateTimeOffset.UtcNow,
-        };
+        var done = existing?.Resume(job, columns, _manifestPath, "start again in an empty directory", file => File.Exists(Path.Combine(directory, file)))
+            ?? new HashSet<PartitionId>();
+        _manifest = existing ?? BatchManifest.Start(job, columns);
         _manifest.SkippedFiles = job.Skipped is { Count: > 0 } skipped ? [.. skipped] : null;
         // Temporary files of this shard's parts are leftovers of a killed run.
         foreach (var tmp in Directory.EnumerateFiles(directory, ".part-*.tmp-*"))

@@ -50,35 +50,15 @@ internal sealed class S3ParquetSink(S3Storage storage, bool partitionOnly = fals
         _manifestKey = BatchManifest.FileName(job.Shard);
         var where = _storage.Location.Child(_manifestKey).ToString();
         var existing = await ReadManifestAsync(where, ct).ConfigureAwait(false);
-        var done = new HashSet<PartitionId>();
         if (existing is not null && !resume)
             throw new KilnException($"{where}: the output already holds a batch job; pass --resume to finish it, or choose an empty prefix");
+        IReadOnlySet<PartitionId> done = new HashSet<PartitionId>();
         if (existing is not null)
         {
-            if (existing.ModelSha256 != job.ModelSha256)
-                throw new KilnException($"{where}: the output was written by another model ({existing.ModelUri}); --resume needs the same model");
-            if (existing.InputFingerprint != job.InputFingerprint)
-                throw new KilnException($"{where}: the input changed since the output was started ({existing.InputUri}); start again under an empty prefix");
-            if (!existing.Columns.Select(c => c.Name).SequenceEqual(columns.Select(c => c.Name)))
-                throw new KilnException($"{where}: the output columns ({string.Join(", ", existing.Columns.Select(c => c.Name))}) differ from this run's; pass the same --keep");
-            // A part counts as done only if its object is really there.
             var present = (await _storage.ListAsync("", ct).ConfigureAwait(false)).Objects.Select(o => o.Key).ToHashSet(StringComparer.Ordinal);
-            existing.Parts.RemoveAll(p => p.File is null || !present.Contains(p.File));
-            foreach (var p in existing.Parts) done.Add(new PartitionId(p.FileIndex, p.Partition));
-            existing.Complete = false;
+            done = existing.Resume(job, columns, where, "start again under an empty prefix", present.Contains);
         }
-        _manifest = existing ?? new BatchManifest
-        {
-            ModelUri = job.ModelUri,
-            ModelName = job.ModelName,
-            ModelVersion = job.ModelVersion,
-            ModelSha256 = job.ModelSha256,
-            InputUri = job.InputUri,
-            InputFingerprint = job.InputFingerprint,
-            Shard = job.Shard.ToString(),
-            Columns = [.. columns],
-            StartedAt = DateTimeOffset.UtcNow,
-        };
+        _manifest = existing ?? BatchManifest.Start(job, columns);
         _manifest.SkippedFiles = job.Skipped is { Count: > 0 } skipped ? [.. skipped] : null;
         await WriteManifestAsync(ct).ConfigureAwait(false);
         return done;
