@@ -372,34 +372,8 @@ public sealed class MlnetScorer : IScorer
             for (var b = 0; b < results.Length; b += _blockRows)
             {
                 var count = Math.Min(_blockRows, results.Length - b);
-                if (direct is { } columns)
-                {
-                    var fill = _direct!.Value.Fill;
-                    for (var i = 0; i < count; i++)
-                    {
-                        var row = _block.Row(i);
-                        var at = start + b + i;
-                        for (var k = 0; k < row.Length; k++)
-                        {
-                            var v = (float)columns[k][at];
-                            row[k] = float.IsNaN(v) ? fill[k] : v;
-                        }
-                    }
-                }
-                else for (var i = 0; i < count; i++)
-                {
-                    _row.MoveTo(start + b + i);
-                    _features(ref _buffer);
-                    var row = _block.Row(i);
-                    if (_buffer.IsDense) _buffer.GetValues().CopyTo(row);
-                    else
-                    {
-                        row.Clear();
-                        var indices = _buffer.GetIndices();
-                        var values = _buffer.GetValues();
-                        for (var k = 0; k < indices.Length; k++) row[indices[k]] = values[k];
-                    }
-                }
+                if (direct is not null) ReadDirectly(direct, start + b, count);
+                else ReadThroughPrefix(start + b, count);
                 if (_trees.Task == ModelTask.Multiclass)
                 {
                     ScoreClasses(count, results[b..]);
@@ -416,6 +390,40 @@ public sealed class MlnetScorer : IScorer
                     }
                     var positive = _trees.Label(score);
                     results[b + i] = new Prediction(labels.Length == 2 ? labels[positive ? 1 : 0] : (positive ? "true" : "false"), _trees.Probability(score));
+                }
+            }
+        }
+
+        /// <summary>Fills the block's first <paramref name="count"/> rows from input rows <paramref name="first"/>… with the plan (<see cref="DirectFeatures"/>).</summary>
+        private void ReadDirectly(double[][] columns, int first, int count)
+        {
+            var fill = _direct!.Value.Fill;
+            for (var i = 0; i < count; i++)
+            {
+                var row = _block.Row(i);
+                for (var k = 0; k < row.Length; k++)
+                {
+                    var v = (float)columns[k][first + i];
+                    row[k] = float.IsNaN(v) ? fill[k] : v;
+                }
+            }
+        }
+
+        /// <summary>Fills the block's first <paramref name="count"/> rows from input rows <paramref name="first"/>… through ML.NET's prefix, row by row.</summary>
+        private void ReadThroughPrefix(int first, int count)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                _row.MoveTo(first + i);
+                _features(ref _buffer);
+                var row = _block.Row(i);
+                if (_buffer.IsDense) _buffer.GetValues().CopyTo(row);
+                else
+                {
+                    row.Clear();
+                    var indices = _buffer.GetIndices();
+                    var values = _buffer.GetValues();
+                    for (var k = 0; k < indices.Length; k++) row[indices[k]] = values[k];
                 }
             }
         }
